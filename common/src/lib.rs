@@ -31,6 +31,8 @@ pub mod jwk;
 pub mod jws;
 pub mod provider;
 pub mod rejection;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use rejection::Rejection;
 
