@@ -25,14 +25,17 @@ pub mod access_token;
 pub mod alg;
 pub mod b64;
 pub mod claims;
+pub mod dpop;
 pub mod http;
 pub mod json;
 pub mod jwk;
 pub mod jws;
+pub mod nonce;
 pub mod provider;
 pub mod rejection;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod uri;
 
 pub use rejection::Rejection;
 

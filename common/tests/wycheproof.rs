@@ -8,7 +8,12 @@
 //! lives in `gatehouse_common::testkit::wycheproof` so the edge's WebCrypto
 //! and the origin's native providers run the very same cases.
 #![cfg(all(feature = "testkit", not(target_arch = "wasm32")))]
-#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use gatehouse_common::provider::RustCrypto;
 use gatehouse_common::testkit::wycheproof::{self, Expected, VectorFiles};

@@ -8,6 +8,7 @@
 //!
 //! Nothing here is meant for production code paths.
 
+pub mod signer;
 pub mod wycheproof;
 
 /// Decodes lower- or upper-case hexadecimal; `None` on odd length or a non-hex digit.
