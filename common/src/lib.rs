@@ -33,6 +33,7 @@ pub mod jws;
 pub mod nonce;
 pub mod provider;
 pub mod rejection;
+pub mod revocation;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod uri;
