@@ -30,8 +30,11 @@ pub mod http;
 pub mod json;
 pub mod jwk;
 pub mod jws;
+pub mod keys;
 pub mod nonce;
+pub mod policy;
 pub mod provider;
+pub mod ratelimit;
 pub mod rejection;
 pub mod revocation;
 #[cfg(feature = "testkit")]

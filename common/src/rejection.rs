@@ -43,6 +43,8 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8–9, 401 with a fresh `DPoP-Nonce`.
     UseDpopNonce,
+    /// 403: no route allows the path (route policy default deny).
+    AccessDenied,
     /// 429, rate limited (RFC 6585 §4).
     RateLimited,
     /// 500: the edge or origin could not decide (configuration, unreachable keys).
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::AccessDenied => "access_denied",
             Self::RateLimited => "rate_limited",
             Self::ServerError => "server_error",
         }
@@ -142,19 +145,19 @@ impl Rejection {
                 ErrorCode::InvalidToken | ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce,
             ) => 401,
             Some(ErrorCode::InvalidRequest) => 400,
-            Some(ErrorCode::InsufficientScope) => 403,
+            Some(ErrorCode::InsufficientScope | ErrorCode::AccessDenied) => 403,
             Some(ErrorCode::RateLimited) => 429,
             Some(ErrorCode::ServerError) => 500,
         }
     }
 
     /// `WWW-Authenticate` values, one per offered scheme; the error is
-    /// attached to the scheme the client used. Empty for 429 and 500.
+    /// attached to the scheme the client used. Empty for 429, 500 and `access_denied`.
     #[must_use]
     pub fn www_authenticate(&self, offer: &Challenge<'_>) -> Vec<String> {
         if matches!(
             self.code,
-            Some(ErrorCode::RateLimited | ErrorCode::ServerError)
+            Some(ErrorCode::RateLimited | ErrorCode::ServerError | ErrorCode::AccessDenied)
         ) {
             return Vec::new();
         }
@@ -193,6 +196,26 @@ impl Rejection {
             });
         }
         out
+    }
+
+    /// Every response header to send: each `WWW-Authenticate` value,
+    /// `DPoP-Nonce` when a nonce is required, `Retry-After` for 429, and
+    /// `Cache-Control: no-store`.
+    #[must_use]
+    pub fn headers(&self, offer: &Challenge<'_>) -> Vec<(&'static str, String)> {
+        let mut h: Vec<(&'static str, String)> = self
+            .www_authenticate(offer)
+            .into_iter()
+            .map(|v| ("WWW-Authenticate", v))
+            .collect();
+        if let Some(n) = &self.dpop_nonce {
+            h.push(("DPoP-Nonce", n.clone()));
+        }
+        if let Some(secs) = self.retry_after {
+            h.push(("Retry-After", secs.to_string()));
+        }
+        h.push(("Cache-Control", "no-store".to_owned()));
+        h
     }
 
     /// The JSON body.
@@ -258,6 +281,32 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
         assert_eq!(body["error"], "invalid_token");
         assert_eq!(body["expires_at"], 42);
+    }
+
+    #[test]
+    fn headers_carry_nonce_and_retry_after() {
+        let mut r = Rejection::new(ErrorCode::UseDpopNonce, Scheme::DPoP, "nonce");
+        r.dpop_nonce = Some("n1".into());
+        let offer = Challenge {
+            realm: None,
+            bearer: false,
+            dpop_algs: &[Algorithm::Es256],
+        };
+        let h = r.headers(&offer);
+        assert!(h.contains(&("DPoP-Nonce", "n1".to_owned())));
+        assert!(h
+            .iter()
+            .any(|(n, v)| *n == "WWW-Authenticate" && v.contains("use_dpop_nonce")));
+        let mut r = Rejection::new(ErrorCode::RateLimited, Scheme::Bearer, "slow down");
+        r.retry_after = Some(3);
+        let h = r.headers(&offer);
+        assert!(h.contains(&("Retry-After", "3".to_owned())));
+        assert!(!h.iter().any(|(n, _)| *n == "WWW-Authenticate"));
+        let denied = Rejection::new(ErrorCode::AccessDenied, Scheme::Bearer, "no");
+        assert_eq!(
+            (denied.status(), denied.www_authenticate(&offer).len()),
+            (403, 0)
+        );
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! GCRA rate limiting (the generic cell rate algorithm, equivalent to a token
+//! bucket) with injected time, and the response header values.
+//!
+//! The state is one number — the theoretical arrival time (TAT) — so the edge
+//! keeps it in a Durable Object and the origin in memory; [`check`] is pure:
+//! `(state, now, quota) -> (decision, new state)`. Time is in milliseconds
+//! since the Unix epoch, because limits of several requests per second need
+//! finer steps than seconds.
+//!
+//! Headers follow draft-ietf-httpapi-ratelimit-headers (structured fields):
+//! `RateLimit-Policy: "name";q=LIMIT;w=WINDOW` and
+//! `RateLimit: "name";r=REMAINING;t=RESET`, plus `Retry-After` (RFC 9110 §10.2.3) on 429.
+
+use crate::rejection::{ErrorCode, Rejection, Scheme};
+
+/// How many requests a key may make per window, with bursts up to `limit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Policy name used in the headers (a short token such as `client`).
+    pub name: String,
+    /// Requests allowed per window (and the largest burst). At least 1.
+    pub limit: u32,
+    /// The window in seconds. At least 1.
+    pub window_secs: u32,
+}
+
+impl Quota {
+    /// `limit` requests per `window_secs` under policy `name`.
+    #[must_use]
+    pub fn new(name: impl Into<String>, limit: u32, window_secs: u32) -> Self {
+        Self {
+            name: name.into(),
+            limit: limit.max(1),
+            window_secs: window_secs.max(1),
+        }
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::from(self.window_secs.max(1)) * 1000
+    }
+
+    /// Emission interval: milliseconds of budget one request uses (at least 1).
+    fn interval_ms(&self) -> i64 {
+        (self.window_ms() / i64::from(self.limit.max(1))).max(1)
+    }
+
+    /// `RateLimit-Policy` header value.
+    #[must_use]
+    pub fn policy_header(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            sf_string(&self.name),
+            self.limit,
+            self.window_secs
+        )
+    }
+}
+
+/// The stored state for one key: the theoretical arrival time, in ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GcraState {
+    /// Theoretical arrival time (ms since the epoch); 0 for a fresh key.
+    pub tat_ms: i64,
+}
+
+/// The outcome of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests still allowed right now after this one.
+    pub remaining: u32,
+    /// For a refusal, milliseconds until a request would be allowed (0 when allowed).
+    pub retry_after_ms: i64,
+    /// Milliseconds until the full quota is available again.
+    pub reset_ms: i64,
+}
+
+/// Decides one request for a key in `state` at `now_ms` under `quota`.
+/// A refused request does not consume budget (the state is returned unchanged).
+#[must_use]
+pub fn check(state: GcraState, now_ms: i64, quota: &Quota) -> (Decision, GcraState) {
+    let t = quota.interval_ms();
+    let window = t.saturating_mul(i64::from(quota.limit.max(1)));
+    let tat = state.tat_ms.max(now_ms);
+    let new_tat = tat.saturating_add(t);
+    // The earliest instant at which new_tat fits within the burst tolerance.
+    let allow_at = new_tat.saturating_sub(window);
+    if now_ms < allow_at {
+        let decision = Decision {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: allow_at - now_ms,
+            reset_ms: tat.saturating_sub(now_ms),
+        };
+        return (decision, state);
+    }
+    let spare = now_ms.saturating_add(window).saturating_sub(new_tat);
+    let remaining = u32::try_from(spare / t).unwrap_or(u32::MAX);
+    let decision = Decision {
+        allowed: true,
+        remaining,
+        retry_after_ms: 0,
+        reset_ms: new_tat.saturating_sub(now_ms),
+    };
+    (decision, GcraState { tat_ms: new_tat })
+}
+
+impl Decision {
+    /// `Retry-After` in whole seconds, rounded up (at least 1 for a refusal).
+    #[must_use]
+    pub fn retry_after_secs(&self) -> u64 {
+        if self.allowed {
+            return 0;
+        }
+        u64::try_from(ceil_div(self.retry_after_ms, 1000).max(1)).unwrap_or(u64::MAX)
+    }
+
+    /// `RateLimit` header value for `quota`.
+    #[must_use]
+    pub fn ratelimit_header(&self, quota: &Quota) -> String {
+        format!(
+            "\"{}\";r={};t={}",
+            sf_string(&quota.name),
+            self.remaining,
+            ceil_div(self.reset_ms, 1000)
+        )
+    }
+
+    /// Every header to attach: `RateLimit-Policy`, `RateLimit`, and for a refusal `Retry-After`.
+    #[must_use]
+    pub fn headers(&self, quota: &Quota) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("RateLimit-Policy", quota.policy_header()),
+            ("RateLimit", self.ratelimit_header(quota)),
+        ];
+        if !self.allowed {
+            h.push(("Retry-After", self.retry_after_secs().to_string()));
+        }
+        h
+    }
+
+    /// The 429 refusal for a denied decision.
+    #[must_use]
+    pub fn rejection(&self) -> Rejection {
+        let mut r = Rejection::new(ErrorCode::RateLimited, Scheme::Bearer, "too many requests");
+        r.retry_after = Some(self.retry_after_secs());
+        r
+    }
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    if a <= 0 {
+        0
+    } else {
+        (a.saturating_add(b - 1)) / b
+    }
+}
+
+/// Keeps a policy name to the characters a structured-field string allows unescaped.
+fn sf_string(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn a_fresh_key_gets_the_full_burst_then_is_refused() {
+        let q = Quota::new("client", 5, 10);
+        let mut s = GcraState::default();
+        for want_remaining in (0..5).rev() {
+            let (d, next) = check(s, T0, &q);
+            assert!(d.allowed);
+            assert_eq!(d.remaining, want_remaining);
+            s = next;
+        }
+        let (d, after) = check(s, T0, &q);
+        assert!(!d.allowed);
+        assert_eq!(after, s, "a refusal consumes nothing");
+        assert_eq!(d.retry_after_ms, 2000, "one interval (10 s / 5)");
+        assert_eq!(d.retry_after_secs(), 2);
+    }
+
+    #[test]
+    fn budget_refills_at_the_emission_rate() {
+        let q = Quota::new("ip", 2, 1);
+        let (_, s) = check(GcraState::default(), T0, &q);
+        let (_, s) = check(s, T0, &q);
+        assert!(!check(s, T0 + 499, &q).0.allowed);
+        let (d, s) = check(s, T0 + 500, &q);
+        assert!(d.allowed);
+        assert!(!check(s, T0 + 500, &q).0.allowed);
+        // After a long idle period the burst is back, not more.
+        let (d, _) = check(s, T0 + 60_000, &q);
+        assert_eq!(d.remaining, 1);
+    }
+
+    #[test]
+    fn headers_follow_the_draft() {
+        let q = Quota::new("client", 100, 60);
+        let (d, _) = check(GcraState::default(), T0, &q);
+        assert_eq!(q.policy_header(), "\"client\";q=100;w=60");
+        assert_eq!(d.ratelimit_header(&q), "\"client\";r=99;t=1");
+        assert_eq!(d.headers(&q).len(), 2);
+        let denied = Decision {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: 1001,
+            reset_ms: 60_000,
+        };
+        assert_eq!(denied.retry_after_secs(), 2);
+        assert_eq!(
+            denied.headers(&q).last().cloned(),
+            Some(("Retry-After", "2".to_owned()))
+        );
+        let r = denied.rejection();
+        assert_eq!((r.status(), r.retry_after), (429, Some(2)));
+        assert_eq!(Quota::new("a\"b", 1, 1).policy_header(), "\"ab\";q=1;w=1");
+    }
+
+    #[test]
+    fn clocks_going_backwards_do_not_grant_extra_budget() {
+        let q = Quota::new("c", 1, 10);
+        let (_, s) = check(GcraState::default(), T0, &q);
+        assert!(!check(s, T0 - 5_000, &q).0.allowed);
+    }
+}
