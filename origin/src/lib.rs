@@ -1,1 +1,22 @@
-//! Gatehouse origin.
+//! Gatehouse origin: the OAuth 2.1 authorization server and its admin CLI.
+//!
+//! Layers: [`config`] → [`db`] (SQLite or PostgreSQL through sqlx `Any`) →
+//! repositories ([`clients`], [`keys`], [`audit`]) → services ([`token`]) →
+//! [`http`] (one router, thin handlers, one [`error::Error`]). Validation of
+//! tokens is `gatehouse_common`'s; signing and verifying run on aws-lc-rs
+//! ([`crypto`]).
+
+pub mod audit;
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod kek;
+pub mod keys;
+pub mod secret;
+pub mod server;
+pub mod state;
+pub mod token;

@@ -1,1 +1,5 @@
-fn main() {}
+//! `gatehouse-origin`: the server and admin CLI.
+
+fn main() -> std::process::ExitCode {
+    gatehouse_origin::cli::main()
+}

@@ -1,0 +1,129 @@
+//! The audit log: who did what, when, from where — never a token or secret value.
+
+use crate::db::{Db, DbError};
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use sqlx::Row as _;
+
+/// One audit event to record.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Row id (0 before insertion).
+    pub id: i64,
+    /// When.
+    pub at: i64,
+    /// `token_issued`, `authentication_failed`, `token_revoked`, `key_rotated`, `client_created`, …
+    pub event: String,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The subject concerned.
+    pub subject: Option<String>,
+    /// The token id concerned (an identifier, not the token).
+    pub jti: Option<String>,
+    /// The caller's IP address.
+    pub source_ip: Option<String>,
+    /// A short, non-secret note.
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// A new event of `kind` at `now`.
+    #[must_use]
+    pub fn new(kind: &str, now: UnixTime) -> Self {
+        Self {
+            event: kind.to_owned(),
+            at: now.0,
+            ..Self::default()
+        }
+    }
+    /// Sets the client.
+    #[must_use]
+    pub fn client(mut self, c: &str) -> Self {
+        self.client_id = Some(c.to_owned());
+        self
+    }
+    /// Sets the subject.
+    #[must_use]
+    pub fn subject(mut self, s: &str) -> Self {
+        self.subject = Some(s.to_owned());
+        self
+    }
+    /// Sets the token id.
+    #[must_use]
+    pub fn jti(mut self, j: &str) -> Self {
+        self.jti = Some(j.to_owned());
+        self
+    }
+    /// Sets the source IP.
+    #[must_use]
+    pub fn ip(mut self, ip: Option<std::net::IpAddr>) -> Self {
+        self.source_ip = ip.map(|i| i.to_string());
+        self
+    }
+    /// Sets the detail.
+    #[must_use]
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+/// Records an event.
+pub async fn record<'c, E>(exec: E, e: &AuditEvent) -> Result<(), DbError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.at)
+    .bind(&e.event)
+    .bind(e.client_id.clone())
+    .bind(e.subject.clone())
+    .bind(e.jti.clone())
+    .bind(e.source_ip.clone())
+    .bind(e.detail.clone())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// The newest `limit` events, newest first, optionally only after id `after`.
+pub async fn list(
+    db: &Db,
+    limit: i64,
+    client_id: Option<&str>,
+) -> Result<Vec<AuditEvent>, DbError> {
+    let rows = match client_id {
+        Some(c) => sqlx::query(
+            "SELECT id, at, event, client_id, subject, jti, source_ip, detail FROM audit_events \
+                 WHERE client_id = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(c)
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?,
+        None => sqlx::query(
+            "SELECT id, at, event, client_id, subject, jti, source_ip, detail FROM audit_events \
+                 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&db.pool)
+        .await?,
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEvent {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                event: r.try_get("event")?,
+                client_id: r.try_get("client_id")?,
+                subject: r.try_get("subject")?,
+                jti: r.try_get("jti")?,
+                source_ip: r.try_get("source_ip")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,320 @@
+//! The `gatehouse-origin` command line: `serve`, `migrate`, `client …`,
+//! `keys …`, `audit`. Commands print JSON on stdout; logs go to stderr.
+
+use crate::clients::{self, NewClient};
+use crate::config::Config;
+use crate::db::Db;
+use crate::state::now;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Gatehouse's OAuth 2.1 authorization server and admin CLI.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse-origin", version)]
+pub struct Cli {
+    /// Configuration file (TOML); `GATEHOUSE_*` variables override it.
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Show recent audit events.
+    Audit {
+        /// How many events.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only this client's events.
+        #[arg(long)]
+        client: Option<String>,
+    },
+}
+
+/// `client …`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and (once) its secret.
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Allowed scopes, space-separated.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// Allowed audience (repeatable; the first is the default). Default: GATEHOUSE_DEFAULT_AUDIENCE.
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Allowed grant type (repeatable). Default: client_credentials for confidential clients.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret).
+        #[arg(long)]
+        public: bool,
+        /// Require DPoP-bound tokens.
+        #[arg(long)]
+        dpop_required: bool,
+    },
+    /// List clients.
+    List,
+    /// Show one client.
+    Show {
+        /// The client id.
+        client_id: String,
+    },
+    /// Issue a new secret; the old one works for the grace period (GATEHOUSE_SECRET_GRACE).
+    RotateSecret {
+        /// The client id.
+        client_id: String,
+        /// Grace period in seconds for the old secret (default from config).
+        #[arg(long)]
+        grace: Option<i64>,
+    },
+    /// Delete a client.
+    Delete {
+        /// The client id.
+        client_id: String,
+    },
+}
+
+/// `keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their schedule.
+    List,
+    /// Start a rotation: publish a new key now; it signs after the publish lead.
+    Rotate {
+        /// Make the new key sign at once (after a key compromise; caches may lag).
+        #[arg(long)]
+        immediate: bool,
+    },
+}
+
+/// Runs the CLI from the process arguments.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            // Logging is configured by the config; a config error goes to stderr plainly.
+            eprintln!("gatehouse-origin: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "command failed");
+            eprintln!("gatehouse-origin: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn print(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+async fn run(command: Command, config: Config) -> CliResult {
+    match command {
+        Command::Serve => Ok(crate::server::serve(config).await?),
+        Command::Migrate => {
+            Db::open(&config.database_url).await?;
+            print(&json!({"migrated": true}));
+            Ok(())
+        }
+        Command::Client(c) => client(c, config).await,
+        Command::Keys(k) => keys(k, config).await,
+        Command::Audit { limit, client } => {
+            let db = Db::open(&config.database_url).await?;
+            let events = crate::audit::list(&db, limit.clamp(1, 10_000), client.as_deref()).await?;
+            print(&json!({ "events": events }));
+            Ok(())
+        }
+    }
+}
+
+async fn client(cmd: ClientCommand, config: Config) -> CliResult {
+    let db = Db::open(&config.database_url).await?;
+    let now = now();
+    match cmd {
+        ClientCommand::Create {
+            name,
+            scope,
+            audiences,
+            grants,
+            redirect_uris,
+            public,
+            dpop_required,
+        } => {
+            let new = NewClient {
+                name,
+                public,
+                scopes: scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                audiences: if audiences.is_empty() {
+                    vec![config.default_audience.clone()]
+                } else {
+                    audiences
+                },
+                grant_types: if grants.is_empty() && !public {
+                    vec!["client_credentials".into()]
+                } else {
+                    grants
+                },
+                redirect_uris,
+                dpop_required,
+            };
+            let (client, secret) = clients::create(&db, &new, now).await?;
+            crate::audit::record(
+                &db.pool,
+                &crate::audit::AuditEvent::new("client_created", now)
+                    .client(&client.client_id)
+                    .detail("cli"),
+            )
+            .await?;
+            let mut out = serde_json::to_value(client.view())?;
+            if let (Some(s), Some(m)) = (secret, out.as_object_mut()) {
+                m.insert("client_secret".into(), s.expose().into());
+            }
+            print(&out);
+        }
+        ClientCommand::List => {
+            let list: Vec<_> = clients::list(&db)
+                .await?
+                .iter()
+                .map(clients::Client::view)
+                .collect();
+            print(&json!({ "clients": list }));
+        }
+        ClientCommand::Show { client_id } => match clients::get(&db, &client_id).await? {
+            Some(c) => print(&serde_json::to_value(c.view())?),
+            None => return Err(format!("no client {client_id}").into()),
+        },
+        ClientCommand::RotateSecret { client_id, grace } => {
+            let grace = grace.unwrap_or(config.secret_grace).max(0);
+            match clients::rotate_secret(&db, &client_id, grace, now).await? {
+                Some(secret) => {
+                    crate::audit::record(
+                        &db.pool,
+                        &crate::audit::AuditEvent::new("client_secret_rotated", now)
+                            .client(&client_id)
+                            .detail("cli"),
+                    )
+                    .await?;
+                    print(&json!({
+                        "client_id": client_id,
+                        "client_secret": secret.expose(),
+                        "previous_secret_expires_at": now.0.saturating_add(grace),
+                    }));
+                }
+                None => return Err(format!("no client {client_id}").into()),
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            if !clients::delete(&db, &client_id).await? {
+                return Err(format!("no client {client_id}").into());
+            }
+            crate::audit::record(
+                &db.pool,
+                &crate::audit::AuditEvent::new("client_deleted", now)
+                    .client(&client_id)
+                    .detail("cli"),
+            )
+            .await?;
+            print(&json!({ "deleted": client_id }));
+        }
+    }
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
+    let db = Db::open(&config.database_url).await?;
+    let now = now();
+    match cmd {
+        KeysCommand::List => {
+            let metas = crate::keys::list(&db).await?;
+            let signer = metas
+                .iter()
+                .filter(|m| m.active_at <= now.0 && m.published(now))
+                .max_by_key(|m| (m.active_at, m.created_at))
+                .map(|m| m.kid.clone());
+            let keys: Vec<_> = metas
+                .iter()
+                .map(|m| {
+                    let mut v = serde_json::to_value(m).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("state".into(), m.state(now, signer.as_deref()).into());
+                    }
+                    v
+                })
+                .collect();
+            print(&json!({ "keys": keys }));
+        }
+        KeysCommand::Rotate { immediate } => {
+            let kek = crate::server::resolve_kek(&config)?;
+            let meta = crate::keys::rotate(
+                &db,
+                &kek,
+                config.signing_alg,
+                &config.key_schedule,
+                immediate,
+                now,
+            )
+            .await?;
+            crate::audit::record(
+                &db.pool,
+                &crate::audit::AuditEvent::new("key_rotated", now)
+                    .detail(format!("kid={} active_at={}", meta.kid, meta.active_at)),
+            )
+            .await?;
+            print(&serde_json::to_value(&meta)?);
+        }
+    }
+    Ok(())
+}

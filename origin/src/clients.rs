@@ -1,0 +1,350 @@
+//! Registered clients: the repository and the rules of client authentication.
+
+use crate::db::{flag, json_list, to_json_list, Db, DbError};
+use crate::secret::{ct_eq, random_id, ClientSecret, RandomError};
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row as _;
+
+/// Grant types a client may be allowed.
+pub const KNOWN_GRANTS: [&str; 1] = ["client_credentials"];
+
+/// A registered client as stored (secrets only as SHA-256 hashes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// The client identifier.
+    pub client_id: String,
+    /// A human-readable name.
+    pub name: String,
+    /// Public clients have no secret (`token_endpoint_auth_method: none`).
+    pub public: bool,
+    /// SHA-256 of the current secret (confidential clients).
+    pub secret_hash: Option<Vec<u8>>,
+    /// SHA-256 of the previous secret, valid until `previous_secret_expires_at`.
+    pub previous_secret_hash: Option<Vec<u8>>,
+    /// End of the previous secret's grace period.
+    pub previous_secret_expires_at: Option<i64>,
+    /// Registered redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Allowed audiences; the first is the default.
+    pub audiences: Vec<String>,
+    /// Whether every token must be DPoP-bound.
+    pub dpop_required: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last update.
+    pub updated_at: i64,
+}
+
+/// What an operator sees of a client: never a secret or its hash.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ClientView {
+    /// The client identifier.
+    pub client_id: String,
+    /// Name.
+    pub name: String,
+    /// Whether the client is public.
+    pub public: bool,
+    /// `client_secret_basic`/`client_secret_post` or `none`.
+    pub token_endpoint_auth_method: &'static str,
+    /// Allowed scopes, space-separated.
+    pub scope: String,
+    /// Allowed audiences.
+    pub audiences: Vec<String>,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Whether DPoP is required.
+    pub dpop_required: bool,
+    /// When a rotated-out secret stops working, if one is in its grace period.
+    pub previous_secret_expires_at: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last update.
+    pub updated_at: i64,
+}
+
+impl Client {
+    /// The operator's view.
+    #[must_use]
+    pub fn view(&self) -> ClientView {
+        ClientView {
+            client_id: self.client_id.clone(),
+            name: self.name.clone(),
+            public: self.public,
+            token_endpoint_auth_method: if self.public {
+                "none"
+            } else {
+                "client_secret_basic"
+            },
+            scope: self.scopes.join(" "),
+            audiences: self.audiences.clone(),
+            grant_types: self.grant_types.clone(),
+            redirect_uris: self.redirect_uris.clone(),
+            dpop_required: self.dpop_required,
+            previous_secret_expires_at: self.previous_secret_expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// Whether `secret` is this client's current secret, or its previous one
+    /// within the grace period. Both comparisons always run (constant time).
+    #[must_use]
+    pub fn secret_matches(&self, secret: &ClientSecret, now: UnixTime) -> bool {
+        let presented = secret.hash();
+        let current = self
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| ct_eq(h, &presented));
+        let previous = self
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|h| ct_eq(h, &presented))
+            && self.previous_secret_expires_at.is_some_and(|t| now.0 < t);
+        current | previous
+    }
+}
+
+/// What an operator asks for when registering a client.
+#[derive(Clone, Debug, Default)]
+pub struct NewClient {
+    /// Name.
+    pub name: String,
+    /// Public (no secret).
+    pub public: bool,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Allowed audiences (first is the default).
+    pub audiences: Vec<String>,
+    /// Allowed grants.
+    pub grant_types: Vec<String>,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// DPoP required.
+    pub dpop_required: bool,
+}
+
+/// Why a client registration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A field is invalid.
+    #[error("invalid client {field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Randomness failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+impl From<sqlx::Error> for ClientError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+#[must_use]
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+fn is_absolute_uri(s: &str) -> bool {
+    (s.starts_with("https://") || s.starts_with("http://"))
+        && s.len() <= 2048
+        && !s.contains(['#', ' '])
+        && s.split("://").nth(1).is_some_and(|rest| !rest.is_empty())
+}
+
+impl NewClient {
+    fn validate(&self) -> Result<(), ClientError> {
+        let bad = |field, reason| Err(ClientError::Invalid { field, reason });
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return bad("name", "must be 1-200 characters");
+        }
+        if !self.scopes.iter().all(|s| is_scope_token(s)) {
+            return bad(
+                "scope",
+                "scope tokens must be printable ASCII without spaces, quotes or backslashes",
+            );
+        }
+        if self.audiences.is_empty() {
+            return bad("audience", "at least one audience is required");
+        }
+        if !self.audiences.iter().all(|a| is_absolute_uri(a)) {
+            return bad("audience", "audiences must be absolute http(s) URIs");
+        }
+        if !self.redirect_uris.iter().all(|a| is_absolute_uri(a)) {
+            return bad(
+                "redirect_uri",
+                "redirect URIs must be absolute http(s) URIs without fragment",
+            );
+        }
+        if !self
+            .grant_types
+            .iter()
+            .all(|g| KNOWN_GRANTS.contains(&g.as_str()))
+        {
+            return bad(
+                "grant",
+                "unknown grant type (supported: client_credentials)",
+            );
+        }
+        if self.public && self.grant_types.iter().any(|g| g == "client_credentials") {
+            return bad(
+                "grant",
+                "client_credentials needs a confidential client (RFC 6749 §4.4)",
+            );
+        }
+        Ok(())
+    }
+}
+
+fn from_row(row: &AnyRow) -> Result<Client, DbError> {
+    Ok(Client {
+        client_id: row.try_get("client_id")?,
+        name: row.try_get("name")?,
+        public: flag(row, "is_public")?,
+        secret_hash: row.try_get("secret_hash")?,
+        previous_secret_hash: row.try_get("previous_secret_hash")?,
+        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
+        redirect_uris: json_list(row, "redirect_uris")?,
+        grant_types: json_list(row, "grant_types")?,
+        scopes: json_list(row, "scopes")?,
+        audiences: json_list(row, "audiences")?,
+        dpop_required: flag(row, "dpop_required")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
+     previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
+     dpop_required, created_at, updated_at";
+
+/// Registers a client; returns it and, for confidential clients, its secret (shown once).
+pub async fn create(
+    db: &Db,
+    new: &NewClient,
+    now: UnixTime,
+) -> Result<(Client, Option<ClientSecret>), ClientError> {
+    new.validate()?;
+    let secret = if new.public {
+        None
+    } else {
+        Some(ClientSecret::generate()?)
+    };
+    let client = Client {
+        client_id: random_id()?,
+        name: new.name.trim().to_owned(),
+        public: new.public,
+        secret_hash: secret.as_ref().map(|s| s.hash().to_vec()),
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        redirect_uris: new.redirect_uris.clone(),
+        grant_types: new.grant_types.clone(),
+        scopes: new.scopes.clone(),
+        audiences: new.audiences.clone(),
+        dpop_required: new.dpop_required,
+        created_at: now.0,
+        updated_at: now.0,
+    };
+    sqlx::query(&format!(
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ))
+    .bind(&client.client_id)
+    .bind(&client.name)
+    .bind(i64::from(client.public))
+    .bind(client.secret_hash.clone())
+    .bind(None::<Vec<u8>>)
+    .bind(None::<i64>)
+    .bind(to_json_list(&client.redirect_uris))
+    .bind(to_json_list(&client.grant_types))
+    .bind(to_json_list(&client.scopes))
+    .bind(to_json_list(&client.audiences))
+    .bind(i64::from(client.dpop_required))
+    .bind(client.created_at)
+    .bind(client.updated_at)
+    .execute(&db.pool)
+    .await?;
+    Ok((client, secret))
+}
+
+/// Looks a client up.
+pub async fn get(db: &Db, client_id: &str) -> Result<Option<Client>, DbError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+    ))
+    .bind(client_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Every client, oldest first.
+pub async fn list(db: &Db) -> Result<Vec<Client>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM clients ORDER BY created_at, client_id"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Deletes a client; `false` if it did not exist.
+pub async fn delete(db: &Db, client_id: &str) -> Result<bool, DbError> {
+    let r = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Gives a confidential client a new secret; the old one keeps working for
+/// `grace_secs`. Returns the new secret (shown once), or `None` if the client
+/// does not exist or is public.
+pub async fn rotate_secret(
+    db: &Db,
+    client_id: &str,
+    grace_secs: i64,
+    now: UnixTime,
+) -> Result<Option<ClientSecret>, ClientError> {
+    let Some(client) = get(db, client_id).await? else {
+        return Ok(None);
+    };
+    if client.public {
+        return Err(ClientError::Invalid {
+            field: "client",
+            reason: "public clients have no secret",
+        });
+    }
+    let secret = ClientSecret::generate()?;
+    let r = sqlx::query(
+        "UPDATE clients SET secret_hash = $1, previous_secret_hash = $2, \
+         previous_secret_expires_at = $3, updated_at = $4 WHERE client_id = $5",
+    )
+    .bind(secret.hash().to_vec())
+    .bind(client.secret_hash)
+    .bind(now.0.saturating_add(grace_secs))
+    .bind(now.0)
+    .bind(client_id)
+    .execute(&db.pool)
+    .await?;
+    Ok((r.rows_affected() > 0).then_some(secret))
+}

@@ -1,0 +1,455 @@
+//! Configuration: an optional `gatehouse.toml` overlaid by `GATEHOUSE_*`
+//! environment variables, validated once into [`Config`].
+//!
+//! [`FileConfig`] is what users write (unknown keys are refused); [`Config`]
+//! is what the server runs with. Loading never panics and never prints: it
+//! returns a [`ConfigError`] the CLI reports.
+
+use crate::secret::AdminToken;
+use gatehouse_common::alg::Algorithm;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The file format of `gatehouse.toml`. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `GATEHOUSE_LISTEN`: socket address to listen on.
+    pub listen: Option<String>,
+    /// `GATEHOUSE_ISSUER`: the issuer identifier (`iss`), an http(s) URL.
+    pub issuer: Option<String>,
+    /// `GATEHOUSE_DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    pub database_url: Option<String>,
+    /// `GATEHOUSE_DATA_DIR`: where the SQLite file and the development KEK live.
+    pub data_dir: Option<String>,
+    /// `GATEHOUSE_ACCESS_TOKEN_TTL`: access token lifetime in seconds.
+    pub access_token_ttl: Option<i64>,
+    /// `GATEHOUSE_ADMIN_TOKEN`: bearer token for `/admin` (admin API off when absent).
+    pub admin_token: Option<String>,
+    /// `GATEHOUSE_LOG`: tracing filter (e.g. `info`, `gatehouse_origin=debug`).
+    pub log: Option<String>,
+    /// `GATEHOUSE_KEK`: base64url of the 32-byte key-encryption key.
+    pub kek: Option<String>,
+    /// `GATEHOUSE_DEFAULT_AUDIENCE`: audience given to clients created without one.
+    pub default_audience: Option<String>,
+    /// `GATEHOUSE_SIGNING_ALG`: algorithm of new signing keys (ES256, EdDSA, RS256, PS256).
+    pub signing_alg: Option<String>,
+    /// `GATEHOUSE_KEY_PUBLISH_LEAD`: seconds a new key is in the JWKS before it signs.
+    pub key_publish_lead: Option<i64>,
+    /// `GATEHOUSE_KEY_ACTIVE_PERIOD`: seconds a key signs before the next one takes over.
+    pub key_active_period: Option<i64>,
+    /// `GATEHOUSE_KEY_RETENTION`: seconds a retired key stays published (beyond the token TTL).
+    pub key_retention: Option<i64>,
+    /// `GATEHOUSE_JWKS_MAX_AGE`: `Cache-Control: max-age` of the JWKS, seconds.
+    pub jwks_max_age: Option<i64>,
+    /// `GATEHOUSE_DPOP_NONCE`: require server-issued DPoP nonces at `/token`.
+    pub dpop_nonce: Option<bool>,
+    /// `GATEHOUSE_SECRET_GRACE`: seconds an old client secret keeps working after rotation.
+    pub secret_grace: Option<i64>,
+    /// `GATEHOUSE_TOKEN_RATE`: token requests per minute allowed per client and per IP.
+    pub token_rate_per_minute: Option<u32>,
+    /// `GATEHOUSE_TOKEN_BURST`: burst allowance for the token rate limit.
+    pub token_burst: Option<u32>,
+}
+
+/// The validated configuration the origin runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Issuer identifier, without a trailing slash.
+    pub issuer: String,
+    /// Database URL.
+    pub database_url: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Access token lifetime, seconds.
+    pub access_token_ttl: i64,
+    /// Admin bearer token, if the admin API is enabled.
+    pub admin_token: Option<AdminToken>,
+    /// Tracing filter.
+    pub log: String,
+    /// Key-encryption key source.
+    pub kek: Option<crate::kek::Kek>,
+    /// Audience for clients created without `--audience`.
+    pub default_audience: String,
+    /// Algorithm of newly generated signing keys.
+    pub signing_alg: Algorithm,
+    /// Key schedule.
+    pub key_schedule: KeySchedule,
+    /// JWKS `Cache-Control: max-age`, seconds.
+    pub jwks_max_age: i64,
+    /// Whether `/token` requires DPoP nonces.
+    pub dpop_nonce: bool,
+    /// Grace period of a rotated client secret, seconds.
+    pub secret_grace: i64,
+    /// Token endpoint rate: requests per minute per client and per IP.
+    pub token_rate_per_minute: u32,
+    /// Token endpoint burst.
+    pub token_burst: u32,
+}
+
+/// When signing keys are published, become active, retire and disappear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySchedule {
+    /// Seconds between publication in the JWKS and first signature
+    /// (at least the edge's maximum JWKS cache age).
+    pub publish_lead: i64,
+    /// Seconds a key is the signer.
+    pub active_period: i64,
+    /// Seconds a retired key stays in the JWKS after its last token expired.
+    pub retention: i64,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`FileConfig`] (includes unknown keys).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// The setting (env var name).
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl FileConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// Overlays `GATEHOUSE_*` variables from `env`.
+    pub fn overlay_env(&mut self, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+        fn s(env: &HashMap<String, String>, k: &str, slot: &mut Option<String>) {
+            if let Some(v) = env.get(k) {
+                *slot = Some(v.clone());
+            }
+        }
+        fn n<T: std::str::FromStr>(
+            env: &HashMap<String, String>,
+            k: &'static str,
+            slot: &mut Option<T>,
+        ) -> Result<(), ConfigError> {
+            if let Some(v) = env.get(k) {
+                *slot = Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| invalid(k, format!("`{v}` is not a valid value")))?,
+                );
+            }
+            Ok(())
+        }
+        s(env, "GATEHOUSE_LISTEN", &mut self.listen);
+        s(env, "GATEHOUSE_ISSUER", &mut self.issuer);
+        s(env, "GATEHOUSE_DATABASE_URL", &mut self.database_url);
+        s(env, "GATEHOUSE_DATA_DIR", &mut self.data_dir);
+        n(
+            env,
+            "GATEHOUSE_ACCESS_TOKEN_TTL",
+            &mut self.access_token_ttl,
+        )?;
+        s(env, "GATEHOUSE_ADMIN_TOKEN", &mut self.admin_token);
+        s(env, "GATEHOUSE_LOG", &mut self.log);
+        s(env, "GATEHOUSE_KEK", &mut self.kek);
+        s(
+            env,
+            "GATEHOUSE_DEFAULT_AUDIENCE",
+            &mut self.default_audience,
+        );
+        s(env, "GATEHOUSE_SIGNING_ALG", &mut self.signing_alg);
+        n(
+            env,
+            "GATEHOUSE_KEY_PUBLISH_LEAD",
+            &mut self.key_publish_lead,
+        )?;
+        n(
+            env,
+            "GATEHOUSE_KEY_ACTIVE_PERIOD",
+            &mut self.key_active_period,
+        )?;
+        n(env, "GATEHOUSE_KEY_RETENTION", &mut self.key_retention)?;
+        n(env, "GATEHOUSE_JWKS_MAX_AGE", &mut self.jwks_max_age)?;
+        n(env, "GATEHOUSE_DPOP_NONCE", &mut self.dpop_nonce)?;
+        n(env, "GATEHOUSE_SECRET_GRACE", &mut self.secret_grace)?;
+        n(env, "GATEHOUSE_TOKEN_RATE", &mut self.token_rate_per_minute)?;
+        n(env, "GATEHOUSE_TOKEN_BURST", &mut self.token_burst)?;
+        Ok(())
+    }
+
+    /// Validates into a [`Config`], filling defaults.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "GATEHOUSE_LISTEN",
+                format!("`{listen_text}` is not host:port"),
+            )
+        })?;
+        let issuer = self
+            .issuer
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.ends_with('/')
+            || issuer.contains(['?', '#', ' '])
+        {
+            return Err(invalid(
+                "GATEHOUSE_ISSUER",
+                "must be an http(s) URL without query, fragment or trailing slash",
+            ));
+        }
+        let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
+        let database_url = self
+            .database_url
+            .unwrap_or_else(|| "sqlite://./data/gatehouse.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "GATEHOUSE_DATABASE_URL",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        let access_token_ttl = self.access_token_ttl.unwrap_or(300);
+        if !(10..=86_400).contains(&access_token_ttl) {
+            return Err(invalid(
+                "GATEHOUSE_ACCESS_TOKEN_TTL",
+                "must be between 10 and 86400 seconds",
+            ));
+        }
+        let admin_token = match self.admin_token {
+            None => None,
+            Some(t) if t.is_empty() => None,
+            Some(t) if t.len() < 16 => {
+                return Err(invalid(
+                    "GATEHOUSE_ADMIN_TOKEN",
+                    "must be at least 16 characters",
+                ))
+            }
+            Some(t) => Some(AdminToken::new(t)),
+        };
+        let kek = match self.kek {
+            None => None,
+            Some(k) if k.is_empty() => None,
+            Some(k) => Some(
+                crate::kek::Kek::from_base64url(k.trim())
+                    .map_err(|_| invalid("GATEHOUSE_KEK", "must be base64url of 32 bytes"))?,
+            ),
+        };
+        let signing_alg = match self.signing_alg.as_deref() {
+            None => Algorithm::Es256,
+            Some(name) => match Algorithm::from_name(name) {
+                Ok(
+                    a @ (Algorithm::Es256 | Algorithm::EdDsa | Algorithm::Rs256 | Algorithm::Ps256),
+                ) => a,
+                _ => {
+                    return Err(invalid(
+                        "GATEHOUSE_SIGNING_ALG",
+                        "must be one of ES256, EdDSA, RS256, PS256",
+                    ))
+                }
+            },
+        };
+        let jwks_max_age = self.jwks_max_age.unwrap_or(300);
+        if !(0..=86_400).contains(&jwks_max_age) {
+            return Err(invalid(
+                "GATEHOUSE_JWKS_MAX_AGE",
+                "must be between 0 and 86400",
+            ));
+        }
+        let key_schedule = KeySchedule {
+            publish_lead: self.key_publish_lead.unwrap_or(3_600),
+            active_period: self.key_active_period.unwrap_or(30 * 86_400),
+            retention: self.key_retention.unwrap_or(3_600),
+        };
+        if key_schedule.publish_lead < jwks_max_age {
+            return Err(invalid(
+                "GATEHOUSE_KEY_PUBLISH_LEAD",
+                "must be at least GATEHOUSE_JWKS_MAX_AGE so caches see a key before it signs",
+            ));
+        }
+        if key_schedule.active_period < 60 || key_schedule.retention < 0 {
+            return Err(invalid(
+                "GATEHOUSE_KEY_ACTIVE_PERIOD",
+                "must be at least 60 seconds (and retention non-negative)",
+            ));
+        }
+        let secret_grace = self.secret_grace.unwrap_or(86_400);
+        if !(0..=30 * 86_400).contains(&secret_grace) {
+            return Err(invalid(
+                "GATEHOUSE_SECRET_GRACE",
+                "must be between 0 and 2592000",
+            ));
+        }
+        let token_rate_per_minute = self.token_rate_per_minute.unwrap_or(600);
+        let token_burst = self.token_burst.unwrap_or(60);
+        if token_rate_per_minute == 0 || token_burst == 0 {
+            return Err(invalid(
+                "GATEHOUSE_TOKEN_RATE",
+                "rate and burst must be positive",
+            ));
+        }
+        Ok(Config {
+            listen,
+            issuer,
+            database_url,
+            data_dir,
+            access_token_ttl,
+            admin_token,
+            log: self.log.unwrap_or_else(|| "info".into()),
+            kek,
+            default_audience: self
+                .default_audience
+                .unwrap_or_else(|| "http://127.0.0.1:8787".into()),
+            signing_alg,
+            key_schedule,
+            jwks_max_age,
+            dpop_nonce: self.dpop_nonce.unwrap_or(false),
+            secret_grace,
+            token_rate_per_minute,
+            token_burst,
+        })
+    }
+}
+
+impl Config {
+    /// Loads the file (if any) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("GATEHOUSE_"))
+            .collect();
+        Self::load_from(path, &env)
+    }
+
+    /// Loads the file (if any) overlaid by `env`.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut file = match path {
+            Some(p) => FileConfig::from_file(p)?,
+            None => FileConfig::default(),
+        };
+        file.overlay_env(env)?;
+        file.validate()
+    }
+
+    /// A configuration for tests: the defaults, a fixed KEK and admin token.
+    #[must_use]
+    pub fn for_tests(database_url: &str) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: "http://127.0.0.1:8080".into(),
+            database_url: database_url.to_owned(),
+            data_dir: std::env::temp_dir(),
+            access_token_ttl: 300,
+            admin_token: Some(AdminToken::new("test-admin-token-0123456789".into())),
+            log: "info".into(),
+            kek: Some(crate::kek::Kek::from_bytes([7; 32])),
+            default_audience: "http://127.0.0.1:8787".into(),
+            signing_alg: Algorithm::Es256,
+            key_schedule: KeySchedule {
+                publish_lead: 3_600,
+                active_period: 30 * 86_400,
+                retention: 3_600,
+            },
+            jwks_max_age: 300,
+            dpop_nonce: false,
+            secret_grace: 86_400,
+            token_rate_per_minute: 600,
+            token_burst: 60,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://./data/gatehouse.db");
+        assert_eq!(c.access_token_ttl, 300);
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file_and_unknown_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("gh-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("g.toml");
+        std::fs::write(
+            &p,
+            "issuer = \"https://a.example\"\naccess_token_ttl = 60\n",
+        )
+        .unwrap();
+        let c =
+            Config::load_from(Some(&p), &env(&[("GATEHOUSE_ACCESS_TOKEN_TTL", "120")])).unwrap();
+        assert_eq!(c.issuer, "https://a.example");
+        assert_eq!(c.access_token_ttl, 120);
+        std::fs::write(&p, "isuer = \"https://a.example\"\n").unwrap();
+        let e = Config::load_from(Some(&p), &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("isuer"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        for (k, v) in [
+            ("GATEHOUSE_LISTEN", "nope"),
+            ("GATEHOUSE_ISSUER", "https://a.example/"),
+            ("GATEHOUSE_ACCESS_TOKEN_TTL", "abc"),
+            ("GATEHOUSE_ACCESS_TOKEN_TTL", "0"),
+            ("GATEHOUSE_DATABASE_URL", "mysql://x"),
+            ("GATEHOUSE_KEK", "short"),
+            ("GATEHOUSE_SIGNING_ALG", "HS256"),
+            ("GATEHOUSE_ADMIN_TOKEN", "short"),
+        ] {
+            let e = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}: {e}");
+        }
+    }
+}

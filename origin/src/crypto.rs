@@ -1,0 +1,305 @@
+//! The origin's native crypto provider on aws-lc-rs: key generation, JWS
+//! signing, and [`SignatureVerifier`] for `common`'s validation.
+//!
+//! Verification applies the same rules as `common`'s portable provider:
+//! ECDSA signatures are fixed-length P1363 (`r ‖ s`), RSA moduli are
+//! 2048–8192 bits with signatures exactly the modulus length, PSS uses a
+//! 32-byte salt (RFC 7518 §3.5), and the key must allow the algorithm.
+
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+use gatehouse_common::alg::Algorithm;
+use gatehouse_common::b64;
+use gatehouse_common::jwk::{EcCurve, KeyMaterial, PublicJwk};
+use gatehouse_common::provider::SignatureVerifier;
+use serde_json::{json, Value};
+use std::fmt;
+
+/// The aws-lc-rs provider.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AwsLc;
+
+impl SignatureVerifier for AwsLc {
+    fn verify(&self, key: &PublicJwk, alg: Algorithm, signing_input: &[u8], sig: &[u8]) -> bool {
+        if !key.algorithms().contains(&alg) {
+            return false;
+        }
+        match (key.material(), alg) {
+            (
+                KeyMaterial::Ec {
+                    curve: EcCurve::P256,
+                    x,
+                    y,
+                },
+                Algorithm::Es256,
+            ) => {
+                sig.len() == 64
+                    && UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point(x, y))
+                        .verify(signing_input, sig)
+                        .is_ok()
+            }
+            (
+                KeyMaterial::Ec {
+                    curve: EcCurve::P384,
+                    x,
+                    y,
+                },
+                Algorithm::Es384,
+            ) => {
+                sig.len() == 96
+                    && UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point(x, y))
+                        .verify(signing_input, sig)
+                        .is_ok()
+            }
+            (KeyMaterial::Ed25519 { x }, Algorithm::EdDsa) => {
+                sig.len() == 64
+                    && UnparsedPublicKey::new(&signature::ED25519, x)
+                        .verify(signing_input, sig)
+                        .is_ok()
+            }
+            (KeyMaterial::Rsa { n, e }, Algorithm::Rs256 | Algorithm::Ps256) => {
+                let params = if alg == Algorithm::Rs256 {
+                    &signature::RSA_PKCS1_2048_8192_SHA256
+                } else {
+                    &signature::RSA_PSS_2048_8192_SHA256
+                };
+                sig.len() == n.len()
+                    && signature::RsaPublicKeyComponents {
+                        n: n.as_slice(),
+                        e: e.as_slice(),
+                    }
+                    .verify(params, signing_input, sig)
+                    .is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+fn point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1 + x.len() + y.len());
+    p.push(0x04);
+    p.extend_from_slice(x);
+    p.extend_from_slice(y);
+    p
+}
+
+/// Why a key could not be generated, loaded or used.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The algorithm is not one the origin signs with.
+    #[error("the origin does not sign with {0}")]
+    UnsupportedAlgorithm(Algorithm),
+    /// Key generation failed.
+    #[error("key generation failed")]
+    Generate,
+    /// Stored private key material could not be parsed.
+    #[error("stored private key is invalid")]
+    InvalidKey,
+    /// Signing failed.
+    #[error("signing failed")]
+    Sign,
+}
+
+enum Inner {
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+    Rsa(
+        signature::RsaKeyPair,
+        &'static signature::RsaSignatureEncoding,
+    ),
+}
+
+/// A private signing key with its public JWK (which carries `kid` and `alg`).
+pub struct SigningKey {
+    inner: Inner,
+    public: PublicJwk,
+    alg: Algorithm,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.public.kid())
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly generated key: its PKCS#8 document (secret) and the loaded key.
+pub struct GeneratedKey {
+    /// PKCS#8 v1 DER of the private key (to be sealed under the KEK).
+    pub pkcs8: Vec<u8>,
+    /// The usable key.
+    pub key: SigningKey,
+}
+
+impl SigningKey {
+    /// Generates a key for `alg` (RSA: 2048 bits).
+    pub fn generate(alg: Algorithm, kid: &str) -> Result<GeneratedKey, CryptoError> {
+        let rng = SystemRandom::new();
+        let pkcs8 = match alg {
+            Algorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|_| CryptoError::Generate)?
+                    .as_ref()
+                    .to_vec()
+            }
+            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| CryptoError::Generate)?
+                .as_ref()
+                .to_vec(),
+            Algorithm::Rs256 | Algorithm::Ps256 => {
+                let kp = signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| CryptoError::Generate)?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> =
+                    kp.as_der().map_err(|_| CryptoError::Generate)?;
+                der.as_ref().to_vec()
+            }
+            other => return Err(CryptoError::UnsupportedAlgorithm(other)),
+        };
+        let key = Self::from_pkcs8(alg, kid, &pkcs8)?;
+        Ok(GeneratedKey { pkcs8, key })
+    }
+
+    /// Loads a stored key.
+    pub fn from_pkcs8(alg: Algorithm, kid: &str, pkcs8: &[u8]) -> Result<Self, CryptoError> {
+        let (inner, jwk) = match alg {
+            Algorithm::Es256 => {
+                let kp =
+                    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                        .map_err(|_| CryptoError::InvalidKey)?;
+                let pt = kp.public_key().as_ref();
+                let (x, y) = match pt {
+                    [0x04, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+                    _ => return Err(CryptoError::InvalidKey),
+                };
+                let jwk =
+                    json!({"kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y)});
+                (Inner::Ec(kp), jwk)
+            }
+            Algorithm::EdDsa => {
+                let kp = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| CryptoError::InvalidKey)?;
+                let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(kp.public_key().as_ref())});
+                (Inner::Ed(kp), jwk)
+            }
+            Algorithm::Rs256 | Algorithm::Ps256 => {
+                let kp = signature::RsaKeyPair::from_pkcs8(pkcs8)
+                    .map_err(|_| CryptoError::InvalidKey)?;
+                let pk = kp.public_key();
+                let jwk = json!({
+                    "kty": "RSA",
+                    "n": b64::encode(pk.modulus().big_endian_without_leading_zero()),
+                    "e": b64::encode(pk.exponent().big_endian_without_leading_zero()),
+                });
+                let enc = if alg == Algorithm::Rs256 {
+                    &signature::RSA_PKCS1_SHA256
+                } else {
+                    &signature::RSA_PSS_SHA256
+                };
+                (Inner::Rsa(kp, enc), jwk)
+            }
+            other => return Err(CryptoError::UnsupportedAlgorithm(other)),
+        };
+        let mut jwk = jwk;
+        if let Value::Object(m) = &mut jwk {
+            m.insert("kid".into(), kid.into());
+            m.insert("alg".into(), alg.name().into());
+            m.insert("use".into(), "sig".into());
+        }
+        let map = jwk.as_object().cloned().unwrap_or_default();
+        let public = PublicJwk::from_map(&map).map_err(|_| CryptoError::InvalidKey)?;
+        Ok(Self { inner, public, alg })
+    }
+
+    /// The key id.
+    #[must_use]
+    pub fn kid(&self) -> &str {
+        self.public.kid().unwrap_or_default()
+    }
+
+    /// The algorithm this key signs with.
+    #[must_use]
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public JWK (with `kid`, `alg`, `use: sig`).
+    #[must_use]
+    pub fn public(&self) -> &PublicJwk {
+        &self.public
+    }
+
+    /// Signs `msg`, returning the JWS signature bytes.
+    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let rng = SystemRandom::new();
+        match &self.inner {
+            Inner::Ec(kp) => Ok(kp
+                .sign(&rng, msg)
+                .map_err(|_| CryptoError::Sign)?
+                .as_ref()
+                .to_vec()),
+            Inner::Ed(kp) => Ok(kp.sign(msg).as_ref().to_vec()),
+            Inner::Rsa(kp, enc) => {
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(*enc, &rng, msg, &mut sig)
+                    .map_err(|_| CryptoError::Sign)?;
+                Ok(sig)
+            }
+        }
+    }
+
+    /// Signs a compact JWS with header `{alg, typ, kid}` and `claims`.
+    pub fn sign_jws(&self, typ: &str, claims: &Value) -> Result<String, CryptoError> {
+        let header = json!({"alg": self.alg.name(), "typ": typ, "kid": self.kid()});
+        let mut out = b64::encode(header.to_string().as_bytes());
+        out.push('.');
+        out.push_str(&b64::encode(claims.to_string().as_bytes()));
+        let sig = self.sign(out.as_bytes())?;
+        out.push('.');
+        out.push_str(&b64::encode(&sig));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_common::provider::RustCrypto;
+
+    #[test]
+    fn every_algorithm_signs_and_both_providers_verify() {
+        for alg in [
+            Algorithm::Es256,
+            Algorithm::EdDsa,
+            Algorithm::Rs256,
+            Algorithm::Ps256,
+        ] {
+            let g = SigningKey::generate(alg, "k1").unwrap();
+            let again = SigningKey::from_pkcs8(alg, "k1", &g.pkcs8).unwrap();
+            assert_eq!(again.public(), g.key.public());
+            let sig = g.key.sign(b"hello").unwrap();
+            assert!(AwsLc.verify(g.key.public(), alg, b"hello", &sig), "{alg}");
+            assert!(
+                RustCrypto.verify(g.key.public(), alg, b"hello", &sig),
+                "{alg}"
+            );
+            assert!(!AwsLc.verify(g.key.public(), alg, b"hellp", &sig), "{alg}");
+            let mut bad = sig.clone();
+            bad.push(0);
+            assert!(!AwsLc.verify(g.key.public(), alg, b"hello", &bad), "{alg}");
+            assert!(format!("{:?}", g.key).contains("k1"));
+        }
+    }
+
+    #[test]
+    fn key_decides_the_algorithm() {
+        let g = SigningKey::generate(Algorithm::Rs256, "r").unwrap();
+        let sig = g.key.sign(b"m").unwrap();
+        assert!(!AwsLc.verify(g.key.public(), Algorithm::Ps256, b"m", &sig));
+        let e = SigningKey::generate(Algorithm::Es256, "e").unwrap();
+        let sig = e.key.sign(b"m").unwrap();
+        assert!(!AwsLc.verify(e.key.public(), Algorithm::EdDsa, b"m", &sig));
+    }
+}

@@ -1,0 +1,166 @@
+//! Storage: one sqlx `Any` pool over SQLite or PostgreSQL, from one code path.
+//!
+//! Queries use `$1` placeholders (both drivers accept them), integers are
+//! `BIGINT`/`i64`, booleans are stored as 0/1, lists as JSON text — the
+//! subset of types the `Any` driver maps identically on both backends.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _, Row as _};
+use std::path::Path;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database is behind the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (WAL).
+    Sqlite,
+    /// PostgreSQL (several replicas may share it).
+    Postgres,
+}
+
+/// A database handle: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The pool.
+    pub pool: AnyPool,
+    /// The backend.
+    pub backend: Backend,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The driver reported an error.
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file's directory could not be created.
+    #[error("cannot create database directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value in {column}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+    },
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its directory if needed).
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        Self::connect_in_schema(url, None).await
+    }
+
+    /// Connects with every PostgreSQL connection's `search_path` set to `schema`
+    /// (created if absent): tests use this to get a schema of their own.
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut url = url.to_owned();
+        let mut max = 10;
+        if backend == Backend::Sqlite {
+            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            let path = rest.split('?').next().unwrap_or_default().to_owned();
+            if path.is_empty() || path == ":memory:" {
+                max = 1;
+            } else {
+                if let Some(dir) = Path::new(&path)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                if !url.contains("mode=") {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str("mode=rwc");
+                }
+            }
+        }
+        if let (Backend::Postgres, Some(schema)) = (backend, schema) {
+            let admin = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await?;
+            admin
+                .execute(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"").as_str())
+                .await?;
+            admin.close().await;
+        }
+        let set_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(sql) = &set_path {
+                                conn.execute(sql.as_str()).await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite && max > 1 {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Connects and migrates.
+    pub async fn open(url: &str) -> Result<Self, DbError> {
+        let db = Self::connect(url).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+}
+
+/// Reads a JSON list-of-strings column.
+pub fn json_list(row: &AnyRow, column: &'static str) -> Result<Vec<String>, DbError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|_| DbError::Corrupt { column })
+}
+
+/// Encodes a list of strings for a JSON list column.
+#[must_use]
+pub fn to_json_list(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// Reads a 0/1 column.
+pub fn flag(row: &AnyRow, column: &'static str) -> Result<bool, DbError> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}

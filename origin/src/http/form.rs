@@ -1,0 +1,238 @@
+//! Request extractors that refuse with [`Error`]: OAuth forms (RFC 6749
+//! §3.2: form-encoded, no repeated parameters, empty means absent), client
+//! credentials from `Authorization: Basic` or the form, and the peer IP.
+
+use crate::error::Error;
+use crate::secret::ClientSecret;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Largest accepted form body.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// A parsed `application/x-www-form-urlencoded` body.
+#[derive(Debug, Default)]
+pub struct OAuthForm {
+    params: BTreeMap<String, String>,
+}
+
+impl OAuthForm {
+    /// Parses a body: UTF-8 only, at most 64 parameters, each at most once.
+    pub fn parse(body: &[u8]) -> Result<Self, Error> {
+        if std::str::from_utf8(body).is_err() {
+            return Err(Error::InvalidRequest("the body is not UTF-8".into()));
+        }
+        let mut params = BTreeMap::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
+                return Err(Error::InvalidRequest(
+                    "a parameter is not valid UTF-8".into(),
+                ));
+            }
+            // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+            if v.is_empty() {
+                continue;
+            }
+            if params.len() >= 64 {
+                return Err(Error::InvalidRequest("too many parameters".into()));
+            }
+            if params.contains_key(k.as_ref()) {
+                let name =
+                    if k.len() <= 40 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        k.into_owned()
+                    } else {
+                        "a parameter".to_owned()
+                    };
+                return Err(Error::InvalidRequest(format!("{name} is repeated").into()));
+            }
+            params.insert(k.into_owned(), v.into_owned());
+        }
+        Ok(Self { params })
+    }
+
+    /// A parameter's value, if present and non-empty.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// A required parameter.
+    pub fn require(&self, name: &'static str) -> Result<&str, Error> {
+        self.get(name)
+            .ok_or_else(|| Error::InvalidRequest(format!("{name} is required").into()))
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Error> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !is_form {
+            return Err(Error::UnsupportedMediaType(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let body = axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES)
+            .await
+            .map_err(|_| Error::PayloadTooLarge)?;
+        Self::parse(&body)
+    }
+}
+
+/// Client credentials as presented (RFC 6749 §2.3.1).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PresentedClient {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        /// The client id.
+        client_id: String,
+        /// The secret.
+        secret: ClientSecret,
+    },
+    /// `none`: a public client identifying itself by `client_id`.
+    Public {
+        /// The client id.
+        client_id: String,
+    },
+}
+
+impl PresentedClient {
+    /// The claimed client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Secret { client_id, .. } | Self::Public { client_id } => client_id,
+        }
+    }
+}
+
+/// Reads client credentials from `Authorization: Basic` or the form. A
+/// request must use one method only (RFC 6749 §2.3).
+pub fn presented_client(headers: &HeaderMap, form: &OAuthForm) -> Result<PresentedClient, Error> {
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let basic = match (auth.next(), auth.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidRequest(
+                "more than one Authorization header".into(),
+            ))
+        }
+        (Some(v), None) => Some(parse_basic(v.as_bytes())?),
+    };
+    let form_id = form.get("client_id");
+    let form_secret = form.get("client_secret");
+    match (basic, form_id, form_secret) {
+        (Some(_), _, Some(_)) => Err(Error::InvalidRequest(
+            "use only one client authentication method".into(),
+        )),
+        (Some((id, _)), Some(fid), None) if fid != id => Err(Error::InvalidRequest(
+            "client_id does not match the Authorization header".into(),
+        )),
+        (Some((client_id, secret)), _, None) => Ok(PresentedClient::Secret { client_id, secret }),
+        (None, Some(id), Some(secret)) => Ok(PresentedClient::Secret {
+            client_id: id.to_owned(),
+            secret: ClientSecret::new(secret.to_owned()),
+        }),
+        (None, Some(id), None) => Ok(PresentedClient::Public {
+            client_id: id.to_owned(),
+        }),
+        (None, None, _) => Err(Error::InvalidClient),
+    }
+}
+
+/// `Basic base64(urlencode(id):urlencode(secret))`. Any other scheme is an
+/// unsupported authentication method: `invalid_client`.
+fn parse_basic(value: &[u8]) -> Result<(String, ClientSecret), Error> {
+    let value = std::str::from_utf8(value).map_err(|_| Error::InvalidClient)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(Error::InvalidClient)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(Error::InvalidClient);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| Error::InvalidClient)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| Error::InvalidClient)?;
+    let (id, secret) = decoded.split_once(':').ok_or(Error::InvalidClient)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (id, secret) = (unescape(id), unescape(secret));
+    if id.is_empty() || secret.is_empty() {
+        return Err(Error::InvalidClient);
+    }
+    Ok((id, ClientSecret::new(secret)))
+}
+
+/// The peer's IP address, when the server recorded it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn forms_refuse_repeats_and_ignore_empty_values() {
+        assert!(OAuthForm::parse(b"a=1&a=2").is_err());
+        let f = OAuthForm::parse(b"a=1&b=&c=x%20y").unwrap();
+        assert_eq!(f.get("a"), Some("1"));
+        assert_eq!(f.get("b"), None);
+        assert_eq!(f.get("c"), Some("x y"));
+        assert!(OAuthForm::parse(b"a=%ff").is_err());
+        assert!(OAuthForm::parse(b"\xff").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_url_decoded() {
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::STANDARD.encode("my%3Aid:s%2Bcret");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {v}")).unwrap(),
+        );
+        let p = presented_client(&h, &OAuthForm::default()).unwrap();
+        assert_eq!(p.client_id(), "my:id");
+        match p {
+            PresentedClient::Secret { secret, .. } => assert_eq!(secret.expose(), "s+cret"),
+            PresentedClient::Public { .. } => unreachable!(),
+        }
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert!(matches!(
+            presented_client(&h, &OAuthForm::default()),
+            Err(Error::InvalidClient)
+        ));
+    }
+}

@@ -1,0 +1,397 @@
+//! Signing keys: stored encrypted, published before they sign, retained
+//! after they stop, and chosen by time.
+//!
+//! The signer at `t` is the newest key whose `active_at <= t`; a key is in
+//! the JWKS from `published_at` until `removed_at`. [`plan`] is the pure
+//! schedule; [`maintain`] applies it under a database lock so that exactly
+//! one replica rotates.
+
+use crate::config::KeySchedule;
+use crate::crypto::{CryptoError, SigningKey};
+use crate::db::{Backend, Db, DbError};
+use crate::kek::{Kek, KekError};
+use crate::secret::{random_id, RandomError};
+use gatehouse_common::alg::Algorithm;
+use gatehouse_common::jwk::JwkSet;
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use sqlx::Row as _;
+use std::sync::Arc;
+
+/// A key's schedule as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyMeta {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm name.
+    pub alg: String,
+    /// Created.
+    pub created_at: i64,
+    /// In the JWKS from.
+    pub published_at: i64,
+    /// Signs from (until a newer key's `active_at`).
+    pub active_at: i64,
+    /// Stopped signing at.
+    pub retired_at: Option<i64>,
+    /// Left the JWKS at.
+    pub removed_at: Option<i64>,
+}
+
+impl KeyMeta {
+    /// Whether the key is in the JWKS at `now`.
+    #[must_use]
+    pub fn published(&self, now: UnixTime) -> bool {
+        self.published_at <= now.0 && self.removed_at.is_none_or(|r| now.0 < r)
+    }
+    /// The key's state at `now`, for operators.
+    #[must_use]
+    pub fn state(&self, now: UnixTime, signer_kid: Option<&str>) -> &'static str {
+        if self.removed_at.is_some_and(|r| r <= now.0) {
+            "removed"
+        } else if signer_kid == Some(self.kid.as_str()) {
+            "active"
+        } else if self.active_at > now.0 {
+            "published"
+        } else {
+            "retired"
+        }
+    }
+}
+
+/// Key storage or use failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Crypto.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The KEK.
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    /// Randomness.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// There is no key that can sign now.
+    #[error("no active signing key")]
+    NoSigner,
+}
+
+impl From<sqlx::Error> for KeyStoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// What the schedule says to do at `now`.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Create a key published now and active at this time.
+    pub create_active_at: Option<i64>,
+    /// Keys to mark retired, with the time they stopped signing.
+    pub retire: Vec<(String, i64)>,
+    /// Keys to remove from the JWKS.
+    pub remove: Vec<String>,
+}
+
+/// The pure schedule: which key to create, retire or remove at `now`.
+/// `max_token_ttl` is the longest lifetime of a token a key may have signed.
+#[must_use]
+pub fn plan(keys: &[KeyMeta], schedule: &KeySchedule, max_token_ttl: i64, now: UnixTime) -> Plan {
+    let mut out = Plan::default();
+    let live: Vec<&KeyMeta> = keys.iter().filter(|k| k.removed_at.is_none()).collect();
+    let newest = live.iter().max_by_key(|k| (k.active_at, k.created_at));
+    match newest {
+        None => out.create_active_at = Some(now.0),
+        Some(n) => {
+            // The next key is published `publish_lead` before the newest one's period ends.
+            let period_end = n.active_at.saturating_add(schedule.active_period);
+            if n.active_at <= now.0 && now.0 >= period_end.saturating_sub(schedule.publish_lead) {
+                out.create_active_at =
+                    Some(period_end.max(now.0.saturating_add(schedule.publish_lead)));
+            }
+        }
+    }
+    // A key retires when a newer key became active; it is removed once every
+    // token it signed has expired, plus the retention period.
+    for k in &live {
+        let successor = live
+            .iter()
+            .filter(|o| {
+                (o.active_at, o.created_at) > (k.active_at, k.created_at) && o.active_at <= now.0
+            })
+            .map(|o| o.active_at)
+            .min();
+        let retired = k.retired_at.or(successor);
+        if let (None, Some(at)) = (k.retired_at, successor) {
+            out.retire.push((k.kid.clone(), at));
+        }
+        if let Some(at) = retired {
+            if now.0
+                >= at
+                    .saturating_add(max_token_ttl)
+                    .saturating_add(schedule.retention)
+            {
+                out.remove.push(k.kid.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The loaded, decrypted keys: who signs now and what is published.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<(KeyMeta, SigningKey)>,
+}
+
+impl KeyRing {
+    /// The signer at `now`: the newest key with `active_at <= now` that is not removed.
+    #[must_use]
+    pub fn signer(&self, now: UnixTime) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .filter(|(m, _)| m.active_at <= now.0 && m.published(now))
+            .max_by_key(|(m, _)| (m.active_at, m.created_at))
+            .map(|(_, k)| k)
+    }
+
+    /// The JWKS at `now`.
+    #[must_use]
+    pub fn jwks(&self, now: UnixTime) -> JwkSet {
+        JwkSet::from_keys(
+            self.keys
+                .iter()
+                .filter(|(m, _)| m.published(now))
+                .map(|(_, k)| k.public().clone())
+                .collect(),
+        )
+    }
+
+    /// Metadata of the loaded keys.
+    pub fn metas(&self) -> impl Iterator<Item = &KeyMeta> {
+        self.keys.iter().map(|(m, _)| m)
+    }
+}
+
+const COLUMNS: &str = "kid, alg, created_at, published_at, active_at, retired_at, removed_at";
+
+fn meta_from_row(row: &sqlx::any::AnyRow) -> Result<KeyMeta, DbError> {
+    Ok(KeyMeta {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        created_at: row.try_get("created_at")?,
+        published_at: row.try_get("published_at")?,
+        active_at: row.try_get("active_at")?,
+        retired_at: row.try_get("retired_at")?,
+        removed_at: row.try_get("removed_at")?,
+    })
+}
+
+/// Every key's schedule, oldest first.
+pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, DbError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM signing_keys ORDER BY active_at, created_at"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(meta_from_row).collect()
+}
+
+/// Loads and decrypts every key not yet removed.
+pub async fn load(db: &Db, kek: &Kek) -> Result<KeyRing, KeyStoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, private_key FROM signing_keys WHERE removed_at IS NULL ORDER BY active_at, created_at"
+    ))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let meta = meta_from_row(row)?;
+        let sealed: Vec<u8> = row.try_get("private_key")?;
+        let alg =
+            Algorithm::from_name(&meta.alg).map_err(|_| DbError::Corrupt { column: "alg" })?;
+        let pkcs8 = kek.open(&meta.kid, &sealed)?;
+        let key = SigningKey::from_pkcs8(alg, &meta.kid, &pkcs8)?;
+        keys.push((meta, key));
+    }
+    Ok(KeyRing { keys })
+}
+
+async fn insert_key<'c, E>(
+    exec: E,
+    kek: &Kek,
+    alg: Algorithm,
+    now: UnixTime,
+    active_at: i64,
+) -> Result<String, KeyStoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let kid = random_id()?;
+    let generated = SigningKey::generate(alg, &kid)?;
+    let sealed = kek.seal(&kid, &generated.pkcs8)?;
+    sqlx::query(&format!("INSERT INTO signing_keys ({COLUMNS}, private_key) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)"))
+        .bind(&kid)
+        .bind(alg.name())
+        .bind(now.0)
+        .bind(now.0)
+        .bind(active_at)
+        .bind(sealed)
+        .execute(exec)
+        .await?;
+    Ok(kid)
+}
+
+/// What [`maintain`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Maintenance {
+    /// The key created, if any.
+    pub created: Option<String>,
+    /// Keys retired.
+    pub retired: Vec<String>,
+    /// Keys removed.
+    pub removed: Vec<String>,
+}
+
+/// Applies the schedule at `now` in one transaction. On PostgreSQL it holds a
+/// transaction-scoped advisory lock, so with several replicas exactly one
+/// acts and the others then see its result.
+pub async fn maintain(
+    db: &Db,
+    kek: &Kek,
+    alg: Algorithm,
+    schedule: &KeySchedule,
+    max_token_ttl: i64,
+    now: UnixTime,
+) -> Result<Maintenance, KeyStoreError> {
+    let mut tx = db.pool.begin().await?;
+    lock(&mut tx, db.backend).await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM signing_keys"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let metas = rows
+        .iter()
+        .map(meta_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let p = plan(&metas, schedule, max_token_ttl, now);
+    let mut done = Maintenance::default();
+    if let Some(active_at) = p.create_active_at {
+        done.created = Some(insert_key(&mut *tx, kek, alg, now, active_at).await?);
+    }
+    for (kid, at) in &p.retire {
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
+            .bind(*at)
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        done.retired.push(kid.clone());
+    }
+    for kid in &p.remove {
+        // The private key is destroyed; the row stays for the audit trail.
+        sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
+            .bind(now.0)
+            .bind(Vec::<u8>::new())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        done.removed.push(kid.clone());
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Starts a rotation now: a new key published at once, signing after the
+/// publish lead (or at once with `immediate`, for a compromised key).
+pub async fn rotate(
+    db: &Db,
+    kek: &Kek,
+    alg: Algorithm,
+    schedule: &KeySchedule,
+    immediate: bool,
+    now: UnixTime,
+) -> Result<KeyMeta, KeyStoreError> {
+    let mut tx = db.pool.begin().await?;
+    lock(&mut tx, db.backend).await?;
+    let active_at = if immediate {
+        now.0
+    } else {
+        now.0.saturating_add(schedule.publish_lead)
+    };
+    let kid = insert_key(&mut *tx, kek, alg, now, active_at).await?;
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM signing_keys WHERE kid = $1"
+    ))
+    .bind(&kid)
+    .fetch_one(&mut *tx)
+    .await?;
+    let meta = meta_from_row(&row)?;
+    tx.commit().await?;
+    Ok(meta)
+}
+
+async fn lock(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        // 0x6761_7465 = "gate": one lock id for key maintenance.
+        sqlx::query("SELECT pg_advisory_xact_lock(1734438245)::TEXT AS locked")
+            .fetch_one(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The shared, swappable key ring.
+pub type SharedKeyRing = Arc<std::sync::RwLock<Arc<KeyRing>>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: KeySchedule = KeySchedule {
+        publish_lead: 100,
+        active_period: 1000,
+        retention: 50,
+    };
+
+    fn meta(kid: &str, active_at: i64) -> KeyMeta {
+        KeyMeta {
+            kid: kid.into(),
+            alg: "ES256".into(),
+            created_at: active_at - 100,
+            published_at: active_at - 100,
+            active_at,
+            retired_at: None,
+            removed_at: None,
+        }
+    }
+
+    #[test]
+    fn empty_store_bootstraps_an_active_key() {
+        assert_eq!(plan(&[], &S, 300, UnixTime(5)).create_active_at, Some(5));
+    }
+
+    #[test]
+    fn next_key_is_published_lead_time_before_it_signs() {
+        let keys = [meta("a", 0)];
+        assert_eq!(plan(&keys, &S, 300, UnixTime(899)), Plan::default());
+        let p = plan(&keys, &S, 300, UnixTime(900));
+        assert_eq!(p.create_active_at, Some(1000));
+        // Once "b" exists and is pending, nothing more is created.
+        let keys = [meta("a", 0), meta("b", 1000)];
+        assert_eq!(plan(&keys, &S, 300, UnixTime(950)), Plan::default());
+    }
+
+    #[test]
+    fn old_key_retires_then_is_removed_after_ttl_plus_retention() {
+        let keys = [meta("a", 0), meta("b", 1000)];
+        let p = plan(&keys, &S, 300, UnixTime(1001));
+        assert_eq!(p.retire, vec![("a".to_owned(), 1000)]);
+        assert!(p.remove.is_empty());
+        let p = plan(&keys, &S, 300, UnixTime(1350));
+        assert_eq!(p.remove, vec!["a".to_owned()]);
+    }
+}

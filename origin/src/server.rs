@@ -1,0 +1,112 @@
+//! `gatehouse-origin serve`: open storage, load keys, listen, maintain keys,
+//! shut down gracefully on SIGTERM/SIGINT.
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::kek::Kek;
+use crate::state::{now, AppState};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How often each replica checks the key schedule (and picks up other replicas' keys).
+const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// Keys.
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyStoreError),
+    /// The KEK.
+    #[error(transparent)]
+    Kek(#[from] crate::kek::KekError),
+    /// Listening.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The configured KEK, or the development one (with a loud warning).
+pub fn resolve_kek(config: &Config) -> Result<Kek, crate::kek::KekError> {
+    match &config.kek {
+        Some(k) => Ok(k.clone()),
+        None => Kek::development(&config.data_dir),
+    }
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let db = Db::open(&config.database_url).await?;
+    let kek = resolve_kek(&config)?;
+    let listen = config.listen;
+    let state = AppState::new(config, db, kek, now()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let maintenance = tokio::spawn(maintain_keys(state.clone()));
+    tracing::info!(address = %addr, issuer = %state.config.issuer, "listening on http://{addr}");
+    let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    maintenance.abort();
+    tracing::info!("stopped");
+    Ok(result?)
+}
+
+async fn maintain_keys(state: AppState) {
+    let mut tick = tokio::time::interval(KEY_MAINTENANCE_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match state.maintain_keys(now()).await {
+            Ok(done)
+                if done.created.is_some()
+                    || !done.retired.is_empty()
+                    || !done.removed.is_empty() =>
+            {
+                tracing::info!(created = ?done.created, retired = ?done.retired, removed = ?done.removed, "key schedule applied");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "key maintenance failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received, draining connections");
+}

@@ -1,0 +1,86 @@
+//! Shared server state: configuration, database, keys. A struct of `Arc`s,
+//! built once and passed to the router (no globals).
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::Error;
+use crate::kek::Kek;
+use crate::keys::{self, KeyRing, KeyStoreError, Maintenance};
+use gatehouse_common::UnixTime;
+use std::sync::{Arc, RwLock};
+
+/// Everything handlers need.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Storage.
+    pub db: Db,
+    /// The key-encryption key.
+    pub kek: Arc<Kek>,
+    /// The current key ring, swapped after maintenance.
+    pub keys: Arc<RwLock<Arc<KeyRing>>>,
+}
+
+impl AppState {
+    /// Builds the state: runs key maintenance once (creating the first key if
+    /// needed) and loads the key ring.
+    pub async fn new(
+        config: Config,
+        db: Db,
+        kek: Kek,
+        now: UnixTime,
+    ) -> Result<Self, KeyStoreError> {
+        let state = Self {
+            config: Arc::new(config),
+            db,
+            kek: Arc::new(kek),
+            keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
+        };
+        state.maintain_keys(now).await?;
+        Ok(state)
+    }
+
+    /// Applies the key schedule and reloads the ring.
+    pub async fn maintain_keys(&self, now: UnixTime) -> Result<Maintenance, KeyStoreError> {
+        let c = &self.config;
+        let done = keys::maintain(
+            &self.db,
+            &self.kek,
+            c.signing_alg,
+            &c.key_schedule,
+            c.access_token_ttl,
+            now,
+        )
+        .await?;
+        self.reload_keys().await?;
+        Ok(done)
+    }
+
+    /// Reloads the ring from the database.
+    pub async fn reload_keys(&self) -> Result<(), KeyStoreError> {
+        let ring = keys::load(&self.db, &self.kek).await?;
+        if let Ok(mut slot) = self.keys.write() {
+            *slot = Arc::new(ring);
+        }
+        Ok(())
+    }
+
+    /// The current ring.
+    pub fn key_ring(&self) -> Result<Arc<KeyRing>, Error> {
+        self.keys
+            .read()
+            .map(|r| Arc::clone(&r))
+            .map_err(|_| Error::Internal("key ring lock poisoned".into()))
+    }
+}
+
+/// The current time, read once per request (or command) and passed down.
+#[must_use]
+pub fn now() -> UnixTime {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
+}

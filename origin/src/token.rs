@@ -1,0 +1,253 @@
+//! The token service: client authentication and access token issuance.
+//! Handlers call these with the request's `now`; nothing here reads a clock.
+
+use crate::audit::{self, AuditEvent};
+use crate::clients::{self, Client};
+use crate::crypto::SigningKey;
+use crate::error::Error;
+use crate::http::form::PresentedClient;
+use crate::secret::random_id;
+use crate::state::AppState;
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use serde_json::json;
+use std::net::IpAddr;
+
+/// Authenticates the client at the token, introspection or revocation endpoint.
+/// Failures are audited and answered with `invalid_client` (401).
+pub async fn authenticate(
+    state: &AppState,
+    presented: &PresentedClient,
+    ip: Option<IpAddr>,
+    now: UnixTime,
+) -> Result<Client, Error> {
+    let client = clients::get(&state.db, presented.client_id()).await?;
+    let ok = match (&client, presented) {
+        (Some(c), PresentedClient::Secret { secret, .. }) => {
+            !c.public && c.secret_matches(secret, now)
+        }
+        (Some(c), PresentedClient::Public { .. }) => c.public,
+        (None, PresentedClient::Secret { secret, .. }) => {
+            // Same work as for a known client, so timing does not reveal which ids exist.
+            let _ = crate::secret::ct_eq(&secret.hash(), &[0u8; 32]);
+            false
+        }
+        (None, PresentedClient::Public { .. }) => false,
+    };
+    match client {
+        Some(c) if ok => Ok(c),
+        _ => {
+            let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
+            if presented.client_id().len() <= 128 {
+                e = e.client(presented.client_id());
+            }
+            audit::record(&state.db.pool, &e).await?;
+            Err(Error::InvalidClient)
+        }
+    }
+}
+
+/// The scopes to grant: the requested ones if all are allowed, else all the client's.
+pub fn grant_scopes(client: &Client, requested: Option<&str>) -> Result<Vec<String>, Error> {
+    let Some(requested) = requested else {
+        return Ok(client.scopes.clone());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !clients::is_scope_token(s) {
+            return Err(Error::InvalidScope("malformed scope"));
+        }
+        if !client.scopes.iter().any(|c| c == s) {
+            return Err(Error::InvalidScope(
+                "a requested scope is not allowed for this client",
+            ));
+        }
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The audience: `resource` (RFC 8707) or `audience`, one of the client's;
+/// by default the client's first.
+pub fn choose_audience(
+    client: &Client,
+    audience: Option<&str>,
+    resource: Option<&str>,
+) -> Result<String, Error> {
+    let wanted = match (audience, resource) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(Error::InvalidTarget("audience and resource disagree"))
+        }
+        (Some(a), _) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    match wanted {
+        Some(a) => client
+            .audiences
+            .iter()
+            .find(|c| *c == a)
+            .cloned()
+            .ok_or(Error::InvalidTarget(
+                "the audience is not allowed for this client",
+            )),
+        None => client
+            .audiences
+            .first()
+            .cloned()
+            .ok_or(Error::InvalidTarget("the client has no audience")),
+    }
+}
+
+/// What the token endpoint answers (RFC 6749 §5.1).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// `Bearer` or `DPoP`.
+    pub token_type: &'static str,
+    /// Lifetime in seconds.
+    pub expires_in: i64,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Token id (not serialized).
+    #[serde(skip)]
+    pub jti: String,
+}
+
+/// The claims of one access token to issue.
+#[derive(Clone, Debug)]
+pub struct AccessTokenClaims<'a> {
+    /// Subject.
+    pub sub: &'a str,
+    /// Client.
+    pub client_id: &'a str,
+    /// Audience.
+    pub aud: &'a str,
+    /// Scopes.
+    pub scopes: &'a [String],
+    /// Grant / family id.
+    pub sid: &'a str,
+    /// DPoP key thumbprint, if bound.
+    pub jkt: Option<&'a str>,
+}
+
+/// Signs an RFC 9068 access token at `now`.
+pub fn sign_access_token(
+    signer: &SigningKey,
+    issuer: &str,
+    ttl: i64,
+    c: &AccessTokenClaims<'_>,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let jti = random_id()?;
+    let scope = c.scopes.join(" ");
+    let mut claims = json!({
+        "iss": issuer,
+        "sub": c.sub,
+        "aud": c.aud,
+        "exp": now.0.saturating_add(ttl),
+        "iat": now.0,
+        "nbf": now.0,
+        "jti": jti,
+        "client_id": c.client_id,
+        "scope": scope,
+        "sid": c.sid,
+    });
+    if let (Some(jkt), Some(m)) = (c.jkt, claims.as_object_mut()) {
+        m.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
+    let access_token = signer.sign_jws("at+jwt", &claims)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: if c.jkt.is_some() { "DPoP" } else { "Bearer" },
+        expires_in: ttl,
+        scope,
+        jti,
+    })
+}
+
+/// The parameters of a client_credentials request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientCredentialsRequest<'a> {
+    /// `scope`.
+    pub scope: Option<&'a str>,
+    /// `audience`.
+    pub audience: Option<&'a str>,
+    /// `resource` (RFC 8707).
+    pub resource: Option<&'a str>,
+    /// The thumbprint of a verified DPoP proof's key.
+    pub jkt: Option<&'a str>,
+}
+
+/// Where and when a request happens.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestContext {
+    /// The caller's IP address.
+    pub ip: Option<IpAddr>,
+    /// The request's time, read once.
+    pub now: UnixTime,
+}
+
+/// The client_credentials grant (RFC 6749 §4.4) for an authenticated client.
+pub async fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    req: ClientCredentialsRequest<'_>,
+    ctx: RequestContext,
+) -> Result<TokenResponse, Error> {
+    let ClientCredentialsRequest {
+        scope,
+        audience,
+        resource,
+        jkt,
+    } = req;
+    let RequestContext { ip, now } = ctx;
+    if !client.grant_types.iter().any(|g| g == "client_credentials") || client.public {
+        return Err(Error::UnauthorizedClient(
+            "the client may not use client_credentials",
+        ));
+    }
+    if client.dpop_required && jkt.is_none() {
+        return Err(Error::InvalidDpopProof(
+            "this client requires a DPoP proof".into(),
+        ));
+    }
+    let scopes = grant_scopes(client, scope)?;
+    let aud = choose_audience(client, audience, resource)?;
+    let ring = state.key_ring()?;
+    let signer = ring
+        .signer(now)
+        .ok_or(Error::Internal("no active signing key".into()))?;
+    let sid = random_id()?;
+    let resp = sign_access_token(
+        signer,
+        &state.config.issuer,
+        state.config.access_token_ttl,
+        &AccessTokenClaims {
+            sub: &client.client_id,
+            client_id: &client.client_id,
+            aud: &aud,
+            scopes: &scopes,
+            sid: &sid,
+            jkt,
+        },
+        now,
+    )?;
+    audit::record(
+        &state.db.pool,
+        &AuditEvent::new("token_issued", now)
+            .client(&client.client_id)
+            .subject(&client.client_id)
+            .jti(&resp.jti)
+            .ip(ip)
+            .detail(format!(
+                "grant=client_credentials alg={} token_type={}",
+                signer.alg(),
+                resp.token_type
+            )),
+    )
+    .await?;
+    Ok(resp)
+}
