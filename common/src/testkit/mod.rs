@@ -8,6 +8,7 @@
 //!
 //! Nothing here is meant for production code paths.
 
+pub mod attacks;
 pub mod fixture;
 pub mod signer;
 pub mod wycheproof;
