@@ -35,6 +35,21 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Revoke tokens by jti, grant (sid), subject or client (exactly one).
+    Revoke {
+        /// One access token's id.
+        #[arg(long, group = "what")]
+        jti: Option<String>,
+        /// A grant / refresh family.
+        #[arg(long, group = "what")]
+        sid: Option<String>,
+        /// A subject.
+        #[arg(long, group = "what")]
+        sub: Option<String>,
+        /// A client.
+        #[arg(long, group = "what")]
+        client: Option<String>,
+    },
     /// Show recent audit events.
     Audit {
         /// How many events.
@@ -167,6 +182,34 @@ async fn run(command: Command, config: Config) -> CliResult {
         }
         Command::Client(c) => client(c, config).await,
         Command::Keys(k) => keys(k, config).await,
+        Command::Revoke {
+            jti,
+            sid,
+            sub,
+            client,
+        } => {
+            use gatehouse_common::revocation::RevocationKind;
+            let (kind, value) = match (jti, sid, sub, client) {
+                (Some(v), None, None, None) => (RevocationKind::Jti, v),
+                (None, Some(v), None, None) => (RevocationKind::Sid, v),
+                (None, None, Some(v), None) => (RevocationKind::Sub, v),
+                (None, None, None, Some(v)) => (RevocationKind::ClientId, v),
+                _ => return Err("give exactly one of --jti, --sid, --sub, --client".into()),
+            };
+            let db = Db::open(&config.database_url).await?;
+            let rev = crate::introspect::revoke_identifier(
+                &db,
+                config.access_token_ttl,
+                kind,
+                &value,
+                "cli",
+                now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print(&serde_json::to_value(rev)?);
+            Ok(())
+        }
         Command::Audit { limit, client } => {
             let db = Db::open(&config.database_url).await?;
             let events = crate::audit::list(&db, limit.clamp(1, 10_000), client.as_deref()).await?;
@@ -278,23 +321,7 @@ async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
     let now = now();
     match cmd {
         KeysCommand::List => {
-            let metas = crate::keys::list(&db).await?;
-            let signer = metas
-                .iter()
-                .filter(|m| m.active_at <= now.0 && m.published(now))
-                .max_by_key(|m| (m.active_at, m.created_at))
-                .map(|m| m.kid.clone());
-            let keys: Vec<_> = metas
-                .iter()
-                .map(|m| {
-                    let mut v = serde_json::to_value(m).unwrap_or_default();
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("state".into(), m.state(now, signer.as_deref()).into());
-                    }
-                    v
-                })
-                .collect();
-            print(&json!({ "keys": keys }));
+            print(&json!({ "keys": crate::keys::describe(&db, now).await? }));
         }
         KeysCommand::Rotate { immediate } => {
             let kek = crate::server::resolve_kek(&config)?;

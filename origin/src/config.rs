@@ -48,10 +48,8 @@ pub struct FileConfig {
     pub dpop_nonce: Option<bool>,
     /// `GATEHOUSE_SECRET_GRACE`: seconds an old client secret keeps working after rotation.
     pub secret_grace: Option<i64>,
-    /// `GATEHOUSE_TOKEN_RATE`: token requests per minute allowed per client and per IP.
+    /// `GATEHOUSE_TOKEN_RATE`: token requests per minute allowed per client and per IP (bursts up to the same number).
     pub token_rate_per_minute: Option<u32>,
-    /// `GATEHOUSE_TOKEN_BURST`: burst allowance for the token rate limit.
-    pub token_burst: Option<u32>,
 }
 
 /// The validated configuration the origin runs with.
@@ -87,8 +85,6 @@ pub struct Config {
     pub secret_grace: i64,
     /// Token endpoint rate: requests per minute per client and per IP.
     pub token_rate_per_minute: u32,
-    /// Token endpoint burst.
-    pub token_burst: u32,
 }
 
 /// When signing keys are published, become active, retire and disappear.
@@ -206,7 +202,6 @@ impl FileConfig {
         n(env, "GATEHOUSE_DPOP_NONCE", &mut self.dpop_nonce)?;
         n(env, "GATEHOUSE_SECRET_GRACE", &mut self.secret_grace)?;
         n(env, "GATEHOUSE_TOKEN_RATE", &mut self.token_rate_per_minute)?;
-        n(env, "GATEHOUSE_TOKEN_BURST", &mut self.token_burst)?;
         Ok(())
     }
 
@@ -316,12 +311,8 @@ impl FileConfig {
             ));
         }
         let token_rate_per_minute = self.token_rate_per_minute.unwrap_or(600);
-        let token_burst = self.token_burst.unwrap_or(60);
-        if token_rate_per_minute == 0 || token_burst == 0 {
-            return Err(invalid(
-                "GATEHOUSE_TOKEN_RATE",
-                "rate and burst must be positive",
-            ));
+        if token_rate_per_minute == 0 {
+            return Err(invalid("GATEHOUSE_TOKEN_RATE", "must be positive"));
         }
         Ok(Config {
             listen,
@@ -341,7 +332,6 @@ impl FileConfig {
             dpop_nonce: self.dpop_nonce.unwrap_or(false),
             secret_grace,
             token_rate_per_minute,
-            token_burst,
         })
     }
 }
@@ -391,7 +381,6 @@ impl Config {
             dpop_nonce: false,
             secret_grace: 86_400,
             token_rate_per_minute: 600,
-            token_burst: 60,
         }
     }
 }

@@ -77,6 +77,17 @@ impl Kek {
         Ok(kek)
     }
 
+    /// A 32-byte subkey for `label` (HMAC-SHA256 under the KEK), so other
+    /// secrets every replica must share (DPoP nonces) need no configuration of their own.
+    #[must_use]
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let tag = aws_lc_rs::hmac::sign(&key, label);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref().get(..32).unwrap_or(&[0u8; 32]));
+        out
+    }
+
     fn key(&self) -> Result<LessSafeKey, KekError> {
         Ok(LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, &self.0).map_err(|_| KekError::Crypto)?,

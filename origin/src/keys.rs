@@ -199,6 +199,26 @@ pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, DbError> {
     rows.iter().map(meta_from_row).collect()
 }
 
+/// Every key with its state at `now` (`published`, `active`, `retired`, `removed`), for operators.
+pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<serde_json::Value>, DbError> {
+    let metas = list(db).await?;
+    let signer = metas
+        .iter()
+        .filter(|m| m.active_at <= now.0 && m.published(now))
+        .max_by_key(|m| (m.active_at, m.created_at))
+        .map(|m| m.kid.clone());
+    Ok(metas
+        .iter()
+        .map(|m| {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("state".into(), m.state(now, signer.as_deref()).into());
+            }
+            v
+        })
+        .collect())
+}
+
 /// Loads and decrypts every key not yet removed.
 pub async fn load(db: &Db, kek: &Kek) -> Result<KeyRing, KeyStoreError> {
     let rows = sqlx::query(&format!(

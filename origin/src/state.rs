@@ -6,6 +6,9 @@ use crate::db::Db;
 use crate::error::Error;
 use crate::kek::Kek;
 use crate::keys::{self, KeyRing, KeyStoreError, Maintenance};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::UnixTime;
 use std::sync::{Arc, RwLock};
 
@@ -20,6 +23,14 @@ pub struct AppState {
     pub kek: Arc<Kek>,
     /// The current key ring, swapped after maintenance.
     pub keys: Arc<RwLock<Arc<KeyRing>>>,
+    /// DPoP nonce issuer (keyed from the KEK; used when `dpop_nonce` is on).
+    pub dpop_nonces: Option<Arc<NonceIssuer>>,
+    /// Token endpoint limit per client.
+    pub client_limiter: Arc<RateLimiter>,
+    /// Token endpoint limit per IP.
+    pub ip_limiter: Arc<RateLimiter>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -32,6 +43,13 @@ impl AppState {
         now: UnixTime,
     ) -> Result<Self, KeyStoreError> {
         let state = Self {
+            dpop_nonces: crate::dpop::nonce_issuer(&kek).map(Arc::new),
+            client_limiter: Arc::new(RateLimiter::per_minute(
+                "client",
+                config.token_rate_per_minute,
+            )),
+            ip_limiter: Arc::new(RateLimiter::per_minute("ip", config.token_rate_per_minute)),
+            metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
             db,
             kek: Arc::new(kek),
@@ -73,6 +91,15 @@ impl AppState {
             .map(|r| Arc::clone(&r))
             .map_err(|_| Error::Internal("key ring lock poisoned".into()))
     }
+}
+
+/// Milliseconds since the epoch, for rate limiting (read with the request's `now`).
+#[must_use]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }
 
 /// The current time, read once per request (or command) and passed down.

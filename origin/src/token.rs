@@ -114,6 +114,9 @@ pub struct TokenResponse {
     /// Token id (not serialized).
     #[serde(skip)]
     pub jti: String,
+    /// The signing algorithm (not serialized).
+    #[serde(skip)]
+    pub alg: gatehouse_common::alg::Algorithm,
 }
 
 /// The claims of one access token to issue.
@@ -165,6 +168,7 @@ pub fn sign_access_token(
         expires_in: ttl,
         scope,
         jti,
+        alg: signer.alg(),
     })
 }
 

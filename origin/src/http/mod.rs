@@ -1,27 +1,44 @@
 //! The HTTP surface: one [`router`] constructor, thin handlers.
 
+pub mod admin;
 pub mod form;
+pub mod openapi;
 
-use crate::error::Error;
-use crate::state::{now, AppState};
-use crate::token;
-use axum::extract::State;
+use crate::error::{Error, ErrorKind};
+use crate::introspect;
+use crate::state::{now, now_ms, AppState};
+use crate::token::{self, RequestContext};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use form::{presented_client, ClientIp, OAuthForm};
+use gatehouse_common::alg::Algorithm;
+use serde_json::json;
 
 /// Largest request body accepted anywhere (forms have their own, smaller cap).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Grant types `/token` serves.
+pub const GRANT_TYPES: [&str; 1] = ["client_credentials"];
 
 /// Every route of the origin.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", post(token_endpoint))
+        .route("/introspect", post(introspect_endpoint))
+        .route("/revoke", post(revoke_endpoint))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(health))
+        .nest("/admin", admin::router(state.clone()))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
@@ -32,35 +49,108 @@ async fn not_found() -> Error {
     Error::NotFound
 }
 
+async fn method_not_allowed() -> Response {
+    let mut r = Error::InvalidRequest("method not allowed".into()).into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
 async fn health() -> &'static str {
     "ok"
 }
 
-/// `POST /token` (RFC 6749 §3.2).
+/// Records latency and error kinds per route.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let kind = resp.extensions().get::<ErrorKind>().map(|k| k.0);
+    state
+        .metrics
+        .request(&route, started.elapsed().as_secs_f64(), kind);
+    resp
+}
+
+/// `POST /token` (RFC 6749 §3.2, RFC 9449 §5).
 async fn token_endpoint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let now = now();
+    let (now, now_ms) = (now(), now_ms());
+    if let Some(ip) = ip {
+        let d = state.ip_limiter.check(&ip.to_string(), now_ms);
+        if !d.allowed {
+            return Err(Error::RateLimited {
+                retry_after: d.retry_after_secs(),
+            });
+        }
+    }
     let grant_type = form.require("grant_type")?;
+    if !GRANT_TYPES.contains(&grant_type) {
+        return Err(Error::UnsupportedGrantType);
+    }
     let presented = presented_client(&headers, &form)?;
     let client = token::authenticate(&state, &presented, ip, now).await?;
-    let issued = match grant_type {
-        "client_credentials" => {
-            let req = token::ClientCredentialsRequest {
-                scope: form.get("scope"),
-                audience: form.get("audience"),
-                resource: form.get("resource"),
-                jkt: None,
-            };
-            token::client_credentials(&state, &client, req, token::RequestContext { ip, now })
-                .await?
-        }
-        _ => return Err(Error::UnsupportedGrantType),
+    let d = state.client_limiter.check(&client.client_id, now_ms);
+    if !d.allowed {
+        return Err(Error::RateLimited {
+            retry_after: d.retry_after_secs(),
+        });
+    }
+    let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
+    let req = token::ClientCredentialsRequest {
+        scope: form.get("scope"),
+        audience: form.get("audience"),
+        resource: form.get("resource"),
+        jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
-    Ok(no_store(Json(issued)))
+    let issued =
+        token::client_credentials(&state, &client, req, RequestContext { ip, now }).await?;
+    state
+        .metrics
+        .token_issued(grant_type, issued.alg.name(), issued.token_type);
+    let mut resp = no_store(Json(issued));
+    if let (true, Some(n)) = (state.config.dpop_nonce, &state.dpop_nonces) {
+        if let Ok(v) = HeaderValue::from_str(&n.issue(now)) {
+            resp.headers_mut().insert("dpop-nonce", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `POST /introspect` (RFC 7662).
+async fn introspect_endpoint(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, Error> {
+    let now = now();
+    let presented = presented_client(&headers, &form)?;
+    let caller = token::authenticate(&state, &presented, ip, now).await?;
+    let raw = form.require("token")?;
+    let answer = introspect::introspect(&state, &caller, raw, now).await?;
+    Ok(no_store(Json(answer)))
+}
+
+/// `POST /revoke` (RFC 7009).
+async fn revoke_endpoint(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, Error> {
+    let now = now();
+    let presented = presented_client(&headers, &form)?;
+    let caller = token::authenticate(&state, &presented, ip, now).await?;
+    let raw = form.require("token")?;
+    introspect::revoke_token(&state, &caller, raw, RequestContext { ip, now }).await?;
+    Ok(no_store(()))
 }
 
 /// `GET /.well-known/jwks.json`: the published keys.
@@ -73,6 +163,69 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
         resp.headers_mut().insert(header::CACHE_CONTROL, v);
     }
     Ok(resp)
+}
+
+/// The signing algorithms of the published keys.
+fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
+    let ring = state.key_ring()?;
+    let mut algs: Vec<&'static str> = ring
+        .jwks(now())
+        .keys()
+        .iter()
+        .flat_map(|k| k.algorithms().iter().map(|a| a.name()))
+        .collect();
+    let configured = state.config.signing_alg.name();
+    if !algs.contains(&configured) {
+        algs.push(configured);
+    }
+    algs.dedup();
+    Ok(algs)
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414): only what is served.
+async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
+    let iss = &state.config.issuer;
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let dpop_algs: Vec<&str> = [
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::EdDsa,
+        Algorithm::Rs256,
+        Algorithm::Ps256,
+    ]
+    .iter()
+    .map(|a| a.name())
+    .collect();
+    let doc = json!({
+        "issuer": iss,
+        "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/.well-known/jwks.json"),
+        "introspection_endpoint": format!("{iss}/introspect"),
+        "revocation_endpoint": format!("{iss}/revoke"),
+        "grant_types_supported": GRANT_TYPES,
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "dpop_signing_alg_values_supported": dpop_algs,
+        "access_token_signing_alg_values_supported": published_algs(&state)?,
+        "service_documentation": format!("{iss}/openapi.json"),
+    });
+    let mut resp = Json(doc).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 fn no_store(body: impl IntoResponse) -> Response {

@@ -1,0 +1,94 @@
+//! DPoP at the token endpoint (RFC 9449 §5): the proof is validated by
+//! `common` (checks 1–12), verified with the native provider, and its `jti`
+//! remembered in the database so a proof cannot be replayed at any replica.
+
+use crate::crypto::AwsLc;
+use crate::error::Error;
+use crate::state::AppState;
+use axum::http::HeaderMap;
+use gatehouse_common::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof};
+use gatehouse_common::nonce::NonceIssuer;
+use gatehouse_common::provider::SignatureVerifier as _;
+use gatehouse_common::UnixTime;
+
+/// Validates the request's `DPoP` header for `POST {issuer}{path}`.
+/// `Ok(None)` when the request carries no proof.
+pub async fn token_endpoint_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    now: UnixTime,
+) -> Result<Option<DpopProof>, Error> {
+    let values: Vec<&str> = headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Error::InvalidDpopProof("the DPoP header is not ASCII".into()))
+        })
+        .collect::<Result<_, _>>()?;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let policy = DpopPolicy::default();
+    let uri = format!("{}{path}", state.config.issuer);
+    let nonces = state
+        .dpop_nonces
+        .as_deref()
+        .filter(|_| state.config.dpop_nonce);
+    let untrusted =
+        UntrustedDpopProof::parse(&values, &policy).map_err(|e| refusal(&e, nonces, now))?;
+    let ok = AwsLc.verify(
+        untrusted.jwk(),
+        untrusted.alg(),
+        untrusted.signing_input(),
+        untrusted.signature(),
+    );
+    let request = DpopRequest {
+        method: "POST",
+        uri: &uri,
+        access_token: None,
+        nonces,
+    };
+    let proof = untrusted
+        .accept(ok, &policy, &request, now)
+        .map_err(|e| refusal(&e, nonces, now))?;
+    // Replay: the proof's (jti, htu) may be used once while it is fresh.
+    let inserted = sqlx::query(
+        "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(&proof.replay_key)
+    .bind(proof.replay_until.0)
+    .execute(&state.db.pool)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(Error::InvalidDpopProof(
+            "the DPoP proof was already used".into(),
+        ));
+    }
+    Ok(Some(proof))
+}
+
+fn refusal(e: &DpopError, nonces: Option<&NonceIssuer>, now: UnixTime) -> Error {
+    match (e, nonces) {
+        (DpopError::NonceRequired | DpopError::NonceInvalid, Some(n)) => Error::UseDpopNonce {
+            nonce: n.issue(now),
+        },
+        _ => Error::InvalidDpopProof(e.to_string().into()),
+    }
+}
+
+/// Forgets replay entries whose proofs are stale anyway.
+pub async fn prune_replay(state: &AppState, now: UnixTime) -> Result<u64, Error> {
+    let r = sqlx::query("DELETE FROM dpop_jtis WHERE expires_at < $1")
+        .bind(now.0)
+        .execute(&state.db.pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
+/// The nonce issuer: keyed from the KEK so every replica (and nothing else) agrees.
+#[must_use]
+pub fn nonce_issuer(kek: &crate::kek::Kek) -> Option<NonceIssuer> {
+    NonceIssuer::with_defaults(&kek.derive(b"gatehouse/dpop-nonce-key/v1")).ok()
+}

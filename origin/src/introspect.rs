@@ -1,0 +1,189 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009) of our own access
+//! tokens, verified through `common` exactly as the edge verifies them.
+
+use crate::audit::{self, AuditEvent};
+use crate::clients::Client;
+use crate::crypto::AwsLc;
+use crate::error::Error;
+use crate::revocation;
+use crate::state::AppState;
+use crate::token::RequestContext;
+use gatehouse_common::access_token::{
+    AccessToken, AccessTokenError, AccessTokenPolicy, UntrustedAccessToken,
+};
+use gatehouse_common::provider::SignatureVerifier as _;
+use gatehouse_common::revocation::RevocationKind;
+use gatehouse_common::UnixTime;
+use serde_json::{json, Value};
+use sqlx::Row as _;
+
+/// Clock skew tolerated on our own tokens, as the edge's default policy.
+pub const LEEWAY_SECS: i64 = 30;
+
+/// Every audience a token of ours may carry: the registered clients' and the default.
+async fn known_audiences(state: &AppState) -> Result<Vec<String>, Error> {
+    let rows = sqlx::query("SELECT audiences FROM clients")
+        .fetch_all(&state.db.pool)
+        .await?;
+    let mut out = vec![state.config.default_audience.clone()];
+    for r in &rows {
+        let text: String = r.try_get("audiences")?;
+        let list: Vec<String> = serde_json::from_str(&text).unwrap_or_default();
+        for a in list {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies `raw` as an access token we issued, at `now`.
+pub async fn verify_own(
+    state: &AppState,
+    raw: &str,
+    now: UnixTime,
+) -> Result<Result<AccessToken, AccessTokenError>, Error> {
+    let mut policy =
+        AccessTokenPolicy::new(state.config.issuer.clone(), known_audiences(state).await?);
+    policy.leeway_secs = LEEWAY_SECS;
+    let ring = state.key_ring()?;
+    let jwks = ring.jwks(now);
+    let verdict = (|| {
+        let untrusted = UntrustedAccessToken::parse(raw, &policy)?;
+        let key = jwks.select(untrusted.kid(), untrusted.header_alg())?;
+        let ok = AwsLc.verify(
+            key.jwk,
+            key.alg,
+            untrusted.signing_input(),
+            untrusted.signature(),
+        );
+        untrusted.accept(ok, &policy, now)
+    })();
+    Ok(verdict)
+}
+
+/// The RFC 7662 answer for `raw`, asked by `caller`.
+pub async fn introspect(
+    state: &AppState,
+    caller: &Client,
+    raw: &str,
+    now: UnixTime,
+) -> Result<Value, Error> {
+    if caller.public {
+        return Err(Error::UnauthorizedClient(
+            "public clients may not introspect",
+        ));
+    }
+    let token = match verify_own(state, raw, now).await? {
+        Ok(t) => t,
+        Err(_) => return Ok(json!({"active": false})),
+    };
+    if revocation::is_revoked(&state.db, &token, now).await? {
+        return Ok(json!({"active": false}));
+    }
+    let mut out = json!({
+        "active": true,
+        "iss": token.iss,
+        "sub": token.sub,
+        "aud": token.aud,
+        "exp": token.exp,
+        "iat": token.iat,
+        "jti": token.jti,
+        "client_id": token.client_id,
+        "scope": token.scope.join(" "),
+        "token_type": if token.cnf_jkt.is_some() { "DPoP" } else { "Bearer" },
+    });
+    if let Some(m) = out.as_object_mut() {
+        if let Some(nbf) = token.nbf {
+            m.insert("nbf".into(), nbf.into());
+        }
+        if let Some(sid) = &token.sid {
+            m.insert("sid".into(), sid.clone().into());
+        }
+        if let Some(jkt) = &token.cnf_jkt {
+            m.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 7009: revokes `raw` if it is a live access token issued to `caller`.
+/// Unknown, foreign, expired or other clients' tokens are answered the same
+/// way (200), so the endpoint reveals nothing.
+pub async fn revoke_token(
+    state: &AppState,
+    caller: &Client,
+    raw: &str,
+    ctx: RequestContext,
+) -> Result<(), Error> {
+    let Ok(token) = verify_own(state, raw, ctx.now).await? else {
+        return Ok(());
+    };
+    if token.client_id != caller.client_id {
+        audit::record(
+            &state.db.pool,
+            &AuditEvent::new("revocation_refused", ctx.now)
+                .client(&caller.client_id)
+                .jti(&token.jti)
+                .ip(ctx.ip)
+                .detail("token belongs to another client"),
+        )
+        .await?;
+        return Ok(());
+    }
+    revocation::revoke(
+        &state.db,
+        RevocationKind::Jti,
+        &token.jti,
+        token.exp.saturating_add(LEEWAY_SECS),
+        "rfc7009",
+        ctx.now,
+    )
+    .await?;
+    audit::record(
+        &state.db.pool,
+        &AuditEvent::new("token_revoked", ctx.now)
+            .client(&caller.client_id)
+            .subject(&token.sub)
+            .jti(&token.jti)
+            .ip(ctx.ip)
+            .detail("rfc7009"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes every token naming `value` as `kind` issued up to `now` (admin, CLI).
+pub async fn revoke_identifier(
+    db: &crate::db::Db,
+    access_token_ttl: i64,
+    kind: RevocationKind,
+    value: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<revocation::Revocation, Error> {
+    if value.is_empty() || value.len() > 256 {
+        return Err(Error::InvalidRequest(
+            "the revoked value must be 1-256 characters".into(),
+        ));
+    }
+    let drop_after = now
+        .0
+        .saturating_add(access_token_ttl)
+        .saturating_add(LEEWAY_SECS);
+    let rev = revocation::revoke(db, kind, value, drop_after, reason, now).await?;
+    let mut e = AuditEvent::new("token_revoked", now).detail(format!(
+        "{}={} by {reason}",
+        kind.name(),
+        value
+    ));
+    match kind {
+        RevocationKind::Jti => e = e.jti(value),
+        RevocationKind::Sub => e = e.subject(value),
+        RevocationKind::ClientId => e = e.client(value),
+        _ => {}
+    }
+    audit::record(&db.pool, &e).await?;
+    Ok(rev)
+}

@@ -1,0 +1,139 @@
+//! Revocations: stored with an outbox row in the same transaction (the
+//! pusher that carries them to the edge reads the outbox), and read back as
+//! `common`'s [`RevocationList`] so the origin's verdict is the edge's.
+
+use crate::db::{Db, DbError};
+use gatehouse_common::access_token::AccessToken;
+use gatehouse_common::revocation::{
+    RevocationDocument, RevocationEntry, RevocationKind, RevocationList,
+};
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use sqlx::Row as _;
+
+/// A stored revocation, for operators.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Revocation {
+    /// `jti`, `sid`, `sub` or `client_id`.
+    pub kind: String,
+    /// The revoked identifier.
+    pub value: String,
+    /// When it was revoked (tokens with `iat <= revoked_at` are refused for sid/sub/client_id).
+    pub revoked_at: i64,
+    /// When the entry may be dropped (every token it covers has expired).
+    pub drop_after: i64,
+    /// Why (`rfc7009`, `admin`, `cli`, …).
+    pub reason: String,
+}
+
+/// Records a revocation and its outbox row atomically. Revoking again
+/// extends the entry (latest `revoked_at`, latest `drop_after`).
+pub async fn revoke(
+    db: &Db,
+    kind: RevocationKind,
+    value: &str,
+    drop_after: i64,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Revocation, DbError> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO revocations (kind, value, revoked_at, drop_after, reason) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (kind, value) DO UPDATE SET revoked_at = excluded.revoked_at, \
+         drop_after = CASE WHEN excluded.drop_after > revocations.drop_after THEN excluded.drop_after ELSE revocations.drop_after END, \
+         reason = excluded.reason",
+    )
+    .bind(kind.name())
+    .bind(value)
+    .bind(now.0)
+    .bind(drop_after)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    let payload = serde_json::json!({"kind": kind.name(), "value": value, "revoked_at": now.0, "drop_after": drop_after});
+    sqlx::query(
+        "INSERT INTO outbox (topic, payload, created_at, delivered_at) VALUES ($1, $2, $3, NULL)",
+    )
+    .bind("revocation")
+    .bind(payload.to_string())
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Revocation {
+        kind: kind.name().to_owned(),
+        value: value.to_owned(),
+        revoked_at: now.0,
+        drop_after,
+        reason: reason.to_owned(),
+    })
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Revocation, DbError> {
+    Ok(Revocation {
+        kind: r.try_get("kind")?,
+        value: r.try_get("value")?,
+        revoked_at: r.try_get("revoked_at")?,
+        drop_after: r.try_get("drop_after")?,
+        reason: r.try_get("reason")?,
+    })
+}
+
+/// Revocations still in force at `now`.
+pub async fn list(db: &Db, now: UnixTime) -> Result<Vec<Revocation>, DbError> {
+    let rows = sqlx::query(
+        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations WHERE drop_after > $1 ORDER BY revoked_at, id",
+    )
+    .bind(now.0)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Whether `token` is revoked at `now`, decided by `common`'s [`RevocationList`]
+/// over the entries that could name it.
+pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<bool, DbError> {
+    let rows = sqlx::query(
+        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations WHERE drop_after > $1 AND \
+         ((kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR (kind = 'sub' AND value = $4) \
+          OR (kind = 'client_id' AND value = $5))",
+    )
+    .bind(now.0)
+    .bind(&token.jti)
+    .bind(token.sid.clone().unwrap_or_default())
+    .bind(&token.sub)
+    .bind(&token.client_id)
+    .fetch_all(&db.pool)
+    .await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let rev = from_row(r)?;
+        let kind =
+            RevocationKind::from_name(&rev.kind).ok_or(DbError::Corrupt { column: "kind" })?;
+        entries.push(RevocationEntry {
+            kind,
+            value: rev.value,
+            revoked_at: rev.revoked_at,
+            until: rev.drop_after,
+        });
+    }
+    let doc = RevocationDocument {
+        iss: String::new(),
+        iat: now.0,
+        version: 0,
+        entries,
+    };
+    Ok(RevocationList::from_document(doc, now)
+        .check(token, now)
+        .is_some())
+}
+
+/// Outbox rows not yet delivered (for the pusher and for tests).
+pub async fn pending_outbox(db: &Db) -> Result<Vec<(i64, String)>, DbError> {
+    let rows = sqlx::query("SELECT id, payload FROM outbox WHERE delivered_at IS NULL ORDER BY id")
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("payload")?)))
+        .collect()
+}
