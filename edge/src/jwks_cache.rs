@@ -1,0 +1,158 @@
+//! When to (re)fetch the issuer's JWKS — pure decisions, time injected.
+//!
+//! Honours the issuer's `Cache-Control: max-age` clamped between a floor and
+//! a ceiling; refetches on an unknown `kid` at most once per cooldown (so
+//! random `kid`s cannot cause refetch storms); and keeps serving the last
+//! good key set up to a maximum stale age when the issuer is unreachable or
+//! answers garbage (stale-if-error).
+
+use gatehouse_common::jwk::JwkSet;
+use gatehouse_common::UnixTime;
+
+/// Limits for the cache, from configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct CachePolicy {
+    /// Floor for the TTL, seconds.
+    pub min_ttl: i64,
+    /// Ceiling for the TTL, seconds.
+    pub max_ttl: i64,
+    /// How long past expiry the last good set may still be used on fetch failure.
+    pub max_stale: i64,
+    /// Least time between `kid`-triggered refetches.
+    pub cooldown: i64,
+}
+
+/// The cached key set and its timing.
+#[derive(Clone, Debug, Default)]
+pub struct JwksState {
+    /// The last good key set.
+    pub keys: Option<JwkSet>,
+    /// When it was fetched.
+    pub fetched_at: Option<UnixTime>,
+    /// When it stops being fresh.
+    pub fresh_until: Option<UnixTime>,
+    /// Last fetch attempt (success or failure), for the cooldown.
+    pub last_attempt: Option<UnixTime>,
+}
+
+/// What the caller should do before looking a key up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Use the cached set as is.
+    UseCached,
+    /// Fetch now (nothing usable is cached, or the set is stale).
+    Fetch,
+}
+
+impl JwksState {
+    /// Whether the set must be (re)fetched before use at `now`. Fetches after a
+    /// failure wait for the cooldown, serving the stale set meanwhile.
+    #[must_use]
+    pub fn before_lookup(&self, now: UnixTime, policy: &CachePolicy) -> Action {
+        match (self.keys.is_some(), self.fresh_until) {
+            (true, Some(fresh)) if now < fresh => Action::UseCached,
+            _ if self.in_cooldown(now, policy) && self.usable(now, policy) => Action::UseCached,
+            _ => Action::Fetch,
+        }
+    }
+
+    /// Whether an unknown `kid` may trigger a refetch at `now`.
+    #[must_use]
+    pub fn may_refetch_for_unknown_kid(&self, now: UnixTime, policy: &CachePolicy) -> bool {
+        !self.in_cooldown(now, policy)
+    }
+
+    fn in_cooldown(&self, now: UnixTime, policy: &CachePolicy) -> bool {
+        self.last_attempt.is_some_and(|t| now.0 < t.0.saturating_add(policy.cooldown))
+    }
+
+    /// Whether the cached set may still be used at `now` (fresh, or stale within the limit).
+    #[must_use]
+    pub fn usable(&self, now: UnixTime, policy: &CachePolicy) -> bool {
+        self.keys.is_some() && self.fresh_until.is_some_and(|f| now.0 < f.0.saturating_add(policy.max_stale))
+    }
+
+    /// Records a successful fetch with the response's `max-age`, if any.
+    pub fn fetched(&mut self, keys: JwkSet, max_age: Option<i64>, now: UnixTime, policy: &CachePolicy) {
+        let ttl = max_age.unwrap_or(policy.min_ttl).clamp(policy.min_ttl, policy.max_ttl);
+        self.keys = Some(keys);
+        self.fetched_at = Some(now);
+        self.fresh_until = Some(now.plus(ttl));
+        self.last_attempt = Some(now);
+    }
+
+    /// Records a failed fetch: the last good set stays, the cooldown starts.
+    pub fn failed(&mut self, now: UnixTime) {
+        self.last_attempt = Some(now);
+    }
+}
+
+/// `max-age` from a `Cache-Control` value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` → 0.
+#[must_use]
+pub fn max_age(cache_control: &str) -> Option<i64> {
+    let mut out = None;
+    for directive in cache_control.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(0);
+        }
+        if let Some(v) = lower.strip_prefix("max-age=") {
+            out = v.trim_matches('"').parse::<i64>().ok().filter(|n| *n >= 0);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: CachePolicy = CachePolicy { min_ttl: 30, max_ttl: 600, max_stale: 3600, cooldown: 10 };
+
+    #[test]
+    fn fresh_then_stale_then_refetch() {
+        let mut s = JwksState::default();
+        assert_eq!(s.before_lookup(UnixTime(0), &P), Action::Fetch);
+        s.fetched(JwkSet::default(), Some(100), UnixTime(0), &P);
+        assert_eq!(s.before_lookup(UnixTime(99), &P), Action::UseCached);
+        assert_eq!(s.before_lookup(UnixTime(100), &P), Action::Fetch);
+    }
+
+    #[test]
+    fn ttl_is_clamped() {
+        let mut s = JwksState::default();
+        s.fetched(JwkSet::default(), Some(1), UnixTime(0), &P);
+        assert_eq!(s.fresh_until, Some(UnixTime(30)));
+        s.fetched(JwkSet::default(), Some(86_400), UnixTime(0), &P);
+        assert_eq!(s.fresh_until, Some(UnixTime(600)));
+        s.fetched(JwkSet::default(), None, UnixTime(0), &P);
+        assert_eq!(s.fresh_until, Some(UnixTime(30)));
+    }
+
+    #[test]
+    fn stale_if_error_with_cooldown_and_a_limit() {
+        let mut s = JwksState::default();
+        s.fetched(JwkSet::default(), Some(60), UnixTime(0), &P);
+        s.failed(UnixTime(70));
+        assert_eq!(s.before_lookup(UnixTime(75), &P), Action::UseCached, "cooldown after failure");
+        assert!(s.usable(UnixTime(75), &P));
+        assert_eq!(s.before_lookup(UnixTime(80), &P), Action::Fetch);
+        assert!(!s.usable(UnixTime(60 + 3600), &P), "too stale");
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_rate_limited() {
+        let mut s = JwksState::default();
+        s.fetched(JwkSet::default(), Some(300), UnixTime(0), &P);
+        assert!(!s.may_refetch_for_unknown_kid(UnixTime(5), &P));
+        assert!(s.may_refetch_for_unknown_kid(UnixTime(10), &P));
+    }
+
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(max_age("public, max-age=300"), Some(300));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=-1"), None);
+    }
+}

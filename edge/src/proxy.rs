@@ -1,0 +1,45 @@
+//! Forwarding verified requests upstream.
+//!
+//! Incoming `Gatehouse-*` headers are removed first, so a caller can never
+//! forge identity; `Authorization` and `DPoP` are removed too (the upstream
+//! trusts the edge, not the token). The verified identity is then added, and
+//! the body streams through untouched, as does the upstream's response.
+
+use crate::config::EdgeConfig;
+use gatehouse_common::access_token::AccessToken;
+use wasm_bindgen::JsValue;
+use worker::{Fetch, Request, Response, Result};
+
+/// Forwards `req` to the upstream with `token`'s identity attached.
+pub async fn forward(req: Request, cfg: &EdgeConfig, token: &AccessToken) -> Result<Response> {
+    let url = req.url()?;
+    let mut target = format!("{}{}", cfg.upstream_url, url.path());
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let headers = web_sys::Headers::new_with_headers(&req.inner().headers())?;
+    let names: Vec<String> = req.headers().keys().collect();
+    for name in names {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("gatehouse-") || lower == "authorization" || lower == "dpop" {
+            headers.delete(&name)?;
+        }
+    }
+    headers.set("gatehouse-sub", &token.sub)?;
+    headers.set("gatehouse-client-id", &token.client_id)?;
+    headers.set("gatehouse-scope", &token.scope.join(" "))?;
+    headers.set("gatehouse-token-id", &token.jti)?;
+    if let Some(jkt) = &token.cnf_jkt {
+        headers.set("gatehouse-jkt", jkt)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method(&req.inner().method());
+    init.set_headers(&headers);
+    if let Some(body) = req.inner().body() {
+        init.set_body(&JsValue::from(body));
+    }
+    init.set_redirect(web_sys::RequestRedirect::Manual);
+    let upstream = web_sys::Request::new_with_str_and_init(&target, &init)?;
+    Fetch::Request(upstream.into()).send().await
+}

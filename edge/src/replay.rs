@@ -1,0 +1,81 @@
+//! The DPoP proof replay guard: a Durable Object per `jkt` shard that
+//! remembers each proof's replay key until the proof could no longer be
+//! accepted anyway (its `iat` window plus skew), so a replayed proof is
+//! refused everywhere, exactly once accepted.
+
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+
+/// What the edge asks the guard.
+#[derive(Serialize, Deserialize)]
+pub struct ReplayCheck {
+    /// The proof's replay key (hash of `jti` and `htu`, from `common::dpop`).
+    pub key: String,
+    /// Unix seconds after which the entry may be forgotten.
+    pub expires_at: i64,
+}
+
+/// The guard's answer.
+#[derive(Serialize, Deserialize)]
+pub struct ReplayVerdict {
+    /// `true` when the key was already seen and has not expired.
+    pub replayed: bool,
+}
+
+/// Durable Object remembering DPoP proof replay keys.
+#[durable_object]
+pub struct ReplayGuard {
+    state: State,
+}
+
+impl DurableObject for ReplayGuard {
+    fn new(state: State, _env: Env) -> Self {
+        Self { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        if req.method() != Method::Post {
+            return Response::error("method not allowed", 405);
+        }
+        let check: ReplayCheck = req.json().await?;
+        let now = (worker::Date::now().as_millis() / 1000) as i64;
+        let storage = self.state.storage();
+        let seen: Option<i64> = storage.get(&check.key).await?;
+        let replayed = seen.is_some_and(|exp| exp > now);
+        if !replayed {
+            storage.put(&check.key, check.expires_at).await?;
+            if storage.get_alarm().await?.is_none() {
+                let delay_ms = (check.expires_at - now).max(1) * 1000;
+                storage.set_alarm(delay_ms).await?;
+            }
+        }
+        Response::from_json(&ReplayVerdict { replayed })
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = (worker::Date::now().as_millis() / 1000) as i64;
+        let storage = self.state.storage();
+        let entries = storage.list().await?;
+        let mut expired = Vec::new();
+        let mut next: Option<i64> = None;
+        for entry in entries.entries() {
+            let pair: js_sys::Array = entry?.into();
+            let (Some(key), Some(exp)) = (pair.get(0).as_string(), pair.get(1).as_f64()) else {
+                continue;
+            };
+            let exp = exp as i64;
+            if exp <= now {
+                expired.push(key);
+            } else {
+                next = Some(next.map_or(exp, |n| n.min(exp)));
+            }
+        }
+        if !expired.is_empty() {
+            storage.delete_multiple(expired).await?;
+        }
+        if let Some(exp) = next {
+            storage.set_alarm((exp - now).max(1) * 1000).await?;
+        }
+        Response::ok("")
+    }
+}
