@@ -8,7 +8,8 @@ use crate::state::{now, AppState};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How often each replica checks the key schedule (and picks up other replicas' keys).
+/// How often each replica checks the key schedule (and picks up other replicas'
+/// keys) and forgets stale DPoP replay entries.
 const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why the server stopped with an error.
@@ -83,6 +84,9 @@ async fn maintain_keys(state: AppState) {
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "key maintenance failed"),
+        }
+        if let Err(e) = crate::dpop::prune_replay(&state, now()).await {
+            tracing::warn!(error = %e, "pruning DPoP replay entries failed");
         }
     }
 }

@@ -1,0 +1,20 @@
+//! The origin's integration tests, in one binary (one link): HTTP endpoints
+//! through `oneshot`, repositories on SQLite and PostgreSQL, and the real
+//! `gatehouse-origin` binary as a process.
+//!
+//! PostgreSQL runs when `GATEHOUSE_TEST_DATABASE_URL` is set (CI sets it,
+//! e.g. `postgres://postgres@127.0.0.1:5432/test`); otherwise those cases
+//! print why they were skipped.
+
+// Test code: helpers outside #[test] fns may unwrap and index too (clippy.toml covers only test fns).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod api;
+mod process;
+mod storage;
+mod support;

@@ -1,0 +1,193 @@
+//! The real `gatehouse-origin` binary: `client create`, `serve` on port 0,
+//! a token over HTTP, the JWKS, `keys list`, `revoke`, `audit`, SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse-origin");
+
+fn cli(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn run(database_url: String) {
+    let dir = std::env::temp_dir().join(format!(
+        "gh-origin-proc-{}",
+        gatehouse_origin::secret::random_id().unwrap()
+    ));
+    let env = vec![
+        ("GATEHOUSE_DATA_DIR".to_owned(), dir.display().to_string()),
+        ("GATEHOUSE_DATABASE_URL".to_owned(), database_url),
+        ("GATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        (
+            "GATEHOUSE_ISSUER".to_owned(),
+            "http://issuer.test".to_owned(),
+        ),
+    ];
+    let created = cli(
+        &env,
+        &[
+            "client",
+            "create",
+            "--name",
+            "demo",
+            "--scope",
+            "read write",
+            "--audience",
+            "https://api.example",
+        ],
+    );
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43);
+
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(env.iter().cloned())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("server did not log listening");
+        if line.contains("\"listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            break v["fields"]["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let base = format!("http://{addr}");
+    let http = reqwest::blocking::Client::new();
+    let resp = http
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().unwrap();
+    let at = body["access_token"].as_str().unwrap();
+    let jwks: serde_json::Value = http
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let k = &jwks["keys"][0];
+    let key = jsonwebtoken::DecodingKey::from_ec_components(
+        k["x"].as_str().unwrap(),
+        k["y"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["https://api.example"]);
+    v.set_issuer(&["http://issuer.test"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(at, &key, &v)
+        .unwrap()
+        .claims;
+    let bad = http
+        .post(format!("{base}/token"))
+        .basic_auth(&id, Some("nope"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+
+    // The CLI works against the same database while the server runs.
+    let keys = cli(&env, &["keys", "list"]);
+    assert_eq!(keys["keys"][0]["state"], "active");
+    let rev = cli(&env, &["revoke", "--jti", claims["jti"].as_str().unwrap()]);
+    assert_eq!(rev["kind"], "jti");
+    let intro: serde_json::Value = http
+        .post(format!("{base}/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", at)])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(intro["active"], false);
+    let audit = cli(&env, &["audit", "--limit", "10"]);
+    let text = audit.to_string();
+    assert!(text.contains("token_issued") && !text.contains(&secret) && !text.contains(at));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no graceful shutdown");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(
+        logs.iter().all(|l| !l.contains(&secret) && !l.contains(at)),
+        "no secrets in logs"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn binary_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!(
+        "gh-origin-procdb-{}",
+        gatehouse_origin::secret::random_id().unwrap()
+    ));
+    run(format!("sqlite://{}", dir.join("g.db").display()));
+}
+
+#[test]
+fn binary_on_postgres() {
+    let Some(url) = crate::support::pg_url() else {
+        return;
+    };
+    // A database of its own, so the binary's default schema is clean.
+    let name = format!(
+        "gh_proc_{}",
+        gatehouse_origin::secret::random_id()
+            .unwrap()
+            .to_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Executor as _;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        pool.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let base = url
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(b, _)| b)
+        .to_owned();
+    run(format!("{base}/{name}"));
+}

@@ -1,0 +1,167 @@
+//! Shared test fixtures: databases per test, app state, request helpers.
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use gatehouse_common::UnixTime;
+use gatehouse_origin::clients::{self, NewClient};
+use gatehouse_origin::config::Config;
+use gatehouse_origin::db::Db;
+use gatehouse_origin::kek::Kek;
+use gatehouse_origin::state::AppState;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+pub const AUD: &str = "https://api.example";
+
+/// A database for one test: a fresh SQLite file, or a fresh PostgreSQL schema.
+pub struct TestDb {
+    pub name: &'static str,
+    pub url: String,
+    pub schema: Option<String>,
+}
+
+fn unique() -> String {
+    gatehouse_origin::secret::random_id()
+        .unwrap()
+        .to_lowercase()
+        .replace(['-', '_'], "x")
+}
+
+pub fn pg_url() -> Option<String> {
+    match std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!("skipping PostgreSQL case: GATEHOUSE_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// SQLite always; PostgreSQL when configured.
+pub fn databases() -> Vec<TestDb> {
+    let dir = std::env::temp_dir().join(format!("gh-origin-test-{}", unique()));
+    let mut out = vec![TestDb {
+        name: "sqlite",
+        url: format!("sqlite://{}", dir.join("t.db").display()),
+        schema: None,
+    }];
+    if let Some(url) = pg_url() {
+        out.push(TestDb {
+            name: "postgres",
+            url,
+            schema: Some(format!("t_{}", unique())),
+        });
+    }
+    out
+}
+
+impl TestDb {
+    pub async fn open(&self) -> Db {
+        let db = Db::connect_in_schema(&self.url, self.schema.as_deref())
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db
+    }
+}
+
+pub const T0: UnixTime = UnixTime(1_800_000_000);
+
+pub async fn state_with(config: Config, db: Db) -> AppState {
+    AppState::new(
+        config,
+        db,
+        Kek::from_bytes([7; 32]),
+        gatehouse_origin::state::now(),
+    )
+    .await
+    .unwrap()
+}
+
+pub async fn sqlite_state() -> AppState {
+    sqlite_state_with(|_| {}).await
+}
+
+pub async fn sqlite_state_with(f: impl FnOnce(&mut Config)) -> AppState {
+    let tdb = databases().remove(0);
+    let mut config = Config::for_tests(&tdb.url);
+    f(&mut config);
+    state_with(config, tdb.open().await).await
+}
+
+pub struct Registered {
+    pub id: String,
+    pub secret: String,
+}
+
+pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Registered {
+    let (c, s) = clients::create(
+        &state.db,
+        &NewClient {
+            name: "t".into(),
+            scopes: scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            audiences: vec![AUD.into(), "https://other.example".into()],
+            grant_types: vec!["client_credentials".into()],
+            dpop_required,
+            ..NewClient::default()
+        },
+        gatehouse_origin::state::now(),
+    )
+    .await
+    .unwrap();
+    Registered {
+        id: c.client_id,
+        secret: s.unwrap().expose().to_owned(),
+    }
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+pub async fn send(
+    state: &AppState,
+    req: Request<Body>,
+) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+    let resp: Response<Body> = gatehouse_origin::http::router(state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, headers, json)
+}
+
+pub fn form_post(path: &str, auth: Option<&str>, body: &str) -> axum::http::request::Builder {
+    let mut b = Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    let _ = body;
+    b
+}
+
+pub async fn token(
+    state: &AppState,
+    c: &Registered,
+    body: &str,
+) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+    send(
+        state,
+        form_post("/token", Some(&basic(&c.id, &c.secret)), body)
+            .body(Body::from(body.to_owned()))
+            .unwrap(),
+    )
+    .await
+}
