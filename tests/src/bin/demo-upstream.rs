@@ -14,7 +14,12 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json
     let identity: Map<String, Value> = headers
         .iter()
         .filter(|(name, _)| name.as_str().starts_with("gatehouse-"))
-        .map(|(name, value)| (name.as_str().to_owned(), Value::from(value.to_str().unwrap_or(""))))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                Value::from(value.to_str().unwrap_or("")),
+            )
+        })
         .collect();
     Json(json!({
         "method": method.as_str(),
@@ -29,9 +34,14 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Json
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8090".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8090".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    eprintln!("{}", json!({"event": "listening", "service": "demo-upstream", "addr": listener.local_addr()?.to_string()}));
+    eprintln!(
+        "{}",
+        json!({"event": "listening", "service": "demo-upstream", "addr": listener.local_addr()?.to_string()})
+    );
     let app = axum::Router::new().fallback(echo);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -1,0 +1,431 @@
+#![allow(dead_code)]
+//! Starts the real parts on free ports — the `gatehouse-origin` binary, the
+//! demo upstream, and `wrangler dev` (workerd) running the built edge — and
+//! stops them again when the [`Stack`] is dropped, also when a test fails.
+//!
+//! Prerequisites (done by `scripts/test`): `cargo build --bins` for the origin
+//! and upstream, and `scripts/build-edge` for the worker bundle.
+
+use serde_json::Value;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_gatehouse-demo-upstream"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "gatehouse-e2e-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process (and its process group) killed on drop.
+pub struct Proc {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Self {
+        use std::os::unix::process::CommandExt;
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Self { name, child, log }
+    }
+
+    /// The process's output so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the whole process group at once (as a crash would).
+    pub fn kill9(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("---- {} log ----\n{}", self.name, self.log());
+        }
+    }
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http client")
+}
+
+fn wait_until_up(url: &str, proc: &mut Proc, timeout: Duration) {
+    let client = http();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = client.get(url).send() {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!(
+                "{} exited ({status}) before answering {url}:\n{}",
+                proc.name,
+                proc.log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not answer {url} in time:\n{}",
+            proc.name,
+            proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The origin binary with its own data directory and database.
+pub struct Origin {
+    pub url: String,
+    pub port: u16,
+    pub data: TempDir,
+    pub database_url: String,
+    pub proc: Proc,
+}
+
+pub fn origin_binary() -> PathBuf {
+    let bin = bin_dir().join("gatehouse-origin");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p gatehouse-origin` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+impl Origin {
+    /// Starts `gatehouse-origin serve` on SQLite in a fresh directory.
+    pub fn start() -> Self {
+        let data = TempDir::new("origin");
+        let database_url = format!("sqlite://{}/gatehouse.db", data.path().display());
+        Self::start_with(data, database_url, &[])
+    }
+
+    pub fn start_with(data: TempDir, database_url: String, extra_env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(origin_binary());
+        cmd.arg("serve");
+        Self::env(&mut cmd, &url, port, data.path(), &database_url);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn("origin", cmd, data.path().join("origin.log"));
+        wait_until_up(
+            &format!("{url}/.well-known/jwks.json"),
+            &mut proc,
+            Duration::from_secs(60),
+        );
+        Self {
+            url,
+            port,
+            data,
+            database_url,
+            proc,
+        }
+    }
+
+    fn env(cmd: &mut Command, url: &str, port: u16, dir: &Path, database_url: &str) {
+        cmd.env("GATEHOUSE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GATEHOUSE_ISSUER", url)
+            .env("GATEHOUSE_DATABASE_URL", database_url)
+            .env("GATEHOUSE_DATA_DIR", dir)
+            .env("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("GATEHOUSE_CONFIG");
+    }
+
+    /// Runs a CLI command against this origin's database and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(origin_binary());
+        cmd.args(args);
+        Self::env(
+            &mut cmd,
+            &self.url,
+            self.port,
+            self.data.path(),
+            &self.database_url,
+        );
+        let out = cmd.output().expect("run gatehouse-origin");
+        assert!(
+            out.status.success(),
+            "gatehouse-origin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Registers a confidential client and returns its credentials.
+    pub fn create_client(
+        &self,
+        name: &str,
+        scope: &str,
+        audience: &str,
+        extra: &[&str],
+    ) -> ClientCreds {
+        let mut args = vec![
+            "client",
+            "create",
+            "--name",
+            name,
+            "--scope",
+            scope,
+            "--audience",
+            audience,
+        ];
+        args.extend_from_slice(extra);
+        let out: Value =
+            serde_json::from_str(self.cli(&args).trim()).expect("client create prints JSON");
+        ClientCreds {
+            id: out["client_id"].as_str().expect("client_id").to_owned(),
+            secret: out["client_secret"].as_str().map(str::to_owned),
+        }
+    }
+
+    /// client_credentials with client_secret_basic; returns the token response.
+    pub fn client_credentials(&self, client: &ClientCreds, extra: &[(&str, &str)]) -> Value {
+        let mut form = vec![("grant_type", "client_credentials")];
+        form.extend_from_slice(extra);
+        let resp = http()
+            .post(format!("{}/token", self.url))
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(&form)
+            .send()
+            .expect("POST /token");
+        let status = resp.status();
+        let body: Value = resp.json().expect("token response is JSON");
+        assert_eq!(status, 200, "token request failed: {body}");
+        body
+    }
+}
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789abcdef";
+
+#[derive(Clone, Debug)]
+pub struct ClientCreds {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+/// The demo upstream.
+pub struct Upstream {
+    pub url: String,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl Upstream {
+    pub fn start() -> Self {
+        let dir = TempDir::new("upstream");
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo-upstream"));
+        cmd.arg(format!("127.0.0.1:{port}"));
+        let mut proc = Proc::spawn("upstream", cmd, dir.path().join("upstream.log"));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until_up(&format!("{url}/ready"), &mut proc, Duration::from_secs(30));
+        Self {
+            url,
+            proc,
+            _dir: dir,
+        }
+    }
+}
+
+/// `wrangler dev` running the prebuilt edge with a generated config.
+pub struct Edge {
+    pub url: String,
+    pub proc: Proc,
+    pub dir: TempDir,
+}
+
+impl Edge {
+    /// Starts the edge for `origin`'s issuer, forwarding to `upstream`;
+    /// `vars` override or add `[vars]`.
+    pub fn start(origin: &Origin, upstream: &Upstream, vars: &[(&str, &str)]) -> Self {
+        let root = repo_root();
+        let shim = root.join("edge/build/worker/shim.mjs");
+        assert!(
+            shim.exists(),
+            "{} is missing: run scripts/build-edge (scripts/test does)",
+            shim.display()
+        );
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let dir = TempDir::new("edge");
+        let mut cfg: toml::Table = std::fs::read_to_string(root.join("wrangler.toml"))
+            .expect("wrangler.toml")
+            .parse()
+            .expect("wrangler.toml parses");
+        cfg.remove("build");
+        cfg.insert(
+            "main".into(),
+            toml::Value::String(shim.display().to_string()),
+        );
+        let mut v = toml::Table::new();
+        v.insert("ISSUER".into(), origin.url.clone().into());
+        v.insert("AUDIENCE".into(), url.clone().into());
+        v.insert(
+            "JWKS_URL".into(),
+            format!("{}/.well-known/jwks.json", origin.url).into(),
+        );
+        v.insert("UPSTREAM_URL".into(), upstream.url.clone().into());
+        for (k, val) in vars {
+            v.insert((*k).into(), (*val).into());
+        }
+        cfg.insert("vars".into(), toml::Value::Table(v));
+        let config_path = dir.path().join("wrangler.toml");
+        std::fs::write(&config_path, toml::to_string(&cfg).expect("serialize"))
+            .expect("write config");
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&root)
+            .args([
+                "dev",
+                "--local",
+                "--ip",
+                "127.0.0.1",
+                "--show-interactive-dev-session=false",
+            ])
+            .arg("--config")
+            .arg(&config_path)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--inspector-port",
+                &free_port().to_string(),
+            ])
+            .arg("--persist-to")
+            .arg(dir.path().join("state"))
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", dir.path().join("wrangler-logs"));
+        let mut proc = Proc::spawn("wrangler dev", cmd, dir.path().join("wrangler.log"));
+        wait_until_up(
+            &format!("{url}/.gatehouse/health"),
+            &mut proc,
+            Duration::from_secs(120),
+        );
+        Self { url, proc, dir }
+    }
+}
+
+/// Origin + upstream + edge, started together.
+pub struct Stack {
+    pub edge: Edge,
+    pub upstream: Upstream,
+    pub origin: Origin,
+}
+
+impl Stack {
+    pub fn start() -> Self {
+        Self::start_with_edge_vars(&[])
+    }
+
+    pub fn start_with_edge_vars(vars: &[(&str, &str)]) -> Self {
+        let origin = Origin::start();
+        let upstream = Upstream::start();
+        let edge = Edge::start(&origin, &upstream, vars);
+        Self {
+            edge,
+            upstream,
+            origin,
+        }
+    }
+
+    /// A confidential client whose tokens are for this edge.
+    pub fn client(&self, scope: &str) -> ClientCreds {
+        self.origin.create_client("e2e", scope, &self.edge.url, &[])
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests through the real binaries: `gatehouse-origin`, the demo
+//! upstream, and the edge worker in `wrangler dev` (workerd). One test
+//! binary with a module per flow (every file in tests/ would be its own
+//! slow-to-link binary).
+
+mod harness;
+mod skeleton;
