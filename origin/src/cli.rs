@@ -1,5 +1,5 @@
 //! The `gatehouse-origin` command line: `serve`, `migrate`, `client …`,
-//! `keys …`, `audit`. Commands print JSON on stdout; logs go to stderr.
+//! `keys …`, `revoke`, `revocations …`, `audit`. Commands print JSON on stdout; logs go to stderr.
 
 use crate::clients::{self, NewClient};
 use crate::config::Config;
@@ -50,6 +50,9 @@ pub enum Command {
         #[arg(long, group = "what")]
         client: Option<String>,
     },
+    /// The revocation pusher.
+    #[command(subcommand)]
+    Revocations(RevocationsCommand),
     /// Show recent audit events.
     Audit {
         /// How many events.
@@ -108,6 +111,15 @@ pub enum ClientCommand {
         /// The client id.
         client_id: String,
     },
+}
+
+/// `revocations …`
+#[derive(Debug, Subcommand)]
+pub enum RevocationsCommand {
+    /// Pending and delivered document versions, pending outbox rows, the last error.
+    Status,
+    /// Live revocations.
+    List,
 }
 
 /// `keys …`
@@ -208,6 +220,27 @@ async fn run(command: Command, config: Config) -> CliResult {
             .await
             .map_err(|e| e.to_string())?;
             print(&serde_json::to_value(rev)?);
+            Ok(())
+        }
+        Command::Revocations(cmd) => {
+            let db = Db::open(&config.database_url).await?;
+            let now = now();
+            match cmd {
+                RevocationsCommand::Status => {
+                    let status = crate::revocation_push::status(
+                        &db,
+                        &config.revocation_push,
+                        config.access_token_ttl,
+                        now,
+                    )
+                    .await?;
+                    print(&serde_json::to_value(status)?);
+                }
+                RevocationsCommand::List => {
+                    let list = crate::revocation::list(&db, now).await?;
+                    print(&json!({ "revocations": list }));
+                }
+            }
             Ok(())
         }
         Command::Audit { limit, client } => {

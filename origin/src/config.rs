@@ -50,6 +50,21 @@ pub struct FileConfig {
     pub secret_grace: Option<i64>,
     /// `GATEHOUSE_TOKEN_RATE`: token requests per minute allowed per client and per IP (bursts up to the same number).
     pub token_rate_per_minute: Option<u32>,
+    /// `GATEHOUSE_REVOCATION_PUSH`: `edge`, `cloudflare` or `off` (default:
+    /// `edge` when an edge URL is set, else `off`).
+    pub revocation_push: Option<String>,
+    /// `GATEHOUSE_EDGE_URL`: the worker's base URL; documents go to
+    /// `POST {edge_url}/.gatehouse/revocations`.
+    pub edge_url: Option<String>,
+    /// `GATEHOUSE_CLOUDFLARE_ACCOUNT_ID`: account of the KV namespace (push mode `cloudflare`).
+    pub cloudflare_account_id: Option<String>,
+    /// `GATEHOUSE_CLOUDFLARE_NAMESPACE_ID`: the KV namespace id (push mode `cloudflare`).
+    pub cloudflare_namespace_id: Option<String>,
+    /// `GATEHOUSE_CLOUDFLARE_KV_KEY`: the KV key the edge reads (default `revocations`).
+    pub cloudflare_kv_key: Option<String>,
+    /// `GATEHOUSE_CLOUDFLARE_API_BASE`: API base URL (default
+    /// `https://api.cloudflare.com/client/v4`; tests point it at a local server).
+    pub cloudflare_api_base: Option<String>,
 }
 
 /// The validated configuration the origin runs with.
@@ -85,6 +100,49 @@ pub struct Config {
     pub secret_grace: i64,
     /// Token endpoint rate: requests per minute per client and per IP.
     pub token_rate_per_minute: u32,
+    /// Where revocation documents are pushed.
+    pub revocation_push: PushTarget,
+}
+
+/// Where the revocation pusher writes the signed document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushTarget {
+    /// No pusher runs; revocations wait in the outbox.
+    Off,
+    /// `POST {url}/.gatehouse/revocations` on the worker.
+    Edge {
+        /// The worker's base URL, without a trailing slash.
+        url: String,
+    },
+    /// The Cloudflare KV REST API.
+    Cloudflare(CloudflareKv),
+}
+
+impl PushTarget {
+    /// `off`, `edge` or `cloudflare`.
+    #[must_use]
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Edge { .. } => "edge",
+            Self::Cloudflare(_) => "cloudflare",
+        }
+    }
+}
+
+/// Cloudflare KV REST API coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudflareKv {
+    /// API base URL, without a trailing slash.
+    pub api_base: String,
+    /// Account id.
+    pub account_id: String,
+    /// KV namespace id.
+    pub namespace_id: String,
+    /// The key the document is written under.
+    pub key: String,
+    /// `CLOUDFLARE_API_TOKEN` (needs KV write permission).
+    pub api_token: crate::secret::CloudflareApiToken,
 }
 
 /// When signing keys are published, become active, retire and disappear.
@@ -202,11 +260,133 @@ impl FileConfig {
         n(env, "GATEHOUSE_DPOP_NONCE", &mut self.dpop_nonce)?;
         n(env, "GATEHOUSE_SECRET_GRACE", &mut self.secret_grace)?;
         n(env, "GATEHOUSE_TOKEN_RATE", &mut self.token_rate_per_minute)?;
+        s(env, "GATEHOUSE_REVOCATION_PUSH", &mut self.revocation_push);
+        s(env, "GATEHOUSE_EDGE_URL", &mut self.edge_url);
+        s(
+            env,
+            "GATEHOUSE_CLOUDFLARE_ACCOUNT_ID",
+            &mut self.cloudflare_account_id,
+        );
+        s(
+            env,
+            "GATEHOUSE_CLOUDFLARE_NAMESPACE_ID",
+            &mut self.cloudflare_namespace_id,
+        );
+        s(
+            env,
+            "GATEHOUSE_CLOUDFLARE_KV_KEY",
+            &mut self.cloudflare_kv_key,
+        );
+        s(
+            env,
+            "GATEHOUSE_CLOUDFLARE_API_BASE",
+            &mut self.cloudflare_api_base,
+        );
         Ok(())
     }
 
-    /// Validates into a [`Config`], filling defaults.
+    /// Validates into a [`Config`], filling defaults. `api_token` is
+    /// `CLOUDFLARE_API_TOKEN` (never read from the file).
     pub fn validate(self) -> Result<Config, ConfigError> {
+        self.validate_with_token(None)
+    }
+
+    fn push_target(&self, api_token: Option<String>) -> Result<PushTarget, ConfigError> {
+        fn http_url(key: &'static str, v: &str) -> Result<String, ConfigError> {
+            let v = v.trim().trim_end_matches('/');
+            if !(v.starts_with("https://") || v.starts_with("http://"))
+                || v.contains(['?', '#', ' '])
+            {
+                return Err(invalid(
+                    key,
+                    "must be an http(s) URL without query or fragment",
+                ));
+            }
+            Ok(v.to_owned())
+        }
+        fn id(key: &'static str, v: Option<&String>) -> Result<String, ConfigError> {
+            match v {
+                Some(v)
+                    if !v.is_empty()
+                        && v.len() <= 256
+                        && v.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+                {
+                    Ok(v.clone())
+                }
+                Some(_) => Err(invalid(key, "must be letters, digits, '-', '_' or '.'")),
+                None => Err(invalid(
+                    key,
+                    "is required when GATEHOUSE_REVOCATION_PUSH=cloudflare",
+                )),
+            }
+        }
+        let edge_url = self.edge_url.as_deref().filter(|u| !u.is_empty());
+        let mode = match self.revocation_push.as_deref() {
+            None | Some("") => {
+                if edge_url.is_some() {
+                    "edge"
+                } else {
+                    "off"
+                }
+            }
+            Some(m) => m,
+        };
+        match mode {
+            "off" => Ok(PushTarget::Off),
+            "edge" => match edge_url {
+                Some(u) => Ok(PushTarget::Edge {
+                    url: http_url("GATEHOUSE_EDGE_URL", u)?,
+                }),
+                None => Err(invalid(
+                    "GATEHOUSE_EDGE_URL",
+                    "is required when GATEHOUSE_REVOCATION_PUSH=edge",
+                )),
+            },
+            "cloudflare" => Ok(PushTarget::Cloudflare(CloudflareKv {
+                api_base: http_url(
+                    "GATEHOUSE_CLOUDFLARE_API_BASE",
+                    self.cloudflare_api_base
+                        .as_deref()
+                        .unwrap_or("https://api.cloudflare.com/client/v4"),
+                )?,
+                account_id: id(
+                    "GATEHOUSE_CLOUDFLARE_ACCOUNT_ID",
+                    self.cloudflare_account_id.as_ref(),
+                )?,
+                namespace_id: id(
+                    "GATEHOUSE_CLOUDFLARE_NAMESPACE_ID",
+                    self.cloudflare_namespace_id.as_ref(),
+                )?,
+                key: id(
+                    "GATEHOUSE_CLOUDFLARE_KV_KEY",
+                    Some(
+                        &self
+                            .cloudflare_kv_key
+                            .clone()
+                            .unwrap_or_else(|| "revocations".into()),
+                    ),
+                )?,
+                api_token: match api_token.filter(|t| !t.is_empty()) {
+                    Some(t) => crate::secret::CloudflareApiToken::new(t),
+                    None => {
+                        return Err(invalid(
+                            "CLOUDFLARE_API_TOKEN",
+                            "is required when GATEHOUSE_REVOCATION_PUSH=cloudflare",
+                        ))
+                    }
+                },
+            })),
+            _ => Err(invalid(
+                "GATEHOUSE_REVOCATION_PUSH",
+                "must be edge, cloudflare or off",
+            )),
+        }
+    }
+
+    /// Validates into a [`Config`] with the Cloudflare API token from the environment.
+    pub fn validate_with_token(self, api_token: Option<String>) -> Result<Config, ConfigError> {
+        let revocation_push = self.push_target(api_token)?;
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
@@ -332,6 +512,7 @@ impl FileConfig {
             dpop_nonce: self.dpop_nonce.unwrap_or(false),
             secret_grace,
             token_rate_per_minute,
+            revocation_push,
         })
     }
 }
@@ -340,7 +521,7 @@ impl Config {
     /// Loads the file (if any) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("GATEHOUSE_"))
+            .filter(|(k, _)| k.starts_with("GATEHOUSE_") || k == "CLOUDFLARE_API_TOKEN")
             .collect();
         Self::load_from(path, &env)
     }
@@ -355,7 +536,7 @@ impl Config {
             None => FileConfig::default(),
         };
         file.overlay_env(env)?;
-        file.validate()
+        file.validate_with_token(env.get("CLOUDFLARE_API_TOKEN").cloned())
     }
 
     /// A configuration for tests: the defaults, a fixed KEK and admin token.
@@ -381,6 +562,7 @@ impl Config {
             dpop_nonce: false,
             secret_grace: 86_400,
             token_rate_per_minute: 600,
+            revocation_push: PushTarget::Off,
         }
     }
 }
@@ -440,5 +622,46 @@ mod tests {
             let e = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
             assert!(e.to_string().contains(k), "{k}: {e}");
         }
+    }
+
+    #[test]
+    fn push_mode_defaults_to_edge_with_an_edge_url_and_validates_cloudflare() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.revocation_push, PushTarget::Off);
+        let c = Config::load_from(
+            None,
+            &env(&[("GATEHOUSE_EDGE_URL", "http://127.0.0.1:8787/")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.revocation_push,
+            PushTarget::Edge {
+                url: "http://127.0.0.1:8787".into()
+            }
+        );
+        let e =
+            Config::load_from(None, &env(&[("GATEHOUSE_REVOCATION_PUSH", "edge")])).unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_EDGE_URL"), "{e}");
+        let cf = [
+            ("GATEHOUSE_REVOCATION_PUSH", "cloudflare"),
+            ("GATEHOUSE_CLOUDFLARE_ACCOUNT_ID", "acc"),
+            ("GATEHOUSE_CLOUDFLARE_NAMESPACE_ID", "ns"),
+        ];
+        let e = Config::load_from(None, &env(&cf)).unwrap_err();
+        assert!(e.to_string().contains("CLOUDFLARE_API_TOKEN"), "{e}");
+        let mut with_token = cf.to_vec();
+        with_token.push(("CLOUDFLARE_API_TOKEN", "tok-secret"));
+        let c = Config::load_from(None, &env(&with_token)).unwrap();
+        let PushTarget::Cloudflare(kv) = &c.revocation_push else {
+            panic!("not cloudflare")
+        };
+        assert_eq!(kv.api_base, "https://api.cloudflare.com/client/v4");
+        assert_eq!(kv.key, "revocations");
+        assert!(!format!("{c:?}").contains("tok-secret"));
+        let mut bad = with_token.clone();
+        bad.push(("GATEHOUSE_CLOUDFLARE_NAMESPACE_ID", "ns/../x"));
+        assert!(Config::load_from(None, &env(&bad)).is_err());
+        let e = Config::load_from(None, &env(&[("GATEHOUSE_REVOCATION_PUSH", "s3")])).unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_REVOCATION_PUSH"), "{e}");
     }
 }

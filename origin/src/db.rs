@@ -8,6 +8,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _, Row as _};
 use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -28,6 +30,9 @@ pub struct Db {
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    /// Woken after every committed outbox row, so this process's revocation
+    /// pusher starts at once (rows from other processes are found by polling).
+    pub outbox_notify: Arc<Notify>,
 }
 
 /// A storage failure.
@@ -128,7 +133,11 @@ impl Db {
         if backend == Backend::Sqlite && max > 1 {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            outbox_notify: Arc::new(Notify::new()),
+        })
     }
 
     /// Applies pending migrations for this backend.

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod metrics;
 pub mod ratelimit;
 pub mod revocation;
+pub mod revocation_push;
 pub mod secret;
 pub mod server;
 pub mod state;

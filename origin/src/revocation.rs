@@ -60,6 +60,7 @@ pub async fn revoke(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    db.outbox_notify.notify_one();
     Ok(Revocation {
         kind: kind.name().to_owned(),
         value: value.to_owned(),

@@ -77,6 +77,10 @@ secret_type!(
     AdminToken
 );
 secret_type!(
+    /// The Cloudflare API token the revocation pusher writes KV with.
+    CloudflareApiToken
+);
+secret_type!(
     /// A client secret as presented or generated (stored only as its SHA-256).
     ClientSecret
 );

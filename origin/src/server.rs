@@ -1,9 +1,10 @@
 //! `gatehouse-origin serve`: open storage, load keys, listen, maintain keys,
 //! shut down gracefully on SIGTERM/SIGINT.
 
-use crate::config::Config;
+use crate::config::{Config, PushTarget};
 use crate::db::Db;
 use crate::kek::Kek;
+use crate::revocation_push::{PushClient, PushSchedule};
 use crate::state::{now, AppState};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The revocation pusher could not start.
+    #[error(transparent)]
+    Push(#[from] crate::revocation_push::PushError),
     /// Serving.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -59,14 +63,34 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })?;
     let addr = listener.local_addr()?;
     let maintenance = tokio::spawn(maintain_keys(state.clone()));
+    let pusher = spawn_pusher(&state)?;
     tracing::info!(address = %addr, issuer = %state.config.issuer, "listening on http://{addr}");
     let app = crate::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     maintenance.abort();
+    if let Some(p) = pusher {
+        p.abort();
+    }
     tracing::info!("stopped");
     Ok(result?)
+}
+
+/// Starts the revocation pusher unless pushing is off.
+fn spawn_pusher(state: &AppState) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    let target = state.config.revocation_push.clone();
+    if target == PushTarget::Off {
+        tracing::warn!("revocation push is off (set GATEHOUSE_EDGE_URL or GATEHOUSE_REVOCATION_PUSH): revocations wait in the outbox");
+        return Ok(None);
+    }
+    let schedule = PushSchedule::default();
+    let client = PushClient::new(target, &schedule)?;
+    Ok(Some(tokio::spawn(crate::revocation_push::run(
+        state.clone(),
+        client,
+        schedule,
+    ))))
 }
 
 async fn maintain_keys(state: AppState) {

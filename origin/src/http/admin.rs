@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/revocations",
             get(list_revocations).post(create_revocation),
         )
+        .route("/revocations/status", get(revocation_status))
         .route("/audit", get(list_audit))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
@@ -298,6 +299,14 @@ async fn list_revocations(State(state): State<AppState>) -> Result<Json<Value>, 
     Ok(Json(
         json!({ "revocations": crate::revocation::list(&state.db, now).await? }),
     ))
+}
+
+async fn revocation_status(State(state): State<AppState>) -> Result<Json<Value>, Error> {
+    let c = &state.config;
+    let status =
+        crate::revocation_push::status(&state.db, &c.revocation_push, c.access_token_ttl, now())
+            .await?;
+    Ok(Json(serde_json::to_value(status).map_err(Error::internal)?))
 }
 
 /// `POST /admin/revocations` body.

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every documented (path, method), for the router-coverage test.
-pub const OPERATIONS: [(&str, &str); 18] = [
+pub const OPERATIONS: [(&str, &str); 19] = [
     ("/token", "post"),
     ("/introspect", "post"),
     ("/revoke", "post"),
@@ -25,6 +25,7 @@ pub const OPERATIONS: [(&str, &str); 18] = [
     ("/admin/keys/rotate", "post"),
     ("/admin/revocations", "get"),
     ("/admin/revocations", "post"),
+    ("/admin/revocations/status", "get"),
     ("/admin/audit", "get"),
 ];
 
@@ -102,6 +103,7 @@ pub fn build(issuer: &str) -> Value {
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["kind", "value"],
                         "properties": {"kind": {"type": "string", "enum": ["jti", "sid", "sub", "client_id"]}, "value": {"type": "string"}}}}}},
                     "responses": {"201": ok_json("The revocation"), "400": oauth_error(), "401": oauth_error()}}},
+            "/admin/revocations/status": {"get": admin("The revocation pusher: latest and delivered versions, pending outbox rows, last error", "{mode, latest_version, delivered_version, pending, last_error, ...}")},
             "/admin/audit": {"get": admin("Audit events, newest first (?limit, ?client_id)", "{events: [...]}")},
         },
         "components": {

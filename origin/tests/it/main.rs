@@ -16,5 +16,6 @@
 
 mod api;
 mod process;
+mod push;
 mod storage;
 mod support;

@@ -1,0 +1,627 @@
+//! The revocation pusher: carries committed revocations to the edge.
+//!
+//! Every revocation commits its row and an outbox row in one transaction
+//! ([`crate::revocation::revoke`]). The pusher, a task inside `serve`, then
+//!
+//! 1. takes the push lock (PostgreSQL: a session advisory lock on a
+//!    connection that is closed afterwards, so a crashed replica never holds
+//!    it; SQLite has one writer anyway),
+//! 2. in one transaction bumps the version row (strictly increasing across
+//!    replicas), claims the pending outbox ids and reads every revocation
+//!    whose tokens can still be unexpired,
+//! 3. signs the document with the active key and sends it to the edge
+//!    worker or to the Cloudflare KV API,
+//! 4. only on acknowledgement marks exactly the claimed outbox rows delivered.
+//!
+//! A failure leaves the rows pending; the next attempt builds a fresh
+//! document with a new version, after exponential backoff with jitter.
+//! Pending rows survive any crash, so a restarted origin pushes them.
+
+use crate::config::{CloudflareKv, PushTarget};
+use crate::db::{Backend, Db, DbError};
+use crate::introspect::LEEWAY_SECS;
+use crate::state::{now, AppState};
+use gatehouse_common::revocation::{
+    RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
+};
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+use sqlx::Row as _;
+use std::time::Duration;
+
+/// Outbox rows claimed per document (the document always carries every
+/// revocation; this only bounds one UPDATE).
+const CLAIM_LIMIT: i64 = 10_000;
+/// Rows marked delivered per statement.
+const MARK_CHUNK: usize = 500;
+/// The edge's ingest route.
+pub const EDGE_INGEST_PATH: &str = "/.gatehouse/revocations";
+
+/// Timing of the push loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushSchedule {
+    /// How often to look for rows written by other processes.
+    pub poll: Duration,
+    /// First retry delay after a failure.
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_cap: Duration,
+    /// Timeout of one push request.
+    pub request_timeout: Duration,
+}
+
+impl Default for PushSchedule {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            backoff_base: Duration::from_millis(250),
+            backoff_cap: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PushSchedule {
+    /// The delay before retry number `failures` (1-based): exponential,
+    /// capped, with "equal jitter" (half fixed, half random) so replicas and
+    /// restarts do not retry in lockstep. `random` is any 64-bit value.
+    #[must_use]
+    pub fn backoff(&self, failures: u32, random: u64) -> Duration {
+        let exp = failures.saturating_sub(1).min(20);
+        let full = self
+            .backoff_base
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_cap);
+        let half = full / 2;
+        let half_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
+        half + Duration::from_millis(random % half_ms)
+    }
+}
+
+/// Why a push failed (stored as the last error: never contains the document or a token).
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// No key may sign now.
+    #[error("no active signing key")]
+    NoSigner,
+    /// Signing failed.
+    #[error("signing the revocation document failed: {0}")]
+    Sign(#[from] crate::crypto::CryptoError),
+    /// More live revocations than one document may carry.
+    #[error("{count} live revocations exceed the document limit of {MAX_ENTRIES}")]
+    TooManyEntries {
+        /// Live entries.
+        count: usize,
+    },
+    /// The request did not complete.
+    #[error("push to {target} failed: {reason}")]
+    Transport {
+        /// `edge` or `cloudflare`.
+        target: &'static str,
+        /// The client's description (no headers, no body).
+        reason: String,
+    },
+    /// The receiver answered with an error status.
+    #[error("push to {target} refused with HTTP {status}")]
+    Refused {
+        /// `edge` or `cloudflare`.
+        target: &'static str,
+        /// The status code.
+        status: u16,
+    },
+    /// Cloudflare answered 2xx without `"success": true`.
+    #[error("cloudflare did not report success")]
+    NotAcknowledged,
+    /// Pushing is off.
+    #[error("revocation push is off")]
+    Off,
+}
+
+impl From<sqlx::Error> for PushError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(DbError::Sqlx(e))
+    }
+}
+
+/// Sends signed documents to the configured target.
+#[derive(Clone, Debug)]
+pub struct PushClient {
+    http: reqwest::Client,
+    target: PushTarget,
+}
+
+impl PushClient {
+    /// A client for `target`.
+    pub fn new(target: PushTarget, schedule: &PushSchedule) -> Result<Self, PushError> {
+        let http = reqwest::Client::builder()
+            .timeout(schedule.request_timeout)
+            .connect_timeout(schedule.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gatehouse-origin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| PushError::Transport {
+                target: "http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Self { http, target })
+    }
+
+    /// The configured target.
+    #[must_use]
+    pub fn target(&self) -> &PushTarget {
+        &self.target
+    }
+
+    /// Sends `jws`; `Ok` only when the receiver acknowledged the write.
+    pub async fn send(&self, jws: &str) -> Result<(), PushError> {
+        match &self.target {
+            PushTarget::Off => Err(PushError::Off),
+            PushTarget::Edge { url } => {
+                let resp = self
+                    .http
+                    .post(format!("{url}{EDGE_INGEST_PATH}"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/jwt")
+                    .body(jws.to_owned())
+                    .send()
+                    .await
+                    .map_err(|e| transport("edge", &e))?;
+                let status = resp.status();
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(PushError::Refused {
+                        target: "edge",
+                        status: status.as_u16(),
+                    })
+                }
+            }
+            PushTarget::Cloudflare(kv) => self.send_cloudflare(kv, jws).await,
+        }
+    }
+
+    /// Cloudflare "Write key-value pair": `PUT
+    /// /accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{key}`
+    /// with the value as the body; success is `{"success": true, …}`.
+    async fn send_cloudflare(&self, kv: &CloudflareKv, jws: &str) -> Result<(), PushError> {
+        let url = cloudflare_value_url(kv);
+        let resp = self
+            .http
+            .put(url)
+            .bearer_auth(kv.api_token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "text/plain")
+            .body(jws.to_owned())
+            .send()
+            .await
+            .map_err(|e| transport("cloudflare", &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(PushError::Refused {
+                target: "cloudflare",
+                status: status.as_u16(),
+            });
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport("cloudflare", &e))?;
+        let ok = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("success").and_then(serde_json::Value::as_bool))
+            .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(PushError::NotAcknowledged)
+        }
+    }
+}
+
+/// The KV value URL (ids and key are validated to URL-safe characters by the config).
+#[must_use]
+pub fn cloudflare_value_url(kv: &CloudflareKv) -> String {
+    format!(
+        "{}/accounts/{}/storage/kv/namespaces/{}/values/{}",
+        kv.api_base, kv.account_id, kv.namespace_id, kv.key
+    )
+}
+
+fn transport(target: &'static str, e: &reqwest::Error) -> PushError {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    PushError::Transport {
+        target,
+        reason: kind.to_owned(),
+    }
+}
+
+/// A document built and claimed, ready to sign.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The document (its version is already reserved).
+    pub document: RevocationDocument,
+    /// The outbox rows it delivers once acknowledged.
+    pub outbox_ids: Vec<i64>,
+}
+
+/// What one push cycle did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cycle {
+    /// Nothing pending.
+    Idle,
+    /// Another replica holds the push lock.
+    Busy,
+    /// A document was acknowledged.
+    Delivered {
+        /// Its version.
+        version: u64,
+        /// Outbox rows marked delivered.
+        rows: usize,
+        /// Entries in the document.
+        entries: usize,
+    },
+}
+
+/// When an entry may be dropped: a `jti` entry when that token has expired
+/// (stored `drop_after`), a `sid`/`sub`/`client_id` entry when every token
+/// issued up to `revoked_at` has (`revoked_at` + longest lifetime + leeway).
+#[must_use]
+pub fn entry_until(kind: RevocationKind, revoked_at: i64, drop_after: i64, ttl: i64) -> i64 {
+    match kind {
+        RevocationKind::Jti => drop_after,
+        _ => drop_after.max(revoked_at.saturating_add(ttl).saturating_add(LEEWAY_SECS)),
+    }
+}
+
+/// Whether any outbox row is waiting.
+pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT id FROM outbox WHERE delivered_at IS NULL LIMIT 1) AS p",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Reserves the next version and builds the document over every live
+/// revocation, claiming the pending outbox rows it covers. `None` when
+/// nothing is pending.
+pub async fn claim(
+    db: &Db,
+    issuer: &str,
+    access_token_ttl: i64,
+    now: UnixTime,
+) -> Result<Option<Claim>, PushError> {
+    let mut tx = db.pool.begin().await?;
+    // Write first: on SQLite this takes the write lock before any read (no
+    // snapshot upgrade); on PostgreSQL the row lock orders concurrent claims.
+    sqlx::query(
+        "UPDATE revocation_push SET version = version + 1, last_attempt_at = $1 WHERE id = 1",
+    )
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
+    let version: i64 = sqlx::query("SELECT version FROM revocation_push WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("version")?;
+    // The exact ids seen now (not a watermark: on PostgreSQL a lower id can
+    // commit after a higher one). Their revocations committed with them, so
+    // the read below sees them.
+    let ids = sqlx::query(
+        "SELECT id FROM outbox WHERE delivered_at IS NULL AND topic = 'revocation' ORDER BY id LIMIT $1",
+    )
+    .bind(CLAIM_LIMIT)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>("id"))
+    .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let span = access_token_ttl.saturating_add(LEEWAY_SECS);
+    let rows = sqlx::query(
+        "SELECT kind, value, revoked_at, drop_after FROM revocations \
+         WHERE drop_after > $1 OR revoked_at > $2 ORDER BY id",
+    )
+    .bind(now.0)
+    .bind(now.0.saturating_sub(span))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let name: String = r.try_get("kind")?;
+        let kind = RevocationKind::from_name(&name).ok_or(DbError::Corrupt { column: "kind" })?;
+        let revoked_at: i64 = r.try_get("revoked_at")?;
+        let drop_after: i64 = r.try_get("drop_after")?;
+        let until = entry_until(kind, revoked_at, drop_after, access_token_ttl);
+        if until > now.0 {
+            entries.push(RevocationEntry {
+                kind,
+                value: r.try_get("value")?,
+                revoked_at,
+                until,
+            });
+        }
+    }
+    if entries.len() > MAX_ENTRIES {
+        return Err(PushError::TooManyEntries {
+            count: entries.len(),
+        });
+    }
+    Ok(Some(Claim {
+        document: RevocationDocument {
+            iss: issuer.to_owned(),
+            iat: now.0,
+            version: u64::try_from(version).map_err(|_| DbError::Corrupt { column: "version" })?,
+            entries,
+        },
+        outbox_ids: ids,
+    }))
+}
+
+/// Marks `claim`'s rows delivered by `version` (after the acknowledgement).
+pub async fn mark_delivered(db: &Db, claim: &Claim, now: UnixTime) -> Result<usize, PushError> {
+    let version = i64::try_from(claim.document.version)
+        .map_err(|_| DbError::Corrupt { column: "version" })?;
+    let mut tx = db.pool.begin().await?;
+    let mut marked = 0usize;
+    for chunk in claim.outbox_ids.chunks(MARK_CHUNK) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE outbox SET delivered_at = $1, version = $2 WHERE delivered_at IS NULL AND id IN ({placeholders})"
+        );
+        let mut q = sqlx::query(&sql).bind(now.0).bind(version);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        let done = q.execute(&mut *tx).await?;
+        marked = marked.saturating_add(usize::try_from(done.rows_affected()).unwrap_or(0));
+    }
+    sqlx::query(
+        "UPDATE revocation_push SET delivered_version = CASE WHEN $1 > delivered_version THEN $2 ELSE delivered_version END, \
+         delivered_at = $3, last_error = NULL, failures = 0 WHERE id = 1",
+    )
+    .bind(version)
+    .bind(version)
+    .bind(now.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// Records a failed attempt (the message names no secret).
+pub async fn record_failure(db: &Db, error: &PushError, now: UnixTime) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE revocation_push SET last_error = $1, last_attempt_at = $2, failures = failures + 1 WHERE id = 1",
+    )
+    .bind(error.to_string())
+    .bind(now.0)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Signs the document with the signer at `now`.
+pub fn sign(
+    state: &AppState,
+    doc: &RevocationDocument,
+    now: UnixTime,
+) -> Result<String, PushError> {
+    let ring = state.key_ring().map_err(|_| PushError::NoSigner)?;
+    let signer = ring.signer(now).ok_or(PushError::NoSigner)?;
+    Ok(signer.sign_jws(REVOCATIONS_TYP, &doc.to_claims())?)
+}
+
+/// One push cycle: lock, claim, sign, send, mark delivered on acknowledgement.
+pub async fn push_pending(
+    state: &AppState,
+    client: &PushClient,
+    now: UnixTime,
+) -> Result<Cycle, PushError> {
+    if !has_pending(&state.db).await? {
+        return Ok(Cycle::Idle);
+    }
+    // PostgreSQL: one pusher at a time across replicas, so documents reach
+    // the edge in version order. The lock lives on a connection that is
+    // closed when this cycle ends (also if it is cancelled), which releases it.
+    let _lock = match state.db.backend {
+        Backend::Postgres => {
+            let mut conn = state.db.pool.acquire().await?;
+            conn.close_on_drop();
+            // Keyed by ("grvp", schema): advisory locks are database-wide,
+            // and deployments (or tests) in other schemas must not block us.
+            let got: String = sqlx::query(
+                "SELECT pg_try_advisory_lock(1735554672, hashtext(current_schema()))::TEXT AS got",
+            )
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("got")?;
+            if got != "true" {
+                return Ok(Cycle::Busy);
+            }
+            Some(conn)
+        }
+        Backend::Sqlite => None,
+    };
+    let Some(claim) = claim(
+        &state.db,
+        &state.config.issuer,
+        state.config.access_token_ttl,
+        now,
+    )
+    .await?
+    else {
+        return Ok(Cycle::Idle);
+    };
+    let jws = sign(state, &claim.document, now)?;
+    client.send(&jws).await?;
+    let rows = mark_delivered(&state.db, &claim, now).await?;
+    Ok(Cycle::Delivered {
+        version: claim.document.version,
+        rows,
+        entries: claim.document.entries.len(),
+    })
+}
+
+/// The pusher task: runs until aborted. Wakes on this process's
+/// revocations, polls for other processes', backs off after failures.
+pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
+    let notify = state.db.outbox_notify.clone();
+    let mut failures: u32 = 0;
+    tracing::info!(mode = client.target().mode(), "revocation pusher started");
+    loop {
+        let wait = match push_pending(&state, &client, now()).await {
+            Ok(Cycle::Delivered {
+                version,
+                rows,
+                entries,
+            }) => {
+                failures = 0;
+                tracing::info!(version, rows, entries, "revocation document delivered");
+                // More may have arrived meanwhile: look again at once.
+                continue;
+            }
+            Ok(Cycle::Idle | Cycle::Busy) => {
+                failures = 0;
+                schedule.poll
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let random = crate::secret::random_bytes::<8>()
+                    .map(u64::from_le_bytes)
+                    .unwrap_or_default();
+                let delay = schedule.backoff(failures, random);
+                tracing::warn!(error = %e, failures, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "revocation push failed");
+                if let Err(db) = record_failure(&state.db, &e, now()).await {
+                    tracing::warn!(error = %db, "recording the push failure failed");
+                }
+                // Back off fully: new revocations must not hammer a failing receiver.
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        tokio::select! {
+            () = notify.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// What `revocations status` shows.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PushStatus {
+    /// `edge`, `cloudflare` or `off` (this process's configuration).
+    pub mode: &'static str,
+    /// The last version assigned to a document.
+    pub latest_version: i64,
+    /// The newest version the receiver acknowledged.
+    pub delivered_version: i64,
+    /// When it was acknowledged.
+    pub delivered_at: Option<i64>,
+    /// Outbox rows not yet delivered.
+    pub pending: i64,
+    /// When the oldest of them was written.
+    pub oldest_pending_at: Option<i64>,
+    /// When a push was last tried.
+    pub last_attempt_at: Option<i64>,
+    /// The last failure, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Consecutive failures.
+    pub failures: i64,
+    /// Live revocations (what the next document carries).
+    pub live_revocations: i64,
+}
+
+/// Reads the pusher's state.
+pub async fn status(
+    db: &Db,
+    target: &PushTarget,
+    access_token_ttl: i64,
+    now: UnixTime,
+) -> Result<PushStatus, DbError> {
+    let p = sqlx::query(
+        "SELECT version, delivered_version, delivered_at, last_attempt_at, last_error, failures \
+         FROM revocation_push WHERE id = 1",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let o = sqlx::query(
+        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    let live = sqlx::query(
+        "SELECT COUNT(*) AS n FROM revocations WHERE drop_after > $1 OR revoked_at > $2",
+    )
+    .bind(now.0)
+    .bind(
+        now.0
+            .saturating_sub(access_token_ttl.saturating_add(LEEWAY_SECS)),
+    )
+    .fetch_one(&db.pool)
+    .await?;
+    Ok(PushStatus {
+        mode: target.mode(),
+        latest_version: p.try_get("version")?,
+        delivered_version: p.try_get("delivered_version")?,
+        delivered_at: p.try_get("delivered_at")?,
+        pending: o.try_get("n")?,
+        oldest_pending_at: o.try_get("oldest")?,
+        last_attempt_at: p.try_get("last_attempt_at")?,
+        last_error: p.try_get("last_error")?,
+        failures: p.try_get("failures")?,
+        live_revocations: live.try_get("n")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters_within_bounds() {
+        let s = PushSchedule {
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_millis(1_000),
+            ..PushSchedule::default()
+        };
+        for (n, full) in [
+            (1u32, 100u64),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
+            for r in [0u64, 7, u64::MAX] {
+                let d = u64::try_from(s.backoff(n, r).as_millis()).unwrap();
+                assert!(d >= full / 2 && d < full, "n={n} r={r} d={d}");
+            }
+        }
+    }
+
+    #[test]
+    fn until_covers_the_longest_token() {
+        assert_eq!(entry_until(RevocationKind::Jti, 100, 150, 300), 150);
+        assert_eq!(
+            entry_until(RevocationKind::Sid, 100, 150, 300),
+            100 + 300 + LEEWAY_SECS
+        );
+        assert_eq!(entry_until(RevocationKind::Sub, 100, 10_000, 300), 10_000);
+    }
+}

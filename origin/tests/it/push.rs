@@ -1,0 +1,529 @@
+//! The revocation pusher against local HTTP receivers: a fake edge that
+//! verifies the document like the worker (signature against the JWKS, no
+//! rollback, 409 for older versions) and can fail on demand, and a fake
+//! Cloudflare KV API that checks the documented request shape.
+
+use crate::support::*;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use gatehouse_common::jwk::JwkSet;
+use gatehouse_common::provider::SignatureVerifier as _;
+use gatehouse_common::revocation::{
+    RevocationKind, RevocationList, RevocationPolicy, UntrustedRevocationDocument,
+};
+use gatehouse_common::UnixTime;
+use gatehouse_origin::config::{CloudflareKv, Config, PushTarget};
+use gatehouse_origin::crypto::AwsLc;
+use gatehouse_origin::revocation;
+use gatehouse_origin::revocation_push::{self, Cycle, PushClient, PushError, PushSchedule};
+use gatehouse_origin::secret::CloudflareApiToken;
+use gatehouse_origin::state::{now, AppState};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ISSUER: &str = "http://127.0.0.1:8080";
+
+#[derive(Default)]
+struct Edge {
+    jwks: Option<JwkSet>,
+    fail_next: usize,
+    held: Option<RevocationList>,
+    /// Versions accepted, in arrival order.
+    accepted: Vec<u64>,
+    refused: usize,
+    content_types: Vec<String>,
+    last_raw: String,
+}
+
+type Shared = Arc<Mutex<Edge>>;
+
+async fn ingest(State(edge): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let mut e = edge.lock().unwrap();
+    e.content_types.push(
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    );
+    if e.fail_next > 0 {
+        e.fail_next -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let raw = std::str::from_utf8(&body).unwrap();
+    let policy = RevocationPolicy::new(ISSUER);
+    let Ok(doc) = UntrustedRevocationDocument::parse(raw, &policy) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let jwks = e.jwks.clone().unwrap();
+    let key = jwks.select(doc.kid(), doc.header_alg()).unwrap();
+    let ok = AwsLc.verify(key.jwk, key.alg, doc.signing_input(), doc.signature());
+    let held = e.held.as_ref().map(RevocationList::version);
+    match doc.accept(ok, &policy, held, now()) {
+        Ok(list) => {
+            e.accepted.push(list.version());
+            e.last_raw = raw.to_owned();
+            e.held = Some(list);
+            StatusCode::NO_CONTENT
+        }
+        Err(gatehouse_common::revocation::RevocationError::Rollback { .. }) => {
+            e.refused += 1;
+            StatusCode::CONFLICT
+        }
+        Err(_) => StatusCode::UNAUTHORIZED,
+    }
+}
+
+async fn start_edge(edge: Shared) -> String {
+    let app = Router::new()
+        .route("/.gatehouse/revocations", post(ingest))
+        .with_state(edge);
+    serve(app).await
+}
+
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+fn fast() -> PushSchedule {
+    PushSchedule {
+        poll: Duration::from_millis(100),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+fn edge_client(url: &str) -> PushClient {
+    PushClient::new(
+        PushTarget::Edge {
+            url: url.to_owned(),
+        },
+        &fast(),
+    )
+    .unwrap()
+}
+
+async fn new_edge(state: &AppState) -> (Shared, String) {
+    let edge: Shared = Arc::default();
+    edge.lock().unwrap().jwks = Some(state.key_ring().unwrap().jwks(now()));
+    let url = start_edge(edge.clone()).await;
+    (edge, url)
+}
+
+async fn state_on(url: &str, schema: Option<&str>) -> AppState {
+    let db = gatehouse_origin::db::Db::connect_in_schema(url, schema)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    state_with(Config::for_tests(url), db).await
+}
+
+/// A port nothing listens on.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
+    for tdb in databases() {
+        let state = state_on(&tdb.url, tdb.schema.as_deref()).await;
+        let (edge, url) = new_edge(&state).await;
+        let client = edge_client(&url);
+        let t = now();
+        assert_eq!(
+            revocation_push::push_pending(&state, &client, t)
+                .await
+                .unwrap(),
+            Cycle::Idle
+        );
+        revocation::revoke(&state.db, RevocationKind::Jti, "j1", t.0 + 300, "test", t)
+            .await
+            .unwrap();
+        revocation::revoke(&state.db, RevocationKind::Sid, "s1", t.0 + 330, "test", t)
+            .await
+            .unwrap();
+        // An entry whose tokens have all expired is not carried.
+        revocation::revoke(
+            &state.db,
+            RevocationKind::Jti,
+            "old",
+            t.0 - 1_000,
+            "test",
+            UnixTime(t.0 - 2_000),
+        )
+        .await
+        .unwrap();
+        edge.lock().unwrap().fail_next = 3;
+        for attempt in 1..=3 {
+            let e = revocation_push::push_pending(&state, &client, t)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, PushError::Refused { status: 503, .. }),
+                "{}: {e}",
+                tdb.name
+            );
+            revocation_push::record_failure(&state.db, &e, t)
+                .await
+                .unwrap();
+            assert_eq!(
+                revocation::pending_outbox(&state.db).await.unwrap().len(),
+                3
+            );
+            let s = revocation_push::status(&state.db, &PushTarget::Off, 300, t)
+                .await
+                .unwrap();
+            assert_eq!(
+                (s.pending, s.delivered_version, s.failures),
+                (3, 0, attempt)
+            );
+            assert!(s.last_error.unwrap().contains("503"));
+        }
+        let done = revocation_push::push_pending(&state, &client, t)
+            .await
+            .unwrap();
+        // Every attempt reserved a version: the acknowledged one is the 4th.
+        assert_eq!(
+            done,
+            Cycle::Delivered {
+                version: 4,
+                rows: 3,
+                entries: 2
+            },
+            "{}",
+            tdb.name
+        );
+        assert!(revocation::pending_outbox(&state.db)
+            .await
+            .unwrap()
+            .is_empty());
+        let s = revocation_push::status(&state.db, &PushTarget::Off, 300, t)
+            .await
+            .unwrap();
+        assert_eq!(
+            (s.latest_version, s.delivered_version, s.pending, s.failures),
+            (4, 4, 0, 0)
+        );
+        assert_eq!(s.last_error, None);
+        {
+            let e = edge.lock().unwrap();
+            assert_eq!(e.accepted, vec![4]);
+            assert!(e.content_types.iter().all(|c| c == "application/jwt"));
+            let held = e.held.as_ref().unwrap();
+            assert_eq!(held.len(), 2);
+        }
+        // Nothing new: nothing sent.
+        assert_eq!(
+            revocation_push::push_pending(&state, &client, t)
+                .await
+                .unwrap(),
+            Cycle::Idle
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_origin_pushes_what_a_dead_one_committed() {
+    for tdb in databases() {
+        // First life: the edge is unreachable; the revocation is committed.
+        {
+            let state = state_on(&tdb.url, tdb.schema.as_deref()).await;
+            let client = edge_client(&dead_url());
+            let t = now();
+            revocation::revoke(
+                &state.db,
+                RevocationKind::ClientId,
+                "c1",
+                t.0 + 330,
+                "test",
+                t,
+            )
+            .await
+            .unwrap();
+            let e = revocation_push::push_pending(&state, &client, t)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, PushError::Transport { .. }), "{e}");
+            state.db.pool.close().await;
+        }
+        // Second life: a new process (pool) with the right URL, running the loop.
+        let state = state_on(&tdb.url, tdb.schema.as_deref()).await;
+        let (edge, url) = new_edge(&state).await;
+        let task = tokio::spawn(revocation_push::run(
+            state.clone(),
+            edge_client(&url),
+            fast(),
+        ));
+        wait_for(|| !edge.lock().unwrap().accepted.is_empty()).await;
+        // A revocation in this process wakes the pusher at once.
+        let t = now();
+        revocation::revoke(
+            &state.db,
+            RevocationKind::Sub,
+            "alice",
+            t.0 + 330,
+            "test",
+            t,
+        )
+        .await
+        .unwrap();
+        wait_for(|| {
+            edge.lock()
+                .unwrap()
+                .held
+                .as_ref()
+                .is_some_and(|l| l.len() == 2)
+        })
+        .await;
+        // The outbox is marked right after the acknowledgement.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !revocation::pending_outbox(&state.db)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: still pending",
+                tdb.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+    }
+}
+
+async fn wait_for(mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_pushers_on_one_postgres_never_send_versions_backwards() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_push_{}", std::process::id());
+    let a = state_on(&url, Some(&schema)).await;
+    let b = state_on(&url, Some(&schema)).await;
+    let (edge, edge_url) = new_edge(&a).await;
+    let ta = tokio::spawn(revocation_push::run(
+        a.clone(),
+        edge_client(&edge_url),
+        fast(),
+    ));
+    let tb = tokio::spawn(revocation_push::run(
+        b.clone(),
+        edge_client(&edge_url),
+        fast(),
+    ));
+    let mut writers = Vec::new();
+    for (n, st) in [a.clone(), b.clone()].into_iter().enumerate() {
+        writers.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let t = now();
+                revocation::revoke(
+                    &st.db,
+                    RevocationKind::Jti,
+                    &format!("r{n}-{i}"),
+                    t.0 + 300,
+                    "test",
+                    t,
+                )
+                .await
+                .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    wait_for(|| {
+        edge.lock()
+            .unwrap()
+            .held
+            .as_ref()
+            .is_some_and(|l| l.len() == 80)
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !revocation::pending_outbox(&a.db).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still pending");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ta.abort();
+    tb.abort();
+    let e = edge.lock().unwrap();
+    assert!(
+        e.accepted.windows(2).all(|w| w[0] < w[1]),
+        "versions went backwards: {:?}",
+        e.accepted
+    );
+    assert_eq!(e.refused, 0, "the push lock keeps pushes in version order");
+    let values = entry_values(&e.last_raw);
+    for n in 0..2 {
+        for i in 0..40 {
+            let jti = format!("r{n}-{i}");
+            assert!(values.contains(&jti), "{jti} missing");
+        }
+    }
+}
+
+/// The `value`s of the entries in a signed document (its payload decoded).
+fn entry_values(raw: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let payload = raw.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[derive(Default)]
+struct FakeCloudflare {
+    seen: Vec<(String, String, String, String)>,
+}
+
+async fn kv_put(
+    State(cf): State<Arc<Mutex<FakeCloudflare>>>,
+    Path((account, namespace, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if auth != "Bearer cf-test-token" {
+        // As documented for a bad token.
+        return (
+            StatusCode::FORBIDDEN,
+            Json(
+                serde_json::json!({"success": false, "errors": [{"code": 10000, "message": "Authentication error"}], "messages": [], "result": null}),
+            ),
+        );
+    }
+    cf.lock().unwrap().seen.push((
+        format!("{account}/{namespace}/{key}"),
+        auth,
+        String::from_utf8(body.to_vec()).unwrap(),
+        headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    ));
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({"success": true, "errors": [], "messages": [], "result": null})),
+    )
+}
+
+fn kv(base: &str, token: &str) -> PushTarget {
+    PushTarget::Cloudflare(CloudflareKv {
+        api_base: base.to_owned(),
+        account_id: "acc123".into(),
+        namespace_id: "ns456".into(),
+        key: "revocations".into(),
+        api_token: CloudflareApiToken::new(token.into()),
+    })
+}
+
+#[tokio::test]
+async fn the_cloudflare_kv_client_sends_the_documented_request() {
+    let cf: Arc<Mutex<FakeCloudflare>> = Arc::default();
+    let app = Router::new()
+        .route(
+            "/client/v4/accounts/{account}/storage/kv/namespaces/{namespace}/values/{key}",
+            put(kv_put),
+        )
+        .with_state(cf.clone());
+    let base = format!("{}/client/v4", serve(app).await);
+    let state = sqlite_state().await;
+    let t = now();
+    revocation::revoke(&state.db, RevocationKind::Sub, "bob", t.0 + 330, "test", t)
+        .await
+        .unwrap();
+    // A wrong token is refused and nothing is marked delivered.
+    let bad = PushClient::new(kv(&base, "wrong"), &fast()).unwrap();
+    let e = revocation_push::push_pending(&state, &bad, t)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PushError::Refused { status: 403, .. }), "{e}");
+    assert!(!format!("{e:?}").contains("wrong"));
+    assert_eq!(
+        revocation::pending_outbox(&state.db).await.unwrap().len(),
+        1
+    );
+    let good = PushClient::new(kv(&base, "cf-test-token"), &fast()).unwrap();
+    assert!(!format!("{good:?}").contains("cf-test-token"));
+    let done = revocation_push::push_pending(&state, &good, t)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            done,
+            Cycle::Delivered {
+                rows: 1,
+                entries: 1,
+                ..
+            }
+        ),
+        "{done:?}"
+    );
+    let seen = cf.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 1);
+    let (path, auth, body, content_type) = &seen[0];
+    assert_eq!(path, "acc123/ns456/revocations");
+    assert_eq!(auth, "Bearer cf-test-token");
+    assert_eq!(content_type, "text/plain");
+    // The value is the signed document itself, as the edge reads it from KV.
+    let doc = UntrustedRevocationDocument::parse(body, &RevocationPolicy::new(ISSUER)).unwrap();
+    assert_eq!(doc.version(), 2);
+}
+
+#[tokio::test]
+async fn cloudflare_without_success_true_is_not_an_acknowledgement() {
+    let app = Router::new().route(
+        "/accounts/{a}/storage/kv/namespaces/{n}/values/{k}",
+        put(|| async {
+            Json(serde_json::json!({"success": false, "errors": [{"code": 10001, "message": "x"}], "messages": [], "result": null}))
+        }),
+    );
+    let base = serve(app).await;
+    let state = sqlite_state().await;
+    let t = now();
+    revocation::revoke(&state.db, RevocationKind::Jti, "j", t.0 + 330, "test", t)
+        .await
+        .unwrap();
+    let c = PushClient::new(kv(&base, "t"), &fast()).unwrap();
+    let e = revocation_push::push_pending(&state, &c, t)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, PushError::NotAcknowledged), "{e}");
+    assert_eq!(
+        revocation::pending_outbox(&state.db).await.unwrap().len(),
+        1
+    );
+}
