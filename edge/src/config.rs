@@ -1,16 +1,60 @@
-//! The edge's configuration, read from `wrangler.toml` `[vars]` once per isolate.
+//! The edge's configuration, read from `wrangler.toml` `[vars]` (and secrets)
+//! once per isolate into a validated [`EdgeConfig`]. Every error names the
+//! variable and the problem, never the value (values may be secrets).
 
 use gatehouse_common::access_token::AccessTokenPolicy;
 use gatehouse_common::alg::Algorithm;
+use gatehouse_common::dpop::DpopPolicy;
+use gatehouse_common::nonce::NonceIssuer;
+use gatehouse_common::policy::{DefaultAction, RoutePolicy, RouteRule};
+use gatehouse_common::ratelimit::Quota;
+use serde::Deserialize;
 use std::fmt;
+
+/// One trusted token issuer.
+#[derive(Clone, Debug)]
+pub struct IssuerConfig {
+    /// What its tokens must satisfy (issuer, audiences, algorithms, leeway).
+    pub policy: AccessTokenPolicy,
+    /// Where it publishes its keys.
+    pub jwks_url: String,
+}
+
+/// What happens when the rate-limit Durable Object cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailMode {
+    /// Let the request through (availability first; logged).
+    Open,
+    /// Refuse with 503 (protection first).
+    Closed,
+}
+
+/// Cross-origin settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Allowed origins; `*` allows any. Empty: CORS headers are never sent.
+    pub allow_origins: Vec<String>,
+}
+
+impl CorsConfig {
+    /// The `Access-Control-Allow-Origin` value for a request's `Origin`, if allowed.
+    #[must_use]
+    pub fn allow(&self, origin: &str) -> Option<String> {
+        if self.allow_origins.iter().any(|o| o == "*") {
+            Some("*".to_owned())
+        } else if self.allow_origins.iter().any(|o| o == origin) {
+            Some(origin.to_owned())
+        } else {
+            None
+        }
+    }
+}
 
 /// Validated edge configuration.
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
-    /// What tokens from our issuer must satisfy.
-    pub policy: AccessTokenPolicy,
-    /// Where the issuer publishes its keys.
-    pub jwks_url: String,
+    /// Trusted issuers, in configuration order (at least one).
+    pub issuers: Vec<IssuerConfig>,
     /// Where verified requests go (scheme, host, optional port; no path).
     pub upstream_url: String,
     /// Shortest time a fetched JWKS is trusted without refetching, seconds.
@@ -21,6 +65,24 @@ pub struct EdgeConfig {
     pub jwks_max_stale_secs: i64,
     /// Least time between two refetches triggered by unknown `kid`s.
     pub jwks_refresh_cooldown_secs: i64,
+    /// What DPoP proofs must satisfy.
+    pub dpop: DpopPolicy,
+    /// `Some` when DPoP nonces are required (`DPOP_NONCE=required`).
+    pub nonces: Option<NonceIssuer>,
+    /// Path rules and the default.
+    pub routes: RoutePolicy,
+    /// Per `client_id` quota for authenticated callers.
+    pub client_quota: Quota,
+    /// Per IP quota for unauthenticated and failed attempts.
+    pub ip_quota: Quota,
+    /// Behaviour when the rate-limit Durable Object is unreachable.
+    pub rate_limit_fail: FailMode,
+    /// How long an isolate trusts its revocation list before re-reading KV.
+    pub revocation_ttl_secs: i64,
+    /// Whether `Authorization` and `DPoP` are removed before forwarding.
+    pub strip_credentials: bool,
+    /// Cross-origin settings.
+    pub cors: CorsConfig,
 }
 
 /// A configuration error: which variable, and what is wrong with it (no values echoed).
@@ -38,20 +100,75 @@ impl fmt::Display for ConfigError {
     }
 }
 
+fn err(var: &'static str, problem: &'static str) -> ConfigError {
+    ConfigError { var, problem }
+}
+
+/// `TRUSTED_ISSUERS` entries as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerFile {
+    issuer: String,
+    jwks_url: String,
+    audiences: Vec<String>,
+    #[serde(default)]
+    algorithms: Option<Vec<String>>,
+}
+
+/// `ROUTES` entries as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    prefix: String,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    dpop: bool,
+}
+
+fn is_url(v: &str) -> bool {
+    v.starts_with("https://") || v.starts_with("http://")
+}
+
+fn algorithms(var: &'static str, names: &[String]) -> Result<Vec<Algorithm>, ConfigError> {
+    names
+        .iter()
+        .map(|s| Algorithm::from_name(s.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| err(var, "names an algorithm that is not supported"))
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `limit/window_secs`, e.g. `600/60`.
+fn quota(var: &'static str, name: &str, v: &str) -> Result<Quota, ConfigError> {
+    let bad = || err(var, "must be LIMIT/WINDOW_SECS with both at least 1, e.g. 600/60");
+    let (l, w) = v.trim().split_once('/').ok_or_else(bad)?;
+    let limit: u32 = l.trim().parse().map_err(|_| bad())?;
+    let window: u32 = w.trim().parse().map_err(|_| bad())?;
+    if limit == 0 || window == 0 {
+        return Err(bad());
+    }
+    Ok(Quota::new(name, limit, window))
+}
+
 impl EdgeConfig {
-    /// Builds the configuration from a variable lookup (`env.var` in the worker).
+    /// Builds the configuration from a variable lookup (`env.var`, then `env.secret`).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |var: &'static str| {
-            get(var)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError { var, problem: "is required" })
-        };
-        let url = |var: &'static str| -> Result<String, ConfigError> {
-            let v = required(var)?;
-            if v.starts_with("https://") || v.starts_with("http://") {
+        let get = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+        let url = |var: &'static str, v: String| -> Result<String, ConfigError> {
+            if is_url(&v) {
                 Ok(v.trim_end_matches('/').to_owned())
             } else {
-                Err(ConfigError { var, problem: "must be an http(s) URL" })
+                Err(err(var, "must be an http(s) URL"))
             }
         };
         let secs = |var: &'static str, default: i64| -> Result<i64, ConfigError> {
@@ -62,41 +179,202 @@ impl EdgeConfig {
                     .parse::<i64>()
                     .ok()
                     .filter(|n| *n >= 0)
-                    .ok_or(ConfigError { var, problem: "must be a non-negative whole number of seconds" }),
+                    .ok_or(err(var, "must be a non-negative whole number of seconds")),
             }
         };
-        let issuer = required("ISSUER")?;
-        let audiences: Vec<String> = required("AUDIENCE")?
-            .split(',')
-            .map(|a| a.trim().to_owned())
-            .filter(|a| !a.is_empty())
-            .collect();
-        let algorithms = match get("ALGORITHMS") {
-            None => Algorithm::ALL.to_vec(),
-            Some(list) => list
-                .split([',', ' '])
-                .filter(|s| !s.is_empty())
-                .map(|s| Algorithm::from_name(s.trim()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| ConfigError { var: "ALGORITHMS", problem: "names an algorithm that is not supported" })?,
+        let flag = |var: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match get(var).as_deref().map(str::trim) {
+                None => Ok(default),
+                Some("true" | "1" | "yes") => Ok(true),
+                Some("false" | "0" | "no") => Ok(false),
+                Some(_) => Err(err(var, "must be true or false")),
+            }
         };
-        let mut policy = AccessTokenPolicy::new(issuer, audiences);
-        policy.algorithms = algorithms;
-        policy.leeway_secs = secs("LEEWAY_SECS", 30)?;
-        policy.max_age_secs = get("MAX_TOKEN_AGE_SECS").map(|_| secs("MAX_TOKEN_AGE_SECS", 0)).transpose()?;
+        let default_algs = match get("ALGORITHMS") {
+            None => Algorithm::ALL.to_vec(),
+            Some(v) => algorithms("ALGORITHMS", &list(&v))?,
+        };
+        let leeway = secs("LEEWAY_SECS", 30)?;
+        let max_age = get("MAX_TOKEN_AGE_SECS")
+            .map(|_| secs("MAX_TOKEN_AGE_SECS", 0))
+            .transpose()?;
+        let make_policy = |issuer: String, audiences: Vec<String>, algs: Vec<Algorithm>| {
+            let mut p = AccessTokenPolicy::new(issuer, audiences);
+            p.algorithms = algs;
+            p.leeway_secs = leeway;
+            p.max_age_secs = max_age;
+            p
+        };
+
+        // Issuers: the simple single-issuer form, then TRUSTED_ISSUERS.
+        let mut issuers = Vec::new();
+        if let Some(issuer) = get("ISSUER") {
+            let audiences = list(&get("AUDIENCE").ok_or(err("AUDIENCE", "is required"))?);
+            if audiences.is_empty() {
+                return Err(err("AUDIENCE", "is required"));
+            }
+            let jwks_url = url(
+                "JWKS_URL",
+                get("JWKS_URL").ok_or(err("JWKS_URL", "is required"))?,
+            )?;
+            issuers.push(IssuerConfig {
+                policy: make_policy(issuer, audiences, default_algs.clone()),
+                jwks_url,
+            });
+        }
+        if let Some(json) = get("TRUSTED_ISSUERS") {
+            let files: Vec<IssuerFile> = serde_json::from_str(&json).map_err(|_| {
+                err(
+                    "TRUSTED_ISSUERS",
+                    "must be a JSON array of {issuer, jwks_url, audiences, algorithms?}",
+                )
+            })?;
+            for f in files {
+                if f.issuer.is_empty() || f.audiences.is_empty() {
+                    return Err(err(
+                        "TRUSTED_ISSUERS",
+                        "every issuer needs a non-empty issuer and audiences",
+                    ));
+                }
+                let algs = match &f.algorithms {
+                    None => default_algs.clone(),
+                    Some(a) => algorithms("TRUSTED_ISSUERS", a)?,
+                };
+                if algs.is_empty() {
+                    return Err(err("TRUSTED_ISSUERS", "an issuer allows no algorithm"));
+                }
+                let jwks_url = url("TRUSTED_ISSUERS", f.jwks_url)?;
+                issuers.push(IssuerConfig {
+                    policy: make_policy(f.issuer, f.audiences, algs),
+                    jwks_url,
+                });
+            }
+        }
+        if issuers.is_empty() {
+            return Err(err("ISSUER", "is required (or TRUSTED_ISSUERS)"));
+        }
+        for (i, a) in issuers.iter().enumerate() {
+            if issuers
+                .iter()
+                .skip(i + 1)
+                .any(|b| b.policy.issuer == a.policy.issuer)
+            {
+                return Err(err("TRUSTED_ISSUERS", "an issuer is listed twice"));
+            }
+        }
+
+        // DPoP.
+        let mut dpop = DpopPolicy::default();
+        if let Some(v) = get("DPOP_ALGORITHMS") {
+            dpop.algorithms = algorithms("DPOP_ALGORITHMS", &list(&v))?;
+        }
+        dpop.max_age_secs = secs("DPOP_MAX_AGE_SECS", dpop.max_age_secs)?;
+        dpop.leeway_secs = secs("DPOP_LEEWAY_SECS", dpop.leeway_secs)?;
+        let nonces = match get("DPOP_NONCE").as_deref().map(str::trim) {
+            None | Some("off") => None,
+            Some("required") => {
+                let secret = get("DPOP_NONCE_SECRET").ok_or(err(
+                    "DPOP_NONCE_SECRET",
+                    "is required when DPOP_NONCE=required",
+                ))?;
+                let step = secs("DPOP_NONCE_STEP_SECS", NonceIssuer::DEFAULT_STEP_SECS)?;
+                Some(
+                    NonceIssuer::new(secret.as_bytes(), step, NonceIssuer::DEFAULT_WINDOW_STEPS)
+                        .map_err(|_| err("DPOP_NONCE_SECRET", "must be at least 32 bytes"))?,
+                )
+            }
+            Some(_) => return Err(err("DPOP_NONCE", "must be off or required")),
+        };
+
+        // Route policy.
+        let default = match get("DEFAULT_ROUTE").as_deref().map(str::trim) {
+            None | Some("allow-authenticated") => DefaultAction::AllowAuthenticated,
+            Some("deny") => DefaultAction::Deny,
+            Some(_) => return Err(err("DEFAULT_ROUTE", "must be deny or allow-authenticated")),
+        };
+        let rules = match get("ROUTES") {
+            None => Vec::new(),
+            Some(json) => {
+                let files: Vec<RouteFile> = serde_json::from_str(&json).map_err(|_| {
+                    err(
+                        "ROUTES",
+                        "must be a JSON array of {prefix, public?, scopes?, dpop?}",
+                    )
+                })?;
+                files
+                    .into_iter()
+                    .map(|f| RouteRule {
+                        prefix: f.prefix,
+                        public: f.public,
+                        scopes: f.scopes,
+                        dpop_required: f.dpop,
+                    })
+                    .collect()
+            }
+        };
+        let routes = RoutePolicy::new(default, rules)
+            .map_err(|_| err("ROUTES", "has an invalid or repeated prefix"))?;
+
+        // Rate limits.
+        let client_quota = quota(
+            "RATE_LIMIT_CLIENT",
+            "client",
+            &get("RATE_LIMIT_CLIENT").unwrap_or_else(|| "600/60".to_owned()),
+        )?;
+        let ip_quota = quota(
+            "RATE_LIMIT_IP",
+            "ip",
+            &get("RATE_LIMIT_IP").unwrap_or_else(|| "60/60".to_owned()),
+        )?;
+        let rate_limit_fail = match get("RATE_LIMIT_FAIL").as_deref().map(str::trim) {
+            None | Some("open") => FailMode::Open,
+            Some("closed") => FailMode::Closed,
+            Some(_) => return Err(err("RATE_LIMIT_FAIL", "must be open or closed")),
+        };
+
         let cfg = Self {
-            policy,
-            jwks_url: url("JWKS_URL")?,
-            upstream_url: url("UPSTREAM_URL")?,
+            issuers,
+            upstream_url: url(
+                "UPSTREAM_URL",
+                get("UPSTREAM_URL").ok_or(err("UPSTREAM_URL", "is required"))?,
+            )?,
             jwks_min_ttl_secs: secs("JWKS_MIN_TTL_SECS", 30)?,
             jwks_max_ttl_secs: secs("JWKS_MAX_TTL_SECS", 600)?,
             jwks_max_stale_secs: secs("JWKS_MAX_STALE_SECS", 3600)?,
             jwks_refresh_cooldown_secs: secs("JWKS_REFRESH_COOLDOWN_SECS", 10)?,
+            dpop,
+            nonces,
+            routes,
+            client_quota,
+            ip_quota,
+            rate_limit_fail,
+            revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
+            strip_credentials: flag("STRIP_CREDENTIALS", true)?,
+            cors: CorsConfig {
+                allow_origins: get("CORS_ALLOW_ORIGINS")
+                    .map(|v| list(&v))
+                    .unwrap_or_default(),
+            },
         };
         if cfg.jwks_min_ttl_secs > cfg.jwks_max_ttl_secs {
-            return Err(ConfigError { var: "JWKS_MIN_TTL_SECS", problem: "must not exceed JWKS_MAX_TTL_SECS" });
+            return Err(err(
+                "JWKS_MIN_TTL_SECS",
+                "must not exceed JWKS_MAX_TTL_SECS",
+            ));
         }
         Ok(cfg)
+    }
+
+    /// The access-token policies, in issuer order (for `parse_for`).
+    #[must_use]
+    pub fn policies(&self) -> Vec<AccessTokenPolicy> {
+        self.issuers.iter().map(|i| i.policy.clone()).collect()
+    }
+
+    /// The issuer named `iss`, if trusted.
+    #[must_use]
+    pub fn issuer(&self, iss: &str) -> Option<&IssuerConfig> {
+        self.issuers.iter().find(|i| i.policy.issuer == iss)
     }
 }
 
@@ -106,7 +384,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -117,27 +398,128 @@ mod tests {
         ("UPSTREAM_URL", "http://127.0.0.1:8090/"),
     ];
 
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v = BASE.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+
     #[test]
     fn reads_a_complete_configuration() {
         let cfg = EdgeConfig::from_vars(vars(&BASE)).unwrap();
-        assert_eq!(cfg.policy.audiences, vec!["http://127.0.0.1:8787", "https://api.example"]);
+        let p = &cfg.issuers[0].policy;
+        assert_eq!(
+            p.audiences,
+            vec!["http://127.0.0.1:8787", "https://api.example"]
+        );
         assert_eq!(cfg.upstream_url, "http://127.0.0.1:8090");
-        assert_eq!(cfg.policy.algorithms, Algorithm::ALL.to_vec());
+        assert_eq!(p.algorithms, Algorithm::ALL.to_vec());
+        assert!(cfg.nonces.is_none());
+        assert_eq!(cfg.rate_limit_fail, FailMode::Open);
+        assert_eq!(cfg.client_quota.limit, 600);
+        assert!(cfg.strip_credentials);
+    }
+
+    #[test]
+    fn several_trusted_issuers() {
+        let v = with(&[(
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"https://kc.example/realms/a","jwks_url":"https://kc.example/certs","audiences":["api"],"algorithms":["RS256"]}]"#,
+        )]);
+        let cfg = EdgeConfig::from_vars(vars(&v)).unwrap();
+        assert_eq!(cfg.issuers.len(), 2);
+        assert_eq!(cfg.policies()[1].algorithms, vec![Algorithm::Rs256]);
+        assert!(cfg.issuer("https://kc.example/realms/a").is_some());
+        // Only TRUSTED_ISSUERS: the simple form is optional then.
+        let only: Vec<_> = v
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "ISSUER" | "AUDIENCE" | "JWKS_URL"))
+            .cloned()
+            .collect();
+        assert_eq!(EdgeConfig::from_vars(vars(&only)).unwrap().issuers.len(), 1);
+        let dup = with(&[(
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"http://127.0.0.1:8080","jwks_url":"https://x/","audiences":["a"]}]"#,
+        )]);
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&dup)).unwrap_err().var,
+            "TRUSTED_ISSUERS"
+        );
+        let unknown_field = with(&[(
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"x","jwks_url":"https://x/","audiences":["a"],"secret":"s"}]"#,
+        )]);
+        assert!(EdgeConfig::from_vars(vars(&unknown_field)).is_err());
+    }
+
+    #[test]
+    fn dpop_nonce_routes_and_limits() {
+        let v = with(&[
+            ("DPOP_NONCE", "required"),
+            ("DPOP_NONCE_SECRET", "0123456789abcdef0123456789abcdef"),
+            (
+                "ROUTES",
+                r#"[{"prefix":"/admin","scopes":["admin"],"dpop":true},{"prefix":"/pub","public":true}]"#,
+            ),
+            ("DEFAULT_ROUTE", "deny"),
+            ("RATE_LIMIT_CLIENT", "3/60"),
+            ("RATE_LIMIT_FAIL", "closed"),
+            ("CORS_ALLOW_ORIGINS", "https://app.example"),
+        ]);
+        let cfg = EdgeConfig::from_vars(vars(&v)).unwrap();
+        assert!(cfg.nonces.is_some());
+        assert!(!cfg.routes.route("/pub/x").needs_token());
+        assert_eq!(
+            cfg.routes.route("/other"),
+            gatehouse_common::policy::Route::Deny
+        );
+        assert_eq!(
+            (cfg.client_quota.limit, cfg.client_quota.window_secs),
+            (3, 60)
+        );
+        assert_eq!(cfg.rate_limit_fail, FailMode::Closed);
+        assert_eq!(
+            cfg.cors.allow("https://app.example").as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(cfg.cors.allow("https://evil.example"), None);
     }
 
     #[test]
     fn names_the_bad_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("ALGORITHMS", "ES256,HS256")], "ALGORITHMS"),
+            (&[("LEEWAY_SECS", "-3")], "LEEWAY_SECS"),
+            (&[("DPOP_NONCE", "required")], "DPOP_NONCE_SECRET"),
+            (
+                &[("DPOP_NONCE", "required"), ("DPOP_NONCE_SECRET", "short")],
+                "DPOP_NONCE_SECRET",
+            ),
+            (&[("DPOP_NONCE", "sometimes")], "DPOP_NONCE"),
+            (&[("ROUTES", r#"[{"prefix":"admin"}]"#)], "ROUTES"),
+            (&[("ROUTES", "not json")], "ROUTES"),
+            (&[("RATE_LIMIT_IP", "0/60")], "RATE_LIMIT_IP"),
+            (&[("RATE_LIMIT_CLIENT", "ten")], "RATE_LIMIT_CLIENT"),
+            (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
+            (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
+            (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),
+        ];
+        for (extra, var) in cases {
+            let v = with(extra);
+            assert_eq!(
+                EdgeConfig::from_vars(vars(&v)).unwrap_err().var,
+                *var,
+                "{extra:?}"
+            );
+        }
         let mut v = BASE.to_vec();
         v.retain(|(k, _)| *k != "ISSUER");
         assert_eq!(EdgeConfig::from_vars(vars(&v)).unwrap_err().var, "ISSUER");
         let mut v = BASE.to_vec();
-        v.push(("ALGORITHMS", "ES256,HS256"));
-        assert_eq!(EdgeConfig::from_vars(vars(&v)).unwrap_err().var, "ALGORITHMS");
-        let mut v = BASE.to_vec();
-        v.push(("LEEWAY_SECS", "-3"));
-        assert_eq!(EdgeConfig::from_vars(vars(&v)).unwrap_err().var, "LEEWAY_SECS");
-        let mut v = BASE.to_vec();
         v[3] = ("UPSTREAM_URL", "ftp://x");
-        assert_eq!(EdgeConfig::from_vars(vars(&v)).unwrap_err().var, "UPSTREAM_URL");
+        assert_eq!(
+            EdgeConfig::from_vars(vars(&v)).unwrap_err().var,
+            "UPSTREAM_URL"
+        );
     }
 }

@@ -1,17 +1,31 @@
-//! The issuer's signing keys, cached in isolate memory (see [`crate::jwks_cache`] for the rules).
+//! Each trusted issuer's signing keys, cached in isolate memory and shared
+//! between isolates of a location through the Cache API (see
+//! [`crate::jwks_cache`] for the rules). Refreshes are single-flight per
+//! issuer: concurrent requests in an isolate await the same fetch.
 
-use crate::config::EdgeConfig;
+use crate::config::{EdgeConfig, IssuerConfig};
 use crate::jwks_cache::{self, Action, CachePolicy, JwksState};
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
-use worker::{Fetch, Method, Request, RequestInit};
+use std::collections::HashMap;
+use worker::{Cache, Fetch, Method, Request, RequestInit, Response};
 
 /// Largest JWKS document read, in bytes.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
+type Fetched = Option<(JwkSet, Option<i64>)>;
+
+#[derive(Default)]
+struct Issuer {
+    state: JwksState,
+    in_flight: Option<Shared<LocalBoxFuture<'static, Fetched>>>,
+}
+
 thread_local! {
-    static STATE: RefCell<JwksState> = RefCell::new(JwksState::default());
+    /// Per issuer (by `iss`).
+    static STATE: RefCell<HashMap<String, Issuer>> = RefCell::new(HashMap::new());
 }
 
 fn policy(cfg: &EdgeConfig) -> CachePolicy {
@@ -30,11 +44,11 @@ pub enum JwksUnavailable {
     Unreachable,
 }
 
-async fn fetch(cfg: &EdgeConfig) -> Option<(JwkSet, Option<i64>)> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get);
-    let req = Request::new_with_init(&cfg.jwks_url, &init).ok()?;
-    let mut resp = Fetch::Request(req).send().await.ok()?;
+fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
+    STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
+}
+
+async fn read(mut resp: Response) -> Fetched {
     if resp.status_code() != 200 {
         return None;
     }
@@ -52,54 +66,119 @@ async fn fetch(cfg: &EdgeConfig) -> Option<(JwkSet, Option<i64>)> {
     Some((set, max_age))
 }
 
-async fn refresh(cfg: &EdgeConfig, now: UnixTime) {
-    let p = policy(cfg);
-    match fetch(cfg).await {
-        Some((set, max_age)) => STATE.with(|s| s.borrow_mut().fetched(set, max_age, now, &p)),
-        None => {
-            worker::console_warn!(r#"{{"event":"jwks_fetch_failed"}}"#);
-            STATE.with(|s| s.borrow_mut().failed(now));
+/// Fetches from the Cache API (unless `bypass_shared`), then from the issuer;
+/// a good answer from the issuer is shared through the Cache API.
+async fn fetch(url: String, bypass_shared: bool, ttl_hint: i64) -> Fetched {
+    let cache = Cache::default();
+    if !bypass_shared {
+        if let Ok(Some(resp)) = cache.get(url.as_str(), false).await {
+            if let Some(found) = read(resp).await {
+                return Some(found);
+            }
         }
     }
-}
-
-/// The current key set, fetching or refreshing it as the cache rules say.
-pub async fn keys(cfg: &EdgeConfig, now: UnixTime) -> Result<JwkSet, JwksUnavailable> {
-    let p = policy(cfg);
-    if STATE.with(|s| s.borrow().before_lookup(now, &p)) == Action::Fetch {
-        refresh(cfg, now).await;
-    }
-    current(now, &p)
-}
-
-/// Refetches after an unknown `kid`, unless within the cooldown; returns the (possibly new) set.
-pub async fn keys_after_unknown_kid(cfg: &EdgeConfig, now: UnixTime) -> Result<JwkSet, JwksUnavailable> {
-    let p = policy(cfg);
-    if STATE.with(|s| s.borrow().may_refetch_for_unknown_kid(now, &p)) {
-        refresh(cfg, now).await;
-    }
-    current(now, &p)
-}
-
-fn current(now: UnixTime, p: &CachePolicy) -> Result<JwkSet, JwksUnavailable> {
-    STATE.with(|s| {
-        let s = s.borrow();
-        match &s.keys {
-            Some(k) if s.usable(now, p) => Ok(k.clone()),
-            _ => Err(JwksUnavailable::Unreachable),
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get);
+    let req = Request::new_with_init(&url, &init).ok()?;
+    let resp = Fetch::Request(req).send().await.ok()?;
+    let (set, max_age) = read(resp).await?;
+    let ttl = max_age.unwrap_or(ttl_hint).max(0);
+    if ttl > 0 {
+        if let Ok(mut shared) = Response::ok(set.to_json().to_string()) {
+            let h = shared.headers_mut();
+            let _ = h.set("content-type", "application/json");
+            let _ = h.set("cache-control", &format!("public, max-age={ttl}"));
+            if let Err(e) = cache.put(url.as_str(), shared).await {
+                worker::console_warn!(
+                    r#"{{"event":"jwks_cache_put_failed","error":{}}}"#,
+                    serde_json::Value::from(e.to_string())
+                );
+            }
         }
+    }
+    Some((set, max_age))
+}
+
+async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
+    let iss = issuer.policy.issuer.as_str();
+    let p = policy(cfg);
+    let shared = with_issuer(iss, |i| {
+        i.in_flight
+            .get_or_insert_with(|| {
+                fetch(issuer.jwks_url.clone(), bypass_shared, p.min_ttl)
+                    .boxed_local()
+                    .shared()
+            })
+            .clone()
+    });
+    let result = shared.await;
+    with_issuer(iss, |i| {
+        if i.in_flight.is_some() {
+            i.in_flight = None;
+            match result {
+                Some((set, max_age)) => i.state.fetched(set, max_age, now, &p),
+                None => {
+                    worker::console_warn!(
+                        r#"{{"event":"jwks_fetch_failed","issuer":{}}}"#,
+                        serde_json::Value::from(iss)
+                    );
+                    i.state.failed(now);
+                }
+            }
+        }
+    });
+}
+
+/// The issuer's current key set, fetching or refreshing it as the cache rules say.
+pub async fn keys(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    now: UnixTime,
+) -> Result<JwkSet, JwksUnavailable> {
+    let p = policy(cfg);
+    let iss = issuer.policy.issuer.as_str();
+    if with_issuer(iss, |i| i.state.before_lookup(now, &p)) == Action::Fetch {
+        refresh(cfg, issuer, now, false).await;
+    }
+    current(iss, now, &p)
+}
+
+/// Refetches from the issuer itself after an unknown `kid`, unless within the
+/// cooldown; returns the (possibly new) set.
+pub async fn keys_after_unknown_kid(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    now: UnixTime,
+) -> Result<JwkSet, JwksUnavailable> {
+    let p = policy(cfg);
+    let iss = issuer.policy.issuer.as_str();
+    if with_issuer(iss, |i| i.state.may_refetch_for_unknown_kid(now, &p)) {
+        refresh(cfg, issuer, now, true).await;
+    }
+    current(iss, now, &p)
+}
+
+fn current(iss: &str, now: UnixTime, p: &CachePolicy) -> Result<JwkSet, JwksUnavailable> {
+    with_issuer(iss, |i| match &i.state.keys {
+        Some(k) if i.state.usable(now, p) => Ok(k.clone()),
+        _ => Err(JwksUnavailable::Unreachable),
     })
 }
 
-/// Age of the cached set and its key ids, for the health endpoint.
-pub fn summary(now: UnixTime) -> (Option<i64>, Vec<String>) {
-    STATE.with(|s| {
-        let s = s.borrow();
-        let age = s.fetched_at.map(|t| now.0 - t.0);
-        let kids = s
+/// Per issuer: age of the cached set and its key ids, for the health endpoint.
+pub fn summary(iss: &str, now: UnixTime) -> (Option<i64>, Vec<String>) {
+    with_issuer(iss, |i| {
+        let age = i.state.fetched_at.map(|t| now.0 - t.0);
+        let kids = i
+            .state
             .keys
             .as_ref()
-            .map(|k| k.keys().iter().filter_map(|j| j.kid().map(str::to_owned)).collect())
+            .map(|k| {
+                k.keys()
+                    .iter()
+                    .filter_map(|j| j.kid().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         (age, kids)
     })

@@ -63,18 +63,30 @@ impl JwksState {
     }
 
     fn in_cooldown(&self, now: UnixTime, policy: &CachePolicy) -> bool {
-        self.last_attempt.is_some_and(|t| now.0 < t.0.saturating_add(policy.cooldown))
+        self.last_attempt
+            .is_some_and(|t| now.0 < t.0.saturating_add(policy.cooldown))
     }
 
     /// Whether the cached set may still be used at `now` (fresh, or stale within the limit).
     #[must_use]
     pub fn usable(&self, now: UnixTime, policy: &CachePolicy) -> bool {
-        self.keys.is_some() && self.fresh_until.is_some_and(|f| now.0 < f.0.saturating_add(policy.max_stale))
+        self.keys.is_some()
+            && self
+                .fresh_until
+                .is_some_and(|f| now.0 < f.0.saturating_add(policy.max_stale))
     }
 
     /// Records a successful fetch with the response's `max-age`, if any.
-    pub fn fetched(&mut self, keys: JwkSet, max_age: Option<i64>, now: UnixTime, policy: &CachePolicy) {
-        let ttl = max_age.unwrap_or(policy.min_ttl).clamp(policy.min_ttl, policy.max_ttl);
+    pub fn fetched(
+        &mut self,
+        keys: JwkSet,
+        max_age: Option<i64>,
+        now: UnixTime,
+        policy: &CachePolicy,
+    ) {
+        let ttl = max_age
+            .unwrap_or(policy.min_ttl)
+            .clamp(policy.min_ttl, policy.max_ttl);
         self.keys = Some(keys);
         self.fetched_at = Some(now);
         self.fresh_until = Some(now.plus(ttl));
@@ -107,7 +119,12 @@ pub fn max_age(cache_control: &str) -> Option<i64> {
 mod tests {
     use super::*;
 
-    const P: CachePolicy = CachePolicy { min_ttl: 30, max_ttl: 600, max_stale: 3600, cooldown: 10 };
+    const P: CachePolicy = CachePolicy {
+        min_ttl: 30,
+        max_ttl: 600,
+        max_stale: 3600,
+        cooldown: 10,
+    };
 
     #[test]
     fn fresh_then_stale_then_refetch() {
@@ -134,7 +151,11 @@ mod tests {
         let mut s = JwksState::default();
         s.fetched(JwkSet::default(), Some(60), UnixTime(0), &P);
         s.failed(UnixTime(70));
-        assert_eq!(s.before_lookup(UnixTime(75), &P), Action::UseCached, "cooldown after failure");
+        assert_eq!(
+            s.before_lookup(UnixTime(75), &P),
+            Action::UseCached,
+            "cooldown after failure"
+        );
         assert!(s.usable(UnixTime(75), &P));
         assert_eq!(s.before_lookup(UnixTime(80), &P), Action::Fetch);
         assert!(!s.usable(UnixTime(60 + 3600), &P), "too stale");

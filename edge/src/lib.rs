@@ -15,8 +15,12 @@ mod jwks;
 #[cfg(target_arch = "wasm32")]
 mod proxy;
 #[cfg(target_arch = "wasm32")]
+pub mod ratelimit;
+#[cfg(target_arch = "wasm32")]
 pub mod replay;
 #[cfg(target_arch = "wasm32")]
-mod webcrypto;
+mod revocations;
+#[cfg(target_arch = "wasm32")]
+pub mod webcrypto;
 #[cfg(target_arch = "wasm32")]
 mod worker_main;

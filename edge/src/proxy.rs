@@ -1,17 +1,22 @@
 //! Forwarding verified requests upstream.
 //!
 //! Incoming `Gatehouse-*` headers are removed first, so a caller can never
-//! forge identity; `Authorization` and `DPoP` are removed too (the upstream
-//! trusts the edge, not the token). The verified identity is then added, and
-//! the body streams through untouched, as does the upstream's response.
+//! forge identity; `Authorization` and `DPoP` are removed too unless
+//! `STRIP_CREDENTIALS=false` (the upstream trusts the edge, not the token).
+//! The verified identity is then added, and the body streams through
+//! untouched, as does the upstream's response.
 
 use crate::config::EdgeConfig;
 use gatehouse_common::access_token::AccessToken;
 use wasm_bindgen::JsValue;
 use worker::{Fetch, Request, Response, Result};
 
-/// Forwards `req` to the upstream with `token`'s identity attached.
-pub async fn forward(req: Request, cfg: &EdgeConfig, token: &AccessToken) -> Result<Response> {
+/// Forwards `req` to the upstream with `token`'s identity attached (none for public routes).
+pub async fn forward(
+    req: Request,
+    cfg: &EdgeConfig,
+    token: Option<&AccessToken>,
+) -> Result<Response> {
     let url = req.url()?;
     let mut target = format!("{}{}", cfg.upstream_url, url.path());
     if let Some(q) = url.query() {
@@ -22,16 +27,21 @@ pub async fn forward(req: Request, cfg: &EdgeConfig, token: &AccessToken) -> Res
     let names: Vec<String> = req.headers().keys().collect();
     for name in names {
         let lower = name.to_ascii_lowercase();
-        if lower.starts_with("gatehouse-") || lower == "authorization" || lower == "dpop" {
+        if lower.starts_with("gatehouse-")
+            || (cfg.strip_credentials && (lower == "authorization" || lower == "dpop"))
+        {
             headers.delete(&name)?;
         }
     }
-    headers.set("gatehouse-sub", &token.sub)?;
-    headers.set("gatehouse-client-id", &token.client_id)?;
-    headers.set("gatehouse-scope", &token.scope.join(" "))?;
-    headers.set("gatehouse-token-id", &token.jti)?;
-    if let Some(jkt) = &token.cnf_jkt {
-        headers.set("gatehouse-jkt", jkt)?;
+    if let Some(token) = token {
+        headers.set("gatehouse-sub", &token.sub)?;
+        headers.set("gatehouse-client-id", &token.client_id)?;
+        headers.set("gatehouse-scope", &token.scope.join(" "))?;
+        headers.set("gatehouse-token-id", &token.jti)?;
+        headers.set("gatehouse-issuer", &token.iss)?;
+        if let Some(jkt) = &token.cnf_jkt {
+            headers.set("gatehouse-jkt", jkt)?;
+        }
     }
     let init = web_sys::RequestInit::new();
     init.set_method(&req.inner().method());
@@ -42,4 +52,28 @@ pub async fn forward(req: Request, cfg: &EdgeConfig, token: &AccessToken) -> Res
     init.set_redirect(web_sys::RequestRedirect::Manual);
     let upstream = web_sys::Request::new_with_str_and_init(&target, &init)?;
     Fetch::Request(upstream.into()).send().await
+}
+
+/// `resp` with `extra` headers added. Upstream responses have immutable
+/// headers, so the status, headers and (streamed) body move into a new response.
+pub fn with_headers(resp: Response, extra: &[(String, String)]) -> Result<Response> {
+    if extra.is_empty() {
+        return Ok(resp);
+    }
+    let inner: web_sys::Response = resp.into();
+    let headers = web_sys::Headers::new_with_headers(&inner.headers())?;
+    for (k, v) in extra {
+        if k.eq_ignore_ascii_case("www-authenticate") {
+            headers.append(k, v)?;
+        } else {
+            headers.set(k, v)?;
+        }
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(inner.status());
+    init.set_status_text(&inner.status_text());
+    init.set_headers(&headers);
+    let body = inner.body();
+    let out = web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)?;
+    Ok(Response::from(out))
 }

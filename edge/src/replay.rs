@@ -4,7 +4,33 @@
 //! refused everywhere, exactly once accepted.
 
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
+};
+
+/// The Durable Object binding.
+pub const BINDING: &str = "REPLAY_GUARD";
+
+/// Asks the guard for `jkt`'s shard whether `key` was seen; records it if not.
+/// `Ok(true)` means replayed. Any failure is an error (the caller fails closed).
+pub async fn seen_before(env: &Env, jkt: &str, key: &str, expires_at: i64) -> Result<bool> {
+    let ns = env.durable_object(BINDING)?;
+    let stub = ns.id_from_name(jkt)?.get_stub()?;
+    let body = serde_json::to_string(&ReplayCheck {
+        key: key.to_owned(),
+        expires_at,
+    })?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+    let req = Request::new_with_init("https://replay-guard/check", &init)?;
+    let mut resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError("replay guard answered an error".into()));
+    }
+    let v: ReplayVerdict = resp.json().await?;
+    Ok(v.replayed)
+}
 
 /// What the edge asks the guard.
 #[derive(Serialize, Deserialize)]

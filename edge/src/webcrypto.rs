@@ -57,7 +57,10 @@ fn verify_params(alg: Algorithm) -> Result<Object, JsValue> {
         Algorithm::Es384 => object(&[("name", s("ECDSA")), ("hash", s("SHA-384"))]),
         Algorithm::EdDsa => object(&[("name", s("Ed25519"))]),
         Algorithm::Rs256 => object(&[("name", s("RSASSA-PKCS1-v1_5"))]),
-        Algorithm::Ps256 => object(&[("name", s("RSA-PSS")), ("saltLength", JsValue::from_f64(32.0))]),
+        Algorithm::Ps256 => object(&[
+            ("name", s("RSA-PSS")),
+            ("saltLength", JsValue::from_f64(32.0)),
+        ]),
         _ => Err(JsValue::from_str("unsupported algorithm")),
     }
 }
@@ -81,7 +84,13 @@ async fn imported(key: &PublicJwk, alg: Algorithm) -> Result<CryptoKey, JsValue>
         return Ok(k);
     }
     let usages = Array::of1(&JsValue::from_str("verify"));
-    let promise = subtle()?.import_key_with_object("jwk", &jwk_object(key, alg)?, &import_params(alg)?, false, &usages)?;
+    let promise = subtle()?.import_key_with_object(
+        "jwk",
+        &jwk_object(key, alg)?,
+        &import_params(alg)?,
+        false,
+        &usages,
+    )?;
     let crypto_key: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
     KEYS.with(|c| {
         let mut c = c.borrow_mut();
@@ -95,14 +104,31 @@ async fn imported(key: &PublicJwk, alg: Algorithm) -> Result<CryptoKey, JsValue>
 
 /// Verifies `signature` over `signing_input` with `key` under `alg` (the key's
 /// algorithm). Any failure — import, malformed signature — is `false`.
-pub async fn verify(key: &PublicJwk, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
-    async fn run(key: &PublicJwk, alg: Algorithm, data: &[u8], sig: &[u8]) -> Result<bool, JsValue> {
+pub async fn verify(
+    key: &PublicJwk,
+    alg: Algorithm,
+    signing_input: &[u8],
+    signature: &[u8],
+) -> bool {
+    async fn run(
+        key: &PublicJwk,
+        alg: Algorithm,
+        data: &[u8],
+        sig: &[u8],
+    ) -> Result<bool, JsValue> {
         let crypto_key = imported(key, alg).await?;
-        let promise = subtle()?.verify_with_object_and_u8_array_and_u8_array(&verify_params(alg)?, &crypto_key, sig, data)?;
+        let promise = subtle()?.verify_with_object_and_u8_array_and_u8_array(
+            &verify_params(alg)?,
+            &crypto_key,
+            sig,
+            data,
+        )?;
         Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
     }
     if !key.algorithms().contains(&alg) {
         return false;
     }
-    run(key, alg, signing_input, signature).await.unwrap_or(false)
+    run(key, alg, signing_input, signature)
+        .await
+        .unwrap_or(false)
 }

@@ -1,22 +1,40 @@
-//! The fetch handler: authentication, refusal rendering, health, logging.
+//! The fetch handler: routing of the edge's own endpoints, authentication
+//! (access token, DPoP proof, replay guard, revocations), route policy, rate
+//! limits, CORS, forwarding, refusal rendering and one JSON log line per request.
 
 use crate::config::{ConfigError, EdgeConfig};
-use crate::{jwks, proxy, webcrypto};
+use crate::ratelimit::Limit;
+use crate::revocations::IngestError;
+use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
+use gatehouse_common::dpop::{self, BoundAccessToken, DpopError, DpopRequest, UntrustedDpopProof};
 use gatehouse_common::jwk::KeyError;
+use gatehouse_common::ratelimit::{Decision, Quota};
 use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
 use gatehouse_common::{alg, http, UnixTime};
 use std::cell::OnceCell;
-use worker::{console_error, console_log, event, Context, Date, Env, Request, Response, Result};
+use std::rc::Rc;
+use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Response, Result};
 
 thread_local! {
-    static CONFIG: OnceCell<std::result::Result<EdgeConfig, ConfigError>> = const { OnceCell::new() };
+    static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
 }
 
-fn config(env: &Env) -> std::result::Result<EdgeConfig, ConfigError> {
+const HEALTH_PATH: &str = "/.gatehouse/health";
+const INGEST_PATH: &str = "/.gatehouse/revocations";
+
+fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, ConfigError> {
     CONFIG.with(|c| {
-        c.get_or_init(|| EdgeConfig::from_vars(|name| env.var(name).ok().map(|v| v.to_string())))
-            .clone()
+        c.get_or_init(|| {
+            EdgeConfig::from_vars(|name| {
+                env.var(name)
+                    .ok()
+                    .map(|v| v.to_string())
+                    .or_else(|| env.secret(name).ok().map(|v| v.to_string()))
+            })
+            .map(Rc::new)
+        })
+        .clone()
     })
 }
 
@@ -29,121 +47,460 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// What one request came to, for the log line.
+#[derive(Default)]
+struct LogLine {
+    outcome: &'static str,
+    reason: Option<String>,
+    error: Option<&'static str>,
+    client_id: Option<String>,
+    iss: Option<String>,
+}
+
+impl LogLine {
+    fn refused(&mut self, r: &Rejection) {
+        self.outcome = "refused";
+        self.error = r.code.map(|c| c.as_str());
+        self.reason = Some(r.description.to_string());
+    }
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let started = Date::now().as_millis();
     let cfg = match config(&env) {
         Ok(cfg) => cfg,
         Err(e) => {
-            console_error!(r#"{{"event":"config_error","error":{}}}"#, json_str(&e.to_string()));
-            let r = Rejection::new(ErrorCode::ServerError, Scheme::Bearer, "the edge is misconfigured");
+            console_error!(
+                r#"{{"event":"config_error","error":{}}}"#,
+                json_str(&e.to_string())
+            );
+            let r = Rejection::new(
+                ErrorCode::ServerError,
+                Scheme::Bearer,
+                "the edge is misconfigured",
+            );
             return render(&r, None);
         }
     };
     let now = now_secs();
-    if req.path() == "/.gatehouse/health" {
-        return health(&cfg, now);
-    }
-    let (response, outcome) = match authenticate(&req, &cfg, now).await {
-        Ok(token) => {
-            let resp = proxy::forward(req, &cfg, &token).await;
-            (resp, Outcome::Forwarded { client_id: token.client_id })
-        }
-        Err(rejection) => {
-            let resp = render(&rejection, Some(&cfg));
-            (resp, Outcome::Refused(rejection))
-        }
+    let method = req.method();
+    let path = req.path();
+    let cors = req
+        .headers()
+        .get("origin")
+        .ok()
+        .flatten()
+        .and_then(|o| cfg.cors.allow(&o));
+    let mut log = LogLine::default();
+    let response = if method == Method::Options
+        && cors.is_some()
+        && req
+            .headers()
+            .has("access-control-request-method")
+            .unwrap_or(false)
+    {
+        log.outcome = "preflight";
+        preflight()
+    } else if path == HEALTH_PATH && method == Method::Get {
+        log.outcome = "health";
+        health(&cfg, now)
+    } else if path == INGEST_PATH && method == Method::Post {
+        ingest(req, &cfg, &env, now, &mut log).await
+    } else {
+        handle(req, &cfg, &env, now, &mut log).await
     };
-    log_request(&outcome, response.as_ref().map(Response::status_code).unwrap_or(502), started);
+    let response = match (response, cors) {
+        (Ok(resp), Some(allow)) => proxy::with_headers(resp, &cors_headers(&allow)),
+        (other, _) => other,
+    };
+    let status = response.as_ref().map(Response::status_code).unwrap_or(502);
+    if let Err(e) = &response {
+        log.outcome = "error";
+        log.reason = Some(e.to_string());
+    }
+    log_request(&log, method.as_ref(), &path, status, started);
     response
 }
 
-enum Outcome {
-    Forwarded { client_id: String },
-    Refused(Rejection),
+fn cors_headers(allow: &str) -> Vec<(String, String)> {
+    vec![
+        ("access-control-allow-origin".into(), allow.to_owned()),
+        (
+            "access-control-expose-headers".into(),
+            "WWW-Authenticate, DPoP-Nonce, Retry-After, RateLimit, RateLimit-Policy".into(),
+        ),
+        ("vary".into(), "Origin".into()),
+    ]
+}
+
+fn preflight() -> Result<Response> {
+    let mut resp = Response::empty()?.with_status(204);
+    let h = resp.headers_mut();
+    h.set(
+        "access-control-allow-methods",
+        "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+    )?;
+    h.set(
+        "access-control-allow-headers",
+        "Authorization, DPoP, Content-Type",
+    )?;
+    h.set("access-control-max-age", "600")?;
+    Ok(resp)
 }
 
 fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
 }
 
-fn log_request(outcome: &Outcome, status: u16, started: u64) {
+fn log_request(log: &LogLine, method: &str, path: &str, status: u16, started: u64) {
     let latency_ms = Date::now().as_millis().saturating_sub(started);
-    let line = match outcome {
-        Outcome::Forwarded { client_id } => serde_json::json!({
-            "event": "request", "outcome": "forwarded", "status": status,
-            "client_id": client_id, "latency_ms": latency_ms,
-        }),
-        Outcome::Refused(r) => serde_json::json!({
-            "event": "request", "outcome": "refused", "status": status,
-            "error": r.code.map(|c| c.as_str()), "reason": r.description, "latency_ms": latency_ms,
-        }),
-    };
+    let line = serde_json::json!({
+        "event": "request", "method": method, "path": path, "status": status,
+        "outcome": if log.outcome.is_empty() { "unknown" } else { log.outcome },
+        "error": log.error, "reason": log.reason,
+        "client_id": log.client_id, "iss": log.iss, "latency_ms": latency_ms,
+    });
     console_log!("{}", line);
 }
 
-async fn authenticate(req: &Request, cfg: &EdgeConfig, now: UnixTime) -> std::result::Result<AccessToken, Rejection> {
+/// A verified caller.
+struct Authenticated {
+    token: AccessToken,
+    scheme: Scheme,
+    /// A fresh nonce to send when the proof used an older (still valid) one.
+    nonce_rotated: Option<String>,
+}
+
+fn client_ip(req: &Request) -> String {
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+async fn handle(
+    req: Request,
+    cfg: &EdgeConfig,
+    env: &Env,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<Response> {
+    let route = cfg.routes.route(&req.path());
+    if !route.needs_token() {
+        log.outcome = "public";
+        return proxy::forward(req, cfg, None).await;
+    }
+    let auth = match authenticate(&req, cfg, env, now).await {
+        Ok(a) => a,
+        Err(rejection) => {
+            // Failed or unauthenticated: charged to the caller's address (brute force).
+            let key = format!("ip:{}", client_ip(&req));
+            return match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
+                Limit::Decided(d) if !d.allowed => too_many(&d, &cfg.ip_quota, log),
+                Limit::FailedClosed => unavailable(log),
+                _ => {
+                    log.refused(&rejection);
+                    render(&rejection, Some(cfg))
+                }
+            };
+        }
+    };
+    log.client_id = Some(auth.token.client_id.clone());
+    log.iss = Some(auth.token.iss.clone());
+    if let Err(r) = route.authorize(&auth.token, auth.scheme) {
+        log.refused(&r);
+        return render(&r, Some(cfg));
+    }
+    let key = format!("client:{}|{}", auth.token.iss, auth.token.client_id);
+    let mut extra: Vec<(String, String)> = Vec::new();
+    match ratelimit::charge(env, cfg, &key, &cfg.client_quota).await {
+        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.client_quota, log),
+        Limit::Decided(d) => extra.extend(
+            d.headers(&cfg.client_quota)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v)),
+        ),
+        Limit::FailedOpen => {}
+        Limit::FailedClosed => return unavailable(log),
+    }
+    if let Some(n) = &auth.nonce_rotated {
+        extra.push(("DPoP-Nonce".to_owned(), n.clone()));
+    }
+    log.outcome = "forwarded";
+    let resp = proxy::forward(req, cfg, Some(&auth.token)).await?;
+    proxy::with_headers(resp, &extra)
+}
+
+fn too_many(d: &Decision, quota: &Quota, log: &mut LogLine) -> Result<Response> {
+    let r = d.rejection();
+    log.refused(&r);
+    log.outcome = "rate_limited";
+    let mut resp = render(&r, None)?;
+    let h = resp.headers_mut();
+    for (k, v) in d.headers(quota) {
+        h.set(k, &v)?;
+    }
+    Ok(resp)
+}
+
+fn unavailable(log: &mut LogLine) -> Result<Response> {
+    let r = Rejection::new(
+        ErrorCode::ServerError,
+        Scheme::Bearer,
+        "the rate limiter is unavailable",
+    );
+    log.refused(&r);
+    Ok(render(&r, None)?.with_status(503))
+}
+
+fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
+    Rejection::new(ErrorCode::ServerError, scheme, what)
+}
+
+async fn authenticate(
+    req: &Request,
+    cfg: &EdgeConfig,
+    env: &Env,
+    now: UnixTime,
+) -> std::result::Result<Authenticated, Rejection> {
     let header = req.headers().get("authorization").ok().flatten();
     let values: Vec<&str> = header.as_deref().into_iter().collect();
     let creds = http::authorization(&values)?.ok_or_else(Rejection::missing_credentials)?;
-    if creds.scheme == Scheme::DPoP {
-        return Err(Rejection::new(
-            ErrorCode::InvalidRequest,
-            Scheme::DPoP,
-            "DPoP-bound tokens are not accepted by this deployment",
-        ));
-    }
-    let reject = |e: AccessTokenError| Rejection::from_access_token(&e, creds.scheme);
-    let untrusted = UntrustedAccessToken::parse(creds.token, &cfg.policy).map_err(reject)?;
-    let unavailable = |_| Rejection::new(ErrorCode::ServerError, creds.scheme, "signing keys are unavailable");
-    let mut keys = jwks::keys(cfg, now).await.map_err(unavailable)?;
-    if matches!(keys.select(untrusted.kid(), untrusted.header_alg()), Err(KeyError::UnknownKid)) {
-        keys = jwks::keys_after_unknown_kid(cfg, now).await.map_err(unavailable)?;
+    let scheme = creds.scheme;
+    let reject = |e: AccessTokenError| Rejection::from_access_token(&e, scheme);
+
+    // Parse; an untrusted `iss` is refused here, before any key lookup.
+    let policies = cfg.policies();
+    let untrusted = UntrustedAccessToken::parse_for(creds.token, &policies).map_err(reject)?;
+    let issuer = cfg
+        .issuers
+        .get(untrusted.policy_index())
+        .ok_or_else(|| reject(AccessTokenError::UntrustedIssuer))?;
+
+    // The issuer's key (refetched once on an unknown kid), then WebCrypto.
+    let unavailable = |_| server_error(scheme, "signing keys are unavailable");
+    let mut keys = jwks::keys(cfg, issuer, now).await.map_err(unavailable)?;
+    if matches!(
+        keys.select(untrusted.kid(), untrusted.header_alg()),
+        Err(KeyError::UnknownKid)
+    ) {
+        keys = jwks::keys_after_unknown_kid(cfg, issuer, now)
+            .await
+            .map_err(unavailable)?;
     }
     let key = keys
         .select(untrusted.kid(), untrusted.header_alg())
         .map_err(|e| reject(AccessTokenError::Key(e)))?;
-    let valid = webcrypto::verify(key.jwk, key.alg, untrusted.signing_input(), untrusted.signature()).await;
-    let token = untrusted.accept(valid, &cfg.policy, now).map_err(reject)?;
-    if token.cnf_jkt.is_some() {
-        // RFC 9449 §7.2: a DPoP-bound token must not be accepted as a bearer token.
-        return Err(Rejection::new(
-            ErrorCode::InvalidToken,
-            creds.scheme,
-            "a DPoP-bound token must be presented with the DPoP scheme",
-        ));
+    let valid = webcrypto::verify(
+        key.jwk,
+        key.alg,
+        untrusted.signing_input(),
+        untrusted.signature(),
+    )
+    .await;
+    let token = untrusted
+        .accept(valid, &issuer.policy, now)
+        .map_err(reject)?;
+
+    // RFC 9449 §7.2: no Bearer downgrade of a bound token; DPoP needs a bound token.
+    let nonces = cfg.nonces.as_ref();
+    let dpop_reject = |e: DpopError| e.rejection(nonces, now);
+    dpop::check_scheme(&token, scheme).map_err(dpop_reject)?;
+
+    let mut nonce_rotated = None;
+    if scheme == Scheme::DPoP {
+        let proof_header = req.headers().get("dpop").ok().flatten();
+        let proof_values: Vec<&str> = proof_header.as_deref().into_iter().collect();
+        let proof = UntrustedDpopProof::parse(&proof_values, &cfg.dpop).map_err(dpop_reject)?;
+        // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
+        let proof_valid = webcrypto::verify(
+            proof.jwk(),
+            proof.alg(),
+            proof.signing_input(),
+            proof.signature(),
+        )
+        .await;
+        let url = req
+            .url()
+            .map_err(|_| server_error(scheme, "the request URL is unreadable"))?
+            .to_string();
+        let method = req.inner().method();
+        let request = DpopRequest {
+            method: &method,
+            uri: &url,
+            access_token: Some(BoundAccessToken::new(creds.token, &token)),
+            nonces,
+        };
+        let proof = proof
+            .accept(proof_valid, &cfg.dpop, &request, now)
+            .map_err(dpop_reject)?;
+        // Replay guard, sharded by jkt; unreachable means refuse (fail closed).
+        match replay::seen_before(env, &proof.jkt, &proof.replay_key, proof.replay_until.0).await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidDpopProof,
+                    Scheme::DPoP,
+                    "the DPoP proof was already used",
+                ))
+            }
+            Err(e) => {
+                console_error!(
+                    r#"{{"event":"replay_guard_unreachable","error":{}}}"#,
+                    json_str(&e.to_string())
+                );
+                return Err(server_error(scheme, "the replay guard is unavailable"));
+            }
+        }
+        if let Some(n) = nonces {
+            let current = n.issue(now);
+            if proof.nonce.as_deref() != Some(current.as_str()) {
+                nonce_rotated = Some(current);
+            }
+        }
     }
-    Ok(token)
+
+    // Revocations (the issuer's signed list).
+    if let Some(list) = revocations::current(cfg, issuer, env, now).await {
+        if list.check(&token, now).is_some() {
+            return Err(Rejection::new(
+                ErrorCode::InvalidToken,
+                scheme,
+                "the access token has been revoked",
+            ));
+        }
+    }
+    Ok(Authenticated {
+        token,
+        scheme,
+        nonce_rotated,
+    })
+}
+
+async fn ingest(
+    mut req: Request,
+    cfg: &EdgeConfig,
+    env: &Env,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<Response> {
+    let too_large = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > revocations::MAX_DOCUMENT_BYTES);
+    let body = if too_large {
+        None
+    } else {
+        req.text()
+            .await
+            .ok()
+            .filter(|b| b.len() <= revocations::MAX_DOCUMENT_BYTES)
+    };
+    let Some(body) = body else {
+        log.outcome = "ingest_refused";
+        return plain_error(413, "invalid_request", "the document is too large");
+    };
+    match revocations::ingest(body.trim(), cfg, env, now).await {
+        Ok((iss, version)) => {
+            log.outcome = "ingested";
+            log.iss = Some(iss);
+            log.reason = Some(format!("version {version}"));
+            Ok(Response::empty()?.with_status(204))
+        }
+        Err(IngestError::Invalid(e)) => {
+            log.outcome = "ingest_refused";
+            log.reason = Some(e.to_string());
+            plain_error(400, "invalid_request", &e.to_string())
+        }
+        Err(IngestError::Rollback) => {
+            log.outcome = "ingest_refused";
+            log.reason = Some("older than the held version".into());
+            plain_error(
+                409,
+                "conflict",
+                "the document is older than the one already held",
+            )
+        }
+        Err(IngestError::Unavailable(why)) => {
+            log.outcome = "ingest_failed";
+            log.reason = Some(why.into());
+            plain_error(503, "temporarily_unavailable", why)
+        }
+    }
+}
+
+fn plain_error(status: u16, error: &str, description: &str) -> Result<Response> {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    let mut resp = Response::ok(body.to_string())?.with_status(status);
+    resp.headers_mut().set("content-type", "application/json")?;
+    resp.headers_mut().set("cache-control", "no-store")?;
+    Ok(resp)
 }
 
 fn render(r: &Rejection, cfg: Option<&EdgeConfig>) -> Result<Response> {
-    let algs = cfg.map(|c| c.policy.algorithms.as_slice()).unwrap_or(&[]);
-    let offer = Challenge { realm: None, bearer: true, dpop_algs: &[] };
-    let _ = algs;
+    let offer = Challenge {
+        realm: None,
+        bearer: true,
+        dpop_algs: cfg.map(|c| c.dpop.algorithms.as_slice()).unwrap_or(&[]),
+    };
     let mut resp = Response::ok(r.body())?.with_status(r.status());
     let h = resp.headers_mut();
     h.set("content-type", "application/json")?;
-    h.set("cache-control", "no-store")?;
-    for challenge in r.www_authenticate(&offer) {
-        h.append("www-authenticate", &challenge)?;
-    }
-    if let Some(secs) = r.retry_after {
-        h.set("retry-after", &secs.to_string())?;
+    let mut headers = r.headers(&offer);
+    // The challenge for the scheme the client used comes first.
+    headers.sort_by_key(|(k, v)| !(*k == "WWW-Authenticate" && v.starts_with(r.scheme.name())));
+    for (k, v) in headers {
+        if k == "WWW-Authenticate" {
+            h.append(k, &v)?;
+        } else {
+            h.set(k, &v)?;
+        }
     }
     Ok(resp)
 }
 
 fn health(cfg: &EdgeConfig, now: UnixTime) -> Result<Response> {
-    let (age, kids) = jwks::summary(now);
+    let issuers: Vec<serde_json::Value> = cfg
+        .issuers
+        .iter()
+        .map(|i| {
+            let (age, kids) = jwks::summary(&i.policy.issuer, now);
+            serde_json::json!({
+                "issuer": i.policy.issuer,
+                "audiences": i.policy.audiences,
+                "algorithms": alg::names(&i.policy.algorithms),
+                "jwks_url": i.jwks_url,
+                "jwks": { "age_secs": age, "kids": kids },
+                "revocations": { "version": revocations::held_version(&i.policy.issuer) },
+            })
+        })
+        .collect();
     let body = serde_json::json!({
         "status": "ok",
-        "jwks": { "age_secs": age, "kids": kids },
+        "issuers": issuers,
         "config": {
-            "issuer": cfg.policy.issuer,
-            "audiences": cfg.policy.audiences,
-            "algorithms": alg::names(&cfg.policy.algorithms),
-            "jwks_url": cfg.jwks_url,
             "upstream_url": cfg.upstream_url,
+            "dpop": {
+                "algorithms": alg::names(&cfg.dpop.algorithms),
+                "max_age_secs": cfg.dpop.max_age_secs,
+                "nonce": if cfg.nonces.is_some() { "required" } else { "off" },
+            },
+            "rate_limits": {
+                "client": cfg.client_quota.policy_header(),
+                "ip": cfg.ip_quota.policy_header(),
+                "fail": format!("{:?}", cfg.rate_limit_fail).to_lowercase(),
+            },
+            "jwks_ttl_secs": [cfg.jwks_min_ttl_secs, cfg.jwks_max_ttl_secs],
+            "jwks_max_stale_secs": cfg.jwks_max_stale_secs,
+            "revocation_ttl_secs": cfg.revocation_ttl_secs,
+            "strip_credentials": cfg.strip_credentials,
+            "cors_allow_origins": cfg.cors.allow_origins,
         }
     });
     let mut resp = Response::ok(body.to_string())?;

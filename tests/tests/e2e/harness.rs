@@ -361,7 +361,8 @@ impl Edge {
         );
         v.insert("UPSTREAM_URL".into(), upstream.url.clone().into());
         for (k, val) in vars {
-            v.insert((*k).into(), (*val).into());
+            // `{EDGE}` in a value stands for this edge's own URL (e.g. an audience).
+            v.insert((*k).into(), val.replace("{EDGE}", &url).into());
         }
         cfg.insert("vars".into(), toml::Value::Table(v));
         let config_path = dir.path().join("wrangler.toml");

@@ -3,5 +3,6 @@
 //! binary with a module per flow (every file in tests/ would be its own
 //! slow-to-link binary).
 
+mod edge;
 mod harness;
 mod skeleton;
