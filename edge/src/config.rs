@@ -150,7 +150,12 @@ fn list(v: &str) -> Vec<String> {
 
 /// `limit/window_secs`, e.g. `600/60`.
 fn quota(var: &'static str, name: &str, v: &str) -> Result<Quota, ConfigError> {
-    let bad = || err(var, "must be LIMIT/WINDOW_SECS with both at least 1, e.g. 600/60");
+    let bad = || {
+        err(
+            var,
+            "must be LIMIT/WINDOW_SECS with both at least 1, e.g. 600/60",
+        )
+    };
     let (l, w) = v.trim().split_once('/').ok_or_else(bad)?;
     let limit: u32 = l.trim().parse().map_err(|_| bad())?;
     let window: u32 = w.trim().parse().map_err(|_| bad())?;

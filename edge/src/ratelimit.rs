@@ -109,7 +109,9 @@ async fn ask(env: &Env, key: &str, quota: &Quota) -> Result<Decision> {
     let req = Request::new_with_init("https://rate-limiter/check", &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
-        return Err(worker::Error::RustError("rate limiter answered an error".into()));
+        return Err(worker::Error::RustError(
+            "rate limiter answered an error".into(),
+        ));
     }
     let v: RateVerdict = resp.json().await?;
     Ok(v.into())
@@ -122,7 +124,11 @@ pub async fn charge(env: &Env, cfg: &EdgeConfig, key: &str, quota: &Quota) -> Li
         Err(e) => {
             worker::console_error!(
                 r#"{{"event":"rate_limiter_unreachable","fail":"{}","error":{}}}"#,
-                if cfg.rate_limit_fail == FailMode::Open { "open" } else { "closed" },
+                if cfg.rate_limit_fail == FailMode::Open {
+                    "open"
+                } else {
+                    "closed"
+                },
                 serde_json::Value::from(e.to_string())
             );
             match cfg.rate_limit_fail {

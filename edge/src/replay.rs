@@ -26,7 +26,9 @@ pub async fn seen_before(env: &Env, jkt: &str, key: &str, expires_at: i64) -> Re
     let req = Request::new_with_init("https://replay-guard/check", &init)?;
     let mut resp = stub.fetch_with_request(req).await?;
     if resp.status_code() != 200 {
-        return Err(worker::Error::RustError("replay guard answered an error".into()));
+        return Err(worker::Error::RustError(
+            "replay guard answered an error".into(),
+        ));
     }
     let v: ReplayVerdict = resp.json().await?;
     Ok(v.replayed)

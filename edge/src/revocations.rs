@@ -174,8 +174,7 @@ pub async fn current(
     let iss = issuer.policy.issuer.as_str();
     let fresh = HELD.with(|h| {
         h.borrow().get(iss).and_then(|x| {
-            (now.0 < x.checked_at.0.saturating_add(cfg.revocation_ttl_secs))
-                .then(|| x.list.clone())
+            (now.0 < x.checked_at.0.saturating_add(cfg.revocation_ttl_secs)).then(|| x.list.clone())
         })
     });
     if fresh.is_some() {
@@ -215,8 +214,9 @@ async fn reload(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: UnixTim
             .get(iss)
             .is_some_and(|x| x.raw_len == raw.len() && held.is_some())
     });
-    if same && UntrustedRevocationDocument::parse(&raw, &policy(issuer))
-        .is_ok_and(|d| Some(d.version()) == held)
+    if same
+        && UntrustedRevocationDocument::parse(&raw, &policy(issuer))
+            .is_ok_and(|d| Some(d.version()) == held)
     {
         touch();
         return;

@@ -14,7 +14,9 @@ use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
 use gatehouse_common::{alg, http, UnixTime};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, event, Context, Date, Env, Method, Request, Response, Result};
+use worker::{
+    console_error, console_log, event, Context, Date, Env, Method, Request, Response, Result,
+};
 
 thread_local! {
     static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
@@ -337,8 +339,7 @@ async fn authenticate(
             .accept(proof_valid, &cfg.dpop, &request, now)
             .map_err(dpop_reject)?;
         // Replay guard, sharded by jkt; unreachable means refuse (fail closed).
-        match replay::seen_before(env, &proof.jkt, &proof.replay_key, proof.replay_until.0).await
-        {
+        match replay::seen_before(env, &proof.jkt, &proof.replay_key, proof.replay_until.0).await {
             Ok(false) => {}
             Ok(true) => {
                 return Err(Rejection::new(

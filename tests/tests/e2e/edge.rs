@@ -123,7 +123,13 @@ fn stack_with(vars: impl FnOnce(&Origin, &str) -> Vec<(String, String)>) -> (Sta
     )
 }
 
-fn proof(key: &TestKey, method: &str, url: &str, token: Option<&str>, nonce: Option<&str>) -> String {
+fn proof(
+    key: &TestKey,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    nonce: Option<&str>,
+) -> String {
     let mut claims = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
     if let Some(t) = token {
         claims["ath"] = ath(t).into();
@@ -224,14 +230,19 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     let routes = r#"[{"prefix":"/admin","scopes":["admin"]},{"prefix":"/secure","dpop":true},{"prefix":"/public","public":true}]"#;
     let (stack, _) = stack_with(|_, edge_url| {
         vec![
-            ("TRUSTED_ISSUERS".into(), issuer.trusted_issuers_var(edge_url)),
+            (
+                "TRUSTED_ISSUERS".into(),
+                issuer.trusted_issuers_var(edge_url),
+            ),
             ("ROUTES".into(), routes.into()),
             ("CORS_ALLOW_ORIGINS".into(), "https://app.example".into()),
         ]
     });
     let edge = &stack.edge;
     let client = stack.client("read write");
-    let bearer = stack.origin.client_credentials(&client, &[("scope", "read")])["access_token"]
+    let bearer = stack
+        .origin
+        .client_credentials(&client, &[("scope", "read")])["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -239,7 +250,10 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     // Valid Bearer.
     let a = get(edge, "/orders/1", Some(&format!("Bearer {bearer}")), None);
     assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(a.body["identity"]["gatehouse-client-id"], client.id.as_str());
+    assert_eq!(
+        a.body["identity"]["gatehouse-client-id"],
+        client.id.as_str()
+    );
     assert!(a.headers.get("ratelimit").is_some(), "{:?}", a.headers);
 
     // Valid DPoP: a token bound to the key, a fresh proof per request.
@@ -259,26 +273,57 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     );
     let a = get(edge, "/secure/x", Some(&format!("DPoP {dtok}")), Some(&p1));
     assert_refused(&a, 401, "invalid_dpop_proof", "DPoP");
-    assert!(a.body["error_description"].as_str().unwrap().contains("already used"));
+    assert!(a.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("already used"));
 
     // DPoP refusals.
     let dpop_auth = format!("DPoP {dtok}");
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("no proof", None, "invalid_dpop_proof"),
-        ("wrong htm", Some(proof(&key, "POST", &url, Some(&dtok), None)), "invalid_dpop_proof"),
         (
-            "wrong htu",
-            Some(proof(&key, "GET", &format!("{}/other", edge.url), Some(&dtok), None)),
+            "wrong htm",
+            Some(proof(&key, "POST", &url, Some(&dtok), None)),
             "invalid_dpop_proof",
         ),
-        ("no ath", Some(proof(&key, "GET", &url, None, None)), "invalid_dpop_proof"),
-        ("wrong ath", Some(proof(&key, "GET", &url, Some(&bearer), None)), "invalid_dpop_proof"),
+        (
+            "wrong htu",
+            Some(proof(
+                &key,
+                "GET",
+                &format!("{}/other", edge.url),
+                Some(&dtok),
+                None,
+            )),
+            "invalid_dpop_proof",
+        ),
+        (
+            "no ath",
+            Some(proof(&key, "GET", &url, None, None)),
+            "invalid_dpop_proof",
+        ),
+        (
+            "wrong ath",
+            Some(proof(&key, "GET", &url, Some(&bearer), None)),
+            "invalid_dpop_proof",
+        ),
         (
             "another key",
-            Some(proof(&TestKey::es256("other"), "GET", &url, Some(&dtok), None)),
+            Some(proof(
+                &TestKey::es256("other"),
+                "GET",
+                &url,
+                Some(&dtok),
+                None,
+            )),
             "invalid_token",
         ),
-        ("garbage proof", Some("not.a.proof".into()), "invalid_dpop_proof"),
+        (
+            "garbage proof",
+            Some("not.a.proof".into()),
+            "invalid_dpop_proof",
+        ),
     ];
     for (what, p, error) in cases {
         let a = get(edge, "/secure/x", Some(&dpop_auth), p.as_deref());
@@ -290,7 +335,13 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     let a = get(edge, "/orders/1", Some(&format!("Bearer {dtok}")), None);
     assert_refused(&a, 401, "invalid_token", "Bearer");
     // An unbound token with the DPoP scheme.
-    let p = proof(&key, "GET", &format!("{}/orders/1", edge.url), Some(&bearer), None);
+    let p = proof(
+        &key,
+        "GET",
+        &format!("{}/orders/1", edge.url),
+        Some(&bearer),
+        None,
+    );
     let a = get(edge, "/orders/1", Some(&format!("DPoP {bearer}")), Some(&p));
     assert_refused(&a, 401, "invalid_token", "DPoP");
     // A DPoP-required route with a Bearer token.
@@ -316,9 +367,17 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     let mut c = issuer.claims(&edge.url, "rogue-1");
     c["iss"] = "https://rogue.example".into();
     let rogue_tok = rogue.sign(&json!({"alg":"ES256","typ":"at+jwt","kid":"r"}), &c);
-    let a = get(edge, "/orders/1", Some(&format!("Bearer {rogue_tok}")), None);
+    let a = get(
+        edge,
+        "/orders/1",
+        Some(&format!("Bearer {rogue_tok}")),
+        None,
+    );
     assert_refused(&a, 401, "invalid_token", "Bearer");
-    assert!(a.body["error_description"].as_str().unwrap().contains("issuer"));
+    assert!(a.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("issuer"));
     // The second issuer's tokens: accepted; expired (with expires_at); other audience; unknown kid.
     let good = issuer.mint(&issuer.claims(&edge.url, "t-ok"));
     let a = get(edge, "/orders/1", Some(&format!("Bearer {good}")), None);
@@ -328,26 +387,52 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     c["exp"] = (now() - 3600).into();
     c["iat"] = (now() - 4000).into();
     c["nbf"] = (now() - 4000).into();
-    let a = get(edge, "/orders/1", Some(&format!("Bearer {}", issuer.mint(&c))), None);
+    let a = get(
+        edge,
+        "/orders/1",
+        Some(&format!("Bearer {}", issuer.mint(&c))),
+        None,
+    );
     assert_refused(&a, 401, "invalid_token", "Bearer");
     assert_eq!(a.body["expires_at"], c["exp"]);
     let c = issuer.claims("https://elsewhere.example", "t-aud");
-    let a = get(edge, "/orders/1", Some(&format!("Bearer {}", issuer.mint(&c))), None);
+    let a = get(
+        edge,
+        "/orders/1",
+        Some(&format!("Bearer {}", issuer.mint(&c))),
+        None,
+    );
     assert_refused(&a, 401, "invalid_token", "Bearer");
     let unknown_kid = issuer.key.sign(
         &json!({"alg":"ES256","typ":"at+jwt","kid":"nope"}),
         &issuer.claims(&edge.url, "t-kid"),
     );
-    let a = get(edge, "/orders/1", Some(&format!("Bearer {unknown_kid}")), None);
+    let a = get(
+        edge,
+        "/orders/1",
+        Some(&format!("Bearer {unknown_kid}")),
+        None,
+    );
     assert_refused(&a, 401, "invalid_token", "Bearer");
 
     // Route policy: scope, public.
-    let a = get(edge, "/admin/users", Some(&format!("Bearer {bearer}")), None);
+    let a = get(
+        edge,
+        "/admin/users",
+        Some(&format!("Bearer {bearer}")),
+        None,
+    );
     assert_refused(&a, 403, "insufficient_scope", "Bearer");
     assert!(a.challenge.contains("scope=\"admin\""), "{}", a.challenge);
     let a = get(edge, "/public/logo", None, None);
     assert_eq!(a.status, 200, "{}", a.body);
-    assert!(a.body["identity"].get("gatehouse-sub").is_none_or(Value::is_null), "{}", a.body);
+    assert!(
+        a.body["identity"]
+            .get("gatehouse-sub")
+            .is_none_or(Value::is_null),
+        "{}",
+        a.body
+    );
 
     // CORS: preflight and exposed headers.
     let resp = http()
@@ -358,30 +443,47 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
         .send()
         .unwrap();
     assert_eq!(resp.status(), 204);
-    assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
     let resp = http()
         .get(format!("{}/orders/1", edge.url))
         .header("origin", "https://app.example")
         .send()
         .unwrap();
     assert_eq!(resp.status(), 401);
-    let expose = resp.headers()["access-control-expose-headers"].to_str().unwrap();
+    let expose = resp.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
     assert!(expose.contains("WWW-Authenticate") && expose.contains("DPoP-Nonce"));
 
     // Revocation: ingest a signed document, the token is refused afterwards.
     let revoked = issuer.mint(&issuer.claims(&edge.url, "t-revoked"));
-    assert_eq!(get(edge, "/o", Some(&format!("Bearer {revoked}")), None).status, 200);
+    assert_eq!(
+        get(edge, "/o", Some(&format!("Bearer {revoked}")), None).status,
+        200
+    );
     let entry = RevocationEntry {
         kind: RevocationKind::Jti,
         value: "t-revoked".into(),
         revoked_at: now(),
         until: now() + 600,
     };
-    assert_eq!(ingest(edge, &issuer.revocations(2, vec![entry.clone()])), 204);
+    assert_eq!(
+        ingest(edge, &issuer.revocations(2, vec![entry.clone()])),
+        204
+    );
     let a = get(edge, "/o", Some(&format!("Bearer {revoked}")), None);
     assert_refused(&a, 401, "invalid_token", "Bearer");
-    assert!(a.body["error_description"].as_str().unwrap().contains("revoked"));
-    assert_eq!(get(edge, "/o", Some(&format!("Bearer {good}")), None).status, 200);
+    assert!(a.body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    assert_eq!(
+        get(edge, "/o", Some(&format!("Bearer {good}")), None).status,
+        200
+    );
     // Older versions: 409; a forged signature: 400; garbage: 400.
     assert_eq!(ingest(edge, &issuer.revocations(1, vec![])), 409);
     let forged = TestKey::es256("forger").sign(
@@ -396,7 +498,10 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     );
     assert_eq!(ingest(edge, &forged), 400);
     assert_eq!(ingest(edge, "garbage"), 400);
-    assert_eq!(get(edge, "/o", Some(&format!("Bearer {revoked}")), None).status, 401);
+    assert_eq!(
+        get(edge, "/o", Some(&format!("Bearer {revoked}")), None).status,
+        401
+    );
 
     // Health: per-issuer keys and revocation version, no secrets.
     let h: Value = http()
@@ -409,7 +514,10 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     assert_eq!(issuers.len(), 2, "{h}");
     assert_eq!(issuers[1]["jwks"]["kids"][0], TEST_KID, "{h}");
     assert_eq!(issuers[1]["revocations"]["version"], 2, "{h}");
-    assert!(!issuers[0]["jwks"]["kids"].as_array().unwrap().is_empty(), "{h}");
+    assert!(
+        !issuers[0]["jwks"]["kids"].as_array().unwrap().is_empty(),
+        "{h}"
+    );
 
     // The log: one JSON line per request, no token material.
     let log = stack.edge.proc.log();
@@ -455,7 +563,13 @@ fn nonce_required_and_429_at_the_configured_rate() {
         edge,
         "/n",
         Some(&format!("DPoP {dtok}")),
-        Some(&proof(&key, "GET", &url, Some(&dtok), Some("bm90LWEtbm9uY2U"))),
+        Some(&proof(
+            &key,
+            "GET",
+            &url,
+            Some(&dtok),
+            Some("bm90LWEtbm9uY2U"),
+        )),
     );
     assert_refused(&a, 401, "use_dpop_nonce", "DPoP");
     assert!(a.headers.get("dpop-nonce").is_some());
@@ -490,9 +604,7 @@ fn nonce_required_and_429_at_the_configured_rate() {
 
 #[test]
 fn rotated_key_is_picked_up_and_the_origin_going_away_is_survived() {
-    let (mut stack, _) = stack_with(|_, _| {
-        vec![("JWKS_REFRESH_COOLDOWN_SECS".into(), "0".into())]
-    });
+    let (mut stack, _) = stack_with(|_, _| vec![("JWKS_REFRESH_COOLDOWN_SECS".into(), "0".into())]);
     let client = stack.client("read");
     let token = |stack: &Stack| {
         stack.origin.client_credentials(&client, &[])["access_token"]
@@ -501,14 +613,30 @@ fn rotated_key_is_picked_up_and_the_origin_going_away_is_survived() {
             .to_owned()
     };
     let t1 = token(&stack);
-    assert_eq!(get(&stack.edge, "/a", Some(&format!("Bearer {t1}")), None).status, 200);
-    stack.origin.cli(&["keys", "rotate", "--immediate"]);
+    assert_eq!(
+        get(&stack.edge, "/a", Some(&format!("Bearer {t1}")), None).status,
+        200
+    );
+    // The admin API rotates and reloads the running origin's signer (the CLI
+    // `keys rotate --immediate` writes the database only; a running origin
+    // keeps signing with its loaded key until restarted).
+    let rotated = http()
+        .post(format!(
+            "{}/admin/keys/rotate?immediate=true",
+            stack.origin.url
+        ))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert!(rotated.status().is_success(), "{:?}", rotated.text());
     let t2 = token(&stack);
     let kid = |t: &str| -> String {
         use base64::Engine;
         let h = t.split('.').next().unwrap();
         let v: Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap(),
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
         )
         .unwrap();
         v["kid"].as_str().unwrap().to_owned()
