@@ -333,6 +333,16 @@ impl Edge {
     /// Starts the edge for `origin`'s issuer, forwarding to `upstream`;
     /// `vars` override or add `[vars]`.
     pub fn start(origin: &Origin, upstream: &Upstream, vars: &[(&str, &str)]) -> Self {
+        Self::start_on(free_port(), origin, upstream, vars)
+    }
+
+    /// Like [`Edge::start`], on a port chosen beforehand (so the origin can be told it).
+    pub fn start_on(
+        port: u16,
+        origin: &Origin,
+        upstream: &Upstream,
+        vars: &[(&str, &str)],
+    ) -> Self {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         assert!(
@@ -340,7 +350,6 @@ impl Edge {
             "{} is missing: run scripts/build-edge (scripts/test does)",
             shim.display()
         );
-        let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let dir = TempDir::new("edge");
         let mut cfg: toml::Table = std::fs::read_to_string(root.join("wrangler.toml"))
@@ -428,5 +437,26 @@ impl Stack {
     /// A confidential client whose tokens are for this edge.
     pub fn client(&self, scope: &str) -> ClientCreds {
         self.origin.create_client("e2e", scope, &self.edge.url, &[])
+    }
+}
+
+impl Stack {
+    /// Origin + upstream + edge where the origin pushes revocations to the
+    /// edge (`GATEHOUSE_EDGE_URL`): the edge's port is chosen first.
+    pub fn start_linked(origin_env: &[(&str, &str)], edge_vars: &[(&str, &str)]) -> Self {
+        let edge_port = free_port();
+        let edge_url = format!("http://127.0.0.1:{edge_port}");
+        let mut env: Vec<(&str, &str)> = vec![("GATEHOUSE_EDGE_URL", edge_url.as_str())];
+        env.extend_from_slice(origin_env);
+        let data = TempDir::new("origin");
+        let database_url = format!("sqlite://{}/gatehouse.db", data.path().display());
+        let origin = Origin::start_with(data, database_url, &env);
+        let upstream = Upstream::start();
+        let edge = Edge::start_on(edge_port, &origin, &upstream, edge_vars);
+        Self {
+            edge,
+            upstream,
+            origin,
+        }
     }
 }

@@ -4,5 +4,6 @@
 //! slow-to-link binary).
 
 mod edge;
+mod guide;
 mod harness;
 mod skeleton;
