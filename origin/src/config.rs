@@ -60,7 +60,8 @@ pub struct FileConfig {
     pub cloudflare_account_id: Option<String>,
     /// `GATEHOUSE_CLOUDFLARE_NAMESPACE_ID`: the KV namespace id (push mode `cloudflare`).
     pub cloudflare_namespace_id: Option<String>,
-    /// `GATEHOUSE_CLOUDFLARE_KV_KEY`: the KV key the edge reads (default `revocations`).
+    /// `GATEHOUSE_CLOUDFLARE_KV_KEY`: the KV key the edge reads (default
+    /// `revocations/{issuer}`, the worker's key).
     pub cloudflare_kv_key: Option<String>,
     /// `GATEHOUSE_CLOUDFLARE_API_BASE`: API base URL (default
     /// `https://api.cloudflare.com/client/v4`; tests point it at a local server).
@@ -139,7 +140,8 @@ pub struct CloudflareKv {
     pub account_id: String,
     /// KV namespace id.
     pub namespace_id: String,
-    /// The key the document is written under.
+    /// The key the document is written under (default `revocations/{issuer}`,
+    /// where the worker reads it).
     pub key: String,
     /// `CLOUDFLARE_API_TOKEN` (needs KV write permission).
     pub api_token: crate::secret::CloudflareApiToken,
@@ -358,15 +360,17 @@ impl FileConfig {
                     "GATEHOUSE_CLOUDFLARE_NAMESPACE_ID",
                     self.cloudflare_namespace_id.as_ref(),
                 )?,
-                key: id(
-                    "GATEHOUSE_CLOUDFLARE_KV_KEY",
-                    Some(
-                        &self
-                            .cloudflare_kv_key
-                            .clone()
-                            .unwrap_or_else(|| "revocations".into()),
-                    ),
-                )?,
+                // Filled with the edge's key for this issuer by `validate_with_token`.
+                key: match self.cloudflare_kv_key.as_deref() {
+                    None | Some("") => String::new(),
+                    Some(k) if k.len() <= 512 && !k.chars().any(char::is_control) => k.to_owned(),
+                    Some(_) => {
+                        return Err(invalid(
+                            "GATEHOUSE_CLOUDFLARE_KV_KEY",
+                            "must be at most 512 characters without control characters",
+                        ))
+                    }
+                },
                 api_token: match api_token.filter(|t| !t.is_empty()) {
                     Some(t) => crate::secret::CloudflareApiToken::new(t),
                     None => {
@@ -386,7 +390,7 @@ impl FileConfig {
 
     /// Validates into a [`Config`] with the Cloudflare API token from the environment.
     pub fn validate_with_token(self, api_token: Option<String>) -> Result<Config, ConfigError> {
-        let revocation_push = self.push_target(api_token)?;
+        let mut revocation_push = self.push_target(api_token)?;
         let listen_text = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             invalid(
@@ -405,6 +409,11 @@ impl FileConfig {
                 "GATEHOUSE_ISSUER",
                 "must be an http(s) URL without query, fragment or trailing slash",
             ));
+        }
+        if let PushTarget::Cloudflare(kv) = &mut revocation_push {
+            if kv.key.is_empty() {
+                kv.key = format!("revocations/{issuer}");
+            }
         }
         let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
         let database_url = self
@@ -656,7 +665,7 @@ mod tests {
             panic!("not cloudflare")
         };
         assert_eq!(kv.api_base, "https://api.cloudflare.com/client/v4");
-        assert_eq!(kv.key, "revocations");
+        assert_eq!(kv.key, "revocations/http://127.0.0.1:8080");
         assert!(!format!("{c:?}").contains("tok-secret"));
         let mut bad = with_token.clone();
         bad.push(("GATEHOUSE_CLOUDFLARE_NAMESPACE_ID", "ns/../x"));

@@ -219,13 +219,31 @@ impl PushClient {
     }
 }
 
-/// The KV value URL (ids and key are validated to URL-safe characters by the config).
+/// The KV value URL. Ids are URL-safe (the config checks); the key is
+/// percent-encoded, as the API asks for keys with `/`, `:` and the like.
 #[must_use]
 pub fn cloudflare_value_url(kv: &CloudflareKv) -> String {
     format!(
         "{}/accounts/{}/storage/kv/namespaces/{}/values/{}",
-        kv.api_base, kv.account_id, kv.namespace_id, kv.key
+        kv.api_base,
+        kv.account_id,
+        kv.namespace_id,
+        percent_encode(&kv.key)
     )
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters.
+fn percent_encode(s: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fn transport(target: &'static str, e: &reqwest::Error) -> PushError {
@@ -613,6 +631,14 @@ mod tests {
                 assert!(d >= full / 2 && d < full, "n={n} r={r} d={d}");
             }
         }
+    }
+
+    #[test]
+    fn kv_keys_are_percent_encoded() {
+        assert_eq!(
+            percent_encode("revocations/https://a.example:8443"),
+            "revocations%2Fhttps%3A%2F%2Fa.example%3A8443"
+        );
     }
 
     #[test]

@@ -445,7 +445,7 @@ fn kv(base: &str, token: &str) -> PushTarget {
         api_base: base.to_owned(),
         account_id: "acc123".into(),
         namespace_id: "ns456".into(),
-        key: "revocations".into(),
+        key: format!("revocations/{ISSUER}"),
         api_token: CloudflareApiToken::new(token.into()),
     })
 }
@@ -495,7 +495,8 @@ async fn the_cloudflare_kv_client_sends_the_documented_request() {
     let seen = cf.lock().unwrap().seen.clone();
     assert_eq!(seen.len(), 1);
     let (path, auth, body, content_type) = &seen[0];
-    assert_eq!(path, "acc123/ns456/revocations");
+    // The worker's key, percent-encoded in the path and decoded by the server.
+    assert_eq!(path, "acc123/ns456/revocations/http://127.0.0.1:8080");
     assert_eq!(auth, "Bearer cf-test-token");
     assert_eq!(content_type, "text/plain");
     // The value is the signed document itself, as the edge reads it from KV.
