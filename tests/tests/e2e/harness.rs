@@ -226,6 +226,35 @@ impl Origin {
             .env_remove("GATEHOUSE_CONFIG");
     }
 
+    /// Kills the origin at once (`kill -9`, as a crash) and starts it again
+    /// on the same port, data directory and database with `extra_env`.
+    pub fn crash_and_restart(&mut self, extra_env: &[(&str, &str)]) {
+        self.proc.kill9();
+        let mut cmd = Command::new(origin_binary());
+        cmd.arg("serve");
+        Self::env(
+            &mut cmd,
+            &self.url,
+            self.port,
+            self.data.path(),
+            &self.database_url,
+        );
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn(
+            "origin (restarted)",
+            cmd,
+            self.data.path().join("origin-restarted.log"),
+        );
+        wait_until_up(
+            &format!("{}/.well-known/jwks.json", self.url),
+            &mut proc,
+            Duration::from_secs(60),
+        );
+        self.proc = proc;
+    }
+
     /// Runs a CLI command against this origin's database and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new(origin_binary());

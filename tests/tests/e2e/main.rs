@@ -6,4 +6,5 @@
 mod edge;
 mod guide;
 mod harness;
+mod revocation;
 mod skeleton;
