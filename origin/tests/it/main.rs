@@ -17,5 +17,6 @@
 mod api;
 mod process;
 mod push;
+mod revocation_size;
 mod storage;
 mod support;
