@@ -6,5 +6,6 @@
 mod edge;
 mod guide;
 mod harness;
+mod hostile;
 mod revocation;
 mod skeleton;
