@@ -378,9 +378,12 @@ impl<'a> UntrustedDpopProof<'a> {
             iat,
             nonce,
             replay_key,
+            // The proof is accepted while now <= iat + max_age + leeway, so its
+            // key must be remembered while now < replay_until (exclusive bound).
             replay_until: UnixTime(iat)
                 .plus(policy.max_age_secs)
-                .plus(policy.leeway_secs),
+                .plus(policy.leeway_secs)
+                .plus(1),
         })
     }
 }
@@ -415,7 +418,8 @@ pub struct DpopProof {
     pub nonce: Option<String>,
     /// Key for the caller's replay store (hash of `jti` and `htu`).
     pub replay_key: String,
-    /// Until when the replay key must be remembered; after it the proof is stale anyway.
+    /// The replay key must be remembered while `now < replay_until`; from
+    /// then on the proof is refused as stale anyway (exclusive bound).
     pub replay_until: UnixTime,
 }
 

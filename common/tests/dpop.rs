@@ -67,7 +67,12 @@ fn a_good_proof_is_accepted_with_replay_key_and_thumbprint() {
     let p = check(&k.sign(&header(&k), &claims()), &request(), NOW).unwrap();
     assert_eq!(p.jkt, k.public_jwk(None).unwrap().thumbprint());
     assert_eq!(p.replay_key, replay_key("j1", URI));
-    assert_eq!(p.replay_until, UnixTime(NOW + 65));
+    // Accepted up to iat + max_age (60) + leeway (5) inclusive, so the replay
+    // key must still be remembered at that last second: the bound is exclusive.
+    assert_eq!(p.replay_until, UnixTime(NOW + 66));
+    let last = check(&k.sign(&header(&k), &claims()), &request(), NOW + 65).unwrap();
+    assert!(UnixTime(NOW + 65) < last.replay_until);
+    assert!(check(&k.sign(&header(&k), &claims()), &request(), NOW + 66).is_err());
     assert_eq!(p.htu, URI);
     for k in [TestKey::es384("c"), TestKey::ed25519("c")] {
         check(&k.sign(&header(&k), &claims()), &request(), NOW).unwrap();
