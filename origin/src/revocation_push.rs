@@ -301,7 +301,7 @@ pub fn entry_until(kind: RevocationKind, revoked_at: i64, drop_after: i64, ttl: 
 /// Whether any outbox row is waiting.
 pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM (SELECT id FROM outbox WHERE delivered_at IS NULL LIMIT 1) AS p",
+        "SELECT COUNT(*) AS n FROM (SELECT id FROM outbox WHERE delivered_at IS NULL AND topic = 'revocation' LIMIT 1) AS p",
     )
     .fetch_one(&db.pool)
     .await?;
