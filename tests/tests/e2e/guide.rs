@@ -79,8 +79,7 @@ fn every_command_in_the_guide_runs() {
     }
     let failed_block = stderr
         .lines()
-        .filter(|l| l.starts_with(">>> guide block"))
-        .last()
+        .rfind(|l| l.starts_with(">>> guide block"))
         .unwrap_or("none");
     assert!(
         out.status.success(),
