@@ -26,7 +26,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const AUD: &str = "https://api.hostile.example";
+pub(crate) const AUD: &str = "https://api.hostile.example";
 const KID: &str = "hostile-k1";
 
 /// P-256 group order n, big-endian (the r = s = n case).
@@ -35,14 +35,14 @@ const P256_N: [u8; 32] = [
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 ];
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
         "{tag}-{}-{}",
@@ -52,7 +52,7 @@ fn unique(tag: &str) -> String {
 }
 
 /// `base` with `key` set to `value`, or removed when `value` is null.
-fn set(mut base: Value, key: &str, value: Value) -> Value {
+pub(crate) fn set(mut base: Value, key: &str, value: Value) -> Value {
     if value.is_null() {
         base.as_object_mut().unwrap().remove(key);
     } else {
@@ -68,18 +68,18 @@ fn with_duplicate(v: &Value, member: &str) -> String {
     format!("{{{member},{}", &text[1..])
 }
 
-fn sig_of(token: &str) -> Vec<u8> {
+pub(crate) fn sig_of(token: &str) -> Vec<u8> {
     b64::decode(token.rsplit_once('.').unwrap().1).unwrap()
 }
 
 /// `token` with its signature replaced by `sig`.
-fn resign(token: &str, sig: &[u8]) -> String {
+pub(crate) fn resign(token: &str, sig: &[u8]) -> String {
     let (input, _) = token.rsplit_once('.').unwrap();
     format!("{input}.{}", b64::encode(sig))
 }
 
 /// `token` with its header (or claims) segment replaced, signature kept.
-fn replace_segment(token: &str, index: usize, json_text: &str) -> String {
+pub(crate) fn replace_segment(token: &str, index: usize, json_text: &str) -> String {
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     parts[index] = b64::encode(json_text.as_bytes());
     parts.join(".")
@@ -131,19 +131,19 @@ fn serve_json(body: String) -> String {
 /// Builds the attack tokens for one issuer, audience and key id: a valid
 /// token from `key`, and every case of the attack table that applies to an
 /// access token, each one modification away from valid.
-struct Forge {
-    iss: String,
-    aud: String,
-    kid: String,
-    key: TestKey,
+pub(crate) struct Forge {
+    pub(crate) iss: String,
+    pub(crate) aud: String,
+    pub(crate) kid: String,
+    pub(crate) key: TestKey,
 }
 
 impl Forge {
-    fn header(&self) -> Value {
+    pub(crate) fn header(&self) -> Value {
         json!({"alg": self.key.alg().name(), "typ": "at+jwt", "kid": self.kid})
     }
 
-    fn claims(&self) -> Value {
+    pub(crate) fn claims(&self) -> Value {
         let t = now();
         json!({
             "iss": self.iss, "aud": self.aud, "sub": "user-h", "client_id": "client-h",
@@ -151,19 +151,19 @@ impl Forge {
         })
     }
 
-    fn sign(&self, header: &Value, claims: &Value) -> String {
+    pub(crate) fn sign(&self, header: &Value, claims: &Value) -> String {
         self.key.sign(header, claims)
     }
 
-    fn valid(&self) -> String {
+    pub(crate) fn valid(&self) -> String {
         self.sign(&self.header(), &self.claims())
     }
 
-    fn claim(&self, name: &str, value: Value) -> String {
+    pub(crate) fn claim(&self, name: &str, value: Value) -> String {
         self.sign(&self.header(), &set(self.claims(), name, value))
     }
 
-    fn head(&self, name: &str, value: Value) -> String {
+    pub(crate) fn head(&self, name: &str, value: Value) -> String {
         self.sign(&set(self.header(), name, value), &self.claims())
     }
 
@@ -466,7 +466,7 @@ impl Forge {
 }
 
 /// A DPoP proof by `key` for `method url`, with `ath` of `token`.
-fn proof_claims(method: &str, url: &str, token: Option<&str>) -> Value {
+pub(crate) fn proof_claims(method: &str, url: &str, token: Option<&str>) -> Value {
     let mut c = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
     if let Some(t) = token {
         c["ath"] = ath(t).into();
@@ -474,7 +474,7 @@ fn proof_claims(method: &str, url: &str, token: Option<&str>) -> Value {
     c
 }
 
-fn proof_header(key: &TestKey) -> Value {
+pub(crate) fn proof_header(key: &TestKey) -> Value {
     json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()})
 }
 

@@ -4,6 +4,7 @@
 //! slow-to-link binary).
 
 mod edge;
+mod faults;
 mod guide;
 mod harness;
 mod hostile;
