@@ -832,6 +832,26 @@ fn attack_table_is_refused_by_the_edge() {
     assert_eq!(r.status(), 200);
     let r = edge_get(&url, Some(&format!("bearer  {}", forge.valid())), &[]);
     assert_eq!(r.status(), 200);
+
+    // No token or proof reached a log line (the signature segment is enough
+    // to recognise one): the edge's request log names the reason only.
+    let log = stack.edge.proc.log();
+    assert!(
+        log.contains("\"outcome\":\"refused\""),
+        "the edge logged no refusals"
+    );
+    let sent = cases
+        .iter()
+        .map(|(_, t)| t.clone())
+        .chain(proof_cases.iter().flat_map(|(_, p)| p.clone()))
+        .chain([valid, bound]);
+    for credential in sent {
+        let tail = credential.rsplit('.').next().unwrap_or_default();
+        assert!(
+            tail.len() <= 16 || !log.contains(tail),
+            "the edge log contains a credential's signature: {tail}"
+        );
+    }
 }
 
 fn revocations(key: &TestKey, iss: &str, version: u64, sub: &str) -> String {
