@@ -13,6 +13,7 @@ use crate::kek::{Kek, KekError};
 use crate::secret::{random_id, RandomError};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::jwk::JwkSet;
+use gatehouse_common::keys::{published_at, signer_at, KeyState, ScheduledKey};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::Row as _;
@@ -38,22 +39,37 @@ pub struct KeyMeta {
 }
 
 impl KeyMeta {
-    /// Whether the key is in the JWKS at `now`.
+    /// The key's schedule as `common` sees it, carrying `key`: the one
+    /// definition of signer and JWKS membership, shared with the edge.
+    #[must_use]
+    pub fn scheduled<K>(&self, key: K) -> ScheduledKey<K> {
+        ScheduledKey {
+            kid: self.kid.clone(),
+            published_at: UnixTime(self.published_at),
+            active_at: UnixTime(self.active_at),
+            retired_at: self.retired_at.map(UnixTime),
+            removed_at: self.removed_at.map(UnixTime),
+            key,
+        }
+    }
+
+    /// Whether the key is in the JWKS at `now` (`common`'s rule).
     #[must_use]
     pub fn published(&self, now: UnixTime) -> bool {
-        self.published_at <= now.0 && self.removed_at.is_none_or(|r| now.0 < r)
+        self.scheduled(()).is_published(now)
     }
-    /// The key's state at `now`, for operators.
+
+    /// The key's state at `now`, for operators: `common`'s [`KeyState`], with
+    /// only the signer called `active` (an older key a newer one has replaced
+    /// is `retired` even before maintenance records it).
     #[must_use]
     pub fn state(&self, now: UnixTime, signer_kid: Option<&str>) -> &'static str {
-        if self.removed_at.is_some_and(|r| r <= now.0) {
-            "removed"
-        } else if signer_kid == Some(self.kid.as_str()) {
-            "active"
-        } else if self.active_at > now.0 {
-            "published"
-        } else {
-            "retired"
+        match self.scheduled(()).state(now) {
+            KeyState::Removed => "removed",
+            KeyState::Pending => "pending",
+            KeyState::Published => "published",
+            KeyState::Active if signer_kid == Some(self.kid.as_str()) => "active",
+            KeyState::Active | KeyState::Retained => "retired",
         }
     }
 }
@@ -140,38 +156,65 @@ pub fn plan(keys: &[KeyMeta], schedule: &KeySchedule, max_token_ttl: i64, now: U
     out
 }
 
-/// The loaded, decrypted keys: who signs now and what is published.
+/// A loaded key: its stored schedule and the decrypted key.
+#[derive(Debug)]
+pub struct LoadedKey {
+    /// The stored schedule.
+    pub meta: KeyMeta,
+    /// The decrypted signing key.
+    pub key: SigningKey,
+}
+
+/// The loaded, decrypted keys: who signs now and what is published, both
+/// decided by `common::keys` (as at the edge).
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    keys: Vec<(KeyMeta, SigningKey)>,
+    keys: Vec<ScheduledKey<LoadedKey>>,
 }
 
 impl KeyRing {
-    /// The signer at `now`: the newest key with `active_at <= now` that is not removed.
+    /// A ring of already decrypted keys.
     #[must_use]
-    pub fn signer(&self, now: UnixTime) -> Option<&SigningKey> {
-        self.keys
-            .iter()
-            .filter(|(m, _)| m.active_at <= now.0 && m.published(now))
-            .max_by_key(|(m, _)| (m.active_at, m.created_at))
-            .map(|(_, k)| k)
+    pub fn from_keys(keys: Vec<(KeyMeta, SigningKey)>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|(meta, key)| {
+                    let scheduled = meta.scheduled(());
+                    ScheduledKey {
+                        kid: scheduled.kid,
+                        published_at: scheduled.published_at,
+                        active_at: scheduled.active_at,
+                        retired_at: scheduled.retired_at,
+                        removed_at: scheduled.removed_at,
+                        key: LoadedKey { meta, key },
+                    }
+                })
+                .collect(),
+        }
     }
 
-    /// The JWKS at `now`.
+    /// The signer at `now`: `common::keys::signer_at` (the newest active,
+    /// not retired, not removed key).
+    #[must_use]
+    pub fn signer(&self, now: UnixTime) -> Option<&SigningKey> {
+        signer_at(&self.keys, now).map(|k| &k.key.key)
+    }
+
+    /// The JWKS at `now`: `common::keys::published_at`.
     #[must_use]
     pub fn jwks(&self, now: UnixTime) -> JwkSet {
         JwkSet::from_keys(
-            self.keys
-                .iter()
-                .filter(|(m, _)| m.published(now))
-                .map(|(_, k)| k.public().clone())
+            published_at(&self.keys, now)
+                .into_iter()
+                .map(|k| k.key.key.public().clone())
                 .collect(),
         )
     }
 
     /// Metadata of the loaded keys.
     pub fn metas(&self) -> impl Iterator<Item = &KeyMeta> {
-        self.keys.iter().map(|(m, _)| m)
+        self.keys.iter().map(|k| &k.key.meta)
     }
 }
 
@@ -202,11 +245,8 @@ pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, DbError> {
 /// Every key with its state at `now` (`published`, `active`, `retired`, `removed`), for operators.
 pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<serde_json::Value>, DbError> {
     let metas = list(db).await?;
-    let signer = metas
-        .iter()
-        .filter(|m| m.active_at <= now.0 && m.published(now))
-        .max_by_key(|m| (m.active_at, m.created_at))
-        .map(|m| m.kid.clone());
+    let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
+    let signer = signer_at(&scheduled, now).map(|k| k.kid.clone());
     Ok(metas
         .iter()
         .map(|m| {
@@ -236,7 +276,7 @@ pub async fn load(db: &Db, kek: &Kek) -> Result<KeyRing, KeyStoreError> {
         let key = SigningKey::from_pkcs8(alg, &meta.kid, &pkcs8)?;
         keys.push((meta, key));
     }
-    Ok(KeyRing { keys })
+    Ok(KeyRing::from_keys(keys))
 }
 
 async fn insert_key<'c, E>(
@@ -387,6 +427,71 @@ mod tests {
             retired_at: None,
             removed_at: None,
         }
+    }
+
+    #[test]
+    fn ring_signer_is_commons_signer_and_skips_retired_keys() {
+        let key = |kid: &str| SigningKey::generate(Algorithm::Es256, kid).unwrap().key;
+        let mut a = meta("a", 0);
+        a.retired_at = Some(50);
+        let b = meta("b", 100);
+        let ring = KeyRing::from_keys(vec![(a.clone(), key("a")), (b.clone(), key("b"))]);
+        // Before: the origin signed with "a" past its retirement; the edge's
+        // `signer_at` would not have.
+        assert!(ring.signer(UnixTime(60)).is_none());
+        assert_eq!(ring.signer(UnixTime(10)).map(SigningKey::kid), Some("a"));
+        assert_eq!(ring.signer(UnixTime(100)).map(SigningKey::kid), Some("b"));
+        // Retired but published: still in the JWKS.
+        assert_eq!(ring.jwks(UnixTime(60)).keys().len(), 2);
+        let scheduled = [a.scheduled(()), b.scheduled(())];
+        for t in [-200, 0, 49, 50, 60, 99, 100, 5000] {
+            let ours = ring.signer(UnixTime(t)).map(SigningKey::kid);
+            let common = signer_at(&scheduled, UnixTime(t)).map(|k| k.kid.as_str());
+            assert_eq!(ours, common, "t={t}");
+        }
+        assert_eq!(a.state(UnixTime(60), None), "retired");
+    }
+
+    #[test]
+    fn simulated_clock_always_has_a_published_signer() {
+        // Walk a clock across several rotations applying `plan` as
+        // `maintain` does: from bootstrap on there is always exactly one
+        // signer (by common's rule), published for at least the lead time.
+        let mut keys: Vec<KeyMeta> = Vec::new();
+        let mut n = 0;
+        for t in (0..5_000).step_by(10) {
+            let now = UnixTime(t);
+            let p = plan(&keys, &S, 300, now);
+            if let Some(active_at) = p.create_active_at {
+                n += 1;
+                keys.push(KeyMeta {
+                    kid: format!("k{n}"),
+                    alg: "ES256".into(),
+                    created_at: t,
+                    published_at: t,
+                    active_at,
+                    retired_at: None,
+                    removed_at: None,
+                });
+            }
+            for (kid, at) in &p.retire {
+                if let Some(k) = keys.iter_mut().find(|k| &k.kid == kid) {
+                    k.retired_at = Some(*at);
+                }
+            }
+            for kid in &p.remove {
+                if let Some(k) = keys.iter_mut().find(|k| &k.kid == kid) {
+                    k.removed_at = Some(t);
+                }
+            }
+            let scheduled: Vec<_> = keys.iter().map(|m| m.scheduled(())).collect();
+            let signer = signer_at(&scheduled, now).expect("a signer at every instant");
+            assert!(signer.is_published(now));
+            if n > 1 && signer.kid != "k1" {
+                assert!(now.0 - signer.published_at.0 >= S.publish_lead, "t={t}");
+            }
+        }
+        assert!(n >= 5, "several rotations happened");
     }
 
     #[test]
