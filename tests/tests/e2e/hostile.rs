@@ -1188,9 +1188,27 @@ fn protocol_abuse_at_the_edge_is_a_4xx() {
     );
     assert_all(&failures);
 
-    // Still serving, still accepting the valid token.
-    let r = edge_get(&url, Some(&format!("Bearer {valid}")), &[]);
+    // Still serving, still accepting the valid token; identity headers a
+    // caller sends are stripped and replaced by the verified ones.
+    let r = http()
+        .get(&url)
+        .header("authorization", format!("Bearer {valid}"))
+        .header("gatehouse-sub", "admin")
+        .header("Gatehouse-Scope", "admin")
+        .header("gatehouse-client-id", "spoofed")
+        .header("gatehouse-jkt", "spoofed")
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
+    let seen: Value = r.json().unwrap();
+    let identity = &seen["identity"];
+    assert_eq!(identity["gatehouse-sub"], "user-h", "{seen}");
+    assert_eq!(identity["gatehouse-scope"], "read", "{seen}");
+    assert_eq!(identity["gatehouse-client-id"], "client-h", "{seen}");
+    assert!(
+        identity.get("gatehouse-jkt").is_none_or(Value::is_null),
+        "{seen}"
+    );
 }
 
 fn admin(origin: &Origin, path: &str) -> Value {
