@@ -209,16 +209,10 @@ async fn run(command: Command, config: Config) -> CliResult {
                 _ => return Err("give exactly one of --jti, --sid, --sub, --client".into()),
             };
             let db = Db::open(&config.database_url).await?;
-            let rev = crate::introspect::revoke_identifier(
-                &db,
-                config.access_token_ttl,
-                kind,
-                &value,
-                "cli",
-                now(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let span = crate::revocation::cover_span(&db, &config).await?;
+            let rev = crate::introspect::revoke_identifier(&db, span, kind, &value, "cli", now())
+                .await
+                .map_err(|e| e.to_string())?;
             print(&serde_json::to_value(rev)?);
             Ok(())
         }
@@ -227,13 +221,10 @@ async fn run(command: Command, config: Config) -> CliResult {
             let now = now();
             match cmd {
                 RevocationsCommand::Status => {
-                    let status = crate::revocation_push::status(
-                        &db,
-                        &config.revocation_push,
-                        config.access_token_ttl,
-                        now,
-                    )
-                    .await?;
+                    let span = crate::revocation::cover_span(&db, &config).await?;
+                    let status =
+                        crate::revocation_push::status(&db, &config.revocation_push, span, now)
+                            .await?;
                     print(&serde_json::to_value(status)?);
                 }
                 RevocationsCommand::List => {

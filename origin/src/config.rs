@@ -26,6 +26,14 @@ pub struct FileConfig {
     pub data_dir: Option<String>,
     /// `GATEHOUSE_ACCESS_TOKEN_TTL`: access token lifetime in seconds.
     pub access_token_ttl: Option<i64>,
+    /// `GATEHOUSE_LEEWAY_SECS`: clock skew tolerated on our own tokens
+    /// (introspection, revocation `until`s), default 30. Edges must not be
+    /// configured with a larger `LEEWAY_SECS` than the origin, or the edge
+    /// would accept tokens the revocation list has already forgotten.
+    pub leeway_secs: Option<i64>,
+    /// `GATEHOUSE_REPUBLISH_SECS`: the pusher re-publishes the revocation
+    /// document this often even with nothing pending (default 300).
+    pub republish_secs: Option<i64>,
     /// `GATEHOUSE_ADMIN_TOKEN`: bearer token for `/admin` (admin API off when absent).
     pub admin_token: Option<String>,
     /// `GATEHOUSE_LOG`: tracing filter (e.g. `info`, `gatehouse_origin=debug`).
@@ -81,6 +89,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Access token lifetime, seconds.
     pub access_token_ttl: i64,
+    /// Clock skew tolerated on our own tokens, seconds (at least the edge's).
+    pub leeway_secs: i64,
+    /// Seconds between re-publications of the revocation document.
+    pub republish_secs: i64,
     /// Admin bearer token, if the admin API is enabled.
     pub admin_token: Option<AdminToken>,
     /// Tracing filter.
@@ -238,6 +250,8 @@ impl FileConfig {
             "GATEHOUSE_ACCESS_TOKEN_TTL",
             &mut self.access_token_ttl,
         )?;
+        n(env, "GATEHOUSE_LEEWAY_SECS", &mut self.leeway_secs)?;
+        n(env, "GATEHOUSE_REPUBLISH_SECS", &mut self.republish_secs)?;
         s(env, "GATEHOUSE_ADMIN_TOKEN", &mut self.admin_token);
         s(env, "GATEHOUSE_LOG", &mut self.log);
         s(env, "GATEHOUSE_KEK", &mut self.kek);
@@ -435,6 +449,20 @@ impl FileConfig {
                 "must be between 10 and 86400 seconds",
             ));
         }
+        let leeway_secs = self.leeway_secs.unwrap_or(30);
+        if !(0..=300).contains(&leeway_secs) {
+            return Err(invalid(
+                "GATEHOUSE_LEEWAY_SECS",
+                "must be between 0 and 300 seconds",
+            ));
+        }
+        let republish_secs = self.republish_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&republish_secs) {
+            return Err(invalid(
+                "GATEHOUSE_REPUBLISH_SECS",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
         let admin_token = match self.admin_token {
             None => None,
             Some(t) if t.is_empty() => None,
@@ -509,6 +537,8 @@ impl FileConfig {
             database_url,
             data_dir,
             access_token_ttl,
+            leeway_secs,
+            republish_secs,
             admin_token,
             log: self.log.unwrap_or_else(|| "info".into()),
             kek,
@@ -548,6 +578,24 @@ impl Config {
         file.validate_with_token(env.get("CLOUDFLARE_API_TOKEN").cloned())
     }
 
+    /// The policy our own access tokens are checked with (introspection,
+    /// RFC 7009): issuer, `audiences`, every algorithm `common` verifies (a
+    /// key of any configured algorithm may still be published), the
+    /// configured leeway and no maximum age — the edge's defaults, with the
+    /// one leeway every origin computation uses.
+    #[must_use]
+    pub fn token_policy(
+        &self,
+        audiences: Vec<String>,
+    ) -> gatehouse_common::access_token::AccessTokenPolicy {
+        let mut p =
+            gatehouse_common::access_token::AccessTokenPolicy::new(self.issuer.clone(), audiences);
+        p.algorithms = Algorithm::ALL.to_vec();
+        p.leeway_secs = self.leeway_secs;
+        p.max_age_secs = None;
+        p
+    }
+
     /// A configuration for tests: the defaults, a fixed KEK and admin token.
     #[must_use]
     pub fn for_tests(database_url: &str) -> Self {
@@ -557,6 +605,8 @@ impl Config {
             database_url: database_url.to_owned(),
             data_dir: std::env::temp_dir(),
             access_token_ttl: 300,
+            leeway_secs: 30,
+            republish_secs: 300,
             admin_token: Some(AdminToken::new("test-admin-token-0123456789".into())),
             log: "info".into(),
             kek: Some(crate::kek::Kek::from_bytes([7; 32])),
@@ -617,6 +667,15 @@ mod tests {
     }
 
     #[test]
+    fn leeway_is_one_configured_value() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.leeway_secs, 30);
+        let c = Config::load_from(None, &env(&[("GATEHOUSE_LEEWAY_SECS", "5")])).unwrap();
+        assert_eq!(c.leeway_secs, 5);
+        assert_eq!(c.token_policy(vec![]).leeway_secs, 5);
+    }
+
+    #[test]
     fn bad_values_are_clear_errors() {
         for (k, v) in [
             ("GATEHOUSE_LISTEN", "nope"),
@@ -627,6 +686,9 @@ mod tests {
             ("GATEHOUSE_KEK", "short"),
             ("GATEHOUSE_SIGNING_ALG", "HS256"),
             ("GATEHOUSE_ADMIN_TOKEN", "short"),
+            ("GATEHOUSE_LEEWAY_SECS", "-1"),
+            ("GATEHOUSE_LEEWAY_SECS", "301"),
+            ("GATEHOUSE_REPUBLISH_SECS", "0"),
         ] {
             let e = Config::load_from(None, &env(&[(k, v)])).unwrap_err();
             assert!(e.to_string().contains(k), "{k}: {e}");

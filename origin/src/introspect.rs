@@ -8,17 +8,12 @@ use crate::error::Error;
 use crate::revocation;
 use crate::state::AppState;
 use crate::token::RequestContext;
-use gatehouse_common::access_token::{
-    AccessToken, AccessTokenError, AccessTokenPolicy, UntrustedAccessToken,
-};
+use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::provider::SignatureVerifier as _;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
 use serde_json::{json, Value};
 use sqlx::Row as _;
-
-/// Clock skew tolerated on our own tokens, as the edge's default policy.
-pub const LEEWAY_SECS: i64 = 30;
 
 /// Every audience a token of ours may carry: the registered clients' and the default.
 async fn known_audiences(state: &AppState) -> Result<Vec<String>, Error> {
@@ -44,9 +39,7 @@ pub async fn verify_own(
     raw: &str,
     now: UnixTime,
 ) -> Result<Result<AccessToken, AccessTokenError>, Error> {
-    let mut policy =
-        AccessTokenPolicy::new(state.config.issuer.clone(), known_audiences(state).await?);
-    policy.leeway_secs = LEEWAY_SECS;
+    let policy = state.config.token_policy(known_audiences(state).await?);
     let ring = state.key_ring()?;
     let jwks = ring.jwks(now);
     let verdict = (|| {
@@ -136,7 +129,7 @@ pub async fn revoke_token(
         &state.db,
         RevocationKind::Jti,
         &token.jti,
-        token.exp.saturating_add(LEEWAY_SECS),
+        token.exp.saturating_add(state.config.leeway_secs),
         "rfc7009",
         ctx.now,
     )
@@ -157,7 +150,7 @@ pub async fn revoke_token(
 /// Revokes every token naming `value` as `kind` issued up to `now` (admin, CLI).
 pub async fn revoke_identifier(
     db: &crate::db::Db,
-    access_token_ttl: i64,
+    span: revocation::CoverSpan,
     kind: RevocationKind,
     value: &str,
     reason: &str,
@@ -168,10 +161,7 @@ pub async fn revoke_identifier(
             "the revoked value must be 1-256 characters".into(),
         ));
     }
-    let drop_after = now
-        .0
-        .saturating_add(access_token_ttl)
-        .saturating_add(LEEWAY_SECS);
+    let drop_after = now.0.saturating_add(span.secs());
     let rev = revocation::revoke(db, kind, value, drop_after, reason, now).await?;
     let mut e = AuditEvent::new("token_revoked", now).detail(format!(
         "{}={} by {reason}",

@@ -26,6 +26,53 @@ pub struct Revocation {
     pub reason: String,
 }
 
+/// How long a sid/sub/client_id revocation must stay: the longest lifetime
+/// of any token issued so far, plus the leeway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoverSpan {
+    /// The longest access-token TTL ever configured (persisted, never lowered).
+    pub max_token_ttl: i64,
+    /// The configured leeway.
+    pub leeway_secs: i64,
+}
+
+impl CoverSpan {
+    /// `max_token_ttl + leeway_secs`.
+    #[must_use]
+    pub fn secs(self) -> i64 {
+        self.max_token_ttl.saturating_add(self.leeway_secs)
+    }
+}
+
+/// Raises the persisted longest token lifetime to `ttl` (before tokens with
+/// that lifetime are issued); returns the persisted value.
+pub async fn record_token_ttl(db: &Db, ttl: i64) -> Result<i64, DbError> {
+    sqlx::query(
+        "UPDATE revocation_push SET max_token_ttl = $1 WHERE id = 1 AND max_token_ttl < $1",
+    )
+    .bind(ttl)
+    .execute(&db.pool)
+    .await?;
+    let row = sqlx::query("SELECT max_token_ttl FROM revocation_push WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    Ok(row.try_get("max_token_ttl")?)
+}
+
+/// The span for `config`: the larger of its TTL and the persisted maximum,
+/// so lowering `GATEHOUSE_ACCESS_TOKEN_TTL` never shortens coverage of
+/// tokens already issued under a longer one.
+pub async fn cover_span(db: &Db, config: &crate::config::Config) -> Result<CoverSpan, DbError> {
+    let row = sqlx::query("SELECT max_token_ttl FROM revocation_push WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    let persisted: i64 = row.try_get("max_token_ttl")?;
+    Ok(CoverSpan {
+        max_token_ttl: persisted.max(config.access_token_ttl),
+        leeway_secs: config.leeway_secs,
+    })
+}
+
 /// Records a revocation and its outbox row atomically. Revoking again
 /// extends the entry (latest `revoked_at`, latest `drop_after`).
 pub async fn revoke(

@@ -19,7 +19,7 @@
 
 use crate::config::{CloudflareKv, PushTarget};
 use crate::db::{Backend, Db, DbError};
-use crate::introspect::LEEWAY_SECS;
+use crate::revocation::CoverSpan;
 use crate::state::{now, AppState};
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
@@ -291,10 +291,10 @@ pub enum Cycle {
 /// (stored `drop_after`), a `sid`/`sub`/`client_id` entry when every token
 /// issued up to `revoked_at` has (`revoked_at` + longest lifetime + leeway).
 #[must_use]
-pub fn entry_until(kind: RevocationKind, revoked_at: i64, drop_after: i64, ttl: i64) -> i64 {
+pub fn entry_until(kind: RevocationKind, revoked_at: i64, drop_after: i64, span: CoverSpan) -> i64 {
     match kind {
         RevocationKind::Jti => drop_after,
-        _ => drop_after.max(revoked_at.saturating_add(ttl).saturating_add(LEEWAY_SECS)),
+        _ => drop_after.max(revoked_at.saturating_add(span.secs())),
     }
 }
 
@@ -314,7 +314,7 @@ pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
 pub async fn claim(
     db: &Db,
     issuer: &str,
-    access_token_ttl: i64,
+    span: CoverSpan,
     now: UnixTime,
 ) -> Result<Option<Claim>, PushError> {
     let mut tx = db.pool.begin().await?;
@@ -346,13 +346,12 @@ pub async fn claim(
         tx.rollback().await?;
         return Ok(None);
     }
-    let span = access_token_ttl.saturating_add(LEEWAY_SECS);
     let rows = sqlx::query(
         "SELECT kind, value, revoked_at, drop_after FROM revocations \
          WHERE drop_after > $1 OR revoked_at > $2 ORDER BY id",
     )
     .bind(now.0)
-    .bind(now.0.saturating_sub(span))
+    .bind(now.0.saturating_sub(span.secs()))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -362,7 +361,7 @@ pub async fn claim(
         let kind = RevocationKind::from_name(&name).ok_or(DbError::Corrupt { column: "kind" })?;
         let revoked_at: i64 = r.try_get("revoked_at")?;
         let drop_after: i64 = r.try_get("drop_after")?;
-        let until = entry_until(kind, revoked_at, drop_after, access_token_ttl);
+        let until = entry_until(kind, revoked_at, drop_after, span);
         if until > now.0 {
             entries.push(RevocationEntry {
                 kind,
@@ -479,7 +478,7 @@ pub async fn push_pending(
     let Some(claim) = claim(
         &state.db,
         &state.config.issuer,
-        state.config.access_token_ttl,
+        crate::revocation::cover_span(&state.db, &state.config).await?,
         now,
     )
     .await?
@@ -569,7 +568,7 @@ pub struct PushStatus {
 pub async fn status(
     db: &Db,
     target: &PushTarget,
-    access_token_ttl: i64,
+    span: CoverSpan,
     now: UnixTime,
 ) -> Result<PushStatus, DbError> {
     let p = sqlx::query(
@@ -587,10 +586,7 @@ pub async fn status(
         "SELECT COUNT(*) AS n FROM revocations WHERE drop_after > $1 OR revoked_at > $2",
     )
     .bind(now.0)
-    .bind(
-        now.0
-            .saturating_sub(access_token_ttl.saturating_add(LEEWAY_SECS)),
-    )
+    .bind(now.0.saturating_sub(span.secs()))
     .fetch_one(&db.pool)
     .await?;
     Ok(PushStatus {
@@ -643,11 +639,15 @@ mod tests {
 
     #[test]
     fn until_covers_the_longest_token() {
-        assert_eq!(entry_until(RevocationKind::Jti, 100, 150, 300), 150);
+        let span = CoverSpan {
+            max_token_ttl: 300,
+            leeway_secs: 7,
+        };
+        assert_eq!(entry_until(RevocationKind::Jti, 100, 150, span), 150);
         assert_eq!(
-            entry_until(RevocationKind::Sid, 100, 150, 300),
-            100 + 300 + LEEWAY_SECS
+            entry_until(RevocationKind::Sid, 100, 150, span),
+            100 + 300 + 7
         );
-        assert_eq!(entry_until(RevocationKind::Sub, 100, 10_000, 300), 10_000);
+        assert_eq!(entry_until(RevocationKind::Sub, 100, 10_000, span), 10_000);
     }
 }

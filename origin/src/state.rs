@@ -55,6 +55,8 @@ impl AppState {
             kek: Arc::new(kek),
             keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
         };
+        // Persist this TTL before any token is issued under it.
+        crate::revocation::record_token_ttl(&state.db, state.config.access_token_ttl).await?;
         state.maintain_keys(now).await?;
         Ok(state)
     }
@@ -62,12 +64,15 @@ impl AppState {
     /// Applies the key schedule and reloads the ring.
     pub async fn maintain_keys(&self, now: UnixTime) -> Result<Maintenance, KeyStoreError> {
         let c = &self.config;
+        // A key stays published until the longest-lived token it may have
+        // signed (under any TTL ever configured) has expired.
+        let span = crate::revocation::cover_span(&self.db, c).await?;
         let done = keys::maintain(
             &self.db,
             &self.kek,
             c.signing_alg,
             &c.key_schedule,
-            c.access_token_ttl,
+            span.secs(),
             now,
         )
         .await?;

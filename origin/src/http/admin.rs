@@ -303,9 +303,8 @@ async fn list_revocations(State(state): State<AppState>) -> Result<Json<Value>, 
 
 async fn revocation_status(State(state): State<AppState>) -> Result<Json<Value>, Error> {
     let c = &state.config;
-    let status =
-        crate::revocation_push::status(&state.db, &c.revocation_push, c.access_token_ttl, now())
-            .await?;
+    let span = crate::revocation::cover_span(&state.db, c).await?;
+    let status = crate::revocation_push::status(&state.db, &c.revocation_push, span, now()).await?;
     Ok(Json(serde_json::to_value(status).map_err(Error::internal)?))
 }
 
@@ -326,15 +325,8 @@ async fn create_revocation(
     let now = now();
     let kind = RevocationKind::from_name(&body.kind)
         .ok_or_else(|| Error::InvalidRequest("kind must be jti, sid, sub or client_id".into()))?;
-    let rev = revoke_identifier(
-        &state.db,
-        state.config.access_token_ttl,
-        kind,
-        &body.value,
-        "admin api",
-        now,
-    )
-    .await?;
+    let span = crate::revocation::cover_span(&state.db, &state.config).await?;
+    let rev = revoke_identifier(&state.db, span, kind, &body.value, "admin api", now).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::to_value(rev).map_err(Error::internal)?),

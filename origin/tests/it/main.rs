@@ -17,6 +17,7 @@
 mod api;
 mod process;
 mod push;
+mod review;
 mod revocation_size;
 mod storage;
 mod support;

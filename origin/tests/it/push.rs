@@ -180,9 +180,17 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
                 revocation::pending_outbox(&state.db).await.unwrap().len(),
                 3
             );
-            let s = revocation_push::status(&state.db, &PushTarget::Off, 300, t)
-                .await
-                .unwrap();
+            let s = revocation_push::status(
+                &state.db,
+                &PushTarget::Off,
+                gatehouse_origin::revocation::CoverSpan {
+                    max_token_ttl: 300,
+                    leeway_secs: 30,
+                },
+                t,
+            )
+            .await
+            .unwrap();
             assert_eq!(
                 (s.pending, s.delivered_version, s.failures),
                 (3, 0, attempt)
@@ -207,9 +215,17 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             .await
             .unwrap()
             .is_empty());
-        let s = revocation_push::status(&state.db, &PushTarget::Off, 300, t)
-            .await
-            .unwrap();
+        let s = revocation_push::status(
+            &state.db,
+            &PushTarget::Off,
+            gatehouse_origin::revocation::CoverSpan {
+                max_token_ttl: 300,
+                leeway_secs: 30,
+            },
+            t,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (s.latest_version, s.delivered_version, s.pending, s.failures),
             (4, 4, 0, 0)
