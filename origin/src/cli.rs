@@ -222,9 +222,7 @@ async fn run(command: Command, config: Config) -> CliResult {
             match cmd {
                 RevocationsCommand::Status => {
                     let span = crate::revocation::cover_span(&db, &config).await?;
-                    let status =
-                        crate::revocation_push::status(&db, &config.revocation_push, span, now)
-                            .await?;
+                    let status = crate::revocation_push::status(&db, span, now).await?;
                     print(&serde_json::to_value(status)?);
                 }
                 RevocationsCommand::List => {

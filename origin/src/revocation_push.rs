@@ -315,6 +315,7 @@ pub async fn claim(
     db: &Db,
     issuer: &str,
     span: CoverSpan,
+    republish: bool,
     now: UnixTime,
 ) -> Result<Option<Claim>, PushError> {
     let mut tx = db.pool.begin().await?;
@@ -342,7 +343,7 @@ pub async fn claim(
     .iter()
     .map(|r| r.try_get::<i64, _>("id"))
     .collect::<Result<Vec<_>, _>>()?;
-    if ids.is_empty() {
+    if ids.is_empty() && !republish {
         tx.rollback().await?;
         return Ok(None);
     }
@@ -387,8 +388,23 @@ pub async fn claim(
     }))
 }
 
-/// Marks `claim`'s rows delivered by `version` (after the acknowledgement).
-pub async fn mark_delivered(db: &Db, claim: &Claim, now: UnixTime) -> Result<usize, PushError> {
+/// Who delivered a document: the pusher's mode and the signing key.
+#[derive(Clone, Copy, Debug)]
+pub struct Delivery<'a> {
+    /// The pusher's push mode (`edge`, `cloudflare`).
+    pub mode: &'static str,
+    /// The kid that signed the document.
+    pub kid: &'a str,
+}
+
+/// Marks `claim`'s rows delivered by `version` (after the acknowledgement),
+/// recording the pusher's mode and the signing kid.
+pub async fn mark_delivered(
+    db: &Db,
+    claim: &Claim,
+    by: Delivery<'_>,
+    now: UnixTime,
+) -> Result<usize, PushError> {
     let version = i64::try_from(claim.document.version)
         .map_err(|_| DbError::Corrupt { column: "version" })?;
     let mut tx = db.pool.begin().await?;
@@ -410,11 +426,13 @@ pub async fn mark_delivered(db: &Db, claim: &Claim, now: UnixTime) -> Result<usi
     }
     sqlx::query(
         "UPDATE revocation_push SET delivered_version = CASE WHEN $1 > delivered_version THEN $2 ELSE delivered_version END, \
-         delivered_at = $3, last_error = NULL, failures = 0 WHERE id = 1",
+         delivered_at = $3, last_error = NULL, failures = 0, mode = $4, signed_kid = $5 WHERE id = 1",
     )
     .bind(version)
     .bind(version)
     .bind(now.0)
+    .bind(by.mode)
+    .bind(by.kid)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -444,13 +462,42 @@ pub fn sign(
     Ok(signer.sign_jws(REVOCATIONS_TYP, &doc.to_claims())?)
 }
 
+/// Whether the last delivered document is due to be published again with
+/// nothing pending: older than `every_secs` (an edge whose KV lost it
+/// heals), or signed by another key than the signer now (re-sign after
+/// rotation, before the old key leaves the JWKS). Never, before a first delivery.
+pub async fn republish_due(
+    db: &Db,
+    every_secs: i64,
+    signer_kid: &str,
+    now: UnixTime,
+) -> Result<bool, DbError> {
+    let row = sqlx::query("SELECT delivered_at, signed_kid FROM revocation_push WHERE id = 1")
+        .fetch_one(&db.pool)
+        .await?;
+    let delivered_at: Option<i64> = row.try_get("delivered_at")?;
+    let signed_kid: Option<String> = row.try_get("signed_kid")?;
+    Ok(delivered_at.is_some_and(|at| {
+        now.0.saturating_sub(at) >= every_secs || signed_kid.as_deref() != Some(signer_kid)
+    }))
+}
+
 /// One push cycle: lock, claim, sign, send, mark delivered on acknowledgement.
 pub async fn push_pending(
     state: &AppState,
     client: &PushClient,
     now: UnixTime,
 ) -> Result<Cycle, PushError> {
-    if !has_pending(&state.db).await? {
+    let signer_kid = {
+        let ring = state.key_ring().map_err(|_| PushError::NoSigner)?;
+        ring.signer(now)
+            .map(|k| k.kid().to_owned())
+            .ok_or(PushError::NoSigner)?
+    };
+    let pending = has_pending(&state.db).await?;
+    let republish =
+        !pending && republish_due(&state.db, state.config.republish_secs, &signer_kid, now).await?;
+    if !pending && !republish {
         return Ok(Cycle::Idle);
     }
     // PostgreSQL: one pusher at a time across replicas, so documents reach
@@ -479,6 +526,7 @@ pub async fn push_pending(
         &state.db,
         &state.config.issuer,
         crate::revocation::cover_span(&state.db, &state.config).await?,
+        republish,
         now,
     )
     .await?
@@ -487,7 +535,11 @@ pub async fn push_pending(
     };
     let jws = sign(state, &claim.document, now)?;
     client.send(&jws).await?;
-    let rows = mark_delivered(&state.db, &claim, now).await?;
+    let by = Delivery {
+        mode: client.target().mode(),
+        kid: &signer_kid,
+    };
+    let rows = mark_delivered(&state.db, &claim, by, now).await?;
     Ok(Cycle::Delivered {
         version: claim.document.version,
         rows,
@@ -501,6 +553,14 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
     let notify = state.db.outbox_notify.clone();
     let mut failures: u32 = 0;
     tracing::info!(mode = client.target().mode(), "revocation pusher started");
+    // `revocations status` shows the server's mode, not the CLI's.
+    if let Err(e) = sqlx::query("UPDATE revocation_push SET mode = $1 WHERE id = 1")
+        .bind(client.target().mode())
+        .execute(&state.db.pool)
+        .await
+    {
+        tracing::warn!(error = %e, "recording the push mode failed");
+    }
     loop {
         let wait = match push_pending(&state, &client, now()).await {
             Ok(Cycle::Delivered {
@@ -542,8 +602,12 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
 /// What `revocations status` shows.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PushStatus {
-    /// `edge`, `cloudflare` or `off` (this process's configuration).
-    pub mode: &'static str,
+    /// `edge` or `cloudflare`: the mode the server's pusher recorded with
+    /// its last delivery (`None` until a pusher delivered; the CLI's own
+    /// configuration says nothing about the server's).
+    pub mode: Option<String>,
+    /// The kid that signed the last delivered document.
+    pub signed_kid: Option<String>,
     /// The last version assigned to a document.
     pub latest_version: i64,
     /// The newest version the receiver acknowledged.
@@ -565,15 +629,10 @@ pub struct PushStatus {
 }
 
 /// Reads the pusher's state.
-pub async fn status(
-    db: &Db,
-    target: &PushTarget,
-    span: CoverSpan,
-    now: UnixTime,
-) -> Result<PushStatus, DbError> {
+pub async fn status(db: &Db, span: CoverSpan, now: UnixTime) -> Result<PushStatus, DbError> {
     let p = sqlx::query(
-        "SELECT version, delivered_version, delivered_at, last_attempt_at, last_error, failures \
-         FROM revocation_push WHERE id = 1",
+        "SELECT version, delivered_version, delivered_at, last_attempt_at, last_error, failures, \
+         mode, signed_kid FROM revocation_push WHERE id = 1",
     )
     .fetch_one(&db.pool)
     .await?;
@@ -590,7 +649,8 @@ pub async fn status(
     .fetch_one(&db.pool)
     .await?;
     Ok(PushStatus {
-        mode: target.mode(),
+        mode: p.try_get("mode")?,
+        signed_kid: p.try_get("signed_kid")?,
         latest_version: p.try_get("version")?,
         delivered_version: p.try_get("delivered_version")?,
         delivered_at: p.try_get("delivered_at")?,

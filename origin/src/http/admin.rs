@@ -304,7 +304,7 @@ async fn list_revocations(State(state): State<AppState>) -> Result<Json<Value>, 
 async fn revocation_status(State(state): State<AppState>) -> Result<Json<Value>, Error> {
     let c = &state.config;
     let span = crate::revocation::cover_span(&state.db, c).await?;
-    let status = crate::revocation_push::status(&state.db, &c.revocation_push, span, now()).await?;
+    let status = crate::revocation_push::status(&state.db, span, now()).await?;
     Ok(Json(serde_json::to_value(status).map_err(Error::internal)?))
 }
 

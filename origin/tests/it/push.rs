@@ -182,7 +182,6 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             );
             let s = revocation_push::status(
                 &state.db,
-                &PushTarget::Off,
                 gatehouse_origin::revocation::CoverSpan {
                     max_token_ttl: 300,
                     leeway_secs: 30,
@@ -217,7 +216,6 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             .is_empty());
         let s = revocation_push::status(
             &state.db,
-            &PushTarget::Off,
             gatehouse_origin::revocation::CoverSpan {
                 max_token_ttl: 300,
                 leeway_secs: 30,
@@ -245,6 +243,92 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
                 .unwrap(),
             Cycle::Idle
         );
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_republished_periodically_and_after_rotation() {
+    for tdb in databases() {
+        let mut config = Config::for_tests(&tdb.url);
+        config.republish_secs = 300;
+        let state = state_with(config, tdb.open().await).await;
+        let (edge, url) = new_edge(&state).await;
+        let client = edge_client(&url);
+        let t = now();
+        revocation::revoke(&state.db, RevocationKind::Jti, "j1", t.0 + 300, "test", t)
+            .await
+            .unwrap();
+        let first = revocation_push::push_pending(&state, &client, t)
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, Cycle::Delivered { rows: 1, .. }),
+            "{}: {first:?}",
+            tdb.name
+        );
+        let span = revocation::cover_span(&state.db, &state.config)
+            .await
+            .unwrap();
+        let s = revocation_push::status(&state.db, span, t).await.unwrap();
+        assert_eq!(s.mode.as_deref(), Some("edge"), "{}", tdb.name);
+        // Fresh: nothing to do.
+        assert_eq!(
+            revocation_push::push_pending(&state, &client, t)
+                .await
+                .unwrap(),
+            Cycle::Idle
+        );
+        // 300 s later (the clock is simulated by ageing the delivery): an
+        // edge whose KV lost the document heals.
+        sqlx::query("UPDATE revocation_push SET delivered_at = delivered_at - 300")
+            .execute(&state.db.pool)
+            .await
+            .unwrap();
+        let again = revocation_push::push_pending(&state, &client, t)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                again,
+                Cycle::Delivered {
+                    rows: 0,
+                    entries: 1,
+                    ..
+                }
+            ),
+            "{}: {again:?}",
+            tdb.name
+        );
+        // A rotation makes a new signer: re-signed at once.
+        let c = &state.config;
+        let rotated = gatehouse_origin::keys::rotate(
+            &state.db,
+            &state.kek,
+            c.signing_alg,
+            &c.key_schedule,
+            true,
+            t,
+        )
+        .await
+        .unwrap();
+        state.reload_keys().await.unwrap();
+        edge.lock().unwrap().jwks = Some(state.key_ring().unwrap().jwks(t));
+        let resigned = revocation_push::push_pending(&state, &client, t)
+            .await
+            .unwrap();
+        assert!(
+            matches!(resigned, Cycle::Delivered { rows: 0, .. }),
+            "{}: {resigned:?}",
+            tdb.name
+        );
+        let s = revocation_push::status(&state.db, span, t).await.unwrap();
+        assert_eq!(
+            s.signed_kid.as_deref(),
+            Some(rotated.kid.as_str()),
+            "{}",
+            tdb.name
+        );
+        assert_eq!(edge.lock().unwrap().accepted.len(), 3, "{}", tdb.name);
     }
 }
 

@@ -82,7 +82,7 @@ async fn lowering_the_ttl_never_shrinks_identifier_revocations() {
         .await
         .unwrap();
         assert_eq!(rev.drop_after, t.0 + 3_607, "{}", tdb.name);
-        let claim = gatehouse_origin::revocation_push::claim(&state.db, "iss", span, t)
+        let claim = gatehouse_origin::revocation_push::claim(&state.db, "iss", span, false, t)
             .await
             .unwrap()
             .unwrap();
