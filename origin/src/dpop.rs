@@ -30,7 +30,7 @@ pub async fn token_endpoint_proof(
     if values.is_empty() {
         return Ok(None);
     }
-    let policy = DpopPolicy::default();
+    let policy = policy();
     let uri = format!("{}{path}", state.config.issuer);
     let nonces = state
         .dpop_nonces
@@ -67,6 +67,12 @@ pub async fn token_endpoint_proof(
         ));
     }
     Ok(Some(proof))
+}
+
+/// The proof policy `/token` applies (and the metadata advertises).
+#[must_use]
+pub fn policy() -> DpopPolicy {
+    DpopPolicy::default()
 }
 
 fn refusal(e: &DpopError, nonces: Option<&NonceIssuer>, now: UnixTime) -> Error {

@@ -90,7 +90,9 @@ impl Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request")
             }
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+            // RFC 6749 §4.1.2.1's registered code for a temporary refusal
+            // (`slow_down` is the device flow's polling error).
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable"),
             Self::AdminUnauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -111,7 +113,7 @@ impl Error {
             Self::UnsupportedGrantType => "the grant type is not supported".into(),
             Self::UseDpopNonce { .. } => "a DPoP nonce from the server is required".into(),
             Self::PayloadTooLarge => "the request body is too large".into(),
-            Self::RateLimited { .. } => "too many requests".into(),
+            Self::RateLimited { .. } => "rate limit exceeded".into(),
             Self::AdminUnauthorized => "a valid admin token is required".into(),
             Self::NotFound => "not found".into(),
             Self::Internal(_) => "the server could not complete the request".into(),

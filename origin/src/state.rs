@@ -12,6 +12,11 @@ use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::UnixTime;
 use std::sync::{Arc, RwLock};
 
+/// Authentication failures per IP and minute written to the audit log; more
+/// are aggregated into a count, so anonymous traffic cannot grow the table
+/// without bound.
+pub const AUDITED_AUTH_FAILURES_PER_MINUTE: u32 = 10;
+
 /// Everything handlers need.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -29,6 +34,11 @@ pub struct AppState {
     pub client_limiter: Arc<RateLimiter>,
     /// Token endpoint limit per IP.
     pub ip_limiter: Arc<RateLimiter>,
+    /// Audited authentication failures per IP (beyond it they are only counted).
+    pub auth_failure_audit: Arc<RateLimiter>,
+    /// Authentication failures not written to the audit log since the last
+    /// one that was (reported in that next row's detail).
+    pub unaudited_failures: Arc<std::sync::atomic::AtomicU64>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -49,6 +59,11 @@ impl AppState {
                 config.token_rate_per_minute,
             )),
             ip_limiter: Arc::new(RateLimiter::per_minute("ip", config.token_rate_per_minute)),
+            auth_failure_audit: Arc::new(RateLimiter::per_minute(
+                "auth-failure-audit",
+                AUDITED_AUTH_FAILURES_PER_MINUTE,
+            )),
+            unaudited_failures: Arc::default(),
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
             db,

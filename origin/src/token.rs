@@ -37,14 +37,40 @@ pub async fn authenticate(
     match client {
         Some(c) if ok => Ok(c),
         _ => {
-            let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
-            if presented.client_id().len() <= 128 {
-                e = e.client(presented.client_id());
-            }
-            audit::record(&state.db.pool, &e).await?;
+            audit_failure(state, presented.client_id(), ip, now).await?;
             Err(Error::InvalidClient)
         }
     }
+}
+
+/// Audits a failed authentication, at most
+/// [`crate::state::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
+/// counted and the count goes into the next row written.
+async fn audit_failure(
+    state: &AppState,
+    client_id: &str,
+    ip: Option<IpAddr>,
+    now: UnixTime,
+) -> Result<(), Error> {
+    use std::sync::atomic::Ordering;
+    let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    let now_ms = now.0.saturating_mul(1000);
+    if !state.auth_failure_audit.check(&key, now_ms).allowed {
+        state.unaudited_failures.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
+    if client_id.len() <= 128 {
+        e = e.client(client_id);
+    }
+    let skipped = state.unaudited_failures.swap(0, Ordering::Relaxed);
+    if skipped > 0 {
+        e = e.detail(format!(
+            "{skipped} earlier failures over the per-address audit rate were not recorded"
+        ));
+    }
+    audit::record(&state.db.pool, &e).await?;
+    Ok(())
 }
 
 /// The scopes to grant: the requested ones if all are allowed, else all the client's.

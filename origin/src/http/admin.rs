@@ -7,8 +7,9 @@ use crate::clients::{self, NewClient};
 use crate::error::Error;
 use crate::introspect::revoke_identifier;
 use crate::state::{now, AppState};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -56,6 +57,34 @@ async fn require_admin(
     match presented {
         Some(t) if expected.matches(t) => Ok(next.run(req).await),
         _ => Err(Error::AdminUnauthorized),
+    }
+}
+
+/// A query string that refuses with [`Error`] (RFC 6749 §5.2 body, 400).
+pub struct AdminQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AdminQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Self(q))
+            .map_err(|_| Error::InvalidRequest("invalid query parameters".into()))
+    }
+}
+
+/// A path parameter that refuses with [`Error`] (RFC 6749 §5.2 body, 400).
+pub struct AdminPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AdminPath<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Self(p))
+            .map_err(|_| Error::InvalidRequest("invalid path parameter".into()))
     }
 }
 
@@ -188,7 +217,7 @@ async fn create_client(
 
 async fn show_client(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
+    AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<Value>, Error> {
     let c = clients::get(&state.db, &client_id)
         .await?
@@ -200,7 +229,7 @@ async fn show_client(
 
 async fn delete_client(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
+    AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<Value>, Error> {
     let now = now();
     if !clients::delete(&state.db, &client_id).await? {
@@ -225,8 +254,8 @@ pub struct RotateQuery {
 
 async fn rotate_secret(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
-    Query(q): Query<RotateQuery>,
+    AdminPath(client_id): AdminPath<String>,
+    AdminQuery(q): AdminQuery<RotateQuery>,
 ) -> Result<Json<Value>, Error> {
     let now = now();
     let grace = q
@@ -271,7 +300,7 @@ pub struct KeyRotateQuery {
 
 async fn rotate_keys(
     State(state): State<AppState>,
-    Query(q): Query<KeyRotateQuery>,
+    AdminQuery(q): AdminQuery<KeyRotateQuery>,
 ) -> Result<Json<Value>, Error> {
     let now = now();
     let c = &state.config;
@@ -344,7 +373,7 @@ pub struct AuditQuery {
 
 async fn list_audit(
     State(state): State<AppState>,
-    Query(q): Query<AuditQuery>,
+    AdminQuery(q): AdminQuery<AuditQuery>,
 ) -> Result<Json<Value>, Error> {
     let events = audit::list(
         &state.db,

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use form::{presented_client, ClientIp, OAuthForm};
-use gatehouse_common::alg::Algorithm;
 use serde_json::json;
 
 /// Largest request body accepted anywhere (forms have their own, smaller cap).
@@ -42,7 +41,46 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
+        .layer(middleware::from_fn(body_limit_as_oauth_error))
         .with_state(state)
+}
+
+/// `RequestBodyLimitLayer` answers 413 with a plain-text body of its own;
+/// render it through [`Error`] like every other refusal.
+async fn body_limit_as_oauth_error(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && resp.extensions().get::<ErrorKind>().is_none()
+    {
+        return Error::PayloadTooLarge.into_response();
+    }
+    resp
+}
+
+/// The per-IP limit every client-authenticated endpoint applies before
+/// authenticating (brute force and anonymous floods).
+fn limit_ip(state: &AppState, ip: Option<std::net::IpAddr>, now_ms: i64) -> Result<(), Error> {
+    if let Some(ip) = ip {
+        let d = state.ip_limiter.check(&ip.to_string(), now_ms);
+        if !d.allowed {
+            return Err(Error::RateLimited {
+                retry_after: d.retry_after_secs(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The per-client limit, after authentication.
+fn limit_client(state: &AppState, client_id: &str, now_ms: i64) -> Result<(), Error> {
+    let d = state.client_limiter.check(client_id, now_ms);
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(Error::RateLimited {
+            retry_after: d.retry_after_secs(),
+        })
+    }
 }
 
 async fn not_found() -> Error {
@@ -82,26 +120,14 @@ async fn token_endpoint(
     form: OAuthForm,
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
-    if let Some(ip) = ip {
-        let d = state.ip_limiter.check(&ip.to_string(), now_ms);
-        if !d.allowed {
-            return Err(Error::RateLimited {
-                retry_after: d.retry_after_secs(),
-            });
-        }
-    }
+    limit_ip(&state, ip, now_ms)?;
     let grant_type = form.require("grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(Error::UnsupportedGrantType);
     }
     let presented = presented_client(&headers, &form)?;
     let client = token::authenticate(&state, &presented, ip, now).await?;
-    let d = state.client_limiter.check(&client.client_id, now_ms);
-    if !d.allowed {
-        return Err(Error::RateLimited {
-            retry_after: d.retry_after_secs(),
-        });
-    }
+    limit_client(&state, &client.client_id, now_ms)?;
     let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
     let req = token::ClientCredentialsRequest {
         scope: form.get("scope"),
@@ -130,9 +156,11 @@ async fn introspect_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let now = now();
+    let (now, now_ms) = (now(), now_ms());
+    limit_ip(&state, ip, now_ms)?;
     let presented = presented_client(&headers, &form)?;
     let caller = token::authenticate(&state, &presented, ip, now).await?;
+    limit_client(&state, &caller.client_id, now_ms)?;
     let raw = form.require("token")?;
     let answer = introspect::introspect(&state, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
@@ -145,9 +173,11 @@ async fn revoke_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let now = now();
+    let (now, now_ms) = (now(), now_ms());
+    limit_ip(&state, ip, now_ms)?;
     let presented = presented_client(&headers, &form)?;
     let caller = token::authenticate(&state, &presented, ip, now).await?;
+    limit_client(&state, &caller.client_id, now_ms)?;
     let raw = form.require("token")?;
     introspect::revoke_token(&state, &caller, raw, RequestContext { ip, now }).await?;
     Ok(no_store(()))
@@ -186,16 +216,16 @@ fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
 async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
     let iss = &state.config.issuer;
     let auth_methods = ["client_secret_basic", "client_secret_post"];
-    let dpop_algs: Vec<&str> = [
-        Algorithm::Es256,
-        Algorithm::Es384,
-        Algorithm::EdDsa,
-        Algorithm::Rs256,
-        Algorithm::Ps256,
-    ]
-    .iter()
-    .map(|a| a.name())
-    .collect();
+    // Public clients authenticate with `none` where they are served: they
+    // may revoke their tokens, but not introspect (and no grant at /token
+    // is open to them yet).
+    let revocation_auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    // Exactly what `dpop::token_endpoint_proof` accepts.
+    let dpop_algs: Vec<&str> = crate::dpop::policy()
+        .algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect();
     let doc = json!({
         "issuer": iss,
         "token_endpoint": format!("{iss}/token"),
@@ -206,7 +236,7 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,
         "access_token_signing_alg_values_supported": published_algs(&state)?,
         "service_documentation": format!("{iss}/openapi.json"),

@@ -299,7 +299,14 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
             "{}: {again:?}",
             tdb.name
         );
-        // A rotation makes a new signer: re-signed at once.
+        // A rotation makes a new signer: re-signed at once. (The first key
+        // is aged so the new one is strictly newer within this second.)
+        sqlx::query(
+            "UPDATE signing_keys SET active_at = active_at - 10, published_at = published_at - 10",
+        )
+        .execute(&state.db.pool)
+        .await
+        .unwrap();
         let c = &state.config;
         let rotated = gatehouse_origin::keys::rotate(
             &state.db,

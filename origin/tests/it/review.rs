@@ -90,3 +90,119 @@ async fn lowering_the_ttl_never_shrinks_identifier_revocations() {
         assert_eq!(until, vec![t.0 + 3_607], "{}", tdb.name);
     }
 }
+
+fn from_ip(mut req: axum::http::Request<Body>, ip: [u8; 4]) -> axum::http::Request<Body> {
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            ip, 40_000,
+        ))));
+    req
+}
+
+#[tokio::test]
+async fn introspect_and_revoke_are_rate_limited_with_a_registered_code() {
+    let state = sqlite_state_with(|c| c.token_rate_per_minute = 2).await;
+    let c = register(&state, "read", false).await;
+    // Per client, after authentication.
+    let mut last = (0, axum::http::HeaderMap::new(), serde_json::Value::Null);
+    for _ in 0..3 {
+        last = send(&state, introspect_req("x", &c)).await;
+    }
+    assert_eq!(last.0, 429, "{}", last.2);
+    assert_eq!(last.2["error"], "temporarily_unavailable");
+    assert_eq!(last.2["error_description"], "rate limit exceeded");
+    assert!(last.1.contains_key("retry-after"));
+    // Per IP, before authentication: anonymous failures at /revoke too.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let req = form_post("/revoke", Some(&basic("nobody", "wrong")), "")
+            .body(Body::from("token=x"))
+            .unwrap();
+        statuses.push(send(&state, from_ip(req, [10, 0, 0, 9])).await.0);
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+}
+
+#[tokio::test]
+async fn failed_authentications_are_audited_at_a_bounded_rate() {
+    let state = sqlite_state_with(|c| c.token_rate_per_minute = 10_000).await;
+    for _ in 0..25 {
+        let req = form_post("/introspect", Some(&basic("nobody", "wrong")), "")
+            .body(Body::from("token=x"))
+            .unwrap();
+        assert_eq!(send(&state, from_ip(req, [10, 0, 0, 7])).await.0, 401);
+    }
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_events WHERE event = 'authentication_failed'",
+    )
+    .fetch_one(&state.db.pool)
+    .await
+    .unwrap();
+    let limit = i64::from(gatehouse_origin::state::AUDITED_AUTH_FAILURES_PER_MINUTE);
+    assert!(n <= limit + 1, "{n} audit rows for 25 failures");
+    assert_eq!(
+        state
+            .unaudited_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        u64::try_from(25 - n).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn body_limit_and_admin_extractor_rejections_are_oauth_errors() {
+    let state = sqlite_state().await;
+    let big = axum::http::Request::post("/admin/clients")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/json")
+        .header("content-length", "100000")
+        .body(Body::from(vec![b'a'; 100_000]))
+        .unwrap();
+    let (s, _, b) = send(&state, big).await;
+    assert_eq!(s, 413);
+    assert_eq!(b["error"], "invalid_request", "{b}");
+    let bad_query = axum::http::Request::get("/admin/audit?limit=abc")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, b) = send(&state, bad_query).await;
+    assert_eq!(s, 400);
+    assert_eq!(b["error"], "invalid_request", "{b}");
+    let bad_grace = axum::http::Request::post("/admin/clients/x/rotate-secret?grace=soon")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, b) = send(&state, bad_grace).await;
+    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")));
+}
+
+#[tokio::test]
+async fn metadata_advertises_what_is_applied() {
+    let state = sqlite_state().await;
+    let (_, _, m) = send(
+        &state,
+        axum::http::Request::get("/.well-known/oauth-authorization-server")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let revoke: Vec<&str> = m["revocation_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(revoke.contains(&"none"), "{m}");
+    let dpop: Vec<&str> = m["dpop_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let applied: Vec<&str> = gatehouse_origin::dpop::policy()
+        .algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    assert_eq!(dpop, applied);
+    assert_eq!(applied.len(), gatehouse_common::alg::Algorithm::ALL.len());
+}
