@@ -760,6 +760,11 @@ fn attack_table_is_refused_by_the_edge() {
     );
     let mut proof_cases = proof_attacks(&client, "GET", &url, Some(&bound));
     proof_cases.push(("replayed proof (jti seen)", vec![good]));
+    eprintln!(
+        "hostile: edge: {} access-token cases, {} DPoP proof cases",
+        cases.len(),
+        proof_cases.len()
+    );
     for (name, proofs) in &proof_cases {
         let r = edge_get(&url, Some(&auth), proofs);
         let secrets: Vec<&str> = proofs.iter().map(String::as_str).collect();
@@ -1007,6 +1012,7 @@ fn attack_table_is_inactive_at_the_origin_introspect_and_refused_at_token() {
         }),
     ]);
     let mut failures = Vec::new();
+    eprintln!("hostile: origin: {} introspection cases", cases.len());
     for (name, token) in &cases {
         let (status, body) = introspect(&origin, &client, token);
         // RFC 7662 §2.2: an invalid token is `{"active": false}` and nothing else.
@@ -1049,6 +1055,7 @@ fn attack_table_is_inactive_at_the_origin_introspect_and_refused_at_token() {
             &proof_claims("POST", &token_url, Some(&real)),
         )],
     ));
+    eprintln!("hostile: origin: {} /token proof cases", proof_cases.len());
     for (name, proofs) in &proof_cases {
         let r = post(proofs);
         let status = r.status().as_u16();
