@@ -322,7 +322,8 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             }
         }
         ClientCommand::Delete { client_id } => {
-            if !clients::delete(&db, &client_id).await? {
+            let span = crate::revocation::cover_span(&db, &config).await?;
+            if !clients::delete(&db, &client_id, span, "client deleted (cli)", now).await? {
                 return Err(format!("no client {client_id}").into());
             }
             crate::audit::record(

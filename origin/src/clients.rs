@@ -307,44 +307,78 @@ pub async fn list(db: &Db) -> Result<Vec<Client>, DbError> {
     rows.iter().map(from_row).collect()
 }
 
-/// Deletes a client; `false` if it did not exist.
-pub async fn delete(db: &Db, client_id: &str) -> Result<bool, DbError> {
+/// Deletes a client and, in the same transaction, revokes every token
+/// issued to it (a `client_id` revocation with its outbox row, so the edge
+/// learns it). `false` if it did not exist.
+pub async fn delete(
+    db: &Db,
+    client_id: &str,
+    span: crate::revocation::CoverSpan,
+    reason: &str,
+    now: UnixTime,
+) -> Result<bool, DbError> {
+    let mut tx = db.pool.begin().await?;
     let r = sqlx::query("DELETE FROM clients WHERE client_id = $1")
         .bind(client_id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(r.rows_affected() > 0)
+    if r.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    crate::revocation::revoke_in(
+        &mut tx,
+        gatehouse_common::revocation::RevocationKind::ClientId,
+        client_id,
+        now.0.saturating_add(span.secs()),
+        reason,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    db.outbox_notify.notify_one();
+    Ok(true)
 }
 
 /// Gives a confidential client a new secret; the old one keeps working for
 /// `grace_secs`. Returns the new secret (shown once), or `None` if the client
-/// does not exist or is public.
+/// does not exist or is public. One atomic UPDATE moves the current secret
+/// to the previous slot, so concurrent rotations never lose a secret they
+/// handed out.
 pub async fn rotate_secret(
     db: &Db,
     client_id: &str,
     grace_secs: i64,
     now: UnixTime,
 ) -> Result<Option<ClientSecret>, ClientError> {
-    let Some(client) = get(db, client_id).await? else {
-        return Ok(None);
-    };
-    if client.public {
-        return Err(ClientError::Invalid {
-            field: "client",
-            reason: "public clients have no secret",
-        });
-    }
     let secret = ClientSecret::generate()?;
+    let mut tx = db.pool.begin().await?;
     let r = sqlx::query(
-        "UPDATE clients SET secret_hash = $1, previous_secret_hash = $2, \
-         previous_secret_expires_at = $3, updated_at = $4 WHERE client_id = $5",
+        "UPDATE clients SET previous_secret_hash = secret_hash, secret_hash = $1, \
+         previous_secret_expires_at = $2, updated_at = $3 WHERE client_id = $4 AND is_public = 0",
     )
     .bind(secret.hash().to_vec())
-    .bind(client.secret_hash)
     .bind(now.0.saturating_add(grace_secs))
     .bind(now.0)
     .bind(client_id)
-    .execute(&db.pool)
+    .execute(&mut *tx)
     .await?;
-    Ok((r.rows_affected() > 0).then_some(secret))
+    if r.rows_affected() > 0 {
+        tx.commit().await?;
+        return Ok(Some(secret));
+    }
+    let exists = sqlx::query("SELECT client_id FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+    tx.rollback().await?;
+    if exists {
+        Err(ClientError::Invalid {
+            field: "client",
+            reason: "public clients have no secret",
+        })
+    } else {
+        Ok(None)
+    }
 }

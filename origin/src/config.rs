@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The file format of `gatehouse.toml`. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `GATEHOUSE_LISTEN`: socket address to listen on.
@@ -77,7 +77,7 @@ pub struct FileConfig {
 }
 
 /// The validated configuration the origin runs with.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
@@ -115,6 +115,77 @@ pub struct Config {
     pub token_rate_per_minute: u32,
     /// Where revocation documents are pushed.
     pub revocation_push: PushTarget,
+}
+
+/// `url` with any password in its authority replaced by `[redacted]`
+/// (database URLs may carry credentials).
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:[redacted]")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{redacted}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+const REDACTED: &str = "[redacted]";
+
+impl std::fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let present = |o: &Option<String>| o.as_ref().map(|_| REDACTED);
+        f.debug_struct("FileConfig")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("admin_token", &present(&self.admin_token))
+            .field("kek", &present(&self.kek))
+            .field("revocation_push", &self.revocation_push)
+            .field("edge_url", &self.edge_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("republish_secs", &self.republish_secs)
+            .field("admin_token", &self.admin_token)
+            .field("log", &self.log)
+            .field("kek", &self.kek)
+            .field("default_audience", &self.default_audience)
+            .field("signing_alg", &self.signing_alg)
+            .field("key_schedule", &self.key_schedule)
+            .field("jwks_max_age", &self.jwks_max_age)
+            .field("dpop_nonce", &self.dpop_nonce)
+            .field("secret_grace", &self.secret_grace)
+            .field("token_rate_per_minute", &self.token_rate_per_minute)
+            .field("revocation_push", &self.revocation_push)
+            .finish()
+    }
 }
 
 /// Where the revocation pusher writes the signed document.
@@ -664,6 +735,32 @@ mod tests {
         std::fs::write(&p, "isuer = \"https://a.example\"\n").unwrap();
         let e = Config::load_from(Some(&p), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("isuer"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        assert_eq!(
+            redact_url("postgres://gh:s3cret@db:5432/x?sslmode=require"),
+            "postgres://gh:[redacted]@db:5432/x?sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://./data/g.db"), "sqlite://./data/g.db");
+        let e = env(&[
+            ("GATEHOUSE_DATABASE_URL", "postgres://gh:s3cret@db/x"),
+            ("GATEHOUSE_ADMIN_TOKEN", "admin-token-0123456789"),
+        ]);
+        let mut file = FileConfig::default();
+        file.overlay_env(&e).unwrap();
+        let shown = format!("{file:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("admin-token-0123"),
+            "{shown}"
+        );
+        let c = file.validate().unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("admin-token-0123"),
+            "{shown}"
+        );
     }
 
     #[test]

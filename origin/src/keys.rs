@@ -92,6 +92,9 @@ pub enum KeyStoreError {
     /// There is no key that can sign now.
     #[error("no active signing key")]
     NoSigner,
+    /// The in-memory key ring's lock was poisoned.
+    #[error("the key ring lock is poisoned")]
+    RingPoisoned,
 }
 
 impl From<sqlx::Error> for KeyStoreError {

@@ -84,6 +84,22 @@ pub async fn revoke(
     now: UnixTime,
 ) -> Result<Revocation, DbError> {
     let mut tx = db.pool.begin().await?;
+    let rev = revoke_in(&mut tx, kind, value, drop_after, reason, now).await?;
+    tx.commit().await?;
+    db.outbox_notify.notify_one();
+    Ok(rev)
+}
+
+/// [`revoke`] inside the caller's transaction (with the change it belongs
+/// to); the caller commits and then wakes the pusher (`db.outbox_notify`).
+pub async fn revoke_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: RevocationKind,
+    value: &str,
+    drop_after: i64,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Revocation, DbError> {
     sqlx::query(
         "INSERT INTO revocations (kind, value, revoked_at, drop_after, reason) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (kind, value) DO UPDATE SET revoked_at = excluded.revoked_at, \
@@ -95,7 +111,7 @@ pub async fn revoke(
     .bind(now.0)
     .bind(drop_after)
     .bind(reason)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
     let payload = serde_json::json!({"kind": kind.name(), "value": value, "revoked_at": now.0, "drop_after": drop_after});
     sqlx::query(
@@ -104,10 +120,8 @@ pub async fn revoke(
     .bind("revocation")
     .bind(payload.to_string())
     .bind(now.0)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    db.outbox_notify.notify_one();
     Ok(Revocation {
         kind: kind.name().to_owned(),
         value: value.to_owned(),

@@ -17,8 +17,8 @@ use std::sync::{Arc, RwLock};
 /// without bound.
 pub const AUDITED_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
-/// Everything handlers need.
-#[derive(Clone, Debug)]
+/// Everything handlers need. `Debug` names no secret (config redacts its own).
+#[derive(Clone)]
 pub struct AppState {
     /// Validated configuration.
     pub config: Arc<Config>,
@@ -41,6 +41,15 @@ pub struct AppState {
     pub unaudited_failures: Arc<std::sync::atomic::AtomicU64>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("db", &self.db.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -109,7 +118,7 @@ impl AppState {
         self.keys
             .read()
             .map(|r| Arc::clone(&r))
-            .map_err(|_| Error::Internal("key ring lock poisoned".into()))
+            .map_err(|_| Error::from(KeyStoreError::RingPoisoned))
     }
 }
 

@@ -126,8 +126,8 @@ pub fn choose_audience(
     }
 }
 
-/// What the token endpoint answers (RFC 6749 §5.1).
-#[derive(Clone, Debug, Serialize)]
+/// What the token endpoint answers (RFC 6749 §5.1). `Debug` redacts the token.
+#[derive(Clone, Serialize)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
@@ -143,6 +143,19 @@ pub struct TokenResponse {
     /// The signing algorithm (not serialized).
     #[serde(skip)]
     pub alg: gatehouse_common::alg::Algorithm,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("jti", &self.jti)
+            .field("alg", &self.alg)
+            .finish()
+    }
 }
 
 /// The claims of one access token to issue.
@@ -249,7 +262,7 @@ pub async fn client_credentials(
     let ring = state.key_ring()?;
     let signer = ring
         .signer(now)
-        .ok_or(Error::Internal("no active signing key".into()))?;
+        .ok_or(crate::keys::KeyStoreError::NoSigner)?;
     let sid = random_id()?;
     let resp = sign_access_token(
         signer,

@@ -232,7 +232,16 @@ async fn delete_client(
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<Value>, Error> {
     let now = now();
-    if !clients::delete(&state.db, &client_id).await? {
+    let span = crate::revocation::cover_span(&state.db, &state.config).await?;
+    if !clients::delete(
+        &state.db,
+        &client_id,
+        span,
+        "client deleted (admin api)",
+        now,
+    )
+    .await?
+    {
         return Err(Error::NotFound);
     }
     audit::record(

@@ -15,9 +15,18 @@ use std::net::{IpAddr, SocketAddr};
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// A parsed `application/x-www-form-urlencoded` body.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct OAuthForm {
     params: BTreeMap<String, String>,
+}
+
+/// Names only: values include secrets, tokens, codes and verifiers.
+impl std::fmt::Debug for OAuthForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthForm")
+            .field("params", &self.params.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl OAuthForm {
@@ -200,6 +209,17 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn debug_shows_parameter_names_only() {
+        let f = OAuthForm::parse(b"client_secret=hunter2&token=tok-xyz&grant_type=x").unwrap();
+        let shown = format!("{f:?}");
+        assert!(shown.contains("client_secret") && shown.contains("grant_type"));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok-xyz"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn forms_refuse_repeats_and_ignore_empty_values() {

@@ -206,3 +206,141 @@ async fn metadata_advertises_what_is_applied() {
     assert_eq!(dpop, applied);
     assert_eq!(applied.len(), gatehouse_common::alg::Algorithm::ALL.len());
 }
+
+#[tokio::test]
+async fn deleting_a_client_revokes_its_tokens_through_the_outbox() {
+    for tdb in databases() {
+        let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+        let c = register(&state, "read", false).await;
+        let req = axum::http::Request::delete(format!("/admin/clients/{}", c.id))
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (s, _, _) = send(&state, req).await;
+        assert_eq!(s, 200, "{}", tdb.name);
+        let t = now();
+        let revs = gatehouse_origin::revocation::list(&state.db, t)
+            .await
+            .unwrap();
+        assert_eq!(revs.len(), 1, "{}", tdb.name);
+        assert_eq!(
+            (revs[0].kind.as_str(), revs[0].value.as_str()),
+            ("client_id", c.id.as_str())
+        );
+        assert!(revs[0].drop_after >= t.0 + 300 + 30);
+        assert_eq!(
+            gatehouse_origin::revocation::pending_outbox(&state.db)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{}",
+            tdb.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_secret_rotations_lose_no_secret() {
+    for tdb in databases() {
+        let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+        let c = register(&state, "read", false).await;
+        let t = now();
+        let (a, b) = tokio::join!(
+            gatehouse_origin::clients::rotate_secret(&state.db, &c.id, 600, t),
+            gatehouse_origin::clients::rotate_secret(&state.db, &c.id, 600, t),
+        );
+        let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+        let got = gatehouse_origin::clients::get(&state.db, &c.id)
+            .await
+            .unwrap()
+            .unwrap();
+        // Both secrets handed out work (one current, one in its grace period).
+        assert!(got.secret_matches(&a, t), "{}", tdb.name);
+        assert!(got.secret_matches(&b, t), "{}", tdb.name);
+    }
+}
+
+#[tokio::test]
+async fn introspection_reads_only_the_named_clients_audiences() {
+    let state = sqlite_state().await;
+    let c = register(&state, "read", false).await;
+    let rs = register(&state, "read", false).await;
+    let bad = register(&state, "read", false).await;
+    let (_, _, b) = token(&state, &c, "grant_type=client_credentials").await;
+    let at = b["access_token"].as_str().unwrap().to_owned();
+    let corrupt = |id: String| {
+        let pool = state.db.pool.clone();
+        async move {
+            sqlx::query("UPDATE clients SET audiences = 'not json' WHERE client_id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // An unrelated client's corrupt row does not matter.
+    corrupt(bad.id.clone()).await;
+    let (s, _, b) = send(&state, introspect_req(&at, &rs)).await;
+    assert_eq!((s, b["active"].as_bool()), (200, Some(true)), "{b}");
+    // The issuing client's row corrupt: an error (logged), not a silently
+    // dropped audience list that makes a live token look inactive.
+    corrupt(c.id.clone()).await;
+    let (s, _, b) = send(&state, introspect_req(&at, &rs)).await;
+    assert_eq!(s, 500, "{b}");
+    assert_eq!(b["error"], "server_error");
+}
+
+#[tokio::test]
+async fn no_signer_is_a_structured_error() {
+    let state = sqlite_state().await;
+    let c = register(&state, "read", false).await;
+    *state.keys.write().unwrap() = std::sync::Arc::new(gatehouse_origin::keys::KeyRing::default());
+    let client = gatehouse_origin::clients::get(&state.db, &c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = gatehouse_origin::token::client_credentials(
+        &state,
+        &client,
+        gatehouse_origin::token::ClientCredentialsRequest::default(),
+        gatehouse_origin::token::RequestContext {
+            ip: None,
+            now: now(),
+        },
+    )
+    .await
+    .unwrap_err();
+    let gatehouse_origin::error::Error::Internal(source) = e else {
+        panic!("not internal: {e:?}");
+    };
+    assert!(matches!(
+        source.downcast_ref::<gatehouse_origin::keys::KeyStoreError>(),
+        Some(gatehouse_origin::keys::KeyStoreError::NoSigner)
+    ));
+}
+
+#[tokio::test]
+async fn token_response_debug_redacts_the_token() {
+    let state = sqlite_state().await;
+    let ring = state.key_ring().unwrap();
+    let resp = sign_access_token(
+        ring.signer(now()).unwrap(),
+        "http://127.0.0.1:8080",
+        60,
+        &AccessTokenClaims {
+            sub: "s",
+            client_id: "c",
+            aud: AUD,
+            scopes: &[],
+            sid: "f",
+            jkt: None,
+        },
+        now(),
+    )
+    .unwrap();
+    let shown = format!("{resp:?}");
+    assert!(!shown.contains(&resp.access_token), "{shown}");
+    assert!(shown.contains("[redacted]"));
+    assert!(!format!("{state:?}").contains("test-admin-token"));
+}

@@ -74,8 +74,16 @@ async fn clients_round_trip_and_rotate_with_grace() {
             "public clients cannot use client_credentials"
         );
         assert_eq!(clients::list(&db).await.unwrap().len(), 2);
-        assert!(clients::delete(&db, &c.client_id).await.unwrap());
-        assert!(!clients::delete(&db, &c.client_id).await.unwrap());
+        let span = gatehouse_origin::revocation::CoverSpan {
+            max_token_ttl: 300,
+            leeway_secs: 30,
+        };
+        assert!(clients::delete(&db, &c.client_id, span, "test", T0)
+            .await
+            .unwrap());
+        assert!(!clients::delete(&db, &c.client_id, span, "test", T0)
+            .await
+            .unwrap());
         assert!(clients::get(&db, &c.client_id).await.unwrap().is_none());
     }
 }
