@@ -197,7 +197,7 @@ fn jwks_500_garbage_huge_or_hangup_keeps_the_last_good_keys() {
     .to_string();
     let origin = Origin::start();
     let upstream = Upstream::start();
-    let edge = Edge::start(
+    let edge = Edge::start_retrying(
         &origin,
         &upstream,
         &[
@@ -303,7 +303,7 @@ fn unknown_kids_do_not_cause_a_refetch_storm() {
     let origin = Origin::start();
     let upstream = Upstream::start();
     let cooldown = 10;
-    let edge = Edge::start(
+    let edge = Edge::start_retrying(
         &origin,
         &upstream,
         &[
@@ -355,7 +355,7 @@ fn origin_down_the_edge_decides_from_its_cache() {
         &[("GATEHOUSE_ACCESS_TOKEN_TTL", ttl.as_str())],
     );
     let upstream = Upstream::start();
-    let edge = Edge::start(
+    let edge = Edge::start_retrying(
         &origin,
         &upstream,
         &[

@@ -489,3 +489,15 @@ impl Stack {
         }
     }
 }
+
+impl Edge {
+    /// Like [`Edge::start`], tried once more on fresh ports when `wrangler
+    /// dev` fails to start: a port `free_port` picked can be taken by a
+    /// parallel test before workerd binds it ("Address already in use").
+    pub fn start_retrying(origin: &Origin, upstream: &Upstream, vars: &[(&str, &str)]) -> Self {
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::start(origin, upstream, vars)
+        }));
+        first.unwrap_or_else(|_| Self::start(origin, upstream, vars))
+    }
+}

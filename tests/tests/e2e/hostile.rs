@@ -11,7 +11,7 @@
 //! a control token from the same key is accepted first: each refusal is
 //! caused by the one modification the case makes.
 
-use crate::harness::{http, Origin, Stack, ADMIN_TOKEN};
+use crate::harness::{http, Edge, Origin, Stack, Upstream, ADMIN_TOKEN};
 use base64::Engine as _;
 use gatehouse_common::b64;
 use gatehouse_common::dpop::ath;
@@ -685,11 +685,22 @@ fn hostile_stack() -> (Stack, Forge) {
         "audiences": [AUD],
     }])
     .to_string();
-    let stack = Stack::start_with_edge_vars(&[
-        ("TRUSTED_ISSUERS", &trusted),
-        ("RATE_LIMIT_IP", "100000/60"),
-        ("RATE_LIMIT_CLIENT", "100000/60"),
-    ]);
+    let origin = Origin::start();
+    let upstream = Upstream::start();
+    let edge = Edge::start_retrying(
+        &origin,
+        &upstream,
+        &[
+            ("TRUSTED_ISSUERS", &trusted),
+            ("RATE_LIMIT_IP", "100000/60"),
+            ("RATE_LIMIT_CLIENT", "100000/60"),
+        ],
+    );
+    let stack = Stack {
+        edge,
+        upstream,
+        origin,
+    };
     let forge = Forge {
         iss: jwks,
         aud: AUD.to_owned(),
