@@ -1,0 +1,505 @@
+// The benchmark run behind scripts/bench: starts origins (SQLite ES256 + EdDSA,
+// PostgreSQL), the demo upstream and four workers under `wrangler dev`
+// (Gatehouse edge, jose, bare WebCrypto, pass-through), drives them with wrk at
+// a fixed concurrency, measures issuance, revocation propagation and cold
+// paths, and writes BENCHMARKS.md. Everything listens on 127.0.0.1 only; every
+// process started here is stopped at exit (process groups, SIGTERM then SIGKILL).
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:net";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { keygen, proofMaker, writeProofs, publicJwk } from "./tools.mjs";
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+const WORK = process.env.BENCH_WORK || path.join(ROOT, "target/bench");
+const RUN = path.join(WORK, "run");
+const BIN = path.join(ROOT, "target/release");
+const SECS = Number(process.env.BENCH_SECS || 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 4);
+const CONC = Number(process.env.BENCH_CONCURRENCY || 16);
+const ISSUE_SECS = Number(process.env.BENCH_ISSUE_SECS || 10);
+const REVOCATIONS = Number(process.env.BENCH_REVOCATIONS || 60);
+const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
+const AUD = "https://api.bench.example";
+const ADMIN = randomBytes(24).toString("hex"); // per run, never stored
+const started = new Date();
+const loadStart = os.loadavg();
+const log = (...a) => console.error("[bench]", ...a);
+
+fs.rmSync(RUN, { recursive: true, force: true });
+fs.mkdirSync(RUN, { recursive: true });
+
+// ---------- processes ----------
+const children = [];
+function spawnBg(name, cmd, args, opts = {}) {
+  const out = fs.openSync(path.join(RUN, `${name}.log`), "w");
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd || ROOT,
+    env: opts.env || process.env,
+    stdio: ["ignore", out, out],
+    detached: true, // own process group
+  });
+  child.benchName = name;
+  children.push(child);
+  return child;
+}
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {}
+}
+function killAll(sig) {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      try {
+        process.kill(-c.pid, sig);
+      } catch {}
+    }
+  }
+}
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  killAll("SIGTERM");
+  await sleep(2000);
+  killAll("SIGKILL");
+}
+process.on("exit", () => killAll("SIGKILL"));
+for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(s, async () => {
+    await cleanup();
+    process.exit(130);
+  });
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
+    s.on("error", rej);
+  });
+}
+async function waitUp(url, child, ms, ok = (s) => s < 500) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      await r.arrayBuffer();
+      if (ok(r.status)) return;
+    } catch {}
+    if (child.exitCode !== null) throw new Error(`${child.benchName} exited; see ${RUN}/${child.benchName}.log`);
+    if (Date.now() > deadline) throw new Error(`${child.benchName} not up at ${url}; see ${RUN}/${child.benchName}.log`);
+    await sleep(100);
+  }
+}
+
+// ---------- origin ----------
+function originEnv(o) {
+  const env = { ...process.env };
+  delete env.GATEHOUSE_CONFIG;
+  Object.assign(env, {
+    GATEHOUSE_LISTEN: `127.0.0.1:${o.port}`,
+    GATEHOUSE_ISSUER: o.url,
+    GATEHOUSE_DATABASE_URL: o.db,
+    GATEHOUSE_DATA_DIR: o.dir,
+    GATEHOUSE_ADMIN_TOKEN: ADMIN,
+    GATEHOUSE_TOKEN_RATE: "100000000",
+    GATEHOUSE_ACCESS_TOKEN_TTL: "3600",
+    GATEHOUSE_LOG: "warn",
+    ...o.extra,
+  });
+  return env;
+}
+async function startOrigin(name, { db, extra = {} } = {}) {
+  const port = await freePort();
+  const dir = path.join(RUN, name);
+  fs.mkdirSync(dir, { recursive: true });
+  const o = { name, port, url: `http://127.0.0.1:${port}`, dir, db: db || `sqlite://${dir}/gatehouse.db`, extra };
+  o.child = spawnBg(name, path.join(BIN, "gatehouse-origin"), ["serve"], { env: originEnv(o) });
+  await waitUp(`${o.url}/.well-known/jwks.json`, o.child, 60000, (s) => s === 200);
+  return o;
+}
+function createClient(o) {
+  const out = execFileSync(
+    path.join(BIN, "gatehouse-origin"),
+    ["client", "create", "--name", "bench", "--scope", "read", "--audience", AUD],
+    { env: originEnv(o) },
+  );
+  const j = JSON.parse(out.toString().trim());
+  return { id: j.client_id, secret: j.client_secret };
+}
+const basic = (c) =>
+  "Basic " + Buffer.from(`${encodeURIComponent(c.id)}:${encodeURIComponent(c.secret)}`).toString("base64");
+async function getToken(o, client, dpopProof) {
+  const headers = { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" };
+  if (dpopProof) headers.dpop = dpopProof;
+  const r = await fetch(`${o.url}/token`, { method: "POST", headers, body: "grant_type=client_credentials" });
+  const j = await r.json();
+  if (r.status !== 200) throw new Error(`token: ${r.status} ${JSON.stringify(j)}`);
+  return j.access_token;
+}
+
+// ---------- workers under wrangler dev ----------
+const baseToml = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+const compatDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(baseToml)[1];
+const tomlStr = (s) => JSON.stringify(String(s));
+function varsToml(vars) {
+  return "[vars]\n" + Object.entries(vars).map(([k, v]) => `${k} = ${tomlStr(v)}`).join("\n") + "\n";
+}
+// Our edge: the repository's wrangler.toml (bindings, migrations) minus [build]
+// and [vars], main pointed at a copy of the built bundle, our [vars].
+function edgeToml(main, vars) {
+  const out = [];
+  let skip = false;
+  for (const line of baseToml.split("\n")) {
+    const sec = /^\s*\[+([^\]]+)\]+/.exec(line);
+    if (sec) skip = sec[1].trim() === "build" || sec[1].trim() === "vars";
+    if (skip) continue;
+    if (/^main\s*=/.test(line)) out.push(`main = ${tomlStr(main)}`);
+    else out.push(line);
+  }
+  return out.join("\n") + "\n" + varsToml(vars);
+}
+function jsToml(name, main, vars, extra = "") {
+  return `name = ${tomlStr(name)}\nmain = ${tomlStr(main)}\ncompatibility_date = ${tomlStr(compatDate)}\n${extra}\n${varsToml(vars)}`;
+}
+async function startWorker(name, toml, readyPath, port_) {
+  const port = port_ || (await freePort());
+  const dir = path.join(RUN, name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, "wrangler.toml"), toml);
+  const env = {
+    ...process.env,
+    CI: "true",
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_SEND_ERROR_REPORTS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    WRANGLER_LOG_PATH: path.join(dir, "wrangler-logs"),
+  };
+  const t0 = Date.now();
+  const child = spawnBg(
+    name,
+    path.join(ROOT, "node_modules/.bin/wrangler"),
+    ["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false",
+      "--config", path.join(dir, "wrangler.toml"), "--port", String(port),
+      "--inspector-port", String(await freePort()), "--persist-to", path.join(dir, "state")],
+    { env },
+  );
+  const w = { name, port, url: `http://127.0.0.1:${port}`, child };
+  await waitUp(w.url + readyPath, child, 180000);
+  w.startupMs = Date.now() - t0;
+  return w;
+}
+
+// ---------- wrk ----------
+function wrk({ url, method = "GET", auth, body, ct, proofs, secs = SECS, conc = CONC }) {
+  const env = { ...process.env, BENCH_METHOD: method, BENCH_PATH: new URL(url).pathname };
+  for (const k of ["BENCH_AUTH", "BENCH_BODY", "BENCH_CT", "BENCH_PROOFS"]) delete env[k];
+  if (auth) env.BENCH_AUTH = auth;
+  if (body) env.BENCH_BODY = body;
+  if (ct) env.BENCH_CT = ct;
+  if (proofs) env.BENCH_PROOFS = proofs;
+  const out = execFileSync(
+    "wrk",
+    ["-t1", `-c${conc}`, `-d${secs}s`, "--timeout", "10s", "-s", path.join(ROOT, "bench/load/wrk.lua"), url],
+    { env, maxBuffer: 1 << 24 },
+  ).toString();
+  const m = /BENCH_RESULT (\{.*\})/.exec(out);
+  if (!m) throw new Error("wrk printed no result:\n" + out);
+  return JSON.parse(m[1]);
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+function pct(xs, p) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
+}
+
+// ---------- timing one request ----------
+async function timed(url, headers) {
+  const t0 = performance.now();
+  const r = await fetch(url, { headers });
+  await r.arrayBuffer();
+  return { ms: performance.now() - t0, status: r.status };
+}
+
+const results = { validation: {}, floors: {}, cold: {}, issuance: [], revocation: null, sizes: {}, notes: [] };
+
+async function main() {
+  // Sizes of the two builds scripts/bench made (copied beside the run).
+  for (const prof of ["noopt", "release"]) {
+    const d = path.join(WORK, `edge-${prof}`);
+    const files = ["worker/shim.mjs", "index.js", "index_bg.wasm"].map((f) => path.join(d, f));
+    if (!files.every((f) => fs.existsSync(f))) continue;
+    const each = files.map((f) => fs.statSync(f).size);
+    const all = Buffer.concat(files.map((f) => fs.readFileSync(f)));
+    const gz = execFileSync("gzip", ["-9c"], { input: all, maxBuffer: 1 << 26 }).length;
+    const wasmGz = execFileSync("gzip", ["-9c"], { input: fs.readFileSync(files[2]), maxBuffer: 1 << 26 }).length;
+    results.sizes[prof] = { raw: all.length, gz, wasm: each[2], wasmGz, js: each[0] + each[1] };
+  }
+  // The jose worker bundled and minified the way wrangler would, for comparison.
+  try {
+    const outFile = path.join(RUN, "jose-bundle.mjs");
+    execFileSync(path.join(ROOT, "node_modules/.bin/esbuild"), [
+      path.join(ROOT, "bench/jose-worker/index.mjs"), "--bundle", "--minify", "--format=esm",
+      "--platform=neutral", "--log-level=error", `--outfile=${outFile}`,
+    ]);
+    const b = fs.readFileSync(outFile);
+    results.sizes.jose = { raw: b.length, gz: execFileSync("gzip", ["-9c"], { input: b }).length };
+  } catch (e) {
+    results.notes.push("jose bundle size not measured: " + e.message.split("\n")[0]);
+  }
+
+  // Upstream and origins. The SQLite ES256 origin pushes revocations to our edge.
+  log("starting upstream and origins");
+  const upPort = await freePort();
+  const upstream = { url: `http://127.0.0.1:${upPort}` };
+  upstream.child = spawnBg("upstream", path.join(BIN, "gatehouse-demo-upstream"), [`127.0.0.1:${upPort}`]);
+  await waitUp(`${upstream.url}/ready`, upstream.child, 30000);
+  const edgePort = await freePort();
+  const es = await startOrigin("origin-es256", { extra: { GATEHOUSE_EDGE_URL: `http://127.0.0.1:${edgePort}` } });
+  const ed = await startOrigin("origin-eddsa", { extra: { GATEHOUSE_SIGNING_ALG: "EdDSA" } });
+  const esClient = createClient(es);
+  const edClient = createClient(ed);
+  const dpopKey = keygen();
+  const mkProof = proofMaker(dpopKey);
+  const tokens = {
+    es256: await getToken(es, esClient),
+    eddsa: await getToken(ed, edClient),
+    dpop: await getToken(es, esClient, mkProof("POST", `${es.url}/token`)),
+  };
+  for (const [k, t] of Object.entries(tokens)) {
+    const alg = JSON.parse(Buffer.from(t.split(".")[0], "base64url")).alg;
+    results.notes.push(`token ${k}: alg ${alg}, ${t.length} bytes`);
+  }
+
+  // Workers.
+  const jwks = (o) => `${o.url}/.well-known/jwks.json`;
+  const release = path.join(WORK, "edge-release/worker/shim.mjs");
+  const workers = {};
+  log("starting workers (wrangler dev)");
+  const edgeVars = {
+    ISSUER: es.url,
+    AUDIENCE: AUD,
+    JWKS_URL: jwks(es),
+    UPSTREAM_URL: upstream.url,
+    TRUSTED_ISSUERS: JSON.stringify([{ issuer: ed.url, jwks_url: jwks(ed), audiences: [AUD], algorithms: ["EdDSA"] }]),
+    RATE_LIMIT_CLIENT: "4000000000/60",
+    RATE_LIMIT_IP: "4000000000/60",
+    DPOP_MAX_AGE_SECS: "300",
+  };
+  const specs = [
+    ["gatehouse", async () => {
+      // Our edge on the port the origin pushes revocations to.
+      return startWorker("gatehouse", edgeToml(release, edgeVars), "/.gatehouse/health", edgePort);
+    }],
+    ["jose", () => startWorker("jose", jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), {
+      ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
+      AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
+    }), "/")],
+    ["webcrypto", () => startWorker("webcrypto", jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), {
+      JWKS_URLS: JSON.stringify([jwks(es), jwks(ed)]), UPSTREAM_URL: upstream.url,
+    }), "/")],
+    ["passthrough", () => startWorker("passthrough", jsToml("bench-passthrough", path.join(ROOT, "bench/passthrough-worker/index.mjs"), {
+      UPSTREAM_URL: upstream.url,
+    }, `[[durable_objects.bindings]]\nname = "HOP"\nclass_name = "Hop"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Hop"]\n`), "/ready")],
+  ];
+  for (const [name, start] of specs) {
+    const w = await start();
+    workers[name] = w;
+    // Cold path: the first authenticated request after the worker is ready
+    // (JWKS fetch + key import), then warm requests on the same token.
+    if (name !== "passthrough") {
+      const url = `${w.url}/orders/1`;
+      const h = { authorization: `Bearer ${tokens.es256}` };
+      const first = await timed(url, h);
+      const warm = [];
+      for (let i = 0; i < 30; i++) warm.push((await timed(url, h)).ms);
+      results.cold[name] = { startupMs: w.startupMs, firstMs: first.ms, firstStatus: first.status, warmP50Ms: median(warm) };
+      if (first.status !== 200) throw new Error(`${name}: first request answered ${first.status}`);
+    } else {
+      results.cold[name] = { startupMs: w.startupMs };
+    }
+    log(`${name} up on ${w.url} in ${w.startupMs} ms`);
+  }
+
+  // Sanity: every worker accepts every row once before the load.
+  const rows = [
+    { key: "es256", label: "ES256 Bearer", auth: () => `Bearer ${tokens.es256}` },
+    { key: "dpop", label: "ES256 DPoP", auth: () => `DPoP ${tokens.dpop}`, dpop: true },
+    { key: "eddsa", label: "EdDSA Bearer", auth: () => `Bearer ${tokens.eddsa}` },
+  ];
+  const impls = ["gatehouse", "jose", "webcrypto"];
+  for (const row of rows)
+    for (const impl of impls) {
+      const url = `${workers[impl].url}/orders/1`;
+      const h = { authorization: row.auth() };
+      if (row.dpop) h.dpop = mkProof("GET", url, tokens.dpop);
+      const r = await timed(url, h);
+      if (r.status !== 200) throw new Error(`${impl} refused ${row.label}: ${r.status}`);
+    }
+
+  // Load: rounds interleave every configuration so background load hits all alike.
+  const floorCfgs = [
+    { key: "const", label: "worker answers itself (no upstream)", path: "/const" },
+    { key: "pt", label: "pass-through", hops: 0 },
+    { key: "pt1", label: "pass-through + 1 DO hop", hops: 1 },
+    { key: "pt2", label: "pass-through + 2 DO hops", hops: 2 },
+    { key: "ptlog", label: "pass-through + 1 console.log line", path: "/log/orders/1" },
+  ];
+  const runs = {};
+  const push = (k, r) => (runs[k] ||= []).push(r);
+  const lastRps = {};
+  for (let round = 1; round <= ROUNDS; round++) {
+    log(`validation round ${round}/${ROUNDS} (${SECS}s per run, concurrency ${CONC}), load ${os.loadavg()[0].toFixed(2)}`);
+    for (const f of floorCfgs) {
+      const path_ = f.path || (f.hops ? `/hops${f.hops}/orders/1` : "/orders/1");
+      const r = wrk({ url: `${workers.passthrough.url}${path_}` });
+      push(f.key, r);
+    }
+    for (const row of rows) {
+      // A pass-through run right before each row: the floor its costs are taken against.
+      push(`pt:${row.key}`, wrk({ url: `${workers.passthrough.url}/orders/1` }));
+      for (const impl of impls) {
+        const url = `${workers[impl].url}/orders/1`;
+        let proofs;
+        if (row.dpop) {
+          const est = lastRps[impl] || 3000;
+          const n = Math.min(400000, Math.ceil(est * SECS * 2) + 2000);
+          proofs = path.join(RUN, `proofs-${impl}.txt`);
+          writeProofs(dpopKey, "GET", url, n, proofs, tokens.dpop);
+        }
+        const r = wrk({ url, auth: row.auth(), proofs });
+        if (!row.dpop) lastRps[impl] = Math.max(lastRps[impl] || 0, r.rps);
+        push(`${row.key}:${impl}`, r);
+      }
+    }
+  }
+  const summarize = (rs) => ({
+    rps: median(rs.map((r) => r.rps)),
+    p50: median(rs.map((r) => r.p50_us)),
+    p99: median(rs.map((r) => r.p99_us)),
+    mean: median(rs.map((r) => r.mean_us)),
+    non2xx: rs.reduce((a, r) => a + r.non2xx + r.connect_err + r.read_err + r.timeout, 0),
+    requests: rs.reduce((a, r) => a + r.requests, 0),
+    all: rs,
+  });
+  for (const f of floorCfgs) results.floors[f.key] = { label: f.label, ...summarize(runs[f.key]) };
+  // Per-round costs against the adjacent floor, then the median over rounds.
+  const us = (r) => 1e6 / r.rps;
+  const costOf = (key, floorKey) => median(runs[key].map((r, i) => us(r) - us(runs[floorKey][i])));
+  results.costs = { floor: {}, rows: {} };
+  results.floorRuns = Object.fromEntries(rows.map((row) => [row.key, runs[`pt:${row.key}`].map((r) => r.rps)]));
+  for (const f of floorCfgs) if (f.key !== "pt") results.costs.floor[f.key] = costOf(f.key, "pt");
+  for (const row of rows) {
+    results.costs.rows[row.key] = { floorRps: median(runs[`pt:${row.key}`].map((r) => r.rps)) };
+    for (const impl of impls) results.costs.rows[row.key][impl] = costOf(`${row.key}:${impl}`, `pt:${row.key}`);
+  }
+  for (const row of rows) {
+    results.validation[row.key] = { label: row.label };
+    for (const impl of impls) results.validation[row.key][impl] = summarize(runs[`${row.key}:${impl}`]);
+  }
+
+  // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
+  const issuance = async (label, o, client) => {
+    for (const dpop of [false, true]) {
+      let proofs;
+      if (dpop) {
+        proofs = path.join(RUN, `proofs-token-${o.name}.txt`);
+        const n = Math.min(400000, Math.ceil((results.issuance.at(-1)?.rps || 3000) * ISSUE_SECS * 2) + 2000);
+        writeProofs(dpopKey, "POST", `${o.url}/token`, n, proofs);
+      }
+      const r = wrk({
+        url: `${o.url}/token`, method: "POST", auth: basic(client), body: "grant_type=client_credentials",
+        ct: "application/x-www-form-urlencoded", proofs, secs: ISSUE_SECS,
+      });
+      results.issuance.push({ db: label, grant: dpop ? "client_credentials + DPoP" : "client_credentials", ...r });
+      log(`issuance ${label} ${dpop ? "DPoP" : "plain"}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
+    }
+  };
+  // Stop the workers we no longer need first (less background noise).
+  for (const n of ["jose", "webcrypto", "passthrough"]) stop(workers[n].child);
+  stop(ed.child);
+  await sleep(1000);
+  log("issuance on SQLite");
+  await issuance("SQLite", es, esClient);
+  if (PG_BASE) {
+    const dbName = "gatehouse_bench";
+    try {
+      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `DROP DATABASE IF EXISTS ${dbName}`], { stdio: "pipe" });
+      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `CREATE DATABASE ${dbName}`], { stdio: "pipe" });
+      const pg = await startOrigin("origin-pg", { db: `${PG_BASE}/${dbName}` });
+      const pgClient = createClient(pg);
+      await getToken(pg, pgClient);
+      log("issuance on PostgreSQL");
+      await issuance("PostgreSQL", pg, pgClient);
+      stop(pg.child);
+    } catch (e) {
+      results.notes.push(`PostgreSQL issuance not measured: ${e.message.split("\n")[0]}`);
+      log("PostgreSQL skipped:", e.message.split("\n")[0]);
+    }
+  }
+
+  // Revocation: revoke (RFC 7009) returns → our edge refuses, polled every 5 ms.
+  log(`revocation propagation x${REVOCATIONS}`);
+  const samples = [];
+  const edgeUrl = `${workers.gatehouse.url}/orders/1`;
+  for (let i = 0; i < REVOCATIONS; i++) {
+    const t = await getToken(es, esClient);
+    const h = { authorization: `Bearer ${t}` };
+    const before = await timed(edgeUrl, h);
+    if (before.status !== 200) throw new Error(`edge refused a fresh token: ${before.status}`);
+    const r = await fetch(`${es.url}/revoke`, {
+      method: "POST",
+      headers: { authorization: basic(esClient), "content-type": "application/x-www-form-urlencoded" },
+      body: `token=${encodeURIComponent(t)}&token_type_hint=access_token`,
+    });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`revoke: ${r.status}`);
+    const t0 = performance.now();
+    for (;;) {
+      const s = (await timed(edgeUrl, h)).status;
+      if (s === 401) break;
+      if (s !== 200) throw new Error(`edge answered ${s} while waiting`);
+      if (performance.now() - t0 > 10000) throw new Error("revocation did not reach the edge in 10 s");
+      await sleep(5);
+    }
+    samples.push(performance.now() - t0);
+  }
+  results.revocation = { n: samples.length, p50: pct(samples, 50), p99: pct(samples, 99), max: Math.max(...samples) };
+
+  const buildNotes = path.join(WORK, "build-notes.txt");
+  if (fs.existsSync(buildNotes))
+    for (const l of fs.readFileSync(buildNotes, "utf8").split("\n").filter(Boolean)) results.notes.push("**Build:** " + l);
+  const sizeOut = path.join(WORK, "revocation_size.txt");
+  results.revocationSize = fs.existsSync(sizeOut) ? fs.readFileSync(sizeOut, "utf8") : null;
+  results.loadEnd = os.loadavg();
+}
+
+import { report } from "./report.mjs";
+try {
+  await main();
+  results.started = started.toISOString();
+  results.loadStart = loadStart;
+  results.config = { SECS, ROUNDS, CONC, ISSUE_SECS };
+  fs.writeFileSync(path.join(WORK, "results.json"), JSON.stringify(results, null, 2));
+  const md = report(results, ROOT);
+  fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
+  console.log(md);
+  await cleanup();
+  process.exit(0);
+} catch (e) {
+  console.error("[bench] failed:", e.stack || e);
+  fs.writeFileSync(path.join(WORK, "results.partial.json"), JSON.stringify(results, null, 2));
+  await cleanup();
+  process.exit(1);
+}
