@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage users who log in at /authorize.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Revoke tokens by jti, grant (sid), subject or client (exactly one).
     Revoke {
         /// One access token's id.
@@ -110,6 +113,24 @@ pub enum ClientCommand {
     Delete {
         /// The client id.
         client_id: String,
+    },
+}
+
+/// `user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from GATEHOUSE_USER_PASSWORD if
+    /// set, else from the first line of standard input (never an argument).
+    Create {
+        /// Login name.
+        username: String,
+    },
+    /// List users (never their hashes).
+    List,
+    /// Delete a user, end their sessions and revoke their tokens.
+    Delete {
+        /// Login name.
+        username: String,
     },
 }
 
@@ -194,6 +215,7 @@ async fn run(command: Command, config: Config) -> CliResult {
         }
         Command::Client(c) => client(c, config).await,
         Command::Keys(k) => keys(k, config).await,
+        Command::User(u) => user(u, config).await,
         Command::Revoke {
             jti,
             sid,
@@ -239,6 +261,39 @@ async fn run(command: Command, config: Config) -> CliResult {
             Ok(())
         }
     }
+}
+
+async fn user(cmd: UserCommand, config: Config) -> CliResult {
+    let db = Db::open(&config.database_url).await?;
+    let now = now();
+    match cmd {
+        UserCommand::Create { username } => {
+            let password = match std::env::var("GATEHOUSE_USER_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let u =
+                crate::users::create(&db, &username, &crate::secret::Password::new(password), now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            print(&serde_json::to_value(u)?);
+        }
+        UserCommand::List => {
+            print(&json!({ "users": crate::users::list(&db).await? }));
+        }
+        UserCommand::Delete { username } => {
+            let span = crate::revocation::cover_span(&db, &config).await?;
+            match crate::users::delete(&db, &username, span, now).await? {
+                Some(u) => print(&json!({ "deleted": u.username, "user_id": u.user_id })),
+                None => return Err(format!("no user {username}").into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn client(cmd: ClientCommand, config: Config) -> CliResult {

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 /// Grant types a client may be allowed.
-pub const KNOWN_GRANTS: [&str; 1] = ["client_credentials"];
+pub const KNOWN_GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
 
 /// A registered client as stored (secrets only as SHA-256 hashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,7 +203,15 @@ impl NewClient {
         {
             return bad(
                 "grant",
-                "unknown grant type (supported: client_credentials)",
+                "unknown grant type (supported: client_credentials, authorization_code, refresh_token)",
+            );
+        }
+        if self.grant_types.iter().any(|g| g == "authorization_code")
+            && self.redirect_uris.is_empty()
+        {
+            return bad(
+                "redirect_uri",
+                "authorization_code needs at least one redirect URI",
             );
         }
         if self.public && self.grant_types.iter().any(|g| g == "client_credentials") {

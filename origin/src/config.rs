@@ -31,6 +31,12 @@ pub struct FileConfig {
     /// configured with a larger `LEEWAY_SECS` than the origin, or the edge
     /// would accept tokens the revocation list has already forgotten.
     pub leeway_secs: Option<i64>,
+    /// `GATEHOUSE_REFRESH_TOKEN_TTL`: absolute lifetime of a refresh-token
+    /// family, seconds (default 30 days).
+    pub refresh_token_ttl: Option<i64>,
+    /// `GATEHOUSE_REFRESH_IDLE_TTL`: a refresh token unused this long expires
+    /// (default 1 day).
+    pub refresh_idle_ttl: Option<i64>,
     /// `GATEHOUSE_REPUBLISH_SECS`: the pusher re-publishes the revocation
     /// document this often even with nothing pending (default 300).
     pub republish_secs: Option<i64>,
@@ -93,6 +99,10 @@ pub struct Config {
     pub leeway_secs: i64,
     /// Seconds between re-publications of the revocation document.
     pub republish_secs: i64,
+    /// Absolute lifetime of a refresh-token family, seconds.
+    pub refresh_token_ttl: i64,
+    /// Idle lifetime of a refresh token, seconds.
+    pub refresh_idle_ttl: i64,
     /// Admin bearer token, if the admin API is enabled.
     pub admin_token: Option<AdminToken>,
     /// Tracing filter.
@@ -323,6 +333,16 @@ impl FileConfig {
         )?;
         n(env, "GATEHOUSE_LEEWAY_SECS", &mut self.leeway_secs)?;
         n(env, "GATEHOUSE_REPUBLISH_SECS", &mut self.republish_secs)?;
+        n(
+            env,
+            "GATEHOUSE_REFRESH_TOKEN_TTL",
+            &mut self.refresh_token_ttl,
+        )?;
+        n(
+            env,
+            "GATEHOUSE_REFRESH_IDLE_TTL",
+            &mut self.refresh_idle_ttl,
+        )?;
         s(env, "GATEHOUSE_ADMIN_TOKEN", &mut self.admin_token);
         s(env, "GATEHOUSE_LOG", &mut self.log);
         s(env, "GATEHOUSE_KEK", &mut self.kek);
@@ -534,6 +554,16 @@ impl FileConfig {
                 "must be between 1 and 86400 seconds",
             ));
         }
+        let refresh_token_ttl = self.refresh_token_ttl.unwrap_or(30 * 86_400);
+        let refresh_idle_ttl = self.refresh_idle_ttl.unwrap_or(86_400);
+        if !(60..=365 * 86_400).contains(&refresh_token_ttl)
+            || !(60..=refresh_token_ttl).contains(&refresh_idle_ttl)
+        {
+            return Err(invalid(
+                "GATEHOUSE_REFRESH_IDLE_TTL",
+                "refresh lifetimes must be 60 s to 1 year, idle at most the absolute lifetime",
+            ));
+        }
         let admin_token = match self.admin_token {
             None => None,
             Some(t) if t.is_empty() => None,
@@ -610,6 +640,8 @@ impl FileConfig {
             access_token_ttl,
             leeway_secs,
             republish_secs,
+            refresh_token_ttl,
+            refresh_idle_ttl,
             admin_token,
             log: self.log.unwrap_or_else(|| "info".into()),
             kek,
@@ -678,6 +710,8 @@ impl Config {
             access_token_ttl: 300,
             leeway_secs: 30,
             republish_secs: 300,
+            refresh_token_ttl: 30 * 86_400,
+            refresh_idle_ttl: 86_400,
             admin_token: Some(AdminToken::new("test-admin-token-0123456789".into())),
             log: "info".into(),
             kek: Some(crate::kek::Kek::from_bytes([7; 32])),

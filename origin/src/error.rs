@@ -62,6 +62,19 @@ pub enum Error {
     /// 409: the admin request conflicts with the current state.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// `/authorize` with no trustworthy redirect URI (RFC 6749 §4.1.2.1:
+    /// unknown client, bad redirect_uri): an HTML error page, never a redirect.
+    #[error("authorization request refused: {0}")]
+    AuthorizePage(&'static str),
+    /// `/authorize` errors reported to the client's (verified) redirect URI:
+    /// `error`, `error_description`, `state` and `iss` (RFC 9207) as query parameters.
+    #[error("authorization error {code}")]
+    AuthorizeRedirect {
+        /// The full redirect target (already carrying the parameters).
+        location: String,
+        /// The RFC 6749 §4.1.2.1 code (for metrics).
+        code: &'static str,
+    },
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -96,6 +109,8 @@ impl Error {
             Self::AdminUnauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::AuthorizePage(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::AuthorizeRedirect { code, .. } => (StatusCode::SEE_OTHER, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         }
     }
@@ -109,7 +124,9 @@ impl Error {
             | Self::InvalidScope(d)
             | Self::InvalidTarget(d)
             | Self::UnsupportedMediaType(d)
-            | Self::Conflict(d) => (*d).into(),
+            | Self::Conflict(d)
+            | Self::AuthorizePage(d) => (*d).into(),
+            Self::AuthorizeRedirect { .. } => "see the redirect".into(),
             Self::UnsupportedGrantType => "the grant type is not supported".into(),
             Self::UseDpopNonce { .. } => "a DPoP nonce from the server is required".into(),
             Self::PayloadTooLarge => "the request body is too large".into(),
@@ -128,6 +145,31 @@ impl IntoResponse for Error {
             tracing::error!(error = %e, "internal error");
         } else {
             tracing::debug!(error = code, status = status.as_u16(), "request refused");
+        }
+        match &self {
+            Self::AuthorizePage(reason) => {
+                let mut resp = (
+                    status,
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    crate::http::authorize::error_page(reason),
+                )
+                    .into_response();
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp.extensions_mut().insert(ErrorKind(code));
+                return resp;
+            }
+            Self::AuthorizeRedirect { location, .. } => {
+                let mut resp = status.into_response();
+                if let Ok(v) = HeaderValue::from_str(location) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                resp.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                resp.extensions_mut().insert(ErrorKind(code));
+                return resp;
+            }
+            _ => {}
         }
         let body = serde_json::json!({"error": code, "error_description": self.description()});
         let mut resp = (status, axum::Json(body)).into_response();

@@ -133,6 +133,8 @@ pub async fn revoke_token(
     ctx: RequestContext,
 ) -> Result<(), Error> {
     let Ok(token) = verify_own(state, raw, ctx.now).await? else {
+        // A refresh token revokes its whole family (and, via sid, its access tokens).
+        crate::grants::revoke_refresh(state, caller, raw, ctx.now).await?;
         return Ok(());
     };
     if token.client_id != caller.client_id {

@@ -6,6 +6,8 @@
 //! tokens is `gatehouse_common`'s; signing and verifying run on aws-lc-rs
 //! ([`crypto`]).
 
+#![recursion_limit = "256"]
+
 pub mod audit;
 pub mod cli;
 pub mod clients;
@@ -14,6 +16,7 @@ pub mod crypto;
 pub mod db;
 pub mod dpop;
 pub mod error;
+pub mod grants;
 pub mod http;
 pub mod introspect;
 pub mod kek;
@@ -26,3 +29,4 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod token;
+pub mod users;

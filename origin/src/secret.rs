@@ -85,6 +85,45 @@ secret_type!(
     ClientSecret
 );
 
+secret_type!(
+    /// A refresh token (RFC 6749 §1.5): 256-bit random, stored as its SHA-256.
+    RefreshToken
+);
+secret_type!(
+    /// An authorization code: 256-bit random, single-use, stored as its SHA-256.
+    AuthCode
+);
+secret_type!(
+    /// A browser session id (the cookie value), stored as its SHA-256.
+    SessionId
+);
+secret_type!(
+    /// A CSRF token (double-submitted: cookie and form field).
+    CsrfToken
+);
+secret_type!(
+    /// A user's password, as typed (stored only as an argon2 hash).
+    Password
+);
+
+macro_rules! random_secret {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// A fresh value with 256 bits of entropy, base64url (43 characters).
+            pub fn generate() -> Result<Self, RandomError> {
+                Ok(Self(b64::encode(&random_bytes::<32>()?)))
+            }
+
+            /// The stored form: base64url of its SHA-256.
+            #[must_use]
+            pub fn hash_b64(&self) -> String {
+                b64::encode(&sha256(self.0.as_bytes()))
+            }
+        }
+    )*};
+}
+random_secret!(RefreshToken, AuthCode, SessionId, CsrfToken);
+
 impl ClientSecret {
     /// A fresh secret with 256 bits of entropy, base64url (43 characters).
     pub fn generate() -> Result<Self, RandomError> {

@@ -137,6 +137,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// Granted scopes, space-separated.
     pub scope: String,
+    /// A rotating refresh token (authorization_code and refresh_token grants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// Token id (not serialized).
     #[serde(skip)]
     pub jti: String,
@@ -152,6 +155,10 @@ impl std::fmt::Debug for TokenResponse {
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("jti", &self.jti)
             .field("alg", &self.alg)
             .finish()
@@ -206,6 +213,7 @@ pub fn sign_access_token(
         token_type: if c.jkt.is_some() { "DPoP" } else { "Bearer" },
         expires_in: ttl,
         scope,
+        refresh_token: None,
         jti,
         alg: signer.alg(),
     })

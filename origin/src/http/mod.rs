@@ -1,6 +1,7 @@
 //! The HTTP surface: one [`router`] constructor, thin handlers.
 
 pub mod admin;
+pub mod authorize;
 pub mod form;
 pub mod openapi;
 
@@ -21,12 +22,15 @@ use serde_json::json;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Grant types `/token` serves.
-pub const GRANT_TYPES: [&str; 1] = ["client_credentials"];
+pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 /// Every route of the origin.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/token", post(token_endpoint))
+        .route("/authorize", get(authorize::authorize))
+        .route("/authorize/login", post(authorize::login))
+        .route("/authorize/consent", post(authorize::consent))
         .route("/introspect", post(introspect_endpoint))
         .route("/revoke", post(revoke_endpoint))
         .route("/.well-known/jwks.json", get(jwks))
@@ -129,14 +133,36 @@ async fn token_endpoint(
     let client = token::authenticate(&state, &presented, ip, now).await?;
     limit_client(&state, &client.client_id, now_ms)?;
     let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
-    let req = token::ClientCredentialsRequest {
-        scope: form.get("scope"),
-        audience: form.get("audience"),
-        resource: form.get("resource"),
-        jkt: proof.as_ref().map(|p| p.jkt.as_str()),
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let ctx = RequestContext { ip, now };
+    let issued = match grant_type {
+        "authorization_code" => {
+            let req = crate::grants::CodeRedemption {
+                code: form.require("code")?,
+                redirect_uri: form.get("redirect_uri"),
+                code_verifier: form.get("code_verifier"),
+                jkt,
+            };
+            crate::grants::redeem_code(&state, &client, req, ctx).await?
+        }
+        "refresh_token" => {
+            let req = crate::grants::Refresh {
+                refresh_token: form.require("refresh_token")?,
+                scope: form.get("scope"),
+                jkt,
+            };
+            crate::grants::refresh(&state, &client, req, ctx).await?
+        }
+        _ => {
+            let req = token::ClientCredentialsRequest {
+                scope: form.get("scope"),
+                audience: form.get("audience"),
+                resource: form.get("resource"),
+                jkt,
+            };
+            token::client_credentials(&state, &client, req, ctx).await?
+        }
     };
-    let issued =
-        token::client_credentials(&state, &client, req, RequestContext { ip, now }).await?;
     state
         .metrics
         .token_issued(grant_type, issued.alg.name(), issued.token_type);
@@ -215,11 +241,11 @@ fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414): only what is served.
 async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
     let iss = &state.config.issuer;
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
-    // Public clients authenticate with `none` where they are served: they
-    // may revoke their tokens, but not introspect (and no grant at /token
-    // is open to them yet).
-    let revocation_auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    // Public clients authenticate with `none` at /token (authorization_code,
+    // refresh_token) and /revoke; they may not introspect.
+    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let introspection_auth_methods = ["client_secret_basic", "client_secret_post"];
+    let revocation_auth_methods = auth_methods;
     // Exactly what `dpop::token_endpoint_proof` accepts.
     let dpop_algs: Vec<&str> = crate::dpop::policy()
         .algorithms
@@ -232,10 +258,14 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{iss}/introspect"),
         "revocation_endpoint": format!("{iss}/revoke"),
+        "authorization_endpoint": format!("{iss}/authorize"),
         "grant_types_supported": GRANT_TYPES,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,
         "access_token_signing_alg_values_supported": published_algs(&state)?,

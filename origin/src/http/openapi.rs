@@ -7,8 +7,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every documented (path, method), for the router-coverage test.
-pub const OPERATIONS: [(&str, &str); 19] = [
+pub const OPERATIONS: [(&str, &str); 22] = [
     ("/token", "post"),
+    ("/authorize", "get"),
+    ("/authorize/login", "post"),
+    ("/authorize/consent", "post"),
     ("/introspect", "post"),
     ("/revoke", "post"),
     ("/.well-known/jwks.json", "get"),
@@ -63,13 +66,32 @@ pub fn build(issuer: &str) -> Value {
         "servers": [{"url": issuer}],
         "paths": {
             "/token": {"post": {
-                "summary": "Token endpoint (RFC 6749 §3.2; client_credentials; DPoP per RFC 9449 §5)",
+                "summary": "Token endpoint (RFC 6749 §3.2; authorization_code with PKCE, refresh_token with rotation, client_credentials; DPoP per RFC 9449 §5)",
                 "security": client_auth,
                 "parameters": [{"name": "DPoP", "in": "header", "required": false, "schema": {"type": "string"}, "description": "DPoP proof JWT"}],
-                "requestBody": form(json!({"grant_type": {"type": "string", "enum": ["client_credentials"]}, "scope": {"type": "string"},
+                "requestBody": form(json!({"grant_type": {"type": "string", "enum": ["authorization_code", "refresh_token", "client_credentials"]}, "scope": {"type": "string"},
+                    "code": {"type": "string"}, "redirect_uri": {"type": "string"}, "code_verifier": {"type": "string"}, "refresh_token": {"type": "string"},
                     "audience": {"type": "string"}, "resource": {"type": "string"}, "client_id": {"type": "string"}, "client_secret": {"type": "string"}}), &["grant_type"]),
                 "responses": {"200": {"description": "Access token (Cache-Control: no-store)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
                     "400": oauth_error(), "401": oauth_error(), "413": oauth_error(), "415": oauth_error(), "429": oauth_error()}}},
+            "/authorize": {"get": {
+                "summary": "Authorization endpoint (OAuth 2.1 §4.1.1): response_type=code, PKCE S256 required; login and consent pages; redirects with code, state and iss (RFC 9207)",
+                "parameters": [{"name": "response_type", "in": "query", "required": true, "schema": {"type": "string", "enum": ["code"]}},
+                    {"name": "client_id", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "redirect_uri", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "scope", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "state", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "code_challenge", "in": "query", "required": true, "schema": {"type": "string"}},
+                    {"name": "code_challenge_method", "in": "query", "required": true, "schema": {"type": "string", "enum": ["S256"]}},
+                    {"name": "dpop_jkt", "in": "query", "required": false, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Login or consent page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "303": {"description": "Redirect to the client with code or error"}, "400": {"description": "Error page (untrusted redirect)"}}}},
+            "/authorize/login": {"post": {"summary": "Login form (CSRF-protected)",
+                "requestBody": form(json!({"request": {"type": "string"}, "csrf": {"type": "string"}, "username": {"type": "string"}, "password": {"type": "string"}}), &["request", "csrf"]),
+                "responses": {"303": {"description": "Back to /authorize with a session cookie"}, "401": {"description": "Login page with an error"}, "400": {"description": "Error page"}}}},
+            "/authorize/consent": {"post": {"summary": "Consent form (CSRF-protected)",
+                "requestBody": form(json!({"request": {"type": "string"}, "csrf": {"type": "string"}, "decision": {"type": "string", "enum": ["approve", "deny"]}}), &["request", "csrf", "decision"]),
+                "responses": {"303": {"description": "Redirect to the client with code or access_denied"}, "400": {"description": "Error page"}}}},
             "/introspect": {"post": {
                 "summary": "Token introspection (RFC 7662)", "security": client_auth,
                 "requestBody": form(json!({"token": {"type": "string"}, "token_type_hint": {"type": "string"}}), &["token"]),

@@ -675,13 +675,21 @@ async fn discovery_metadata_openapi_and_metrics() {
     assert_eq!(s, 200);
     assert_eq!(m["issuer"], "http://127.0.0.1:8080");
     assert_eq!(m["token_endpoint"], "http://127.0.0.1:8080/token");
-    assert_eq!(m["grant_types_supported"], json!(["client_credentials"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        m["authorization_endpoint"],
+        "http://127.0.0.1:8080/authorize"
+    );
     assert!(m["dpop_signing_alg_values_supported"]
         .as_array()
         .unwrap()
         .contains(&json!("ES256")));
     assert!(
-        m.get("authorization_endpoint").is_none(),
+        m.get("device_authorization_endpoint").is_none(),
         "nothing advertised that is not served"
     );
     let (s, _, doc) = send(

@@ -15,6 +15,7 @@
 )]
 
 mod api;
+mod grants;
 mod process;
 mod push;
 mod review;

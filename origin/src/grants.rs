@@ -1,0 +1,514 @@
+//! The user-facing grants: single-use authorization codes (PKCE S256,
+//! optionally DPoP-bound, RFC 9449 §10) and rotating refresh tokens with
+//! reuse detection. Nothing here reads a clock: `now` comes from the request.
+
+use crate::audit::{self, AuditEvent};
+use crate::clients::Client;
+use crate::error::Error;
+use crate::keys::KeyStoreError;
+use crate::revocation;
+use crate::secret::{ct_eq, random_id, AuthCode, RefreshToken};
+use crate::state::AppState;
+use crate::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
+use gatehouse_common::b64;
+use gatehouse_common::revocation::RevocationKind;
+use gatehouse_common::UnixTime;
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+
+/// How long an authorization code is valid, seconds.
+pub const CODE_TTL_SECS: i64 = 60;
+
+/// What a user approved at `/authorize`, to be bound into a code.
+#[derive(Clone, Debug)]
+pub struct CodeGrant {
+    /// The client.
+    pub client_id: String,
+    /// The user (the tokens' `sub`).
+    pub user_id: String,
+    /// The exact redirect URI used.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The audience of the tokens.
+    pub audience: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// `dpop_jkt` from the authorization request, if any.
+    pub dpop_jkt: Option<String>,
+}
+
+/// Stores a fresh single-use code for `grant`; returns it (shown once, in the redirect).
+pub async fn issue_code(
+    state: &AppState,
+    grant: &CodeGrant,
+    now: UnixTime,
+) -> Result<AuthCode, Error> {
+    let code = AuthCode::generate()?;
+    sqlx::query(
+        "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, audience, \
+         code_challenge, dpop_jkt, sid, created_at, expires_at, used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)",
+    )
+    .bind(code.hash_b64())
+    .bind(&grant.client_id)
+    .bind(&grant.user_id)
+    .bind(&grant.redirect_uri)
+    .bind(grant.scopes.join(" "))
+    .bind(&grant.audience)
+    .bind(&grant.code_challenge)
+    .bind(grant.dpop_jkt.clone())
+    .bind(random_id()?)
+    .bind(now.0)
+    .bind(now.0.saturating_add(CODE_TTL_SECS))
+    .execute(&state.db.pool)
+    .await?;
+    Ok(code)
+}
+
+/// RFC 7636 §4.1: `code_verifier = 43*128unreserved`.
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// RFC 7636 §4.6: `BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge`.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let computed = b64::encode(&Sha256::digest(verifier.as_bytes()));
+    ct_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// The `authorization_code` request at `/token`.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeRedemption<'a> {
+    /// `code`.
+    pub code: &'a str,
+    /// `redirect_uri`.
+    pub redirect_uri: Option<&'a str>,
+    /// `code_verifier`.
+    pub code_verifier: Option<&'a str>,
+    /// The verified DPoP proof's key thumbprint.
+    pub jkt: Option<&'a str>,
+}
+
+/// Revokes a grant: every refresh token of the family, and through `sid`
+/// every access token issued from it (to the edge, via the outbox), in one
+/// transaction.
+pub async fn revoke_family(
+    state: &AppState,
+    family_id: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<(), Error> {
+    let span = revocation::cover_span(&state.db, &state.config).await?;
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(family_id)
+    .execute(&mut *tx)
+    .await?;
+    revocation::revoke_in(
+        &mut tx,
+        RevocationKind::Sid,
+        family_id,
+        now.0.saturating_add(span.secs()),
+        reason,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.db.outbox_notify.notify_one();
+    Ok(())
+}
+
+/// The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
+pub async fn redeem_code(
+    state: &AppState,
+    client: &Client,
+    req: CodeRedemption<'_>,
+    ctx: RequestContext,
+) -> Result<TokenResponse, Error> {
+    let now = ctx.now;
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(Error::UnauthorizedClient(
+            "the client may not use authorization_code",
+        ));
+    }
+    let hash = AuthCode::new(req.code.to_owned()).hash_b64();
+    let row = sqlx::query(
+        "SELECT client_id, user_id, redirect_uri, scope, audience, code_challenge, dpop_jkt, sid, \
+         expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or(Error::InvalidGrant("the authorization code is invalid"))?;
+    let sid: String = row.try_get("sid")?;
+    // Single use: exactly one redemption consumes the code.
+    let consumed =
+        sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+            .bind(now.0)
+            .bind(&hash)
+            .execute(&state.db.pool)
+            .await?;
+    if consumed.rows_affected() == 0 {
+        // A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
+        revoke_family(state, &sid, "authorization code replayed", now).await?;
+        audit::record(
+            &state.db.pool,
+            &AuditEvent::new("code_replayed", now)
+                .client(&client.client_id)
+                .ip(ctx.ip)
+                .detail(format!("sid={sid}")),
+        )
+        .await?;
+        return Err(Error::InvalidGrant(
+            "the authorization code was already used",
+        ));
+    }
+    let code_client: String = row.try_get("client_id")?;
+    if code_client != client.client_id {
+        return Err(Error::InvalidGrant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    let expires_at: i64 = row.try_get("expires_at")?;
+    if now.0 >= expires_at {
+        return Err(Error::InvalidGrant("the authorization code has expired"));
+    }
+    let redirect_uri: String = row.try_get("redirect_uri")?;
+    if req.redirect_uri != Some(redirect_uri.as_str()) {
+        return Err(Error::InvalidGrant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    let challenge: String = row.try_get("code_challenge")?;
+    match req.code_verifier {
+        Some(v) if valid_verifier(v) && pkce_matches(v, &challenge) => {}
+        Some(_) => return Err(Error::InvalidGrant("PKCE verification failed")),
+        None => return Err(Error::InvalidRequest("code_verifier is required".into())),
+    }
+    let bound: Option<String> = row.try_get("dpop_jkt")?;
+    if let Some(bound) = &bound {
+        if req.jkt != Some(bound.as_str()) {
+            return Err(Error::InvalidDpopProof(
+                "the DPoP key is not the one bound to the authorization code".into(),
+            ));
+        }
+    }
+    if client.dpop_required && req.jkt.is_none() {
+        return Err(Error::InvalidDpopProof(
+            "this client requires a DPoP proof".into(),
+        ));
+    }
+    let user_id: String = row.try_get("user_id")?;
+    let scope: String = row.try_get("scope")?;
+    let audience: String = row.try_get("audience")?;
+    let scopes: Vec<String> = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut resp = sign(
+        state, client, &user_id, &audience, &scopes, &sid, req.jkt, now,
+    )?;
+    // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
+    let wants_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
+    if wants_refresh && (!client.public || req.jkt.is_some()) {
+        let refresh = RefreshToken::generate()?;
+        let family_expires_at = now.0.saturating_add(state.config.refresh_token_ttl);
+        insert_refresh(
+            &mut *state.db.pool.acquire().await?,
+            &refresh,
+            &NewRefresh {
+                family_id: &sid,
+                client_id: &client.client_id,
+                user_id: &user_id,
+                scope: &scope,
+                audience: &audience,
+                jkt: req.jkt,
+                family_expires_at,
+            },
+            state.config.refresh_idle_ttl,
+            now,
+        )
+        .await?;
+        resp.refresh_token = Some(refresh.expose().to_owned());
+    }
+    audit::record(
+        &state.db.pool,
+        &AuditEvent::new("token_issued", now)
+            .client(&client.client_id)
+            .subject(&user_id)
+            .jti(&resp.jti)
+            .ip(ctx.ip)
+            .detail(format!("grant=authorization_code sid={sid}")),
+    )
+    .await?;
+    Ok(resp)
+}
+
+struct NewRefresh<'a> {
+    family_id: &'a str,
+    client_id: &'a str,
+    user_id: &'a str,
+    scope: &'a str,
+    audience: &'a str,
+    jkt: Option<&'a str>,
+    family_expires_at: i64,
+}
+
+async fn insert_refresh<'c, E>(
+    exec: E,
+    token: &RefreshToken,
+    r: &NewRefresh<'_>,
+    idle: i64,
+    now: UnixTime,
+) -> Result<(), Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
+    )
+    .bind(token.hash_b64())
+    .bind(r.family_id)
+    .bind(r.client_id)
+    .bind(r.user_id)
+    .bind(r.scope)
+    .bind(r.audience)
+    .bind(r.jkt.map(str::to_owned))
+    .bind(now.0)
+    .bind(now.0.saturating_add(idle).min(r.family_expires_at))
+    .bind(r.family_expires_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign(
+    state: &AppState,
+    client: &Client,
+    sub: &str,
+    aud: &str,
+    scopes: &[String],
+    sid: &str,
+    jkt: Option<&str>,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
+    let ring = state.key_ring()?;
+    let signer = ring.signer(now).ok_or(KeyStoreError::NoSigner)?;
+    sign_access_token(
+        signer,
+        &state.config.issuer,
+        state.config.access_token_ttl,
+        &AccessTokenClaims {
+            sub,
+            client_id: &client.client_id,
+            aud,
+            scopes,
+            sid,
+            jkt,
+        },
+        now,
+    )
+}
+
+/// The `refresh_token` request at `/token`.
+#[derive(Clone, Copy, Debug)]
+pub struct Refresh<'a> {
+    /// `refresh_token`.
+    pub refresh_token: &'a str,
+    /// `scope` (may only narrow).
+    pub scope: Option<&'a str>,
+    /// The verified DPoP proof's key thumbprint.
+    pub jkt: Option<&'a str>,
+}
+
+/// The refresh_token grant (RFC 6749 §6): rotation on every use; a rotated
+/// token presented again revokes the whole family (and its access tokens).
+pub async fn refresh(
+    state: &AppState,
+    client: &Client,
+    req: Refresh<'_>,
+    ctx: RequestContext,
+) -> Result<TokenResponse, Error> {
+    let now = ctx.now;
+    if !client.grant_types.iter().any(|g| g == "refresh_token") {
+        return Err(Error::UnauthorizedClient(
+            "the client may not use refresh_token",
+        ));
+    }
+    let hash = RefreshToken::new(req.refresh_token.to_owned()).hash_b64();
+    let row = sqlx::query(
+        "SELECT family_id, client_id, user_id, scope, audience, dpop_jkt, expires_at, \
+         family_expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&state.db.pool)
+    .await?
+    .ok_or(Error::InvalidGrant("the refresh token is invalid"))?;
+    let family_id: String = row.try_get("family_id")?;
+    let owner: String = row.try_get("client_id")?;
+    if owner != client.client_id {
+        return Err(Error::InvalidGrant("the refresh token is invalid"));
+    }
+    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    if revoked_at.is_some() {
+        return Err(Error::InvalidGrant("the refresh token was revoked"));
+    }
+    let rotated_at: Option<i64> = row.try_get("rotated_at")?;
+    if rotated_at.is_some() {
+        return Err(reuse(state, client, &family_id, ctx).await?);
+    }
+    let expires_at: i64 = row.try_get("expires_at")?;
+    let family_expires_at: i64 = row.try_get("family_expires_at")?;
+    if now.0 >= expires_at || now.0 >= family_expires_at {
+        return Err(Error::InvalidGrant("the refresh token has expired"));
+    }
+    let bound: Option<String> = row.try_get("dpop_jkt")?;
+    if let Some(bound) = &bound {
+        if req.jkt != Some(bound.as_str()) {
+            return Err(Error::InvalidGrant(
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
+    }
+    let scope: String = row.try_get("scope")?;
+    let family_scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+    let scopes: Vec<String> = match req.scope {
+        None => family_scopes.iter().map(|s| (*s).to_owned()).collect(),
+        Some(asked) => {
+            let mut out: Vec<String> = Vec::new();
+            for s in asked.split(' ').filter(|s| !s.is_empty()) {
+                if !family_scopes.contains(&s) {
+                    return Err(Error::InvalidScope(
+                        "a requested scope exceeds the original grant",
+                    ));
+                }
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_owned());
+                }
+            }
+            out
+        }
+    };
+    let user_id: String = row.try_get("user_id")?;
+    let audience: String = row.try_get("audience")?;
+    // Rotation: exactly one request consumes this token (conditional UPDATE).
+    let next = RefreshToken::generate()?;
+    let mut tx = state.db.pool.begin().await?;
+    let won = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
+         AND rotated_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    if won.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Err(reuse(state, client, &family_id, ctx).await?);
+    }
+    insert_refresh(
+        &mut *tx,
+        &next,
+        &NewRefresh {
+            family_id: &family_id,
+            client_id: &client.client_id,
+            user_id: &user_id,
+            scope: &scope,
+            audience: &audience,
+            jkt: bound.as_deref(),
+            family_expires_at,
+        },
+        state.config.refresh_idle_ttl,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut resp = sign(
+        state, client, &user_id, &audience, &scopes, &family_id, req.jkt, now,
+    )?;
+    resp.refresh_token = Some(next.expose().to_owned());
+    audit::record(
+        &state.db.pool,
+        &AuditEvent::new("token_refreshed", now)
+            .client(&client.client_id)
+            .subject(&user_id)
+            .jti(&resp.jti)
+            .ip(ctx.ip)
+            .detail(format!("sid={family_id}")),
+    )
+    .await?;
+    Ok(resp)
+}
+
+/// A rotated refresh token was presented again: revoke the family.
+async fn reuse(
+    state: &AppState,
+    client: &Client,
+    family_id: &str,
+    ctx: RequestContext,
+) -> Result<Error, Error> {
+    revoke_family(state, family_id, "refresh token reuse", ctx.now).await?;
+    audit::record(
+        &state.db.pool,
+        &AuditEvent::new("refresh_reuse", ctx.now)
+            .client(&client.client_id)
+            .ip(ctx.ip)
+            .detail(format!("sid={family_id} revoked")),
+    )
+    .await?;
+    Ok(Error::InvalidGrant("the refresh token was already used"))
+}
+
+/// RFC 7009 for refresh tokens: revokes the family of `raw` if it belongs to
+/// `client`. `false` if `raw` is not one of our refresh tokens.
+pub async fn revoke_refresh(
+    state: &AppState,
+    client: &Client,
+    raw: &str,
+    now: UnixTime,
+) -> Result<bool, Error> {
+    let hash = RefreshToken::new(raw.to_owned()).hash_b64();
+    let row = sqlx::query("SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let owner: String = row.try_get("client_id")?;
+    if owner == client.client_id {
+        let family: String = row.try_get("family_id")?;
+        revoke_family(state, &family, "rfc7009", now).await?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(valid_verifier(verifier));
+        assert!(pkce_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_matches(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
+        assert!(!valid_verifier("short"));
+    }
+}

@@ -1,0 +1,488 @@
+//! `GET /authorize` (OAuth 2.1 authorization code with PKCE S256) and its
+//! server-rendered login and consent pages (no front-end framework).
+//!
+//! CSRF: a random token in an HttpOnly, SameSite=Lax cookie, echoed in a
+//! hidden form field and compared in constant time (double submit; Lax keeps
+//! the cookie off cross-site POSTs). The session cookie is HttpOnly,
+//! SameSite=Lax, and Secure unless the issuer is on localhost.
+
+use crate::clients::{self, Client};
+use crate::error::Error;
+use crate::grants::{self, CodeGrant};
+use crate::http::form::OAuthForm;
+use crate::secret::{ct_eq, CsrfToken, Password, SessionId};
+use crate::state::{now, AppState};
+use crate::token::{choose_audience, grant_scopes};
+use crate::users;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gatehouse_common::UnixTime;
+use sqlx::Row as _;
+
+/// Browser session lifetime, seconds.
+pub const SESSION_TTL_SECS: i64 = 8 * 3600;
+const SESSION_COOKIE: &str = "gh_session";
+const CSRF_COOKIE: &str = "gh_csrf";
+
+/// A validated authorization request.
+#[derive(Clone, Debug)]
+pub struct AuthzRequest {
+    /// The client.
+    pub client: Client,
+    /// The exact registered redirect URI.
+    pub redirect_uri: String,
+    /// `state`, returned unchanged.
+    pub state: Option<String>,
+    /// Granted scopes (within the client's).
+    pub scopes: Vec<String>,
+    /// The audience.
+    pub audience: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// RFC 9449 §10 `dpop_jkt`.
+    pub dpop_jkt: Option<String>,
+}
+
+/// HTML-escapes text for element content and quoted attributes.
+#[must_use]
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
+         <body><main><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    )
+}
+
+/// The page shown when the request cannot be redirected back (RFC 6749 §4.1.2.1).
+#[must_use]
+pub fn error_page(reason: &str) -> String {
+    page("Authorization error", &format!("<p>{}</p>", esc(reason)))
+}
+
+/// The redirect to the client with `params` plus `iss` (RFC 9207).
+fn redirect_to(uri: &str, params: &[(&str, &str)], issuer: &str) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        q.append_pair(k, v);
+    }
+    q.append_pair("iss", issuer);
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", q.finish())
+}
+
+fn redirect_error(
+    req_uri: &str,
+    state: Option<&str>,
+    issuer: &str,
+    code: &'static str,
+    desc: &str,
+) -> Error {
+    let mut params = vec![("error", code), ("error_description", desc)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    Error::AuthorizeRedirect {
+        location: redirect_to(req_uri, &params, issuer),
+        code,
+    }
+}
+
+/// Validates an authorization request (RFC 6749 §4.1.1, RFC 7636, OAuth 2.1).
+/// Errors before the redirect URI is verified are pages; after, redirects.
+pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, Error> {
+    let client_id = q
+        .get("client_id")
+        .ok_or(Error::AuthorizePage("client_id is missing"))?;
+    let client = clients::get(&state.db, client_id)
+        .await?
+        .ok_or(Error::AuthorizePage("unknown client"))?;
+    let redirect_uri = match q.get("redirect_uri") {
+        Some(r) if client.redirect_uris.iter().any(|u| u == r) => r.to_owned(),
+        Some(_) => {
+            return Err(Error::AuthorizePage(
+                "redirect_uri is not registered for this client",
+            ))
+        }
+        None => match client.redirect_uris.as_slice() {
+            [only] => only.clone(),
+            _ => return Err(Error::AuthorizePage("redirect_uri is required")),
+        },
+    };
+    let st = q.get("state");
+    let iss = &state.config.issuer;
+    let fail = |code, desc: &str| redirect_error(&redirect_uri, st, iss, code, desc);
+    if q.get("response_type") != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        ));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(fail(
+            "unauthorized_client",
+            "the client may not use authorization_code",
+        ));
+    }
+    let challenge = match (q.get("code_challenge"), q.get("code_challenge_method")) {
+        (Some(c), Some("S256"))
+            if c.len() == 43
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            c.to_owned()
+        }
+        (Some(_), Some("S256")) => {
+            return Err(fail("invalid_request", "code_challenge is malformed"))
+        }
+        (Some(_), _) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256 (plain is not supported)",
+            ))
+        }
+        (None, _) => return Err(fail("invalid_request", "PKCE code_challenge is required")),
+    };
+    let scopes = grant_scopes(&client, q.get("scope")).map_err(|_| {
+        fail(
+            "invalid_scope",
+            "a requested scope is not allowed for this client",
+        )
+    })?;
+    let audience =
+        choose_audience(&client, q.get("audience"), q.get("resource")).map_err(|_| {
+            fail(
+                "invalid_target",
+                "the audience is not allowed for this client",
+            )
+        })?;
+    let dpop_jkt = match q.get("dpop_jkt") {
+        Some(j)
+            if j.len() == 43
+                && j.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(j.to_owned())
+        }
+        Some(_) => return Err(fail("invalid_request", "dpop_jkt is malformed")),
+        None => None,
+    };
+    Ok(AuthzRequest {
+        redirect_uri,
+        state: st.map(str::to_owned),
+        scopes,
+        audience,
+        code_challenge: challenge,
+        dpop_jkt,
+        client,
+    })
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn secure_cookies(state: &AppState) -> bool {
+    let iss = &state.config.issuer;
+    !(iss.starts_with("http://127.0.0.1")
+        || iss.starts_with("http://localhost")
+        || iss.starts_with("http://[::1]"))
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    let secure = if secure_cookies(state) {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .ok()
+}
+
+async fn session_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Option<String>, Error> {
+    let Some(raw) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let row = sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
+        .bind(SessionId::new(raw.to_owned()).hash_b64())
+        .bind(now.0)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("user_id")?),
+        None => None,
+    })
+}
+
+fn scope_key(scopes: &[String]) -> String {
+    let mut s = scopes.to_vec();
+    s.sort();
+    s.join(" ")
+}
+
+async fn has_consent(state: &AppState, user: &str, req: &AuthzRequest) -> Result<bool, Error> {
+    Ok(sqlx::query(
+        "SELECT user_id FROM consents WHERE user_id = $1 AND client_id = $2 AND scope = $3",
+    )
+    .bind(user)
+    .bind(&req.client.client_id)
+    .bind(scope_key(&req.scopes))
+    .fetch_optional(&state.db.pool)
+    .await?
+    .is_some())
+}
+
+/// Issues the code and redirects with `code`, `state`, `iss`.
+async fn approve(
+    state: &AppState,
+    user: &str,
+    req: &AuthzRequest,
+    now: UnixTime,
+) -> Result<Response, Error> {
+    let code = grants::issue_code(
+        state,
+        &CodeGrant {
+            client_id: req.client.client_id.clone(),
+            user_id: user.to_owned(),
+            redirect_uri: req.redirect_uri.clone(),
+            scopes: req.scopes.clone(),
+            audience: req.audience.clone(),
+            code_challenge: req.code_challenge.clone(),
+            dpop_jkt: req.dpop_jkt.clone(),
+        },
+        now,
+    )
+    .await?;
+    let mut params = vec![("code", code.expose())];
+    if let Some(s) = &req.state {
+        params.push(("state", s.as_str()));
+    }
+    let location = redirect_to(&req.redirect_uri, &params, &state.config.issuer);
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Renders `body` with a CSRF token (reusing the cookie's, or setting a new one).
+fn with_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    render: impl FnOnce(&str) -> String,
+) -> Result<Response, Error> {
+    let (token, fresh) = match cookie(headers, CSRF_COOKIE) {
+        Some(t) if t.len() == 43 => (t.to_owned(), false),
+        _ => (CsrfToken::generate()?.expose().to_owned(), true),
+    };
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        render(&token),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    if fresh {
+        if let Some(v) = set_cookie(state, CSRF_COOKIE, &token, SESSION_TTL_SECS) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn login_page(query: &str, csrf: &str, error: Option<&str>) -> String {
+    let err = error
+        .map(|e| format!("<p role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    page(
+        "Sign in",
+        &format!(
+            "{err}<form method=\"post\" action=\"/authorize/login\">\
+             <input type=\"hidden\" name=\"request\" value=\"{q}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+             <label>Username <input name=\"username\" autocomplete=\"username\" required></label>\
+             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Sign in</button></form>",
+            q = esc(query),
+            c = esc(csrf)
+        ),
+    )
+}
+
+fn consent_page(query: &str, csrf: &str, req: &AuthzRequest) -> String {
+    let scopes: String = req
+        .scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", esc(s)))
+        .collect();
+    page(
+        "Allow access?",
+        &format!(
+            "<p><strong>{name}</strong> asks for access to <code>{aud}</code> with:</p><ul>{scopes}</ul>\
+             <form method=\"post\" action=\"/authorize/consent\">\
+             <input type=\"hidden\" name=\"request\" value=\"{q}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
+             <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
+             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+            name = esc(&req.client.name),
+            aud = esc(&req.audience),
+            q = esc(query),
+            c = esc(csrf)
+        ),
+    )
+}
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Error> {
+    let now = now();
+    let query = query.unwrap_or_default();
+    let q = OAuthForm::parse(query.as_bytes())
+        .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
+    let req = validate(&state, &q).await?;
+    match session_user(&state, &headers, now).await? {
+        None => with_csrf(&state, &headers, |csrf| login_page(&query, csrf, None)),
+        Some(user) if has_consent(&state, &user, &req).await? => {
+            approve(&state, &user, &req, now).await
+        }
+        Some(_) => with_csrf(&state, &headers, |csrf| consent_page(&query, csrf, &req)),
+    }
+}
+
+fn check_csrf(headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
+    match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) if ct_eq(c.as_bytes(), f.as_bytes()) => Ok(()),
+        _ => Err(Error::AuthorizePage(
+            "the form expired or was not sent by this site (CSRF check failed); start again",
+        )),
+    }
+}
+
+/// `POST /authorize/login`: checks CSRF and the password, starts a session,
+/// and returns to `/authorize` with the original request.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, Error> {
+    let now = now();
+    check_csrf(&headers, &form)?;
+    let query = form.get("request").unwrap_or_default().to_owned();
+    let q = OAuthForm::parse(query.as_bytes())
+        .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
+    validate(&state, &q).await?;
+    let username = form.get("username").unwrap_or_default();
+    let password = Password::new(form.get("password").unwrap_or_default().to_owned());
+    let Some(user) = users::verify(&state.db, username, &password).await? else {
+        crate::audit::record(
+            &state.db.pool,
+            &crate::audit::AuditEvent::new("login_failed", now),
+        )
+        .await?;
+        let mut resp = with_csrf(&state, &headers, |csrf| {
+            login_page(&query, csrf, Some("Wrong username or password."))
+        })?;
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(resp);
+    };
+    let sid = SessionId::generate()?;
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(sid.hash_b64())
+    .bind(&user.user_id)
+    .bind(now.0)
+    .bind(now.0.saturating_add(SESSION_TTL_SECS))
+    .execute(&state.db.pool)
+    .await?;
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/authorize?{query}")) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Some(v) = set_cookie(&state, SESSION_COOKIE, sid.expose(), SESSION_TTL_SECS) {
+        h.append(header::SET_COOKIE, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// `POST /authorize/consent`: checks CSRF and the session; approve remembers
+/// the consent and redirects with a code, deny redirects with `access_denied`.
+pub async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, Error> {
+    let now = now();
+    check_csrf(&headers, &form)?;
+    let query = form.get("request").unwrap_or_default();
+    let q = OAuthForm::parse(query.as_bytes())
+        .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
+    let req = validate(&state, &q).await?;
+    let Some(user) = session_user(&state, &headers, now).await? else {
+        return Err(Error::AuthorizePage("your session has ended; start again"));
+    };
+    match form.get("decision") {
+        Some("approve") => {
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, client_id, scope) DO NOTHING",
+            )
+            .bind(&user)
+            .bind(&req.client.client_id)
+            .bind(scope_key(&req.scopes))
+            .bind(now.0)
+            .execute(&state.db.pool)
+            .await?;
+            approve(&state, &user, &req, now).await
+        }
+        _ => Err(redirect_error(
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &state.config.issuer,
+            "access_denied",
+            "the user denied the request",
+        )),
+    }
+}
