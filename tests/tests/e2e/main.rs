@@ -5,6 +5,7 @@
 
 mod edge;
 mod faults;
+mod grants;
 mod guide;
 mod harness;
 mod hostile;
