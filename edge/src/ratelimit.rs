@@ -68,7 +68,9 @@ impl DurableObject for RateLimiter {
         let quota = Quota::new(q.name, q.limit, q.window_secs);
         let now_ms = worker::Date::now().as_millis() as i64;
         let storage = self.state.storage();
-        let tat_ms: Option<i64> = storage.get("tat").await.ok().flatten();
+        // A storage error is an error (the edge's RATE_LIMIT_FAIL then
+        // decides), never a fresh bucket.
+        let tat_ms: Option<i64> = storage.get("tat").await?;
         let state = GcraState {
             tat_ms: tat_ms.unwrap_or_default(),
         };
