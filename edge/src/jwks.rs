@@ -4,8 +4,9 @@
 //! issuer: concurrent requests in an isolate await the same fetch.
 
 use crate::config::{EdgeConfig, IssuerConfig};
-use crate::jwks_cache::{self, Action, CachePolicy, JwksState};
+use crate::jwks_cache::{self, Action, CachePolicy, JwksState, SharedEntry};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::StreamExt;
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
@@ -15,7 +16,16 @@ use worker::{Cache, Fetch, Method, Request, RequestInit, Response};
 /// Largest JWKS document read, in bytes.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
-type Fetched = Option<(JwkSet, Option<i64>)>;
+/// A fetched set and where it came from.
+#[derive(Clone)]
+enum Got {
+    /// From the issuer, with its `max-age` (if any).
+    Issuer(JwkSet, Option<i64>),
+    /// From the location's shared cache, fetched from the issuer at the entry's time.
+    Shared(JwkSet, SharedEntry),
+}
+
+type Fetched = Option<Got>;
 
 #[derive(Default)]
 struct Issuer {
@@ -48,7 +58,23 @@ fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
 }
 
-async fn read(mut resp: Response) -> Fetched {
+/// Reads at most `cap` bytes of a body while streaming it: a larger body is
+/// abandoned as soon as it passes the cap, never read whole.
+async fn body_capped(resp: &mut Response, cap: usize) -> Option<Vec<u8>> {
+    let mut stream = resp.stream().ok()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if body.len().saturating_add(chunk.len()) > cap {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
+}
+
+/// A 200 answer's key set (at most [`MAX_JWKS_BYTES`]) and `max-age`.
+async fn read(mut resp: Response) -> Option<(JwkSet, Option<i64>)> {
     if resp.status_code() != 200 {
         return None;
     }
@@ -58,22 +84,30 @@ async fn read(mut resp: Response) -> Fetched {
         .ok()
         .flatten()
         .and_then(|v| jwks_cache::max_age(&v));
-    let body = resp.bytes().await.ok()?;
-    if body.len() > MAX_JWKS_BYTES {
-        return None;
-    }
+    let body = body_capped(&mut resp, MAX_JWKS_BYTES).await?;
     let set = JwkSet::from_json(&body).ok()?;
     Some((set, max_age))
 }
 
 /// Fetches from the Cache API (unless `bypass_shared`), then from the issuer;
-/// a good answer from the issuer is shared through the Cache API.
-async fn fetch(url: String, bypass_shared: bool, ttl_hint: i64) -> Fetched {
+/// a good answer from the issuer is shared through the Cache API with its
+/// clamped TTL and its fetch time, so another isolate trusts it only for
+/// what is left of that TTL.
+async fn fetch(url: String, bypass_shared: bool, p: CachePolicy, now: UnixTime) -> Fetched {
     let cache = Cache::default();
     if !bypass_shared {
         if let Ok(Some(resp)) = cache.get(url.as_str(), false).await {
-            if let Some(found) = read(resp).await {
-                return Some(found);
+            let entry = resp
+                .headers()
+                .get(jwks_cache::SHARED_ENTRY_HEADER)
+                .ok()
+                .flatten()
+                .and_then(|v| SharedEntry::parse(&v))
+                .filter(|e| e.remaining(now).is_some());
+            if let Some(entry) = entry {
+                if let Some((set, _)) = read(resp).await {
+                    return Some(Got::Shared(set, entry));
+                }
             }
         }
     }
@@ -82,12 +116,17 @@ async fn fetch(url: String, bypass_shared: bool, ttl_hint: i64) -> Fetched {
     let req = Request::new_with_init(&url, &init).ok()?;
     let resp = Fetch::Request(req).send().await.ok()?;
     let (set, max_age) = read(resp).await?;
-    let ttl = max_age.unwrap_or(ttl_hint).max(0);
+    let ttl = jwks_cache::ttl(max_age, &p);
     if ttl > 0 {
+        let entry = SharedEntry {
+            fetched_at: now.0,
+            ttl,
+        };
         if let Ok(mut shared) = Response::ok(set.to_json().to_string()) {
             let h = shared.headers_mut();
             let _ = h.set("content-type", "application/json");
             let _ = h.set("cache-control", &format!("public, max-age={ttl}"));
+            let _ = h.set(jwks_cache::SHARED_ENTRY_HEADER, &entry.header_value());
             if let Err(e) = cache.put(url.as_str(), shared).await {
                 worker::console_warn!(
                     r#"{{"event":"jwks_cache_put_failed","error":{}}}"#,
@@ -96,7 +135,7 @@ async fn fetch(url: String, bypass_shared: bool, ttl_hint: i64) -> Fetched {
             }
         }
     }
-    Some((set, max_age))
+    Some(Got::Issuer(set, max_age))
 }
 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
@@ -105,7 +144,7 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
     let shared = with_issuer(iss, |i| {
         i.in_flight
             .get_or_insert_with(|| {
-                fetch(issuer.jwks_url.clone(), bypass_shared, p.min_ttl)
+                fetch(issuer.jwks_url.clone(), bypass_shared, p, now)
                     .boxed_local()
                     .shared()
             })
@@ -116,7 +155,8 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
         if i.in_flight.is_some() {
             i.in_flight = None;
             match result {
-                Some((set, max_age)) => i.state.fetched(set, max_age, now, &p),
+                Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
+                Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),
                 None => {
                     worker::console_warn!(
                         r#"{{"event":"jwks_fetch_failed","issuer":{}}}"#,

@@ -42,6 +42,10 @@ pub enum Action {
     UseCached,
     /// Fetch now (nothing usable is cached, or the set is stale).
     Fetch,
+    /// Nothing was ever fetched and the last attempt failed within the
+    /// cooldown: answer "unavailable" without asking the issuer again
+    /// (negative cache, so a cold isolate does not fetch on every request).
+    Unavailable,
 }
 
 impl JwksState {
@@ -52,6 +56,7 @@ impl JwksState {
         match (self.keys.is_some(), self.fresh_until) {
             (true, Some(fresh)) if now < fresh => Action::UseCached,
             _ if self.in_cooldown(now, policy) && self.usable(now, policy) => Action::UseCached,
+            _ if self.in_cooldown(now, policy) && !self.usable(now, policy) => Action::Unavailable,
             _ => Action::Fetch,
         }
     }
@@ -84,18 +89,77 @@ impl JwksState {
         now: UnixTime,
         policy: &CachePolicy,
     ) {
-        let ttl = max_age
-            .unwrap_or(policy.min_ttl)
-            .clamp(policy.min_ttl, policy.max_ttl);
+        let ttl = ttl(max_age, policy);
         self.keys = Some(keys);
         self.fetched_at = Some(now);
         self.fresh_until = Some(now.plus(ttl));
         self.last_attempt = Some(now);
     }
 
+    /// Records a set found in the shared cache, fetched from the issuer at
+    /// `entry.fetched_at`: it is fresh only for the entry's remaining
+    /// lifetime, never a new full TTL from now.
+    pub fn fetched_shared(&mut self, keys: JwkSet, entry: SharedEntry, now: UnixTime) {
+        self.keys = Some(keys);
+        self.fetched_at = Some(UnixTime(entry.fetched_at));
+        self.fresh_until = Some(UnixTime(entry.fetched_at.saturating_add(entry.ttl)));
+        self.last_attempt = Some(now);
+    }
+
     /// Records a failed fetch: the last good set stays, the cooldown starts.
     pub fn failed(&mut self, now: UnixTime) {
         self.last_attempt = Some(now);
+    }
+}
+
+/// The TTL of a freshly fetched set: the issuer's `max-age` clamped to
+/// `[min_ttl, max_ttl]` (the floor when it gave none). Used both in isolate
+/// memory and for the shared Cache API entry.
+#[must_use]
+pub fn ttl(max_age: Option<i64>, policy: &CachePolicy) -> i64 {
+    max_age
+        .unwrap_or(policy.min_ttl)
+        .clamp(policy.min_ttl, policy.max_ttl)
+}
+
+/// The header on a shared Cache API entry recording when (unix seconds) the
+/// set was fetched from the issuer and its clamped TTL: `<fetched_at>/<ttl>`.
+pub const SHARED_ENTRY_HEADER: &str = "gatehouse-jwks-fetched";
+
+/// When a shared entry was fetched and for how long it is fresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedEntry {
+    /// Unix seconds of the fetch from the issuer.
+    pub fetched_at: i64,
+    /// Clamped TTL, seconds.
+    pub ttl: i64,
+}
+
+impl SharedEntry {
+    /// The header value.
+    #[must_use]
+    pub fn header_value(&self) -> String {
+        format!("{}/{}", self.fetched_at, self.ttl)
+    }
+
+    /// Parses the header value; `None` when absent or malformed.
+    #[must_use]
+    pub fn parse(v: &str) -> Option<Self> {
+        let (a, b) = v.trim().split_once('/')?;
+        Some(Self {
+            fetched_at: a.parse().ok()?,
+            ttl: b.parse().ok().filter(|t: &i64| *t >= 0)?,
+        })
+    }
+
+    /// Seconds of freshness left at `now` (positive), or `None` when the
+    /// entry is no longer fresh (or claims a fetch in the future).
+    #[must_use]
+    pub fn remaining(&self, now: UnixTime) -> Option<i64> {
+        if self.fetched_at > now.0 {
+            return None;
+        }
+        Some(self.fetched_at.saturating_add(self.ttl) - now.0).filter(|r| *r > 0)
     }
 }
 
@@ -167,6 +231,37 @@ mod tests {
         s.fetched(JwkSet::default(), Some(300), UnixTime(0), &P);
         assert!(!s.may_refetch_for_unknown_kid(UnixTime(5), &P));
         assert!(s.may_refetch_for_unknown_kid(UnixTime(10), &P));
+    }
+
+    #[test]
+    fn never_fetched_and_failing_waits_for_the_cooldown() {
+        let mut s = JwksState::default();
+        s.failed(UnixTime(100));
+        assert_eq!(s.before_lookup(UnixTime(100), &P), Action::Unavailable);
+        assert_eq!(s.before_lookup(UnixTime(109), &P), Action::Unavailable);
+        assert_eq!(s.before_lookup(UnixTime(110), &P), Action::Fetch);
+    }
+
+    #[test]
+    fn shared_entries_are_clamped_and_age() {
+        // The issuer says a day; the ceiling is 600 s.
+        let e = SharedEntry {
+            fetched_at: 1000,
+            ttl: ttl(Some(86_400), &P),
+        };
+        assert_eq!(e.ttl, 600);
+        assert_eq!(SharedEntry::parse(&e.header_value()), Some(e));
+        assert_eq!(e.remaining(UnixTime(1000)), Some(600));
+        assert_eq!(e.remaining(UnixTime(1500)), Some(100));
+        assert_eq!(e.remaining(UnixTime(1600)), None);
+        assert_eq!(e.remaining(UnixTime(999)), None, "from the future");
+        // A hit keeps only the remaining lifetime, not a new TTL from now.
+        let mut s = JwksState::default();
+        s.fetched_shared(JwkSet::default(), e, UnixTime(1500));
+        assert_eq!(s.fresh_until, Some(UnixTime(1600)));
+        assert_eq!(s.before_lookup(UnixTime(1600), &P), Action::Fetch);
+        assert_eq!(SharedEntry::parse("garbage"), None);
+        assert_eq!(SharedEntry::parse("5/-1"), None);
     }
 
     #[test]
