@@ -2,6 +2,7 @@
 //! once per isolate into a validated [`EdgeConfig`]. Every error names the
 //! variable and the problem, never the value (values may be secrets).
 
+pub use crate::revocation_rules::RevocationFail;
 use gatehouse_common::access_token::AccessTokenPolicy;
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::dpop::DpopPolicy;
@@ -77,6 +78,8 @@ pub struct EdgeConfig {
     pub ip_quota: Quota,
     /// Behaviour when the rate-limit Durable Object is unreachable.
     pub rate_limit_fail: FailMode,
+    /// Behaviour when an issuer's revocation list cannot be read or verified.
+    pub revocation_fail: RevocationFail,
     /// How long an isolate trusts its revocation list before re-reading KV.
     pub revocation_ttl_secs: i64,
     /// Whether `Authorization` and `DPoP` are removed before forwarding.
@@ -337,6 +340,12 @@ impl EdgeConfig {
             Some(_) => return Err(err("RATE_LIMIT_FAIL", "must be open or closed")),
         };
 
+        let revocation_fail = match get("REVOCATION_FAIL").as_deref().map(str::trim) {
+            None | Some("closed") => RevocationFail::Closed,
+            Some("open") => RevocationFail::Open,
+            Some(_) => return Err(err("REVOCATION_FAIL", "must be open or closed")),
+        };
+
         let cfg = Self {
             issuers,
             upstream_url: url(
@@ -353,6 +362,7 @@ impl EdgeConfig {
             client_quota,
             ip_quota,
             rate_limit_fail,
+            revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
             strip_credentials: flag("STRIP_CREDENTIALS", true)?,
             cors: CorsConfig {
@@ -421,6 +431,7 @@ mod tests {
         assert_eq!(p.algorithms, Algorithm::ALL.to_vec());
         assert!(cfg.nonces.is_none());
         assert_eq!(cfg.rate_limit_fail, FailMode::Open);
+        assert_eq!(cfg.revocation_fail, RevocationFail::Closed, "fails closed");
         assert_eq!(cfg.client_quota.limit, 600);
         assert!(cfg.strip_credentials);
     }
@@ -469,6 +480,7 @@ mod tests {
             ("DEFAULT_ROUTE", "deny"),
             ("RATE_LIMIT_CLIENT", "3/60"),
             ("RATE_LIMIT_FAIL", "closed"),
+            ("REVOCATION_FAIL", "open"),
             ("CORS_ALLOW_ORIGINS", "https://app.example"),
         ]);
         let cfg = EdgeConfig::from_vars(vars(&v)).unwrap();
@@ -483,6 +495,7 @@ mod tests {
             (3, 60)
         );
         assert_eq!(cfg.rate_limit_fail, FailMode::Closed);
+        assert_eq!(cfg.revocation_fail, RevocationFail::Open);
         assert_eq!(
             cfg.cors.allow("https://app.example").as_deref(),
             Some("https://app.example")
@@ -506,6 +519,7 @@ mod tests {
             (&[("RATE_LIMIT_IP", "0/60")], "RATE_LIMIT_IP"),
             (&[("RATE_LIMIT_CLIENT", "ten")], "RATE_LIMIT_CLIENT"),
             (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
+            (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
             (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),
         ];

@@ -9,6 +9,8 @@
 
 pub mod config;
 pub mod jwks_cache;
+pub mod replay_window;
+pub mod revocation_rules;
 
 #[cfg(target_arch = "wasm32")]
 mod jwks;

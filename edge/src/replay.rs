@@ -3,6 +3,7 @@
 //! accepted anyway (its `iat` window plus skew), so a replayed proof is
 //! refused everywhere, exactly once accepted.
 
+use crate::replay_window;
 use serde::{Deserialize, Serialize};
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
@@ -13,12 +14,21 @@ pub const BINDING: &str = "REPLAY_GUARD";
 
 /// Asks the guard for `jkt`'s shard whether `key` was seen; records it if not.
 /// `Ok(true)` means replayed. Any failure is an error (the caller fails closed).
-pub async fn seen_before(env: &Env, jkt: &str, key: &str, expires_at: i64) -> Result<bool> {
+/// `now` is the edge's clock for this request; `expires_at` is the proof's
+/// exclusive `replay_until`.
+pub async fn seen_before(
+    env: &Env,
+    jkt: &str,
+    key: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool> {
     let ns = env.durable_object(BINDING)?;
     let stub = ns.id_from_name(jkt)?.get_stub()?;
     let body = serde_json::to_string(&ReplayCheck {
         key: key.to_owned(),
         expires_at,
+        now,
     })?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
@@ -39,8 +49,10 @@ pub async fn seen_before(env: &Env, jkt: &str, key: &str, expires_at: i64) -> Re
 pub struct ReplayCheck {
     /// The proof's replay key (hash of `jti` and `htu`, from `common::dpop`).
     pub key: String,
-    /// Unix seconds after which the entry may be forgotten.
+    /// The exclusive bound: the key counts as seen while `now < expires_at`.
     pub expires_at: i64,
+    /// The edge's clock for this request (read once per request).
+    pub now: i64,
 }
 
 /// The guard's answer.
@@ -66,14 +78,17 @@ impl DurableObject for ReplayGuard {
             return Response::error("method not allowed", 405);
         }
         let check: ReplayCheck = req.json().await?;
-        let now = (worker::Date::now().as_millis() / 1000) as i64;
         let storage = self.state.storage();
         let seen: Option<i64> = storage.get(&check.key).await?;
-        let replayed = seen.is_some_and(|exp| exp > now);
+        let replayed = replay_window::is_replayed(seen, check.now);
         if !replayed {
-            storage.put(&check.key, check.expires_at).await?;
+            // Never lowers a stored bound; storage operations of one request
+            // run under the object's input gate, so no other check interleaves.
+            let exp = replay_window::bound_to_store(seen, check.expires_at);
+            storage.put(&check.key, exp).await?;
             if storage.get_alarm().await?.is_none() {
-                let delay_ms = (check.expires_at - now).max(1) * 1000;
+                let own_now = (worker::Date::now().as_millis() / 1000) as i64;
+                let delay_ms = (exp + replay_window::PRUNE_MARGIN_SECS - own_now).max(1) * 1000;
                 storage.set_alarm(delay_ms).await?;
             }
         }
@@ -92,7 +107,7 @@ impl DurableObject for ReplayGuard {
                 continue;
             };
             let exp = exp as i64;
-            if exp <= now {
+            if replay_window::is_prunable(exp, now) {
                 expired.push(key);
             } else {
                 next = Some(next.map_or(exp, |n| n.min(exp)));
@@ -102,7 +117,8 @@ impl DurableObject for ReplayGuard {
             storage.delete_multiple(expired).await?;
         }
         if let Some(exp) = next {
-            storage.set_alarm((exp - now).max(1) * 1000).await?;
+            let delay_s = (exp + replay_window::PRUNE_MARGIN_SECS - now).max(1);
+            storage.set_alarm(delay_s * 1000).await?;
         }
         Response::ok("")
     }

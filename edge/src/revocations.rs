@@ -1,38 +1,59 @@
 //! Revocations at the edge: each trusted issuer's signed revocation document,
 //! kept in KV `REVOCATIONS` under `revocations/<iss>`, verified against the
 //! issuer's JWKS through WebCrypto, never rolled back to a lower version, and
-//! cached per isolate for `REVOCATION_TTL_SECS`.
+//! cached per isolate for `REVOCATION_TTL_SECS` (as an `Rc`, never copied per
+//! request; a re-read that returns the same text is recognised by its
+//! fingerprint without parsing or verifying it again).
 //!
-//! The ingest route (`POST /.gatehouse/revocations`) verifies a pushed
-//! document before writing KV and answers 204 only after the write succeeded.
-//! When KV cannot be read the isolate keeps the list it holds (logged).
+//! [`current`] tells "KV holds no document for this issuer" (nothing
+//! revoked) apart from "KV could not be read" and "the document failed
+//! verification" ([`Unavailable`]); the caller refuses with 503 on the latter
+//! unless `REVOCATION_FAIL=open`. A document signed by a `kid` the JWKS does
+//! not hold yet goes through the unknown-`kid` refresh (with its cooldown).
+//!
+//! Ingest (`POST /.gatehouse/revocations`) verifies a pushed document, then
+//! hands it to the issuer's [`RevocationStore`] Durable Object, which holds
+//! the highest version taken and does compare-and-set: a version not above
+//! it is refused (409); KV is written only from inside the object, after the
+//! check, one write at a time; 204 only after the KV write succeeded.
 
 use crate::config::{EdgeConfig, IssuerConfig};
+use crate::revocation_rules::{fingerprint, needs_reread, takes_version};
 use crate::{jwks, webcrypto};
+use futures_util::lock::Mutex;
 use gatehouse_common::jwk::KeyError;
 use gatehouse_common::revocation::{
     RevocationError, RevocationList, RevocationPolicy, UntrustedRevocationDocument,
 };
-use gatehouse_common::UnixTime;
+use gatehouse_common::{b64, UnixTime};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use worker::kv::KvStore;
-use worker::Env;
+use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, State};
 
 /// The KV binding.
 pub const BINDING: &str = "REVOCATIONS";
 
+/// The Durable Object binding of the ingest store.
+pub const STORE_BINDING: &str = "REVOCATION_STORE";
+
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
 
-struct Held {
-    list: RevocationList,
-    raw_len: usize,
-    checked_at: UnixTime,
+/// What an isolate knows of one issuer's list.
+#[derive(Default)]
+struct IssuerState {
+    /// The last verified list and its raw text's fingerprint.
+    list: Option<(Rc<RevocationList>, (usize, u64))>,
+    /// When KV was last read (successfully or not).
+    checked_at: Option<UnixTime>,
+    /// Whether that read (or the verification) failed.
+    failed: bool,
 }
 
 thread_local! {
-    static HELD: RefCell<HashMap<String, Held>> = RefCell::new(HashMap::new());
+    static HELD: RefCell<HashMap<String, IssuerState>> = RefCell::new(HashMap::new());
 }
 
 fn kv_key(iss: &str) -> String {
@@ -45,23 +66,45 @@ fn policy(issuer: &IssuerConfig) -> RevocationPolicy {
     p
 }
 
+fn with_state<R>(iss: &str, f: impl FnOnce(&mut IssuerState) -> R) -> R {
+    HELD.with(|h| f(h.borrow_mut().entry(iss.to_owned()).or_default()))
+}
+
 /// The version an isolate holds for `iss`, if any.
 pub fn held_version(iss: &str) -> Option<u64> {
-    HELD.with(|h| h.borrow().get(iss).map(|x| x.list.version()))
+    HELD.with(|h| {
+        h.borrow()
+            .get(iss)
+            .and_then(|x| x.list.as_ref().map(|(l, _)| l.version()))
+    })
 }
+
+/// The last verified list an isolate holds for `iss` (for `REVOCATION_FAIL=open`).
+pub fn held(iss: &str) -> Option<Rc<RevocationList>> {
+    HELD.with(|h| {
+        h.borrow()
+            .get(iss)
+            .and_then(|x| x.list.as_ref().map(|(l, _)| Rc::clone(l)))
+    })
+}
+
+/// The issuer's list could not be read from KV or did not verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unavailable;
 
 /// Why a document was not taken.
 #[derive(Debug)]
 pub enum IngestError {
     /// Not a valid document from a trusted issuer (400).
     Invalid(RevocationError),
-    /// Older than the held version (409).
+    /// Not newer than the held version (409).
     Rollback,
     /// KV or the issuer's keys unavailable (503).
     Unavailable(&'static str),
 }
 
-/// Verifies `raw` against the issuer's JWKS (refetching once on an unknown `kid`).
+/// Verifies `raw` against the issuer's JWKS (refetching on an unknown `kid`,
+/// within the cooldown rules).
 async fn verify(
     raw: &str,
     cfg: &EdgeConfig,
@@ -84,9 +127,15 @@ async fn verify(
             .await
             .map_err(unavailable)?;
     }
-    let key = keys
-        .select(doc.kid(), doc.header_alg())
-        .map_err(|_| IngestError::Invalid(RevocationError::InvalidSignature))?;
+    let key = match keys.select(doc.kid(), doc.header_alg()) {
+        Ok(k) => k,
+        Err(KeyError::UnknownKid) => {
+            return Err(IngestError::Unavailable(
+                "the document's signing key is not in the issuer's JWKS yet",
+            ))
+        }
+        Err(_) => return Err(IngestError::Invalid(RevocationError::InvalidSignature)),
+    };
     let ok = webcrypto::verify(key.jwk, key.alg, doc.signing_input(), doc.signature()).await;
     doc.accept(ok, &p, held, now).map_err(|e| match e {
         RevocationError::Rollback { .. } => IngestError::Rollback,
@@ -99,153 +148,225 @@ fn kv(env: &Env) -> Result<KvStore, IngestError> {
         .map_err(|_| IngestError::Unavailable("the REVOCATIONS binding is missing"))
 }
 
-/// The version of the document in KV for `issuer`, read without verification
-/// (only verified documents are ever written there).
-async fn kv_version(store: &KvStore, issuer: &IssuerConfig) -> Result<Option<u64>, IngestError> {
-    let text = store
-        .get(&kv_key(&issuer.policy.issuer))
-        .text()
-        .await
-        .map_err(|_| IngestError::Unavailable("KV could not be read"))?;
-    Ok(text.and_then(|t| {
-        UntrustedRevocationDocument::parse(&t, &policy(issuer))
-            .ok()
-            .map(|d| d.version())
-    }))
+/// The `iss` claim of a compact JWS, decoded without parsing anything else
+/// (the header and the full claims are parsed once, under that issuer's policy).
+fn peek_iss(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: String,
+    }
+    let mut parts = raw.split('.');
+    let _header = parts.next()?;
+    let payload = parts.next()?;
+    let bytes = b64::decode(payload).ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok().map(|c| c.iss)
 }
 
-/// Ingests a pushed document: verify, refuse rollback, write KV, then hold it.
-/// Returns the issuer and version taken.
+/// Ingests a pushed document: find its issuer by `iss`, verify it once under
+/// that issuer's policy, then have the issuer's store take it (compare-and-set
+/// on the version, KV write inside the store). Returns the issuer and version.
 pub async fn ingest(
     raw: &str,
     cfg: &EdgeConfig,
     env: &Env,
     now: UnixTime,
 ) -> Result<(String, u64), IngestError> {
-    // The issuer whose policy the document parses under (its `iss`).
-    let mut last = RevocationError::UntrustedIssuer;
-    let mut found = None;
-    for issuer in &cfg.issuers {
-        match UntrustedRevocationDocument::parse(raw, &policy(issuer)) {
-            Ok(_) => {
-                found = Some(issuer);
-                break;
-            }
-            Err(RevocationError::UntrustedIssuer) => {}
-            Err(e) => last = e,
-        }
-    }
-    let issuer = found.ok_or(IngestError::Invalid(last))?;
-    let iss = issuer.policy.issuer.clone();
-    let store = kv(env)?;
-    let held = [held_version(&iss), kv_version(&store, issuer).await?]
-        .into_iter()
-        .flatten()
-        .max();
-    let list = verify(raw, cfg, issuer, held, now).await?;
+    let iss = peek_iss(raw).ok_or(IngestError::Invalid(RevocationError::UntrustedIssuer))?;
+    let issuer = cfg
+        .issuer(&iss)
+        .ok_or(IngestError::Invalid(RevocationError::UntrustedIssuer))?;
+    let list = verify(raw, cfg, issuer, held_version(&iss), now).await?;
     let version = list.version();
-    store
-        .put(&kv_key(&iss), raw)
-        .map_err(|_| IngestError::Unavailable("KV could not be written"))?
-        .execute()
-        .await
-        .map_err(|_| IngestError::Unavailable("KV could not be written"))?;
-    HELD.with(|h| {
-        h.borrow_mut().insert(
-            iss.clone(),
-            Held {
-                list,
-                raw_len: raw.len(),
-                checked_at: now,
-            },
-        )
+    store(env, &iss, version, raw).await?;
+    with_state(&iss, |s| {
+        s.list = Some((Rc::new(list), fingerprint(raw)));
+        s.checked_at = Some(now);
+        s.failed = false;
     });
     Ok((iss, version))
 }
 
-/// The issuer's current list (re-read from KV after the TTL). `None` when no
-/// document was ever seen.
+/// Asks the issuer's store to take `raw` at `version`.
+async fn store(env: &Env, iss: &str, version: u64, raw: &str) -> Result<(), IngestError> {
+    let unavailable = |_| IngestError::Unavailable("the revocation store is unavailable");
+    let ns = env.durable_object(STORE_BINDING).map_err(unavailable)?;
+    let stub = ns
+        .id_from_name(iss)
+        .map_err(unavailable)?
+        .get_stub()
+        .map_err(unavailable)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_body(Some(wasm_bindgen::JsValue::from_str(raw)));
+    let mut req =
+        Request::new_with_init("https://revocation-store/put", &init).map_err(unavailable)?;
+    let h = req.headers_mut().map_err(unavailable)?;
+    h.set(ISS_HEADER, iss).map_err(unavailable)?;
+    h.set(VERSION_HEADER, &version.to_string())
+        .map_err(unavailable)?;
+    let resp = stub.fetch_with_request(req).await.map_err(unavailable)?;
+    match resp.status_code() {
+        204 => Ok(()),
+        409 => Err(IngestError::Rollback),
+        _ => Err(IngestError::Unavailable("KV could not be written")),
+    }
+}
+
+const ISS_HEADER: &str = "gatehouse-iss";
+const VERSION_HEADER: &str = "gatehouse-version";
+
+/// Durable Object (one per issuer) that serialises revocation ingest: it
+/// holds the highest version taken and writes KV only for a higher one.
+#[durable_object]
+pub struct RevocationStore {
+    state: State,
+    env: Env,
+    /// One KV write at a time (a KV write is external I/O, during which the
+    /// object's input gate lets other requests in).
+    lock: Mutex<()>,
+}
+
+impl RevocationStore {
+    async fn take(&self, iss: &str, version: u64, raw: &str) -> worker::Result<u16> {
+        let _one_at_a_time = self.lock.lock().await;
+        let storage = self.state.storage();
+        let stored: Option<String> = storage.get("version").await?;
+        let mut held = stored.and_then(|v| v.parse::<u64>().ok());
+        let store = self.env.kv(BINDING)?;
+        if held.is_none() {
+            // First use (e.g. after an upgrade): KV's document sets the floor.
+            // Only verified documents are ever written there.
+            held = store.get(&kv_key(iss)).text().await?.and_then(|t| {
+                UntrustedRevocationDocument::parse(&t, &RevocationPolicy::new(iss))
+                    .ok()
+                    .map(|d| d.version())
+            });
+        }
+        if !takes_version(held, version) {
+            return Ok(409);
+        }
+        store.put(&kv_key(iss), raw)?.execute().await?;
+        storage.put("version", version.to_string()).await?;
+        Ok(204)
+    }
+}
+
+impl DurableObject for RevocationStore {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            lock: Mutex::new(()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if req.method() != Method::Post {
+            return Response::error("method not allowed", 405);
+        }
+        let header = |name: &str| req.headers().get(name).ok().flatten();
+        let (Some(iss), Some(version)) = (
+            header(ISS_HEADER),
+            header(VERSION_HEADER).and_then(|v| v.parse::<u64>().ok()),
+        ) else {
+            return Response::error("bad request", 400);
+        };
+        let raw = req.text().await?;
+        match self.take(&iss, version, &raw).await {
+            Ok(status) => Ok(Response::empty()?.with_status(status)),
+            Err(e) => {
+                worker::console_error!(
+                    r#"{{"event":"revocation_store_failed","error":{}}}"#,
+                    serde_json::Value::from(e.to_string())
+                );
+                Response::error("unavailable", 503)
+            }
+        }
+    }
+}
+
+/// The issuer's current list (re-read from KV after the TTL). `Ok(None)`:
+/// KV holds no document for this issuer (nothing revoked). `Err`: KV could
+/// not be read, or its document did not verify (remembered for the TTL).
 pub async fn current(
     cfg: &EdgeConfig,
     issuer: &IssuerConfig,
     env: &Env,
     now: UnixTime,
-) -> Option<RevocationList> {
+) -> Result<Option<Rc<RevocationList>>, Unavailable> {
     let iss = issuer.policy.issuer.as_str();
-    let fresh = HELD.with(|h| {
-        h.borrow().get(iss).and_then(|x| {
-            (now.0 < x.checked_at.0.saturating_add(cfg.revocation_ttl_secs)).then(|| x.list.clone())
-        })
+    let cached = with_state(iss, |s| match s.checked_at {
+        Some(at) if !needs_reread(at.0, cfg.revocation_ttl_secs, now.0) => Some(if s.failed {
+            Err(Unavailable)
+        } else {
+            Ok(s.list.as_ref().map(|(l, _)| Rc::clone(l)))
+        }),
+        _ => None,
     });
-    if fresh.is_some() {
-        return fresh;
+    if let Some(answer) = cached {
+        return answer;
     }
-    reload(cfg, issuer, env, now).await;
-    HELD.with(|h| h.borrow().get(iss).map(|x| x.list.clone()))
+    let outcome = reload(cfg, issuer, env, now).await;
+    with_state(iss, |s| {
+        s.checked_at = Some(now);
+        s.failed = outcome.is_err();
+        outcome.map(|()| s.list.as_ref().map(|(l, _)| Rc::clone(l)))
+    })
 }
 
-async fn reload(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: UnixTime) {
+fn warn(event: &str, reason: &str) {
+    worker::console_warn!(
+        r#"{{"event":{},"reason":{}}}"#,
+        serde_json::Value::from(event),
+        serde_json::Value::from(reason)
+    );
+}
+
+/// Re-reads KV; on success the state's list is the one to use.
+async fn reload(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    env: &Env,
+    now: UnixTime,
+) -> Result<(), Unavailable> {
     let iss = issuer.policy.issuer.as_str();
-    let touch = || {
-        HELD.with(|h| {
-            if let Some(x) = h.borrow_mut().get_mut(iss) {
-                x.checked_at = now;
-            }
-        })
+    let store = kv(env).map_err(|_| {
+        warn(
+            "revocations_read_failed",
+            "the REVOCATIONS binding is missing",
+        );
+        Unavailable
+    })?;
+    let Some(raw) = store.get(&kv_key(iss)).text().await.map_err(|_| {
+        warn("revocations_read_failed", "KV could not be read");
+        Unavailable
+    })?
+    else {
+        // Nothing pushed for this issuer: nothing revoked (a list already
+        // held stays: versions never go backwards).
+        return Ok(());
     };
-    let text = match kv(env) {
-        Ok(store) => store.get(&kv_key(iss)).text().await.ok(),
-        Err(_) => None,
-    };
-    let Some(text) = text else {
-        worker::console_warn!(r#"{{"event":"revocations_read_failed"}}"#);
-        touch();
-        return;
-    };
-    let Some(raw) = text else {
-        // Nothing pushed yet: an empty list at version 0 is not held, so the
-        // first document of any version is taken.
-        touch();
-        return;
-    };
-    let held = held_version(iss);
-    let same = HELD.with(|h| {
-        h.borrow()
-            .get(iss)
-            .is_some_and(|x| x.raw_len == raw.len() && held.is_some())
-    });
-    if same
-        && UntrustedRevocationDocument::parse(&raw, &policy(issuer))
-            .is_ok_and(|d| Some(d.version()) == held)
-    {
-        touch();
-        return;
+    let fp = fingerprint(&raw);
+    if with_state(iss, |s| s.list.as_ref().is_some_and(|(_, f)| *f == fp)) {
+        return Ok(());
     }
-    match verify(&raw, cfg, issuer, held, now).await {
+    match verify(&raw, cfg, issuer, held_version(iss), now).await {
         Ok(mut list) => {
             list.prune(now);
-            HELD.with(|h| {
-                h.borrow_mut().insert(
-                    iss.to_owned(),
-                    Held {
-                        list,
-                        raw_len: raw.len(),
-                        checked_at: now,
-                    },
-                )
-            });
+            with_state(iss, |s| s.list = Some((Rc::new(list), fp)));
+            Ok(())
         }
+        // KV still shows an older document than this isolate took (KV
+        // propagation): the held, newer list stays in use.
+        Err(IngestError::Rollback) => Ok(()),
         Err(e) => {
             let reason = match e {
                 IngestError::Rollback => "rollback refused".to_owned(),
                 IngestError::Invalid(e) => e.to_string(),
                 IngestError::Unavailable(why) => why.to_owned(),
             };
-            worker::console_warn!(
-                r#"{{"event":"revocations_not_taken","reason":{}}}"#,
-                serde_json::Value::from(reason)
-            );
-            touch();
+            warn("revocations_not_taken", &reason);
+            Err(Unavailable)
         }
     }
 }

@@ -2,10 +2,11 @@
 //! (access token, DPoP proof, replay guard, revocations), route policy, rate
 //! limits, CORS, forwarding, refusal rendering and one JSON log line per request.
 
-use crate::config::{ConfigError, EdgeConfig};
+use crate::config::{ConfigError, EdgeConfig, RevocationFail};
 use crate::ratelimit::Limit;
 use crate::revocations::IngestError;
 use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
+use futures_util::StreamExt;
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::dpop::{self, BoundAccessToken, DpopError, DpopRequest, UntrustedDpopProof};
 use gatehouse_common::jwk::KeyError;
@@ -24,6 +25,8 @@ thread_local! {
 
 const HEALTH_PATH: &str = "/.gatehouse/health";
 const INGEST_PATH: &str = "/.gatehouse/revocations";
+/// The refusal when an issuer's revocation list cannot be had (answered 503).
+const REVOCATIONS_UNAVAILABLE: &str = "the revocation list is unavailable";
 
 fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, ConfigError> {
     CONFIG.with(|c| {
@@ -204,7 +207,12 @@ async fn handle(
                 Limit::FailedClosed => unavailable(log),
                 _ => {
                     log.refused(&rejection);
-                    render(&rejection, Some(cfg))
+                    let resp = render(&rejection, Some(cfg));
+                    if rejection.description == REVOCATIONS_UNAVAILABLE {
+                        resp.map(|r| r.with_status(503))
+                    } else {
+                        resp
+                    }
                 }
             };
         }
@@ -339,7 +347,15 @@ async fn authenticate(
             .accept(proof_valid, &cfg.dpop, &request, now)
             .map_err(dpop_reject)?;
         // Replay guard, sharded by jkt; unreachable means refuse (fail closed).
-        match replay::seen_before(env, &proof.jkt, &proof.replay_key, proof.replay_until.0).await {
+        match replay::seen_before(
+            env,
+            &proof.jkt,
+            &proof.replay_key,
+            proof.replay_until.0,
+            now.0,
+        )
+        .await
+        {
             Ok(false) => {}
             Ok(true) => {
                 return Err(Rejection::new(
@@ -364,15 +380,23 @@ async fn authenticate(
         }
     }
 
-    // Revocations (the issuer's signed list).
-    if let Some(list) = revocations::current(cfg, issuer, env, now).await {
-        if list.check(&token, now).is_some() {
-            return Err(Rejection::new(
-                ErrorCode::InvalidToken,
-                scheme,
-                "the access token has been revoked",
-            ));
-        }
+    // Revocations (the issuer's signed list). "No document" is nothing
+    // revoked; an unreadable or unverifiable one refuses (REVOCATION_FAIL).
+    let list = match revocations::current(cfg, issuer, env, now).await {
+        Ok(list) => list,
+        Err(revocations::Unavailable) => match cfg.revocation_fail {
+            RevocationFail::Closed => {
+                return Err(server_error(scheme, REVOCATIONS_UNAVAILABLE));
+            }
+            RevocationFail::Open => revocations::held(&issuer.policy.issuer),
+        },
+    };
+    if list.is_some_and(|l| l.check(&token, now).is_some()) {
+        return Err(Rejection::new(
+            ErrorCode::InvalidToken,
+            scheme,
+            "the access token has been revoked",
+        ));
     }
     Ok(Authenticated {
         token,
@@ -388,6 +412,13 @@ async fn ingest(
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<Response> {
+    // Unauthenticated route: charged to the caller's address first.
+    let key = format!("ip:{}", client_ip(&req));
+    match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
+        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ip_quota, log),
+        Limit::FailedClosed => return unavailable(log),
+        _ => {}
+    }
     let too_large = req
         .headers()
         .get("content-length")
@@ -398,14 +429,15 @@ async fn ingest(
     let body = if too_large {
         None
     } else {
-        req.text()
-            .await
-            .ok()
-            .filter(|b| b.len() <= revocations::MAX_DOCUMENT_BYTES)
+        body_capped(&mut req, revocations::MAX_DOCUMENT_BYTES).await
     };
     let Some(body) = body else {
         log.outcome = "ingest_refused";
         return plain_error(413, "invalid_request", "the document is too large");
+    };
+    let Ok(body) = String::from_utf8(body) else {
+        log.outcome = "ingest_refused";
+        return plain_error(400, "invalid_request", "the document is not UTF-8");
     };
     match revocations::ingest(body.trim(), cfg, env, now).await {
         Ok((iss, version)) => {
@@ -421,11 +453,11 @@ async fn ingest(
         }
         Err(IngestError::Rollback) => {
             log.outcome = "ingest_refused";
-            log.reason = Some("older than the held version".into());
+            log.reason = Some("not newer than the held version".into());
             plain_error(
                 409,
                 "conflict",
-                "the document is older than the one already held",
+                "the document is not newer than the one already held",
             )
         }
         Err(IngestError::Unavailable(why)) => {
@@ -434,6 +466,23 @@ async fn ingest(
             plain_error(503, "temporarily_unavailable", why)
         }
     }
+}
+
+/// Reads at most `cap` bytes of the request body while streaming it; `None`
+/// as soon as the body passes the cap (it is never read whole) or fails.
+async fn body_capped(req: &mut Request, cap: usize) -> Option<Vec<u8>> {
+    let Ok(mut stream) = req.stream() else {
+        return Some(Vec::new()); // no body
+    };
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if body.len().saturating_add(chunk.len()) > cap {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 fn plain_error(status: u16, error: &str, description: &str) -> Result<Response> {

@@ -663,3 +663,89 @@ fn rotated_key_is_picked_up_and_the_origin_going_away_is_survived() {
         assert_eq!(a.status, 200, "{}", a.body);
     }
 }
+
+/// A revocation document for `issuer` signed by a key its JWKS does not hold.
+fn unverifiable_revocations(issuer: &TestIssuer, version: u64) -> String {
+    TestKey::es256("not-in-the-jwks").sign(
+        &json!({"alg": "ES256", "typ": REVOCATIONS_TYP, "kid": "test-k-unknown"}),
+        &RevocationDocument {
+            iss: issuer.url.clone(),
+            iat: now(),
+            version,
+            entries: vec![],
+        }
+        .to_claims(),
+    )
+}
+
+#[test]
+fn revocations_fail_closed_ingest_is_compare_and_set_and_rate_limited() {
+    let issuer = TestIssuer::start();
+    let (stack, _) = stack_with(|_, edge_url| {
+        vec![
+            (
+                "TRUSTED_ISSUERS".into(),
+                issuer.trusted_issuers_var(edge_url),
+            ),
+            ("RATE_LIMIT_IP".into(), "8/60".into()),
+            ("REVOCATION_TTL_SECS".into(), "60".into()),
+        ]
+    });
+    let edge = &stack.edge;
+    let kv_key = format!("revocations/{}", issuer.url);
+    let token = issuer.mint(&issuer.claims(&edge.url, "t-cold"));
+    let bearer = format!("Bearer {token}");
+
+    // A cold isolate whose KV document cannot be verified (its kid is not in
+    // the JWKS, even after the unknown-kid refresh) refuses: 503, not 200.
+    edge.kv_put(
+        "REVOCATIONS",
+        &kv_key,
+        &unverifiable_revocations(&issuer, 5),
+    );
+    let a = get(edge, "/o", Some(&bearer), None);
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert_eq!(a.body["error"], "server_error", "{}", a.body);
+
+    // The store takes only higher versions (its floor: KV's version 5).
+    assert_eq!(ingest(edge, &issuer.revocations(4, vec![])), 409);
+    assert_eq!(ingest(edge, &issuer.revocations(6, vec![])), 204);
+    assert_eq!(get(edge, "/o", Some(&bearer), None).status, 200);
+    // The same version again is refused too (compare-and-set, not last writer wins).
+    assert_eq!(ingest(edge, &issuer.revocations(6, vec![])), 409);
+
+    // A body without Content-Length is cut at the cap: 413.
+    let huge = vec![b'x'; 9 * 1024 * 1024];
+    let status = http()
+        .post(format!("{}/.gatehouse/revocations", edge.url))
+        .body(reqwest::blocking::Body::new(std::io::Cursor::new(huge)))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 413);
+
+    // Ingest is charged to the caller's address: 429 within the quota of 8.
+    let statuses: Vec<u16> = (0..8).map(|_| ingest(edge, "garbage")).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // REVOCATION_FAIL=open: the same unverifiable document lets the token through.
+    let open = Edge::start(
+        &stack.origin,
+        &stack.upstream,
+        &[
+            (
+                "TRUSTED_ISSUERS",
+                issuer.trusted_issuers_var("{EDGE}").as_str(),
+            ),
+            ("REVOCATION_FAIL", "open"),
+        ],
+    );
+    open.kv_put(
+        "REVOCATIONS",
+        &kv_key,
+        &unverifiable_revocations(&issuer, 5),
+    );
+    let token = issuer.mint(&issuer.claims(&open.url, "t-open"));
+    let a = get(&open, "/o", Some(&format!("Bearer {token}")), None);
+    assert_eq!(a.status, 200, "{}", a.body);
+}

@@ -359,6 +359,36 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// Writes `value` under `key` in this edge's local KV `binding`, as an
+    /// operator with `wrangler kv key put` would (the running edge reads it).
+    pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
+        let root = repo_root();
+        let status = Command::new(root.join("node_modules/.bin/wrangler"))
+            .current_dir(&root)
+            .args([
+                "kv",
+                "key",
+                "put",
+                "--binding",
+                binding,
+                "--local",
+                key,
+                value,
+            ])
+            .arg("--config")
+            .arg(self.dir.path().join("wrangler.toml"))
+            .arg("--persist-to")
+            .arg(self.dir.path().join("state"))
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("wrangler kv key put");
+        assert!(status.success(), "wrangler kv key put {key} failed");
+    }
+
     /// Starts the edge for `origin`'s issuer, forwarding to `upstream`;
     /// `vars` override or add `[vars]`.
     pub fn start(origin: &Origin, upstream: &Upstream, vars: &[(&str, &str)]) -> Self {
