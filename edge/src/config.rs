@@ -76,6 +76,8 @@ pub struct EdgeConfig {
     pub client_quota: Quota,
     /// Per IP quota for unauthenticated and failed attempts.
     pub ip_quota: Quota,
+    /// Per IP quota for the revocation ingest route (charged before any work).
+    pub ingest_quota: Quota,
     /// Behaviour when the rate-limit Durable Object is unreachable.
     pub rate_limit_fail: FailMode,
     /// Behaviour when an issuer's revocation list cannot be read or verified.
@@ -334,6 +336,11 @@ impl EdgeConfig {
             "ip",
             &get("RATE_LIMIT_IP").unwrap_or_else(|| "60/60".to_owned()),
         )?;
+        let ingest_quota = quota(
+            "RATE_LIMIT_INGEST",
+            "ingest",
+            &get("RATE_LIMIT_INGEST").unwrap_or_else(|| "120/60".to_owned()),
+        )?;
         let rate_limit_fail = match get("RATE_LIMIT_FAIL").as_deref().map(str::trim) {
             None | Some("open") => FailMode::Open,
             Some("closed") => FailMode::Closed,
@@ -361,6 +368,7 @@ impl EdgeConfig {
             routes,
             client_quota,
             ip_quota,
+            ingest_quota,
             rate_limit_fail,
             revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
@@ -433,6 +441,7 @@ mod tests {
         assert_eq!(cfg.rate_limit_fail, FailMode::Open);
         assert_eq!(cfg.revocation_fail, RevocationFail::Closed, "fails closed");
         assert_eq!(cfg.client_quota.limit, 600);
+        assert_eq!(cfg.ingest_quota.limit, 120);
         assert!(cfg.strip_credentials);
     }
 
@@ -518,6 +527,7 @@ mod tests {
             (&[("ROUTES", "not json")], "ROUTES"),
             (&[("RATE_LIMIT_IP", "0/60")], "RATE_LIMIT_IP"),
             (&[("RATE_LIMIT_CLIENT", "ten")], "RATE_LIMIT_CLIENT"),
+            (&[("RATE_LIMIT_INGEST", "1/0")], "RATE_LIMIT_INGEST"),
             (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),

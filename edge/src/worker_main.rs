@@ -412,10 +412,12 @@ async fn ingest(
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<Response> {
-    // Unauthenticated route: charged to the caller's address first.
-    let key = format!("ip:{}", client_ip(&req));
-    match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
-        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ip_quota, log),
+    // Unauthenticated route: charged to the caller's address before any
+    // work, in its own bucket (the origin's pusher shares no budget with
+    // failed token attempts from the same address).
+    let key = format!("ingest:{}", client_ip(&req));
+    match ratelimit::charge(env, cfg, &key, &cfg.ingest_quota).await {
+        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, log),
         Limit::FailedClosed => return unavailable(log),
         _ => {}
     }
@@ -544,6 +546,7 @@ fn health(cfg: &EdgeConfig, now: UnixTime) -> Result<Response> {
             "rate_limits": {
                 "client": cfg.client_quota.policy_header(),
                 "ip": cfg.ip_quota.policy_header(),
+                "ingest": cfg.ingest_quota.policy_header(),
                 "fail": format!("{:?}", cfg.rate_limit_fail).to_lowercase(),
             },
             "jwks_ttl_secs": [cfg.jwks_min_ttl_secs, cfg.jwks_max_ttl_secs],

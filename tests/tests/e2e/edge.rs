@@ -687,7 +687,7 @@ fn revocations_fail_closed_ingest_is_compare_and_set_and_rate_limited() {
                 "TRUSTED_ISSUERS".into(),
                 issuer.trusted_issuers_var(edge_url),
             ),
-            ("RATE_LIMIT_IP".into(), "8/60".into()),
+            ("RATE_LIMIT_INGEST".into(), "8/60".into()),
             ("REVOCATION_TTL_SECS".into(), "60".into()),
         ]
     });
@@ -724,7 +724,8 @@ fn revocations_fail_closed_ingest_is_compare_and_set_and_rate_limited() {
         .status();
     assert_eq!(status, 413);
 
-    // Ingest is charged to the caller's address: 429 within the quota of 8.
+    // Ingest is charged to the caller's address (RATE_LIMIT_INGEST): 429
+    // within the quota of 8 (5 ingests above).
     let statuses: Vec<u16> = (0..8).map(|_| ingest(edge, "garbage")).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
 
