@@ -8,7 +8,12 @@ use sqlx::any::AnyRow;
 use sqlx::Row as _;
 
 /// Grant types a client may be allowed.
-pub const KNOWN_GRANTS: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+pub const KNOWN_GRANTS: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    crate::exchange::GRANT,
+];
 
 /// A registered client as stored (secrets only as SHA-256 hashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,7 +208,7 @@ impl NewClient {
         {
             return bad(
                 "grant",
-                "unknown grant type (supported: client_credentials, authorization_code, refresh_token)",
+                "unknown grant type (supported: client_credentials, authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange)",
             );
         }
         if self.grant_types.iter().any(|g| g == "authorization_code")

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod db;
 pub mod dpop;
 pub mod error;
+pub mod exchange;
 pub mod grants;
 pub mod http;
 pub mod introspect;

@@ -140,6 +140,9 @@ pub struct TokenResponse {
     /// A rotating refresh token (authorization_code and refresh_token grants).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// RFC 8693 §2.2.1 `issued_token_type` (token exchange only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// Token id (not serialized).
     #[serde(skip)]
     pub jti: String,
@@ -190,6 +193,18 @@ pub fn sign_access_token(
     c: &AccessTokenClaims<'_>,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
+    sign_access_token_acting(signer, issuer, ttl, c, None, now)
+}
+
+/// [`sign_access_token`] with an RFC 8693 §4.1 `act` (actor) claim.
+pub fn sign_access_token_acting(
+    signer: &SigningKey,
+    issuer: &str,
+    ttl: i64,
+    c: &AccessTokenClaims<'_>,
+    act: Option<&serde_json::Value>,
+    now: UnixTime,
+) -> Result<TokenResponse, Error> {
     let jti = random_id()?;
     let scope = c.scopes.join(" ");
     let mut claims = json!({
@@ -207,6 +222,9 @@ pub fn sign_access_token(
     if let (Some(jkt), Some(m)) = (c.jkt, claims.as_object_mut()) {
         m.insert("cnf".into(), json!({ "jkt": jkt }));
     }
+    if let (Some(act), Some(m)) = (act, claims.as_object_mut()) {
+        m.insert("act".into(), act.clone());
+    }
     let access_token = signer.sign_jws("at+jwt", &claims)?;
     Ok(TokenResponse {
         access_token,
@@ -214,6 +232,7 @@ pub fn sign_access_token(
         expires_in: ttl,
         scope,
         refresh_token: None,
+        issued_token_type: None,
         jti,
         alg: signer.alg(),
     })

@@ -22,7 +22,12 @@ use serde_json::json;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Grant types `/token` serves.
-pub const GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+pub const GRANT_TYPES: [&str; 4] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    crate::exchange::GRANT,
+];
 
 /// Every route of the origin.
 pub fn router(state: AppState) -> Router {
@@ -144,6 +149,20 @@ async fn token_endpoint(
                 jkt,
             };
             crate::grants::redeem_code(&state, &client, req, ctx).await?
+        }
+        crate::exchange::GRANT => {
+            let req = crate::exchange::ExchangeRequest {
+                subject_token: form.require("subject_token")?,
+                subject_token_type: form.get("subject_token_type"),
+                actor_token: form.get("actor_token"),
+                actor_token_type: form.get("actor_token_type"),
+                requested_token_type: form.get("requested_token_type"),
+                audience: form.get("audience"),
+                resource: form.get("resource"),
+                scope: form.get("scope"),
+                jkt,
+            };
+            crate::exchange::exchange(&state, &client, req, ctx).await?
         }
         "refresh_token" => {
             let req = crate::grants::Refresh {

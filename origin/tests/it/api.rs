@@ -677,7 +677,12 @@ async fn discovery_metadata_openapi_and_metrics() {
     assert_eq!(m["token_endpoint"], "http://127.0.0.1:8080/token");
     assert_eq!(
         m["grant_types_supported"],
-        json!(["authorization_code", "refresh_token", "client_credentials"])
+        json!([
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(

@@ -715,6 +715,63 @@ fn flow(database_url: String) {
     let c = code(&s, &mut b, &id, &[]);
     let (_, t) = redeem(&s, &id, sec, &c, VERIFIER, None);
     let at = t["access_token"].as_str().unwrap().to_owned();
+    // RFC 8693: a gateway client exchanges the user's token (narrowing only).
+    let gw = s.cli(
+        &[
+            "client",
+            "create",
+            "--name",
+            "gw",
+            "--scope",
+            "read",
+            "--audience",
+            "https://api.example",
+            "--grant",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
+        &[],
+    );
+    let (gid, gsec) = (
+        gw["client_id"].as_str().unwrap(),
+        gw["client_secret"].as_str().unwrap(),
+    );
+    let tt = "urn:ietf:params:oauth:token-type:access_token";
+    let (st, x) = token(
+        &s,
+        gid,
+        Some(gsec),
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &at),
+            ("subject_token_type", tt),
+        ],
+        None,
+    );
+    assert_eq!(st, 200, "{x}");
+    assert_eq!(x["issued_token_type"], tt);
+    let (st, x) = token(
+        &s,
+        gid,
+        Some(gsec),
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &at),
+            ("subject_token_type", tt),
+            ("scope", "read write"),
+        ],
+        None,
+    );
+    assert_eq!(
+        (st, x["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "exchange cannot widen"
+    );
     s.cli(&["user", "delete", "alice"], &[]);
     assert_eq!(introspect(&s, &id, &secret, &at)["active"], false);
     let (st, _, _) = b.get(&s, &s.authorize_url(&id, &[]));

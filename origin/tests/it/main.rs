@@ -15,6 +15,7 @@
 )]
 
 mod api;
+mod exchange;
 mod grants;
 mod process;
 mod push;
