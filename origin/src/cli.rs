@@ -93,6 +93,9 @@ pub enum ClientCommand {
         /// Require DPoP-bound tokens.
         #[arg(long)]
         dpop_required: bool,
+        /// private_key_jwt (RFC 7523): a file holding the client's public JWK set.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
     },
     /// List clients.
     List,
@@ -308,7 +311,12 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             redirect_uris,
             public,
             dpop_required,
+            jwks_file,
         } => {
+            let jwks = match jwks_file {
+                Some(p) => Some(std::fs::read_to_string(p)?),
+                None => None,
+            };
             let new = NewClient {
                 name,
                 public,
@@ -329,6 +337,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 },
                 redirect_uris,
                 dpop_required,
+                jwks,
             };
             let (client, secret) = clients::create(&db, &new, now).await?;
             crate::audit::record(

@@ -40,6 +40,8 @@ pub struct Client {
     pub audiences: Vec<String>,
     /// Whether every token must be DPoP-bound.
     pub dpop_required: bool,
+    /// private_key_jwt (RFC 7523): the registered public keys, as a JWK set.
+    pub jwks: Option<String>,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
@@ -85,6 +87,8 @@ impl Client {
             public: self.public,
             token_endpoint_auth_method: if self.public {
                 "none"
+            } else if self.jwks.is_some() {
+                "private_key_jwt"
             } else {
                 "client_secret_basic"
             },
@@ -134,6 +138,8 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     /// DPoP required.
     pub dpop_required: bool,
+    /// A JWK set (JSON): the client authenticates with private_key_jwt and gets no secret.
+    pub jwks: Option<String>,
 }
 
 /// Why a client registration was refused.
@@ -219,6 +225,20 @@ impl NewClient {
                 "authorization_code needs at least one redirect URI",
             );
         }
+        if let Some(j) = &self.jwks {
+            let ok = j.len() <= 64 * 1024
+                && gatehouse_common::jwk::JwkSet::from_json(j.as_bytes())
+                    .is_ok_and(|set| !set.keys().is_empty());
+            if !ok {
+                return bad(
+                    "jwks",
+                    "must be a JWK set with at least one usable public key",
+                );
+            }
+            if self.public {
+                return bad("jwks", "a public client cannot use private_key_jwt");
+            }
+        }
         if self.public && self.grant_types.iter().any(|g| g == "client_credentials") {
             return bad(
                 "grant",
@@ -242,6 +262,7 @@ fn from_row(row: &AnyRow) -> Result<Client, DbError> {
         scopes: json_list(row, "scopes")?,
         audiences: json_list(row, "audiences")?,
         dpop_required: flag(row, "dpop_required")?,
+        jwks: row.try_get("jwks")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -249,7 +270,7 @@ fn from_row(row: &AnyRow) -> Result<Client, DbError> {
 
 const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
      previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
-     dpop_required, created_at, updated_at";
+     dpop_required, jwks, created_at, updated_at";
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
 pub async fn create(
@@ -258,7 +279,7 @@ pub async fn create(
     now: UnixTime,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
     new.validate()?;
-    let secret = if new.public {
+    let secret = if new.public || new.jwks.is_some() {
         None
     } else {
         Some(ClientSecret::generate()?)
@@ -275,11 +296,12 @@ pub async fn create(
         scopes: new.scopes.clone(),
         audiences: new.audiences.clone(),
         dpop_required: new.dpop_required,
+        jwks: new.jwks.clone(),
         created_at: now.0,
         updated_at: now.0,
     };
     sqlx::query(&format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     ))
     .bind(&client.client_id)
     .bind(&client.name)
@@ -292,6 +314,7 @@ pub async fn create(
     .bind(to_json_list(&client.scopes))
     .bind(to_json_list(&client.audiences))
     .bind(i64::from(client.dpop_required))
+    .bind(client.jwks.clone())
     .bind(client.created_at)
     .bind(client.updated_at)
     .execute(&db.pool)

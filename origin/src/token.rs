@@ -24,8 +24,24 @@ pub async fn authenticate(
     let client = clients::get(&state.db, presented.client_id()).await?;
     let ok = match (&client, presented) {
         (Some(c), PresentedClient::Secret { secret, .. }) => {
-            !c.public && c.secret_matches(secret, now)
+            !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
         }
+        (Some(c), PresentedClient::Assertion { assertion, .. }) => {
+            let verdict = crate::client_assertion::verify(
+                &state.db,
+                c,
+                &state.config.issuer,
+                assertion,
+                state.config.leeway_secs,
+                now,
+            )
+            .await?;
+            if let Err(e) = verdict {
+                tracing::debug!(reason = %e, "client assertion refused");
+            }
+            !c.public && verdict.is_ok()
+        }
+        (None, PresentedClient::Assertion { .. }) => false,
         (Some(c), PresentedClient::Public { .. }) => c.public,
         (None, PresentedClient::Secret { secret, .. }) => {
             // Same work as for a known client, so timing does not reveal which ids exist.

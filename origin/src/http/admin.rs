@@ -142,6 +142,9 @@ pub struct CreateClient {
     /// DPoP required.
     #[serde(default)]
     pub dpop_required: bool,
+    /// private_key_jwt: the client's public JWK set.
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 impl CreateClient {
@@ -169,6 +172,7 @@ impl CreateClient {
             },
             redirect_uris: self.redirect_uris,
             dpop_required: self.dpop_required,
+            jwks: self.jwks.map(|j| j.to_string()),
         }
     }
 }

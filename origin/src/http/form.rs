@@ -116,6 +116,14 @@ pub enum PresentedClient {
         /// The client id.
         client_id: String,
     },
+    /// `private_key_jwt` (RFC 7523 §2.2): a signed assertion; the client id
+    /// is its unverified `sub` (or the form's `client_id`, which must agree).
+    Assertion {
+        /// The claimed client id.
+        client_id: String,
+        /// The compact JWS.
+        assertion: String,
+    },
 }
 
 impl PresentedClient {
@@ -123,10 +131,15 @@ impl PresentedClient {
     #[must_use]
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Secret { client_id, .. } | Self::Public { client_id } => client_id,
+            Self::Secret { client_id, .. }
+            | Self::Public { client_id }
+            | Self::Assertion { client_id, .. } => client_id,
         }
     }
 }
+
+/// RFC 7523 §2.2 `client_assertion_type`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Reads client credentials from `Authorization: Basic` or the form. A
 /// request must use one method only (RFC 6749 §2.3).
@@ -143,6 +156,29 @@ pub fn presented_client(headers: &HeaderMap, form: &OAuthForm) -> Result<Present
     };
     let form_id = form.get("client_id");
     let form_secret = form.get("client_secret");
+    match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (None, None) => {}
+        (Some(JWT_BEARER), Some(assertion)) => {
+            if basic.is_some() || form_secret.is_some() {
+                return Err(Error::InvalidRequest(
+                    "use only one client authentication method".into(),
+                ));
+            }
+            let claimed =
+                crate::client_assertion::unverified_sub(assertion).ok_or(Error::InvalidClient)?;
+            if form_id.is_some_and(|f| f != claimed) {
+                return Err(Error::InvalidClient);
+            }
+            return Ok(PresentedClient::Assertion {
+                client_id: claimed,
+                assertion: assertion.to_owned(),
+            });
+        }
+        _ => return Err(Error::InvalidClient),
+    }
     match (basic, form_id, form_secret) {
         (Some(_), _, Some(_)) => Err(Error::InvalidRequest(
             "use only one client authentication method".into(),
@@ -244,7 +280,7 @@ mod tests {
         assert_eq!(p.client_id(), "my:id");
         match p {
             PresentedClient::Secret { secret, .. } => assert_eq!(secret.expose(), "s+cret"),
-            PresentedClient::Public { .. } => unreachable!(),
+            PresentedClient::Public { .. } | PresentedClient::Assertion { .. } => unreachable!(),
         }
         h.insert(
             header::AUTHORIZATION,

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use form::{presented_client, ClientIp, OAuthForm};
+use gatehouse_common::alg::Algorithm;
 use serde_json::json;
 
 /// Largest request body accepted anywhere (forms have their own, smaller cap).
@@ -262,8 +263,18 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
     let iss = &state.config.issuer;
     // Public clients authenticate with `none` at /token (authorization_code,
     // refresh_token) and /revoke; they may not introspect.
-    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
-    let introspection_auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+    let introspection_auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
     let revocation_auth_methods = auth_methods;
     // Exactly what `dpop::token_endpoint_proof` accepts.
     let dpop_algs: Vec<&str> = crate::dpop::policy()
@@ -284,6 +295,7 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,

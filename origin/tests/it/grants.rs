@@ -772,6 +772,63 @@ fn flow(database_url: String) {
         (400, Some("invalid_scope")),
         "exchange cannot widen"
     );
+    // private_key_jwt (RFC 7523) registered from the CLI with a JWKS file.
+    let ckey = TestKey::es256("binary-pkjwt");
+    let jwks_path = std::env::temp_dir().join(format!(
+        "gh-jwks-{}.json",
+        gatehouse_origin::secret::random_id().unwrap()
+    ));
+    std::fs::write(
+        &jwks_path,
+        json!({"keys": [ckey.public_jwk_json()]}).to_string(),
+    )
+    .unwrap();
+    let pk = s.cli(
+        &[
+            "client",
+            "create",
+            "--name",
+            "pk",
+            "--scope",
+            "read",
+            "--audience",
+            "https://api.example",
+            "--jwks-file",
+            jwks_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(pk["client_secret"].is_null(), "{pk}");
+    let pk_id = pk["client_id"].as_str().unwrap();
+    let now = gatehouse_origin::state::now().0;
+    let a = ckey.sign(
+        &json!({"alg": "ES256", "typ": "JWT"}),
+        &json!({"iss": pk_id, "sub": pk_id, "aud": format!("{ISS}/token"), "exp": now + 60, "jti": "binary-1"}),
+    );
+    let form = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", a.as_str()),
+    ];
+    let r = s
+        .http
+        .post(format!("{}/token", s.base))
+        .form(&form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .post(format!("{}/token", s.base))
+        .form(&form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "assertion replay");
+    let _ = std::fs::remove_file(jwks_path);
+
     s.cli(&["user", "delete", "alice"], &[]);
     assert_eq!(introspect(&s, &id, &secret, &at)["active"], false);
     let (st, _, _) = b.get(&s, &s.authorize_url(&id, &[]));

@@ -15,6 +15,7 @@
 )]
 
 mod api;
+mod assertion;
 mod exchange;
 mod grants;
 mod process;

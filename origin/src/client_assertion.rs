@@ -1,0 +1,138 @@
+//! `private_key_jwt` client authentication (RFC 7523 §3, OpenID Connect
+//! Core §9): a JWS signed by a key in the client's registered JWKS, with
+//! `iss` = `sub` = client_id, `aud` naming the issuer or the token endpoint,
+//! a short `exp`, and a `jti` accepted once.
+
+use crate::clients::Client;
+use crate::crypto::AwsLc;
+use crate::db::Db;
+use gatehouse_common::jwk::JwkSet;
+use gatehouse_common::jws::{self, Limits};
+use gatehouse_common::provider::SignatureVerifier as _;
+use gatehouse_common::UnixTime;
+use serde_json::Value;
+
+/// The longest lifetime (`exp - now`) an assertion may claim, seconds.
+pub const MAX_LIFETIME_SECS: i64 = 300;
+
+const LIMITS: Limits = Limits::DPOP_PROOF;
+
+/// Why an assertion was refused (all answered as `invalid_client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssertionError {
+    /// Not a well-formed JWS, or the client has no usable JWKS.
+    #[error("malformed assertion")]
+    Malformed,
+    /// No registered key fits, or the signature is wrong.
+    #[error("bad signature")]
+    Signature,
+    /// `iss`/`sub` are not the client id.
+    #[error("iss and sub must be the client id")]
+    Subject,
+    /// `aud` names neither the issuer nor the token endpoint.
+    #[error("wrong audience")]
+    Audience,
+    /// Missing, expired or too long-lived `exp`.
+    #[error("bad exp")]
+    Expiry,
+    /// Missing `jti`, or already used.
+    #[error("replayed or missing jti")]
+    Replay,
+}
+
+/// The unverified `sub` of an assertion: which client to look up.
+#[must_use]
+pub fn unverified_sub(raw: &str) -> Option<String> {
+    let parsed = jws::parse(raw, &LIMITS).ok()?;
+    parsed
+        .claims
+        .get("sub")?
+        .as_str()
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .map(str::to_owned)
+}
+
+/// Verifies `raw` for `client` at `now` and records its `jti` (single use).
+pub async fn verify(
+    db: &Db,
+    client: &Client,
+    issuer: &str,
+    raw: &str,
+    leeway: i64,
+    now: UnixTime,
+) -> Result<Result<(), AssertionError>, crate::db::DbError> {
+    let checked = check(client, issuer, raw, leeway, now);
+    let (jti, exp) = match checked {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    let key = format!("private_key_jwt:{}:{jti}", client.client_id);
+    let inserted = sqlx::query(
+        "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+    )
+    .bind(key)
+    .bind(exp.saturating_add(leeway))
+    .execute(&db.pool)
+    .await?;
+    Ok(if inserted.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(AssertionError::Replay)
+    })
+}
+
+fn check(
+    client: &Client,
+    issuer: &str,
+    raw: &str,
+    leeway: i64,
+    now: UnixTime,
+) -> Result<(String, i64), AssertionError> {
+    let keys = client
+        .jwks
+        .as_deref()
+        .and_then(|j| JwkSet::from_json(j.as_bytes()).ok())
+        .ok_or(AssertionError::Malformed)?;
+    let parsed = jws::parse(raw, &LIMITS).map_err(|_| AssertionError::Malformed)?;
+    // The algorithm comes from the registered key, never from the header alone.
+    let key = keys
+        .select(parsed.header.kid.as_deref(), parsed.header.alg)
+        .map_err(|_| AssertionError::Signature)?;
+    if !AwsLc.verify(key.jwk, key.alg, parsed.signing_input(), parsed.signature()) {
+        return Err(AssertionError::Signature);
+    }
+    let c = &parsed.claims;
+    let s = |name: &str| c.get(name).and_then(Value::as_str);
+    if s("iss") != Some(client.client_id.as_str()) || s("sub") != Some(client.client_id.as_str()) {
+        return Err(AssertionError::Subject);
+    }
+    let token_endpoint = format!("{issuer}/token");
+    let aud_ok = match c.get("aud") {
+        Some(Value::String(a)) => a == issuer || *a == token_endpoint,
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| a == issuer || a == token_endpoint),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(AssertionError::Audience);
+    }
+    let exp = c
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or(AssertionError::Expiry)?;
+    if exp.saturating_add(leeway) <= now.0 || exp.saturating_sub(now.0) > MAX_LIFETIME_SECS {
+        return Err(AssertionError::Expiry);
+    }
+    if c.get("nbf")
+        .and_then(Value::as_i64)
+        .is_some_and(|n| n > now.0.saturating_add(leeway))
+    {
+        return Err(AssertionError::Expiry);
+    }
+    let jti = s("jti")
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or(AssertionError::Replay)?;
+    Ok((jti.to_owned(), exp))
+}
