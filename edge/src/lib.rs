@@ -12,17 +12,20 @@ pub mod jwks_cache;
 pub mod replay_window;
 pub mod revocation_rules;
 
-#[cfg(target_arch = "wasm32")]
+// The worker's entry points (`#[event]` exports) and Durable Object classes
+// are left out under `browser-test`: a headless browser cannot instantiate a
+// module importing workerd's bindings, and the WebCrypto provider needs none.
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod jwks;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod proxy;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 pub mod ratelimit;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 pub mod replay;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod revocations;
 #[cfg(target_arch = "wasm32")]
 pub mod webcrypto;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod worker_main;
