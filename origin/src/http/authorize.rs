@@ -9,7 +9,7 @@
 use crate::clients::{self, Client};
 use crate::error::Error;
 use crate::grants::{self, CodeGrant};
-use crate::http::form::OAuthForm;
+use crate::http::form::{ClientIp, OAuthForm};
 use crate::secret::{ct_eq, CsrfToken, Password, SessionId};
 use crate::state::{now, AppState};
 use crate::token::{choose_audience, grant_scopes};
@@ -402,10 +402,13 @@ fn check_csrf(headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
 /// and returns to `/authorize` with the original request.
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
     let now = now();
+    // Password guessing is limited per IP like every credential check.
+    super::limit_ip(&state, ip, crate::state::now_ms())?;
     check_csrf(&headers, &form)?;
     let query = form.get("request").unwrap_or_default().to_owned();
     let q = OAuthForm::parse(query.as_bytes())
@@ -414,11 +417,19 @@ pub async fn login(
     let username = form.get("username").unwrap_or_default();
     let password = Password::new(form.get("password").unwrap_or_default().to_owned());
     let Some(user) = users::verify(&state.db, username, &password).await? else {
-        crate::audit::record(
-            &state.db.pool,
-            &crate::audit::AuditEvent::new("login_failed", now),
-        )
-        .await?;
+        // Audited at a bounded rate per IP, like client authentication failures.
+        let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+        if state
+            .auth_failure_audit
+            .check(&key, now.0.saturating_mul(1000))
+            .allowed
+        {
+            crate::audit::record(
+                &state.db.pool,
+                &crate::audit::AuditEvent::new("login_failed", now).ip(ip),
+            )
+            .await?;
+        }
         let mut resp = with_csrf(&state, &headers, |csrf| {
             login_page(&query, csrf, Some("Wrong username or password."))
         })?;

@@ -69,7 +69,11 @@ async fn body_limit_as_oauth_error(req: Request, next: Next) -> Response {
 
 /// The per-IP limit every client-authenticated endpoint applies before
 /// authenticating (brute force and anonymous floods).
-fn limit_ip(state: &AppState, ip: Option<std::net::IpAddr>, now_ms: i64) -> Result<(), Error> {
+pub(crate) fn limit_ip(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    now_ms: i64,
+) -> Result<(), Error> {
     if let Some(ip) = ip {
         let d = state.ip_limiter.check(&ip.to_string(), now_ms);
         if !d.allowed {

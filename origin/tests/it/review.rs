@@ -344,3 +344,16 @@ async fn token_response_debug_redacts_the_token() {
     assert!(shown.contains("[redacted]"));
     assert!(!format!("{state:?}").contains("test-admin-token"));
 }
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited_per_ip() {
+    let state = sqlite_state_with(|c| c.token_rate_per_minute = 2).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let req = form_post("/authorize/login", None, "")
+            .body(Body::from("request=x&csrf=y&username=a&password=b"))
+            .unwrap();
+        statuses.push(send(&state, from_ip(req, [10, 0, 0, 5])).await.0);
+    }
+    assert_eq!(statuses, vec![400, 400, 429]);
+}
