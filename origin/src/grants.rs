@@ -493,6 +493,33 @@ pub async fn revoke_refresh(
     Ok(true)
 }
 
+/// Forgets what can no longer be used: codes an hour past expiry (a replay
+/// inside that hour still revokes the grant), ended sessions, and refresh
+/// tokens past their family's absolute lifetime. Returns rows deleted.
+pub async fn prune(state: &AppState, now: UnixTime) -> Result<u64, Error> {
+    let mut n = 0u64;
+    for (sql, before) in [
+        (
+            "DELETE FROM auth_codes WHERE expires_at < $1",
+            now.0.saturating_sub(3600),
+        ),
+        ("DELETE FROM sessions WHERE expires_at < $1", now.0),
+        (
+            "DELETE FROM refresh_tokens WHERE family_expires_at < $1",
+            now.0.saturating_sub(state.config.leeway_secs),
+        ),
+    ] {
+        n = n.saturating_add(
+            sqlx::query(sql)
+                .bind(before)
+                .execute(&state.db.pool)
+                .await?
+                .rows_affected(),
+        );
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,9 @@ async fn maintain_keys(state: AppState) {
         if let Err(e) = crate::dpop::prune_replay(&state, now()).await {
             tracing::warn!(error = %e, "pruning DPoP replay entries failed");
         }
+        if let Err(e) = crate::grants::prune(&state, now()).await {
+            tracing::warn!(error = %e, "pruning expired codes, sessions and refresh tokens failed");
+        }
     }
 }
 
