@@ -31,8 +31,15 @@ pub struct JwksState {
     pub fetched_at: Option<UnixTime>,
     /// When it stops being fresh.
     pub fresh_until: Option<UnixTime>,
-    /// Last fetch attempt (success or failure), for the cooldown.
+    /// Last fetch attempt (success or failure).
     pub last_attempt: Option<UnixTime>,
+    /// Last failed fetch, cleared by a success: starts the cooldown during
+    /// which the issuer is not asked again (stale-if-error, negative cache).
+    pub last_failure: Option<UnixTime>,
+    /// Last refetch triggered by an unknown `kid`: at most one per cooldown,
+    /// so random `kid`s cannot cause refetch storms. Ordinary TTL refreshes
+    /// do not count, so they never delay picking up a newly published key.
+    pub last_kid_refetch: Option<UnixTime>,
 }
 
 /// What the caller should do before looking a key up.
@@ -55,20 +62,30 @@ impl JwksState {
     pub fn before_lookup(&self, now: UnixTime, policy: &CachePolicy) -> Action {
         match (self.keys.is_some(), self.fresh_until) {
             (true, Some(fresh)) if now < fresh => Action::UseCached,
-            _ if self.in_cooldown(now, policy) && self.usable(now, policy) => Action::UseCached,
-            _ if self.in_cooldown(now, policy) && !self.usable(now, policy) => Action::Unavailable,
+            _ if self.failure_cooldown(now, policy) && self.usable(now, policy) => {
+                Action::UseCached
+            }
+            _ if self.failure_cooldown(now, policy) && !self.usable(now, policy) => {
+                Action::Unavailable
+            }
             _ => Action::Fetch,
         }
     }
 
-    /// Whether an unknown `kid` may trigger a refetch at `now`.
-    #[must_use]
-    pub fn may_refetch_for_unknown_kid(&self, now: UnixTime, policy: &CachePolicy) -> bool {
-        !self.in_cooldown(now, policy)
+    /// Whether an unknown `kid` may trigger a refetch at `now`; when it may,
+    /// the refetch is recorded so the next one waits for the cooldown.
+    pub fn may_refetch_for_unknown_kid(&mut self, now: UnixTime, policy: &CachePolicy) -> bool {
+        let within =
+            |t: Option<UnixTime>| t.is_some_and(|t| now.0 < t.0.saturating_add(policy.cooldown));
+        if within(self.last_kid_refetch) || within(self.last_failure) {
+            return false;
+        }
+        self.last_kid_refetch = Some(now);
+        true
     }
 
-    fn in_cooldown(&self, now: UnixTime, policy: &CachePolicy) -> bool {
-        self.last_attempt
+    fn failure_cooldown(&self, now: UnixTime, policy: &CachePolicy) -> bool {
+        self.last_failure
             .is_some_and(|t| now.0 < t.0.saturating_add(policy.cooldown))
     }
 
@@ -94,6 +111,7 @@ impl JwksState {
         self.fetched_at = Some(now);
         self.fresh_until = Some(now.plus(ttl));
         self.last_attempt = Some(now);
+        self.last_failure = None;
     }
 
     /// Records a set found in the shared cache, fetched from the issuer at
@@ -104,11 +122,13 @@ impl JwksState {
         self.fetched_at = Some(UnixTime(entry.fetched_at));
         self.fresh_until = Some(UnixTime(entry.fetched_at.saturating_add(entry.ttl)));
         self.last_attempt = Some(now);
+        self.last_failure = None;
     }
 
     /// Records a failed fetch: the last good set stays, the cooldown starts.
     pub fn failed(&mut self, now: UnixTime) {
         self.last_attempt = Some(now);
+        self.last_failure = Some(now);
     }
 }
 
@@ -229,8 +249,37 @@ mod tests {
     fn unknown_kid_refetch_is_rate_limited() {
         let mut s = JwksState::default();
         s.fetched(JwkSet::default(), Some(300), UnixTime(0), &P);
-        assert!(!s.may_refetch_for_unknown_kid(UnixTime(5), &P));
-        assert!(s.may_refetch_for_unknown_kid(UnixTime(10), &P));
+        assert!(
+            s.may_refetch_for_unknown_kid(UnixTime(1), &P),
+            "a success does not start the kid cooldown"
+        );
+        assert!(
+            !s.may_refetch_for_unknown_kid(UnixTime(5), &P),
+            "one kid refetch per cooldown"
+        );
+        assert!(s.may_refetch_for_unknown_kid(UnixTime(11), &P));
+        s.failed(UnixTime(30));
+        assert!(
+            !s.may_refetch_for_unknown_kid(UnixTime(35), &P),
+            "no kid refetch right after a failure"
+        );
+    }
+
+    /// Regression: a successful refresh must not start a cooldown that keeps a
+    /// stale set in use past its TTL — otherwise a key published `lead`
+    /// seconds before it signs is missed whenever the cooldown exceeds the lead.
+    #[test]
+    fn ttl_refresh_is_not_delayed_by_the_cooldown() {
+        let short = CachePolicy {
+            min_ttl: 1,
+            max_ttl: 600,
+            max_stale: 3600,
+            cooldown: 10,
+        };
+        let mut s = JwksState::default();
+        s.fetched(JwkSet::default(), Some(1), UnixTime(0), &short);
+        assert_eq!(s.before_lookup(UnixTime(0), &short), Action::UseCached);
+        assert_eq!(s.before_lookup(UnixTime(1), &short), Action::Fetch);
     }
 
     #[test]

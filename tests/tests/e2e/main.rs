@@ -5,6 +5,7 @@
 
 mod edge;
 mod faults;
+mod flows;
 mod grants;
 mod guide;
 mod harness;
