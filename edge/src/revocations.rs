@@ -21,9 +21,11 @@ use crate::config::{EdgeConfig, IssuerConfig};
 use crate::revocation_rules::{fingerprint, needs_reread, takes_version};
 use crate::{jwks, webcrypto};
 use futures_util::lock::Mutex;
+use gatehouse_common::alg::Algorithm;
 use gatehouse_common::jwk::KeyError;
+use gatehouse_common::jws::{self, JwsError};
 use gatehouse_common::revocation::{
-    RevocationError, RevocationList, RevocationPolicy, UntrustedRevocationDocument,
+    RevocationError, RevocationList, RevocationPolicy, UntrustedRevocationDocument, REVOCATIONS_TYP,
 };
 use gatehouse_common::{b64, UnixTime};
 use std::cell::RefCell;
@@ -103,8 +105,60 @@ pub enum IngestError {
     Unavailable(&'static str),
 }
 
+/// What is read of a document before its signature is checked: the header's
+/// `alg`/`kid` (after the `typ` and no-embedded-key rules), the bytes the
+/// signature covers and the signature. The claims are parsed only after the
+/// signature verified.
+struct Signed<'a> {
+    alg: Algorithm,
+    kid: Option<String>,
+    signing_input: &'a str,
+    signature: Vec<u8>,
+}
+
+fn signed_parts(raw: &str) -> Result<Signed<'_>, RevocationError> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        alg: String,
+        #[serde(default)]
+        typ: Option<String>,
+        #[serde(default)]
+        kid: Option<String>,
+        #[serde(default)]
+        jwk: Option<serde_json::Value>,
+    }
+    let malformed = || RevocationError::Jws(JwsError::Malformed);
+    if raw.len() > MAX_DOCUMENT_BYTES {
+        return Err(malformed());
+    }
+    let (head_and_payload, sig) = raw.rsplit_once('.').ok_or_else(malformed)?;
+    let (head, _payload) = head_and_payload.split_once('.').ok_or_else(malformed)?;
+    if head.len() > 4096 {
+        return Err(malformed());
+    }
+    let head: Head = b64::decode(head)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(malformed)?;
+    if !jws::typ_is(head.typ.as_deref(), REVOCATIONS_TYP) {
+        return Err(RevocationError::WrongType);
+    }
+    if head.jwk.is_some() {
+        return Err(RevocationError::EmbeddedKey);
+    }
+    let alg = Algorithm::from_name(&head.alg)
+        .map_err(|e| RevocationError::Jws(JwsError::Algorithm(e)))?;
+    Ok(Signed {
+        alg,
+        kid: head.kid,
+        signing_input: head_and_payload,
+        signature: b64::decode(sig).map_err(|_| malformed())?,
+    })
+}
+
 /// Verifies `raw` against the issuer's JWKS (refetching on an unknown `kid`,
-/// within the cooldown rules).
+/// within the cooldown rules): header and signature first, then the claims
+/// are parsed (full JWS rules) and checked (version, `iat`).
 async fn verify(
     raw: &str,
     cfg: &EdgeConfig,
@@ -113,21 +167,21 @@ async fn verify(
     now: UnixTime,
 ) -> Result<RevocationList, IngestError> {
     let p = policy(issuer);
-    let doc = UntrustedRevocationDocument::parse(raw, &p).map_err(IngestError::Invalid)?;
-    if held.is_some_and(|h| doc.version() < h) {
-        return Err(IngestError::Rollback);
+    let signed = signed_parts(raw).map_err(IngestError::Invalid)?;
+    if !p.algorithms.contains(&signed.alg) {
+        return Err(IngestError::Invalid(RevocationError::AlgorithmNotAllowed {
+            alg: signed.alg,
+        }));
     }
+    let kid = signed.kid.as_deref();
     let unavailable = |_| IngestError::Unavailable("the issuer's keys are unavailable");
     let mut keys = jwks::keys(cfg, issuer, now).await.map_err(unavailable)?;
-    if matches!(
-        keys.select(doc.kid(), doc.header_alg()),
-        Err(KeyError::UnknownKid)
-    ) {
+    if matches!(keys.select(kid, signed.alg), Err(KeyError::UnknownKid)) {
         keys = jwks::keys_after_unknown_kid(cfg, issuer, now)
             .await
             .map_err(unavailable)?;
     }
-    let key = match keys.select(doc.kid(), doc.header_alg()) {
+    let key = match keys.select(kid, signed.alg) {
         Ok(k) => k,
         Err(KeyError::UnknownKid) => {
             return Err(IngestError::Unavailable(
@@ -136,8 +190,22 @@ async fn verify(
         }
         Err(_) => return Err(IngestError::Invalid(RevocationError::InvalidSignature)),
     };
-    let ok = webcrypto::verify(key.jwk, key.alg, doc.signing_input(), doc.signature()).await;
-    doc.accept(ok, &p, held, now).map_err(|e| match e {
+    let ok = webcrypto::verify(
+        key.jwk,
+        key.alg,
+        signed.signing_input.as_bytes(),
+        &signed.signature,
+    )
+    .await;
+    if !ok {
+        return Err(IngestError::Invalid(RevocationError::InvalidSignature));
+    }
+    // Signed by the issuer: now the claims (and the JWS rules in full).
+    let doc = UntrustedRevocationDocument::parse(raw, &p).map_err(IngestError::Invalid)?;
+    if doc.signing_input() != signed.signing_input.as_bytes() {
+        return Err(IngestError::Invalid(RevocationError::InvalidSignature));
+    }
+    doc.accept(true, &p, held, now).map_err(|e| match e {
         RevocationError::Rollback { .. } => IngestError::Rollback,
         other => IngestError::Invalid(other),
     })
@@ -162,8 +230,9 @@ fn peek_iss(raw: &str) -> Option<String> {
     serde_json::from_slice::<Iss>(&bytes).ok().map(|c| c.iss)
 }
 
-/// Ingests a pushed document: find its issuer by `iss`, verify it once under
-/// that issuer's policy, then have the issuer's store take it (compare-and-set
+/// Ingests a pushed document: find its issuer by `iss` (the only claim read
+/// before the signature is checked), verify it once under that issuer's
+/// policy, then have the issuer's store take it (compare-and-set
 /// on the version, KV write inside the store). Returns the issuer and version.
 pub async fn ingest(
     raw: &str,

@@ -714,6 +714,27 @@ fn revocations_fail_closed_ingest_is_compare_and_set_and_rate_limited() {
     // The same version again is refused too (compare-and-set, not last writer wins).
     assert_eq!(ingest(edge, &issuer.revocations(6, vec![])), 409);
 
+    // The signature is checked before the claims are parsed: a forged
+    // document with malformed entries is refused for its signature.
+    let forged = TestKey::es256("forger").sign(
+        &json!({"alg": "ES256", "typ": REVOCATIONS_TYP, "kid": TEST_KID}),
+        &json!({"iss": issuer.url, "iat": now(), "version": 7, "entries": "not a list"}),
+    );
+    let resp = http()
+        .post(format!("{}/.gatehouse/revocations", edge.url))
+        .body(forged)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{body}"
+    );
+
     // A body without Content-Length is cut at the cap: 413.
     let huge = vec![b'x'; 9 * 1024 * 1024];
     let status = http()
