@@ -389,6 +389,26 @@ impl Edge {
         assert!(status.success(), "wrangler kv key put {key} failed");
     }
 
+    /// Reads `key` from this edge's local KV `binding` (`None` when absent).
+    pub fn kv_get(&self, binding: &str, key: &str) -> Option<String> {
+        let root = repo_root();
+        let out = Command::new(root.join("node_modules/.bin/wrangler"))
+            .current_dir(&root)
+            .args(["kv", "key", "get", "--binding", binding, "--local", key])
+            .arg("--config")
+            .arg(self.dir.path().join("wrangler.toml"))
+            .arg("--persist-to")
+            .arg(self.dir.path().join("state"))
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .stderr(Stdio::null())
+            .output()
+            .expect("wrangler kv key get");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success() && text.split('.').count() == 3).then_some(text)
+    }
+
     /// Starts the edge for `origin`'s issuer, forwarding to `upstream`;
     /// `vars` override or add `[vars]`.
     pub fn start(origin: &Origin, upstream: &Upstream, vars: &[(&str, &str)]) -> Self {
@@ -485,7 +505,7 @@ impl Stack {
     pub fn start_with_edge_vars(vars: &[(&str, &str)]) -> Self {
         let origin = Origin::start();
         let upstream = Upstream::start();
-        let edge = Edge::start(&origin, &upstream, vars);
+        let edge = Edge::start_retrying(&origin, &upstream, vars);
         Self {
             edge,
             upstream,
