@@ -1,23 +1,26 @@
 //! Each trusted issuer's signing keys, cached in isolate memory and shared
 //! between isolates of a location through the Cache API (see
 //! [`crate::jwks_cache`] for the rules). Refreshes are single-flight per
-//! issuer: concurrent requests in an isolate await the same fetch.
+//! issuer: one request fetches; concurrent requests of the isolate wait for
+//! it on timers of their own and then read the result from isolate memory.
+//! They never await the fetching request's future: workerd ties a promise to
+//! the request that created it, and a request woken from another request's
+//! context is cancelled as hung.
 
 use crate::config::{EdgeConfig, IssuerConfig};
 use crate::jwks_cache::{self, Action, CachePolicy, JwksState, SharedEntry};
-use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::StreamExt;
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use worker::{Cache, Fetch, Method, Request, RequestInit, Response};
+use std::time::Duration;
+use worker::{Cache, Delay, Fetch, Method, Request, RequestInit, Response};
 
 /// Largest JWKS document read, in bytes.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 /// A fetched set and where it came from.
-#[derive(Clone)]
 enum Got {
     /// From the issuer, with its `max-age` (if any).
     Issuer(JwkSet, Option<i64>),
@@ -30,7 +33,28 @@ type Fetched = Option<Got>;
 #[derive(Default)]
 struct Issuer {
     state: JwksState,
-    in_flight: Option<Shared<LocalBoxFuture<'static, Fetched>>>,
+    /// A request of this isolate is fetching (cleared when it finishes or is dropped).
+    in_flight: bool,
+    /// Counts finished fetches, so a waiter sees that "its" fetch ended.
+    generation: u64,
+}
+
+/// How often a waiting request looks whether the fetch finished, and for how long.
+const WAIT_STEP: Duration = Duration::from_millis(5);
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Clears `in_flight` when the fetching request finishes or is cancelled.
+struct InFlight<'a> {
+    iss: &'a str,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        with_issuer(self.iss, |i| {
+            i.in_flight = false;
+            i.generation = i.generation.wrapping_add(1);
+        });
+    }
 }
 
 thread_local! {
@@ -141,30 +165,32 @@ async fn fetch(url: String, bypass_shared: bool, p: CachePolicy, now: UnixTime) 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
     let iss = issuer.policy.issuer.as_str();
     let p = policy(cfg);
-    let shared = with_issuer(iss, |i| {
-        i.in_flight
-            .get_or_insert_with(|| {
-                fetch(issuer.jwks_url.clone(), bypass_shared, p, now)
-                    .boxed_local()
-                    .shared()
-            })
-            .clone()
+    let (leader, generation) = with_issuer(iss, |i| {
+        let leader = !i.in_flight;
+        i.in_flight = true;
+        (leader, i.generation)
     });
-    let result = shared.await;
-    with_issuer(iss, |i| {
-        if i.in_flight.is_some() {
-            i.in_flight = None;
-            match result {
-                Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
-                Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),
-                None => {
-                    worker::console_warn!(
-                        r#"{{"event":"jwks_fetch_failed","issuer":{}}}"#,
-                        serde_json::Value::from(iss)
-                    );
-                    i.state.failed(now);
-                }
-            }
+    if !leader {
+        // Wait on our own timers until the fetching request is done.
+        let mut waited = Duration::ZERO;
+        while waited < WAIT_LIMIT && with_issuer(iss, |i| i.in_flight && i.generation == generation)
+        {
+            Delay::from(WAIT_STEP).await;
+            waited += WAIT_STEP;
+        }
+        return;
+    }
+    let _in_flight = InFlight { iss };
+    let result = fetch(issuer.jwks_url.clone(), bypass_shared, p, now).await;
+    with_issuer(iss, |i| match result {
+        Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
+        Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),
+        None => {
+            worker::console_warn!(
+                r#"{{"event":"jwks_fetch_failed","issuer":{}}}"#,
+                serde_json::Value::from(iss)
+            );
+            i.state.failed(now);
         }
     });
 }

@@ -300,7 +300,7 @@ impl RevocationStore {
         let _one_at_a_time = self.lock.lock().await;
         let storage = self.state.storage();
         let stored: Option<String> = storage.get("version").await?;
-        let mut held = stored.and_then(|v| v.parse::<u64>().ok());
+        let mut held = stored.as_deref().and_then(|v| v.parse::<u64>().ok());
         let store = self.env.kv(BINDING)?;
         if held.is_none() {
             // First use (e.g. after an upgrade): KV's document sets the floor.
@@ -314,8 +314,23 @@ impl RevocationStore {
         if !takes_version(held, version) {
             return Ok(409);
         }
-        store.put(&kv_key(iss), raw)?.execute().await?;
+        // The version first (under the lock nothing interleaves), so the
+        // acknowledgement follows the KV write directly; a failed KV write
+        // puts the previous version back.
         storage.put("version", version.to_string()).await?;
+        let written = match store.put(&kv_key(iss), raw) {
+            Ok(put) => put.execute().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            match stored {
+                Some(previous) => storage.put("version", previous).await?,
+                None => {
+                    storage.delete("version").await?;
+                }
+            }
+            return Err(e.into());
+        }
         Ok(204)
     }
 }

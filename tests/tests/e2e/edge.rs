@@ -771,3 +771,60 @@ fn revocations_fail_closed_ingest_is_compare_and_set_and_rate_limited() {
     let a = get(&open, "/o", Some(&format!("Bearer {token}")), None);
     assert_eq!(a.status, 200, "{}", a.body);
 }
+
+/// The `version` claim of a compact revocation document.
+fn version_of(doc: &str) -> u64 {
+    let payload = doc.split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&gatehouse_common::b64::decode(payload).unwrap()).unwrap();
+    claims["version"].as_u64().unwrap()
+}
+
+#[test]
+fn concurrent_ingests_never_move_kv_backwards() {
+    let issuer = TestIssuer::start();
+    let (stack, _) = stack_with(|_, edge_url| {
+        vec![(
+            "TRUSTED_ISSUERS".into(),
+            issuer.trusted_issuers_var(edge_url),
+        )]
+    });
+    let edge = &stack.edge;
+    // Versions 1..=24 pushed at once, in an order where older ones come last.
+    let docs: Vec<(u64, String)> = (1..=24u64)
+        .rev()
+        .map(|v| (v, issuer.revocations(v, vec![])))
+        .collect();
+    let url = format!("{}/.gatehouse/revocations", edge.url);
+    let handles: Vec<_> = docs
+        .into_iter()
+        .map(|(v, doc)| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let status = http().post(url).body(doc).send().unwrap().status().as_u16();
+                (v, status)
+            })
+        })
+        .collect();
+    let results: Vec<(u64, u16)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (v, status) in &results {
+        assert!(matches!(status, 204 | 409), "version {v}: {status}");
+    }
+    let acknowledged = results
+        .iter()
+        .filter(|(_, s)| *s == 204)
+        .map(|(v, _)| *v)
+        .max()
+        .expect("at least one version taken");
+    // KV holds exactly the highest acknowledged version, and the store
+    // refuses everything not above it.
+    let kv = edge
+        .kv_get("REVOCATIONS", &format!("revocations/{}", issuer.url))
+        .expect("a document in KV");
+    assert_eq!(version_of(&kv), acknowledged, "{results:?}");
+    assert_eq!(ingest(edge, &issuer.revocations(acknowledged, vec![])), 409);
+    assert_eq!(
+        ingest(edge, &issuer.revocations(acknowledged + 1, vec![])),
+        204
+    );
+}
