@@ -147,7 +147,9 @@ async function getToken(o, client, dpopProof) {
 }
 
 // ---------- workers under wrangler dev ----------
-const baseToml = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+// The wrangler.toml snapshotted with the build (its bindings match that bundle).
+const snapToml = path.join(WORK, "edge-release/wrangler.toml");
+const baseToml = fs.readFileSync(fs.existsSync(snapToml) ? snapToml : path.join(ROOT, "wrangler.toml"), "utf8");
 const compatDate = /compatibility_date\s*=\s*"([^"]+)"/.exec(baseToml)[1];
 const tomlStr = (s) => JSON.stringify(String(s));
 function varsToml(vars) {
@@ -408,6 +410,17 @@ async function main() {
     results.validation[row.key] = { label: row.label };
     for (const impl of impls) results.validation[row.key][impl] = summarize(runs[`${row.key}:${impl}`]);
   }
+
+  // What our edge's own log says about the refused/failed requests under load.
+  try {
+    const glog = fs.readFileSync(path.join(RUN, "gatehouse.log"), "utf8");
+    const hung = (glog.match(/detected that your Worker's code had hung/g) || []).length;
+    const s500 = (glog.match(/GET \/orders\/1 5\d\d/g) || []).length;
+    if (hung || s500)
+      results.notes.push(
+        `**Edge errors under load:** ${s500} requests to our edge answered 5xx during the load runs; workerd logged ${hung}× "The Workers runtime canceled this request because it detected that your Worker's code had hung" — a request awaiting a promise that belongs to another request (e.g. a shared in-flight fetch or a cached promise), which workerd cancels. A bug in the edge to look at (see target/bench/run/gatehouse.log).`,
+      );
+  } catch {}
 
   // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
   const issuance = async (label, o, client) => {
