@@ -139,6 +139,69 @@ impl RotationPolicy {
     }
 }
 
+/// The operator-facing timing of a key store that rotates on a schedule
+/// (the origin's `GATEHOUSE_KEY_*` settings), for [`plan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationSchedule {
+    /// Seconds a new key is published before it signs (at least the edge's
+    /// longest JWKS cache age).
+    pub publish_lead_secs: i64,
+    /// Seconds a key signs before its successor takes over.
+    pub active_period_secs: i64,
+    /// Seconds a retired key stays published after its last token expired.
+    pub retention_secs: i64,
+    /// The longest lifetime (plus leeway) of anything a key signed.
+    pub max_token_lifetime_secs: i64,
+}
+
+/// What the schedule says to do at some instant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Create a key, published now, that signs from this instant.
+    pub create_active_at: Option<UnixTime>,
+    /// Keys to mark retired, with the instant their successor took over.
+    pub retire: Vec<(String, UnixTime)>,
+    /// Keys to remove from the JWKS (every token they signed has expired).
+    pub remove: Vec<String>,
+}
+
+/// The pure rotation schedule at `now` over the keys not yet removed
+/// (removed ones are ignored): bootstrap a signer when there is none;
+/// publish the next key `publish_lead_secs` before the newest one's active
+/// period ends; retire a key once a newer one is active; remove a retired
+/// key once the longest-lived token it signed has expired, plus retention.
+#[must_use]
+pub fn plan<K>(keys: &[ScheduledKey<K>], s: &RotationSchedule, now: UnixTime) -> Plan {
+    let mut out = Plan::default();
+    let live: Vec<&ScheduledKey<K>> = keys.iter().filter(|k| k.removed_at.is_none()).collect();
+    let order = |k: &ScheduledKey<K>| (k.active_at, k.kid.clone());
+    match live.iter().max_by_key(|k| order(k)) {
+        None => out.create_active_at = Some(now),
+        Some(n) => {
+            let period_end = n.active_at.plus(s.active_period_secs);
+            if n.active_at <= now && now >= period_end.plus(-s.publish_lead_secs) {
+                out.create_active_at = Some(period_end.max(now.plus(s.publish_lead_secs)));
+            }
+        }
+    }
+    for k in &live {
+        let successor = live
+            .iter()
+            .filter(|o| order(o) > order(k) && o.active_at <= now)
+            .map(|o| o.active_at)
+            .min();
+        if let (None, Some(at)) = (k.retired_at, successor) {
+            out.retire.push((k.kid.clone(), at));
+        }
+        if let Some(at) = k.retired_at.or(successor) {
+            if now >= at.plus(s.max_token_lifetime_secs).plus(s.retention_secs) {
+                out.remove.push(k.kid.clone());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +283,58 @@ mod tests {
         let keys = vec![mk("old", 10, None), mk("new", 20, Some(22))];
         assert_eq!(signer_at(&keys, t(25)).unwrap().kid, "old");
         assert_eq!(published_at(&keys, t(25)).len(), 2);
+    }
+
+    #[test]
+    fn plan_on_a_simulated_clock_always_has_a_published_signer() {
+        let s = RotationSchedule {
+            publish_lead_secs: 100,
+            active_period_secs: 1000,
+            retention_secs: 50,
+            max_token_lifetime_secs: 330,
+        };
+        let mut keys: Vec<ScheduledKey<()>> = Vec::new();
+        let mut created = 0;
+        // The clock jumps forward in steps; nothing sleeps.
+        for step in 0..1000 {
+            let now = t(step * 10);
+            let p = plan(&keys, &s, now);
+            if let Some(active_at) = p.create_active_at {
+                created += 1;
+                keys.push(ScheduledKey {
+                    kid: format!("k{created:03}"),
+                    published_at: now,
+                    active_at,
+                    retired_at: None,
+                    removed_at: None,
+                    key: (),
+                });
+            }
+            for (kid, at) in &p.retire {
+                if let Some(k) = keys.iter_mut().find(|k| &k.kid == kid) {
+                    k.retired_at = Some(*at);
+                }
+            }
+            for kid in &p.remove {
+                if let Some(k) = keys.iter_mut().find(|k| &k.kid == kid) {
+                    k.removed_at = Some(now);
+                }
+            }
+            let signer = signer_at(&keys, now).unwrap();
+            assert!(signer.is_published(now));
+            if signer.kid != "k001" {
+                assert!(now.0 - signer.published_at.0 >= s.publish_lead_secs);
+            }
+            // A removed key signed nothing still valid.
+            for k in keys.iter().filter(|k| k.removed_at.is_some()) {
+                let retired = k.retired_at.unwrap();
+                assert!(now.0 - retired.0 >= s.max_token_lifetime_secs + s.retention_secs);
+            }
+        }
+        assert!(created >= 9, "rotated about every 1000 s");
+        assert_eq!(
+            plan(&[] as &[ScheduledKey<()>], &s, t(0)).create_active_at,
+            Some(t(0))
+        );
     }
 }

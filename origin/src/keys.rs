@@ -13,7 +13,7 @@ use crate::kek::{Kek, KekError};
 use crate::secret::{random_id, RandomError};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::jwk::JwkSet;
-use gatehouse_common::keys::{published_at, signer_at, KeyState, ScheduledKey};
+use gatehouse_common::keys::{published_at, signer_at, KeyState, RotationSchedule, ScheduledKey};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::Row as _;
@@ -114,49 +114,27 @@ pub struct Plan {
     pub remove: Vec<String>,
 }
 
-/// The pure schedule: which key to create, retire or remove at `now`.
-/// `max_token_ttl` is the longest lifetime of a token a key may have signed.
+/// The pure schedule: which key to create, retire or remove at `now` —
+/// `common::keys::plan` over the stored keys (one rule for origin and edge).
+/// `max_token_ttl` is the longest lifetime (plus leeway) of a token a key may have signed.
 #[must_use]
 pub fn plan(keys: &[KeyMeta], schedule: &KeySchedule, max_token_ttl: i64, now: UnixTime) -> Plan {
-    let mut out = Plan::default();
-    let live: Vec<&KeyMeta> = keys.iter().filter(|k| k.removed_at.is_none()).collect();
-    let newest = live.iter().max_by_key(|k| (k.active_at, k.created_at));
-    match newest {
-        None => out.create_active_at = Some(now.0),
-        Some(n) => {
-            // The next key is published `publish_lead` before the newest one's period ends.
-            let period_end = n.active_at.saturating_add(schedule.active_period);
-            if n.active_at <= now.0 && now.0 >= period_end.saturating_sub(schedule.publish_lead) {
-                out.create_active_at =
-                    Some(period_end.max(now.0.saturating_add(schedule.publish_lead)));
-            }
-        }
+    let scheduled: Vec<ScheduledKey<()>> = keys.iter().map(|k| k.scheduled(())).collect();
+    let p = gatehouse_common::keys::plan(
+        &scheduled,
+        &RotationSchedule {
+            publish_lead_secs: schedule.publish_lead,
+            active_period_secs: schedule.active_period,
+            retention_secs: schedule.retention,
+            max_token_lifetime_secs: max_token_ttl,
+        },
+        now,
+    );
+    Plan {
+        create_active_at: p.create_active_at.map(|t| t.0),
+        retire: p.retire.into_iter().map(|(k, t)| (k, t.0)).collect(),
+        remove: p.remove,
     }
-    // A key retires when a newer key became active; it is removed once every
-    // token it signed has expired, plus the retention period.
-    for k in &live {
-        let successor = live
-            .iter()
-            .filter(|o| {
-                (o.active_at, o.created_at) > (k.active_at, k.created_at) && o.active_at <= now.0
-            })
-            .map(|o| o.active_at)
-            .min();
-        let retired = k.retired_at.or(successor);
-        if let (None, Some(at)) = (k.retired_at, successor) {
-            out.retire.push((k.kid.clone(), at));
-        }
-        if let Some(at) = retired {
-            if now.0
-                >= at
-                    .saturating_add(max_token_ttl)
-                    .saturating_add(schedule.retention)
-            {
-                out.remove.push(k.kid.clone());
-            }
-        }
-    }
-    out
 }
 
 /// A loaded key: its stored schedule and the decrypted key.
