@@ -47,6 +47,12 @@ pub enum Error {
     /// 413: the body is larger than allowed.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 431: the request headers are larger than allowed.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// 408: the request (its body) did not arrive in time.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 429 with `Retry-After`.
     #[error("rate limited")]
     RateLimited {
@@ -103,6 +109,11 @@ impl Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request")
             }
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request"),
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "invalid_request",
+            ),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "invalid_request"),
             // RFC 6749 §4.1.2.1's registered code for a temporary refusal
             // (`slow_down` is the device flow's polling error).
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable"),
@@ -130,6 +141,8 @@ impl Error {
             Self::UnsupportedGrantType => "the grant type is not supported".into(),
             Self::UseDpopNonce { .. } => "a DPoP nonce from the server is required".into(),
             Self::PayloadTooLarge => "the request body is too large".into(),
+            Self::HeadersTooLarge => "the request headers are too large".into(),
+            Self::RequestTimeout => "the request did not arrive in time".into(),
             Self::RateLimited { .. } => "rate limit exceeded".into(),
             Self::AdminUnauthorized => "a valid admin token is required".into(),
             Self::NotFound => "not found".into(),

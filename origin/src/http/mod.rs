@@ -52,7 +52,46 @@ pub fn router(state: AppState) -> Router {
             MAX_BODY_BYTES,
         ))
         .layer(middleware::from_fn(body_limit_as_oauth_error))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn(timeout_as_oauth_error))
+        .layer(middleware::from_fn(limit_header_size))
         .with_state(state)
+}
+
+/// Largest total size of a request's header fields (names and values). Room
+/// for an 8 KiB access token and an 8 KiB DPoP proof with ordinary headers;
+/// hyper's own limit (~400 KiB) is far too generous for an OAuth server.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// How long one request may take, body included: a client that announces a
+/// body and stalls is answered 408 and its connection freed (slowloris).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Refuses requests whose header fields exceed [`MAX_HEADER_BYTES`] with 431.
+async fn limit_header_size(req: Request, next: Next) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Error::HeadersTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+/// `TimeoutLayer` answers 408 with an empty body; render it through [`Error`].
+async fn timeout_as_oauth_error(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::REQUEST_TIMEOUT
+        && resp.extensions().get::<ErrorKind>().is_none()
+    {
+        return Error::RequestTimeout.into_response();
+    }
+    resp
 }
 
 /// `RequestBodyLimitLayer` answers 413 with a plain-text body of its own;
