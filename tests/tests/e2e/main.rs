@@ -10,5 +10,6 @@ mod grants;
 mod guide;
 mod harness;
 mod hostile;
+mod replicas;
 mod revocation;
 mod skeleton;
