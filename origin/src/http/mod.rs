@@ -178,9 +178,7 @@ async fn token_endpoint(
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(Error::UnsupportedGrantType);
     }
-    let presented = presented_client(&headers, &form)?;
-    let client = token::authenticate(&state, &presented, ip, now).await?;
-    limit_client(&state, &client.client_id, now_ms)?;
+    let client = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
     let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let ctx = RequestContext { ip, now };
@@ -238,6 +236,22 @@ async fn token_endpoint(
     Ok(resp)
 }
 
+/// Authenticates the calling client (RFC 6749 §2.3) and applies its rate
+/// limit; the per-IP limit comes first, in each endpoint.
+async fn authenticated_client(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    now: gatehouse_common::UnixTime,
+    now_ms: i64,
+) -> Result<crate::clients::Client, Error> {
+    let presented = presented_client(headers, form)?;
+    let client = token::authenticate(state, &presented, ip, now).await?;
+    limit_client(state, &client.client_id, now_ms)?;
+    Ok(client)
+}
+
 /// `POST /introspect` (RFC 7662).
 async fn introspect_endpoint(
     State(state): State<AppState>,
@@ -247,9 +261,7 @@ async fn introspect_endpoint(
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
     limit_ip(&state, ip, now_ms)?;
-    let presented = presented_client(&headers, &form)?;
-    let caller = token::authenticate(&state, &presented, ip, now).await?;
-    limit_client(&state, &caller.client_id, now_ms)?;
+    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
     let answer = introspect::introspect(&state, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
@@ -264,9 +276,7 @@ async fn revoke_endpoint(
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
     limit_ip(&state, ip, now_ms)?;
-    let presented = presented_client(&headers, &form)?;
-    let caller = token::authenticate(&state, &presented, ip, now).await?;
-    limit_client(&state, &caller.client_id, now_ms)?;
+    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
     introspect::revoke_token(&state, &caller, raw, RequestContext { ip, now }).await?;
     Ok(no_store(()))
