@@ -212,13 +212,14 @@ async fn deleting_a_client_revokes_its_tokens_through_the_outbox() {
     for tdb in databases() {
         let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
         let c = register(&state, "read", false).await;
+        // Read before the delete: the revocation's times are at least this.
+        let t = now();
         let req = axum::http::Request::delete(format!("/admin/clients/{}", c.id))
             .header("authorization", format!("Bearer {ADMIN}"))
             .body(Body::empty())
             .unwrap();
         let (s, _, _) = send(&state, req).await;
         assert_eq!(s, 200, "{}", tdb.name);
-        let t = now();
         let revs = gatehouse_origin::revocation::list(&state.db, t)
             .await
             .unwrap();
