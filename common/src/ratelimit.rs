@@ -3,9 +3,10 @@
 //!
 //! The state is one number — the theoretical arrival time (TAT) — so the edge
 //! keeps it in a Durable Object and the origin in memory; [`check`] is pure:
-//! `(state, now, quota) -> (decision, new state)`. Time is in milliseconds
-//! since the Unix epoch, because limits of several requests per second need
-//! finer steps than seconds.
+//! `(state, now, quota) -> (decision, new state)`. Callers pass time in
+//! milliseconds since the Unix epoch; the state is kept in microseconds so
+//! that the emission interval of fast limits (5,000 per second is 200 µs) is
+//! not rounded to whole milliseconds.
 //!
 //! Headers follow draft-ietf-httpapi-ratelimit-headers (structured fields):
 //! `RateLimit-Policy: "name";q=LIMIT;w=WINDOW` and
@@ -35,13 +36,13 @@ impl Quota {
         }
     }
 
-    fn window_ms(&self) -> i64 {
-        i64::from(self.window_secs.max(1)) * 1000
+    fn window_us(&self) -> i64 {
+        i64::from(self.window_secs.max(1)) * 1_000_000
     }
 
-    /// Emission interval: milliseconds of budget one request uses (at least 1).
-    fn interval_ms(&self) -> i64 {
-        (self.window_ms() / i64::from(self.limit.max(1))).max(1)
+    /// Emission interval: microseconds of budget one request uses (at least 1).
+    fn interval_us(&self) -> i64 {
+        (self.window_us() / i64::from(self.limit.max(1))).max(1)
     }
 
     /// `RateLimit-Policy` header value.
@@ -56,11 +57,19 @@ impl Quota {
     }
 }
 
-/// The stored state for one key: the theoretical arrival time, in ms.
+/// The stored state for one key: the theoretical arrival time, in µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GcraState {
-    /// Theoretical arrival time (ms since the epoch); 0 for a fresh key.
-    pub tat_ms: i64,
+    /// Theoretical arrival time (µs since the epoch); 0 for a fresh key.
+    pub tat_us: i64,
+}
+
+impl GcraState {
+    /// Whether the key is back to a full budget at `now_ms` (its state can be forgotten).
+    #[must_use]
+    pub fn is_idle(&self, now_ms: i64) -> bool {
+        self.tat_us <= now_ms.saturating_mul(1000)
+    }
 }
 
 /// The outcome of one check.
@@ -80,30 +89,31 @@ pub struct Decision {
 /// A refused request does not consume budget (the state is returned unchanged).
 #[must_use]
 pub fn check(state: GcraState, now_ms: i64, quota: &Quota) -> (Decision, GcraState) {
-    let t = quota.interval_ms();
+    let now = now_ms.saturating_mul(1000);
+    let t = quota.interval_us();
     let window = t.saturating_mul(i64::from(quota.limit.max(1)));
-    let tat = state.tat_ms.max(now_ms);
+    let tat = state.tat_us.max(now);
     let new_tat = tat.saturating_add(t);
     // The earliest instant at which new_tat fits within the burst tolerance.
     let allow_at = new_tat.saturating_sub(window);
-    if now_ms < allow_at {
+    if now < allow_at {
         let decision = Decision {
             allowed: false,
             remaining: 0,
-            retry_after_ms: allow_at - now_ms,
-            reset_ms: tat.saturating_sub(now_ms),
+            retry_after_ms: ceil_div(allow_at - now, 1000).max(1),
+            reset_ms: ceil_div(tat.saturating_sub(now), 1000),
         };
         return (decision, state);
     }
-    let spare = now_ms.saturating_add(window).saturating_sub(new_tat);
+    let spare = now.saturating_add(window).saturating_sub(new_tat);
     let remaining = u32::try_from(spare / t).unwrap_or(u32::MAX);
     let decision = Decision {
         allowed: true,
         remaining,
         retry_after_ms: 0,
-        reset_ms: new_tat.saturating_sub(now_ms),
+        reset_ms: ceil_div(new_tat.saturating_sub(now), 1000),
     };
-    (decision, GcraState { tat_ms: new_tat })
+    (decision, GcraState { tat_us: new_tat })
 }
 
 impl Decision {
@@ -222,6 +232,40 @@ mod tests {
         let r = denied.rejection();
         assert_eq!((r.status(), r.retry_after), (429, Some(2)));
         assert_eq!(Quota::new("a\"b", 1, 1).policy_header(), "\"ab\";q=1;w=1");
+    }
+
+    /// Fast limits keep their rate: 5,000/s is one request per 200 µs, not
+    /// one per millisecond (the old whole-ms interval allowed only 1,000/s).
+    #[test]
+    fn fast_limits_are_not_rounded_to_whole_milliseconds() {
+        let q = Quota::new("fast", 5000, 1);
+        let drain = |mut s: GcraState, at: i64| {
+            let mut n = 0;
+            loop {
+                let (d, next) = check(s, at, &q);
+                if !d.allowed {
+                    return (n, s);
+                }
+                n += 1;
+                s = next;
+            }
+        };
+        let (burst, s) = drain(GcraState::default(), T0);
+        assert_eq!(burst, 5000);
+        let (allowed_next_ms, _) = drain(s, T0 + 1);
+        assert_eq!(allowed_next_ms, 5, "1 ms refills 5 requests at 5,000/s");
+        // 7 per second: over a simulated minute, exactly 7 × 60 after the burst.
+        let q = Quota::new("seven", 7, 1);
+        let mut s = GcraState::default();
+        let mut allowed = 0;
+        for ms in 0..60_000 {
+            let (d, next) = check(s, T0 + ms, &q);
+            if d.allowed {
+                allowed += 1;
+                s = next;
+            }
+        }
+        assert!((7 * 60..=7 * 60 + 7).contains(&allowed), "{allowed}");
     }
 
     #[test]

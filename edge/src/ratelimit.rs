@@ -70,13 +70,13 @@ impl DurableObject for RateLimiter {
         let storage = self.state.storage();
         // A storage error is an error (the edge's RATE_LIMIT_FAIL then
         // decides), never a fresh bucket.
-        let tat_ms: Option<i64> = storage.get("tat").await?;
+        let tat_us: Option<i64> = storage.get("tat_us").await?;
         let state = GcraState {
-            tat_ms: tat_ms.unwrap_or_default(),
+            tat_us: tat_us.unwrap_or_default(),
         };
         let (d, next) = check(state, now_ms, &quota);
         if next != state {
-            storage.put("tat", next.tat_ms).await?;
+            storage.put("tat_us", next.tat_us).await?;
         }
         Response::from_json(&RateVerdict {
             allowed: d.allowed,

@@ -33,7 +33,7 @@ impl RateLimiter {
             return check(GcraState::default(), now_ms, &self.quota).0;
         };
         if map.len() >= SWEEP_AT {
-            map.retain(|_, s| s.tat_ms > now_ms);
+            map.retain(|_, s| !s.is_idle(now_ms));
         }
         let current = map.get(key).copied().unwrap_or_default();
         let (decision, next) = check(current, now_ms, &self.quota);
