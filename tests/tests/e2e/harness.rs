@@ -27,12 +27,33 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// A port for a server this test process starts.
+///
+/// Ports come from below the kernel's ephemeral range (32768–60999 on
+/// Linux): a port taken from that range with `bind(0)` and released can be
+/// reused a moment later as the source port of any outgoing connection (the
+/// tests make thousands), and then workerd fails with "Address already in
+/// use". Each port is handed out once per process, and only if it binds now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    use std::sync::atomic::AtomicU32;
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Start somewhere that depends on the process, so concurrent runs differ.
+    let _ = NEXT.compare_exchange(
+        0,
+        1 + std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(LOW + n % SPAN).expect("port in range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// A scratch directory removed on drop.
