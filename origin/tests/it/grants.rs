@@ -846,29 +846,7 @@ fn grants_through_the_binary_on_sqlite() {
 
 #[test]
 fn grants_through_the_binary_on_postgres() {
-    let Some(url) = crate::support::pg_url() else {
-        return;
-    };
-    let name = format!(
-        "gh_grants_{}",
-        gatehouse_origin::secret::random_id()
-            .unwrap()
-            .to_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        use sqlx::Executor as _;
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        pool.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        pool.close().await;
-    });
-    let base = url
-        .rsplit_once('/')
-        .map_or(url.as_str(), |(b, _)| b)
-        .to_owned();
-    flow(format!("{base}/{name}"));
+    if let Some(url) = crate::support::fresh_pg_database("gh_grants") {
+        flow(url);
+    }
 }

@@ -38,6 +38,26 @@ pub fn pg_url() -> Option<String> {
     }
 }
 
+/// A PostgreSQL database of its own (so a binary's default schema is clean),
+/// created on the configured server; `None` (with the skip printed) when
+/// PostgreSQL is not configured. Returns its URL.
+pub fn fresh_pg_database(prefix: &str) -> Option<String> {
+    let url = pg_url()?;
+    let name = format!("{prefix}_{}", unique());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Executor as _;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        pool.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        pool.close().await;
+    });
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    Some(format!("{base}/{name}"))
+}
+
 /// SQLite always; PostgreSQL when configured.
 pub fn databases() -> Vec<TestDb> {
     let dir = std::env::temp_dir().join(format!("gh-origin-test-{}", unique()));
