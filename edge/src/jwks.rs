@@ -9,7 +9,6 @@
 
 use crate::config::{EdgeConfig, IssuerConfig};
 use crate::jwks_cache::{self, Action, CachePolicy, JwksState, SharedEntry};
-use futures_util::StreamExt;
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
@@ -82,21 +81,6 @@ fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
 }
 
-/// Reads at most `cap` bytes of a body while streaming it: a larger body is
-/// abandoned as soon as it passes the cap, never read whole.
-async fn body_capped(resp: &mut Response, cap: usize) -> Option<Vec<u8>> {
-    let mut stream = resp.stream().ok()?;
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
-        if body.len().saturating_add(chunk.len()) > cap {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(body)
-}
-
 /// A 200 answer's key set (at most [`MAX_JWKS_BYTES`]) and `max-age`.
 async fn read(mut resp: Response) -> Option<(JwkSet, Option<i64>)> {
     if resp.status_code() != 200 {
@@ -108,7 +92,7 @@ async fn read(mut resp: Response) -> Option<(JwkSet, Option<i64>)> {
         .ok()
         .flatten()
         .and_then(|v| jwks_cache::max_age(&v));
-    let body = body_capped(&mut resp, MAX_JWKS_BYTES).await?;
+    let body = crate::body::read_capped(resp.stream().ok()?, MAX_JWKS_BYTES).await?;
     let set = JwkSet::from_json(&body).ok()?;
     Some((set, max_age))
 }

@@ -16,6 +16,8 @@ pub mod revocation_rules;
 // are left out under `browser-test`: a headless browser cannot instantiate a
 // module importing workerd's bindings, and the WebCrypto provider needs none.
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
+mod body;
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod jwks;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod proxy;

@@ -6,7 +6,6 @@ use crate::config::{ConfigError, EdgeConfig, RevocationFail};
 use crate::ratelimit::Limit;
 use crate::revocations::IngestError;
 use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
-use futures_util::StreamExt;
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::dpop::{self, BoundAccessToken, DpopError, DpopRequest, UntrustedDpopProof};
 use gatehouse_common::jwk::KeyError;
@@ -431,7 +430,10 @@ async fn ingest(
     let body = if too_large {
         None
     } else {
-        body_capped(&mut req, revocations::MAX_DOCUMENT_BYTES).await
+        match req.stream() {
+            Ok(stream) => crate::body::read_capped(stream, revocations::MAX_DOCUMENT_BYTES).await,
+            Err(_) => Some(Vec::new()), // no body
+        }
     };
     let Some(body) = body else {
         log.outcome = "ingest_refused";
@@ -468,23 +470,6 @@ async fn ingest(
             plain_error(503, "temporarily_unavailable", why)
         }
     }
-}
-
-/// Reads at most `cap` bytes of the request body while streaming it; `None`
-/// as soon as the body passes the cap (it is never read whole) or fails.
-async fn body_capped(req: &mut Request, cap: usize) -> Option<Vec<u8>> {
-    let Ok(mut stream) = req.stream() else {
-        return Some(Vec::new()); // no body
-    };
-    let mut body = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
-        if body.len().saturating_add(chunk.len()) > cap {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(body)
 }
 
 fn plain_error(status: u16, error: &str, description: &str) -> Result<Response> {
