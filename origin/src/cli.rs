@@ -41,16 +41,16 @@ pub enum Command {
     /// Revoke tokens by jti, grant (sid), subject or client (exactly one).
     Revoke {
         /// One access token's id.
-        #[arg(long, group = "what")]
+        #[arg(long, group = "what", allow_hyphen_values = true)]
         jti: Option<String>,
         /// A grant / refresh family.
-        #[arg(long, group = "what")]
+        #[arg(long, group = "what", allow_hyphen_values = true)]
         sid: Option<String>,
         /// A subject.
-        #[arg(long, group = "what")]
+        #[arg(long, group = "what", allow_hyphen_values = true)]
         sub: Option<String>,
         /// A client.
-        #[arg(long, group = "what")]
+        #[arg(long, group = "what", allow_hyphen_values = true)]
         client: Option<String>,
     },
     /// The revocation pusher.
@@ -62,7 +62,7 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: i64,
         /// Only this client's events.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
     },
 }
@@ -101,12 +101,14 @@ pub enum ClientCommand {
     List,
     /// Show one client.
     Show {
-        /// The client id.
+        /// The client id (generated ids are base64url and may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Issue a new secret; the old one works for the grace period (GATEHOUSE_SECRET_GRACE).
     RotateSecret {
-        /// The client id.
+        /// The client id (generated ids are base64url and may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Grace period in seconds for the old secret (default from config).
         #[arg(long)]
@@ -114,7 +116,8 @@ pub enum ClientCommand {
     },
     /// Delete a client.
     Delete {
-        /// The client id.
+        /// The client id (generated ids are base64url and may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }
@@ -431,4 +434,26 @@ async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser as _;
+
+    /// Generated ids are base64url, so about one in 64 begins with `-`; the
+    /// CLI must take it as the id, not as an unknown flag.
+    #[test]
+    fn ids_beginning_with_a_hyphen_are_values() {
+        for args in [
+            &["gatehouse-origin", "client", "show", "-Tabc"][..],
+            &["gatehouse-origin", "client", "delete", "-Tabc"],
+            &["gatehouse-origin", "client", "rotate-secret", "-Tabc"],
+            &["gatehouse-origin", "revoke", "--jti", "-Tabc"],
+            &["gatehouse-origin", "revoke", "--client", "-Tabc"],
+            &["gatehouse-origin", "audit", "--client", "-Tabc"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+    }
 }
