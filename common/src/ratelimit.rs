@@ -116,6 +116,37 @@ pub fn check(state: GcraState, now_ms: i64, quota: &Quota) -> (Decision, GcraSta
     (decision, GcraState { tat_us: new_tat })
 }
 
+/// Charges up to `want` requests at once (at least one is asked): the first
+/// exactly as [`check`], then as many more as the burst still holds, so the
+/// caller may admit the returned count without asking again (a lease). Never
+/// grants more than `want`, nor more than [`check`] called that many times
+/// in a row would have admitted; `0` granted is a refusal.
+#[must_use]
+pub fn check_many(
+    state: GcraState,
+    now_ms: i64,
+    quota: &Quota,
+    want: u32,
+) -> (Decision, u32, GcraState) {
+    let (first, next) = check(state, now_ms, quota);
+    if !first.allowed {
+        return (first, 0, state);
+    }
+    let extra = want.max(1).saturating_sub(1).min(first.remaining);
+    let t = quota.interval_us();
+    let tat_us = next
+        .tat_us
+        .saturating_add(t.saturating_mul(i64::from(extra)));
+    let now = now_ms.saturating_mul(1000);
+    let decision = Decision {
+        allowed: true,
+        remaining: first.remaining - extra,
+        retry_after_ms: 0,
+        reset_ms: ceil_div(tat_us.saturating_sub(now), 1000),
+    };
+    (decision, extra + 1, GcraState { tat_us })
+}
+
 impl Decision {
     /// `Retry-After` in whole seconds, rounded up (at least 1 for a refusal).
     #[must_use]
@@ -195,6 +226,29 @@ mod tests {
         assert_eq!(after, s, "a refusal consumes nothing");
         assert_eq!(d.retry_after_ms, 2000, "one interval (10 s / 5)");
         assert_eq!(d.retry_after_secs(), 2);
+    }
+
+    #[test]
+    fn a_lease_charges_exactly_what_single_checks_would() {
+        let q = Quota::new("c", 10, 1);
+        // Granting 4 at once leaves the same state as 4 single admissions.
+        let (d, granted, leased) = check_many(GcraState::default(), 1_000, &q, 4);
+        let mut single = GcraState::default();
+        for _ in 0..4 {
+            single = check(single, 1_000, &q).1;
+        }
+        assert_eq!((d.allowed, granted, d.remaining), (true, 4, 6));
+        assert_eq!(leased, single);
+        // Never more than the burst holds: 6 left, 100 wanted.
+        let (d, granted, full) = check_many(leased, 1_000, &q, 100);
+        assert_eq!((d.allowed, granted, d.remaining), (true, 6, 0));
+        // Then refused, with the state unchanged.
+        let (d, granted, after) = check_many(full, 1_000, &q, 3);
+        assert_eq!((d.allowed, granted), (false, 0));
+        assert_eq!(after, full);
+        assert!(d.retry_after_ms > 0);
+        // Asking for zero is asking for one.
+        assert_eq!(check_many(GcraState::default(), 1_000, &q, 0).1, 1);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct EdgeConfig {
     pub ingest_quota: Quota,
     /// Behaviour when the rate-limit Durable Object is unreachable.
     pub rate_limit_fail: FailMode,
+    /// Most admissions one lease from the rate limiter holds (1: ask every time).
+    pub rate_limit_lease_max: u32,
     /// Behaviour when an issuer's revocation list cannot be read or verified.
     pub revocation_fail: RevocationFail,
     /// How long an isolate trusts its revocation list before re-reading KV.
@@ -347,6 +349,19 @@ impl EdgeConfig {
             Some(_) => return Err(err("RATE_LIMIT_FAIL", "must be open or closed")),
         };
 
+        let rate_limit_lease_max = match get("RATE_LIMIT_LEASE_MAX") {
+            None => 16,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or(err(
+                    "RATE_LIMIT_LEASE_MAX",
+                    "must be a whole number from 1 to 1000",
+                ))?,
+        };
+
         let revocation_fail = match get("REVOCATION_FAIL").as_deref().map(str::trim) {
             None | Some("closed") => RevocationFail::Closed,
             Some("open") => RevocationFail::Open,
@@ -370,6 +385,7 @@ impl EdgeConfig {
             ip_quota,
             ingest_quota,
             rate_limit_fail,
+            rate_limit_lease_max,
             revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
             strip_credentials: flag("STRIP_CREDENTIALS", true)?,
@@ -529,6 +545,8 @@ mod tests {
             (&[("RATE_LIMIT_CLIENT", "ten")], "RATE_LIMIT_CLIENT"),
             (&[("RATE_LIMIT_INGEST", "1/0")], "RATE_LIMIT_INGEST"),
             (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
+            (&[("RATE_LIMIT_LEASE_MAX", "0")], "RATE_LIMIT_LEASE_MAX"),
+            (&[("RATE_LIMIT_LEASE_MAX", "many")], "RATE_LIMIT_LEASE_MAX"),
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
             (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),

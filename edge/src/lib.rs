@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod jwks_cache;
+pub mod rate_lease;
 pub mod replay_window;
 pub mod revocation_rules;
 

@@ -42,6 +42,16 @@ pub async fn forward(
         if let Some(jkt) = &token.cnf_jkt {
             headers.set("gatehouse-jkt", jkt)?;
         }
+        // RFC 8693 §4.1: the outermost `act` is the current actor (for
+        // exchanged tokens); the upstream learns who acts for `sub`.
+        if let Some(actor) = token
+            .act
+            .as_ref()
+            .and_then(|act| act.get("sub"))
+            .and_then(|sub| sub.as_str())
+        {
+            headers.set("gatehouse-act", actor)?;
+        }
     }
     let init = web_sys::RequestInit::new();
     init.set_method(&req.inner().method());

@@ -4,6 +4,7 @@
 //! `BIGINT`/`i64`, booleans are stored as 0/1, lists as JSON text — the
 //! subset of types the `Any` driver maps identically on both backends.
 
+use crate::group_commit::GroupCommit;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _, Row as _};
@@ -30,6 +31,9 @@ pub struct Db {
     pub pool: AnyPool,
     /// The backend.
     pub backend: Backend,
+    /// Group commit for the token path's single-row writes (audit rows,
+    /// DPoP replay keys): see [`crate::group_commit`].
+    pub group: GroupCommit,
     /// Woken after every committed outbox row, so this process's revocation
     /// pusher starts at once (rows from other processes are found by polling).
     pub outbox_notify: Arc<Notify>,
@@ -52,6 +56,9 @@ pub enum DbError {
         /// Why.
         source: std::io::Error,
     },
+    /// The group-commit task is gone (its runtime shut down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
     /// A stored value could not be decoded.
     #[error("corrupt stored value in {column}")]
     Corrupt {
@@ -134,6 +141,7 @@ impl Db {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         Ok(Self {
+            group: GroupCommit::start(pool.clone()),
             pool,
             backend,
             outbox_notify: Arc::new(Notify::new()),

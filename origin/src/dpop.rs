@@ -4,6 +4,7 @@
 
 use crate::crypto::AwsLc;
 use crate::error::Error;
+use crate::group_commit::Write;
 use crate::state::AppState;
 use axum::http::HeaderMap;
 use gatehouse_common::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof};
@@ -54,14 +55,15 @@ pub async fn token_endpoint_proof(
         .accept(ok, &policy, &request, now)
         .map_err(|e| refusal(&e, nonces, now))?;
     // Replay: the proof's (jti, htu) may be used once while it is fresh.
-    let inserted = sqlx::query(
-        "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(&proof.replay_key)
-    .bind(proof.replay_until.0)
-    .execute(&state.db.pool)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    let new = state
+        .db
+        .group
+        .write(Write::ProofJti {
+            key: proof.replay_key.clone(),
+            until: proof.replay_until.0,
+        })
+        .await?;
+    if !new {
         return Err(Error::InvalidDpopProof(
             "the DPoP proof was already used".into(),
         ));

@@ -5,6 +5,7 @@
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
 use crate::error::Error;
+use crate::group_commit::Write;
 use crate::keys::KeyStoreError;
 use crate::revocation;
 use crate::secret::{ct_eq, random_id, AuthCode, RefreshToken};
@@ -238,16 +239,18 @@ pub async fn redeem_code(
         .await?;
         resp.refresh_token = Some(refresh.expose().to_owned());
     }
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("token_issued", now)
-            .client(&client.client_id)
-            .subject(&user_id)
-            .jti(&resp.jti)
-            .ip(ctx.ip)
-            .detail(format!("grant=authorization_code sid={sid}")),
-    )
-    .await?;
+    state
+        .db
+        .group
+        .write(Write::Audit(
+            AuditEvent::new("token_issued", now)
+                .client(&client.client_id)
+                .subject(&user_id)
+                .jti(&resp.jti)
+                .ip(ctx.ip)
+                .detail(format!("grant=authorization_code sid={sid}")),
+        ))
+        .await?;
     Ok(resp)
 }
 
@@ -432,13 +435,15 @@ pub async fn refresh(
         now,
     )
     .await?;
-    tx.commit().await?;
+    // Signed before the commit so that the audit row goes into the rotation's
+    // transaction: one commit per refresh (a token signed for a rotation that
+    // then fails to commit is never handed out).
     let mut resp = sign(
         state, client, &user_id, &audience, &scopes, &family_id, req.jkt, now,
     )?;
     resp.refresh_token = Some(next.expose().to_owned());
     audit::record(
-        &state.db.pool,
+        &mut *tx,
         &AuditEvent::new("token_refreshed", now)
             .client(&client.client_id)
             .subject(&user_id)
@@ -447,6 +452,7 @@ pub async fn refresh(
             .detail(format!("sid={family_id}")),
     )
     .await?;
+    tx.commit().await?;
     Ok(resp)
 }
 

@@ -19,6 +19,7 @@ pub mod dpop;
 pub mod error;
 pub mod exchange;
 pub mod grants;
+pub mod group_commit;
 pub mod http;
 pub mod introspect;
 pub mod kek;

@@ -5,6 +5,7 @@ use crate::audit::{self, AuditEvent};
 use crate::clients::{self, Client};
 use crate::crypto::SigningKey;
 use crate::error::Error;
+use crate::group_commit::Write;
 use crate::http::form::PresentedClient;
 use crate::secret::random_id;
 use crate::state::AppState;
@@ -321,19 +322,21 @@ pub async fn client_credentials(
         },
         now,
     )?;
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("token_issued", now)
-            .client(&client.client_id)
-            .subject(&client.client_id)
-            .jti(&resp.jti)
-            .ip(ip)
-            .detail(format!(
-                "grant=client_credentials alg={} token_type={}",
-                signer.alg(),
-                resp.token_type
-            )),
-    )
-    .await?;
+    state
+        .db
+        .group
+        .write(Write::Audit(
+            AuditEvent::new("token_issued", now)
+                .client(&client.client_id)
+                .subject(&client.client_id)
+                .jti(&resp.jti)
+                .ip(ip)
+                .detail(format!(
+                    "grant=client_credentials alg={} token_type={}",
+                    signer.alg(),
+                    resp.token_type
+                )),
+        ))
+        .await?;
     Ok(resp)
 }

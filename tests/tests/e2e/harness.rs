@@ -194,6 +194,72 @@ pub struct Origin {
     pub data: TempDir,
     pub database_url: String,
     pub proc: Proc,
+    /// The PostgreSQL database this origin owns, dropped after the process stops.
+    pg: Option<PgDatabase>,
+}
+
+/// A fresh PostgreSQL database of its own on the server of
+/// `GATEHOUSE_TEST_DATABASE_URL`, dropped (with any sessions) on drop.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create(base_url: &str, tag: &str) -> Self {
+        let name = format!("gh_{tag}_{}_{}", std::process::id(), free_port());
+        let out = Command::new("psql")
+            .arg(base_url)
+            .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let base = base_url.rsplit_once('/').map_or(base_url, |(b, _)| b);
+        Self {
+            url: format!("{base}/{name}"),
+            admin_url: base_url.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin_url)
+            .arg("-qc")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// The database the suite's origins use: SQLite in the origin's directory,
+/// or, when `GATEHOUSE_E2E_DATABASE=postgres` (scripts/test's second e2e
+/// pass), a fresh PostgreSQL database on `GATEHOUSE_TEST_DATABASE_URL`'s server.
+fn suite_database(data: &TempDir) -> (String, Option<PgDatabase>) {
+    match std::env::var("GATEHOUSE_E2E_DATABASE").as_deref() {
+        Ok("postgres") => {
+            let base = std::env::var("GATEHOUSE_TEST_DATABASE_URL").expect(
+                "GATEHOUSE_E2E_DATABASE=postgres needs GATEHOUSE_TEST_DATABASE_URL (the server to use)",
+            );
+            let db = PgDatabase::create(&base, "e2e");
+            (db.url.clone(), Some(db))
+        }
+        Ok("sqlite") | Err(_) => (
+            format!("sqlite://{}/gatehouse.db", data.path().display()),
+            None,
+        ),
+        Ok(other) => panic!("GATEHOUSE_E2E_DATABASE={other}: expected sqlite or postgres"),
+    }
 }
 
 pub fn origin_binary() -> PathBuf {
@@ -207,11 +273,19 @@ pub fn origin_binary() -> PathBuf {
 }
 
 impl Origin {
-    /// Starts `gatehouse-origin serve` on SQLite in a fresh directory.
+    /// Starts `gatehouse-origin serve` in a fresh directory on the suite's
+    /// database (SQLite, or PostgreSQL on the suite's PostgreSQL pass).
     pub fn start() -> Self {
+        Self::start_on_suite_database(&[])
+    }
+
+    /// [`Origin::start`] with `extra_env`.
+    pub fn start_on_suite_database(extra_env: &[(&str, &str)]) -> Self {
         let data = TempDir::new("origin");
-        let database_url = format!("sqlite://{}/gatehouse.db", data.path().display());
-        Self::start_with(data, database_url, &[])
+        let (database_url, pg) = suite_database(&data);
+        let mut origin = Self::start_with(data, database_url, extra_env);
+        origin.pg = pg;
+        origin
     }
 
     pub fn start_with(data: TempDir, database_url: String, extra_env: &[(&str, &str)]) -> Self {
@@ -235,6 +309,7 @@ impl Origin {
             data,
             database_url,
             proc,
+            pg: None,
         }
     }
 
@@ -548,9 +623,7 @@ impl Stack {
         let edge_url = format!("http://127.0.0.1:{edge_port}");
         let mut env: Vec<(&str, &str)> = vec![("GATEHOUSE_EDGE_URL", edge_url.as_str())];
         env.extend_from_slice(origin_env);
-        let data = TempDir::new("origin");
-        let database_url = format!("sqlite://{}/gatehouse.db", data.path().display());
-        let origin = Origin::start_with(data, database_url, &env);
+        let origin = Origin::start_on_suite_database(&env);
         let upstream = Upstream::start();
         let edge = Edge::start_on(edge_port, &origin, &upstream, edge_vars);
         Self {

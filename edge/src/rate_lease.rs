@@ -1,0 +1,202 @@
+//! The pure half of the edge's rate limiting (native and wasm32, tested
+//! natively): what the edge asks the `RateLimiter` Durable Object, its
+//! answer, and the leases an isolate spends locally (see
+//! `crate::ratelimit` for how they are used and why).
+
+use gatehouse_common::ratelimit::{Decision, Quota};
+use serde::{Deserialize, Serialize};
+
+/// How long an isolate may spend a lease, milliseconds.
+pub const LEASE_TTL_MS: i64 = 1_000;
+
+/// What the edge asks the limiter.
+#[derive(Serialize, Deserialize)]
+pub struct RateCheck {
+    /// The quota's name (for headers).
+    pub name: String,
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window, seconds.
+    pub window_secs: u32,
+    /// Admissions wanted at once (a lease); 1 when absent.
+    #[serde(default = "one")]
+    pub want: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The limiter's answer (a `common::ratelimit::Decision`).
+#[derive(Serialize, Deserialize)]
+pub struct RateVerdict {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests left in the burst.
+    pub remaining: u32,
+    /// Milliseconds until a request would be allowed (0 when allowed).
+    pub retry_after_ms: i64,
+    /// Milliseconds until the bucket is full again.
+    pub reset_ms: i64,
+    /// Admissions granted (this request's included); 0 when refused.
+    #[serde(default)]
+    pub granted: u32,
+}
+
+/// What an isolate holds for one key (quota name included in the map key).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// Admissions left to spend.
+    left: u32,
+    /// Until when they may be spent, and `remaining`/`reset` are told from.
+    until_ms: i64,
+    /// The size of the last lease asked for.
+    size: u32,
+    /// The object's `remaining` when it granted the lease.
+    remaining: u32,
+    /// When the bucket is full again, absolute milliseconds.
+    reset_at_ms: i64,
+    /// Refused until then (absolute ms; 0 when not refused).
+    refused_until_ms: i64,
+}
+
+/// The largest lease for `quota`: `max`, and at most 5% of the quota.
+pub fn lease_cap(quota: &Quota, max: u32) -> u32 {
+    (quota.limit / 20).clamp(1, max.max(1))
+}
+
+/// Spends from the isolate's lease or remembered refusal, if that decides.
+pub fn local(lease: &mut Lease, now_ms: i64) -> Option<Decision> {
+    if now_ms < lease.refused_until_ms {
+        return Some(Decision {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: lease.refused_until_ms - now_ms,
+            reset_ms: (lease.reset_at_ms - now_ms).max(0),
+        });
+    }
+    if lease.left > 0 && now_ms < lease.until_ms {
+        lease.left -= 1;
+        return Some(Decision {
+            allowed: true,
+            remaining: lease.remaining.saturating_add(lease.left),
+            retry_after_ms: 0,
+            reset_ms: (lease.reset_at_ms - now_ms).max(0),
+        });
+    }
+    None
+}
+
+/// The next lease size: doubled when the last one was spent in time, halved
+/// when it expired unspent.
+pub fn next_size(lease: &Lease, now_ms: i64, cap: u32) -> u32 {
+    let spent_in_time = lease.left == 0 && now_ms < lease.until_ms;
+    let size = if lease.size == 0 {
+        1
+    } else if spent_in_time {
+        lease.size.saturating_mul(2)
+    } else {
+        lease.size / 2
+    };
+    size.clamp(1, cap)
+}
+
+/// Records the object's answer; returns this request's decision.
+pub fn granted(lease: &mut Lease, v: &RateVerdict, size: u32, now_ms: i64) -> Decision {
+    lease.size = size;
+    lease.remaining = v.remaining;
+    lease.reset_at_ms = now_ms.saturating_add(v.reset_ms);
+    if v.allowed {
+        // Concurrent requests of this isolate may each have been granted a
+        // lease: keep what is left of the others, so nothing charged is lost.
+        let unspent = if now_ms < lease.until_ms {
+            lease.left
+        } else {
+            0
+        };
+        lease.left = unspent.saturating_add(v.granted.max(1) - 1);
+        lease.until_ms = now_ms.saturating_add(LEASE_TTL_MS);
+        lease.refused_until_ms = 0;
+    } else {
+        lease.left = 0;
+        lease.refused_until_ms = now_ms.saturating_add(v.retry_after_ms);
+    }
+    Decision {
+        allowed: v.allowed,
+        remaining: v.remaining.saturating_add(lease.left),
+        retry_after_ms: v.retry_after_ms,
+        reset_ms: v.reset_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(allowed: bool, granted: u32, remaining: u32) -> RateVerdict {
+        RateVerdict {
+            allowed,
+            remaining,
+            retry_after_ms: if allowed { 0 } else { 1_500 },
+            reset_ms: 2_000,
+            granted,
+        }
+    }
+
+    #[test]
+    fn a_lease_is_spent_locally_then_the_object_is_asked_again() {
+        let mut l = Lease::default();
+        assert_eq!(local(&mut l, 0), None, "nothing held: ask");
+        assert_eq!(next_size(&l, 0, 16), 1, "a quiet key asks for one");
+        let d = granted(&mut l, &verdict(true, 4, 10), 4, 0);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 13, "the object's remaining plus the lease");
+        for left in (0..3).rev() {
+            let d = local(&mut l, 10).expect("spent from the lease");
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 10 + left);
+        }
+        assert_eq!(local(&mut l, 10), None, "spent: ask again");
+        assert_eq!(next_size(&l, 10, 16), 8, "spent in time: doubled");
+        assert_eq!(next_size(&l, 10, 5), 5, "within the cap");
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_spent_and_shrinks() {
+        let mut l = Lease::default();
+        granted(&mut l, &verdict(true, 8, 0), 8, 0);
+        assert_eq!(local(&mut l, LEASE_TTL_MS), None, "expired");
+        assert_eq!(next_size(&l, LEASE_TTL_MS, 16), 4);
+    }
+
+    #[test]
+    fn concurrent_grants_add_up_instead_of_overwriting() {
+        let mut l = Lease::default();
+        granted(&mut l, &verdict(true, 4, 0), 4, 0);
+        granted(&mut l, &verdict(true, 4, 0), 4, 5);
+        let mut spent = 0;
+        while local(&mut l, 6).is_some_and(|d| d.allowed) {
+            spent += 1;
+        }
+        assert_eq!(spent, 6, "3 + 3 left of two leases of 4");
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_until_retry_after() {
+        let mut l = Lease::default();
+        let d = granted(&mut l, &verdict(false, 0, 0), 1, 100);
+        assert!(!d.allowed);
+        let again = local(&mut l, 600).expect("decided locally");
+        assert!(!again.allowed);
+        assert_eq!(again.retry_after_ms, 1_000);
+        assert_eq!(local(&mut l, 1_600), None, "after Retry-After: ask again");
+    }
+
+    #[test]
+    fn leases_hold_at_most_five_percent_of_the_quota() {
+        assert_eq!(lease_cap(&Quota::new("c", 600, 60), 16), 16);
+        assert_eq!(lease_cap(&Quota::new("c", 100, 60), 16), 5);
+        assert_eq!(lease_cap(&Quota::new("c", 10, 60), 16), 1);
+        assert_eq!(lease_cap(&Quota::new("c", 600, 60), 1), 1);
+    }
+}
