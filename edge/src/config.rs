@@ -21,6 +21,19 @@ pub struct IssuerConfig {
     pub jwks_url: String,
 }
 
+/// Which requests get a JSON log line (`REQUEST_LOG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestLog {
+    /// Every request (the default).
+    All,
+    /// Only refusals, errors and rate-limited requests: forwarded requests
+    /// are left to the platform's own request logs.
+    Refused,
+    /// None (configuration errors and failures of the edge's own parts are
+    /// still logged).
+    Off,
+}
+
 /// What happens when the rate-limit Durable Object cannot be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailMode {
@@ -90,6 +103,8 @@ pub struct EdgeConfig {
     pub strip_credentials: bool,
     /// Cross-origin settings.
     pub cors: CorsConfig,
+    /// Which requests get a log line.
+    pub request_log: RequestLog,
 }
 
 /// A configuration error: which variable, and what is wrong with it (no values echoed).
@@ -362,6 +377,13 @@ impl EdgeConfig {
                 ))?,
         };
 
+        let request_log = match get("REQUEST_LOG").as_deref().map(str::trim) {
+            None | Some("all") => RequestLog::All,
+            Some("refused") => RequestLog::Refused,
+            Some("off") => RequestLog::Off,
+            Some(_) => return Err(err("REQUEST_LOG", "must be all, refused or off")),
+        };
+
         let revocation_fail = match get("REVOCATION_FAIL").as_deref().map(str::trim) {
             None | Some("closed") => RevocationFail::Closed,
             Some("open") => RevocationFail::Open,
@@ -386,6 +408,7 @@ impl EdgeConfig {
             ingest_quota,
             rate_limit_fail,
             rate_limit_lease_max,
+            request_log,
             revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
             strip_credentials: flag("STRIP_CREDENTIALS", true)?,
@@ -546,6 +569,7 @@ mod tests {
             (&[("RATE_LIMIT_INGEST", "1/0")], "RATE_LIMIT_INGEST"),
             (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
             (&[("RATE_LIMIT_LEASE_MAX", "0")], "RATE_LIMIT_LEASE_MAX"),
+            (&[("REQUEST_LOG", "verbose")], "REQUEST_LOG"),
             (&[("RATE_LIMIT_LEASE_MAX", "many")], "RATE_LIMIT_LEASE_MAX"),
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),

@@ -2,7 +2,7 @@
 //! (access token, DPoP proof, replay guard, revocations), route policy, rate
 //! limits, CORS, forwarding, refusal rendering and one JSON log line per request.
 
-use crate::config::{ConfigError, EdgeConfig, RevocationFail};
+use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
 use crate::ratelimit::Limit;
 use crate::revocations::IngestError;
 use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
@@ -123,7 +123,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         log.outcome = "error";
         log.reason = Some(e.to_string());
     }
-    log_request(&log, method.as_ref(), &path, status, started);
+    let logged = match cfg.request_log {
+        RequestLog::All => true,
+        RequestLog::Refused => {
+            !matches!(log.outcome, "forwarded" | "public" | "preflight" | "health")
+        }
+        RequestLog::Off => false,
+    };
+    if logged {
+        log_request(&log, method.as_ref(), &path, status, started);
+    }
     response
 }
 
