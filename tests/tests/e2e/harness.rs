@@ -443,6 +443,18 @@ impl Edge {
         upstream: &Upstream,
         vars: &[(&str, &str)],
     ) -> Self {
+        Self::start_edited(port, origin, upstream, vars, &|_| {})
+    }
+
+    /// Like [`Edge::start_on`], with `edit` applied to the generated
+    /// `wrangler.toml` last (e.g. to remove a binding).
+    pub fn start_edited(
+        port: u16,
+        origin: &Origin,
+        upstream: &Upstream,
+        vars: &[(&str, &str)],
+        edit: &dyn Fn(&mut toml::Table),
+    ) -> Self {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         assert!(
@@ -474,6 +486,7 @@ impl Edge {
             v.insert((*k).into(), val.replace("{EDGE}", &url).into());
         }
         cfg.insert("vars".into(), toml::Value::Table(v));
+        edit(&mut cfg);
         let config_path = dir.path().join("wrangler.toml");
         std::fs::write(&config_path, toml::to_string(&cfg).expect("serialize"))
             .expect("write config");
