@@ -254,13 +254,20 @@ fn a_missing_revocations_binding_fails_closed_or_open_as_configured() {
     let client = origin.create_client("kv", "read", &closed.url, &[]);
     let t = token(&origin, &client);
     assert_fail_closed_shape(&call(&closed, &t), "no binding, closed");
-    assert!(
-        closed
-            .proc
-            .log()
-            .contains("the REVOCATIONS binding is missing"),
-        "the cause is logged"
-    );
+    // The cause is logged (wrangler may write the line a moment after the answer).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !closed
+        .proc
+        .log()
+        .contains("the REVOCATIONS binding is missing")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cause is not logged:\n{}",
+            closed.proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(closed);
 
     let open: Vec<(&str, &str)> = VARS
@@ -279,4 +286,46 @@ fn a_missing_revocations_binding_fails_closed_or_open_as_configured() {
     let t = token(&origin, &client);
     // Open with no list held: decided without revocations.
     assert_eq!(call(&open_edge, &t).status, 200);
+}
+
+/// Regression: a revocation outage (503) was charged to the caller's
+/// address as a failed attempt, so a valid caller got 429 after
+/// `RATE_LIMIT_IP` requests instead of the documented 503, and everyone
+/// behind that address lost their brute-force budget.
+#[test]
+fn a_revocation_outage_is_not_charged_to_the_callers_address() {
+    let stack = Stack::start_linked(
+        &[],
+        &[
+            ("RATE_LIMIT_IP", "3/60"),
+            ("RATE_LIMIT_CLIENT", "1000000/60"),
+            ("REVOCATION_TTL_SECS", "1"),
+        ],
+    );
+    let (origin, edge) = (&stack.origin, &stack.edge);
+    let client = stack.client("read");
+    let good = token(origin, &client);
+    assert_eq!(call(edge, &good).status, 200);
+    edge.kv_put(
+        "REVOCATIONS",
+        &format!("revocations/{}", origin.url),
+        "garbage",
+    );
+    until_status(edge, &good, 503, "garbage in KV");
+    for i in 0..10 {
+        assert_fail_closed_shape(&call(edge, &good), &format!("outage request {i}"));
+    }
+    // Failed attempts are still charged: three unauthenticated requests
+    // are refused 401, the fourth hits the address's limit.
+    let unauthenticated: Vec<u16> = (0..4)
+        .map(|_| {
+            http()
+                .get(format!("{}/kv/probe", edge.url))
+                .send()
+                .expect("edge answers")
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(unauthenticated, [401, 401, 401, 429]);
 }
