@@ -16,12 +16,16 @@ use std::collections::BTreeMap;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-/// Per client: 50 per 5 s — a burst of 50, then one every 100 ms.
-const CLIENT_LIMIT: u32 = 50;
-const CLIENT_WINDOW: u32 = 5;
-/// Per IP (unauthenticated requests): 20 per 4 s — a burst of 20, then one every 200 ms.
+/// Per client: 20 per 10 s — a burst of 20, then one every 500 ms. Modest on
+/// purpose: the figure is only the limiter's if every key is asked faster
+/// than it admits all the time, also when the machine runs the rest of the
+/// suite (a pause in demand longer than the 10 s refill would waste budget
+/// and read as under-admission).
+const CLIENT_LIMIT: u32 = 20;
+const CLIENT_WINDOW: u32 = 10;
+/// Per IP (unauthenticated requests): the same, 20 per 10 s.
 const IP_LIMIT: u32 = 20;
-const IP_WINDOW: u32 = 4;
+const IP_WINDOW: u32 = 10;
 const CLIENT_KEYS: usize = 4;
 const THREADS_PER_KEY: usize = 3;
 
@@ -153,8 +157,10 @@ fn admissions_per_key_match_the_gcra_allowance_within_5_percent() {
             c.other
         );
         eprintln!("{line}");
-        // Saturation: the key was asked far more often than it could admit.
-        if c.limited < c.admitted || !c.other.is_empty() || deviation.abs() > 5.0 {
+        // The key must have been asked faster than it admits (else the
+        // figure says nothing about the limiter), and nothing but 2xx/429.
+        let saturated = c.limited >= c.admitted;
+        if !saturated || !c.other.is_empty() || deviation.abs() > 5.0 {
             failures.push(line);
         }
     }
