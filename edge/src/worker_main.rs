@@ -26,6 +26,17 @@ const HEALTH_PATH: &str = "/.gatehouse/health";
 const INGEST_PATH: &str = "/.gatehouse/revocations";
 /// The refusal when an issuer's revocation list cannot be had (answered 503).
 const REVOCATIONS_UNAVAILABLE: &str = "the revocation list is unavailable";
+/// The refusal when the DPoP replay guard cannot be asked.
+const REPLAY_GUARD_UNAVAILABLE: &str = "the replay guard is unavailable";
+
+/// Whether `r` is the edge's own failure after the caller's token (and
+/// proof) verified: not a failed attempt, so not charged to the caller's
+/// address — an outage must not turn into 429s for valid callers, nor use
+/// up the brute-force budget of everyone behind one address.
+fn failed_after_verification(r: &Rejection) -> bool {
+    r.code == Some(ErrorCode::ServerError)
+        && (r.description == REVOCATIONS_UNAVAILABLE || r.description == REPLAY_GUARD_UNAVAILABLE)
+}
 
 fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, ConfigError> {
     CONFIG.with(|c| {
@@ -207,6 +218,15 @@ async fn handle(
     }
     let auth = match authenticate(&req, cfg, env, now).await {
         Ok(a) => a,
+        Err(rejection) if failed_after_verification(&rejection) => {
+            log.refused(&rejection);
+            let resp = render(&rejection, Some(cfg));
+            return if rejection.description == REVOCATIONS_UNAVAILABLE {
+                resp.map(|r| r.with_status(503))
+            } else {
+                resp
+            };
+        }
         Err(rejection) => {
             // Failed or unauthenticated: charged to the caller's address (brute force).
             let key = format!("ip:{}", client_ip(&req));
@@ -215,12 +235,7 @@ async fn handle(
                 Limit::FailedClosed => unavailable(log),
                 _ => {
                     log.refused(&rejection);
-                    let resp = render(&rejection, Some(cfg));
-                    if rejection.description == REVOCATIONS_UNAVAILABLE {
-                        resp.map(|r| r.with_status(503))
-                    } else {
-                        resp
-                    }
+                    render(&rejection, Some(cfg))
                 }
             };
         }
@@ -377,7 +392,7 @@ async fn authenticate(
                     r#"{{"event":"replay_guard_unreachable","error":{}}}"#,
                     json_str(&e.to_string())
                 );
-                return Err(server_error(scheme, "the replay guard is unavailable"));
+                return Err(server_error(scheme, REPLAY_GUARD_UNAVAILABLE));
             }
         }
         if let Some(n) = nonces {

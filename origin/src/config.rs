@@ -56,6 +56,9 @@ pub struct FileConfig {
     pub key_active_period: Option<i64>,
     /// `GATEHOUSE_KEY_RETENTION`: seconds a retired key stays published (beyond the token TTL).
     pub key_retention: Option<i64>,
+    /// `GATEHOUSE_KEY_CHECK_SECS`: how often each replica applies the key
+    /// schedule and reloads other replicas' keys (default 30, 1–3600).
+    pub key_check_secs: Option<i64>,
     /// `GATEHOUSE_JWKS_MAX_AGE`: `Cache-Control: max-age` of the JWKS, seconds.
     pub jwks_max_age: Option<i64>,
     /// `GATEHOUSE_DPOP_NONCE`: require server-issued DPoP nonces at `/token`.
@@ -115,6 +118,8 @@ pub struct Config {
     pub signing_alg: Algorithm,
     /// Key schedule.
     pub key_schedule: KeySchedule,
+    /// Seconds between key-schedule checks (and reloads of the ring).
+    pub key_check_secs: u64,
     /// JWKS `Cache-Control: max-age`, seconds.
     pub jwks_max_age: i64,
     /// Whether `/token` requires DPoP nonces.
@@ -189,6 +194,7 @@ impl std::fmt::Debug for Config {
             .field("default_audience", &self.default_audience)
             .field("signing_alg", &self.signing_alg)
             .field("key_schedule", &self.key_schedule)
+            .field("key_check_secs", &self.key_check_secs)
             .field("jwks_max_age", &self.jwks_max_age)
             .field("dpop_nonce", &self.dpop_nonce)
             .field("secret_grace", &self.secret_grace)
@@ -363,6 +369,7 @@ impl FileConfig {
             &mut self.key_active_period,
         )?;
         n(env, "GATEHOUSE_KEY_RETENTION", &mut self.key_retention)?;
+        n(env, "GATEHOUSE_KEY_CHECK_SECS", &mut self.key_check_secs)?;
         n(env, "GATEHOUSE_JWKS_MAX_AGE", &mut self.jwks_max_age)?;
         n(env, "GATEHOUSE_DPOP_NONCE", &mut self.dpop_nonce)?;
         n(env, "GATEHOUSE_SECRET_GRACE", &mut self.secret_grace)?;
@@ -621,6 +628,14 @@ impl FileConfig {
                 "must be at least 60 seconds (and retention non-negative)",
             ));
         }
+        let key_check_secs = self.key_check_secs.unwrap_or(30);
+        if !(1..=3_600).contains(&key_check_secs) {
+            return Err(invalid(
+                "GATEHOUSE_KEY_CHECK_SECS",
+                "must be between 1 and 3600",
+            ));
+        }
+        let key_check_secs = key_check_secs.unsigned_abs();
         let secret_grace = self.secret_grace.unwrap_or(86_400);
         if !(0..=30 * 86_400).contains(&secret_grace) {
             return Err(invalid(
@@ -650,6 +665,7 @@ impl FileConfig {
                 .unwrap_or_else(|| "http://127.0.0.1:8787".into()),
             signing_alg,
             key_schedule,
+            key_check_secs,
             jwks_max_age,
             dpop_nonce: self.dpop_nonce.unwrap_or(false),
             secret_grace,
@@ -722,6 +738,7 @@ impl Config {
                 active_period: 30 * 86_400,
                 retention: 3_600,
             },
+            key_check_secs: 30,
             jwks_max_age: 300,
             dpop_nonce: false,
             secret_grace: 86_400,
@@ -750,6 +767,22 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/gatehouse.db");
         assert_eq!(c.access_token_ttl, 300);
         assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn key_check_interval_defaults_to_30_s_and_is_bounded() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert_eq!(c.key_check_secs, 30);
+        let c = Config::load_from(None, &env(&[("GATEHOUSE_KEY_CHECK_SECS", "1")])).unwrap();
+        assert_eq!(c.key_check_secs, 1);
+        for bad in ["0", "-5", "3601", "soon"] {
+            let e =
+                Config::load_from(None, &env(&[("GATEHOUSE_KEY_CHECK_SECS", bad)])).unwrap_err();
+            assert!(
+                e.to_string().contains("GATEHOUSE_KEY_CHECK_SECS"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

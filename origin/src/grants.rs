@@ -104,20 +104,42 @@ pub async fn revoke_family(
 ) -> Result<(), Error> {
     let span = revocation::cover_span(&state.db, &state.config).await?;
     let mut tx = state.db.pool.begin().await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now.0)
-    .bind(family_id)
-    .execute(&mut *tx)
-    .await?;
+    // Until a pass finds nothing: under PostgreSQL's READ COMMITTED, a
+    // rotation that commits while this UPDATE waits for its row lock has
+    // inserted a successor that the statement's snapshot cannot see, and
+    // that token would stay usable in a revoked family. Each pass revokes
+    // what the last one could not see; a revoked token cannot be rotated,
+    // so the passes end.
+    loop {
+        let revoked = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(family_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if revoked == 0 {
+            break;
+        }
+    }
+    // A rotation that committed just before may have issued an access
+    // token with a later `iat` than this request's clock: the sid entry
+    // covers every token issued from the family so far.
+    let newest: Option<i64> =
+        sqlx::query("SELECT MAX(created_at) AS newest FROM refresh_tokens WHERE family_id = $1")
+            .bind(family_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("newest")?;
+    let revoked_at = UnixTime(newest.map_or(now.0, |n| n.max(now.0)));
     revocation::revoke_in(
         &mut tx,
         RevocationKind::Sid,
         family_id,
-        now.0.saturating_add(span.secs()),
+        revoked_at.0.saturating_add(span.secs()),
         reason,
-        now,
+        revoked_at,
     )
     .await?;
     tx.commit().await?;

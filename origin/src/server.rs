@@ -9,10 +9,6 @@ use crate::state::{now, AppState};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// How often each replica checks the key schedule (and picks up other replicas'
-/// keys) and forgets stale DPoP replay entries.
-const KEY_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -93,8 +89,11 @@ fn spawn_pusher(state: &AppState) -> Result<Option<tokio::task::JoinHandle<()>>,
     ))))
 }
 
+/// Every `GATEHOUSE_KEY_CHECK_SECS` (default 30): applies the key schedule
+/// (and picks up other replicas' keys), forgets stale DPoP replay entries and
+/// expired grants.
 async fn maintain_keys(state: AppState) {
-    let mut tick = tokio::time::interval(KEY_MAINTENANCE_INTERVAL);
+    let mut tick = tokio::time::interval(Duration::from_secs(state.config.key_check_secs));
     tick.tick().await;
     loop {
         tick.tick().await;

@@ -17,6 +17,7 @@
 mod api;
 mod assertion;
 mod exchange;
+mod family_revocation;
 mod grants;
 mod process;
 mod push;

@@ -3,19 +3,18 @@
 //! token works at the edge; presenting a rotated refresh token revokes the
 //! family, and through `sid` the edge then refuses its access tokens.
 
-use crate::harness::{http, origin_binary, ClientCreds, Stack};
+use crate::harness::{http, origin_binary, ClientCreds, Origin, Stack};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const CB: &str = "https://app.example/cb";
+pub(crate) const CB: &str = "https://app.example/cb";
 const PASSWORD: &str = "correct horse battery staple";
 /// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-fn create_user(stack: &Stack, name: &str) {
-    let o = &stack.origin;
+pub(crate) fn create_user(o: &Origin, name: &str) {
     let out = Command::new(origin_binary())
         .args(["user", "create", name])
         .env("GATEHOUSE_ISSUER", &o.url)
@@ -66,8 +65,13 @@ fn cookies(resp: &reqwest::blocking::Response, jar: &mut Vec<String>) {
 }
 
 /// Logs in as `user` and consents; returns the authorization code.
-fn authorize(stack: &Stack, client_id: &str, user: &str) -> String {
-    let origin = &stack.origin.url;
+pub(crate) fn authorize(origin: &str, client_id: &str, user: &str) -> String {
+    authorize_at(origin, origin, client_id, user)
+}
+
+/// [`authorize`] at `origin`, whose issuer identifier is `issuer` (replicas
+/// share one issuer).
+pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &str) -> String {
     let url = reqwest::Url::parse_with_params(
         &format!("{origin}/authorize"),
         &[
@@ -108,26 +112,34 @@ fn authorize(stack: &Stack, client_id: &str, user: &str) -> String {
         .header("cookie", jar.join("; "))
         .send()
         .expect("consent page");
-    assert_eq!(consent.status(), 200);
-    let html = consent.text().expect("consent html");
-    let done = http()
-        .post(format!("{origin}/authorize/consent"))
-        .header("cookie", jar.join("; "))
-        .form(&[
-            ("request", hidden(&html, "request").as_str()),
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("decision", "approve"),
-        ])
-        .send()
-        .expect("POST /authorize/consent");
-    assert_eq!(done.status(), 303);
-    let loc = done.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_owned();
+    // Consent the user gave this client before is remembered: straight back.
+    let loc = if consent.status() == 303 {
+        consent.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned()
+    } else {
+        assert_eq!(consent.status(), 200);
+        let html = consent.text().expect("consent html");
+        let done = http()
+            .post(format!("{origin}/authorize/consent"))
+            .header("cookie", jar.join("; "))
+            .form(&[
+                ("request", hidden(&html, "request").as_str()),
+                ("csrf", hidden(&html, "csrf").as_str()),
+                ("decision", "approve"),
+            ])
+            .send()
+            .expect("POST /authorize/consent");
+        assert_eq!(done.status(), 303);
+        done.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned()
+    };
     assert!(loc.starts_with(CB), "{loc}");
     assert_eq!(param(&loc, "state").as_deref(), Some("e2e-state"));
-    assert_eq!(param(&loc, "iss").as_deref(), Some(origin.as_str()));
+    assert_eq!(param(&loc, "iss").as_deref(), Some(issuer));
     param(&loc, "code").expect("code")
 }
 
@@ -167,7 +179,7 @@ fn until_refused(stack: &Stack, token: &str) {
 #[test]
 fn login_code_refresh_and_reuse_revokes_the_family_at_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
-    create_user(&stack, "alice");
+    create_user(&stack.origin, "alice");
     let client = stack.origin.create_client(
         "web",
         "read",
@@ -182,7 +194,7 @@ fn login_code_refresh_and_reuse_revokes_the_family_at_the_edge() {
         ],
     );
     let secret = client.secret.clone().expect("confidential");
-    let code = authorize(&stack, &client.id, "alice");
+    let code = authorize(&stack.origin.url, &client.id, "alice");
     let (s, t) = token(
         &stack,
         &client.id,
@@ -277,7 +289,7 @@ fn exchange(stack: &Stack, gateway: &ClientCreds, form: &[(&str, &str)]) -> (u16
 #[test]
 fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
-    create_user(&stack, "carol");
+    create_user(&stack.origin, "carol");
     let web = stack.origin.create_client(
         "web",
         "read write",
@@ -302,7 +314,7 @@ fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
             "urn:ietf:params:oauth:grant-type:token-exchange",
         ],
     );
-    let code = authorize(&stack, &web.id, "carol");
+    let code = authorize(&stack.origin.url, &web.id, "carol");
     let (s, t) = token(
         &stack,
         &web.id,

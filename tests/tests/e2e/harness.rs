@@ -195,63 +195,19 @@ pub struct Origin {
     pub database_url: String,
     pub proc: Proc,
     /// The PostgreSQL database this origin owns, dropped after the process stops.
-    pg: Option<PgDatabase>,
-}
-
-/// A fresh PostgreSQL database of its own on the server of
-/// `GATEHOUSE_TEST_DATABASE_URL`, dropped (with any sessions) on drop.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub fn create(base_url: &str, tag: &str) -> Self {
-        let name = format!("gh_{tag}_{}_{}", std::process::id(), free_port());
-        let out = Command::new("psql")
-            .arg(base_url)
-            .args(["-v", "ON_ERROR_STOP=1", "-qc"])
-            .arg(format!("CREATE DATABASE {name}"))
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "CREATE DATABASE failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let base = base_url.rsplit_once('/').map_or(base_url, |(b, _)| b);
-        Self {
-            url: format!("{base}/{name}"),
-            admin_url: base_url.to_owned(),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(&self.admin_url)
-            .arg("-qc")
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
+    pg: Option<crate::database::Database>,
 }
 
 /// The database the suite's origins use: SQLite in the origin's directory,
 /// or, when `GATEHOUSE_E2E_DATABASE=postgres` (scripts/test's second e2e
 /// pass), a fresh PostgreSQL database on `GATEHOUSE_TEST_DATABASE_URL`'s server.
-fn suite_database(data: &TempDir) -> (String, Option<PgDatabase>) {
+fn suite_database(data: &TempDir) -> (String, Option<crate::database::Database>) {
     match std::env::var("GATEHOUSE_E2E_DATABASE").as_deref() {
         Ok("postgres") => {
             let base = std::env::var("GATEHOUSE_TEST_DATABASE_URL").expect(
                 "GATEHOUSE_E2E_DATABASE=postgres needs GATEHOUSE_TEST_DATABASE_URL (the server to use)",
             );
-            let db = PgDatabase::create(&base, "e2e");
+            let db = crate::database::fresh_database(&base, "e2e");
             (db.url.clone(), Some(db))
         }
         Ok("sqlite") | Err(_) => (
@@ -518,6 +474,18 @@ impl Edge {
         upstream: &Upstream,
         vars: &[(&str, &str)],
     ) -> Self {
+        Self::start_edited(port, origin, upstream, vars, &|_| {})
+    }
+
+    /// Like [`Edge::start_on`], with `edit` applied to the generated
+    /// `wrangler.toml` last (e.g. to remove a binding).
+    pub fn start_edited(
+        port: u16,
+        origin: &Origin,
+        upstream: &Upstream,
+        vars: &[(&str, &str)],
+        edit: &dyn Fn(&mut toml::Table),
+    ) -> Self {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         assert!(
@@ -549,6 +517,7 @@ impl Edge {
             v.insert((*k).into(), val.replace("{EDGE}", &url).into());
         }
         cfg.insert("vars".into(), toml::Value::Table(v));
+        edit(&mut cfg);
         let config_path = dir.path().join("wrangler.toml");
         std::fs::write(&config_path, toml::to_string(&cfg).expect("serialize"))
             .expect("write config");

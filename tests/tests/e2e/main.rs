@@ -3,6 +3,8 @@
 //! binary with a module per flow (every file in tests/ would be its own
 //! slow-to-link binary).
 
+mod crash;
+mod database;
 mod edge;
 mod faults;
 mod flows;
@@ -10,6 +12,8 @@ mod grants;
 mod guide;
 mod harness;
 mod hostile;
+mod kv_unreadable;
+mod ratelimit_accuracy;
 mod replicas;
 mod revocation;
 mod skeleton;

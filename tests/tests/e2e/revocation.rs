@@ -123,7 +123,7 @@ fn rfc7009_client_and_sid_revocations_reach_the_edge() {
     assert_eq!(cli["delivered_version"], s["delivered_version"]);
 }
 
-fn sid_of(token: &str) -> String {
+pub(crate) fn sid_of(token: &str) -> String {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).expect("payload");
     let claims: Value = serde_json::from_slice(
