@@ -133,6 +133,7 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
             ("DEMO_CLIENT_ID", client.id.as_str()),
             ("DEMO_ISSUER", stack.origin.url.as_str()),
             ("DEMO_SCREENSHOT", screenshot_text.as_str()),
+            ("DEMO_EDGE_NONCE", "required"),
             ("CHROMIUM", CHROMIUM),
         ],
         Duration::from_secs(240),
@@ -144,7 +145,12 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
         stack.edge.proc.log(),
         page.proc.log()
     );
-    assert!(output.contains("demo: verified identity shown"), "{output}");
+    // A fresh user: the consent page was shown and approved in the browser.
+    assert!(
+        output.contains("demo: consent shown and given")
+            && output.contains("demo: verified identity shown"),
+        "{output}"
+    );
 
     // The screenshot is a real, full-page PNG of the page (1100 px wide),
     // not an empty or error capture.
