@@ -25,7 +25,12 @@ function status(text) {
 
 function fail(step, err) {
   const e = $("error");
-  e.textContent = `${step} failed: ${err instanceof Error ? err.message : String(err)}`;
+  let message = err instanceof Error ? err.message : String(err);
+  if (message === "fetch failed") {
+    // The browser hides why; these are the usual causes.
+    message += " (server unreachable, or its CORS settings do not allow this page's origin)";
+  }
+  e.textContent = `${step} failed: ${message}`;
   e.hidden = false;
   status(`${step} failed.`);
 }

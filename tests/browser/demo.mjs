@@ -38,6 +38,14 @@ const expected = {
 const pageOrigin = new URL(url).origin;
 const TIMEOUT = 30_000;
 
+/** Waits for `selector` to show, failing at once with the page's error if that shows first. */
+async function shown(page, selector) {
+  await page.locator(`${selector}, #error`).locator("visible=true").first().waitFor();
+  if (await page.locator("#error").isVisible()) {
+    throw new Error(`the page shows an error: ${await page.locator("#error").textContent()}`);
+  }
+}
+
 const profile = mkdtempSync(join(tmpdir(), "gatehouse-demo-chromium-"));
 const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -88,7 +96,7 @@ try {
 
   // 3. Back on the page: the code was redeemed for a DPoP-bound token.
   await page.waitForURL((u) => u.origin === pageOrigin);
-  await page.locator("#token").waitFor({ state: "visible" });
+  await shown(page, "#token");
   assert.equal(new URL(page.url()).search, "", "the code is removed from the address bar");
   assert.equal(await page.locator("#token-type").textContent(), "DPoP");
   assert.equal(await page.locator("#token-jkt").textContent(), jkt, "cnf.jkt is the page's key");
@@ -97,7 +105,7 @@ try {
   const call = page.getByRole("button", { name: "Call the edge" });
   for (const n of [1, 2]) {
     await call.click();
-    await page.locator("#status", { hasText: `Call ${n} verified.` }).waitFor();
+    await shown(page, `#status:has-text("Call ${n} verified.")`);
   }
   const text = async (id) => (await page.locator(`#${id}`).textContent()).trim();
   assert.equal(await text("id-sub"), expected.sub, "Gatehouse-Sub is the signed-in user");

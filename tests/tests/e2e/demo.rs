@@ -123,6 +123,7 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
 
     let screenshot = repo_root().join("test-artifacts/demo.png");
     let _ = std::fs::remove_file(&screenshot);
+    let _ = std::fs::remove_file(screenshot.with_file_name("demo-failure.png"));
     let screenshot_text = screenshot.display().to_string();
     let (ok, output) = run_browser(
         &[
