@@ -83,6 +83,10 @@ pub struct FileConfig {
     /// `GATEHOUSE_CLOUDFLARE_API_BASE`: API base URL (default
     /// `https://api.cloudflare.com/client/v4`; tests point it at a local server).
     pub cloudflare_api_base: Option<String>,
+    /// `GATEHOUSE_CORS_ALLOW_ORIGINS` (comma or space separated; a list in the
+    /// file): exact browser origins (`https://app.example`) that may call
+    /// `/token`, `/revoke` and the `.well-known` documents cross-origin.
+    pub cors_allow_origins: Option<Vec<String>>,
 }
 
 /// The validated configuration the origin runs with.
@@ -130,6 +134,10 @@ pub struct Config {
     pub token_rate_per_minute: u32,
     /// Where revocation documents are pushed.
     pub revocation_push: PushTarget,
+    /// Exact origins allowed to call the browser-facing endpoints
+    /// cross-origin, normalized as browsers send them (`scheme://host[:port]`,
+    /// lower case, no default port). Empty: no CORS headers at all.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// `url` with any password in its authority replaced by `[redacted]`
@@ -174,6 +182,7 @@ impl std::fmt::Debug for FileConfig {
             .field("kek", &present(&self.kek))
             .field("revocation_push", &self.revocation_push)
             .field("edge_url", &self.edge_url)
+            .field("cors_allow_origins", &self.cors_allow_origins)
             .finish_non_exhaustive()
     }
 }
@@ -200,6 +209,7 @@ impl std::fmt::Debug for Config {
             .field("secret_grace", &self.secret_grace)
             .field("token_rate_per_minute", &self.token_rate_per_minute)
             .field("revocation_push", &self.revocation_push)
+            .field("cors_allow_origins", &self.cors_allow_origins)
             .finish()
     }
 }
@@ -396,6 +406,14 @@ impl FileConfig {
             "GATEHOUSE_CLOUDFLARE_API_BASE",
             &mut self.cloudflare_api_base,
         );
+        if let Some(v) = env.get("GATEHOUSE_CORS_ALLOW_ORIGINS") {
+            self.cors_allow_origins = Some(
+                v.split([',', ' ', '\t', '\n'])
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        }
         Ok(())
     }
 
@@ -647,6 +665,14 @@ impl FileConfig {
         if token_rate_per_minute == 0 {
             return Err(invalid("GATEHOUSE_TOKEN_RATE", "must be positive"));
         }
+        let mut cors_allow_origins = Vec::new();
+        for o in self.cors_allow_origins.unwrap_or_default() {
+            let o = cors_origin(&o)
+                .map_err(|reason| invalid("GATEHOUSE_CORS_ALLOW_ORIGINS", reason))?;
+            if !cors_allow_origins.contains(&o) {
+                cors_allow_origins.push(o);
+            }
+        }
         Ok(Config {
             listen,
             issuer,
@@ -671,8 +697,72 @@ impl FileConfig {
             secret_grace,
             token_rate_per_minute,
             revocation_push,
+            cors_allow_origins,
         })
     }
+}
+
+/// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address,
+/// and an optional non-zero port.
+fn authority_ok(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, rest)) => (
+                !addr.is_empty() && addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':'),
+                if rest.is_empty() {
+                    None
+                } else {
+                    match rest.strip_prefix(':') {
+                        Some(p) => Some(p),
+                        None => return false,
+                    }
+                },
+            ),
+            None => return false,
+        },
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            };
+            (
+                !host.is_empty()
+                    && host
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
+                port,
+            )
+        }
+    };
+    let port_ok = port.is_none_or(|p| {
+        p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok_and(|n| n > 0)
+    });
+    host_ok && port_ok
+}
+
+/// One allowed CORS origin, normalized to the form browsers send in `Origin`
+/// (RFC 6454 §6.1): `scheme://host[:port]`, lower case, default port
+/// dropped. Wildcards, `null`, paths, queries and credentials are refused.
+fn cors_origin(text: &str) -> Result<String, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    if lower == "*" {
+        return Err("`*` is not allowed: list exact origins such as https://app.example".into());
+    }
+    let (scheme, authority, default_port) = if let Some(a) = lower.strip_prefix("https://") {
+        ("https", a, ":443")
+    } else if let Some(a) = lower.strip_prefix("http://") {
+        ("http", a, ":80")
+    } else {
+        return Err(format!("`{text}` is not an http(s) origin"));
+    };
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
+    if !authority_ok(authority) {
+        return Err(format!(
+            "`{text}` must be scheme://host[:port] without path, query, credentials or wildcards"
+        ));
+    }
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    Ok(format!("{scheme}://{authority}"))
 }
 
 impl Config {
@@ -744,6 +834,7 @@ impl Config {
             secret_grace: 86_400,
             token_rate_per_minute: 600,
             revocation_push: PushTarget::Off,
+            cors_allow_origins: Vec::new(),
         }
     }
 }
@@ -828,6 +919,54 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("admin-token-0123"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn cors_origins_are_exact_and_normalized() {
+        let c = Config::load_from(None, &env(&[])).unwrap();
+        assert!(c.cors_allow_origins.is_empty());
+        let c = Config::load_from(
+            None,
+            &env(&[(
+                "GATEHOUSE_CORS_ALLOW_ORIGINS",
+                "https://App.Example:443, http://127.0.0.1:8070/ http://127.0.0.1:8070 http://[::1]:80",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_allow_origins,
+            [
+                "https://app.example",
+                "http://127.0.0.1:8070",
+                "http://[::1]"
+            ]
+        );
+        for bad in [
+            "*",
+            "null",
+            "app.example",
+            "https://app.example/cb",
+            "https://app.example?x",
+            "https://user@app.example",
+            "https://*.example",
+            "https://",
+            "https://app.example:",
+            "https://app.example:99999",
+            "https://[::1",
+        ] {
+            let e = Config::load_from(None, &env(&[("GATEHOUSE_CORS_ALLOW_ORIGINS", bad)]))
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("GATEHOUSE_CORS_ALLOW_ORIGINS"),
+                "{bad}: {e}"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("gh-cfg-cors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("g.toml");
+        std::fs::write(&p, "cors_allow_origins = [\"https://app.example\"]\n").unwrap();
+        let c = Config::load_from(Some(&p), &env(&[])).unwrap();
+        assert_eq!(c.cors_allow_origins, ["https://app.example"]);
     }
 
     #[test]

@@ -296,10 +296,45 @@ async fn approve(
     Ok(resp)
 }
 
-/// Renders `body` with a CSRF token (reusing the cookie's, or setting a new one).
+/// The Content-Security-Policy of the login and consent pages.
+///
+/// `form-action` also names the origin of the client's (registered, exactly
+/// matched) redirect URI: browsers apply `form-action` to every redirect
+/// that follows a form submission (CSP3 §6.2.1.2), and approving consent —
+/// or logging in with consent already given — ends in a 303 to the client.
+/// With `'self'` alone Chromium blocks that redirect and the user never gets
+/// back to the app. A URI whose origin cannot be written safely as a CSP
+/// source gets `'self'` only.
+#[must_use]
+pub fn page_csp(redirect_uri: &str) -> String {
+    let target = reqwest::Url::parse(redirect_uri)
+        .ok()
+        .map(|u| {
+            let origin = u.origin();
+            if origin.is_tuple() {
+                origin.ascii_serialization()
+            } else {
+                // A private-use scheme (native apps, RFC 8252 §7.1): a scheme-source.
+                format!("{}:", u.scheme())
+            }
+        })
+        .filter(|src| {
+            src.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.:/[]".contains(&b))
+        });
+    let form_action = match target {
+        Some(src) => format!("'self' {src}"),
+        None => "'self'".to_owned(),
+    };
+    format!("default-src 'none'; form-action {form_action}; frame-ancestors 'none'")
+}
+
+/// Renders `body` with a CSRF token (reusing the cookie's, or setting a new
+/// one), for a request that returns to `redirect_uri`.
 fn with_csrf(
     state: &AppState,
     headers: &HeaderMap,
+    redirect_uri: &str,
     render: impl FnOnce(&str) -> String,
 ) -> Result<Response, Error> {
     let (token, fresh) = match cookie(headers, CSRF_COOKIE) {
@@ -315,10 +350,10 @@ fn with_csrf(
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'"),
-    );
+    let csp = HeaderValue::from_str(&page_csp(redirect_uri)).unwrap_or_else(|_| {
+        HeaderValue::from_static("default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+    });
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     if fresh {
         if let Some(v) = set_cookie(state, CSRF_COOKIE, &token, SESSION_TTL_SECS) {
             h.append(header::SET_COOKIE, v);
@@ -381,11 +416,15 @@ pub async fn authorize(
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
     let req = validate(&state, &q).await?;
     match session_user(&state, &headers, now).await? {
-        None => with_csrf(&state, &headers, |csrf| login_page(&query, csrf, None)),
+        None => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+            login_page(&query, csrf, None)
+        }),
         Some(user) if has_consent(&state, &user, &req).await? => {
             approve(&state, &user, &req, now).await
         }
-        Some(_) => with_csrf(&state, &headers, |csrf| consent_page(&query, csrf, &req)),
+        Some(_) => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+            consent_page(&query, csrf, &req)
+        }),
     }
 }
 
@@ -413,7 +452,7 @@ pub async fn login(
     let query = form.get("request").unwrap_or_default().to_owned();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
-    validate(&state, &q).await?;
+    let req = validate(&state, &q).await?;
     let username = form.get("username").unwrap_or_default();
     let password = Password::new(form.get("password").unwrap_or_default().to_owned());
     let Some(user) = users::verify(&state.db, username, &password).await? else {
@@ -430,7 +469,7 @@ pub async fn login(
             )
             .await?;
         }
-        let mut resp = with_csrf(&state, &headers, |csrf| {
+        let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
             login_page(&query, csrf, Some("Wrong username or password."))
         })?;
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -495,5 +534,39 @@ pub async fn consent(
             "access_denied",
             "the user denied the request",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_csp;
+
+    #[test]
+    fn form_action_allows_the_redirect_uris_origin_and_nothing_more() {
+        assert_eq!(
+            page_csp("https://app.example/cb?x=1"),
+            "default-src 'none'; form-action 'self' https://app.example; frame-ancestors 'none'"
+        );
+        assert_eq!(
+            page_csp("http://127.0.0.1:8070/"),
+            "default-src 'none'; form-action 'self' http://127.0.0.1:8070; frame-ancestors 'none'"
+        );
+        // Native apps' private-use schemes (RFC 8252 §7.1): a scheme-source.
+        assert_eq!(
+            page_csp("com.example.app:/oauth2redirect"),
+            "default-src 'none'; form-action 'self' com.example.app:; frame-ancestors 'none'"
+        );
+        // Nothing that could end the directive or add a source gets through.
+        for hostile in [
+            "https://a.example;script-src *",
+            "https://a'b.example/",
+            "not a url",
+        ] {
+            let csp = page_csp(hostile);
+            assert_eq!(
+                csp, "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+                "{hostile}"
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod cors;
 pub mod form;
 pub mod openapi;
 
@@ -58,6 +59,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(timeout_as_oauth_error))
         .layer(middleware::from_fn(limit_header_size))
+        // Outermost, so every answer of a CORS route (413, 431, 408 included)
+        // is readable by an allowed page.
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@
 
 mod api;
 mod assertion;
+mod cors;
 mod exchange;
 mod family_revocation;
 mod grants;

@@ -614,3 +614,41 @@ impl Edge {
         first.unwrap_or_else(|_| Self::start(origin, upstream, vars))
     }
 }
+
+/// The browser demo page (`gatehouse-demo-page` serving `demo/`, with the
+/// wasm-pack output that `scripts/build-demo` puts in `demo/pkg`) on an
+/// origin of its own, configured for `origin`, `edge` and a public client.
+pub struct DemoPage {
+    pub url: String,
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl DemoPage {
+    /// Starts the page server on `port` (chosen first, so the origin's and
+    /// the edge's CORS settings and the client's redirect URI can name it).
+    pub fn start_on(port: u16, origin: &Origin, edge: &Edge, client_id: &str) -> Self {
+        let root = repo_root();
+        let pkg = root.join("demo/pkg/gatehouse_browser.js");
+        assert!(
+            pkg.exists(),
+            "{} is missing: run scripts/build-demo (scripts/test does)",
+            pkg.display()
+        );
+        let dir = TempDir::new("demo-page");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo-page"));
+        cmd.arg("--dir")
+            .arg(root.join("demo"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--origin", &origin.url, "--edge", &edge.url])
+            .args(["--client-id", client_id]);
+        let mut proc = Proc::spawn("demo page", cmd, dir.path().join("demo-page.log"));
+        let url = format!("http://127.0.0.1:{port}/");
+        wait_until_up(&url, &mut proc, Duration::from_secs(30));
+        Self {
+            url,
+            proc,
+            _dir: dir,
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 mod crash;
 mod database;
+mod demo;
 mod edge;
 mod faults;
 mod flows;

@@ -1,0 +1,178 @@
+//! The browser demo end to end, in a real browser: Debian's headless
+//! Chromium, driven by `tests/browser/demo.mjs` (npm `playwright-core`),
+//! opens the demo page on an origin of its own, signs in on the origin's
+//! login and consent pages (authorization code + PKCE S256, `dpop_jkt`),
+//! redeems the code cross-origin for a DPoP-bound token (with the origin's
+//! nonce challenge), calls the edge twice with fresh proofs (with the edge's
+//! nonce challenge), and checks the identity the upstream received. The
+//! screenshot is kept in `test-artifacts/demo.png`.
+
+use crate::harness::{free_port, origin_binary, repo_root, DemoPage, Stack};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery staple";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Creates a user through the origin CLI; returns its `user_id` (the `sub`).
+fn create_user(stack: &Stack, name: &str) -> String {
+    let o = &stack.origin;
+    let out = Command::new(origin_binary())
+        .args(["user", "create", name])
+        .env("GATEHOUSE_ISSUER", &o.url)
+        .env("GATEHOUSE_DATABASE_URL", &o.database_url)
+        .env("GATEHOUSE_DATA_DIR", o.data.path())
+        .env("GATEHOUSE_USER_PASSWORD", PASSWORD)
+        .env_remove("GATEHOUSE_CONFIG")
+        .output()
+        .expect("run gatehouse-origin user create");
+    assert!(
+        out.status.success(),
+        "user create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user: Value = serde_json::from_slice(&out.stdout).expect("user create prints JSON");
+    user["user_id"].as_str().expect("user_id").to_owned()
+}
+
+/// Width and height from a PNG's IHDR chunk (PNG spec §11.2.2).
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16) == Some(b"IHDR"),
+        "not a PNG"
+    );
+    let be = |r: std::ops::Range<usize>| u32::from_be_bytes(bytes[r].try_into().expect("4 bytes"));
+    (be(16..20), be(20..24))
+}
+
+/// Runs `node tests/browser/demo.mjs`, killing it after `limit`.
+fn run_browser(envs: &[(&str, &str)], limit: Duration) -> (bool, String) {
+    let root = repo_root();
+    let out_path = std::env::temp_dir().join(format!("gatehouse-demo-{}.out", std::process::id()));
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let mut child = Command::new("node")
+        .arg(root.join("tests/browser/demo.mjs"))
+        .current_dir(&root)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("output file"))
+        .stderr(out)
+        .spawn()
+        .expect("node is installed (scripts/setup)");
+    let deadline = Instant::now() + limit;
+    let ok = loop {
+        if let Some(status) = child.try_wait().expect("wait for node") {
+            break status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    (ok, text)
+}
+
+#[test]
+fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: scripts/setup installs Debian's chromium"
+    );
+    // The page's origin is chosen first: the origin and the edge allow it
+    // (CORS) and the client registers it as its redirect URI.
+    let page_port = free_port();
+    let page_origin = format!("http://127.0.0.1:{page_port}");
+    let stack = Stack::start_linked(
+        &[
+            ("GATEHOUSE_CORS_ALLOW_ORIGINS", page_origin.as_str()),
+            ("GATEHOUSE_DPOP_NONCE", "true"),
+        ],
+        &[
+            ("CORS_ALLOW_ORIGINS", page_origin.as_str()),
+            ("DPOP_NONCE", "required"),
+            (
+                "DPOP_NONCE_SECRET",
+                "e2e-demo-nonce-secret-0123456789abcdef",
+            ),
+        ],
+    );
+    let sub = create_user(&stack, USER);
+    let redirect_uri = format!("{page_origin}/");
+    let client = stack.origin.create_client(
+        "Gatehouse demo page",
+        "read",
+        &stack.edge.url,
+        &[
+            "--public",
+            "--dpop-required",
+            "--grant",
+            "authorization_code",
+            "--redirect-uri",
+            &redirect_uri,
+        ],
+    );
+    assert!(client.secret.is_none(), "a public client has no secret");
+    let page = DemoPage::start_on(page_port, &stack.origin, &stack.edge, &client.id);
+
+    let screenshot = repo_root().join("test-artifacts/demo.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let _ = std::fs::remove_file(screenshot.with_file_name("demo-failure.png"));
+    let screenshot_text = screenshot.display().to_string();
+    let (ok, output) = run_browser(
+        &[
+            ("DEMO_URL", page.url.as_str()),
+            ("DEMO_USER", USER),
+            ("DEMO_PASSWORD", PASSWORD),
+            ("DEMO_SUB", sub.as_str()),
+            ("DEMO_CLIENT_ID", client.id.as_str()),
+            ("DEMO_ISSUER", stack.origin.url.as_str()),
+            ("DEMO_SCREENSHOT", screenshot_text.as_str()),
+            ("DEMO_EDGE_NONCE", "required"),
+            ("CHROMIUM", CHROMIUM),
+        ],
+        Duration::from_secs(240),
+    );
+    assert!(
+        ok,
+        "the browser run failed:\n{output}\n---- origin log ----\n{}\n---- edge log ----\n{}\n---- page log ----\n{}",
+        stack.origin.proc.log(),
+        stack.edge.proc.log(),
+        page.proc.log()
+    );
+    // A fresh user: the consent page was shown and approved in the browser.
+    assert!(
+        output.contains("demo: consent shown and given")
+            && output.contains("demo: verified identity shown"),
+        "{output}"
+    );
+
+    // The screenshot is a real, full-page PNG of the page (1100 px wide),
+    // not an empty or error capture.
+    let png = std::fs::read(&screenshot).expect("the screenshot was saved");
+    let (width, height) = png_size(&png);
+    assert_eq!(width, 1100, "viewport width");
+    assert!(height >= 700, "a full page, {height} px high");
+    assert!(png.len() > 30_000, "{} bytes: an empty page?", png.len());
+
+    // Behind the page: the origin issued a DPoP-bound token through the
+    // authorization_code grant.
+    let metrics = crate::harness::http()
+        .get(format!("{}/metrics", stack.origin.url))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("authorization_code") && l.contains("DPoP") && !l.starts_with('#')),
+        "no DPoP authorization_code issuance in the metrics:\n{metrics}"
+    );
+}
