@@ -6,7 +6,7 @@
 // process started here is stopped at exit (process groups, SIGTERM then SIGKILL).
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:net";
-import { randomBytes } from "node:crypto";
+import { randomBytes, createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -146,6 +146,88 @@ async function getToken(o, client, dpopProof) {
   return j.access_token;
 }
 
+// ---------- refresh tokens through the real login ----------
+// One user logs in through the origin's own login and consent forms
+// (authorization_code + PKCE S256), once per chain; each code is exchanged
+// for a refresh token. Returns the refresh tokens, one per line in `file`.
+const CB = "https://bench.example/cb";
+async function refreshTokens(o, n, file) {
+  const env = { ...originEnv(o), GATEHOUSE_USER_PASSWORD: "bench password " + ADMIN };
+  execFileSync(path.join(BIN, "gatehouse-origin"), ["user", "create", "bench"], { env, stdio: "pipe" });
+  const out = execFileSync(
+    path.join(BIN, "gatehouse-origin"),
+    ["client", "create", "--name", "bench-web", "--scope", "read", "--audience", AUD,
+      "--grant", "authorization_code", "--grant", "refresh_token", "--redirect-uri", CB],
+    { env: originEnv(o) },
+  );
+  const j = JSON.parse(out.toString().trim());
+  const client = { id: j.client_id, secret: j.client_secret };
+  const jar = new Map();
+  const keep = (r) => {
+    for (const c of r.headers.getSetCookie()) {
+      const [pair] = c.split(";");
+      const i = pair.indexOf("=");
+      jar.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+  };
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+  const hidden = (html, name) => {
+    const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+    if (!m) throw new Error(`login page without ${name}`);
+    return m[1].replaceAll("&quot;", '"').replaceAll("&amp;", "&");
+  };
+  const tokens = [];
+  for (let i = 0; i < n; i++) {
+    const verifier = randomBytes(32).toString("base64url");
+    const challenge = createHash("sha256").update(verifier).digest("base64url");
+    const q = new URLSearchParams({
+      response_type: "code", client_id: client.id, redirect_uri: CB, scope: "read",
+      state: `s${i}`, code_challenge: challenge, code_challenge_method: "S256",
+    });
+    let r = await fetch(`${o.url}/authorize?${q}`, { headers: { cookie: cookie() }, redirect: "manual" });
+    keep(r);
+    let code = null;
+    for (let step = 0; step < 6 && !code; step++) {
+      if (r.status === 303 || r.status === 302) {
+        const loc = r.headers.get("location");
+        if (loc.startsWith(CB)) {
+          code = new URL(loc).searchParams.get("code");
+          break;
+        }
+        r = await fetch(new URL(loc, o.url), { headers: { cookie: cookie() }, redirect: "manual" });
+        keep(r);
+        continue;
+      }
+      const html = await r.text();
+      if (r.status !== 200) throw new Error(`authorize: ${r.status}`);
+      const login = html.includes('name="password"');
+      const form = new URLSearchParams({ request: hidden(html, "request"), csrf: hidden(html, "csrf") });
+      if (login) {
+        form.set("username", "bench");
+        form.set("password", env.GATEHOUSE_USER_PASSWORD);
+      } else {
+        form.set("decision", "approve");
+      }
+      r = await fetch(`${o.url}/authorize/${login ? "login" : "consent"}`, {
+        method: "POST", body: form, redirect: "manual",
+        headers: { cookie: cookie(), "content-type": "application/x-www-form-urlencoded" },
+      });
+      keep(r);
+    }
+    if (!code) throw new Error("the login flow gave no code");
+    const t = await fetch(`${o.url}/token`, {
+      method: "POST",
+      headers: { authorization: basic(client), "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "authorization_code", code, redirect_uri: CB, code_verifier: verifier }),
+    });
+    const tj = await t.json();
+    if (t.status !== 200 || !tj.refresh_token) throw new Error(`code exchange: ${t.status} ${JSON.stringify(tj)}`);
+    tokens.push(tj.refresh_token);
+  }
+  fs.writeFileSync(file, tokens.join("\n") + "\n");
+  return client;
+}
+
 // ---------- workers under wrangler dev ----------
 // The wrangler.toml snapshotted with the build (its bindings match that bundle).
 const snapToml = path.join(WORK, "edge-release/wrangler.toml");
@@ -201,13 +283,14 @@ async function startWorker(name, toml, readyPath, port_) {
 }
 
 // ---------- wrk ----------
-function wrk({ url, method = "GET", auth, body, ct, proofs, secs = SECS, conc = CONC }) {
+function wrk({ url, method = "GET", auth, body, ct, proofs, refreshTokens, secs = SECS, conc = CONC }) {
   const env = { ...process.env, BENCH_METHOD: method, BENCH_PATH: new URL(url).pathname };
-  for (const k of ["BENCH_AUTH", "BENCH_BODY", "BENCH_CT", "BENCH_PROOFS"]) delete env[k];
+  for (const k of ["BENCH_AUTH", "BENCH_BODY", "BENCH_CT", "BENCH_PROOFS", "BENCH_REFRESH_TOKENS"]) delete env[k];
   if (auth) env.BENCH_AUTH = auth;
   if (body) env.BENCH_BODY = body;
   if (ct) env.BENCH_CT = ct;
   if (proofs) env.BENCH_PROOFS = proofs;
+  if (refreshTokens) env.BENCH_REFRESH_TOKENS = refreshTokens;
   const out = execFileSync(
     "wrk",
     ["-t1", `-c${conc}`, `-d${secs}s`, "--timeout", "10s", "-s", path.join(ROOT, "bench/load/wrk.lua"), url],
@@ -298,12 +381,20 @@ async function main() {
     RATE_LIMIT_CLIENT: "4000000000/60",
     RATE_LIMIT_IP: "4000000000/60",
     DPOP_MAX_AGE_SECS: "300",
+    // Forwarded requests are in the platform's own request logs; our edge
+    // logs refusals only here, as the JS workers log nothing (the default,
+    // REQUEST_LOG=all, is measured separately below).
+    REQUEST_LOG: "refused",
   };
   const specs = [
     ["gatehouse", async () => {
       // Our edge on the port the origin pushes revocations to.
       return startWorker("gatehouse", edgeToml(release, edgeVars), "/.gatehouse/health", edgePort);
     }],
+    // Our edge as configured out of the box (a log line per request), and
+    // with every request asking the rate limiter (no leases): what each costs.
+    ["gatehouse_logall", () => startWorker("gatehouse_logall", edgeToml(release, { ...edgeVars, REQUEST_LOG: "all" }), "/.gatehouse/health")],
+    ["gatehouse_nolease", () => startWorker("gatehouse_nolease", edgeToml(release, { ...edgeVars, RATE_LIMIT_LEASE_MAX: "1" }), "/.gatehouse/health")],
     ["jose", () => startWorker("jose", jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), {
       ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
       AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
@@ -357,6 +448,8 @@ async function main() {
     { key: "pt1", label: "pass-through + 1 DO hop", hops: 1 },
     { key: "pt2", label: "pass-through + 2 DO hops", hops: 2 },
     { key: "ptlog", label: "pass-through + 1 console.log line", path: "/log/orders/1" },
+    { key: "ghlog", label: "Gatehouse edge, ES256 Bearer, REQUEST_LOG=all (the default)", worker: "gatehouse_logall", token: "es256" },
+    { key: "ghnolease", label: "Gatehouse edge, ES256 Bearer, RATE_LIMIT_LEASE_MAX=1 (a rate-limiter round trip per request)", worker: "gatehouse_nolease", token: "es256" },
   ];
   const runs = {};
   const push = (k, r) => (runs[k] ||= []).push(r);
@@ -365,7 +458,8 @@ async function main() {
     log(`validation round ${round}/${ROUNDS} (${SECS}s per run, concurrency ${CONC}), load ${os.loadavg()[0].toFixed(2)}`);
     for (const f of floorCfgs) {
       const path_ = f.path || (f.hops ? `/hops${f.hops}/orders/1` : "/orders/1");
-      const r = wrk({ url: `${workers.passthrough.url}${path_}` });
+      const auth = f.token ? `Bearer ${tokens[f.token]}` : undefined;
+      const r = wrk({ url: `${workers[f.worker || "passthrough"].url}${path_}`, auth });
       push(f.key, r);
     }
     for (const row of rows) {
@@ -438,6 +532,17 @@ async function main() {
       results.issuance.push({ db: label, grant: dpop ? "client_credentials + DPoP" : "client_credentials", ...r });
       log(`issuance ${label} ${dpop ? "DPoP" : "plain"}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
     }
+    // Refresh with rotation: CONC chains, each presenting the token the last rotation returned.
+    const file = path.join(RUN, `refresh-${o.name}.txt`);
+    // One token more than connections: wrk calls request() once before the
+    // load to check the script, which takes a token that is never sent.
+    const web = await refreshTokens(o, CONC + 1, file);
+    const r = wrk({
+      url: `${o.url}/token`, method: "POST", auth: basic(web), ct: "application/x-www-form-urlencoded",
+      refreshTokens: file, secs: ISSUE_SECS,
+    });
+    results.issuance.push({ db: label, grant: "refresh_token (rotation)", ...r });
+    log(`refresh ${label}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
   };
   // Stop the workers we no longer need first (less background noise).
   for (const n of ["jose", "webcrypto", "passthrough"]) stop(workers[n].child);

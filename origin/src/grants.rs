@@ -428,6 +428,7 @@ pub async fn refresh(
     let audience: String = row.try_get("audience")?;
     // Rotation: exactly one request consumes this token (conditional UPDATE).
     let next = RefreshToken::generate()?;
+    let turn = state.db.write_gate().await;
     let mut tx = state.db.pool.begin().await?;
     let won = sqlx::query(
         "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
@@ -439,6 +440,7 @@ pub async fn refresh(
     .await?;
     if won.rows_affected() == 0 {
         tx.rollback().await?;
+        drop(turn);
         return Err(reuse(state, client, &family_id, ctx).await?);
     }
     insert_refresh(
@@ -475,6 +477,7 @@ pub async fn refresh(
     )
     .await?;
     tx.commit().await?;
+    drop(turn);
     Ok(resp)
 }
 

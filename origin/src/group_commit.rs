@@ -20,7 +20,8 @@
 use crate::audit::{self, AuditEvent};
 use crate::db::DbError;
 use sqlx::AnyPool;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 256;
@@ -54,9 +55,10 @@ impl GroupCommit {
     /// Starts the committing task on the current tokio runtime. It ends when
     /// the last handle is dropped.
     #[must_use]
-    pub fn start(pool: AnyPool) -> Self {
+    /// `gate`: the database's write gate, on SQLite (see [`crate::db::Db`]).
+    pub fn start(pool: AnyPool, gate: Option<Arc<Mutex<()>>>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, gate, rx));
         Self { queue }
     }
 
@@ -76,10 +78,16 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn run(pool: AnyPool, gate: Option<Arc<Mutex<()>>>, mut rx: mpsc::Receiver<(Write, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&pool, &batch).await {
+        let turn = match &gate {
+            Some(g) => Some(g.lock().await),
+            None => None,
+        };
+        let committed = commit(&pool, &batch).await;
+        drop(turn);
+        match committed {
             Ok(inserted) => {
                 for ((_, reply), inserted) in batch.drain(..).zip(inserted) {
                     let _ = reply.send(Ok(inserted));
@@ -223,7 +231,7 @@ mod tests {
             .expect("send");
         queue.send((good, tx2)).await.expect("send");
         drop(queue);
-        run(db.pool.clone(), rx).await;
+        run(db.pool.clone(), None, rx).await;
         assert!(
             rx1.await
                 .expect("answered")
