@@ -67,20 +67,22 @@ pub fn lease_cap(quota: &Quota, max: u32) -> u32 {
 
 /// Spends from the isolate's lease or remembered refusal, if that decides.
 pub fn local(lease: &mut Lease, now_ms: i64) -> Option<Decision> {
-    if now_ms < lease.refused_until_ms {
-        return Some(Decision {
-            allowed: false,
-            remaining: 0,
-            retry_after_ms: lease.refused_until_ms - now_ms,
-            reset_ms: (lease.reset_at_ms - now_ms).max(0),
-        });
-    }
+    // Admissions already charged are spent first, also when a concurrent
+    // request of this isolate was refused since.
     if lease.left > 0 && now_ms < lease.until_ms {
         lease.left -= 1;
         return Some(Decision {
             allowed: true,
             remaining: lease.remaining.saturating_add(lease.left),
             retry_after_ms: 0,
+            reset_ms: (lease.reset_at_ms - now_ms).max(0),
+        });
+    }
+    if now_ms < lease.refused_until_ms {
+        return Some(Decision {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: lease.refused_until_ms - now_ms,
             reset_ms: (lease.reset_at_ms - now_ms).max(0),
         });
     }
@@ -118,7 +120,7 @@ pub fn granted(lease: &mut Lease, v: &RateVerdict, size: u32, now_ms: i64) -> De
         lease.until_ms = now_ms.saturating_add(LEASE_TTL_MS);
         lease.refused_until_ms = 0;
     } else {
-        lease.left = 0;
+        // What a concurrent grant left unspent stays (it is charged already).
         lease.refused_until_ms = now_ms.saturating_add(v.retry_after_ms);
     }
     Decision {
@@ -190,6 +192,23 @@ mod tests {
         assert!(!again.allowed);
         assert_eq!(again.retry_after_ms, 1_000);
         assert_eq!(local(&mut l, 1_600), None, "after Retry-After: ask again");
+    }
+
+    #[test]
+    fn a_concurrent_refusal_does_not_discard_a_granted_lease() {
+        let mut l = Lease::default();
+        granted(&mut l, &verdict(true, 4, 0), 4, 0);
+        let d = granted(&mut l, &verdict(false, 0, 0), 4, 1);
+        assert!(!d.allowed, "this request was refused");
+        let mut spent = 0;
+        while local(&mut l, 2).is_some_and(|d| d.allowed) {
+            spent += 1;
+        }
+        assert_eq!(spent, 3, "the other request's lease is still spent");
+        assert!(
+            local(&mut l, 2).is_some_and(|d| !d.allowed),
+            "then the refusal holds"
+        );
     }
 
     #[test]

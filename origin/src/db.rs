@@ -34,12 +34,6 @@ pub struct Db {
     /// Group commit for the token path's single-row writes (audit rows,
     /// DPoP replay keys): see [`crate::group_commit`].
     pub group: GroupCommit,
-    /// On SQLite, this process's hot write transactions (refresh rotation,
-    /// group commits) queue here, first come first served, instead of in
-    /// SQLite's busy handler, which sleeps in steps of up to 100 ms while
-    /// another connection holds the write lock (p99 of ~500 ms for refreshes
-    /// at 16 connections without it).
-    write_gate: Arc<tokio::sync::Mutex<()>>,
     /// Woken after every committed outbox row, so this process's revocation
     /// pusher starts at once (rows from other processes are found by polling).
     pub outbox_notify: Arc<Notify>,
@@ -146,27 +140,12 @@ impl Db {
         if backend == Backend::Sqlite && max > 1 {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        let write_gate = Arc::new(tokio::sync::Mutex::new(()));
         Ok(Self {
-            group: GroupCommit::start(
-                pool.clone(),
-                (backend == Backend::Sqlite).then(|| Arc::clone(&write_gate)),
-            ),
-            write_gate,
+            group: GroupCommit::start(pool.clone()),
             pool,
             backend,
             outbox_notify: Arc::new(Notify::new()),
         })
-    }
-
-    /// Waits for this process's turn to write (SQLite; PostgreSQL needs no
-    /// turn). Hold the guard from `begin` to `commit`, and drop it before
-    /// anything that may write again (such as [`crate::group_commit`]).
-    pub async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.write_gate.lock().await),
-            Backend::Postgres => None,
-        }
     }
 
     /// Applies pending migrations for this backend.

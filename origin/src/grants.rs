@@ -4,6 +4,7 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
+use crate::db::DbError;
 use crate::error::Error;
 use crate::group_commit::Write;
 use crate::keys::KeyStoreError;
@@ -286,6 +287,100 @@ struct NewRefresh<'a> {
     family_expires_at: i64,
 }
 
+impl NewRefresh<'_> {
+    /// The row for `token`, issued at `now`, idle for at most `idle` seconds.
+    fn row(&self, token: &RefreshToken, idle: i64, now: UnixTime) -> RefreshRow {
+        RefreshRow {
+            token_hash: token.hash_b64(),
+            family_id: self.family_id.to_owned(),
+            client_id: self.client_id.to_owned(),
+            user_id: self.user_id.to_owned(),
+            scope: self.scope.to_owned(),
+            audience: self.audience.to_owned(),
+            jkt: self.jkt.map(str::to_owned),
+            created_at: now.0,
+            expires_at: now.0.saturating_add(idle).min(self.family_expires_at),
+            family_expires_at: self.family_expires_at,
+        }
+    }
+}
+
+/// A refresh token row as stored (the token only as its hash).
+#[derive(Clone, Debug)]
+pub struct RefreshRow {
+    token_hash: String,
+    family_id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    audience: String,
+    jkt: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    family_expires_at: i64,
+}
+
+/// Inserts `row`.
+pub(crate) async fn insert_row<'c, E>(exec: E, row: &RefreshRow) -> Result<(), DbError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
+    )
+    .bind(&row.token_hash)
+    .bind(&row.family_id)
+    .bind(&row.client_id)
+    .bind(&row.user_id)
+    .bind(&row.scope)
+    .bind(&row.audience)
+    .bind(row.jkt.clone())
+    .bind(row.created_at)
+    .bind(row.expires_at)
+    .bind(row.family_expires_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// One rotation, written by [`crate::group_commit`] in the same transaction
+/// as other requests' rotations: the presented token is marked rotated only
+/// if it still is neither rotated nor revoked (the conditional UPDATE that
+/// lets exactly one request win), and then the successor and the audit row
+/// are inserted.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The presented token's hash.
+    pub presented_hash: String,
+    /// The successor.
+    pub successor: RefreshRow,
+    /// The audit row.
+    pub audit: AuditEvent,
+}
+
+impl Rotation {
+    /// Applies the rotation on `conn` (inside a transaction); `false` when
+    /// the presented token was already rotated or revoked (nothing written).
+    pub(crate) async fn apply(&self, conn: &mut sqlx::AnyConnection) -> Result<bool, DbError> {
+        let won = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
+             AND rotated_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(self.successor.created_at)
+        .bind(&self.presented_hash)
+        .execute(&mut *conn)
+        .await?;
+        if won.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_row(&mut *conn, &self.successor).await?;
+        audit::record(&mut *conn, &self.audit).await?;
+        Ok(true)
+    }
+}
+
 async fn insert_refresh<'c, E>(
     exec: E,
     token: &RefreshToken,
@@ -296,23 +391,7 @@ async fn insert_refresh<'c, E>(
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
-    )
-    .bind(token.hash_b64())
-    .bind(r.family_id)
-    .bind(r.client_id)
-    .bind(r.user_id)
-    .bind(r.scope)
-    .bind(r.audience)
-    .bind(r.jkt.map(str::to_owned))
-    .bind(now.0)
-    .bind(now.0.saturating_add(idle).min(r.family_expires_at))
-    .bind(r.family_expires_at)
-    .execute(exec)
-    .await?;
+    insert_row(exec, &r.row(token, idle, now)).await?;
     Ok(())
 }
 
@@ -428,56 +507,42 @@ pub async fn refresh(
     let audience: String = row.try_get("audience")?;
     // Rotation: exactly one request consumes this token (conditional UPDATE).
     let next = RefreshToken::generate()?;
-    let turn = state.db.write_gate().await;
-    let mut tx = state.db.pool.begin().await?;
-    let won = sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
-         AND rotated_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(now.0)
-    .bind(&hash)
-    .execute(&mut *tx)
-    .await?;
-    if won.rows_affected() == 0 {
-        tx.rollback().await?;
-        drop(turn);
-        return Err(reuse(state, client, &family_id, ctx).await?);
-    }
-    insert_refresh(
-        &mut *tx,
-        &next,
-        &NewRefresh {
-            family_id: &family_id,
-            client_id: &client.client_id,
-            user_id: &user_id,
-            scope: &scope,
-            audience: &audience,
-            jkt: bound.as_deref(),
-            family_expires_at,
-        },
-        state.config.refresh_idle_ttl,
-        now,
-    )
-    .await?;
-    // Signed before the commit so that the audit row goes into the rotation's
-    // transaction: one commit per refresh (a token signed for a rotation that
-    // then fails to commit is never handed out).
+    // Signed before the write so that the audit row goes into the rotation's
+    // transaction (a token signed for a rotation that loses or fails to
+    // commit is never handed out).
     let mut resp = sign(
         state, client, &user_id, &audience, &scopes, &family_id, req.jkt, now,
     )?;
     resp.refresh_token = Some(next.expose().to_owned());
-    audit::record(
-        &mut *tx,
-        &AuditEvent::new("token_refreshed", now)
-            .client(&client.client_id)
-            .subject(&user_id)
-            .jti(&resp.jti)
-            .ip(ctx.ip)
-            .detail(format!("sid={family_id}")),
-    )
-    .await?;
-    tx.commit().await?;
-    drop(turn);
+    let successor = NewRefresh {
+        family_id: &family_id,
+        client_id: &client.client_id,
+        user_id: &user_id,
+        scope: &scope,
+        audience: &audience,
+        jkt: bound.as_deref(),
+        family_expires_at,
+    }
+    .row(&next, state.config.refresh_idle_ttl, now);
+    // Rotation: exactly one request consumes this token (conditional UPDATE),
+    // committed together with other requests' rotations (group commit).
+    let won = state
+        .db
+        .group
+        .write(Write::Rotate(Box::new(Rotation {
+            presented_hash: hash.clone(),
+            successor,
+            audit: AuditEvent::new("token_refreshed", now)
+                .client(&client.client_id)
+                .subject(&user_id)
+                .jti(&resp.jti)
+                .ip(ctx.ip)
+                .detail(format!("sid={family_id}")),
+        })))
+        .await?;
+    if !won {
+        return Err(reuse(state, client, &family_id, ctx).await?);
+    }
     Ok(resp)
 }
 

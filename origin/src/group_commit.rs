@@ -1,7 +1,10 @@
-//! Group commit for the token path's independent single-row writes — the
-//! `token_issued` audit row and a DPoP proof's replay key — so that
-//! concurrent requests share one transaction and one commit (on SQLite, one
-//! WAL fsync) instead of each taking the database's write lock in turn.
+//! Group commit for the token path's small independent writes — the
+//! `token_issued` audit row, a DPoP proof's replay key, a refresh token's
+//! rotation — so that concurrent requests share one transaction and one
+//! commit (on SQLite, one WAL fsync) instead of each taking the database's
+//! write lock in turn. Writes apply in arrival order inside the batch, so
+//! two rotations of one refresh token decide exactly as two transactions
+//! would: the first wins, the second finds the token rotated.
 //!
 //! Durability is unchanged: a request waits until the transaction holding
 //! its row has committed, and only then answers. What changes is the number
@@ -19,9 +22,9 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::db::DbError;
+use crate::grants::Rotation;
 use sqlx::AnyPool;
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 /// Most writes committed together.
 pub const MAX_BATCH: usize = 256;
@@ -33,6 +36,9 @@ const QUEUE: usize = 4 * MAX_BATCH;
 pub enum Write {
     /// An audit event.
     Audit(AuditEvent),
+    /// A refresh token's rotation; the write reports whether this request
+    /// won it (`false`: the token was rotated or revoked before).
+    Rotate(Box<Rotation>),
     /// A DPoP proof's replay key, unique while the proof is fresh; the write
     /// reports whether it was new (`false`: the proof was used before).
     ProofJti {
@@ -55,10 +61,9 @@ impl GroupCommit {
     /// Starts the committing task on the current tokio runtime. It ends when
     /// the last handle is dropped.
     #[must_use]
-    /// `gate`: the database's write gate, on SQLite (see [`crate::db::Db`]).
-    pub fn start(pool: AnyPool, gate: Option<Arc<Mutex<()>>>) -> Self {
+    pub fn start(pool: AnyPool) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, gate, rx));
+        tokio::spawn(run(pool, rx));
         Self { queue }
     }
 
@@ -78,16 +83,10 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: AnyPool, gate: Option<Arc<Mutex<()>>>, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let turn = match &gate {
-            Some(g) => Some(g.lock().await),
-            None => None,
-        };
-        let committed = commit(&pool, &batch).await;
-        drop(turn);
-        match committed {
+        match commit(&pool, &batch).await {
             Ok(inserted) => {
                 for ((_, reply), inserted) in batch.drain(..).zip(inserted) {
                     let _ = reply.send(Ok(inserted));
@@ -96,7 +95,7 @@ async fn run(pool: AnyPool, gate: Option<Arc<Mutex<()>>>, mut rx: mpsc::Receiver
             Err(e) => {
                 tracing::warn!(error = %e, rows = batch.len(), "group commit failed; writing the rows one by one");
                 for (write, reply) in batch.drain(..) {
-                    let _ = reply.send(apply(&pool, &write).await);
+                    let _ = reply.send(alone(&pool, &write).await);
                 }
             }
         }
@@ -107,28 +106,34 @@ async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, D
     let mut tx = pool.begin().await?;
     let mut inserted = Vec::with_capacity(batch.len());
     for (write, _) in batch {
-        inserted.push(apply(&mut *tx, write).await?);
+        inserted.push(apply(&mut tx, write).await?);
     }
     tx.commit().await?;
     Ok(inserted)
 }
 
-async fn apply<'c, E>(exec: E, write: &Write) -> Result<bool, DbError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
+/// One write in a transaction of its own (after a batch failed).
+async fn alone(pool: &AnyPool, write: &Write) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
+    let done = apply(&mut tx, write).await?;
+    tx.commit().await?;
+    Ok(done)
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, write: &Write) -> Result<bool, DbError> {
     match write {
         Write::Audit(event) => {
-            audit::record(exec, event).await?;
+            audit::record(&mut *conn, event).await?;
             Ok(true)
         }
+        Write::Rotate(rotation) => rotation.apply(conn).await,
         Write::ProofJti { key, until } => {
             let done = sqlx::query(
                 "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
             )
             .bind(key)
             .bind(*until)
-            .execute(exec)
+            .execute(&mut *conn)
             .await?;
             Ok(done.rows_affected() == 1)
         }
@@ -231,7 +236,7 @@ mod tests {
             .expect("send");
         queue.send((good, tx2)).await.expect("send");
         drop(queue);
-        run(db.pool.clone(), None, rx).await;
+        run(db.pool.clone(), rx).await;
         assert!(
             rx1.await
                 .expect("answered")
