@@ -210,7 +210,7 @@ fn kill_during_load(mut setup: Setup, backend: &str) -> String {
         .unwrap_or(3);
     let stack = &setup.stack;
     let api = stack.client("read");
-    create_user(&stack.origin, "crash-user");
+    let _ = create_user(&stack.origin, "crash-user");
     let web = stack.origin.create_client(
         "crash-web",
         "read",

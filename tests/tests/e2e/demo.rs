@@ -7,36 +7,14 @@
 //! nonce challenge), and checks the identity the upstream received. The
 //! screenshot is kept in `test-artifacts/demo.png`.
 
-use crate::harness::{free_port, origin_binary, repo_root, DemoPage, Stack};
-use serde_json::Value;
+use crate::grants::{create_user, PASSWORD};
+use crate::harness::{free_port, repo_root, DemoPage, Stack};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USER: &str = "alice";
-const PASSWORD: &str = "correct horse battery staple";
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Creates a user through the origin CLI; returns its `user_id` (the `sub`).
-fn create_user(stack: &Stack, name: &str) -> String {
-    let o = &stack.origin;
-    let out = Command::new(origin_binary())
-        .args(["user", "create", name])
-        .env("GATEHOUSE_ISSUER", &o.url)
-        .env("GATEHOUSE_DATABASE_URL", &o.database_url)
-        .env("GATEHOUSE_DATA_DIR", o.data.path())
-        .env("GATEHOUSE_USER_PASSWORD", PASSWORD)
-        .env_remove("GATEHOUSE_CONFIG")
-        .output()
-        .expect("run gatehouse-origin user create");
-    assert!(
-        out.status.success(),
-        "user create: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let user: Value = serde_json::from_slice(&out.stdout).expect("user create prints JSON");
-    user["user_id"].as_str().expect("user_id").to_owned()
-}
 
 /// Width and height from a PNG's IHDR chunk (PNG spec §11.2.2).
 fn png_size(bytes: &[u8]) -> (u32, u32) {
@@ -103,7 +81,7 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
             ),
         ],
     );
-    let sub = create_user(&stack, USER);
+    let sub = create_user(&stack.origin, USER);
     let redirect_uri = format!("{page_origin}/");
     let client = stack.origin.create_client(
         "Gatehouse demo page",

@@ -9,12 +9,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub(crate) const CB: &str = "https://app.example/cb";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// RFC 7636 Appendix B.
 pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-pub(crate) fn create_user(o: &Origin, name: &str) {
+/// Creates a user through the origin CLI (password [`PASSWORD`]); returns
+/// its `user_id` (the `sub` of its tokens).
+pub(crate) fn create_user(o: &Origin, name: &str) -> String {
     let out = Command::new(origin_binary())
         .args(["user", "create", name])
         .env("GATEHOUSE_ISSUER", &o.url)
@@ -29,6 +31,8 @@ pub(crate) fn create_user(o: &Origin, name: &str) {
         "user create: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let user: Value = serde_json::from_slice(&out.stdout).expect("user create prints JSON");
+    user["user_id"].as_str().expect("user_id").to_owned()
 }
 
 fn hidden(html: &str, name: &str) -> String {
@@ -179,7 +183,7 @@ fn until_refused(stack: &Stack, token: &str) {
 #[test]
 fn login_code_refresh_and_reuse_revokes_the_family_at_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
-    create_user(&stack.origin, "alice");
+    let _ = create_user(&stack.origin, "alice");
     let client = stack.origin.create_client(
         "web",
         "read",
@@ -289,7 +293,7 @@ fn exchange(stack: &Stack, gateway: &ClientCreds, form: &[(&str, &str)]) -> (u16
 #[test]
 fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
-    create_user(&stack.origin, "carol");
+    let _ = create_user(&stack.origin, "carol");
     let web = stack.origin.create_client(
         "web",
         "read write",

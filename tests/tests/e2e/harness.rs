@@ -411,29 +411,29 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Writes `value` under `key` in this edge's local KV `binding`, as an
-    /// operator with `wrangler kv key put` would (the running edge reads it).
-    pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
+    /// `wrangler kv <args>` against this edge's local KV (its config and
+    /// persisted state), as an operator would run it.
+    pub fn wrangler_kv(&self, args: &[&str]) -> Command {
         let root = repo_root();
-        let status = Command::new(root.join("node_modules/.bin/wrangler"))
-            .current_dir(&root)
-            .args([
-                "kv",
-                "key",
-                "put",
-                "--binding",
-                binding,
-                "--local",
-                key,
-                value,
-            ])
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&root)
+            .arg("kv")
+            .args(args)
             .arg("--config")
             .arg(self.dir.path().join("wrangler.toml"))
             .arg("--persist-to")
             .arg(self.dir.path().join("state"))
             .env("CI", "true")
             .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false");
+        cmd
+    }
+
+    /// Writes `value` under `key` in this edge's local KV `binding`, as an
+    /// operator with `wrangler kv key put` would (the running edge reads it).
+    pub fn kv_put(&self, binding: &str, key: &str, value: &str) {
+        let status = self
+            .wrangler_kv(&["key", "put", "--binding", binding, "--local", key, value])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -443,17 +443,8 @@ impl Edge {
 
     /// Reads `key` from this edge's local KV `binding` (`None` when absent).
     pub fn kv_get(&self, binding: &str, key: &str) -> Option<String> {
-        let root = repo_root();
-        let out = Command::new(root.join("node_modules/.bin/wrangler"))
-            .current_dir(&root)
-            .args(["kv", "key", "get", "--binding", binding, "--local", key])
-            .arg("--config")
-            .arg(self.dir.path().join("wrangler.toml"))
-            .arg("--persist-to")
-            .arg(self.dir.path().join("state"))
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        let out = self
+            .wrangler_kv(&["key", "get", "--binding", binding, "--local", key])
             .stderr(Stdio::null())
             .output()
             .expect("wrangler kv key get");

@@ -12,9 +12,9 @@
 //!   (a token revoked before stays refused), or accept when it holds none;
 //! - once KV holds a good document again, the edge decides normally.
 
-use crate::harness::{http, repo_root, ClientCreds, Edge, Origin, Stack, Upstream};
+use crate::harness::{http, ClientCreds, Edge, Origin, Stack, Upstream};
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const VARS: [(&str, &str); 3] = [
@@ -112,27 +112,10 @@ fn revoke(origin: &Origin, client: &ClientCreds, token: &str) {
 /// Writes the file `path` as the value of `key` in the edge's local KV
 /// (values too large for a command-line argument).
 fn kv_put_file(edge: &Edge, key: &str, path: &std::path::Path) {
-    let root = repo_root();
-    let status = Command::new(root.join("node_modules/.bin/wrangler"))
-        .current_dir(&root)
-        .args([
-            "kv",
-            "key",
-            "put",
-            "--binding",
-            "REVOCATIONS",
-            "--local",
-            key,
-        ])
+    let status = edge
+        .wrangler_kv(&["key", "put", "--binding", "REVOCATIONS", "--local", key])
         .arg("--path")
         .arg(path)
-        .arg("--config")
-        .arg(edge.dir.path().join("wrangler.toml"))
-        .arg("--persist-to")
-        .arg(edge.dir.path().join("state"))
-        .env("CI", "true")
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -290,7 +290,7 @@ fn three_replicas_on_postgres_rotate_once_detect_reuse_and_keep_versions_increas
             CB,
         ],
     );
-    create_user(&replicas[0], "carol");
+    let _ = create_user(&replicas[0], "carol");
     let urls: Vec<String> = replicas.iter().map(|o| o.url.clone()).collect();
     let family = |at: usize| -> (String, String) {
         let code = authorize_at(&urls[at], ISSUER, &web.id, "carol");
