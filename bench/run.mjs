@@ -16,12 +16,13 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 const WORK = process.env.BENCH_WORK || path.join(ROOT, "target/bench");
 const RUN = path.join(WORK, "run");
 const BIN = path.join(ROOT, "target/release");
-const SECS = Number(process.env.BENCH_SECS || 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 4);
+const SECS = Number(process.env.BENCH_SECS || 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CONC = Number(process.env.BENCH_CONCURRENCY || 16);
-const ISSUE_SECS = Number(process.env.BENCH_ISSUE_SECS || 10);
+const ISSUE_SECS = Number(process.env.BENCH_ISSUE_SECS || 8);
 const REVOCATIONS = Number(process.env.BENCH_REVOCATIONS || 60);
 const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
+const EDGE_ONLY = process.env.BENCH_EDGE_ONLY === "1";
 const AUD = "https://api.bench.example";
 const ADMIN = randomBytes(24).toString("hex"); // per run, never stored
 const started = new Date();
@@ -399,6 +400,12 @@ async function main() {
       ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
       AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
     }), "/")],
+    // jose with the same DPoP replay guard as ours (a Durable Object per jkt):
+    // the DPoP row's equal-work comparison.
+    ["jose_replay", () => startWorker("jose_replay", jsToml("bench-jose-replay", path.join(ROOT, "bench/jose-worker/index.mjs"), {
+      ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
+      AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
+    }, `[[durable_objects.bindings]]\nname = "REPLAY_GUARD"\nclass_name = "ReplayGuard"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["ReplayGuard"]\n`), "/")],
     ["webcrypto", () => startWorker("webcrypto", jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), {
       JWKS_URLS: JSON.stringify([jwks(es), jwks(ed)]), UPSTREAM_URL: upstream.url,
     }), "/")],
@@ -411,7 +418,7 @@ async function main() {
     workers[name] = w;
     // Cold path: the first authenticated request after the worker is ready
     // (JWKS fetch + key import), then warm requests on the same token.
-    if (name !== "passthrough") {
+    if (name !== "passthrough" && name !== "jose_replay") {
       const url = `${w.url}/orders/1`;
       const h = { authorization: `Bearer ${tokens.es256}` };
       const first = await timed(url, h);
@@ -428,12 +435,13 @@ async function main() {
   // Sanity: every worker accepts every row once before the load.
   const rows = [
     { key: "es256", label: "ES256 Bearer", auth: () => `Bearer ${tokens.es256}` },
-    { key: "dpop", label: "ES256 DPoP", auth: () => `DPoP ${tokens.dpop}`, dpop: true },
+    { key: "dpop", label: "ES256 DPoP", auth: () => `DPoP ${tokens.dpop}`, dpop: true, extra: ["jose_replay"] },
     { key: "eddsa", label: "EdDSA Bearer", auth: () => `Bearer ${tokens.eddsa}` },
   ];
   const impls = ["gatehouse", "jose", "webcrypto"];
+  const implsOf = (row) => [...impls, ...(row.extra || [])];
   for (const row of rows)
-    for (const impl of impls) {
+    for (const impl of implsOf(row)) {
       const url = `${workers[impl].url}/orders/1`;
       const h = { authorization: row.auth() };
       if (row.dpop) h.dpop = mkProof("GET", url, tokens.dpop);
@@ -446,7 +454,6 @@ async function main() {
     { key: "const", label: "worker answers itself (no upstream)", path: "/const" },
     { key: "pt", label: "pass-through", hops: 0 },
     { key: "pt1", label: "pass-through + 1 DO hop", hops: 1 },
-    { key: "pt2", label: "pass-through + 2 DO hops", hops: 2 },
     { key: "ptlog", label: "pass-through + 1 console.log line", path: "/log/orders/1" },
     { key: "ghlog", label: "Gatehouse edge, ES256 Bearer, REQUEST_LOG=all (the default)", worker: "gatehouse_logall", token: "es256" },
     { key: "ghnolease", label: "Gatehouse edge, ES256 Bearer, RATE_LIMIT_LEASE_MAX=1 (a rate-limiter round trip per request)", worker: "gatehouse_nolease", token: "es256" },
@@ -465,7 +472,7 @@ async function main() {
     for (const row of rows) {
       // A pass-through run right before each row: the floor its costs are taken against.
       push(`pt:${row.key}`, wrk({ url: `${workers.passthrough.url}/orders/1` }));
-      for (const impl of impls) {
+      for (const impl of implsOf(row)) {
         const url = `${workers[impl].url}/orders/1`;
         let proofs;
         if (row.dpop) {
@@ -498,11 +505,11 @@ async function main() {
   for (const f of floorCfgs) if (f.key !== "pt") results.costs.floor[f.key] = costOf(f.key, "pt");
   for (const row of rows) {
     results.costs.rows[row.key] = { floorRps: median(runs[`pt:${row.key}`].map((r) => r.rps)) };
-    for (const impl of impls) results.costs.rows[row.key][impl] = costOf(`${row.key}:${impl}`, `pt:${row.key}`);
+    for (const impl of implsOf(row)) results.costs.rows[row.key][impl] = costOf(`${row.key}:${impl}`, `pt:${row.key}`);
   }
   for (const row of rows) {
     results.validation[row.key] = { label: row.label };
-    for (const impl of impls) results.validation[row.key][impl] = summarize(runs[`${row.key}:${impl}`]);
+    for (const impl of implsOf(row)) results.validation[row.key][impl] = summarize(runs[`${row.key}:${impl}`]);
   }
 
   // What our edge's own log says about the refused/failed requests under load.
@@ -515,6 +522,9 @@ async function main() {
         `**Edge errors under load:** ${s500} requests to our edge answered 5xx during the load runs; workerd logged ${hung}× "The Workers runtime canceled this request because it detected that your Worker's code had hung" — a request awaiting a promise that belongs to another request (e.g. a shared in-flight fetch or a cached promise), which workerd cancels. A bug in the edge to look at (see target/bench/run/gatehouse.log).`,
       );
   } catch {}
+
+  // BENCH_EDGE_ONLY=1: the edge comparison alone (for trying a change; BENCHMARKS.md is left alone).
+  if (EDGE_ONLY) return;
 
   // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
   const issuance = async (label, o, client) => {
@@ -545,7 +555,7 @@ async function main() {
     log(`refresh ${label}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
   };
   // Stop the workers we no longer need first (less background noise).
-  for (const n of ["jose", "webcrypto", "passthrough"]) stop(workers[n].child);
+  for (const n of ["jose", "jose_replay", "webcrypto", "passthrough"]) stop(workers[n].child);
   stop(ed.child);
   await sleep(1000);
   log("issuance on SQLite");
@@ -609,9 +619,9 @@ try {
   results.started = started.toISOString();
   results.loadStart = loadStart;
   results.config = { SECS, ROUNDS, CONC, ISSUE_SECS };
-  fs.writeFileSync(path.join(WORK, "results.json"), JSON.stringify(results, null, 2));
+  fs.writeFileSync(path.join(WORK, EDGE_ONLY ? "results-edge.json" : "results.json"), JSON.stringify(results, null, 2));
   const md = report(results, ROOT);
-  fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
+  if (!EDGE_ONLY) fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
   console.log(md);
   await cleanup();
   process.exit(0);

@@ -3,8 +3,12 @@
 // typ at+jwt, required claims; DPoP (RFC 9449): proof typ dpop+jwt, signature
 // with the embedded jwk, htm, htu, iat window, ath, cnf.jkt thumbprint, and no
 // Bearer downgrade of a bound token. Then it forwards like the edge does
-// (credentials stripped, identity headers added). No rate limiter, no replay
-// guard and no revocation list: those are Gatehouse extras (see BENCHMARKS.md).
+// (credentials stripped, identity headers added). No rate limiter and no
+// revocation list: those are Gatehouse extras (see BENCHMARKS.md). A DPoP
+// replay guard only when the REPLAY_GUARD Durable Object is bound (the
+// "jose + replay guard" configuration): the same design as the edge's — one
+// object per jkt, a proof's jti|htu remembered in storage until its iat window
+// closes, pruned by an alarm — so that row compares equal work.
 import {
   jwtVerify,
   createRemoteJWKSet,
@@ -13,6 +17,42 @@ import {
   decodeJwt,
   base64url,
 } from "jose";
+
+export class ReplayGuard {
+  constructor(state) {
+    this.state = state;
+    this.alarmPending = false;
+  }
+  async fetch(request) {
+    const { key, expires_at, now } = await request.json();
+    const storage = this.state.storage;
+    const seen = await storage.get(key);
+    const replayed = seen !== undefined && now < seen;
+    if (!replayed) {
+      await storage.put(key, Math.max(seen ?? 0, expires_at));
+      if (!this.alarmPending) {
+        if ((await storage.getAlarm()) === null) await storage.setAlarm(Date.now() + (expires_at + 5 - now) * 1000);
+        this.alarmPending = true;
+      }
+    }
+    return Response.json({ replayed });
+  }
+  async alarm() {
+    this.alarmPending = false;
+    const now = Math.floor(Date.now() / 1000);
+    let next = null;
+    const expired = [];
+    for (const [k, exp] of await this.state.storage.list()) {
+      if (exp <= now - 5) expired.push(k);
+      else next = next === null ? exp : Math.min(next, exp);
+    }
+    if (expired.length) await this.state.storage.delete(expired);
+    if (next !== null) {
+      await this.state.storage.setAlarm(Date.now() + Math.max(1, next + 5 - now) * 1000);
+      this.alarmPending = true;
+    }
+  }
+}
 
 let state;
 function setup(env) {
@@ -40,7 +80,7 @@ function refuse(scheme, code, description) {
   });
 }
 
-async function authenticate(request, s) {
+async function authenticate(request, s, env) {
   const auth = request.headers.get("authorization") || "";
   const sp = auth.indexOf(" ");
   const scheme = sp > 0 ? auth.slice(0, sp) : "";
@@ -105,6 +145,16 @@ async function authenticate(request, s) {
   if (p.ath !== base64url.encode(new Uint8Array(digest))) throw ["DPoP", "invalid_dpop_proof", "ath mismatch"];
   if ((await calculateJwkThumbprint(proof.protectedHeader.jwk, "sha256")) !== jkt)
     throw ["DPoP", "invalid_token", "jkt mismatch"];
+  if (env.REPLAY_GUARD) {
+    const now = Math.floor(Date.now() / 1000);
+    const stub = env.REPLAY_GUARD.get(env.REPLAY_GUARD.idFromName(jkt));
+    const r = await stub.fetch("https://replay-guard/check", {
+      method: "POST",
+      body: JSON.stringify({ key: `${p.jti}|${p.htu}`, expires_at: p.iat + s.dpopMaxAge + 5, now }),
+    });
+    if (!r.ok) throw ["DPoP", "server_error", "the replay guard is unavailable"];
+    if ((await r.json()).replayed) throw ["DPoP", "invalid_dpop_proof", "the DPoP proof was already used"];
+  }
   return payload;
 }
 
@@ -113,7 +163,7 @@ export default {
     const s = setup(env);
     let claims;
     try {
-      claims = await authenticate(request, s);
+      claims = await authenticate(request, s, env);
     } catch (e) {
       if (Array.isArray(e)) return refuse(...e);
       throw e;

@@ -69,6 +69,8 @@ impl CorsConfig {
 pub struct EdgeConfig {
     /// Trusted issuers, in configuration order (at least one).
     pub issuers: Vec<IssuerConfig>,
+    /// Their access-token policies, in the same order (built once, for `parse_for`).
+    policies: Vec<AccessTokenPolicy>,
     /// Where verified requests go (scheme, host, optional port; no path).
     pub upstream_url: String,
     /// Shortest time a fetched JWKS is trusted without refetching, seconds.
@@ -391,6 +393,7 @@ impl EdgeConfig {
         };
 
         let cfg = Self {
+            policies: issuers.iter().map(|i| i.policy.clone()).collect(),
             issuers,
             upstream_url: url(
                 "UPSTREAM_URL",
@@ -429,8 +432,8 @@ impl EdgeConfig {
 
     /// The access-token policies, in issuer order (for `parse_for`).
     #[must_use]
-    pub fn policies(&self) -> Vec<AccessTokenPolicy> {
-        self.issuers.iter().map(|i| i.policy.clone()).collect()
+    pub fn policies(&self) -> &[AccessTokenPolicy] {
+        &self.policies
     }
 
     /// The issuer named `iss`, if trusted.

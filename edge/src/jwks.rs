@@ -13,6 +13,7 @@ use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Duration;
 use worker::{Cache, Delay, Fetch, Method, Request, RequestInit, Response};
 
@@ -184,7 +185,7 @@ pub async fn keys(
     cfg: &EdgeConfig,
     issuer: &IssuerConfig,
     now: UnixTime,
-) -> Result<JwkSet, JwksUnavailable> {
+) -> Result<Rc<JwkSet>, JwksUnavailable> {
     let p = policy(cfg);
     let iss = issuer.policy.issuer.as_str();
     if with_issuer(iss, |i| i.state.before_lookup(now, &p)) == Action::Fetch {
@@ -199,7 +200,7 @@ pub async fn keys_after_unknown_kid(
     cfg: &EdgeConfig,
     issuer: &IssuerConfig,
     now: UnixTime,
-) -> Result<JwkSet, JwksUnavailable> {
+) -> Result<Rc<JwkSet>, JwksUnavailable> {
     let p = policy(cfg);
     let iss = issuer.policy.issuer.as_str();
     if with_issuer(iss, |i| i.state.may_refetch_for_unknown_kid(now, &p)) {
@@ -208,9 +209,9 @@ pub async fn keys_after_unknown_kid(
     current(iss, now, &p)
 }
 
-fn current(iss: &str, now: UnixTime, p: &CachePolicy) -> Result<JwkSet, JwksUnavailable> {
+fn current(iss: &str, now: UnixTime, p: &CachePolicy) -> Result<Rc<JwkSet>, JwksUnavailable> {
     with_issuer(iss, |i| match &i.state.keys {
-        Some(k) if i.state.usable(now, p) => Ok(k.clone()),
+        Some(k) if i.state.usable(now, p) => Ok(Rc::clone(k)),
         _ => Err(JwksUnavailable::Unreachable),
     })
 }

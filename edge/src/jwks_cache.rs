@@ -8,6 +8,7 @@
 
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
+use std::rc::Rc;
 
 /// Limits for the cache, from configuration.
 #[derive(Clone, Copy, Debug)]
@@ -25,8 +26,8 @@ pub struct CachePolicy {
 /// The cached key set and its timing.
 #[derive(Clone, Debug, Default)]
 pub struct JwksState {
-    /// The last good key set.
-    pub keys: Option<JwkSet>,
+    /// The last good key set (shared: each request holds it without a copy).
+    pub keys: Option<Rc<JwkSet>>,
     /// When it was fetched.
     pub fetched_at: Option<UnixTime>,
     /// When it stops being fresh.
@@ -107,7 +108,7 @@ impl JwksState {
         policy: &CachePolicy,
     ) {
         let ttl = ttl(max_age, policy);
-        self.keys = Some(keys);
+        self.keys = Some(Rc::new(keys));
         self.fetched_at = Some(now);
         self.fresh_until = Some(now.plus(ttl));
         self.last_attempt = Some(now);
@@ -118,7 +119,7 @@ impl JwksState {
     /// `entry.fetched_at`: it is fresh only for the entry's remaining
     /// lifetime, never a new full TTL from now.
     pub fn fetched_shared(&mut self, keys: JwkSet, entry: SharedEntry, now: UnixTime) {
-        self.keys = Some(keys);
+        self.keys = Some(Rc::new(keys));
         self.fetched_at = Some(UnixTime(entry.fetched_at));
         self.fresh_until = Some(UnixTime(entry.fetched_at.saturating_add(entry.ttl)));
         self.last_attempt = Some(now);

@@ -5,18 +5,24 @@
 //! `STRIP_CREDENTIALS=false` (the upstream trusts the edge, not the token).
 //! The verified identity is then added, and the body streams through
 //! untouched, as does the upstream's response.
+//!
+//! Requests and responses stay `web_sys` objects from the upstream `fetch`
+//! to the handler's return: worker-rs's `Response` wrapper would rebuild the
+//! JS `Response` on each conversion (twice per forwarded request), which
+//! BENCHMARKS.md measured as part of the edge's per-request cost.
 
 use crate::config::EdgeConfig;
 use gatehouse_common::access_token::AccessToken;
-use wasm_bindgen::JsValue;
-use worker::{Fetch, Request, Response, Result};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{Request, Result};
 
 /// Forwards `req` to the upstream with `token`'s identity attached (none for public routes).
 pub async fn forward(
     req: Request,
     cfg: &EdgeConfig,
     token: Option<&AccessToken>,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let url = req.url()?;
     let mut target = format!("{}{}", cfg.upstream_url, url.path());
     if let Some(q) = url.query() {
@@ -61,16 +67,20 @@ pub async fn forward(
     }
     init.set_redirect(web_sys::RequestRedirect::Manual);
     let upstream = web_sys::Request::new_with_str_and_init(&target, &init)?;
-    Fetch::Request(upstream.into()).send().await
+    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let resp = JsFuture::from(scope.fetch_with_request(&upstream)).await?;
+    Ok(resp.unchecked_into())
 }
 
 /// `resp` with `extra` headers added. Upstream responses have immutable
 /// headers, so the status, headers and (streamed) body move into a new response.
-pub fn with_headers(resp: Response, extra: &[(String, String)]) -> Result<Response> {
+pub fn with_headers(
+    inner: web_sys::Response,
+    extra: &[(String, String)],
+) -> Result<web_sys::Response> {
     if extra.is_empty() {
-        return Ok(resp);
+        return Ok(inner);
     }
-    let inner: web_sys::Response = resp.into();
     let headers = web_sys::Headers::new_with_headers(&inner.headers())?;
     for (k, v) in extra {
         if k.eq_ignore_ascii_case("www-authenticate") {
@@ -84,6 +94,8 @@ pub fn with_headers(resp: Response, extra: &[(String, String)]) -> Result<Respon
     init.set_status_text(&inner.status_text());
     init.set_headers(&headers);
     let body = inner.body();
-    let out = web_sys::Response::new_with_opt_readable_stream_and_init(body.as_ref(), &init)?;
-    Ok(Response::from(out))
+    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
+        body.as_ref(),
+        &init,
+    )?)
 }

@@ -5,6 +5,7 @@
 
 use crate::replay_window;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use worker::{
     durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State,
 };
@@ -66,11 +67,18 @@ pub struct ReplayVerdict {
 #[durable_object]
 pub struct ReplayGuard {
     state: State,
+    /// Whether this instance knows a pruning alarm is pending, so a check
+    /// costs two storage operations, not three (`false` after a restart:
+    /// then the stored alarm is asked once).
+    alarm_pending: Cell<bool>,
 }
 
 impl DurableObject for ReplayGuard {
     fn new(state: State, _env: Env) -> Self {
-        Self { state }
+        Self {
+            state,
+            alarm_pending: Cell::new(false),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -86,16 +94,22 @@ impl DurableObject for ReplayGuard {
             // run under the object's input gate, so no other check interleaves.
             let exp = replay_window::bound_to_store(seen, check.expires_at);
             storage.put(&check.key, exp).await?;
-            if storage.get_alarm().await?.is_none() {
-                let own_now = (worker::Date::now().as_millis() / 1000) as i64;
-                let delay_ms = (exp + replay_window::PRUNE_MARGIN_SECS - own_now).max(1) * 1000;
-                storage.set_alarm(delay_ms).await?;
+            if !self.alarm_pending.get() {
+                if storage.get_alarm().await?.is_none() {
+                    let own_now = (worker::Date::now().as_millis() / 1000) as i64;
+                    let delay_ms = (exp + replay_window::PRUNE_MARGIN_SECS - own_now).max(1) * 1000;
+                    storage.set_alarm(delay_ms).await?;
+                }
+                self.alarm_pending.set(true);
             }
         }
         Response::from_json(&ReplayVerdict { replayed })
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // The alarm that ran is spent; a check during this handler asks the
+        // storage again (it can only set an alarm earlier than needed).
+        self.alarm_pending.set(false);
         let now = (worker::Date::now().as_millis() / 1000) as i64;
         let storage = self.state.storage();
         let entries = storage.list().await?;
@@ -119,6 +133,7 @@ impl DurableObject for ReplayGuard {
         if let Some(exp) = next {
             let delay_s = (exp + replay_window::PRUNE_MARGIN_SECS - now).max(1);
             storage.set_alarm(delay_s * 1000).await?;
+            self.alarm_pending.set(true);
         }
         Response::ok("")
     }

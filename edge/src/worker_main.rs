@@ -80,8 +80,12 @@ impl LogLine {
     }
 }
 
+/// The JS `Response` handed back to the runtime (see `proxy`: forwarded
+/// responses are never re-wrapped by worker-rs).
+type RawResponse = web_sys::Response;
+
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<RawResponse> {
     let started = Date::now().as_millis();
     let cfg = match config(&env) {
         Ok(cfg) => cfg,
@@ -95,7 +99,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 Scheme::Bearer,
                 "the edge is misconfigured",
             );
-            return render(&r, None);
+            return render(&r, None).map(Into::into);
         }
     };
     let now = now_secs();
@@ -116,12 +120,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             .unwrap_or(false)
     {
         log.outcome = "preflight";
-        preflight()
+        preflight().map(Into::into)
     } else if path == HEALTH_PATH && method == Method::Get {
         log.outcome = "health";
-        health(&cfg, now)
+        health(&cfg, now).map(Into::into)
     } else if path == INGEST_PATH && method == Method::Post {
-        ingest(req, &cfg, &env, now, &mut log).await
+        ingest(req, &cfg, &env, now, &mut log).await.map(Into::into)
     } else {
         handle(req, &cfg, &env, now, &mut log).await
     };
@@ -129,7 +133,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Ok(resp), Some(allow)) => proxy::with_headers(resp, &cors_headers(&allow)),
         (other, _) => other,
     };
-    let status = response.as_ref().map(Response::status_code).unwrap_or(502);
+    let status = response.as_ref().map(RawResponse::status).unwrap_or(502);
     if let Err(e) = &response {
         log.outcome = "error";
         log.reason = Some(e.to_string());
@@ -210,7 +214,7 @@ async fn handle(
     env: &Env,
     now: UnixTime,
     log: &mut LogLine,
-) -> Result<Response> {
+) -> Result<RawResponse> {
     let route = cfg.routes.route(&req.path());
     if !route.needs_token() {
         log.outcome = "public";
@@ -222,15 +226,15 @@ async fn handle(
             log.refused(&rejection);
             let resp = render(&rejection, Some(cfg));
             return if rejection.description == REVOCATIONS_UNAVAILABLE {
-                resp.map(|r| r.with_status(503))
+                resp.map(|r| r.with_status(503).into())
             } else {
-                resp
+                resp.map(Into::into)
             };
         }
         Err(rejection) => {
             // Failed or unauthenticated: charged to the caller's address (brute force).
             let key = format!("ip:{}", client_ip(&req));
-            return match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
+            let resp = match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
                 Limit::Decided(d) if !d.allowed => too_many(&d, &cfg.ip_quota, log),
                 Limit::FailedClosed => unavailable(log),
                 _ => {
@@ -238,25 +242,28 @@ async fn handle(
                     render(&rejection, Some(cfg))
                 }
             };
+            return resp.map(Into::into);
         }
     };
     log.client_id = Some(auth.token.client_id.clone());
     log.iss = Some(auth.token.iss.clone());
     if let Err(r) = route.authorize(&auth.token, auth.scheme) {
         log.refused(&r);
-        return render(&r, Some(cfg));
+        return render(&r, Some(cfg)).map(Into::into);
     }
     let key = format!("client:{}|{}", auth.token.iss, auth.token.client_id);
     let mut extra: Vec<(String, String)> = Vec::new();
     match ratelimit::charge(env, cfg, &key, &cfg.client_quota).await {
-        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.client_quota, log),
+        Limit::Decided(d) if !d.allowed => {
+            return too_many(&d, &cfg.client_quota, log).map(Into::into)
+        }
         Limit::Decided(d) => extra.extend(
             d.headers(&cfg.client_quota)
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v)),
         ),
         Limit::FailedOpen => {}
-        Limit::FailedClosed => return unavailable(log),
+        Limit::FailedClosed => return unavailable(log).map(Into::into),
     }
     if let Some(n) = &auth.nonce_rotated {
         extra.push(("DPoP-Nonce".to_owned(), n.clone()));
@@ -306,7 +313,7 @@ async fn authenticate(
 
     // Parse; an untrusted `iss` is refused here, before any key lookup.
     let policies = cfg.policies();
-    let untrusted = UntrustedAccessToken::parse_for(creds.token, &policies).map_err(reject)?;
+    let untrusted = UntrustedAccessToken::parse_for(creds.token, policies).map_err(reject)?;
     let issuer = cfg
         .issuers
         .get(untrusted.policy_index())

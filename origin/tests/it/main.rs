@@ -23,6 +23,5 @@ mod grants;
 mod process;
 mod push;
 mod review;
-mod revocation_size;
 mod storage;
 mod support;
