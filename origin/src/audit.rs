@@ -1,6 +1,6 @@
 //! The audit log: who did what, when, from where — never a token or secret value.
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, MultiRow};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::Row as _;
@@ -86,6 +86,40 @@ where
     .bind(e.detail.clone())
     .execute(exec)
     .await?;
+    Ok(())
+}
+
+/// Records `events` in order, in as few statements as it can (multi-row
+/// INSERTs): for the group commit, where each statement is a round trip to
+/// the database (a thread hop to SQLite's worker, a network round trip to
+/// PostgreSQL).
+pub async fn record_many(
+    conn: &mut sqlx::AnyConnection,
+    events: &[&AuditEvent],
+) -> Result<(), DbError> {
+    static INSERT: MultiRow = MultiRow::new(
+        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail) VALUES",
+        7,
+        "",
+    );
+    let mut rest = events;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()).min(64));
+        let sql = INSERT.sql(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for e in chunk {
+            query = query
+                .bind(e.at)
+                .bind(e.event.clone())
+                .bind(e.client_id.clone())
+                .bind(e.subject.clone())
+                .bind(e.jti.clone())
+                .bind(e.source_ip.clone())
+                .bind(e.detail.clone());
+        }
+        query.execute(&mut *conn).await?;
+        rest = tail;
+    }
     Ok(())
 }
 

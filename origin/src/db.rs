@@ -165,6 +165,56 @@ impl Db {
     }
 }
 
+/// Multi-row statements (the group commit's batches), by shape: chunk sizes
+/// are powers of two up to `max`, so a connection's statement cache holds a
+/// few shapes per statement, not one per batch size.
+pub struct MultiRow {
+    head: &'static str,
+    cols: usize,
+    tail: &'static str,
+    shapes: [std::sync::OnceLock<String>; 8],
+}
+
+impl MultiRow {
+    /// `head` + `n` rows of `cols` placeholders (`$1`…, which SQLite and
+    /// PostgreSQL both take) + `tail`.
+    pub const fn new(head: &'static str, cols: usize, tail: &'static str) -> Self {
+        Self {
+            head,
+            cols,
+            tail,
+            shapes: [const { std::sync::OnceLock::new() }; 8],
+        }
+    }
+
+    /// Rows in the next chunk: the largest power of two ≤ `remaining`, at most 128.
+    pub fn chunk_len(remaining: usize) -> usize {
+        let p = 1usize << (usize::BITS - 1 - remaining.max(1).leading_zeros());
+        p.min(1 << 7)
+    }
+
+    /// The statement for `n` rows (`n` from [`MultiRow::chunk_len`]).
+    pub fn sql(&self, n: usize) -> std::borrow::Cow<'_, str> {
+        let build = || {
+            let rows: Vec<String> = (0..n)
+                .map(|r| {
+                    let cells: Vec<String> = (1..=self.cols)
+                        .map(|c| format!("${}", r * self.cols + c))
+                        .collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            format!("{} {}{}", self.head, rows.join(", "), self.tail)
+        };
+        match self.shapes.get(n.trailing_zeros() as usize) {
+            Some(cell) if n.is_power_of_two() => {
+                std::borrow::Cow::Borrowed(cell.get_or_init(build))
+            }
+            _ => std::borrow::Cow::Owned(build()),
+        }
+    }
+}
+
 /// Reads a JSON list-of-strings column.
 pub fn json_list(row: &AnyRow, column: &'static str) -> Result<Vec<String>, DbError> {
     let text: String = row.try_get(column)?;

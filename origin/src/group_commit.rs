@@ -21,9 +21,10 @@
 //! row cannot fail the others and each caller gets its own answer.
 
 use crate::audit::{self, AuditEvent};
-use crate::db::DbError;
+use crate::db::{DbError, MultiRow};
 use crate::grants::Rotation;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, Row as _};
+use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes committed together.
@@ -104,11 +105,63 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
 
 async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, DbError> {
     let mut tx = pool.begin().await?;
+    // The audit rows first, in a few multi-row INSERTs (each statement is a
+    // round trip); nothing else in a batch depends on them.
+    let audits: Vec<&AuditEvent> = batch
+        .iter()
+        .filter_map(|(w, _)| match w {
+            Write::Audit(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    audit::record_many(&mut tx, &audits).await?;
+    // The proof keys likewise; a key is new for the first write naming it
+    // that the database inserted (a repeat in the same batch is a replay).
+    let keys: Vec<(&str, i64)> = batch
+        .iter()
+        .filter_map(|(w, _)| match w {
+            Write::ProofJti { key, until } => Some((key.as_str(), *until)),
+            _ => None,
+        })
+        .collect();
+    let mut new_keys = record_proof_keys(&mut tx, &keys).await?;
     let mut inserted = Vec::with_capacity(batch.len());
     for (write, _) in batch {
-        inserted.push(apply(&mut tx, write).await?);
+        inserted.push(match write {
+            Write::Audit(_) => true,
+            Write::ProofJti { key, .. } => new_keys.remove(key.as_str()),
+            other => apply(&mut tx, other).await?,
+        });
     }
     tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Inserts the proof keys not yet recorded, in multi-row statements; returns
+/// those it inserted.
+async fn record_proof_keys(
+    conn: &mut sqlx::AnyConnection,
+    keys: &[(&str, i64)],
+) -> Result<HashSet<String>, DbError> {
+    static INSERT: MultiRow = MultiRow::new(
+        "INSERT INTO dpop_jtis (jti, expires_at) VALUES",
+        2,
+        " ON CONFLICT (jti) DO NOTHING RETURNING jti",
+    );
+    let mut inserted = HashSet::with_capacity(keys.len());
+    let mut rest = keys;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()));
+        let sql = INSERT.sql(chunk.len());
+        let mut query = sqlx::query(&sql);
+        for (key, until) in chunk {
+            query = query.bind(*key).bind(*until);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.insert(row.try_get::<String, _>("jti")?);
+        }
+        rest = tail;
+    }
     Ok(inserted)
 }
 
@@ -145,7 +198,6 @@ mod tests {
     use super::*;
     use crate::db::Db;
     use gatehouse_common::UnixTime;
-    use sqlx::Row as _;
 
     /// A fresh SQLite file (WAL, several connections, as in production).
     async fn sqlite() -> (Scratch, Db) {
@@ -213,6 +265,97 @@ mod tests {
             .try_get("n")
             .expect("n");
         assert_eq!(keys, 200);
+    }
+
+    #[tokio::test]
+    async fn audit_rows_of_a_batch_go_in_multi_row_inserts_in_order_with_every_field() {
+        let (_dir, db) = sqlite().await;
+        // 100 rows: chunks of 64, 32 and 4.
+        let events: Vec<AuditEvent> = (0..100)
+            .map(|i| {
+                let e = AuditEvent::new("token_issued", UnixTime(1_000 + i))
+                    .client(&format!("c{i}"))
+                    .jti(&format!("j{i}"));
+                if i % 2 == 0 {
+                    e.detail(format!("d{i}"))
+                } else {
+                    e
+                }
+            })
+            .collect();
+        let refs: Vec<&AuditEvent> = events.iter().collect();
+        let mut conn = db.pool.acquire().await.expect("conn");
+        audit::record_many(&mut conn, &refs).await.expect("insert");
+        let rows = sqlx::query("SELECT at, client_id, jti, detail FROM audit_events ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 100);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.try_get::<i64, _>("at").expect("at"), 1_000 + i as i64);
+            assert_eq!(
+                r.try_get::<String, _>("client_id").expect("c"),
+                format!("c{i}")
+            );
+            assert_eq!(r.try_get::<String, _>("jti").expect("j"), format!("j{i}"));
+            let detail: Option<String> = r.try_get("detail").expect("d");
+            assert_eq!(detail, (i % 2 == 0).then(|| format!("d{i}")));
+        }
+    }
+
+    /// A fresh PostgreSQL database when `GATEHOUSE_TEST_DATABASE_URL` is set.
+    async fn postgres() -> Option<Db> {
+        let url = std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        sqlx::any::install_default_drivers();
+        let name = format!(
+            "gh_group_commit_{}",
+            crate::secret::random_id()
+                .expect("id")
+                .to_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let admin = sqlx::AnyPool::connect(&url).await.expect("connect");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+        Some(Db::open(&format!("{base}/{name}")).await.expect("open"))
+    }
+
+    async fn replay_keys_in_one_batch(db: &Db) {
+        sqlx::query("INSERT INTO dpop_jtis (jti, expires_at) VALUES ('old', 10)")
+            .execute(&db.pool)
+            .await
+            .expect("seed");
+        let key = |k: &str| Write::ProofJti {
+            key: k.into(),
+            until: 10,
+        };
+        let batch: Vec<(Write, Reply)> = [
+            key("a"),
+            key("old"),
+            key("a"),
+            Write::Audit(AuditEvent::new("token_issued", UnixTime(1))),
+            key("b"),
+        ]
+        .into_iter()
+        .map(|w| (w, oneshot::channel().0))
+        .collect();
+        let inserted = commit(&db.pool, &batch).await.expect("commit");
+        assert_eq!(inserted, [true, false, false, true, true]);
+    }
+
+    #[tokio::test]
+    async fn in_one_batch_a_key_is_new_once_and_a_recorded_key_is_a_replay() {
+        let (_dir, db) = sqlite().await;
+        replay_keys_in_one_batch(&db).await;
+        if let Some(pg) = postgres().await {
+            replay_keys_in_one_batch(&pg).await;
+        }
     }
 
     #[tokio::test]
