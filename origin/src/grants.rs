@@ -4,7 +4,7 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
-use crate::db::DbError;
+use crate::db::{DbError, MultiRow};
 use crate::error::Error;
 use crate::group_commit::Write;
 use crate::keys::KeyStoreError;
@@ -320,6 +320,25 @@ pub struct RefreshRow {
     family_expires_at: i64,
 }
 
+#[cfg(test)]
+impl RefreshRow {
+    /// A row for tests: `token_hash` in `family`, created at `created_at`.
+    pub(crate) fn for_test(token_hash: &str, family: &str, created_at: i64) -> Self {
+        Self {
+            token_hash: token_hash.into(),
+            family_id: family.into(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            scope: "read".into(),
+            audience: "https://api.example".into(),
+            jkt: None,
+            created_at,
+            expires_at: created_at + 3_600,
+            family_expires_at: created_at + 86_400,
+        }
+    }
+}
+
 /// Inserts `row`.
 pub(crate) async fn insert_row<'c, E>(exec: E, row: &RefreshRow) -> Result<(), DbError>
 where
@@ -379,6 +398,91 @@ impl Rotation {
         audit::record(&mut *conn, &self.audit).await?;
         Ok(true)
     }
+}
+
+/// Applies `rotations` together (inside the group commit's transaction), in
+/// three statements per chunk instead of three per rotation: one
+/// conditional UPDATE marks every presented token still neither rotated nor
+/// revoked (`RETURNING` tells which), then the winners' successors and audit
+/// rows go in multi-row INSERTs. As with one rotation after another, the
+/// first rotation presenting a token wins and any later one in the batch
+/// presenting the same token loses. One `bool` per rotation, in order.
+pub(crate) async fn apply_rotations(
+    conn: &mut sqlx::AnyConnection,
+    rotations: &[&Rotation],
+) -> Result<Vec<bool>, DbError> {
+    static SUCCESSORS: MultiRow = MultiRow::new(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at) VALUES",
+        10,
+        "",
+    );
+    let mut won = Vec::with_capacity(rotations.len());
+    let mut rest = rotations;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()).min(64));
+        rest = tail;
+        // rotated_at = the presenting request's time (the first one's, for a
+        // token presented twice: a CASE takes its first matching WHEN).
+        let n = chunk.len();
+        let whens: Vec<String> = (0..n)
+            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let ins: Vec<String> = (0..n).map(|i| format!("${}", 2 * n + i + 1)).collect();
+        let sql = format!(
+            "UPDATE refresh_tokens SET rotated_at = CASE token_hash {} END \
+             WHERE token_hash IN ({}) AND rotated_at IS NULL AND revoked_at IS NULL \
+             RETURNING token_hash",
+            whens.join(" "),
+            ins.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(r.presented_hash.as_str())
+                .bind(r.successor.created_at);
+        }
+        for r in chunk {
+            query = query.bind(r.presented_hash.as_str());
+        }
+        let mut marked = std::collections::HashSet::with_capacity(n);
+        for row in query.fetch_all(&mut *conn).await? {
+            marked.insert(row.try_get::<String, _>("token_hash")?);
+        }
+        let mut winners: Vec<&Rotation> = Vec::with_capacity(n);
+        for r in chunk {
+            let w = marked.remove(&r.presented_hash);
+            won.push(w);
+            if w {
+                winners.push(r);
+            }
+        }
+        let mut todo = winners.as_slice();
+        while !todo.is_empty() {
+            let (part, more) = todo.split_at(MultiRow::chunk_len(todo.len()).min(32));
+            todo = more;
+            let sql = SUCCESSORS.sql(part.len());
+            let mut insert = sqlx::query(&sql);
+            for r in part {
+                let row = &r.successor;
+                insert = insert
+                    .bind(row.token_hash.as_str())
+                    .bind(row.family_id.as_str())
+                    .bind(row.client_id.as_str())
+                    .bind(row.user_id.as_str())
+                    .bind(row.scope.as_str())
+                    .bind(row.audience.as_str())
+                    .bind(row.jkt.clone())
+                    .bind(row.created_at)
+                    .bind(row.expires_at)
+                    .bind(row.family_expires_at);
+            }
+            insert.execute(&mut *conn).await?;
+        }
+        let audits: Vec<&AuditEvent> = winners.iter().map(|r| &r.audit).collect();
+        audit::record_many(&mut *conn, &audits).await?;
+    }
+    Ok(won)
 }
 
 async fn insert_refresh<'c, E>(

@@ -22,7 +22,7 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::db::{DbError, MultiRow};
-use crate::grants::Rotation;
+use crate::grants::{self, Rotation};
 use sqlx::{AnyPool, Row as _};
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
@@ -125,12 +125,23 @@ async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, D
         })
         .collect();
     let mut new_keys = record_proof_keys(&mut tx, &keys).await?;
+    // Refresh rotations, together (first in the batch wins, as one by one).
+    let rotations: Vec<&Rotation> = batch
+        .iter()
+        .filter_map(|(w, _)| match w {
+            Write::Rotate(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    let mut won = grants::apply_rotations(&mut tx, &rotations)
+        .await?
+        .into_iter();
     let mut inserted = Vec::with_capacity(batch.len());
     for (write, _) in batch {
         inserted.push(match write {
             Write::Audit(_) => true,
             Write::ProofJti { key, .. } => new_keys.remove(key.as_str()),
-            other => apply(&mut tx, other).await?,
+            Write::Rotate(_) => won.next().unwrap_or(false),
         });
     }
     tx.commit().await?;
@@ -347,6 +358,92 @@ mod tests {
         .collect();
         let inserted = commit(&db.pool, &batch).await.expect("commit");
         assert_eq!(inserted, [true, false, false, true, true]);
+    }
+
+    async fn rotations_in_one_batch(db: &Db) {
+        use crate::grants::{insert_row, RefreshRow};
+        for (hash, t) in [("p1", 100), ("p2", 100), ("p3", 100)] {
+            insert_row(&db.pool, &RefreshRow::for_test(hash, "f", t))
+                .await
+                .expect("seed");
+        }
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = 150 WHERE token_hash = 'p3'")
+            .execute(&db.pool)
+            .await
+            .expect("revoke p3");
+        let rotate = |presented: &str, successor: &str, at: i64| {
+            Write::Rotate(Box::new(Rotation {
+                presented_hash: presented.into(),
+                successor: RefreshRow::for_test(successor, "f", at),
+                audit: AuditEvent::new("refresh_rotated", UnixTime(at)).jti(successor),
+            }))
+        };
+        let batch: Vec<(Write, Reply)> = [
+            rotate("p1", "s1", 201),
+            rotate("p2", "s2", 202),
+            rotate("p1", "s3", 203),   // the same token again: loses
+            rotate("p3", "s4", 204),   // revoked: loses
+            rotate("nope", "s5", 205), // unknown: loses
+            Write::Audit(AuditEvent::new("token_issued", UnixTime(1))),
+        ]
+        .into_iter()
+        .map(|w| (w, oneshot::channel().0))
+        .collect();
+        let won = commit(&db.pool, &batch).await.expect("commit");
+        assert_eq!(won, [true, true, false, false, false, true]);
+        let rows =
+            sqlx::query("SELECT token_hash, rotated_at FROM refresh_tokens ORDER BY token_hash")
+                .fetch_all(&db.pool)
+                .await
+                .expect("rows");
+        let got: Vec<(String, Option<i64>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("token_hash").expect("h"),
+                    r.try_get("rotated_at").expect("r"),
+                )
+            })
+            .collect();
+        let want: Vec<(String, Option<i64>)> = [
+            ("p1", Some(201)),
+            ("p2", Some(202)),
+            ("p3", None),
+            ("s1", None),
+            ("s2", None),
+        ]
+        .iter()
+        .map(|(h, r)| ((*h).to_owned(), *r))
+        .collect();
+        assert_eq!(
+            got, want,
+            "winners rotated at their own time, successors of losers absent"
+        );
+        let audited: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated' AND jti IN ('s1', 's2')",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("count")
+        .try_get("n")
+        .expect("n");
+        let all: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated'")
+                .fetch_one(&db.pool)
+                .await
+                .expect("count")
+                .try_get("n")
+                .expect("n");
+        assert_eq!((audited, all), (2, 2), "only the winners are audited");
+    }
+
+    #[tokio::test]
+    async fn rotations_in_one_batch_first_presentation_wins_and_losers_write_nothing() {
+        let (_dir, db) = sqlite().await;
+        rotations_in_one_batch(&db).await;
+        if let Some(pg) = postgres().await {
+            rotations_in_one_batch(&pg).await;
+        }
     }
 
     #[tokio::test]
