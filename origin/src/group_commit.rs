@@ -261,20 +261,13 @@ mod tests {
             new_keys += usize::from(proof);
         }
         assert_eq!(new_keys, 200, "each key is new exactly once");
-        let audited: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE event = 'token_issued'")
-                .fetch_one(&db.pool)
-                .await
-                .expect("count")
-                .try_get("n")
-                .expect("n");
+        let audited = count(
+            &db,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'token_issued'",
+        )
+        .await;
         assert_eq!(audited, 400);
-        let keys: i64 = sqlx::query("SELECT COUNT(*) AS n FROM dpop_jtis")
-            .fetch_one(&db.pool)
-            .await
-            .expect("count")
-            .try_get("n")
-            .expect("n");
+        let keys = count(&db, "SELECT COUNT(*) AS n FROM dpop_jtis").await;
         assert_eq!(keys, 200);
     }
 
@@ -419,40 +412,43 @@ mod tests {
             got, want,
             "winners rotated at their own time, successors of losers absent"
         );
-        let audited: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated' AND jti IN ('s1', 's2')",
+        let audited = count(db, "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated' AND jti IN ('s1', 's2')").await;
+        let all = count(
+            db,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated'",
         )
-        .fetch_one(&db.pool)
-        .await
-        .expect("count")
-        .try_get("n")
-        .expect("n");
-        let all: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE event = 'refresh_rotated'")
-                .fetch_one(&db.pool)
-                .await
-                .expect("count")
-                .try_get("n")
-                .expect("n");
+        .await;
         assert_eq!((audited, all), (2, 2), "only the winners are audited");
+    }
+
+    /// Runs `check` on a fresh SQLite file, then on a fresh PostgreSQL
+    /// database when one is configured.
+    async fn on_each_database(check: impl AsyncFn(&Db)) {
+        let (_dir, db) = sqlite().await;
+        check(&db).await;
+        if let Some(pg) = postgres().await {
+            check(&pg).await;
+        }
+    }
+
+    /// `SELECT COUNT(*) AS n …`'s answer.
+    async fn count(db: &Db, sql: &str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(&db.pool)
+            .await
+            .expect("count")
+            .try_get("n")
+            .expect("n")
     }
 
     #[tokio::test]
     async fn rotations_in_one_batch_first_presentation_wins_and_losers_write_nothing() {
-        let (_dir, db) = sqlite().await;
-        rotations_in_one_batch(&db).await;
-        if let Some(pg) = postgres().await {
-            rotations_in_one_batch(&pg).await;
-        }
+        on_each_database(rotations_in_one_batch).await;
     }
 
     #[tokio::test]
     async fn in_one_batch_a_key_is_new_once_and_a_recorded_key_is_a_replay() {
-        let (_dir, db) = sqlite().await;
-        replay_keys_in_one_batch(&db).await;
-        if let Some(pg) = postgres().await {
-            replay_keys_in_one_batch(&pg).await;
-        }
+        on_each_database(replay_keys_in_one_batch).await;
     }
 
     #[tokio::test]
@@ -484,13 +480,11 @@ mod tests {
             "the audit row is written"
         );
         assert!(rx2.await.expect("answered").is_err(), "the jti row fails");
-        let audited: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE event = 'probe'")
-                .fetch_one(&db.pool)
-                .await
-                .expect("count")
-                .try_get("n")
-                .expect("n");
+        let audited = count(
+            &db,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'probe'",
+        )
+        .await;
         assert_eq!(audited, 1, "written once, not lost with the failed batch");
     }
 }
