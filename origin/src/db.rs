@@ -165,9 +165,9 @@ impl Db {
     }
 }
 
-/// Multi-row statements (the group commit's batches), by shape: chunk sizes
-/// are powers of two up to `max`, so a connection's statement cache holds a
-/// few shapes per statement, not one per batch size.
+/// A multi-row statement (the group commit's batches) in a few shapes:
+/// chunk sizes are powers of two (at most 128 rows), so a connection's
+/// statement cache holds a few shapes per statement, not one per batch size.
 pub struct MultiRow {
     head: &'static str,
     cols: usize,
