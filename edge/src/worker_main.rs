@@ -3,6 +3,7 @@
 //! limits, CORS, forwarding, refusal rendering and one JSON log line per request.
 
 use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
+use crate::proxy::Incoming;
 use crate::ratelimit::Limit;
 use crate::revocations::IngestError;
 use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
@@ -14,9 +15,7 @@ use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
 use gatehouse_common::{alg, http, UnixTime};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{
-    console_error, console_log, event, Context, Date, Env, Method, Request, Response, Result,
-};
+use worker::{console_error, console_log, event, Context, Date, Env, Method, Response, Result};
 
 thread_local! {
     static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
@@ -85,7 +84,7 @@ impl LogLine {
 type RawResponse = web_sys::Response;
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<RawResponse> {
+async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResponse> {
     let started = Date::now().as_millis();
     let cfg = match config(&env) {
         Ok(cfg) => cfg,
@@ -103,21 +102,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<RawResponse> {
         }
     };
     let now = now_secs();
-    let method = req.method();
-    let path = req.path();
-    let cors = req
-        .headers()
-        .get("origin")
-        .ok()
-        .flatten()
-        .and_then(|o| cfg.cors.allow(&o));
+    let req = Incoming::new(raw)?;
+    let method = req.method.clone();
+    let path = req.path().to_owned();
+    let cors = req.header("origin").and_then(|o| cfg.cors.allow(&o));
     let mut log = LogLine::default();
     let response = if method == Method::Options
         && cors.is_some()
-        && req
-            .headers()
-            .has("access-control-request-method")
-            .unwrap_or(false)
+        && req.has_header("access-control-request-method")
     {
         log.outcome = "preflight";
         preflight().map(Into::into)
@@ -125,7 +117,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<RawResponse> {
         log.outcome = "health";
         health(&cfg, now).map(Into::into)
     } else if path == INGEST_PATH && method == Method::Post {
-        ingest(req, &cfg, &env, now, &mut log).await.map(Into::into)
+        let ip = req.client_ip();
+        ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
+            .await
+            .map(Into::into)
     } else {
         handle(req, &cfg, &env, now, &mut log).await
     };
@@ -200,22 +195,14 @@ struct Authenticated {
     nonce_rotated: Option<String>,
 }
 
-fn client_ip(req: &Request) -> String {
-    req.headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "local".to_owned())
-}
-
 async fn handle(
-    req: Request,
+    req: Incoming,
     cfg: &EdgeConfig,
     env: &Env,
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<RawResponse> {
-    let route = cfg.routes.route(&req.path());
+    let route = cfg.routes.route(req.path());
     if !route.needs_token() {
         log.outcome = "public";
         return proxy::forward(req, cfg, None).await;
@@ -233,7 +220,7 @@ async fn handle(
         }
         Err(rejection) => {
             // Failed or unauthenticated: charged to the caller's address (brute force).
-            let key = format!("ip:{}", client_ip(&req));
+            let key = format!("ip:{}", req.client_ip());
             let resp = match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
                 Limit::Decided(d) if !d.allowed => too_many(&d, &cfg.ip_quota, log),
                 Limit::FailedClosed => unavailable(log),
@@ -300,12 +287,12 @@ fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
 }
 
 async fn authenticate(
-    req: &Request,
+    req: &Incoming,
     cfg: &EdgeConfig,
     env: &Env,
     now: UnixTime,
 ) -> std::result::Result<Authenticated, Rejection> {
-    let header = req.headers().get("authorization").ok().flatten();
+    let header = req.header("authorization");
     let values: Vec<&str> = header.as_deref().into_iter().collect();
     let creds = http::authorization(&values)?.ok_or_else(Rejection::missing_credentials)?;
     let scheme = creds.scheme;
@@ -351,7 +338,7 @@ async fn authenticate(
 
     let mut nonce_rotated = None;
     if scheme == Scheme::DPoP {
-        let proof_header = req.headers().get("dpop").ok().flatten();
+        let proof_header = req.header("dpop");
         let proof_values: Vec<&str> = proof_header.as_deref().into_iter().collect();
         let proof = UntrustedDpopProof::parse(&proof_values, &cfg.dpop).map_err(dpop_reject)?;
         // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
@@ -362,14 +349,9 @@ async fn authenticate(
             proof.signature(),
         )
         .await;
-        let url = req
-            .url()
-            .map_err(|_| server_error(scheme, "the request URL is unreadable"))?
-            .to_string();
-        let method = req.inner().method();
         let request = DpopRequest {
-            method: &method,
-            uri: &url,
+            method: req.method.as_ref(),
+            uri: req.url.as_str(),
             access_token: Some(BoundAccessToken::new(creds.token, &token)),
             nonces,
         };
@@ -436,7 +418,8 @@ async fn authenticate(
 }
 
 async fn ingest(
-    mut req: Request,
+    mut req: worker::Request,
+    ip: &str,
     cfg: &EdgeConfig,
     env: &Env,
     now: UnixTime,
@@ -445,7 +428,7 @@ async fn ingest(
     // Unauthenticated route: charged to the caller's address before any
     // work, in its own bucket (the origin's pusher shares no budget with
     // failed token attempts from the same address).
-    let key = format!("ingest:{}", client_ip(&req));
+    let key = format!("ingest:{ip}");
     match ratelimit::charge(env, cfg, &key, &cfg.ingest_quota).await {
         Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, log),
         Limit::FailedClosed => return unavailable(log),
