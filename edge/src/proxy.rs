@@ -125,9 +125,9 @@ pub async fn forward(
         init.set_body(&JsValue::from(body));
     }
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    let upstream = web_sys::Request::new_with_str_and_init(&target, &init)?;
+    // fetch(url, init) directly, as a JS worker would: no Request object.
     let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp = JsFuture::from(scope.fetch_with_request(&upstream)).await?;
+    let resp = JsFuture::from(scope.fetch_with_str_and_init(&target, &init)).await?;
     Ok(resp.unchecked_into())
 }
 

@@ -22,12 +22,29 @@ const MAX_CACHED_KEYS: usize = 256;
 
 thread_local! {
     static KEYS: RefCell<HashMap<(String, Algorithm), CryptoKey>> = RefCell::new(HashMap::new());
+    /// `crypto.subtle` and each algorithm's verify parameters, looked up and
+    /// built once per isolate (plain JS values, not tied to a request).
+    static SUBTLE: RefCell<Option<SubtleCrypto>> = const { RefCell::new(None) };
+    static VERIFY_PARAMS: RefCell<HashMap<Algorithm, Object>> = RefCell::new(HashMap::new());
 }
 
 fn subtle() -> Result<SubtleCrypto, JsValue> {
+    if let Some(s) = SUBTLE.with(|c| c.borrow().clone()) {
+        return Ok(s);
+    }
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
-    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle"))?;
-    subtle.dyn_into::<SubtleCrypto>()
+    let subtle = Reflect::get(&crypto, &JsValue::from_str("subtle"))?.dyn_into::<SubtleCrypto>()?;
+    SUBTLE.with(|c| *c.borrow_mut() = Some(subtle.clone()));
+    Ok(subtle)
+}
+
+fn cached_verify_params(alg: Algorithm) -> Result<Object, JsValue> {
+    if let Some(p) = VERIFY_PARAMS.with(|c| c.borrow().get(&alg).cloned()) {
+        return Ok(p);
+    }
+    let p = verify_params(alg)?;
+    VERIFY_PARAMS.with(|c| c.borrow_mut().insert(alg, p.clone()));
+    Ok(p)
 }
 
 fn object(pairs: &[(&str, JsValue)]) -> Result<Object, JsValue> {
@@ -118,7 +135,7 @@ pub async fn verify(
     ) -> Result<bool, JsValue> {
         let crypto_key = imported(key, alg).await?;
         let promise = subtle()?.verify_with_object_and_u8_array_and_u8_array(
-            &verify_params(alg)?,
+            &cached_verify_params(alg)?,
             &crypto_key,
             sig,
             data,
