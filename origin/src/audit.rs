@@ -102,10 +102,7 @@ pub async fn record_many(
         7,
         "",
     );
-    let mut rest = events;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()).min(64));
-        let sql = INSERT.sql(chunk.len());
+    for (chunk, sql) in INSERT.chunks(events) {
         let mut query = sqlx::query(&sql);
         for e in chunk {
             query = query
@@ -118,7 +115,6 @@ pub async fn record_many(
                 .bind(e.detail.clone());
         }
         query.execute(&mut *conn).await?;
-        rest = tail;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::group_commit::GroupCommit;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _, Row as _};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -187,14 +188,23 @@ impl MultiRow {
         }
     }
 
-    /// Rows in the next chunk: the largest power of two ≤ `remaining`, at most 128.
-    pub fn chunk_len(remaining: usize) -> usize {
-        let p = 1usize << (usize::BITS - 1 - remaining.max(1).leading_zeros());
-        p.min(1 << 7)
+    /// `items` in chunks, each with its statement: chunk lengths are powers
+    /// of two, at most [`MultiRow::max_rows`] (about 500 parameters).
+    pub fn chunks<'a, T>(
+        &'a self,
+        items: &'a [T],
+    ) -> impl Iterator<Item = (&'a [T], Cow<'a, str>)> {
+        power_of_two_chunks(items, self.max_rows()).map(|c| (c, self.sql(c.len())))
     }
 
-    /// The statement for `n` rows (`n` from [`MultiRow::chunk_len`]).
-    pub fn sql(&self, n: usize) -> std::borrow::Cow<'_, str> {
+    /// The most rows in one statement: the largest power of two keeping it
+    /// within 512 parameters, at most 128.
+    pub fn max_rows(&self) -> usize {
+        max_rows_for(self.cols)
+    }
+
+    /// The statement for `n` rows.
+    fn sql(&self, n: usize) -> Cow<'_, str> {
         let build = || {
             let rows: Vec<String> = (0..n)
                 .map(|r| {
@@ -207,12 +217,31 @@ impl MultiRow {
             format!("{} {}{}", self.head, rows.join(", "), self.tail)
         };
         match self.shapes.get(n.trailing_zeros() as usize) {
-            Some(cell) if n.is_power_of_two() => {
-                std::borrow::Cow::Borrowed(cell.get_or_init(build))
-            }
-            _ => std::borrow::Cow::Owned(build()),
+            Some(cell) if n.is_power_of_two() => Cow::Borrowed(cell.get_or_init(build)),
+            _ => Cow::Owned(build()),
         }
     }
+}
+
+/// [`MultiRow::max_rows`] for statements with `params` parameters per row.
+pub fn max_rows_for(params: usize) -> usize {
+    let n = (512 / params.max(1)).max(1);
+    (1usize << (usize::BITS - 1 - n.leading_zeros())).min(128)
+}
+
+/// `items` cut into runs whose lengths are powers of two, at most `max`
+/// (a power of two), longest first: few statement shapes per batch size.
+pub fn power_of_two_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let p = 1usize << (usize::BITS - 1 - rest.len().leading_zeros());
+        let (chunk, tail) = rest.split_at(p.min(max));
+        rest = tail;
+        Some(chunk)
+    })
 }
 
 /// Reads a JSON list-of-strings column.
@@ -230,4 +259,28 @@ pub fn to_json_list(items: &[String]) -> String {
 /// Reads a 0/1 column.
 pub fn flag(row: &AnyRow, column: &'static str) -> Result<bool, DbError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_longest_first_within_the_parameter_budget() {
+        let items: Vec<u32> = (0..100).collect();
+        let lens: Vec<usize> = power_of_two_chunks(&items, 64).map(<[u32]>::len).collect();
+        assert_eq!(lens, [64, 32, 4]);
+        assert_eq!(power_of_two_chunks::<u32>(&[], 64).count(), 0);
+        assert_eq!(
+            (max_rows_for(7), max_rows_for(10), max_rows_for(2)),
+            (64, 32, 128)
+        );
+        let insert = MultiRow::new("INSERT INTO t (a, b) VALUES", 2, " RETURNING a");
+        let (chunk, sql) = insert.chunks(&items[..3]).next().expect("a chunk");
+        assert_eq!(chunk, [0, 1]);
+        assert_eq!(
+            sql,
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+    }
 }

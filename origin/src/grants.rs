@@ -4,7 +4,7 @@
 
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
-use crate::db::{DbError, MultiRow};
+use crate::db::{max_rows_for, power_of_two_chunks, DbError, MultiRow};
 use crate::error::Error;
 use crate::group_commit::Write;
 use crate::keys::KeyStoreError;
@@ -418,10 +418,8 @@ pub(crate) async fn apply_rotations(
         "",
     );
     let mut won = Vec::with_capacity(rotations.len());
-    let mut rest = rotations;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()).min(64));
-        rest = tail;
+    // Three parameters per rotation in the UPDATE.
+    for chunk in power_of_two_chunks(rotations, max_rows_for(3)) {
         // rotated_at = the presenting request's time (the first one's, for a
         // token presented twice: a CASE takes its first matching WHEN).
         let n = chunk.len();
@@ -457,11 +455,7 @@ pub(crate) async fn apply_rotations(
                 winners.push(r);
             }
         }
-        let mut todo = winners.as_slice();
-        while !todo.is_empty() {
-            let (part, more) = todo.split_at(MultiRow::chunk_len(todo.len()).min(32));
-            todo = more;
-            let sql = SUCCESSORS.sql(part.len());
+        for (part, sql) in SUCCESSORS.chunks(&winners) {
             let mut insert = sqlx::query(&sql);
             for r in part {
                 let row = &r.successor;

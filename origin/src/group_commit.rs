@@ -160,10 +160,7 @@ async fn record_proof_keys(
         " ON CONFLICT (jti) DO NOTHING RETURNING jti",
     );
     let mut inserted = HashSet::with_capacity(keys.len());
-    let mut rest = keys;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(MultiRow::chunk_len(rest.len()));
-        let sql = INSERT.sql(chunk.len());
+    for (chunk, sql) in INSERT.chunks(keys) {
         let mut query = sqlx::query(&sql);
         for (key, until) in chunk {
             query = query.bind(*key).bind(*until);
@@ -171,7 +168,6 @@ async fn record_proof_keys(
         for row in query.fetch_all(&mut *conn).await? {
             inserted.insert(row.try_get::<String, _>("jti")?);
         }
-        rest = tail;
     }
     Ok(inserted)
 }
