@@ -258,10 +258,7 @@ impl NewClient {
             );
         }
         if self.public && !self.serves.is_empty() {
-            return bad(
-                "serves",
-                "a public client cannot act as a resource server",
-            );
+            return bad("serves", "a public client cannot act as a resource server");
         }
         if self.public && self.grant_types.iter().any(|g| g == crate::exchange::GRANT) {
             return bad(

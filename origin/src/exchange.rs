@@ -273,11 +273,7 @@ fn narrowed_scopes(
 ) -> Result<Vec<String>, Error> {
     let permitted = |s: &str| subject.iter().any(|x| x == s) && client.iter().any(|x| x == s);
     let Some(asked) = asked else {
-        return Ok(subject
-            .iter()
-            .filter(|s| permitted(s))
-            .cloned()
-            .collect());
+        return Ok(subject.iter().filter(|s| permitted(s)).cloned().collect());
     };
     let mut out: Vec<String> = Vec::new();
     for s in asked.split(' ').filter(|s| !s.is_empty()) {
@@ -305,7 +301,10 @@ mod tests {
     fn scope_is_the_subjects_within_the_clients_own() {
         let subject = v(&["read", "write"]);
         let client = v(&["read", "admin"]);
-        assert_eq!(narrowed_scopes(&subject, &client, None).ok(), Some(v(&["read"])));
+        assert_eq!(
+            narrowed_scopes(&subject, &client, None).ok(),
+            Some(v(&["read"]))
+        );
         assert_eq!(
             narrowed_scopes(&subject, &client, Some("read read")).ok(),
             Some(v(&["read"]))

@@ -41,7 +41,11 @@ async fn non_loopback_http_redirect_uris_are_refused_at_registration() {
                    "grant_types": ["authorization_code"], "redirect_uris": [bad]}),
         )
         .await;
-        assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "{bad}: {b}");
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad}: {b}"
+        );
     }
     for good in [
         "https://app.example/cb",
@@ -67,7 +71,11 @@ async fn public_clients_cannot_register_token_exchange() {
         json!({"name": "spa", "public": true, "audiences": [AUD], "grant_types": [GRANT]}),
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_request")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{b}"
+    );
     // A confidential resource server may, and says what it serves.
     let (s, b) = admin_create(
         &state,
@@ -93,7 +101,11 @@ async fn unrelated_client_cannot_introspect_another_clients_token() {
     let (_, _, b) = token(&state, &owner, "grant_type=client_credentials").await;
     let at = b["access_token"].as_str().unwrap().to_owned();
     let (s, _, b) = send(&state, introspect_req(&at, &snoop)).await;
-    assert_eq!((s, &b), (200, &json!({"active": false})), "unrelated client");
+    assert_eq!(
+        (s, &b),
+        (200, &json!({"active": false})),
+        "unrelated client"
+    );
     let elsewhere = register_resource_server(&state, "https://other.example").await;
     let (_, _, b) = send(&state, introspect_req(&at, &elsewhere)).await;
     assert_eq!(b, json!({"active": false}), "serves another audience");
@@ -162,7 +174,11 @@ async fn private_key_jwt_audience_injection_is_refused() {
         json!(["https://attacker.example", format!("{ISSUER}/token")]),
     ] {
         let (s, b) = post_assertion(&state, &assertion(&key, &id, aud.clone())).await;
-        assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")), "{aud}");
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{aud}"
+        );
     }
     let (s, b) = post_assertion(&state, &assertion(&key, &id, json!(ISSUER))).await;
     assert_eq!(s, 200, "the issuer as the sole audience: {b}");

@@ -262,7 +262,11 @@ async fn exchange_is_refused_to_clients_that_are_not_an_audience_of_the_subject(
         ],
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
     // The refusal is audited (without the token).
     let events = gatehouse_origin::audit::list(&state.db, 20, Some(&bystander.id))
         .await
@@ -298,7 +302,11 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
     let (s, b) = exchange(&state, &gw, &base).await;
     assert_eq!(s, 200, "{b}");
     let first = b["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims(&first)["scope"], "read", "defaults to subject ∩ client");
+    assert_eq!(
+        claims(&first)["scope"],
+        "read",
+        "defaults to subject ∩ client"
+    );
     assert!(claims(&first)["exp"].as_i64() <= claims(&subject)["exp"].as_i64());
 
     // A subject that expires soon: the exchanged token expires with it, and
@@ -421,5 +429,9 @@ async fn someone_elses_actor_token_cannot_be_named_as_actor() {
         ],
     )
     .await;
-    assert_eq!((s, b["error"].as_str()), (400, Some("invalid_grant")), "{b}");
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
 }
