@@ -489,3 +489,33 @@ pub async fn rotate_secret(
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_registrable_redirect_uri as ok;
+
+    #[test]
+    fn http_redirect_uris_only_on_loopback() {
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1:8070/",
+            "http://[::1]:9000/cb",
+            "http://localhost/cb",
+            "http://LOCALHOST:3000/cb",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "http://10.0.0.1/cb",
+            "http://localhost.attacker.example/cb",
+            "http://127.0.0.1.nip.io/cb",
+            "http://[::ffff:8.8.8.8]/cb",
+            "http://user:pw@127.0.0.1/cb",
+            "https://app.example/cb#frag",
+            "ftp://127.0.0.1/cb",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+    }
+}
