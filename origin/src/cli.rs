@@ -96,6 +96,14 @@ pub enum ClientCommand {
         /// private_key_jwt (RFC 7523): a file holding the client's public JWK set.
         #[arg(long)]
         jwks_file: Option<PathBuf>,
+        /// An audience this client serves as a resource server (repeatable): it
+        /// may introspect tokens for it and exchange tokens naming it.
+        #[arg(long = "serves")]
+        serves: Vec<String>,
+        /// private_key_jwt compatibility: also accept the token endpoint URL as
+        /// the assertion's `aud` (default: the issuer identifier only).
+        #[arg(long)]
+        legacy_assertion_audience: bool,
     },
     /// List clients.
     List,
@@ -315,6 +323,8 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             public,
             dpop_required,
             jwks_file,
+            serves,
+            legacy_assertion_audience,
         } => {
             let jwks = match jwks_file {
                 Some(p) => Some(std::fs::read_to_string(p)?),
@@ -341,6 +351,8 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 redirect_uris,
                 dpop_required,
                 jwks,
+                serves,
+                legacy_assertion_audience,
             };
             let (client, secret) = clients::create(&db, &new, now).await?;
             crate::audit::record(

@@ -1,7 +1,13 @@
 //! `private_key_jwt` client authentication (RFC 7523 §3, OpenID Connect
 //! Core §9): a JWS signed by a key in the client's registered JWKS, with
-//! `iss` = `sub` = client_id, `aud` naming the issuer or the token endpoint,
-//! a short `exp`, and a `jti` accepted once.
+//! `iss` = `sub` = client_id, `aud` the issuer identifier as its sole value
+//! (draft-ietf-oauth-rfc7523bis §4: a string, or an array of that one
+//! string), a short `exp`, and a `jti` accepted once. An `aud` naming the
+//! token endpoint, or an array with other values beside the issuer, is
+//! refused: an assertion a client made for another authorization server
+//! (whose metadata named our token endpoint) must not authenticate it here
+//! (the audience injection attack). Clients registered with
+//! `legacy_assertion_audience` may still name the token endpoint alone.
 
 use crate::clients::Client;
 use crate::crypto::AwsLc;
@@ -29,7 +35,7 @@ pub enum AssertionError {
     /// `iss`/`sub` are not the client id.
     #[error("iss and sub must be the client id")]
     Subject,
-    /// `aud` names neither the issuer nor the token endpoint.
+    /// `aud` is not the issuer identifier as its sole value.
     #[error("wrong audience")]
     Audience,
     /// Missing, expired or too long-lived `exp`.
@@ -81,6 +87,21 @@ pub async fn verify(
     })
 }
 
+/// draft-ietf-oauth-rfc7523bis §4: the audience is the issuer identifier,
+/// its only value (a JSON string, or an array holding just that string).
+/// With `legacy_token_endpoint` the token endpoint URL alone is accepted too.
+fn audience_ok(aud: Option<&Value>, issuer: &str, legacy_token_endpoint: bool) -> bool {
+    let sole = match aud {
+        Some(Value::String(a)) => a.as_str(),
+        Some(Value::Array(list)) => match list.as_slice() {
+            [Value::String(a)] => a.as_str(),
+            _ => return false,
+        },
+        _ => return false,
+    };
+    sole == issuer || (legacy_token_endpoint && sole == format!("{issuer}/token"))
+}
+
 fn check(
     client: &Client,
     issuer: &str,
@@ -106,16 +127,7 @@ fn check(
     if s("iss") != Some(client.client_id.as_str()) || s("sub") != Some(client.client_id.as_str()) {
         return Err(AssertionError::Subject);
     }
-    let token_endpoint = format!("{issuer}/token");
-    let aud_ok = match c.get("aud") {
-        Some(Value::String(a)) => a == issuer || *a == token_endpoint,
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| a == issuer || a == token_endpoint),
-        _ => false,
-    };
-    if !aud_ok {
+    if !audience_ok(c.get("aud"), issuer, client.legacy_assertion_audience) {
         return Err(AssertionError::Audience);
     }
     let exp = c
@@ -135,4 +147,30 @@ fn check(
         .filter(|j| !j.is_empty() && j.len() <= 256)
         .ok_or(AssertionError::Replay)?;
     Ok((jti.to_owned(), exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audience_ok;
+    use serde_json::json;
+
+    const ISS: &str = "https://as.example";
+
+    #[test]
+    fn audience_injection_is_refused_unless_the_issuer_is_the_sole_audience() {
+        let ok = |v: serde_json::Value, legacy| audience_ok(Some(&v), ISS, legacy);
+        assert!(ok(json!(ISS), false));
+        assert!(ok(json!([ISS]), false));
+        // The token endpoint: only behind the per-client compatibility flag.
+        assert!(!ok(json!("https://as.example/token"), false));
+        assert!(ok(json!("https://as.example/token"), true));
+        // Arrays with anything beside the issuer: refused, flag or not.
+        assert!(!ok(json!([ISS, "https://attacker.example"]), false));
+        assert!(!ok(json!(["https://attacker.example", ISS]), true));
+        assert!(!ok(json!([ISS, "https://as.example/token"]), true));
+        assert!(!ok(json!([]), false));
+        assert!(!ok(json!("https://as.example/"), false));
+        assert!(!ok(json!(1), false));
+        assert!(!audience_ok(None, ISS, true));
+    }
 }

@@ -42,6 +42,12 @@ pub struct Client {
     pub dpop_required: bool,
     /// private_key_jwt (RFC 7523): the registered public keys, as a JWK set.
     pub jwks: Option<String>,
+    /// The audiences this client serves as a resource server: it may
+    /// introspect tokens for them and exchange tokens naming them.
+    pub serves: Vec<String>,
+    /// private_key_jwt compatibility: also accept the token endpoint URL as
+    /// an assertion's `aud` (off by default; draft-ietf-oauth-rfc7523bis).
+    pub legacy_assertion_audience: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
@@ -69,6 +75,10 @@ pub struct ClientView {
     pub redirect_uris: Vec<String>,
     /// Whether DPoP is required.
     pub dpop_required: bool,
+    /// The audiences this client serves as a resource server.
+    pub serves: Vec<String>,
+    /// Whether a private_key_jwt assertion may name the token endpoint.
+    pub legacy_assertion_audience: bool,
     /// When a rotated-out secret stops working, if one is in its grace period.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -97,6 +107,8 @@ impl Client {
             grant_types: self.grant_types.clone(),
             redirect_uris: self.redirect_uris.clone(),
             dpop_required: self.dpop_required,
+            serves: self.serves.clone(),
+            legacy_assertion_audience: self.legacy_assertion_audience,
             previous_secret_expires_at: self.previous_secret_expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -140,6 +152,10 @@ pub struct NewClient {
     pub dpop_required: bool,
     /// A JWK set (JSON): the client authenticates with private_key_jwt and gets no secret.
     pub jwks: Option<String>,
+    /// Audiences the client serves as a resource server (introspection, token exchange).
+    pub serves: Vec<String>,
+    /// Accept the token endpoint URL as a private_key_jwt `aud` (compatibility).
+    pub legacy_assertion_audience: bool,
 }
 
 /// Why a client registration was refused.
@@ -183,6 +199,30 @@ fn is_absolute_uri(s: &str) -> bool {
         && s.split("://").nth(1).is_some_and(|rest| !rest.is_empty())
 }
 
+/// A redirect URI a client may register: an absolute URI without fragment,
+/// `https`, or `http` only on the loopback interface (RFC 8252 §7.3 and
+/// §8.3, OAuth 2.1 §2.3.1: `127.0.0.1`, `[::1]` or `localhost`). Anything
+/// else would send codes over cleartext across the network.
+#[must_use]
+pub fn is_registrable_redirect_uri(s: &str) -> bool {
+    if !is_absolute_uri(s) {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(s) else {
+        return false;
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+        _ => false,
+    }
+}
+
 impl NewClient {
     fn validate(&self) -> Result<(), ClientError> {
         let bad = |field, reason| Err(ClientError::Invalid { field, reason });
@@ -201,10 +241,35 @@ impl NewClient {
         if !self.audiences.iter().all(|a| is_absolute_uri(a)) {
             return bad("audience", "audiences must be absolute http(s) URIs");
         }
-        if !self.redirect_uris.iter().all(|a| is_absolute_uri(a)) {
+        if !self
+            .redirect_uris
+            .iter()
+            .all(|a| is_registrable_redirect_uri(a))
+        {
             return bad(
                 "redirect_uri",
-                "redirect URIs must be absolute http(s) URIs without fragment",
+                "redirect URIs must be absolute https URIs without fragment (http only on loopback: 127.0.0.1, [::1], localhost)",
+            );
+        }
+        if self.serves.len() > 32 || !self.serves.iter().all(|a| is_absolute_uri(a)) {
+            return bad(
+                "serves",
+                "served audiences must be at most 32 absolute http(s) URIs",
+            );
+        }
+        if self.public && !self.serves.is_empty() {
+            return bad("serves", "a public client cannot act as a resource server");
+        }
+        if self.public && self.grant_types.iter().any(|g| g == crate::exchange::GRANT) {
+            return bad(
+                "grant",
+                "token exchange needs a confidential client (RFC 8693 §2.1)",
+            );
+        }
+        if self.legacy_assertion_audience && self.jwks.is_none() {
+            return bad(
+                "legacy_assertion_audience",
+                "applies only to private_key_jwt clients (jwks)",
             );
         }
         if !self
@@ -263,6 +328,8 @@ fn from_row(row: &AnyRow) -> Result<Client, DbError> {
         audiences: json_list(row, "audiences")?,
         dpop_required: flag(row, "dpop_required")?,
         jwks: row.try_get("jwks")?,
+        serves: json_list(row, "serves")?,
+        legacy_assertion_audience: flag(row, "legacy_assertion_audience")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -270,7 +337,7 @@ fn from_row(row: &AnyRow) -> Result<Client, DbError> {
 
 const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
      previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
-     dpop_required, jwks, created_at, updated_at";
+     dpop_required, jwks, serves, legacy_assertion_audience, created_at, updated_at";
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
 pub async fn create(
@@ -297,11 +364,13 @@ pub async fn create(
         audiences: new.audiences.clone(),
         dpop_required: new.dpop_required,
         jwks: new.jwks.clone(),
+        serves: new.serves.clone(),
+        legacy_assertion_audience: new.legacy_assertion_audience,
         created_at: now.0,
         updated_at: now.0,
     };
     sqlx::query(&format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     ))
     .bind(&client.client_id)
     .bind(&client.name)
@@ -315,6 +384,8 @@ pub async fn create(
     .bind(to_json_list(&client.audiences))
     .bind(i64::from(client.dpop_required))
     .bind(client.jwks.clone())
+    .bind(to_json_list(&client.serves))
+    .bind(i64::from(client.legacy_assertion_audience))
     .bind(client.created_at)
     .bind(client.updated_at)
     .execute(&db.pool)
@@ -416,5 +487,35 @@ pub async fn rotate_secret(
         })
     } else {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_registrable_redirect_uri as ok;
+
+    #[test]
+    fn http_redirect_uris_only_on_loopback() {
+        for good in [
+            "https://app.example/cb",
+            "http://127.0.0.1:8070/",
+            "http://[::1]:9000/cb",
+            "http://localhost/cb",
+            "http://LOCALHOST:3000/cb",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "http://10.0.0.1/cb",
+            "http://localhost.attacker.example/cb",
+            "http://127.0.0.1.nip.io/cb",
+            "http://[::ffff:8.8.8.8]/cb",
+            "http://user:pw@127.0.0.1/cb",
+            "https://app.example/cb#frag",
+            "ftp://127.0.0.1/cb",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
     }
 }

@@ -1,8 +1,26 @@
-//! RFC 8693 token exchange for our own access tokens: the subject token (and
-//! an optional actor token, giving an `act` claim) validated by `common`
-//! exactly as at the edge and not revoked; audience, resource and scope may
-//! only narrow. The new token keeps the subject's `sub` and `sid` (revoking
-//! the grant reaches exchanged tokens too) and is issued to the caller.
+//! RFC 8693 token exchange for our own access tokens, following Keycloak's
+//! standard token exchange rules:
+//!
+//! - only confidential clients allowed the grant may exchange;
+//! - the requesting client must be one of the subject token's audiences
+//!   (it registers the audience URIs it serves as a resource server,
+//!   [`Client::serves`]): a client cannot exchange a token that was never
+//!   meant for it;
+//! - audience and resource only narrow (one of the subject's audiences, and
+//!   one of the client's own); scope only narrows, to the subject's scopes
+//!   that the client itself may hold;
+//! - the new token never outlives the subject (or actor) token, so chained
+//!   exchanges cannot renew a token past its grant's limits;
+//! - a DPoP-bound subject (or actor) token is exchanged only with a DPoP
+//!   proof of the same key (RFC 9449 §6 `cnf.jkt`), and the result stays
+//!   bound to it: a stolen bound token cannot be laundered into a Bearer
+//!   token usable without the key;
+//! - `act` (RFC 8693 §4.1) names the exchanging client, with any prior
+//!   chain nested; an actor token must have been issued to that client;
+//! - every exchange, refused or granted, is audited (never the token).
+//!
+//! The new token keeps the subject's `sub` and `sid` (revoking the grant
+//! reaches exchanged tokens too) and is issued to the caller.
 
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
@@ -57,8 +75,42 @@ async fn live_token(
     Ok(token)
 }
 
-/// The exchange (RFC 8693 §2.1-2.2).
+/// RFC 9449 §6: a token bound to a key (`cnf.jkt`) is presented only with a
+/// proof of that key — at the token endpoint as at a resource server.
+fn holder_of_key(token: &AccessToken, jkt: Option<&str>, what: &'static str) -> Result<(), Error> {
+    match (&token.cnf_jkt, jkt) {
+        (None, _) => Ok(()),
+        (Some(bound), Some(presented)) if bound == presented => Ok(()),
+        (Some(_), _) => Err(Error::InvalidDpopProof(what.into())),
+    }
+}
+
+/// The exchange (RFC 8693 §2.1-2.2). A refusal is audited before it is
+/// returned; internal errors are not (they are logged once by the HTTP layer).
 pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    req: ExchangeRequest<'_>,
+    ctx: RequestContext,
+) -> Result<TokenResponse, Error> {
+    match exchange_checked(state, client, req, ctx).await {
+        Ok(resp) => Ok(resp),
+        Err(Error::Internal(e)) => Err(Error::Internal(e)),
+        Err(refused) => {
+            audit::record(
+                &state.db.pool,
+                &AuditEvent::new("token_exchange_refused", ctx.now)
+                    .client(&client.client_id)
+                    .ip(ctx.ip)
+                    .detail(format!("grant=token-exchange {refused}")),
+            )
+            .await?;
+            Err(refused)
+        }
+    }
+}
+
+async fn exchange_checked(
     state: &AppState,
     client: &Client,
     req: ExchangeRequest<'_>,
@@ -67,6 +119,12 @@ pub async fn exchange(
     if !client.grant_types.iter().any(|g| g == GRANT) {
         return Err(Error::UnauthorizedClient(
             "the client may not use token exchange",
+        ));
+    }
+    // Rows registered before public clients were refused the grant.
+    if client.public {
+        return Err(Error::UnauthorizedClient(
+            "public clients may not use token exchange",
         ));
     }
     if req.subject_token_type != Some(ACCESS_TOKEN_TYPE) {
@@ -83,16 +141,32 @@ pub async fn exchange(
         ));
     }
     let subject = live_token(state, req.subject_token, ctx).await?;
-    let act = match (req.actor_token, req.actor_token_type) {
+    // Keycloak's rule: the requesting client is an audience of the subject token.
+    if !subject.aud.iter().any(|a| client.serves.contains(a)) {
+        return Err(Error::InvalidGrant(
+            "the client is not an audience of the subject token",
+        ));
+    }
+    holder_of_key(
+        &subject,
+        req.jkt,
+        "the subject token is DPoP-bound: a DPoP proof of its key is required",
+    )?;
+    let actor = match (req.actor_token, req.actor_token_type) {
         (None, None) => None,
         (Some(raw), Some(ACCESS_TOKEN_TYPE)) => {
             let actor = live_token(state, raw, ctx).await?;
-            // RFC 8693 §4.1: the current actor, with any prior chain nested.
-            let mut act = json!({ "sub": actor.sub, "client_id": actor.client_id });
-            if let (Some(prior), Some(m)) = (&subject.act, act.as_object_mut()) {
-                m.insert("act".into(), prior.clone());
+            if actor.client_id != client.client_id {
+                return Err(Error::InvalidGrant(
+                    "the actor token was not issued to this client",
+                ));
             }
-            Some(act)
+            holder_of_key(
+                &actor,
+                req.jkt,
+                "the actor token is DPoP-bound: a DPoP proof of its key is required",
+            )?;
+            Some(actor)
         }
         _ => {
             return Err(Error::InvalidRequest(
@@ -100,6 +174,15 @@ pub async fn exchange(
             ))
         }
     };
+    // RFC 8693 §4.1: the current actor (the exchanging client, or the actor
+    // token's subject, which that client holds), with any prior chain nested.
+    let mut act = json!({
+        "sub": actor.as_ref().map_or(client.client_id.as_str(), |a| a.sub.as_str()),
+        "client_id": client.client_id,
+    });
+    if let (Some(prior), Some(m)) = (&subject.act, act.as_object_mut()) {
+        m.insert("act".into(), prior.clone());
+    }
     // Audience narrows: one of the subject token's audiences, and one this
     // client's exchange policy (its audiences) allows.
     let wanted = match (req.audience, req.resource) {
@@ -127,28 +210,26 @@ pub async fn exchange(
             ))?,
     }
     .clone();
-    // Scope narrows: a subset of the subject token's.
-    let scopes: Vec<String> = match req.scope {
-        None => subject.scope.clone(),
-        Some(asked) => {
-            let mut out: Vec<String> = Vec::new();
-            for s in asked.split(' ').filter(|s| !s.is_empty()) {
-                if !subject.scope.iter().any(|x| x == s) {
-                    return Err(Error::InvalidScope(
-                        "a requested scope exceeds the subject token's",
-                    ));
-                }
-                if !out.iter().any(|o| o == s) {
-                    out.push(s.to_owned());
-                }
-            }
-            out
-        }
-    };
-    if client.dpop_required && req.jkt.is_none() {
+    let scopes = narrowed_scopes(&subject.scope, &client.scopes, req.scope)?;
+    // The subject's binding is kept (checked equal to the proof's above); an
+    // unbound subject may be bound by the caller's proof.
+    let jkt = subject.cnf_jkt.as_deref().or(req.jkt);
+    if client.dpop_required && jkt.is_none() {
         return Err(Error::InvalidDpopProof(
             "this client requires a DPoP proof".into(),
         ));
+    }
+    // Never later than the subject (or actor) token: chained exchanges
+    // cannot extend a token past its grant.
+    let not_after = actor
+        .as_ref()
+        .map_or(subject.exp, |a| a.exp.min(subject.exp));
+    let ttl = state
+        .config
+        .access_token_ttl
+        .min(not_after.saturating_sub(ctx.now.0));
+    if ttl <= 0 {
+        return Err(Error::InvalidGrant("the subject token has expired"));
     }
     let ring = state.key_ring()?;
     let signer = ring.signer(ctx.now).ok_or(KeyStoreError::NoSigner)?;
@@ -156,16 +237,16 @@ pub async fn exchange(
     let mut resp = sign_access_token_acting(
         signer,
         &state.config.issuer,
-        state.config.access_token_ttl,
+        ttl,
         &AccessTokenClaims {
             sub: &subject.sub,
             client_id: &client.client_id,
             aud: &aud,
             scopes: &scopes,
             sid: &sid,
-            jkt: req.jkt,
+            jkt,
         },
-        act.as_ref(),
+        Some(&act),
         ctx.now,
     )?;
     resp.issued_token_type = Some(ACCESS_TOKEN_TYPE);
@@ -180,4 +261,55 @@ pub async fn exchange(
     )
     .await?;
     Ok(resp)
+}
+
+/// Scope only narrows: to the subject token's scopes that the exchanging
+/// client may itself hold; a request beyond that is `invalid_scope`, no
+/// request yields all of it.
+fn narrowed_scopes(
+    subject: &[String],
+    client: &[String],
+    asked: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let permitted = |s: &str| subject.iter().any(|x| x == s) && client.iter().any(|x| x == s);
+    let Some(asked) = asked else {
+        return Ok(subject.iter().filter(|s| permitted(s)).cloned().collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for s in asked.split(' ').filter(|s| !s.is_empty()) {
+        if !permitted(s) {
+            return Err(Error::InvalidScope(
+                "a requested scope exceeds the subject token's or the client's",
+            ));
+        }
+        if !out.iter().any(|o| o == s) {
+            out.push(s.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::narrowed_scopes;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn scope_is_the_subjects_within_the_clients_own() {
+        let subject = v(&["read", "write"]);
+        let client = v(&["read", "admin"]);
+        assert_eq!(
+            narrowed_scopes(&subject, &client, None).ok(),
+            Some(v(&["read"]))
+        );
+        assert_eq!(
+            narrowed_scopes(&subject, &client, Some("read read")).ok(),
+            Some(v(&["read"]))
+        );
+        assert!(narrowed_scopes(&subject, &client, Some("write")).is_err());
+        assert!(narrowed_scopes(&subject, &client, Some("admin")).is_err());
+    }
 }

@@ -1,5 +1,7 @@
 //! Introspection (RFC 7662) and revocation (RFC 7009) of our own access
 //! tokens, verified through `common` exactly as the edge verifies them.
+//! Introspection answers only the token's own client or a resource server
+//! of one of its audiences.
 
 use crate::audit::{self, AuditEvent};
 use crate::clients::Client;
@@ -78,6 +80,15 @@ pub async fn verify_own(
     Ok(verdict)
 }
 
+/// Whether `caller` may learn about `token` (RFC 7662 §4: the server
+/// decides which protected resources may query which tokens): its own
+/// client, or a client registered as a resource server for one of its
+/// audiences. Anyone else is answered `{"active": false}`, as for a token
+/// that does not exist.
+fn may_introspect(caller: &Client, token: &AccessToken) -> bool {
+    token.client_id == caller.client_id || token.aud.iter().any(|a| caller.serves.contains(a))
+}
+
 /// The RFC 7662 answer for `raw`, asked by `caller`.
 pub async fn introspect(
     state: &AppState,
@@ -94,6 +105,9 @@ pub async fn introspect(
         Ok(t) => t,
         Err(_) => return Ok(json!({"active": false})),
     };
+    if !may_introspect(caller, &token) {
+        return Ok(json!({"active": false}));
+    }
     if revocation::is_revoked(&state.db, &token, now).await? {
         return Ok(json!({"active": false}));
     }

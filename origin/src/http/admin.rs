@@ -145,6 +145,12 @@ pub struct CreateClient {
     /// private_key_jwt: the client's public JWK set.
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
+    /// Audiences the client serves as a resource server.
+    #[serde(default)]
+    pub serves: Vec<String>,
+    /// private_key_jwt: also accept the token endpoint URL as `aud`.
+    #[serde(default)]
+    pub legacy_assertion_audience: bool,
 }
 
 impl CreateClient {
@@ -173,6 +179,8 @@ impl CreateClient {
             redirect_uris: self.redirect_uris,
             dpop_required: self.dpop_required,
             jwks: self.jwks.map(|j| j.to_string()),
+            serves: self.serves,
+            legacy_assertion_audience: self.legacy_assertion_audience,
         }
     }
 }

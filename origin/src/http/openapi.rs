@@ -142,7 +142,9 @@ pub fn build(issuer: &str) -> Value {
                 "CreateClient": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "name": {"type": "string"}, "scope": {"type": "string"}, "audiences": {"type": "array", "items": {"type": "string"}},
                     "grant_types": {"type": "array", "items": {"type": "string"}}, "redirect_uris": {"type": "array", "items": {"type": "string"}},
-                    "public": {"type": "boolean"}, "dpop_required": {"type": "boolean"}}},
+                    "public": {"type": "boolean"}, "dpop_required": {"type": "boolean"}, "jwks": {"type": "object"},
+                    "serves": {"type": "array", "items": {"type": "string"}, "description": "audiences the client serves as a resource server (introspection, token exchange)"},
+                    "legacy_assertion_audience": {"type": "boolean", "description": "private_key_jwt: also accept the token endpoint URL as aud"}}},
             },
         },
     })

@@ -1,5 +1,6 @@
 //! private_key_jwt (RFC 7523) at /token: a registered JWKS, iss = sub =
-//! client_id, aud = issuer or token endpoint, short exp, single-use jti.
+//! client_id, aud = the issuer (the token endpoint only behind the
+//! per-client compatibility flag: see client_rules.rs), short exp, single-use jti.
 
 use crate::support::*;
 use axum::body::Body;
@@ -63,7 +64,7 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
         assert_eq!(c.view().token_endpoint_auth_method, "private_key_jwt");
         let id = c.client_id.as_str();
 
-        let good = assertion(&key, &claims(id, &format!("{ISSUER}/token"), 60));
+        let good = assertion(&key, &claims(id, ISSUER, 60));
         let (s, b) = post(&state, &good).await;
         assert_eq!(s, 200, "{}: {b}", tdb.name);
         assert_eq!(b["token_type"], "Bearer");
@@ -74,7 +75,7 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
             "replayed jti"
         );
         let (s, _) = post(&state, &assertion(&key, &claims(id, ISSUER, 60))).await;
-        assert_eq!(s, 200, "aud = issuer is accepted");
+        assert_eq!(s, 200, "a fresh jti is accepted");
 
         let mut wrong_iss = claims(id, ISSUER, 60);
         wrong_iss["iss"] = "someone".into();
@@ -82,6 +83,10 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
             (
                 "another audience",
                 assertion(&key, &claims(id, "https://elsewhere.example/token", 60)),
+            ),
+            (
+                "the token endpoint (no compatibility flag)",
+                assertion(&key, &claims(id, &format!("{ISSUER}/token"), 60)),
             ),
             ("expired", assertion(&key, &claims(id, ISSUER, -120))),
             ("too long-lived", assertion(&key, &claims(id, ISSUER, 3600))),

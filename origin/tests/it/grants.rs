@@ -728,6 +728,8 @@ fn flow(database_url: String) {
             "https://api.example",
             "--grant",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            "--serves",
+            "https://api.example",
         ],
         &[],
     );
@@ -795,6 +797,9 @@ fn flow(database_url: String) {
             "https://api.example",
             "--jwks-file",
             jwks_path.to_str().unwrap(),
+            // The assertion below names the token endpoint: allowed only
+            // behind the per-client compatibility flag.
+            "--legacy-assertion-audience",
         ],
         &[],
     );

@@ -16,6 +16,7 @@
 
 mod api;
 mod assertion;
+mod client_rules;
 mod cors;
 mod exchange;
 mod family_revocation;

@@ -266,7 +266,7 @@ async fn concurrent_secret_rotations_lose_no_secret() {
 async fn introspection_reads_only_the_named_clients_audiences() {
     let state = sqlite_state().await;
     let c = register(&state, "read", false).await;
-    let rs = register(&state, "read", false).await;
+    let rs = register_resource_server(&state, AUD).await;
     let bad = register(&state, "read", false).await;
     let (_, _, b) = token(&state, &c, "grant_type=client_credentials").await;
     let at = b["access_token"].as_str().unwrap().to_owned();

@@ -140,6 +140,28 @@ pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Re
     }
 }
 
+/// A confidential client that serves `serves` as a resource server (it may
+/// introspect tokens for that audience).
+pub async fn register_resource_server(state: &AppState, serves: &str) -> Registered {
+    let (c, s) = clients::create(
+        &state.db,
+        &NewClient {
+            name: "rs".into(),
+            audiences: vec![AUD.into()],
+            grant_types: vec!["client_credentials".into()],
+            serves: vec![serves.into()],
+            ..NewClient::default()
+        },
+        gatehouse_origin::state::now(),
+    )
+    .await
+    .unwrap();
+    Registered {
+        id: c.client_id,
+        secret: s.unwrap().expose().to_owned(),
+    }
+}
+
 pub fn basic(id: &str, secret: &str) -> String {
     use base64::Engine as _;
     format!(

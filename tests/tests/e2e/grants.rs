@@ -316,6 +316,10 @@ fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
             "client_credentials",
             "--grant",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            // The gateway is a resource server of the edge's audience: only
+            // an audience of the user's token may exchange it.
+            "--serves",
+            &stack.edge.url,
         ],
     );
     let code = authorize(&stack.origin.url, &web.id, "carol");

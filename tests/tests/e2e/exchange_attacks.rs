@@ -1,0 +1,185 @@
+//! Token exchange attacks through the real origin and edge (issue 16.1):
+//! a stolen DPoP-bound token must not become a Bearer token by way of RFC
+//! 8693, a client that is not an audience of a token cannot exchange it,
+//! and an exchanged token never outlives its subject.
+
+use crate::harness::{http, ClientCreds, Stack};
+use gatehouse_common::testkit::signer::TestKey;
+use serde_json::{json, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn proof(key: &TestKey, method: &str, url: &str, token: Option<&str>) -> String {
+    let mut claims = json!({
+        "jti": format!("{}-{}", std::process::id(), SystemTime::now()
+            .duration_since(UNIX_EPOCH).expect("clock").as_nanos()),
+        "htm": method, "htu": url, "iat": now(),
+    });
+    if let Some(t) = token {
+        claims["ath"] = gatehouse_common::dpop::ath(t).into();
+    }
+    key.sign(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
+        &claims,
+    )
+}
+
+fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// POST /token as `client` (client_secret_basic), with an optional DPoP proof.
+fn token(
+    stack: &Stack,
+    client: &ClientCreds,
+    dpop: Option<&TestKey>,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let url = format!("{}/token", stack.origin.url);
+    let mut req = http()
+        .post(&url)
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(form);
+    if let Some(key) = dpop {
+        req = req.header("dpop", proof(key, "POST", &url, None));
+    }
+    let resp = req.send().expect("POST /token");
+    let status = resp.status().as_u16();
+    (status, resp.json().expect("token endpoint answers JSON"))
+}
+
+fn exchange(
+    stack: &Stack,
+    client: &ClientCreds,
+    dpop: Option<&TestKey>,
+    subject: &str,
+) -> (u16, Value) {
+    token(
+        stack,
+        client,
+        dpop,
+        &[
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN),
+        ],
+    )
+}
+
+fn edge_status(stack: &Stack, auth: &str) -> u16 {
+    http()
+        .get(format!("{}/orders/1", stack.edge.url))
+        .header("authorization", auth)
+        .send()
+        .expect("edge answers")
+        .status()
+        .as_u16()
+}
+
+/// The attack: a service that holds the exchange grant (and legitimately
+/// serves the edge's audience) obtains a user's DPoP-bound token, exchanges
+/// it without a proof, and calls the edge with the Bearer result. The
+/// origin refuses; with a proof of another key too; the key holder's own
+/// exchange stays DPoP-bound, so the edge refuses it as Bearer.
+#[test]
+fn stolen_dpop_bound_token_cannot_be_exchanged_into_a_bearer_token_for_the_edge() {
+    let stack = Stack::start();
+    let victim = stack
+        .origin
+        .create_client("victim", "read", &stack.edge.url, &[]);
+    let thief = stack.origin.create_client(
+        "thief",
+        "read",
+        &stack.edge.url,
+        &["--grant", EXCHANGE, "--serves", &stack.edge.url],
+    );
+    let key = TestKey::es256("exchange-attacks-victim-key");
+    let (s, t) = token(
+        &stack,
+        &victim,
+        Some(&key),
+        &[("grant_type", "client_credentials")],
+    );
+    assert_eq!((s, t["token_type"].as_str()), (200, Some("DPoP")), "{t}");
+    let stolen = t["access_token"].as_str().expect("access_token").to_owned();
+    // The stolen token alone is useless at the edge without the key.
+    assert_eq!(edge_status(&stack, &format!("Bearer {stolen}")), 401);
+
+    let (s, e) = exchange(&stack, &thief, None, &stolen);
+    if s == 200 {
+        let laundered = e["access_token"].as_str().unwrap_or_default();
+        panic!(
+            "a stolen DPoP-bound token was exchanged without its key ({}); the edge answers {} to it as Bearer",
+            e["token_type"],
+            edge_status(&stack, &format!("Bearer {laundered}"))
+        );
+    }
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{e}"
+    );
+    let (s, e) = exchange(&stack, &thief, Some(&TestKey::es256("thief-key")), &stolen);
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{e}"
+    );
+
+    // With a proof of the bound key, the result stays bound to it.
+    let (s, t) = exchange(&stack, &thief, Some(&key), &stolen);
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["token_type"], "DPoP");
+    let exchanged = t["access_token"].as_str().expect("access_token").to_owned();
+    assert_eq!(claims(&exchanged)["cnf"], claims(&stolen)["cnf"]);
+    assert!(claims(&exchanged)["exp"].as_i64() <= claims(&stolen)["exp"].as_i64());
+    assert_eq!(edge_status(&stack, &format!("Bearer {exchanged}")), 401);
+    let url = format!("{}/orders/1", stack.edge.url);
+    let ok = http()
+        .get(&url)
+        .header("authorization", format!("DPoP {exchanged}"))
+        .header("dpop", proof(&key, "GET", &url, Some(&exchanged)))
+        .send()
+        .expect("edge answers");
+    assert_eq!(ok.status().as_u16(), 200, "the key holder can use it");
+}
+
+/// A client holding the exchange grant that is not an audience of the token
+/// (does not serve the edge) cannot exchange a Bearer token it obtained.
+#[test]
+fn client_outside_the_tokens_audience_cannot_exchange_it() {
+    let stack = Stack::start();
+    let victim = stack
+        .origin
+        .create_client("victim", "read", &stack.edge.url, &[]);
+    let outsider =
+        stack
+            .origin
+            .create_client("outsider", "read", &stack.edge.url, &["--grant", EXCHANGE]);
+    let stolen = stack.origin.client_credentials(&victim, &[])["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+    let (s, e) = exchange(&stack, &outsider, None, &stolen);
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    let audit = stack.origin.cli(&["audit", "--client", &outsider.id]);
+    assert!(audit.contains("token_exchange_refused"), "{audit}");
+}
