@@ -435,3 +435,159 @@ fn rand_key() -> u32 {
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         & 0x7fff_ffff
 }
+
+/// A TCP relay to PostgreSQL that, once armed, passes the next `COMMIT` on
+/// and then drops the connection before the answer comes back: the
+/// transaction commits, the client sees only a broken connection.
+async fn commit_dropping_relay(
+    upstream: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let armed = std::sync::Arc::new(AtomicBool::new(false));
+    let arm = armed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let armed = armed.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut a, mut b) = (vec![0u8; 65_536], vec![0u8; 65_536]);
+                loop {
+                    tokio::select! {
+                        n = client.read(&mut a) => {
+                            let Ok(n) = n else { return };
+                            if n == 0 || server.write_all(&a[..n]).await.is_err() {
+                                return;
+                            }
+                            let commit = a[..n].windows(6).any(|w| w == b"COMMIT");
+                            if commit && armed.swap(false, Ordering::SeqCst) {
+                                // Let the server commit, then drop both ends
+                                // unanswered.
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                return;
+                            }
+                        }
+                        n = server.read(&mut b) => {
+                            let Ok(n) = n else { return };
+                            if n == 0 || client.write_all(&b[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, arm)
+}
+
+/// Found by review of 3c24e0c (was unverified): when a group commit's
+/// COMMIT succeeded on PostgreSQL but its acknowledgement was lost, the
+/// fallback re-applied each rotation alone, found the token rotated (by
+/// itself) and answered the legitimate client as a reuse — revoking its
+/// family. Reproduced through a relay that drops the connection after
+/// passing the COMMIT on.
+#[tokio::test]
+async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
+    let Some(url) = pg_url() else {
+        return;
+    };
+    use std::sync::atomic::Ordering;
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let host_port = rest
+        .split_once('@')
+        .map_or(rest, |(_, h)| h)
+        .split('/')
+        .next()
+        .unwrap();
+    let upstream = tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let (relay, armed) = commit_dropping_relay(upstream).await;
+    let relayed = url.replacen(host_port, &relay.to_string(), 1);
+    let schema = format!("t_lostack_{}", rand_key());
+    let db = gatehouse_origin::db::Db::connect_in_schema(&relayed, Some(&schema))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let state = state_with(Config::for_tests(&relayed), db.clone()).await;
+    let now = gatehouse_origin::state::now();
+    let (client, _) = gatehouse_origin::clients::create(
+        &db,
+        &gatehouse_origin::clients::NewClient {
+            name: "web".into(),
+            scopes: vec!["read".into()],
+            audiences: vec![AUD.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec![CB.into()],
+            ..gatehouse_origin::clients::NewClient::default()
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let code = grants::issue_code(
+        &state,
+        &grants::CodeGrant {
+            client_id: client.client_id.clone(),
+            user_id: "u".into(),
+            redirect_uri: CB.into(),
+            scopes: vec!["read".into()],
+            audience: AUD.into(),
+            code_challenge: CHALLENGE.into(),
+            dpop_jkt: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let first = redeem(&state, &client, code.expose()).await.unwrap();
+    let rt = first.refresh_token.expect("a refresh token");
+
+    armed.store(true, Ordering::SeqCst);
+    let refreshed = grants::refresh(
+        &state,
+        &client,
+        grants::Refresh {
+            refresh_token: &rt,
+            scope: None,
+            jkt: None,
+        },
+        gatehouse_origin::token::RequestContext {
+            ip: None,
+            now: gatehouse_origin::state::now(),
+        },
+    )
+    .await;
+    assert!(
+        !armed.load(Ordering::SeqCst),
+        "the relay dropped a COMMIT's acknowledgement"
+    );
+    let revoked: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM refresh_tokens WHERE revoked_at IS NOT NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert!(
+        refreshed.is_ok() && revoked == 0,
+        "the legitimate refresh was taken for a reuse: {refreshed:?}, {revoked} tokens revoked"
+    );
+}
