@@ -114,7 +114,8 @@ fn revoking_a_sid_sub_or_client_id_stops_refresh_from_minting_new_tokens() {
         assert_eq!(
             (s, t["error"].as_str(), minted),
             (400, Some("invalid_grant"), false),
-            "{claim} revoked, yet the refresh answered {t}"
+            "{claim} revoked, yet the refresh answered {s} {}",
+            t["error"]
         );
         // The revocation ends what was issued; a new login starts a new grant.
         let (at2, rt2) = grant(&origin, &c, &user);
@@ -181,6 +182,7 @@ fn codes_issued_before_a_user_is_deleted_cannot_be_redeemed_after() {
     assert_eq!(
         (s, t["error"].as_str(), minted),
         (400, Some("invalid_grant"), false),
-        "a deleted user's code was redeemed: {t}"
+        "a deleted user's code was redeemed: {s} {}",
+        t["error"]
     );
 }
