@@ -215,12 +215,9 @@ pub async fn delete(
             .execute(&mut *tx)
             .await?;
     }
-    let revoked_at = crate::grants::end_grants(
-        &mut tx,
-        crate::grants::GrantsOf::User(&user.user_id),
-        now,
-    )
-    .await?;
+    let revoked_at =
+        crate::grants::end_grants(&mut tx, crate::grants::GrantsOf::User(&user.user_id), now)
+            .await?;
     sqlx::query("DELETE FROM auth_codes WHERE user_id = $1")
         .bind(&user.user_id)
         .execute(&mut *tx)

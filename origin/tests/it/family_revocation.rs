@@ -51,7 +51,10 @@ async fn until_blocked(db: &gatehouse_origin::db::Db) {
 }
 
 /// [`until_blocked`], or until `task` ended without waiting for any lock.
-async fn until_blocked_or_done<T>(db: &gatehouse_origin::db::Db, task: &tokio::task::JoinHandle<T>) {
+async fn until_blocked_or_done<T>(
+    db: &gatehouse_origin::db::Db,
+    task: &tokio::task::JoinHandle<T>,
+) {
     if db.backend == Backend::Sqlite {
         tokio::time::sleep(Duration::from_millis(300)).await;
         return;
@@ -391,7 +394,10 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(held, "the first redemption never reached the refresh INSERT");
+    assert!(
+        held,
+        "the first redemption never reached the refresh INSERT"
+    );
     // The replay (an attacker holding the code and verifier) meanwhile.
     let replay = {
         let (state, client, code) = (state.clone(), client.clone(), code.clone());
@@ -586,14 +592,13 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
         !armed.load(Ordering::SeqCst),
         "the relay dropped a COMMIT's acknowledgement"
     );
-    let revoked: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM refresh_tokens WHERE revoked_at IS NOT NULL",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap()
-    .try_get("n")
-    .unwrap();
+    let revoked: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM refresh_tokens WHERE revoked_at IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
     assert!(
         refreshed.is_ok() && revoked == 0,
         "the legitimate refresh was taken for a reuse: {refreshed:?}, {revoked} tokens revoked"

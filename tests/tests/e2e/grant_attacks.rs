@@ -97,14 +97,21 @@ fn grant(origin: &Origin, c: &ClientCreds, user: &str) -> (String, String) {
 #[test]
 fn revoking_a_sid_sub_or_client_id_stops_refresh_from_minting_new_tokens() {
     let origin = Origin::start();
-    for (flag, claim) in [("--sid", "sid"), ("--sub", "sub"), ("--client", "client_id")] {
+    for (flag, claim) in [
+        ("--sid", "sid"),
+        ("--sub", "sub"),
+        ("--client", "client_id"),
+    ] {
         let user = format!("user-{claim}").replace('_', "-");
         let _ = create_user(&origin, &user);
         let c = web_client(&origin, &format!("web-{claim}"));
         let (at, rt) = grant(&origin, &c, &user);
         let value = claims(&at)[claim].as_str().expect("claim").to_owned();
         let _ = origin.cli(&["revoke", &format!("{flag}={value}")]);
-        assert!(!active(&origin, &c, &at), "{claim}: the access token is revoked");
+        assert!(
+            !active(&origin, &c, &at),
+            "{claim}: the access token is revoked"
+        );
         // A second later: past the entry's `revoked_at`.
         std::thread::sleep(Duration::from_millis(1100));
         let (s, t) = refresh(&origin, &c, &rt);
@@ -156,7 +163,11 @@ fn a_code_presented_by_another_client_is_neither_consumed_nor_revokes_the_grant(
     let b = web_client(&origin, "b");
     let code = authorize(&origin.url, &a.id, "alice");
     let (s, e) = redeem(&origin, &b, &code);
-    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")), "{e}");
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
     let (s, t) = redeem(&origin, &a, &code);
     assert_eq!(s, 200, "A can still redeem its code: {t}");
     let at = t["access_token"].as_str().expect("at");
