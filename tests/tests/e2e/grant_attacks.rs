@@ -197,3 +197,41 @@ fn codes_issued_before_a_user_is_deleted_cannot_be_redeemed_after() {
         t["error"]
     );
 }
+
+/// Sibling of the above: a wrong verifier, redirect URI or client used to
+/// burn the code too, so whoever saw a code in transit (a public client's
+/// id is no secret) could spend it and make the rightful redemption fail.
+#[test]
+fn a_code_presented_with_a_wrong_verifier_or_redirect_uri_is_not_consumed() {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "bob");
+    let a = web_client(&origin, "a");
+    let code = authorize(&origin.url, &a.id, "bob");
+    let wrong_verifier = "x".repeat(43);
+    for (verifier, redirect) in [
+        (wrong_verifier.as_str(), CB),
+        (VERIFIER, "https://app.example/elsewhere"),
+    ] {
+        let (s, e) = token(
+            &origin,
+            &a,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect),
+                ("code_verifier", verifier),
+            ],
+        );
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{e}"
+        );
+    }
+    let (s, t) = redeem(&origin, &a, &code);
+    assert_eq!(
+        s, 200,
+        "the rightful redemption still works: {}",
+        t["error"]
+    );
+}
