@@ -94,9 +94,149 @@ pub struct CodeRedemption<'a> {
     pub jkt: Option<&'a str>,
 }
 
-/// Revokes a grant: every refresh token of the family, and through `sid`
-/// every access token issued from it (to the edge, via the outbox), in one
-/// transaction.
+/// Whose grants to end (see [`end_grants`]).
+#[derive(Clone, Copy, Debug)]
+pub enum GrantsOf<'a> {
+    /// One grant: the refresh family and the code it came from (`sid`).
+    Family(&'a str),
+    /// Every grant of a user (`sub`).
+    User(&'a str),
+    /// Every grant to a client (`client_id`).
+    Client(&'a str),
+}
+
+impl<'a> GrantsOf<'a> {
+    /// The grants a `sid`, `sub` or `client_id` revocation of `value` names
+    /// (`None` for a `jti`, which names one access token).
+    #[must_use]
+    pub fn named_by(kind: RevocationKind, value: &'a str) -> Option<Self> {
+        match kind {
+            RevocationKind::Sid => Some(Self::Family(value)),
+            RevocationKind::Sub => Some(Self::User(value)),
+            RevocationKind::ClientId => Some(Self::Client(value)),
+            RevocationKind::Jti => None,
+        }
+    }
+
+    /// The revocation entry that covers these grants' access tokens.
+    #[must_use]
+    pub fn kind(self) -> RevocationKind {
+        match self {
+            Self::Family(_) => RevocationKind::Sid,
+            Self::User(_) => RevocationKind::Sub,
+            Self::Client(_) => RevocationKind::ClientId,
+        }
+    }
+
+    /// The identifier.
+    #[must_use]
+    pub fn value(self) -> &'a str {
+        match self {
+            Self::Family(v) | Self::User(v) | Self::Client(v) => v,
+        }
+    }
+
+    /// The column naming the owner, in `refresh_tokens` and in `auth_codes`.
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Family(_) => ("family_id", "sid"),
+            Self::User(_) => ("user_id", "user_id"),
+            Self::Client(_) => ("client_id", "client_id"),
+        }
+    }
+}
+
+/// Ends grants inside the caller's transaction: their outstanding codes are
+/// marked used (a later redemption is refused as a replay) and every refresh
+/// token of theirs is revoked. Returns the latest time a token was issued
+/// from them, at least `now`: the `revoked_at` whose revocation entry covers
+/// every access token they gave.
+///
+/// Codes come first: a redemption in flight holds its code's row until it
+/// commits together with its refresh token (see [`redeem_code`]), so once
+/// the code UPDATE has waited for it, the passes below see that token.
+pub async fn end_grants(
+    conn: &mut sqlx::AnyConnection,
+    of: GrantsOf<'_>,
+    now: UnixTime,
+) -> Result<UnixTime, DbError> {
+    let (refresh_col, code_col) = of.columns();
+    let value = of.value();
+    sqlx::query(&format!(
+        "UPDATE auth_codes SET used_at = $1 WHERE {code_col} = $2 AND used_at IS NULL"
+    ))
+    .bind(now.0)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    // Until a pass finds nothing: under PostgreSQL's READ COMMITTED, a
+    // rotation that commits while this UPDATE waits for its row lock has
+    // inserted a successor that the statement's snapshot cannot see, and
+    // that token would stay usable in a revoked grant. Each pass revokes
+    // what the last one could not see; a revoked token cannot be rotated,
+    // so the passes end.
+    let revoke = format!(
+        "UPDATE refresh_tokens SET revoked_at = $1 WHERE {refresh_col} = $2 AND revoked_at IS NULL"
+    );
+    loop {
+        let revoked = sqlx::query(&revoke)
+            .bind(now.0)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if revoked == 0 {
+            break;
+        }
+    }
+    // A rotation or redemption that committed just before may have issued
+    // an access token with a later `iat` than this request's clock.
+    let newest = format!(
+        "SELECT (SELECT MAX(created_at) FROM refresh_tokens WHERE {refresh_col} = $1) AS refreshed, \
+         (SELECT MAX(used_at) FROM auth_codes WHERE {code_col} = $1) AS redeemed"
+    );
+    let row = sqlx::query(&newest)
+        .bind(value)
+        .fetch_one(&mut *conn)
+        .await?;
+    let refreshed: Option<i64> = row.try_get("refreshed")?;
+    let redeemed: Option<i64> = row.try_get("redeemed")?;
+    Ok(UnixTime(
+        now.0
+            .max(refreshed.unwrap_or(now.0))
+            .max(redeemed.unwrap_or(now.0)),
+    ))
+}
+
+/// Ends grants ([`end_grants`]) and, in the same transaction, records the
+/// `sid`/`sub`/`client_id` revocation that refuses every access token they
+/// gave (carried to the edge through the outbox).
+pub async fn end_and_revoke(
+    db: &crate::db::Db,
+    span: revocation::CoverSpan,
+    of: GrantsOf<'_>,
+    reason: &str,
+    now: UnixTime,
+) -> Result<revocation::Revocation, DbError> {
+    let mut tx = db.pool.begin().await?;
+    let revoked_at = end_grants(&mut tx, of, now).await?;
+    let rev = revocation::revoke_in(
+        &mut tx,
+        of.kind(),
+        of.value(),
+        revoked_at.0.saturating_add(span.secs()),
+        reason,
+        revoked_at,
+    )
+    .await?;
+    tx.commit().await?;
+    db.outbox_notify.notify_one();
+    Ok(rev)
+}
+
+/// Revokes a grant: every refresh token of the family, its code, and through
+/// `sid` every access token issued from it (to the edge, via the outbox), in
+/// one transaction.
 pub async fn revoke_family(
     state: &AppState,
     family_id: &str,
@@ -104,51 +244,18 @@ pub async fn revoke_family(
     now: UnixTime,
 ) -> Result<(), Error> {
     let span = revocation::cover_span(&state.db, &state.config).await?;
-    let mut tx = state.db.pool.begin().await?;
-    // Until a pass finds nothing: under PostgreSQL's READ COMMITTED, a
-    // rotation that commits while this UPDATE waits for its row lock has
-    // inserted a successor that the statement's snapshot cannot see, and
-    // that token would stay usable in a revoked family. Each pass revokes
-    // what the last one could not see; a revoked token cannot be rotated,
-    // so the passes end.
-    loop {
-        let revoked = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(family_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if revoked == 0 {
-            break;
-        }
-    }
-    // A rotation that committed just before may have issued an access
-    // token with a later `iat` than this request's clock: the sid entry
-    // covers every token issued from the family so far.
-    let newest: Option<i64> =
-        sqlx::query("SELECT MAX(created_at) AS newest FROM refresh_tokens WHERE family_id = $1")
-            .bind(family_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("newest")?;
-    let revoked_at = UnixTime(newest.map_or(now.0, |n| n.max(now.0)));
-    revocation::revoke_in(
-        &mut tx,
-        RevocationKind::Sid,
-        family_id,
-        revoked_at.0.saturating_add(span.secs()),
-        reason,
-        revoked_at,
-    )
-    .await?;
-    tx.commit().await?;
-    state.db.outbox_notify.notify_one();
+    end_and_revoke(&state.db, span, GrantsOf::Family(family_id), reason, now).await?;
     Ok(())
 }
 
 /// The authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.5-4.6).
+///
+/// Every check that needs nothing but the request comes before the code is
+/// consumed, so a request that fails one (another client presenting the
+/// code, a wrong verifier, redirect URI or DPoP key) neither burns the code
+/// nor revokes its grant. The code is then marked used and its refresh
+/// token inserted in one transaction: a replay waits on the code's row and
+/// then revokes a family that holds that token.
 pub async fn redeem_code(
     state: &AppState,
     client: &Client,
@@ -163,45 +270,21 @@ pub async fn redeem_code(
     }
     let hash = AuthCode::new(req.code.to_owned()).hash_b64();
     let row = sqlx::query(
-        "SELECT client_id, user_id, redirect_uri, scope, audience, code_challenge, dpop_jkt, sid, \
-         expires_at, used_at FROM auth_codes WHERE code_hash = $1",
+        "SELECT c.client_id, c.user_id, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
+         c.dpop_jkt, c.sid, c.expires_at, \
+         (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists \
+         FROM auth_codes c WHERE c.code_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&state.db.pool)
     .await?
     .ok_or(Error::InvalidGrant("the authorization code is invalid"))?;
     let sid: String = row.try_get("sid")?;
-    // Single use: exactly one redemption consumes the code.
-    let consumed =
-        sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
-            .bind(now.0)
-            .bind(&hash)
-            .execute(&state.db.pool)
-            .await?;
-    if consumed.rows_affected() == 0 {
-        // A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
-        revoke_family(state, &sid, "authorization code replayed", now).await?;
-        audit::record(
-            &state.db.pool,
-            &AuditEvent::new("code_replayed", now)
-                .client(&client.client_id)
-                .ip(ctx.ip)
-                .detail(format!("sid={sid}")),
-        )
-        .await?;
-        return Err(Error::InvalidGrant(
-            "the authorization code was already used",
-        ));
-    }
     let code_client: String = row.try_get("client_id")?;
     if code_client != client.client_id {
         return Err(Error::InvalidGrant(
             "the authorization code was issued to another client",
         ));
-    }
-    let expires_at: i64 = row.try_get("expires_at")?;
-    if now.0 >= expires_at {
-        return Err(Error::InvalidGrant("the authorization code has expired"));
     }
     let redirect_uri: String = row.try_get("redirect_uri")?;
     if req.redirect_uri != Some(redirect_uri.as_str()) {
@@ -228,6 +311,40 @@ pub async fn redeem_code(
             "this client requires a DPoP proof".into(),
         ));
     }
+    // The user was deleted (their codes go with them; this covers a code
+    // read just before).
+    if row.try_get::<i64, _>("user_exists")? == 0 {
+        return Err(Error::InvalidGrant("the authorization code is invalid"));
+    }
+    let mut tx = state.db.pool.begin().await?;
+    // Single use: exactly one redemption consumes the code.
+    let consumed =
+        sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
+            .bind(now.0)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+    if consumed.rows_affected() == 0 {
+        tx.rollback().await?;
+        // A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
+        revoke_family(state, &sid, "authorization code replayed", now).await?;
+        audit::record(
+            &state.db.pool,
+            &AuditEvent::new("code_replayed", now)
+                .client(&client.client_id)
+                .ip(ctx.ip)
+                .detail(format!("sid={sid}")),
+        )
+        .await?;
+        return Err(Error::InvalidGrant(
+            "the authorization code was already used",
+        ));
+    }
+    let expires_at: i64 = row.try_get("expires_at")?;
+    if now.0 >= expires_at {
+        tx.rollback().await?;
+        return Err(Error::InvalidGrant("the authorization code has expired"));
+    }
     let user_id: String = row.try_get("user_id")?;
     let scope: String = row.try_get("scope")?;
     let audience: String = row.try_get("audience")?;
@@ -245,7 +362,7 @@ pub async fn redeem_code(
         let refresh = RefreshToken::generate()?;
         let family_expires_at = now.0.saturating_add(state.config.refresh_token_ttl);
         insert_refresh(
-            &mut *state.db.pool.acquire().await?,
+            &mut *tx,
             &refresh,
             &NewRefresh {
                 family_id: &sid,
@@ -262,18 +379,17 @@ pub async fn redeem_code(
         .await?;
         resp.refresh_token = Some(refresh.expose().to_owned());
     }
-    state
-        .db
-        .group
-        .write(Write::Audit(
-            AuditEvent::new("token_issued", now)
-                .client(&client.client_id)
-                .subject(&user_id)
-                .jti(&resp.jti)
-                .ip(ctx.ip)
-                .detail(format!("grant=authorization_code sid={sid}")),
-        ))
-        .await?;
+    audit::record(
+        &mut *tx,
+        &AuditEvent::new("token_issued", now)
+            .client(&client.client_id)
+            .subject(&user_id)
+            .jti(&resp.jti)
+            .ip(ctx.ip)
+            .detail(format!("grant=authorization_code sid={sid}")),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(resp)
 }
 
@@ -381,7 +497,10 @@ pub struct Rotation {
 
 impl Rotation {
     /// Applies the rotation on `conn` (inside a transaction); `false` when
-    /// the presented token was already rotated or revoked (nothing written).
+    /// the presented token was already rotated (by another request) or
+    /// revoked (nothing written). The group commit's fallback re-applies a
+    /// batch's rotations one by one, so finding this rotation's own
+    /// successor already stored counts as won.
     pub(crate) async fn apply(&self, conn: &mut sqlx::AnyConnection) -> Result<bool, DbError> {
         let won = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
@@ -392,7 +511,15 @@ impl Rotation {
         .execute(&mut *conn)
         .await?;
         if won.rows_affected() == 0 {
-            return Ok(false);
+            // Already rotated — by this very rotation when a batch's COMMIT
+            // went through but its acknowledgement was lost and the group
+            // commit re-applies it alone: the successor (a fresh random
+            // hash) then exists, and this is a win, not a reuse.
+            let own = sqlx::query("SELECT 1 AS one FROM refresh_tokens WHERE token_hash = $1")
+                .bind(&self.successor.token_hash)
+                .fetch_optional(&mut *conn)
+                .await?;
+            return Ok(own.is_some());
         }
         insert_row(&mut *conn, &self.successor).await?;
         audit::record(&mut *conn, &self.audit).await?;
@@ -548,9 +675,17 @@ pub async fn refresh(
         ));
     }
     let hash = RefreshToken::new(req.refresh_token.to_owned()).hash_b64();
+    // With the token: whether its user still exists, and whether a `sid`,
+    // `sub` or `client_id` revocation was recorded at or after it was issued
+    // (the grant was ended, even if a token of it escaped the UPDATE).
     let row = sqlx::query(
-        "SELECT family_id, client_id, user_id, scope, audience, dpop_jkt, expires_at, \
-         family_expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        "SELECT r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.dpop_jkt, \
+         r.expires_at, r.family_expires_at, r.rotated_at, r.revoked_at, \
+         (SELECT COUNT(*) FROM users u WHERE u.user_id = r.user_id) AS user_exists, \
+         (SELECT COUNT(*) FROM revocations v WHERE v.revoked_at >= r.created_at AND \
+          ((v.kind = 'sid' AND v.value = r.family_id) OR (v.kind = 'sub' AND v.value = r.user_id) \
+           OR (v.kind = 'client_id' AND v.value = r.client_id))) AS ended \
+         FROM refresh_tokens r WHERE r.token_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&state.db.pool)
@@ -562,7 +697,9 @@ pub async fn refresh(
         return Err(Error::InvalidGrant("the refresh token is invalid"));
     }
     let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    if revoked_at.is_some() {
+    let ended: i64 = row.try_get("ended")?;
+    let user_exists: i64 = row.try_get("user_exists")?;
+    if revoked_at.is_some() || ended > 0 || user_exists == 0 {
         return Err(Error::InvalidGrant("the refresh token was revoked"));
     }
     let rotated_at: Option<i64> = row.try_get("rotated_at")?;

@@ -417,6 +417,45 @@ mod tests {
         assert_eq!((audited, all), (2, 2), "only the winners are audited");
     }
 
+    /// A batch whose COMMIT reached the database but whose acknowledgement
+    /// was lost (a dropped connection): the fallback re-applies each write
+    /// alone, and a rotation then finds its token rotated — by itself.
+    async fn rotation_retried_after_a_lost_acknowledgement(db: &Db) {
+        use crate::grants::{insert_row, RefreshRow};
+        insert_row(&db.pool, &RefreshRow::for_test("p1", "f", 100))
+            .await
+            .expect("seed");
+        let rotate = |successor: &str, at: i64| {
+            Write::Rotate(Box::new(Rotation {
+                presented_hash: "p1".into(),
+                successor: RefreshRow::for_test(successor, "f", at),
+                audit: AuditEvent::new("refresh_rotated", UnixTime(at)).jti(successor),
+            }))
+        };
+        let batch: Vec<(Write, Reply)> = vec![(rotate("s1", 201), oneshot::channel().0)];
+        assert_eq!(commit(&db.pool, &batch).await.expect("commit"), [true]);
+        // The fallback, as after `tx.commit()` failed.
+        let retried = alone(&db.pool, &rotate("s1", 201)).await.expect("alone");
+        assert!(
+            retried,
+            "the fallback took its own committed rotation for a reuse (which revokes the family)"
+        );
+        // Another presentation of the rotated token is still a loss.
+        let other = alone(&db.pool, &rotate("s2", 202)).await.expect("alone");
+        assert!(!other, "a second presentation still loses");
+        let live = count(
+            db,
+            "SELECT COUNT(*) AS n FROM refresh_tokens WHERE token_hash IN ('s1', 's2')",
+        )
+        .await;
+        assert_eq!(live, 1, "the successor exists once, the loser's not at all");
+    }
+
+    #[tokio::test]
+    async fn a_batch_committed_but_unacknowledged_is_not_mistaken_for_refresh_reuse() {
+        on_each_database(rotation_retried_after_a_lost_acknowledgement).await;
+    }
+
     /// Runs `check` on a fresh SQLite file, then on a fresh PostgreSQL
     /// database when one is configured.
     async fn on_each_database(check: impl AsyncFn(&Db)) {

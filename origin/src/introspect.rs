@@ -185,7 +185,9 @@ pub async fn revoke_token(
     Ok(())
 }
 
-/// Revokes every token naming `value` as `kind` issued up to `now` (admin, CLI).
+/// Revokes every token naming `value` as `kind` issued up to `now` (admin,
+/// CLI); a `sid`, `sub` or `client_id` also ends the grants it names, so
+/// their refresh tokens and codes yield nothing new.
 pub async fn revoke_identifier(
     db: &crate::db::Db,
     span: revocation::CoverSpan,
@@ -199,8 +201,16 @@ pub async fn revoke_identifier(
             "the revoked value must be 1-256 characters".into(),
         ));
     }
-    let drop_after = now.0.saturating_add(span.secs());
-    let rev = revocation::revoke(db, kind, value, drop_after, reason, now).await?;
+    // A sid, sub or client_id also ends the grants it names (refresh
+    // families, outstanding codes): the entry refuses only tokens issued up
+    // to `revoked_at`, and a refresh a second later would mint a valid one.
+    let rev = match crate::grants::GrantsOf::named_by(kind, value) {
+        Some(grants) => crate::grants::end_and_revoke(db, span, grants, reason, now).await?,
+        None => {
+            let drop_after = now.0.saturating_add(span.secs());
+            revocation::revoke(db, kind, value, drop_after, reason, now).await?
+        }
+    };
     let mut e = AuditEvent::new("token_revoked", now).detail(format!(
         "{}={} by {reason}",
         kind.name(),

@@ -177,8 +177,11 @@ pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
     .transpose()
 }
 
-/// Deletes a user by username, with their sessions and consents, and revokes
-/// their tokens (a `sub` revocation, through the outbox) in one transaction.
+/// Deletes a user by username, with their sessions, consents and
+/// outstanding codes, ends every grant of theirs (refresh families included,
+/// a rotation in flight too: [`crate::grants::end_grants`]) and revokes
+/// their access tokens (a `sub` revocation, through the outbox), in one
+/// transaction.
 pub async fn delete(
     db: &Db,
     username: &str,
@@ -186,10 +189,14 @@ pub async fn delete(
     now: UnixTime,
 ) -> Result<Option<User>, DbError> {
     let mut tx = db.pool.begin().await?;
-    let row = sqlx::query("SELECT user_id, username, created_at FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?;
+    // A write first: on SQLite a transaction that reads before it writes
+    // fails outright when another writer commits in between.
+    let row = sqlx::query(
+        "DELETE FROM users WHERE username = $1 RETURNING user_id, username, created_at",
+    )
+    .bind(username)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some(r) = row else {
         tx.rollback().await?;
         return Ok(None);
@@ -200,7 +207,6 @@ pub async fn delete(
         created_at: r.try_get("created_at")?,
     };
     for sql in [
-        "DELETE FROM users WHERE user_id = $1",
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM consents WHERE user_id = $1",
     ] {
@@ -209,20 +215,20 @@ pub async fn delete(
             .execute(&mut *tx)
             .await?;
     }
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now.0)
-    .bind(&user.user_id)
-    .execute(&mut *tx)
-    .await?;
+    let revoked_at =
+        crate::grants::end_grants(&mut tx, crate::grants::GrantsOf::User(&user.user_id), now)
+            .await?;
+    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1")
+        .bind(&user.user_id)
+        .execute(&mut *tx)
+        .await?;
     crate::revocation::revoke_in(
         &mut tx,
         gatehouse_common::revocation::RevocationKind::Sub,
         &user.user_id,
-        now.0.saturating_add(span.secs()),
+        revoked_at.0.saturating_add(span.secs()),
         "user deleted",
-        now,
+        revoked_at,
     )
     .await?;
     tx.commit().await?;

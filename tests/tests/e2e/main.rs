@@ -10,6 +10,7 @@ mod edge;
 mod exchange_attacks;
 mod faults;
 mod flows;
+mod grant_attacks;
 mod grants;
 mod guide;
 mod harness;
