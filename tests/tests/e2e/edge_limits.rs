@@ -83,7 +83,10 @@ impl Issuer {
                     }
                     h.fetch_add(1, Ordering::SeqCst);
                     let (status, body) = match m.load(Ordering::SeqCst) {
-                        1 => ("500 Internal Server Error", r#"{"error":"boom"}"#.to_owned()),
+                        1 => (
+                            "500 Internal Server Error",
+                            r#"{"error":"boom"}"#.to_owned(),
+                        ),
                         2 => {
                             std::thread::sleep(Duration::from_secs(s.load(Ordering::SeqCst)));
                             ("200 OK", good)
@@ -234,10 +237,7 @@ fn dpop(edge: &Edge, path: &str, token: &str, proof: &str) -> Answer {
     get(
         edge,
         path,
-        &[
-            ("authorization", &format!("DPoP {token}")),
-            ("dpop", proof),
-        ],
+        &[("authorization", &format!("DPoP {token}")), ("dpop", proof)],
     )
 }
 
@@ -293,7 +293,12 @@ fn an_over_limit_client_costs_no_replay_guard_write() {
     let key = TestKey::es256(&unique("over-limit-key"));
     let token = issuer.mint(&s.edge, "carol", "app", "read", Some(&key));
     let url = format!("{}/guarded", s.edge.url);
-    let first = dpop(&s.edge, "/guarded", &token, &proof(&key, "GET", &url, &token, None));
+    let first = dpop(
+        &s.edge,
+        "/guarded",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
     assert_eq!(first.status, 200, "{}", first.body);
     let p2 = proof(&key, "GET", &url, &token, None);
     let refused = dpop(&s.edge, "/guarded", &token, &p2);
@@ -364,8 +369,16 @@ fn a_proof_replayed_behind_a_stalled_key_fetch_is_still_refused() {
     issuer.stall_secs.store(12, Ordering::SeqCst);
     issuer.set(Mode::Stall);
     let replay = dpop(&s.edge, "/replay", &token, &p);
-    assert_eq!(replay.status, 401, "the replay was accepted: {}", replay.body);
-    assert_eq!(replay.body["error"], "invalid_dpop_proof", "{}", replay.body);
+    assert_eq!(
+        replay.status, 401,
+        "the replay was accepted: {}",
+        replay.body
+    );
+    assert_eq!(
+        replay.body["error"], "invalid_dpop_proof",
+        "{}",
+        replay.body
+    );
 }
 
 /// Issue 17.14: the JWKS fetch had no deadline, so a stalling key endpoint
@@ -402,7 +415,10 @@ fn neighbours_cannot_keep_a_valid_client_from_getting_a_nonce() {
         &[&issuer],
         &[
             ("DPOP_NONCE", "required"),
-            ("DPOP_NONCE_SECRET", "edge-limits-nonce-secret-0123456789abcdef"),
+            (
+                "DPOP_NONCE_SECRET",
+                "edge-limits-nonce-secret-0123456789abcdef",
+            ),
             ("RATE_LIMIT_IP", "3/60"),
             ("RATE_LIMIT_CLIENT", "2/60"),
         ],
@@ -415,7 +431,12 @@ fn neighbours_cannot_keep_a_valid_client_from_getting_a_nonce() {
     let key = TestKey::es256(&unique("nonce-key"));
     let token = issuer.mint(&s.edge, "grace", "app", "read", Some(&key));
     let url = format!("{}/n", s.edge.url);
-    let a = dpop(&s.edge, "/n", &token, &proof(&key, "GET", &url, &token, None));
+    let a = dpop(
+        &s.edge,
+        "/n",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
     let nonce = a
         .header("dpop-nonce")
         .unwrap_or_else(|| panic!("no DPoP-Nonce ({}): {}", a.status, a.body));
@@ -436,9 +457,14 @@ fn neighbours_cannot_keep_a_valid_client_from_getting_a_nonce() {
         &proof(&key, "GET", &url, &token, Some(&nonce)),
     );
     assert_eq!(limited.status, 429, "{}", limited.body);
-    assert!(limited.header("dpop-nonce").is_some(), "a 429 carries DPoP-Nonce");
+    assert!(
+        limited.header("dpop-nonce").is_some(),
+        "a 429 carries DPoP-Nonce"
+    );
     // And the neighbours' 429 carries one too.
-    assert!(bearer(&s.edge, "/n", "garbage").header("dpop-nonce").is_some());
+    assert!(bearer(&s.edge, "/n", "garbage")
+        .header("dpop-nonce")
+        .is_some());
 }
 
 /// Issue 17.16: the edge's own JWKS outage (500) was charged to the
@@ -448,7 +474,10 @@ fn a_jwks_outage_is_not_charged_to_the_callers_address() {
     let issuer = Issuer::start(Mode::Status500);
     let s = Setup::start(
         &[&issuer],
-        &[("RATE_LIMIT_IP", "3/60"), ("JWKS_REFRESH_COOLDOWN_SECS", "0")],
+        &[
+            ("RATE_LIMIT_IP", "3/60"),
+            ("JWKS_REFRESH_COOLDOWN_SECS", "0"),
+        ],
     );
     let token = issuer.mint(&s.edge, "heidi", "app", "read", None);
     for i in 0..6 {
