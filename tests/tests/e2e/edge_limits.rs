@@ -514,3 +514,163 @@ fn health_shows_configuration_only_to_the_admin_token() {
     assert!(h["config"]["upstream_url"].is_string(), "{h}");
     assert!(h["issuers"].is_array(), "{h}");
 }
+
+/// A Worker of the same zone (here: of the same `wrangler dev`) that puts
+/// whatever it is told into `caches.default`, and hands every other request
+/// to the edge through a service binding.
+const PLANTER: &str = r#"
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/.planter/put") {
+      const target = url.searchParams.get("url");
+      const now = Math.floor(Date.now() / 1000);
+      await caches.default.put(target, new Response(await request.text(), {
+        headers: {
+          "content-type": "application/json",
+          "cache-control": "public, max-age=86400",
+          "gatehouse-jwks-fetched": `${now}/86400`,
+        },
+      }));
+      return new Response("planted", { status: 201 });
+    }
+    return env.EDGE.fetch(request);
+  },
+};
+"#;
+
+/// `wrangler dev` running the planter (primary, on the edge's port) and the
+/// edge (reached through the planter's service binding), killed on drop.
+struct TwoWorkers {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl TwoWorkers {
+    fn start(edge: &mut Edge) -> Self {
+        use std::os::unix::process::CommandExt;
+        edge.proc.stop();
+        let dir = edge.dir.path();
+        std::fs::write(dir.join("planter.mjs"), PLANTER).expect("planter");
+        let planter = json!({
+            "name": "planter",
+            "main": dir.join("planter.mjs").display().to_string(),
+            "compatibility_date": "2026-04-01",
+            "services": [{ "binding": "EDGE", "service": "gatehouse-edge" }],
+        });
+        let planter: toml::Table =
+            serde_json::from_value(planter).expect("planter config is a table");
+        std::fs::write(
+            dir.join("planter.toml"),
+            toml::to_string(&planter).expect("toml"),
+        )
+        .expect("write");
+        let port = edge.url.rsplit(':').next().expect("port").to_owned();
+        let log = dir.join("two-workers.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let root = crate::harness::repo_root();
+        let child = std::process::Command::new(root.join("node_modules/.bin/wrangler"))
+            .current_dir(&root)
+            .args(["dev", "--local", "--ip", "127.0.0.1"])
+            .args(["--show-interactive-dev-session=false"])
+            .arg("-c")
+            .arg(dir.join("planter.toml"))
+            .arg("-c")
+            .arg(dir.join("wrangler.toml"))
+            .args(["--port", &port])
+            .args(["--inspector-port", &crate::harness::free_port().to_string()])
+            .arg("--persist-to")
+            .arg(dir.join("state"))
+            .env("CI", "true")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", dir.join("wrangler-logs-2"))
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .expect("wrangler dev with two workers");
+        let two = Self { child, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = http().get(format!("{}/.gatehouse/health", edge.url)).send() {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "{}", two.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        two
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TwoWorkers {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .status();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- two workers log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Issue 17.15: any entry in `caches.default` under the JWKS URL carrying
+/// the `gatehouse-jwks-fetched` header was trusted; another Worker of the
+/// zone (the caches are shared, as `wrangler dev` shows with two workers)
+/// could plant its own signing keys, for a day.
+#[test]
+fn signing_keys_planted_in_the_shared_cache_by_another_worker_are_not_trusted() {
+    let issuer = Issuer::start(Mode::Good);
+    let mut s = Setup::start(
+        &[&issuer],
+        &[(
+            "JWKS_CACHE_SECRET",
+            "edge-limits-jwks-cache-secret-0123456789abcdef",
+        )],
+    );
+    let two = TwoWorkers::start(&mut s.edge);
+    let attacker = TestKey::es256(&unique("attacker"));
+    let mut jwk = attacker.public_jwk_json();
+    jwk["kid"] = KID.into();
+    let planted = json!({ "keys": [jwk] }).to_string();
+    let jwks_url = format!("{}/jwks.json", issuer.url);
+    let put = http()
+        .post(format!("{}/.planter/put", s.edge.url))
+        .query(&[("url", jwks_url.as_str())])
+        .body(planted)
+        .send()
+        .expect("planter");
+    assert_eq!(put.status(), 201);
+    let t = now();
+    let forged = attacker.sign(
+        &json!({"alg": "ES256", "typ": "at+jwt", "kid": KID}),
+        &json!({
+            "iss": issuer.url, "aud": s.edge.url, "sub": "admin", "client_id": "app",
+            "jti": unique("forged"), "iat": t, "nbf": t, "exp": t + 600, "scope": "read",
+        }),
+    );
+    let a = bearer(&s.edge, "/planted", &forged);
+    assert_eq!(a.status, 401, "planted keys were trusted: {}", a.body);
+    // The genuine keys still work (fetched from the issuer).
+    let good = issuer.mint(&s.edge, "ivan", "app", "read", None);
+    let a = bearer(&s.edge, "/planted", &good);
+    assert_eq!(a.status, 200, "{}", a.body);
+    // ... and were shared, sealed, under the secret's key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !two.log().contains("\"outcome\":\"forwarded\"") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = two.log();
+    assert!(log.contains("\"outcome\":\"forwarded\""), "{log}");
+    assert!(!log.contains("jwks_cache_put_failed"), "{log}");
+}
