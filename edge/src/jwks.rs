@@ -1,6 +1,8 @@
-//! Each trusted issuer's signing keys, cached in isolate memory and shared
-//! between isolates of a location through the Cache API (see
-//! [`crate::jwks_cache`] for the rules). Refreshes are single-flight per
+//! Each trusted issuer's signing keys, cached in isolate memory and, with
+//! `JWKS_CACHE_SECRET`, shared between isolates of a location through the
+//! Cache API in sealed entries (see [`crate::jwks_cache`] for the rules;
+//! `caches.default` is shared with every Worker of the zone, so an unsealed
+//! entry is never trusted). Every fetch has a deadline. Refreshes are single-flight per
 //! issuer: one request fetches; concurrent requests of the isolate wait for
 //! it on timers of their own and then read the result from isolate memory.
 //! They never await the fetching request's future: workerd ties a promise to

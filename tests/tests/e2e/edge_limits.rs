@@ -246,15 +246,30 @@ fn dpop(edge: &Edge, path: &str, token: &str, proof: &str) -> Answer {
 #[test]
 fn one_user_cannot_drain_the_limit_of_every_user_of_the_client() {
     let issuer = Issuer::start(Mode::Good);
-    let s = Setup::start(&[&issuer], &[("RATE_LIMIT_CLIENT", "3/60")]);
+    let s = Setup::start(
+        &[&issuer],
+        &[
+            ("RATE_LIMIT_CLIENT", "3/60"),
+            ("RATE_LIMIT_CLIENT_TOTAL", "5/60"),
+        ],
+    );
     let alice = issuer.mint(&s.edge, "alice", "public-app", "read", None);
     let bob = issuer.mint(&s.edge, "bob", "public-app", "read", None);
+    let carol = issuer.mint(&s.edge, "carol", "public-app", "read", None);
     let flood: Vec<u16> = (0..5)
         .map(|_| bearer(&s.edge, "/flood", &alice).status)
         .collect();
     assert_eq!(flood, [200, 200, 200, 429, 429], "alice reaches her limit");
     let b = bearer(&s.edge, "/flood", &bob);
     assert_eq!(b.status, 200, "bob is not refused for alice: {}", b.body);
+    // The optional limit for all users of the client together (5): alice's
+    // refused requests did not count towards it.
+    assert_eq!(bearer(&s.edge, "/flood", &bob).status, 200);
+    let c = bearer(&s.edge, "/flood", &carol);
+    assert_eq!(c.status, 429, "RATE_LIMIT_CLIENT_TOTAL: {}", c.body);
+    assert!(c
+        .header("ratelimit-policy")
+        .is_some_and(|p| p.contains("client_total")));
 }
 
 /// Issue 16.13: every IPv6 address had its own failure bucket, so a caller
