@@ -2,6 +2,7 @@
 //! once per isolate into a validated [`EdgeConfig`]. Every error names the
 //! variable and the problem, never the value (values may be secrets).
 
+use crate::jwks_cache::CacheSeal;
 pub use crate::revocation_rules::RevocationFail;
 use gatehouse_common::access_token::AccessTokenPolicy;
 use gatehouse_common::alg::Algorithm;
@@ -10,7 +11,9 @@ use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::policy::{DefaultAction, RoutePolicy, RouteRule};
 use gatehouse_common::ratelimit::Quota;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use std::fmt;
+use subtle::ConstantTimeEq;
 
 /// One trusted token issuer.
 #[derive(Clone, Debug)]
@@ -64,6 +67,44 @@ impl CorsConfig {
     }
 }
 
+/// The secret that unlocks the health endpoint's details
+/// (`HEALTH_ADMIN_TOKEN`); kept as its SHA-256, compared in constant time.
+#[derive(Clone)]
+pub struct HealthToken {
+    digest: [u8; 32],
+}
+
+impl fmt::Debug for HealthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HealthToken([redacted])")
+    }
+}
+
+impl HealthToken {
+    /// The least token length, bytes.
+    pub const MIN_BYTES: usize = 32;
+
+    fn new(token: &str) -> Option<Self> {
+        (token.len() >= Self::MIN_BYTES).then(|| Self {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    /// Whether an `Authorization` header value is `Bearer <this token>`
+    /// (digests compared in constant time, so neither content nor length leaks).
+    #[must_use]
+    pub fn admits(&self, authorization: Option<&str>) -> bool {
+        let Some(presented) = authorization.and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        }) else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(digest.ct_eq(&self.digest))
+    }
+}
+
 /// Validated edge configuration.
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
@@ -87,8 +128,12 @@ pub struct EdgeConfig {
     pub nonces: Option<NonceIssuer>,
     /// Path rules and the default.
     pub routes: RoutePolicy,
-    /// Per `client_id` quota for authenticated callers.
+    /// Per caller quota for authenticated callers: one bucket per subject
+    /// of a client of an issuer (`RATE_LIMIT_CLIENT`).
     pub client_quota: Quota,
+    /// Optional quota for all subjects of a client together
+    /// (`RATE_LIMIT_CLIENT_TOTAL`; off by default).
+    pub client_total_quota: Option<Quota>,
     /// Per IP quota for unauthenticated and failed attempts.
     pub ip_quota: Quota,
     /// Per IP quota for the revocation ingest route (charged before any work).
@@ -107,6 +152,12 @@ pub struct EdgeConfig {
     pub cors: CorsConfig,
     /// Which requests get a log line.
     pub request_log: RequestLog,
+    /// Binds shared JWKS cache entries to this deployment
+    /// (`JWKS_CACHE_SECRET`); `None`: the shared cache is not used.
+    pub jwks_cache_seal: Option<CacheSeal>,
+    /// Unlocks the health endpoint's details (`HEALTH_ADMIN_TOKEN`); `None`:
+    /// the health endpoint only ever shows its status.
+    pub health_token: Option<HealthToken>,
 }
 
 /// A configuration error: which variable, and what is wrong with it (no values echoed).
@@ -360,6 +411,9 @@ impl EdgeConfig {
             "ingest",
             &get("RATE_LIMIT_INGEST").unwrap_or_else(|| "120/60".to_owned()),
         )?;
+        let client_total_quota = get("RATE_LIMIT_CLIENT_TOTAL")
+            .map(|v| quota("RATE_LIMIT_CLIENT_TOTAL", "client_total", &v))
+            .transpose()?;
         let rate_limit_fail = match get("RATE_LIMIT_FAIL").as_deref().map(str::trim) {
             None | Some("open") => FailMode::Open,
             Some("closed") => FailMode::Closed,
@@ -392,6 +446,19 @@ impl EdgeConfig {
             Some(_) => return Err(err("REVOCATION_FAIL", "must be open or closed")),
         };
 
+        let jwks_cache_seal = get("JWKS_CACHE_SECRET")
+            .map(|v| {
+                CacheSeal::new(v.as_bytes())
+                    .ok_or(err("JWKS_CACHE_SECRET", "must be at least 32 bytes"))
+            })
+            .transpose()?;
+        let health_token = get("HEALTH_ADMIN_TOKEN")
+            .map(|v| {
+                HealthToken::new(v.trim())
+                    .ok_or(err("HEALTH_ADMIN_TOKEN", "must be at least 32 bytes"))
+            })
+            .transpose()?;
+
         let cfg = Self {
             policies: issuers.iter().map(|i| i.policy.clone()).collect(),
             issuers,
@@ -407,6 +474,7 @@ impl EdgeConfig {
             nonces,
             routes,
             client_quota,
+            client_total_quota,
             ip_quota,
             ingest_quota,
             rate_limit_fail,
@@ -420,6 +488,8 @@ impl EdgeConfig {
                     .map(|v| list(&v))
                     .unwrap_or_default(),
             },
+            jwks_cache_seal,
+            health_token,
         };
         if cfg.jwks_min_ttl_secs > cfg.jwks_max_ttl_secs {
             return Err(err(
@@ -554,6 +624,31 @@ mod tests {
         assert_eq!(cfg.cors.allow("https://evil.example"), None);
     }
 
+    /// Issue 15.4: the health details are for the admin token only, and
+    /// without one configured, for nobody.
+    #[test]
+    fn only_the_health_admin_token_unlocks_the_health_details() {
+        let cfg = EdgeConfig::from_vars(vars(&BASE)).unwrap();
+        assert!(cfg.health_token.is_none(), "off by default");
+        assert!(
+            cfg.jwks_cache_seal.is_none(),
+            "shared JWKS cache off by default"
+        );
+        assert!(cfg.client_total_quota.is_none());
+        let token = "health-admin-token-0123456789abcdef0123";
+        let v = with(&[("HEALTH_ADMIN_TOKEN", token)]);
+        let cfg = EdgeConfig::from_vars(vars(&v)).unwrap();
+        let t = cfg.health_token.as_ref().unwrap();
+        assert!(t.admits(Some(&format!("Bearer {token}"))));
+        assert!(t.admits(Some(&format!("bearer  {token}"))));
+        assert!(!t.admits(None));
+        assert!(!t.admits(Some(token)), "no scheme");
+        assert!(!t.admits(Some(&format!("Basic {token}"))));
+        assert!(!t.admits(Some(&format!("Bearer {token}x"))));
+        assert!(!t.admits(Some("Bearer ")));
+        assert!(!format!("{cfg:?}").contains(token), "never in Debug");
+    }
+
     #[test]
     fn names_the_bad_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
@@ -577,6 +672,12 @@ mod tests {
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
             (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),
+            (&[("JWKS_CACHE_SECRET", "short")], "JWKS_CACHE_SECRET"),
+            (&[("HEALTH_ADMIN_TOKEN", "short")], "HEALTH_ADMIN_TOKEN"),
+            (
+                &[("RATE_LIMIT_CLIENT_TOTAL", "0/60")],
+                "RATE_LIMIT_CLIENT_TOTAL",
+            ),
         ];
         for (extra, var) in cases {
             let v = with(extra);

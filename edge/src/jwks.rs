@@ -1,6 +1,8 @@
-//! Each trusted issuer's signing keys, cached in isolate memory and shared
-//! between isolates of a location through the Cache API (see
-//! [`crate::jwks_cache`] for the rules). Refreshes are single-flight per
+//! Each trusted issuer's signing keys, cached in isolate memory and, with
+//! `JWKS_CACHE_SECRET`, shared between isolates of a location through the
+//! Cache API in sealed entries (see [`crate::jwks_cache`] for the rules;
+//! `caches.default` is shared with every Worker of the zone, so an unsealed
+//! entry is never trusted). Every fetch has a deadline. Refreshes are single-flight per
 //! issuer: one request fetches; concurrent requests of the isolate wait for
 //! it on timers of their own and then read the result from isolate memory.
 //! They never await the fetching request's future: workerd ties a promise to
@@ -8,17 +10,25 @@
 //! context is cancelled as hung.
 
 use crate::config::{EdgeConfig, IssuerConfig};
-use crate::jwks_cache::{self, Action, CachePolicy, JwksState, SharedEntry};
+use crate::jwks_cache::{self, Action, CachePolicy, CacheSeal, JwksState, SharedEntry};
+use futures_util::future::{select, Either};
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{Cache, Delay, Fetch, Method, Request, RequestInit, Response};
+use worker::{AbortController, Cache, Delay, Fetch, Method, Request, RequestInit, Response};
 
 /// Largest JWKS document read, in bytes.
 const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// The deadline for one key fetch (shared cache, issuer, body): a stalling
+/// issuer must not hold requests (and the instant they read their clock at)
+/// without bound; past it the fetch is aborted and counts as failed, so the
+/// last good set serves (stale-if-error) or the request is refused.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A fetched set and where it came from.
 enum Got {
@@ -82,8 +92,8 @@ fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
 }
 
-/// A 200 answer's key set (at most [`MAX_JWKS_BYTES`]) and `max-age`.
-async fn read(mut resp: Response) -> Option<(JwkSet, Option<i64>)> {
+/// A 200 answer's body (at most [`MAX_JWKS_BYTES`]) and `max-age`.
+async fn read(mut resp: Response) -> Option<(Vec<u8>, Option<i64>)> {
     if resp.status_code() != 200 {
         return None;
     }
@@ -94,49 +104,78 @@ async fn read(mut resp: Response) -> Option<(JwkSet, Option<i64>)> {
         .flatten()
         .and_then(|v| jwks_cache::max_age(&v));
     let body = crate::body::read_capped(resp.stream().ok()?, MAX_JWKS_BYTES).await?;
-    let set = JwkSet::from_json(&body).ok()?;
-    Some((set, max_age))
+    Some((body, max_age))
 }
 
-/// Fetches from the Cache API (unless `bypass_shared`), then from the issuer;
-/// a good answer from the issuer is shared through the Cache API with its
-/// clamped TTL and its fetch time, so another isolate trusts it only for
-/// what is left of that TTL.
-async fn fetch(url: String, bypass_shared: bool, p: CachePolicy, now: UnixTime) -> Fetched {
+/// The shared Cache API entry for `url`, if this deployment sealed it and it
+/// is still fresh (see [`CacheSeal`]).
+async fn from_shared(
+    cache: &Cache,
+    seal: &CacheSeal,
+    url: &str,
+    p: &CachePolicy,
+    now: UnixTime,
+) -> Option<Got> {
+    let resp = cache.get(seal.cache_key(url), false).await.ok()??;
+    let header = |name: &str| resp.headers().get(name).ok().flatten();
+    let (entry, sealed) = (
+        header(jwks_cache::SHARED_ENTRY_HEADER),
+        header(jwks_cache::SEAL_HEADER),
+    );
+    let (body, _) = read(resp).await?;
+    let entry = jwks_cache::trusted_shared_entry(
+        Some(seal),
+        url,
+        entry.as_deref(),
+        sealed.as_deref(),
+        &body,
+        now,
+        p,
+    )?;
+    let set = JwkSet::from_json(&body).ok()?;
+    Some(Got::Shared(set, entry))
+}
+
+/// Fetches from the Cache API (when a seal is configured and not
+/// `bypass_shared`), then from the issuer, under `signal`; a good answer
+/// from the issuer is shared through the Cache API (sealed) with its clamped
+/// TTL and its fetch time, so another isolate trusts it only for what is
+/// left of that TTL.
+async fn fetch(
+    url: String,
+    seal: Option<CacheSeal>,
+    bypass_shared: bool,
+    p: CachePolicy,
+    now: UnixTime,
+    signal: worker::AbortSignal,
+) -> Fetched {
     let cache = Cache::default();
-    if !bypass_shared {
-        if let Ok(Some(resp)) = cache.get(url.as_str(), false).await {
-            let entry = resp
-                .headers()
-                .get(jwks_cache::SHARED_ENTRY_HEADER)
-                .ok()
-                .flatten()
-                .and_then(|v| SharedEntry::parse(&v))
-                .filter(|e| e.remaining(now).is_some());
-            if let Some(entry) = entry {
-                if let Some((set, _)) = read(resp).await {
-                    return Some(Got::Shared(set, entry));
-                }
-            }
+    if let (Some(seal), false) = (&seal, bypass_shared) {
+        if let Some(got) = from_shared(&cache, seal, &url, &p, now).await {
+            return Some(got);
         }
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Get);
     let req = Request::new_with_init(&url, &init).ok()?;
-    let resp = Fetch::Request(req).send().await.ok()?;
-    let (set, max_age) = read(resp).await?;
+    let resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
+    let (body, max_age) = read(resp).await?;
+    let set = JwkSet::from_json(&body).ok()?;
     let ttl = jwks_cache::ttl(max_age, &p);
-    if ttl > 0 {
+    if let (Some(seal), true) = (&seal, ttl > 0) {
         let entry = SharedEntry {
             fetched_at: now.0,
             ttl,
         };
-        if let Ok(mut shared) = Response::ok(set.to_json().to_string()) {
+        let body = set.to_json().to_string();
+        let sealed = seal.seal(&url, &entry, body.as_bytes());
+        if let Ok(mut shared) = Response::ok(body) {
             let h = shared.headers_mut();
             let _ = h.set("content-type", "application/json");
             let _ = h.set("cache-control", &format!("public, max-age={ttl}"));
             let _ = h.set(jwks_cache::SHARED_ENTRY_HEADER, &entry.header_value());
-            if let Err(e) = cache.put(url.as_str(), shared).await {
+            let _ = h.set(jwks_cache::SEAL_HEADER, &sealed);
+            if let Err(e) = cache.put(seal.cache_key(&url), shared).await {
                 worker::console_warn!(
                     r#"{{"event":"jwks_cache_put_failed","error":{}}}"#,
                     serde_json::Value::from(e.to_string())
@@ -145,6 +184,31 @@ async fn fetch(url: String, bypass_shared: bool, p: CachePolicy, now: UnixTime) 
         }
     }
     Some(Got::Issuer(set, max_age))
+}
+
+/// [`fetch`] within [`FETCH_DEADLINE`]: past it the issuer fetch is aborted
+/// and the fetch counts as failed.
+async fn fetch_with_deadline(
+    url: String,
+    seal: Option<CacheSeal>,
+    bypass_shared: bool,
+    p: CachePolicy,
+    now: UnixTime,
+) -> Fetched {
+    let controller = AbortController::default();
+    let work = pin!(fetch(url, seal, bypass_shared, p, now, controller.signal()));
+    let deadline = pin!(Delay::from(FETCH_DEADLINE));
+    match select(work, deadline).await {
+        Either::Left((fetched, _)) => fetched,
+        Either::Right(((), _)) => {
+            controller.abort();
+            worker::console_warn!(
+                r#"{{"event":"jwks_fetch_deadline","deadline_ms":{}}}"#,
+                FETCH_DEADLINE.as_millis()
+            );
+            None
+        }
+    }
 }
 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
@@ -166,7 +230,14 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
         return;
     }
     let _in_flight = InFlight { iss };
-    let result = fetch(issuer.jwks_url.clone(), bypass_shared, p, now).await;
+    let result = fetch_with_deadline(
+        issuer.jwks_url.clone(),
+        cfg.jwks_cache_seal.clone(),
+        bypass_shared,
+        p,
+        now,
+    )
+    .await;
     with_issuer(iss, |i| match result {
         Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
         Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),

@@ -7,7 +7,10 @@
 //! answers garbage (stale-if-error).
 
 use gatehouse_common::jwk::JwkSet;
-use gatehouse_common::UnixTime;
+use gatehouse_common::{b64, UnixTime};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
 use std::rc::Rc;
 
 /// Limits for the cache, from configuration.
@@ -174,14 +177,139 @@ impl SharedEntry {
     }
 
     /// Seconds of freshness left at `now` (positive), or `None` when the
-    /// entry is no longer fresh (or claims a fetch in the future).
+    /// entry is no longer fresh (or claims a fetch in the future, or its
+    /// numbers overflow).
     #[must_use]
     pub fn remaining(&self, now: UnixTime) -> Option<i64> {
         if self.fetched_at > now.0 {
             return None;
         }
-        Some(self.fetched_at.saturating_add(self.ttl) - now.0).filter(|r| *r > 0)
+        self.fetched_at
+            .checked_add(self.ttl)?
+            .checked_sub(now.0)
+            .filter(|r| *r > 0)
     }
+
+    /// The entry with its TTL clamped to `[0, max_ttl]`: an entry never
+    /// makes a set fresh for longer than this edge's own ceiling.
+    #[must_use]
+    pub fn clamped(self, policy: &CachePolicy) -> Self {
+        Self {
+            fetched_at: self.fetched_at,
+            ttl: self.ttl.min(policy.max_ttl).max(0),
+        }
+    }
+}
+
+/// The header on a shared Cache API entry carrying its seal (see [`CacheSeal`]).
+pub const SEAL_HEADER: &str = "gatehouse-jwks-seal";
+
+/// Binds the shared Cache API entries to this deployment (`JWKS_CACHE_SECRET`).
+///
+/// `caches.default` is shared by every Worker of a zone, so an entry found
+/// there may have been put by another Worker. An entry is trusted only when
+/// it sits under a cache key derived from the secret (another Worker cannot
+/// compute it) and carries an HMAC-SHA256, under the secret, over the JWKS
+/// URL, its fetch time and TTL, and its body (another Worker cannot forge
+/// it). Without a secret, the edge neither reads nor writes the shared cache.
+#[derive(Clone)]
+pub struct CacheSeal {
+    secret: Vec<u8>,
+}
+
+impl fmt::Debug for CacheSeal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CacheSeal([redacted])")
+    }
+}
+
+impl CacheSeal {
+    /// The least secret length, bytes.
+    pub const MIN_SECRET_BYTES: usize = 32;
+
+    /// A seal keyed with `secret`; `None` when it is shorter than [`Self::MIN_SECRET_BYTES`].
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        (secret.len() >= Self::MIN_SECRET_BYTES).then(|| Self {
+            secret: secret.to_vec(),
+        })
+    }
+
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).ok()?;
+        mac.update(label);
+        for p in parts {
+            // Length-prefixed, so no two different inputs share an encoding.
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p);
+        }
+        Some(mac)
+    }
+
+    /// The Cache API key for `jwks_url`: the URL with a tag only holders of
+    /// the secret can compute.
+    #[must_use]
+    pub fn cache_key(&self, jwks_url: &str) -> String {
+        let tag = self
+            .mac(b"gatehouse/jwks-cache-key/v1\0", &[jwks_url.as_bytes()])
+            .map(|m| b64::encode(&m.finalize().into_bytes()))
+            .unwrap_or_default();
+        let sep = if jwks_url.contains('?') { '&' } else { '?' };
+        format!("{jwks_url}{sep}gatehouse-jwks-cache={tag}")
+    }
+
+    fn entry_mac(&self, jwks_url: &str, entry: &SharedEntry, body: &[u8]) -> Option<Hmac<Sha256>> {
+        self.mac(
+            b"gatehouse/jwks-cache-entry/v1\0",
+            &[
+                jwks_url.as_bytes(),
+                &entry.fetched_at.to_be_bytes(),
+                &entry.ttl.to_be_bytes(),
+                body,
+            ],
+        )
+    }
+
+    /// The [`SEAL_HEADER`] value for an entry of `jwks_url` with `body`.
+    #[must_use]
+    pub fn seal(&self, jwks_url: &str, entry: &SharedEntry, body: &[u8]) -> String {
+        self.entry_mac(jwks_url, entry, body)
+            .map(|m| b64::encode(&m.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// Whether `seal` is this deployment's seal over the entry (constant-time).
+    #[must_use]
+    pub fn verify(&self, jwks_url: &str, entry: &SharedEntry, body: &[u8], seal: &str) -> bool {
+        let Ok(tag) = b64::decode(seal.trim()) else {
+            return false;
+        };
+        self.entry_mac(jwks_url, entry, body)
+            .is_some_and(|m| m.verify_slice(&tag).is_ok())
+    }
+}
+
+/// Whether a shared Cache API entry found under `seal`'s key for `jwks_url`
+/// may be used at `now`, and as what: its entry header must parse, its seal
+/// verify over the entry and `body`, and it must still be fresh once its TTL
+/// is clamped to `policy`. `None` without a seal (the shared cache is off).
+#[must_use]
+pub fn trusted_shared_entry(
+    seal: Option<&CacheSeal>,
+    jwks_url: &str,
+    entry_header: Option<&str>,
+    seal_header: Option<&str>,
+    body: &[u8],
+    now: UnixTime,
+    policy: &CachePolicy,
+) -> Option<SharedEntry> {
+    let seal = seal?;
+    let entry = SharedEntry::parse(entry_header?)?;
+    if !seal.verify(jwks_url, &entry, body, seal_header?) {
+        return None;
+    }
+    let entry = entry.clamped(policy);
+    entry.remaining(now).map(|_| entry)
 }
 
 /// `max-age` from a `Cache-Control` value (RFC 9111 §5.2.2.1); `no-store`/`no-cache` → 0.
@@ -312,6 +440,122 @@ mod tests {
         assert_eq!(s.before_lookup(UnixTime(1600), &P), Action::Fetch);
         assert_eq!(SharedEntry::parse("garbage"), None);
         assert_eq!(SharedEntry::parse("5/-1"), None);
+    }
+
+    const URL: &str = "https://issuer.example/jwks.json";
+
+    fn sealed(seal: &CacheSeal, entry: &SharedEntry, body: &[u8]) -> String {
+        seal.seal(URL, entry, body)
+    }
+
+    /// Issue 17.15: another Worker of the zone can put any entry under the
+    /// JWKS URL in `caches.default`; only entries sealed with this edge's
+    /// secret are trusted, and only for this edge's own TTL ceiling.
+    #[test]
+    fn a_planted_shared_entry_is_not_trusted() {
+        let ours = CacheSeal::new(b"0123456789abcdef0123456789abcdef-ours").unwrap();
+        let theirs = CacheSeal::new(b"0123456789abcdef0123456789abcdef-theirs").unwrap();
+        let body = br#"{"keys":[]}"#;
+        let entry = SharedEntry {
+            fetched_at: 1000,
+            ttl: 300,
+        };
+        let now = UnixTime(1100);
+        let header = entry.header_value();
+        let good = sealed(&ours, &entry, body);
+        let accept = |seal: Option<&CacheSeal>, h: Option<&str>, s: Option<&str>, b: &[u8]| {
+            trusted_shared_entry(seal, URL, h, s, b, now, &P)
+        };
+        assert_eq!(
+            accept(Some(&ours), Some(&header), Some(&good), body),
+            Some(entry)
+        );
+        // The entry header alone (as before the fix) is not enough.
+        assert_eq!(accept(Some(&ours), Some(&header), None, body), None);
+        // A seal under another secret, over other keys, or another lifetime.
+        let forged = sealed(&theirs, &entry, body);
+        assert_eq!(
+            accept(Some(&ours), Some(&header), Some(&forged), body),
+            None
+        );
+        let planted = br#"{"keys":[{"kty":"EC"}]}"#;
+        assert_eq!(
+            accept(Some(&ours), Some(&header), Some(&good), planted),
+            None
+        );
+        let longer = SharedEntry {
+            fetched_at: 1000,
+            ttl: 86_400,
+        }
+        .header_value();
+        assert_eq!(accept(Some(&ours), Some(&longer), Some(&good), body), None);
+        assert_eq!(
+            accept(Some(&ours), Some(&header), Some("garbage!"), body),
+            None
+        );
+        // The same entry for another JWKS URL.
+        assert!(!ours.verify("https://other.example/jwks.json", &entry, body, &good));
+        // No secret configured: the shared cache is never trusted.
+        assert_eq!(accept(None, Some(&header), Some(&good), body), None);
+        // The cache key depends on the secret (another Worker cannot find ours).
+        assert_ne!(ours.cache_key(URL), theirs.cache_key(URL));
+        assert!(ours.cache_key(URL).starts_with(URL));
+        assert!(CacheSeal::new(b"short").is_none());
+        assert_eq!(format!("{ours:?}"), "CacheSeal([redacted])");
+    }
+
+    /// Issue 17.15: a sealed entry's TTL is clamped to this edge's ceiling
+    /// on read, and extreme numbers neither overflow nor make it fresh.
+    #[test]
+    fn shared_entry_ttls_are_clamped_on_read_and_never_overflow() {
+        let ours = CacheSeal::new(b"0123456789abcdef0123456789abcdef-ours").unwrap();
+        let body = b"{}";
+        let day = SharedEntry {
+            fetched_at: 1000,
+            ttl: 86_400,
+        };
+        let seal = sealed(&ours, &day, body);
+        let got = trusted_shared_entry(
+            Some(&ours),
+            URL,
+            Some(&day.header_value()),
+            Some(&seal),
+            body,
+            UnixTime(1100),
+            &P,
+        );
+        assert_eq!(
+            got,
+            Some(SharedEntry {
+                fetched_at: 1000,
+                ttl: 600
+            })
+        );
+        assert_eq!(
+            trusted_shared_entry(
+                Some(&ours),
+                URL,
+                Some(&day.header_value()),
+                Some(&seal),
+                body,
+                UnixTime(1700),
+                &P,
+            ),
+            None,
+            "past the ceiling, whatever the entry says"
+        );
+        let extreme = SharedEntry {
+            fetched_at: i64::MIN,
+            ttl: 0,
+        };
+        assert_eq!(extreme.remaining(UnixTime(1)), None);
+        assert_eq!(extreme.remaining(UnixTime(i64::MAX)), None);
+        let far = SharedEntry {
+            fetched_at: i64::MAX - 1,
+            ttl: i64::MAX,
+        };
+        assert_eq!(far.remaining(UnixTime(i64::MAX)), None);
+        assert_eq!(far.clamped(&P).ttl, 600);
     }
 
     #[test]

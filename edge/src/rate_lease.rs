@@ -5,6 +5,45 @@
 
 use gatehouse_common::ratelimit::{Decision, Quota};
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// The part of a caller's address its per-address limits are keyed by: an
+/// IPv4 address whole, an IPv6 address by its /64 (one subscriber's
+/// allocation: whoever holds a /64 chooses among 2^64 addresses, so keying by
+/// the full address would give them as many buckets), an IPv4-mapped IPv6
+/// address as the IPv4 address. Anything that is not an address (`local`
+/// under `wrangler dev` without `CF-Connecting-IP`) shares one bucket.
+#[must_use]
+pub fn address_key(ip: &str) -> String {
+    match ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                let prefix = Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0);
+                format!("{prefix}/64")
+            }
+        },
+        Err(_) => "unknown".to_owned(),
+    }
+}
+
+/// The key of the per-caller limit (`RATE_LIMIT_CLIENT`): one bucket per
+/// subject of a client of an issuer, so one user of a public client cannot
+/// use up the budget of every other user of it. The parts are JSON-encoded,
+/// so no `client_id` or `sub` can make two callers' keys equal.
+#[must_use]
+pub fn subject_key(iss: &str, client_id: &str, sub: &str) -> String {
+    format!("subject:{}", serde_json::json!([iss, client_id, sub]))
+}
+
+/// The key of the optional per-client limit (`RATE_LIMIT_CLIENT_TOTAL`),
+/// shared by every subject of the client.
+#[must_use]
+pub fn client_key(iss: &str, client_id: &str) -> String {
+    format!("client:{}", serde_json::json!([iss, client_id]))
+}
 
 /// How long an isolate may spend a lease, milliseconds.
 pub const LEASE_TTL_MS: i64 = 1_000;
@@ -209,6 +248,43 @@ mod tests {
             local(&mut l, 2).is_some_and(|d| !d.allowed),
             "then the refusal holds"
         );
+    }
+
+    /// Issue 16.13: an IPv6 caller holds a /64; each of its 2^64 addresses
+    /// must not get a bucket of its own.
+    #[test]
+    fn addresses_of_one_ipv6_slash_64_share_one_key() {
+        let k = address_key("2001:db8:1:2::1");
+        assert_eq!(k, "2001:db8:1:2::/64");
+        for same in [
+            "2001:db8:1:2::ffff:1",
+            "2001:DB8:1:2:aaaa:bbbb:cccc:dddd",
+            "2001:0db8:0001:0002:0000:0000:0000:0009",
+            " 2001:db8:1:2::9 ",
+        ] {
+            assert_eq!(address_key(same), k, "{same}");
+        }
+        assert_ne!(address_key("2001:db8:1:3::1"), k, "another /64");
+        assert_eq!(address_key("192.0.2.7"), "192.0.2.7");
+        assert_ne!(address_key("192.0.2.8"), address_key("192.0.2.7"));
+        assert_eq!(address_key("::ffff:192.0.2.7"), "192.0.2.7", "IPv4-mapped");
+        assert_eq!(address_key("local"), "unknown");
+        assert_eq!(address_key("not an address"), "unknown");
+    }
+
+    /// Issue 17.11: the per-caller key names the subject, unambiguously.
+    #[test]
+    fn subject_keys_differ_per_subject_and_cannot_be_forged_by_separators() {
+        assert_ne!(
+            subject_key("i", "app", "alice"),
+            subject_key("i", "app", "bob")
+        );
+        assert_ne!(subject_key("i", "a|b", "c"), subject_key("i", "a", "b|c"));
+        assert_ne!(
+            subject_key("i", "a\",\"b", "c"),
+            subject_key("i", "a", "b\",\"c")
+        );
+        assert_ne!(client_key("i", "app"), subject_key("i", "app", ""));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! accepted anyway (its `iat` window plus skew), so a replayed proof is
 //! refused everywhere, exactly once accepted.
 
-use crate::replay_window;
+use crate::replay_window::{self, Verdict};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use worker::{
@@ -14,16 +14,16 @@ use worker::{
 pub const BINDING: &str = "REPLAY_GUARD";
 
 /// Asks the guard for `jkt`'s shard whether `key` was seen; records it if not.
-/// `Ok(true)` means replayed. Any failure is an error (the caller fails closed).
-/// `now` is the edge's clock for this request; `expires_at` is the proof's
-/// exclusive `replay_until`.
+/// Any failure is an error (the caller fails closed). `now` is the edge's
+/// clock, read just before the check; `expires_at` is the proof's exclusive
+/// `replay_until`.
 pub async fn seen_before(
     env: &Env,
     jkt: &str,
     key: &str,
     expires_at: i64,
     now: i64,
-) -> Result<bool> {
+) -> Result<Verdict> {
     let ns = env.durable_object(BINDING)?;
     let stub = ns.id_from_name(jkt)?.get_stub()?;
     let body = serde_json::to_string(&ReplayCheck {
@@ -42,7 +42,13 @@ pub async fn seen_before(
         ));
     }
     let v: ReplayVerdict = resp.json().await?;
-    Ok(v.replayed)
+    Ok(if v.stale_clock {
+        Verdict::StaleClock
+    } else if v.replayed {
+        Verdict::Replayed
+    } else {
+        Verdict::Fresh
+    })
 }
 
 /// What the edge asks the guard.
@@ -61,6 +67,9 @@ pub struct ReplayCheck {
 pub struct ReplayVerdict {
     /// `true` when the key was already seen and has not expired.
     pub replayed: bool,
+    /// `true` when the check's `now` was too old to be answered (nothing recorded).
+    #[serde(default)]
+    pub stale_clock: bool,
 }
 
 /// Durable Object remembering DPoP proof replay keys.
@@ -88,22 +97,25 @@ impl DurableObject for ReplayGuard {
         let check: ReplayCheck = req.json().await?;
         let storage = self.state.storage();
         let seen: Option<i64> = storage.get(&check.key).await?;
-        let replayed = replay_window::is_replayed(seen, check.now);
-        if !replayed {
+        let own_now = (worker::Date::now().as_millis() / 1000) as i64;
+        let verdict = replay_window::decide(seen, check.now, own_now);
+        if verdict == Verdict::Fresh {
             // Never lowers a stored bound; storage operations of one request
             // run under the object's input gate, so no other check interleaves.
             let exp = replay_window::bound_to_store(seen, check.expires_at);
             storage.put(&check.key, exp).await?;
             if !self.alarm_pending.get() {
                 if storage.get_alarm().await?.is_none() {
-                    let own_now = (worker::Date::now().as_millis() / 1000) as i64;
                     let delay_ms = (exp + replay_window::PRUNE_MARGIN_SECS - own_now).max(1) * 1000;
                     storage.set_alarm(delay_ms).await?;
                 }
                 self.alarm_pending.set(true);
             }
         }
-        Response::from_json(&ReplayVerdict { replayed })
+        Response::from_json(&ReplayVerdict {
+            replayed: verdict == Verdict::Replayed,
+            stale_clock: verdict == Verdict::StaleClock,
+        })
     }
 
     async fn alarm(&self) -> Result<Response> {

@@ -1,14 +1,22 @@
 //! The fetch handler: routing of the edge's own endpoints, authentication
-//! (access token, DPoP proof, replay guard, revocations), route policy, rate
-//! limits, CORS, forwarding, refusal rendering and one JSON log line per request.
+//! (access token, DPoP proof), the caller's rate limit, route policy,
+//! revocations, the replay guard, CORS, forwarding, refusal rendering and
+//! one JSON log line per request. The order puts the work without I/O
+//! first and charges every refusal to a bucket: failed attempts to the
+//! caller's address, refusals of a verified caller to its own limit, which
+//! is asked before any Durable Object write or revocation read.
 
 use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
 use crate::proxy::Incoming;
+use crate::rate_lease::{address_key, client_key, subject_key};
 use crate::ratelimit::Limit;
+use crate::replay_window::Verdict;
 use crate::revocations::IngestError;
 use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
-use gatehouse_common::dpop::{self, BoundAccessToken, DpopError, DpopRequest, UntrustedDpopProof};
+use gatehouse_common::dpop::{
+    self, BoundAccessToken, DpopError, DpopProof, DpopRequest, UntrustedDpopProof,
+};
 use gatehouse_common::jwk::KeyError;
 use gatehouse_common::ratelimit::{Decision, Quota};
 use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
@@ -27,15 +35,6 @@ const INGEST_PATH: &str = "/.gatehouse/revocations";
 const REVOCATIONS_UNAVAILABLE: &str = "the revocation list is unavailable";
 /// The refusal when the DPoP replay guard cannot be asked.
 const REPLAY_GUARD_UNAVAILABLE: &str = "the replay guard is unavailable";
-
-/// Whether `r` is the edge's own failure after the caller's token (and
-/// proof) verified: not a failed attempt, so not charged to the caller's
-/// address — an outage must not turn into 429s for valid callers, nor use
-/// up the brute-force budget of everyone behind one address.
-fn failed_after_verification(r: &Rejection) -> bool {
-    r.code == Some(ErrorCode::ServerError)
-        && (r.description == REVOCATIONS_UNAVAILABLE || r.description == REPLAY_GUARD_UNAVAILABLE)
-}
 
 fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, ConfigError> {
     CONFIG.with(|c| {
@@ -115,9 +114,13 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         preflight().map(Into::into)
     } else if path == HEALTH_PATH && method == Method::Get {
         log.outcome = "health";
-        health(&cfg, now).map(Into::into)
+        let details = cfg
+            .health_token
+            .as_ref()
+            .is_some_and(|t| t.admits(req.header("authorization").as_deref()));
+        health(&cfg, now, details).map(Into::into)
     } else if path == INGEST_PATH && method == Method::Post {
-        let ip = req.client_ip();
+        let ip = address_key(&req.client_ip());
         ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
             .await
             .map(Into::into)
@@ -187,12 +190,30 @@ fn log_request(log: &LogLine, method: &str, path: &str, status: u16, started: u6
     console_log!("{}", line);
 }
 
-/// A verified caller.
-struct Authenticated {
+/// A caller whose access token (and DPoP proof) verified. The replay
+/// guard and the revocation list are asked only after the caller's limit.
+struct Verified {
     token: AccessToken,
     scheme: Scheme,
-    /// A fresh nonce to send when the proof used an older (still valid) one.
-    nonce_rotated: Option<String>,
+    /// The accepted DPoP proof (DPoP scheme only), still to be checked for replay.
+    proof: Option<DpopProof>,
+}
+
+/// Why authentication produced no caller, and whose budget pays for it.
+enum Refused {
+    /// A failed attempt (no, bad or unverifiable credentials): charged to
+    /// the caller's address, the brute-force budget.
+    Attempt(Rejection),
+    /// The edge's own failure (signing keys, replay guard or revocation
+    /// list unavailable): not the caller's doing, so charged to no one —
+    /// an outage must not turn into 429s for valid callers, nor use up the
+    /// brute-force budget of everyone behind one address.
+    Outage(Rejection),
+    /// The token verified and the proof is signed by the key it is bound
+    /// to, but lacks the current nonce: charged to the token's own limit,
+    /// never to its address, so neighbours failing from the same address
+    /// cannot keep the client from learning a nonce.
+    Nonce(Rejection, Box<AccessToken>),
 }
 
 async fn handle(
@@ -207,22 +228,15 @@ async fn handle(
         log.outcome = "public";
         return proxy::forward(req, cfg, None).await;
     }
-    let auth = match authenticate(&req, cfg, env, now).await {
-        Ok(a) => a,
-        Err(rejection) if failed_after_verification(&rejection) => {
-            log.refused(&rejection);
-            let resp = render(&rejection, Some(cfg));
-            return if rejection.description == REVOCATIONS_UNAVAILABLE {
-                resp.map(|r| r.with_status(503).into())
-            } else {
-                resp.map(Into::into)
-            };
-        }
-        Err(rejection) => {
-            // Failed or unauthenticated: charged to the caller's address (brute force).
-            let key = format!("ip:{}", req.client_ip());
+    let verified = match verify(&req, cfg, now).await {
+        Ok(v) => v,
+        Err(Refused::Outage(r)) => return outage(&r, cfg, log).map(Into::into),
+        Err(Refused::Attempt(rejection)) => {
+            let key = format!("ip:{}", address_key(&req.client_ip()));
             let resp = match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
-                Limit::Decided(d) if !d.allowed => too_many(&d, &cfg.ip_quota, log),
+                Limit::Decided(d) if !d.allowed => {
+                    too_many(&d, &cfg.ip_quota, nonce_for_429(cfg, now), log)
+                }
                 Limit::FailedClosed => unavailable(log),
                 _ => {
                     log.refused(&rejection);
@@ -231,37 +245,134 @@ async fn handle(
             };
             return resp.map(Into::into);
         }
+        Err(Refused::Nonce(rejection, token)) => {
+            log.client_id = Some(token.client_id.clone());
+            log.iss = Some(token.iss.clone());
+            let resp = match charge_caller(env, cfg, &token, now, log).await? {
+                Err(limited) => limited,
+                Ok(_) => {
+                    log.refused(&rejection);
+                    render(&rejection, Some(cfg))?
+                }
+            };
+            return Ok(resp.into());
+        }
     };
-    log.client_id = Some(auth.token.client_id.clone());
-    log.iss = Some(auth.token.iss.clone());
-    if let Err(r) = route.authorize(&auth.token, auth.scheme) {
+    let Verified {
+        token,
+        scheme,
+        proof,
+    } = verified;
+    log.client_id = Some(token.client_id.clone());
+    log.iss = Some(token.iss.clone());
+
+    // The caller's limits come before any further work: route refusals are
+    // charged too, and an over-limit caller costs no replay-guard write and
+    // no revocation read.
+    let mut extra = match charge_caller(env, cfg, &token, now, log).await? {
+        Ok(headers) => headers,
+        Err(limited) => return Ok(limited.into()),
+    };
+    if let Err(r) = route.authorize(&token, scheme) {
         log.refused(&r);
         return render(&r, Some(cfg)).map(Into::into);
     }
-    let key = format!("client:{}|{}", auth.token.iss, auth.token.client_id);
-    let mut extra: Vec<(String, String)> = Vec::new();
-    match ratelimit::charge(env, cfg, &key, &cfg.client_quota).await {
-        Limit::Decided(d) if !d.allowed => {
-            return too_many(&d, &cfg.client_quota, log).map(Into::into)
-        }
-        Limit::Decided(d) => extra.extend(
-            d.headers(&cfg.client_quota)
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v)),
-        ),
-        Limit::FailedOpen => {}
-        Limit::FailedClosed => return unavailable(log).map(Into::into),
+    if let Err(refused) = check_revocations(cfg, env, &token, scheme, now).await {
+        return refused_after_limit(refused, cfg, log);
     }
-    if let Some(n) = &auth.nonce_rotated {
-        extra.push(("DPoP-Nonce".to_owned(), n.clone()));
+    if let Some(proof) = &proof {
+        match check_replay(env, cfg, proof).await {
+            Ok(()) => {}
+            Err(refused) => return refused_after_limit(refused, cfg, log),
+        }
+        if let Some(n) = cfg.nonces.as_ref() {
+            let current = n.issue(now);
+            if proof.nonce.as_deref() != Some(current.as_str()) {
+                extra.push(("DPoP-Nonce".to_owned(), current));
+            }
+        }
     }
     log.outcome = "forwarded";
-    let resp = proxy::forward(req, cfg, Some(&auth.token)).await?;
+    let resp = proxy::forward(req, cfg, Some(&token)).await?;
     proxy::with_headers(resp, &extra)
 }
 
-fn too_many(d: &Decision, quota: &Quota, log: &mut LogLine) -> Result<Response> {
-    let r = d.rejection();
+/// A refusal after the caller's limit was charged: an outage is answered as
+/// such; anything else is the caller's (already charged).
+fn refused_after_limit(
+    refused: Refused,
+    cfg: &EdgeConfig,
+    log: &mut LogLine,
+) -> Result<RawResponse> {
+    match refused {
+        Refused::Outage(r) => outage(&r, cfg, log).map(Into::into),
+        Refused::Attempt(r) | Refused::Nonce(r, _) => {
+            log.refused(&r);
+            render(&r, Some(cfg)).map(Into::into)
+        }
+    }
+}
+
+/// The edge's own failure: 503 for an unavailable revocation list, the
+/// rejection's status (500) otherwise; charged to no one.
+fn outage(r: &Rejection, cfg: &EdgeConfig, log: &mut LogLine) -> Result<Response> {
+    log.refused(r);
+    let resp = render(r, Some(cfg))?;
+    Ok(if r.description == REVOCATIONS_UNAVAILABLE {
+        resp.with_status(503)
+    } else {
+        resp
+    })
+}
+
+/// Charges a verified caller: its own bucket (one per subject of a client
+/// of an issuer, `RATE_LIMIT_CLIENT`), then, if configured, the client's
+/// bucket shared by all its subjects (`RATE_LIMIT_CLIENT_TOTAL`). Returns
+/// the `RateLimit` headers to add, or the 429 (or 503) to answer.
+async fn charge_caller(
+    env: &Env,
+    cfg: &EdgeConfig,
+    token: &AccessToken,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<std::result::Result<Vec<(String, String)>, Response>> {
+    let mut headers = Vec::new();
+    let subject = subject_key(&token.iss, &token.client_id, &token.sub);
+    let total = cfg
+        .client_total_quota
+        .as_ref()
+        .map(|q| (client_key(&token.iss, &token.client_id), q));
+    for (key, quota) in std::iter::once((subject, &cfg.client_quota)).chain(total) {
+        match ratelimit::charge(env, cfg, &key, quota).await {
+            Limit::Decided(d) if !d.allowed => {
+                return Ok(Err(too_many(&d, quota, nonce_for_429(cfg, now), log)?));
+            }
+            Limit::Decided(d) => {
+                if headers.is_empty() {
+                    headers.extend(d.headers(quota).into_iter().map(|(k, v)| (k.to_owned(), v)));
+                }
+            }
+            Limit::FailedOpen => {}
+            Limit::FailedClosed => return Ok(Err(unavailable(log)?)),
+        }
+    }
+    Ok(Ok(headers))
+}
+
+/// RFC 9449 §8: a nonce may be supplied in any response; every 429 of an
+/// edge that requires nonces carries one, so a limit never hides it.
+fn nonce_for_429(cfg: &EdgeConfig, now: UnixTime) -> Option<String> {
+    cfg.nonces.as_ref().map(|n| n.issue(now))
+}
+
+fn too_many(
+    d: &Decision,
+    quota: &Quota,
+    nonce: Option<String>,
+    log: &mut LogLine,
+) -> Result<Response> {
+    let mut r = d.rejection();
+    r.dpop_nonce = nonce;
     log.refused(&r);
     log.outcome = "rate_limited";
     let mut resp = render(&r, None)?;
@@ -286,17 +397,21 @@ fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
     Rejection::new(ErrorCode::ServerError, scheme, what)
 }
 
-async fn authenticate(
+/// Verifies the access token and, for the DPoP scheme, the proof (no
+/// Durable Object is asked here: the replay guard and the revocation list
+/// come after the caller's limit).
+async fn verify(
     req: &Incoming,
     cfg: &EdgeConfig,
-    env: &Env,
     now: UnixTime,
-) -> std::result::Result<Authenticated, Rejection> {
+) -> std::result::Result<Verified, Refused> {
     let header = req.header("authorization");
     let values: Vec<&str> = header.as_deref().into_iter().collect();
-    let creds = http::authorization(&values)?.ok_or_else(Rejection::missing_credentials)?;
+    let creds = http::authorization(&values)
+        .map_err(Refused::Attempt)?
+        .ok_or_else(|| Refused::Attempt(Rejection::missing_credentials()))?;
     let scheme = creds.scheme;
-    let reject = |e: AccessTokenError| Rejection::from_access_token(&e, scheme);
+    let reject = |e: AccessTokenError| Refused::Attempt(Rejection::from_access_token(&e, scheme));
 
     // Parse; an untrusted `iss` is refused here, before any key lookup.
     let policies = cfg.policies();
@@ -307,7 +422,8 @@ async fn authenticate(
         .ok_or_else(|| reject(AccessTokenError::UntrustedIssuer))?;
 
     // The issuer's key (refetched once on an unknown kid), then WebCrypto.
-    let unavailable = |_| server_error(scheme, "signing keys are unavailable");
+    // Keys being unavailable is the edge's outage, not a failed attempt.
+    let unavailable = |_| Refused::Outage(server_error(scheme, "signing keys are unavailable"));
     let mut keys = jwks::keys(cfg, issuer, now).await.map_err(unavailable)?;
     if matches!(
         keys.select(untrusted.kid(), untrusted.header_alg()),
@@ -333,88 +449,132 @@ async fn authenticate(
 
     // RFC 9449 §7.2: no Bearer downgrade of a bound token; DPoP needs a bound token.
     let nonces = cfg.nonces.as_ref();
-    let dpop_reject = |e: DpopError| e.rejection(nonces, now);
+    let dpop_reject = |e: DpopError| Refused::Attempt(e.rejection(nonces, now));
     dpop::check_scheme(&token, scheme).map_err(dpop_reject)?;
-
-    let mut nonce_rotated = None;
-    if scheme == Scheme::DPoP {
-        let proof_header = req.header("dpop");
-        let proof_values: Vec<&str> = proof_header.as_deref().into_iter().collect();
-        let proof = UntrustedDpopProof::parse(&proof_values, &cfg.dpop).map_err(dpop_reject)?;
-        // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
-        let proof_valid = webcrypto::verify(
-            proof.jwk(),
-            proof.alg(),
-            proof.signing_input(),
-            proof.signature(),
-        )
-        .await;
-        let request = DpopRequest {
-            method: req.method.as_ref(),
-            uri: req.url.as_str(),
-            access_token: Some(BoundAccessToken::new(creds.token, &token)),
-            nonces,
-        };
-        let proof = proof
-            .accept(proof_valid, &cfg.dpop, &request, now)
-            .map_err(dpop_reject)?;
-        // Replay guard, sharded by jkt; unreachable means refuse (fail closed).
-        match replay::seen_before(
-            env,
-            &proof.jkt,
-            &proof.replay_key,
-            proof.replay_until.0,
-            now.0,
-        )
-        .await
-        {
-            Ok(false) => {}
-            Ok(true) => {
-                return Err(Rejection::new(
-                    ErrorCode::InvalidDpopProof,
-                    Scheme::DPoP,
-                    "the DPoP proof was already used",
-                ))
-            }
-            Err(e) => {
-                console_error!(
-                    r#"{{"event":"replay_guard_unreachable","error":{}}}"#,
-                    json_str(&e.to_string())
-                );
-                return Err(server_error(scheme, REPLAY_GUARD_UNAVAILABLE));
-            }
-        }
-        if let Some(n) = nonces {
-            let current = n.issue(now);
-            if proof.nonce.as_deref() != Some(current.as_str()) {
-                nonce_rotated = Some(current);
-            }
-        }
+    if scheme != Scheme::DPoP {
+        return Ok(Verified {
+            token,
+            scheme,
+            proof: None,
+        });
     }
+    let proof_header = req.header("dpop");
+    let proof_values: Vec<&str> = proof_header.as_deref().into_iter().collect();
+    let proof = UntrustedDpopProof::parse(&proof_values, &cfg.dpop).map_err(dpop_reject)?;
+    // Whether the proof is signed by the key the token is bound to (decides
+    // who pays for a missing nonce).
+    let by_token_key = token.cnf_jkt.as_deref() == Some(proof.jwk().thumbprint());
+    // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
+    let proof_valid = webcrypto::verify(
+        proof.jwk(),
+        proof.alg(),
+        proof.signing_input(),
+        proof.signature(),
+    )
+    .await;
+    let request = DpopRequest {
+        method: req.method.as_ref(),
+        uri: req.url.as_str(),
+        access_token: Some(BoundAccessToken::new(creds.token, &token)),
+        nonces,
+    };
+    match proof.accept(proof_valid, &cfg.dpop, &request, now) {
+        Ok(proof) => Ok(Verified {
+            token,
+            scheme,
+            proof: Some(proof),
+        }),
+        // Check 6 passed (the signature is verified before the nonce is
+        // looked at) and the key is the token's: its holder only lacks the
+        // current nonce.
+        Err(e @ (DpopError::NonceRequired | DpopError::NonceInvalid)) if by_token_key => {
+            Err(Refused::Nonce(e.rejection(nonces, now), Box::new(token)))
+        }
+        Err(e) => Err(dpop_reject(e)),
+    }
+}
 
-    // Revocations (the issuer's signed list). "No document" is nothing
-    // revoked; an unreadable or unverifiable one refuses (REVOCATION_FAIL).
+/// Revocations (the issuer's signed list). "No document" is nothing
+/// revoked; an unreadable or unverifiable one refuses (REVOCATION_FAIL).
+async fn check_revocations(
+    cfg: &EdgeConfig,
+    env: &Env,
+    token: &AccessToken,
+    scheme: Scheme,
+    now: UnixTime,
+) -> std::result::Result<(), Refused> {
+    let Some(issuer) = cfg.issuer(&token.iss) else {
+        return Err(Refused::Outage(server_error(
+            scheme,
+            REVOCATIONS_UNAVAILABLE,
+        )));
+    };
     let list = match revocations::current(cfg, issuer, env, now).await {
         Ok(list) => list,
         Err(revocations::Unavailable) => match cfg.revocation_fail {
             RevocationFail::Closed => {
-                return Err(server_error(scheme, REVOCATIONS_UNAVAILABLE));
+                return Err(Refused::Outage(server_error(
+                    scheme,
+                    REVOCATIONS_UNAVAILABLE,
+                )));
             }
             RevocationFail::Open => revocations::held(&issuer.policy.issuer),
         },
     };
-    if list.is_some_and(|l| l.check(&token, now).is_some()) {
-        return Err(Rejection::new(
+    if list.is_some_and(|l| l.check(token, now).is_some()) {
+        return Err(Refused::Attempt(Rejection::new(
             ErrorCode::InvalidToken,
             scheme,
             "the access token has been revoked",
+        )));
+    }
+    Ok(())
+}
+
+/// The replay guard, sharded by `jkt`; unreachable means refuse (fail
+/// closed). The clock is read again here, after the waits since the
+/// request's start (key fetch, rate limiter, revocation list): the proof
+/// must still be acceptable now, and the guard is told this instant, which
+/// it refuses when older than its own clock minus its pruning margin.
+async fn check_replay(
+    env: &Env,
+    cfg: &EdgeConfig,
+    proof: &DpopProof,
+) -> std::result::Result<(), Refused> {
+    let checked_at = now_secs();
+    if checked_at >= proof.replay_until {
+        return Err(Refused::Attempt(
+            DpopError::Stale.rejection(cfg.nonces.as_ref(), checked_at),
         ));
     }
-    Ok(Authenticated {
-        token,
-        scheme,
-        nonce_rotated,
-    })
+    let outage = || Refused::Outage(server_error(Scheme::DPoP, REPLAY_GUARD_UNAVAILABLE));
+    match replay::seen_before(
+        env,
+        &proof.jkt,
+        &proof.replay_key,
+        proof.replay_until.0,
+        checked_at.0,
+    )
+    .await
+    {
+        Ok(Verdict::Fresh) => Ok(()),
+        Ok(Verdict::Replayed) => Err(Refused::Attempt(Rejection::new(
+            ErrorCode::InvalidDpopProof,
+            Scheme::DPoP,
+            "the DPoP proof was already used",
+        ))),
+        Ok(Verdict::StaleClock) => {
+            console_error!(r#"{{"event":"replay_guard_stale_clock"}}"#);
+            Err(outage())
+        }
+        Err(e) => {
+            console_error!(
+                r#"{{"event":"replay_guard_unreachable","error":{}}}"#,
+                json_str(&e.to_string())
+            );
+            Err(outage())
+        }
+    }
 }
 
 async fn ingest(
@@ -430,7 +590,7 @@ async fn ingest(
     // failed token attempts from the same address).
     let key = format!("ingest:{ip}");
     match ratelimit::charge(env, cfg, &key, &cfg.ingest_quota).await {
-        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, log),
+        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, None, log),
         Limit::FailedClosed => return unavailable(log),
         _ => {}
     }
@@ -516,7 +676,16 @@ fn render(r: &Rejection, cfg: Option<&EdgeConfig>) -> Result<Response> {
     Ok(resp)
 }
 
-fn health(cfg: &EdgeConfig, now: UnixTime) -> Result<Response> {
+/// The health endpoint: only `{"status":"ok"}` for anyone; the issuers'
+/// key ids and revocation versions and the configuration only with
+/// `Authorization: Bearer <HEALTH_ADMIN_TOKEN>` (the endpoint is public).
+fn health(cfg: &EdgeConfig, now: UnixTime, details: bool) -> Result<Response> {
+    if !details {
+        let mut resp = Response::ok(r#"{"status":"ok"}"#)?;
+        resp.headers_mut().set("content-type", "application/json")?;
+        resp.headers_mut().set("cache-control", "no-store")?;
+        return Ok(resp);
+    }
     let issuers: Vec<serde_json::Value> = cfg
         .issuers
         .iter()
@@ -544,12 +713,14 @@ fn health(cfg: &EdgeConfig, now: UnixTime) -> Result<Response> {
             },
             "rate_limits": {
                 "client": cfg.client_quota.policy_header(),
+                "client_total": cfg.client_total_quota.as_ref().map(Quota::policy_header),
                 "ip": cfg.ip_quota.policy_header(),
                 "ingest": cfg.ingest_quota.policy_header(),
                 "fail": format!("{:?}", cfg.rate_limit_fail).to_lowercase(),
             },
             "jwks_ttl_secs": [cfg.jwks_min_ttl_secs, cfg.jwks_max_ttl_secs],
             "jwks_max_stale_secs": cfg.jwks_max_stale_secs,
+            "jwks_shared_cache": cfg.jwks_cache_seal.is_some(),
             "revocation_ttl_secs": cfg.revocation_ttl_secs,
             "strip_credentials": cfg.strip_credentials,
             "cors_allow_origins": cfg.cors.allow_origins,

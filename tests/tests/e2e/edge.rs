@@ -504,12 +504,7 @@ fn bearer_dpop_policy_revocation_and_every_refusal() {
     );
 
     // Health: per-issuer keys and revocation version, no secrets.
-    let h: Value = http()
-        .get(format!("{}/.gatehouse/health", edge.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let h: Value = edge.health().unwrap();
     let issuers = h["issuers"].as_array().unwrap();
     assert_eq!(issuers.len(), 2, "{h}");
     assert_eq!(issuers[1]["jwks"]["kids"][0], TEST_KID, "{h}");
@@ -644,12 +639,7 @@ fn rotated_key_is_picked_up_and_the_origin_going_away_is_survived() {
     assert_ne!(kid(&t1), kid(&t2), "the origin signs with the new key");
     let a = get(&stack.edge, "/a", Some(&format!("Bearer {t2}")), None);
     assert_eq!(a.status, 200, "new kid picked up: {}", a.body);
-    let h: Value = http()
-        .get(format!("{}/.gatehouse/health", stack.edge.url))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let h: Value = stack.edge.health().unwrap();
     assert!(h["issuers"][0]["jwks"]["kids"]
         .as_array()
         .unwrap()

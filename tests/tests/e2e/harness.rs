@@ -373,6 +373,10 @@ impl Origin {
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789abcdef";
 
+/// The edge's `HEALTH_ADMIN_TOKEN` in every test edge: the health endpoint
+/// shows its details (keys, revocation versions, configuration) only to it.
+pub const HEALTH_TOKEN: &str = "e2e-health-token-0123456789abcdef0123456789abcdef";
+
 #[derive(Clone, Debug)]
 pub struct ClientCreds {
     pub id: String,
@@ -411,6 +415,17 @@ pub struct Edge {
 }
 
 impl Edge {
+    /// The health endpoint's details (asked with [`HEALTH_TOKEN`]).
+    pub fn health(&self) -> Option<Value> {
+        http()
+            .get(format!("{}/.gatehouse/health", self.url))
+            .bearer_auth(HEALTH_TOKEN)
+            .send()
+            .ok()?
+            .json()
+            .ok()
+    }
+
     /// `wrangler kv <args>` against this edge's local KV (its config and
     /// persisted state), as an operator would run it.
     pub fn wrangler_kv(&self, args: &[&str]) -> Command {
@@ -503,6 +518,7 @@ impl Edge {
             format!("{}/.well-known/jwks.json", origin.url).into(),
         );
         v.insert("UPSTREAM_URL".into(), upstream.url.clone().into());
+        v.insert("HEALTH_ADMIN_TOKEN".into(), HEALTH_TOKEN.into());
         for (k, val) in vars {
             // `{EDGE}` in a value stands for this edge's own URL (e.g. an audience).
             v.insert((*k).into(), val.replace("{EDGE}", &url).into());

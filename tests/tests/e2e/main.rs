@@ -7,6 +7,7 @@ mod crash;
 mod database;
 mod demo;
 mod edge;
+mod edge_limits;
 mod exchange_attacks;
 mod faults;
 mod flows;

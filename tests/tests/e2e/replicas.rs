@@ -14,12 +14,7 @@ const ISSUER: &str = "https://issuer.replicas.test";
 const KEK: &str = "cmVwbGljYXMtc2hhcmUtb25lLWtlay0wMTIzNDU2Nzg";
 
 fn edge_version(edge: &Edge) -> Option<u64> {
-    let health: Value = http()
-        .get(format!("{}/.gatehouse/health", edge.url))
-        .send()
-        .ok()?
-        .json()
-        .ok()?;
+    let health: Value = edge.health()?;
     health["issuers"][0]["revocations"]["version"].as_u64()
 }
 
