@@ -22,6 +22,7 @@ mod family_revocation;
 mod grants;
 mod process;
 mod push;
+mod ready;
 mod review;
 mod storage;
 mod support;
