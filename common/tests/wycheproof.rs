@@ -19,10 +19,7 @@ use gatehouse_common::provider::RustCrypto;
 use gatehouse_common::testkit::wycheproof::{self, Expected, VectorFiles};
 
 fn read(name: &str) -> String {
-    let path = format!(
-        "{}/testdata/wycheproof/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/testdata/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
