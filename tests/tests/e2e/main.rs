@@ -6,6 +6,7 @@
 mod crash;
 mod database;
 mod demo;
+mod deploy;
 mod edge;
 mod faults;
 mod flows;
