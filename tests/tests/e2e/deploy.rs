@@ -4,8 +4,9 @@
 //! be the optimized worker — binaryen's wasm-opt ran over it, so its module
 //! is clearly smaller than the dev build of the same code (`scripts/build-edge`
 //! without wasm-opt; worker-build keeps the `name` section either way, for
-//! readable stack traces) — fit Cloudflare's 1 MiB (gzip) worker size limit,
-//! and declare the production bindings.
+//! readable stack traces) — stay within the project's 1 MiB (gzip) budget
+//! (below Cloudflare's worker size limits), and declare the production
+//! bindings.
 //!
 //! This rebuilds `edge/build` twice, ending with the dev build other tests
 //! expect (worker-build swaps its output in atomically when done, so edges
@@ -15,7 +16,7 @@ use crate::harness::{repo_root, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Cloudflare's worker size limit (free plan), compressed.
+/// The worker size budget, compressed (README: "target ≤ 1 MiB").
 const MAX_GZIP_BYTES: usize = 1024 * 1024;
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
