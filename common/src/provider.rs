@@ -5,7 +5,7 @@
 //! [`SignatureVerifier`]. [`RustCrypto`] is the portable provider, used
 //! natively and in tests; the edge verifies through WebCrypto and the origin
 //! through aws-lc-rs, and every provider must pass the same Wycheproof and
-//! RFC vectors (`../shared/testdata`).
+//! RFC vectors (`common/testdata/`).
 
 use crate::alg::Algorithm;
 use crate::jwk::PublicJwk;

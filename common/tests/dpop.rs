@@ -1,5 +1,5 @@
 //! RFC 9449 §4.3: one test per numbered check, plus the RFC's own example
-//! proofs (`../shared/testdata/rfc9449_examples.json`, from RFC 9449 §4.1 and §7).
+//! proofs (`common/testdata/rfc9449_examples.json`, from RFC 9449 §4.1 and §7).
 #![cfg(all(feature = "testkit", not(target_arch = "wasm32")))]
 #![allow(
     clippy::panic,
@@ -368,7 +368,7 @@ fn check_12_ath_and_jkt_bind_the_access_token() {
 fn examples() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/rfc9449_examples.json"
+        "/testdata/rfc9449_examples.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

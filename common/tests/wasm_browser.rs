@@ -2,7 +2,7 @@
 //! `WASM_BINDGEN_TEST_TIMEOUT=300 CHROMEDRIVER=/usr/bin/chromedriver cargo test -p gatehouse-common --target wasm32-unknown-unknown --features testkit --test wasm_browser`
 //! (run from `common/` so `webdriver.json` is found).
 //! The bodies are the shared testkit suites (see `wasm_shared`); vector files
-//! are embedded with `include_str!` from `../shared/testdata`.
+//! are embedded with `include_str!` from `common/testdata/`.
 #![cfg(all(target_arch = "wasm32", feature = "testkit"))]
 #![allow(
     clippy::panic,

@@ -1,7 +1,7 @@
 //! The Wycheproof vectors and the attack table as wasm32 in Node:
 //! `cargo test -p gatehouse-common --target wasm32-unknown-unknown --features testkit --test wasm_node`.
 //! The bodies are the shared testkit suites (see `wasm_shared`); vector files
-//! are embedded with `include_str!` from `../shared/testdata`.
+//! are embedded with `include_str!` from `common/testdata/`.
 #![cfg(all(target_arch = "wasm32", feature = "testkit"))]
 #![allow(
     clippy::panic,

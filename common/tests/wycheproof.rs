@@ -1,7 +1,7 @@
 //! Project Wycheproof signature vectors through the RustCrypto provider.
 //!
 //! Source: Project Wycheproof, <https://github.com/C2SP/wycheproof>
-//! (`testvectors_v1/`, Apache-2.0), copied to `../shared/testdata/wycheproof/`.
+//! (`testvectors_v1/`, Apache-2.0), copied to `common/testdata/wycheproof/`.
 //! `valid` must verify and `invalid` must not; `acceptable` cases (a PKCS #1
 //! v1.5 DigestInfo without its NULL parameter) may go either way — the
 //! RustCrypto provider refuses them, which this test pins down. The runner
@@ -19,10 +19,7 @@ use gatehouse_common::provider::RustCrypto;
 use gatehouse_common::testkit::wycheproof::{self, Expected, VectorFiles};
 
 fn read(name: &str) -> String {
-    let path = format!(
-        "{}/../../shared/testdata/wycheproof/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/testdata/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -1,4 +1,4 @@
-//! The WebCrypto provider against the Wycheproof vectors (`../shared/testdata`)
+//! The WebCrypto provider against the Wycheproof vectors (`common/testdata/wycheproof`)
 //! in headless Chromium, whose `crypto.subtle` is the API workerd exposes:
 //! `cd edge && CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=300 cargo test -p gatehouse-edge --target wasm32-unknown-unknown --features browser-test --test webcrypto_browser`
 //! (from `edge/` so `webdriver.json` is found). The `browser-test` feature

@@ -1,5 +1,6 @@
 //! Project Wycheproof signature vectors (<https://github.com/C2SP/wycheproof>,
-//! `testvectors_v1/`, Apache-2.0; copies in `../shared/testdata/wycheproof/`).
+//! `testvectors_v1/`, Apache-2.0; unmodified copies in `common/testdata/wycheproof/`,
+//! provenance in `common/testdata/README.md`).
 //!
 //! Files covered: `ecdsa_secp256r1_sha256_p1363_test.json` (ES256),
 //! `ecdsa_secp384r1_sha384_p1363_test.json` (ES384), `ed25519_test.json`
@@ -41,29 +42,29 @@ pub struct VectorFiles<'a> {
 }
 
 impl VectorFiles<'static> {
-    /// The files from `../shared/testdata/wycheproof`, embedded at compile time.
+    /// The files from `common/testdata/wycheproof`, embedded at compile time.
     #[must_use]
     pub fn embedded() -> Self {
         Self {
             ecdsa_p256: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/wycheproof/ecdsa_secp256r1_sha256_p1363_test.json"
+                "/testdata/wycheproof/ecdsa_secp256r1_sha256_p1363_test.json"
             )),
             ecdsa_p384: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/wycheproof/ecdsa_secp384r1_sha384_p1363_test.json"
+                "/testdata/wycheproof/ecdsa_secp384r1_sha384_p1363_test.json"
             )),
             ed25519: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/wycheproof/ed25519_test.json"
+                "/testdata/wycheproof/ed25519_test.json"
             )),
             rsa_pkcs1: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/wycheproof/rsa_signature_2048_sha256_test.json"
+                "/testdata/wycheproof/rsa_signature_2048_sha256_test.json"
             )),
             rsa_pss: include_str!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/testdata/wycheproof/rsa_pss_2048_sha256_mgf1_32_test.json"
+                "/testdata/wycheproof/rsa_pss_2048_sha256_mgf1_32_test.json"
             )),
         }
     }

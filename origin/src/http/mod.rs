@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod cors;
 pub mod form;
 pub mod openapi;
+pub mod probe;
 
 use crate::error::{Error, ErrorKind};
 use crate::introspect;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
         .route("/healthz", get(health))
+        .route("/readyz", get(probe::readyz))
         .nest("/admin", admin::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

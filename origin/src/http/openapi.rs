@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every documented (path, method), for the router-coverage test.
-pub const OPERATIONS: [(&str, &str); 22] = [
+pub const OPERATIONS: [(&str, &str); 23] = [
     ("/token", "post"),
     ("/authorize", "get"),
     ("/authorize/login", "post"),
@@ -19,6 +19,7 @@ pub const OPERATIONS: [(&str, &str); 22] = [
     ("/openapi.json", "get"),
     ("/metrics", "get"),
     ("/healthz", "get"),
+    ("/readyz", "get"),
     ("/admin/clients", "get"),
     ("/admin/clients", "post"),
     ("/admin/clients/{client_id}", "get"),
@@ -106,6 +107,9 @@ pub fn build(issuer: &str) -> Value {
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI document")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/readyz": {"get": {"summary": "Readiness: the database answers and a signing key is loaded", "responses": {
+                "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"const": "ready"}}}}}},
+                "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object", "properties": {"status": {"const": "not_ready"}, "reason": {"enum": ["database_unavailable", "no_signing_key"]}}}}}}}}},
             "/admin/clients": {
                 "get": admin("List clients", "{clients: [...]}"),
                 "post": {"summary": "Register a client; the secret is shown once", "tags": ["admin"], "security": [{"adminToken": []}],

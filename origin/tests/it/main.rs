@@ -23,6 +23,7 @@ mod family_revocation;
 mod grants;
 mod process;
 mod push;
+mod ready;
 mod review;
 mod storage;
 mod support;

@@ -28,14 +28,42 @@ fn unique() -> String {
         .replace(['-', '_'], "x")
 }
 
+/// The PostgreSQL server for a test that runs only on PostgreSQL
+/// (`GATEHOUSE_TEST_DATABASE_URL`). Unset, the test is skipped and says so
+/// (see [`report_postgres_skip`]); under `CI=true` it fails instead.
 pub fn pg_url() -> Option<String> {
-    match std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipping PostgreSQL case: GATEHOUSE_TEST_DATABASE_URL is not set");
-            None
+    postgres_or_skip("")
+}
+
+/// `GATEHOUSE_TEST_DATABASE_URL`, or `None` after reporting the skip. A
+/// missing database is never a silent pass: the test prints a `SKIPPED:` line
+/// that scripts/test counts (and subtracts from the passed tests), and under
+/// `CI=true` (CI machines have PostgreSQL at 127.0.0.1:5432) it panics.
+/// `part` is empty when the whole test is skipped, or names the skipped part.
+fn postgres_or_skip(part: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
+        if !url.is_empty() {
+            return Some(url);
         }
     }
+    report_postgres_skip(part);
+    None
+}
+
+/// Reports a PostgreSQL test (or part) skipped because
+/// `GATEHOUSE_TEST_DATABASE_URL` is unset; panics under `CI=true`.
+pub fn report_postgres_skip(part: &str) {
+    use std::io::Write as _;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("unnamed test");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: GATEHOUSE_TEST_DATABASE_URL is unset and CI=true: CI must run the \
+         PostgreSQL tests (e.g. GATEHOUSE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test)"
+    );
+    // Straight to stderr, past libtest's capture of passing tests' output.
+    let line = format!("\nSKIPPED: {test}{part}: GATEHOUSE_TEST_DATABASE_URL unset\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// A PostgreSQL database of its own (so a binary's default schema is clean),
@@ -58,15 +86,21 @@ pub fn fresh_pg_database(prefix: &str) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// SQLite always; PostgreSQL when configured.
-pub fn databases() -> Vec<TestDb> {
+/// A fresh SQLite database.
+fn sqlite_db() -> TestDb {
     let dir = std::env::temp_dir().join(format!("gh-origin-test-{}", unique()));
-    let mut out = vec![TestDb {
+    TestDb {
         name: "sqlite",
         url: format!("sqlite://{}", dir.join("t.db").display()),
         schema: None,
-    }];
-    if let Some(url) = pg_url() {
+    }
+}
+
+/// SQLite always; PostgreSQL when configured (else its case is reported
+/// skipped, or fails under `CI=true`).
+pub fn databases() -> Vec<TestDb> {
+    let mut out = vec![sqlite_db()];
+    if let Some(url) = postgres_or_skip(" [postgres case]") {
         out.push(TestDb {
             name: "postgres",
             url,
@@ -104,7 +138,7 @@ pub async fn sqlite_state() -> AppState {
 }
 
 pub async fn sqlite_state_with(f: impl FnOnce(&mut Config)) -> AppState {
-    let tdb = databases().remove(0);
+    let tdb = sqlite_db();
     let mut config = Config::for_tests(&tdb.url);
     f(&mut config);
     state_with(config, tdb.open().await).await

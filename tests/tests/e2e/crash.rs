@@ -582,7 +582,6 @@ fn kill_9_during_mixed_load_loses_no_revocation_or_rotation_sqlite() {
 #[test]
 fn kill_9_during_mixed_load_loses_no_revocation_or_rotation_postgres() {
     let Some(base) = database::postgres_url() else {
-        eprintln!("skipped: GATEHOUSE_TEST_DATABASE_URL is not set (PostgreSQL crash test)");
         return;
     };
     kill_during_load(start_postgres(&base), "postgres");

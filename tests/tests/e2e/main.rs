@@ -6,6 +6,7 @@
 mod crash;
 mod database;
 mod demo;
+mod deploy;
 mod edge;
 mod edge_limits;
 mod exchange_attacks;
