@@ -215,7 +215,10 @@ fn serve_without_a_kek_refuses_to_start_unless_dev() {
     let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
     let status = status.expect("serve without GATEHOUSE_KEK kept running");
     assert!(!status.success(), "{stderr}");
-    assert!(stderr.contains("GATEHOUSE_KEK") && stderr.contains("--dev"), "{stderr}");
+    assert!(
+        stderr.contains("GATEHOUSE_KEK") && stderr.contains("--dev"),
+        "{stderr}"
+    );
     assert!(!dir.join("kek").exists(), "a development KEK was written");
 
     // `--dev` starts with a development KEK.
