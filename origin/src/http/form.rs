@@ -255,10 +255,13 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 /// The client address of a request from `peer`. Only a trusted proxy's
-/// `Forwarded` (RFC 7239, preferred) or `X-Forwarded-For` is read, from the
-/// right: each trusted hop is skipped, and the first untrusted one is the
-/// client (left of it anyone may write anything). A hop that is not an IP
-/// address (`unknown`, obfuscated) stops the walk at the proxy that wrote it.
+/// `X-Forwarded-For` (or, when there is none, RFC 7239 `Forwarded`) is
+/// read, from the right: each trusted hop is skipped, and the first
+/// untrusted one is the client (left of it anyone may write anything). A hop
+/// that is not an IP address (`unknown`, obfuscated) stops the walk at the
+/// proxy that wrote it. The proxy must append to `X-Forwarded-For` (as
+/// nginx, HAProxy, Envoy and cloud load balancers do), or, if it writes only
+/// `Forwarded`, drop a client's `X-Forwarded-For`.
 #[must_use]
 pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
@@ -274,14 +277,11 @@ pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpN
             .map(|hop| hop.trim().to_owned())
             .collect()
     };
-    let forwarded = values("forwarded");
-    let hops: Vec<Option<IpAddr>> = if forwarded.is_empty() {
-        values("x-forwarded-for")
-            .iter()
-            .map(|h| parse_hop(h))
-            .collect()
+    let xff = values("x-forwarded-for");
+    let hops: Vec<Option<IpAddr>> = if !xff.is_empty() {
+        xff.iter().map(|h| parse_hop(h)).collect()
     } else {
-        forwarded
+        values("forwarded")
             .iter()
             .map(|element| {
                 element
@@ -349,15 +349,19 @@ mod tests {
             ("x-forwarded-for", "203.0.113.2"),
         ]);
         assert_eq!(forwarded_client(proxy, &two, &trusted), ip("203.0.113.2"));
-        // RFC 7239, preferred over X-Forwarded-For; IPv6 with a port.
-        let fwd = forwarded(&[
-            (
-                "forwarded",
-                "for=198.51.100.1, for=\"[2001:db8::1]:4711\";proto=https",
-            ),
+        // RFC 7239 when there is no X-Forwarded-For; IPv6 with a port.
+        let fwd = forwarded(&[(
+            "forwarded",
+            "for=198.51.100.1, for=\"[2001:db8::1]:4711\";proto=https",
+        )]);
+        assert_eq!(forwarded_client(proxy, &fwd, &trusted), ip("2001:db8::1"));
+        // X-Forwarded-For first: a client's own `Forwarded` passed through
+        // by a proxy that only appends to X-Forwarded-For picks nothing.
+        let both = forwarded(&[
+            ("forwarded", "for=198.51.100.1"),
             ("x-forwarded-for", "203.0.113.9"),
         ]);
-        assert_eq!(forwarded_client(proxy, &fwd, &trusted), ip("2001:db8::1"));
+        assert_eq!(forwarded_client(proxy, &both, &trusted), ip("203.0.113.9"));
         // An unknown hop stops at the proxy that wrote it.
         let unknown = forwarded(&[("forwarded", "for=198.51.100.1, for=unknown, for=10.0.0.3")]);
         assert_eq!(forwarded_client(proxy, &unknown, &trusted), ip("10.0.0.3"));

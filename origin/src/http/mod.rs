@@ -398,6 +398,9 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        // RFC 9101 request objects are refused (request_not_supported).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,

@@ -235,7 +235,10 @@ fn a_login_burst_keeps_memory_bounded_and_is_refused_past_the_hash_limit() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
     });
     let peak = vm_kib(pid, "VmHWM:");
     let grown_mib = peak.saturating_sub(before) / 1024;
@@ -388,8 +391,7 @@ fn consent_for_one_audience_does_not_cover_another() {
     assert_eq!(again.status, 303, "consent for A is remembered");
     let other = b.get(&authorize_url(&origin, &client, &[("audience", AUD_B)]));
     assert_eq!(
-        other.status,
-        200,
+        other.status, 200,
         "consent for {AUD_A} was used for {AUD_B}: {:?}",
         other.location
     );
@@ -414,7 +416,10 @@ fn session_and_csrf_cookies_are_host_prefixed_and_secure() {
     for line in &b.set_cookie_lines {
         assert!(line.starts_with("__Host-"), "{line}");
         assert!(line.contains("; Secure"), "{line}");
-        assert!(line.contains("; Path=/;") || line.ends_with("; Path=/"), "{line}");
+        assert!(
+            line.contains("; Path=/;") || line.ends_with("; Path=/"),
+            "{line}"
+        );
         assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
         assert!(line.contains("HttpOnly"), "{line}");
     }
@@ -595,7 +600,11 @@ fn unsupported_authorization_parameters_are_refused_not_ignored() {
     let origin = Origin::start();
     let client = web_client(&origin, &[AUD_A], false);
     let cases: [(&str, &str, &str); 6] = [
-        ("request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"),
+        (
+            "request",
+            "eyJhbGciOiJub25lIn0.e30.",
+            "request_not_supported",
+        ),
         (
             "request_uri",
             "urn:ietf:params:oauth:request_uri:abc",
@@ -618,11 +627,19 @@ fn unsupported_authorization_parameters_are_refused_not_ignored() {
         assert_eq!(r.status(), 303, "{name}={value} was ignored");
         let loc = loc.expect("location");
         assert!(loc.starts_with(CB), "{loc}");
-        assert_eq!(param(&loc, "error").as_deref(), Some(error), "{name}={value}");
+        assert_eq!(
+            param(&loc, "error").as_deref(),
+            Some(error),
+            "{name}={value}"
+        );
         assert_eq!(param(&loc, "state").as_deref(), Some("front-state"));
     }
     let r = http()
-        .get(authorize_url(&origin, &client, &[("response_mode", "query")]))
+        .get(authorize_url(
+            &origin,
+            &client,
+            &[("response_mode", "query")],
+        ))
         .send()
         .expect("GET /authorize");
     assert_eq!(r.status(), 200, "response_mode=query is what we do");
