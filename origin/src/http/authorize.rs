@@ -618,10 +618,12 @@ pub async fn login(
 /// the consent and redirects with a code, deny redirects with `access_denied`.
 pub async fn consent(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
     let now = now();
+    super::limit_ip(&state, ip, crate::state::now_ms())?;
     check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
