@@ -123,7 +123,7 @@ async function startOrigin(name, { db, extra = {} } = {}) {
   const dir = path.join(RUN, name);
   fs.mkdirSync(dir, { recursive: true });
   const o = { name, port, url: `http://127.0.0.1:${port}`, dir, db: db || `sqlite://${dir}/gatehouse.db`, extra };
-  o.child = spawnBg(name, path.join(BIN, "gatehouse-origin"), ["serve"], { env: originEnv(o) });
+  o.child = spawnBg(name, path.join(BIN, "gatehouse-origin"), ["serve", "--dev"], { env: originEnv(o) });
   await waitUp(`${o.url}/.well-known/jwks.json`, o.child, 60000, (s) => s === 200);
   return o;
 }

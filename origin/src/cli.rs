@@ -25,8 +25,13 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server.
-    Serve,
+    /// Run the server (needs GATEHOUSE_KEK, or `--dev`).
+    Serve {
+        /// Development: without GATEHOUSE_KEK, generate and use a KEK stored
+        /// next to the data (which protects nothing against a stolen disk).
+        #[arg(long)]
+        dev: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage clients.
@@ -221,7 +226,7 @@ fn print(v: &serde_json::Value) {
 
 async fn run(command: Command, config: Config) -> CliResult {
     match command {
-        Command::Serve => Ok(crate::server::serve(config).await?),
+        Command::Serve { dev } => Ok(crate::server::serve(config, dev).await?),
         Command::Migrate => {
             Db::open(&config.database_url).await?;
             print(&json!({"migrated": true}));

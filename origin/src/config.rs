@@ -87,6 +87,13 @@ pub struct FileConfig {
     /// file): exact browser origins (`https://app.example`) that may call
     /// `/token`, `/revoke` and the `.well-known` documents cross-origin.
     pub cors_allow_origins: Option<Vec<String>>,
+    /// `GATEHOUSE_TRUSTED_PROXIES` (comma or space separated; a list in the
+    /// file): CIDRs of reverse proxies whose `Forwarded` / `X-Forwarded-For`
+    /// give the client address for rate limits and audit. Empty: the TCP peer.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// `GATEHOUSE_LOGIN_CONCURRENCY`: password hashes (argon2id, 19 MiB each)
+    /// run at once; default the number of CPUs. Logins beyond it wait briefly, then get 429.
+    pub login_concurrency: Option<usize>,
 }
 
 /// The validated configuration the origin runs with.
@@ -138,6 +145,10 @@ pub struct Config {
     /// cross-origin, normalized as browsers send them (`scheme://host[:port]`,
     /// lower case, no default port). Empty: no CORS headers at all.
     pub cors_allow_origins: Vec<String>,
+    /// Reverse proxies trusted to name the client address (`Forwarded`, `X-Forwarded-For`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Password hashes run at once (each holds 19 MiB).
+    pub login_concurrency: usize,
 }
 
 /// `url` with any password in its authority replaced by `[redacted]`
@@ -210,6 +221,8 @@ impl std::fmt::Debug for Config {
             .field("token_rate_per_minute", &self.token_rate_per_minute)
             .field("revocation_push", &self.revocation_push)
             .field("cors_allow_origins", &self.cors_allow_origins)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("login_concurrency", &self.login_concurrency)
             .finish()
     }
 }
@@ -414,6 +427,19 @@ impl FileConfig {
                     .collect(),
             );
         }
+        if let Some(v) = env.get("GATEHOUSE_TRUSTED_PROXIES") {
+            self.trusted_proxies = Some(
+                v.split([',', ' ', '\t', '\n'])
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            );
+        }
+        n(
+            env,
+            "GATEHOUSE_LOGIN_CONCURRENCY",
+            &mut self.login_concurrency,
+        )?;
         Ok(())
     }
 
@@ -673,6 +699,17 @@ impl FileConfig {
                 cors_allow_origins.push(o);
             }
         }
+        let mut trusted_proxies = Vec::new();
+        for p in self.trusted_proxies.unwrap_or_default() {
+            trusted_proxies.push(trusted_proxy(&p)?);
+        }
+        let login_concurrency = match self.login_concurrency {
+            Some(0) => {
+                return Err(invalid("GATEHOUSE_LOGIN_CONCURRENCY", "must be positive"));
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        };
         Ok(Config {
             listen,
             issuer,
@@ -698,8 +735,24 @@ impl FileConfig {
             token_rate_per_minute,
             revocation_push,
             cors_allow_origins,
+            trusted_proxies,
+            login_concurrency,
         })
     }
+}
+
+/// One `GATEHOUSE_TRUSTED_PROXIES` entry: a CIDR (`10.0.0.0/8`, `::1/128`)
+/// or a single address.
+fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, ConfigError> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| {
+            invalid(
+                "GATEHOUSE_TRUSTED_PROXIES",
+                format!("`{text}` is not an IP address or CIDR"),
+            )
+        })
 }
 
 /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address,
@@ -835,6 +888,8 @@ impl Config {
             token_rate_per_minute: 600,
             revocation_push: PushTarget::Off,
             cors_allow_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            login_concurrency: 2,
         }
     }
 }

@@ -32,6 +32,9 @@ pub enum ServeError {
     /// The revocation pusher could not start.
     #[error(transparent)]
     Push(#[from] crate::revocation_push::PushError),
+    /// No `GATEHOUSE_KEK` outside development.
+    #[error("GATEHOUSE_KEK is not set: set it (base64url of 32 random bytes) or, for development only, run `serve --dev`")]
+    NoKek,
     /// Serving.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -45,8 +48,12 @@ pub fn resolve_kek(config: &Config) -> Result<Kek, crate::kek::KekError> {
     }
 }
 
-/// Runs the server until a shutdown signal.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+/// Runs the server until a shutdown signal. Without a configured KEK it
+/// starts only in development (`dev`), with [`Kek::development`].
+pub async fn serve(config: Config, dev: bool) -> Result<(), ServeError> {
+    if config.kek.is_none() && !dev {
+        return Err(ServeError::NoKek);
+    }
     let db = Db::open(&config.database_url).await?;
     let kek = resolve_kek(&config)?;
     let listen = config.listen;

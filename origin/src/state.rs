@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::kek::Kek;
 use crate::keys::{self, KeyRing, KeyStoreError, Maintenance};
 use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FailureBackoff, RateLimiter};
 use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::UnixTime;
 use std::sync::{Arc, RwLock};
@@ -41,6 +41,12 @@ pub struct AppState {
     pub unaudited_failures: Arc<std::sync::atomic::AtomicU64>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Password hashes allowed at once (argon2id holds 19 MiB each).
+    pub password_hashes: Arc<tokio::sync::Semaphore>,
+    /// Failed logins per username, with backoff.
+    pub login_failures: Arc<FailureBackoff>,
+    /// Failed admin-token attempts per client address, with backoff.
+    pub admin_failures: Arc<FailureBackoff>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -74,6 +80,9 @@ impl AppState {
             )),
             unaudited_failures: Arc::default(),
             metrics: Arc::new(Metrics::default()),
+            password_hashes: Arc::new(tokio::sync::Semaphore::new(config.login_concurrency)),
+            login_failures: Arc::default(),
+            admin_failures: Arc::default(),
             config: Arc::new(config),
             db,
             kek: Arc::new(kek),

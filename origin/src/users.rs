@@ -99,8 +99,16 @@ pub async fn create(
     Ok(user)
 }
 
-/// The user `username` if `password` is theirs. Runs argon2 on a blocking thread.
-pub async fn verify(db: &Db, username: &str, password: &Password) -> Result<Option<User>, DbError> {
+/// The user `username` if `password` is theirs. Runs argon2 on a blocking
+/// thread holding `slot` (one of the few password-hash slots, so a burst of
+/// logins cannot hold 19 MiB per request), released when the hash is done
+/// even if the request is abandoned.
+pub async fn verify(
+    db: &Db,
+    username: &str,
+    password: &Password,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Option<User>, DbError> {
     let row = if valid_username(username) {
         sqlx::query(
             "SELECT user_id, username, password_hash, created_at FROM users WHERE username = $1",
@@ -124,6 +132,7 @@ pub async fn verify(db: &Db, username: &str, password: &Password) -> Result<Opti
     };
     let password = password.clone();
     let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         if hash.is_empty() {
             // Unknown user: the same argon2 work, so timing does not reveal
             // which usernames exist.

@@ -5,6 +5,7 @@
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, NewClient};
 use crate::error::Error;
+use crate::http::form::ClientIp;
 use crate::introspect::revoke_identifier;
 use crate::state::{now, AppState};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -39,14 +40,22 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
+/// Checks the admin token. Failed attempts back off per client address
+/// (exponentially, after a few), so the token cannot be guessed online.
 async fn require_admin(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     req: Request,
     next: Next,
 ) -> Result<Response, Error> {
     let Some(expected) = &state.config.admin_token else {
         return Err(Error::NotFound);
     };
+    let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    let now_ms = crate::state::now_ms();
+    if let Err(retry_after) = state.admin_failures.check(&key, now_ms) {
+        return Err(Error::RateLimited { retry_after });
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -55,9 +64,43 @@ async fn require_admin(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     match presented {
-        Some(t) if expected.matches(t) => Ok(next.run(req).await),
-        _ => Err(Error::AdminUnauthorized),
+        Some(t) if expected.matches(t) => {
+            state.admin_failures.succeeded(&key);
+            if has_encoded_control(req.uri().path())
+                || req.uri().query().is_some_and(has_encoded_control)
+            {
+                return Err(Error::InvalidRequest(
+                    "the path or query contains a control character".into(),
+                ));
+            }
+            Ok(next.run(req).await)
+        }
+        _ => {
+            state.admin_failures.failed(&key, now_ms);
+            Err(Error::AdminUnauthorized)
+        }
     }
+}
+
+/// Whether percent-encoded `text` holds a control character (`%00`-`%1F`,
+/// `%7F`): no identifier has one, and PostgreSQL refuses NUL in text.
+fn has_encoded_control(text: &str) -> bool {
+    text.split('%').skip(1).any(|rest| {
+        rest.get(..2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
+}
+
+/// Whether a JSON text escapes a control character in a string (`\u0000`-`\u001f`, `\u007f`).
+fn has_escaped_control(body: &[u8]) -> bool {
+    body.windows(6).any(|w| {
+        w.starts_with(b"\\u")
+            && std::str::from_utf8(w.get(2..).unwrap_or_default())
+                .ok()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+                .is_some_and(|c| c < 0x20 || c == 0x7f)
+    })
 }
 
 /// A query string that refuses with [`Error`] (RFC 6749 §5.2 body, 400).
@@ -109,6 +152,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AdminJson<T> {
         let body = axum::body::to_bytes(req.into_body(), super::MAX_BODY_BYTES)
             .await
             .map_err(|_| Error::PayloadTooLarge)?;
+        if has_escaped_control(&body) {
+            return Err(Error::InvalidRequest(
+                "a JSON string contains a control character".into(),
+            ));
+        }
         gatehouse_common::json::parse_object(&body).map_err(|_| {
             Error::InvalidRequest("the body is not a JSON object (or repeats a member)".into())
         })?;

@@ -1,10 +1,17 @@
 //! `GET /authorize` (OAuth 2.1 authorization code with PKCE S256) and its
 //! server-rendered login and consent pages (no front-end framework).
 //!
-//! CSRF: a random token in an HttpOnly, SameSite=Lax cookie, echoed in a
-//! hidden form field and compared in constant time (double submit; Lax keeps
-//! the cookie off cross-site POSTs). The session cookie is HttpOnly,
-//! SameSite=Lax, and Secure unless the issuer is on localhost.
+//! CSRF: a random value in a `__Host-` cookie and, in a hidden form field,
+//! an HMAC (keyed from the KEK) of that value and the login session, compared
+//! in constant time (signed double submit bound to the session: a pair
+//! planted from another session does not verify; Lax keeps the cookie off
+//! cross-site POSTs). Both cookies are `__Host-` (Secure, Path=/, no Domain:
+//! a sibling subdomain cannot set them), HttpOnly and SameSite=Lax; a cookie
+//! sent twice is refused rather than guessed at. Browsers treat loopback
+//! (`http://127.0.0.1`, `http://localhost`) as secure, so this holds in development too.
+//!
+//! Logins run argon2id in a few slots at once and back off per username
+//! after repeated failures; public clients always get the consent page.
 
 use crate::clients::{self, Client};
 use crate::error::Error;
@@ -22,8 +29,10 @@ use sqlx::Row as _;
 
 /// Browser session lifetime, seconds.
 pub const SESSION_TTL_SECS: i64 = 8 * 3600;
-const SESSION_COOKIE: &str = "gh_session";
-const CSRF_COOKIE: &str = "gh_csrf";
+const SESSION_COOKIE: &str = "__Host-gh_session";
+const CSRF_COOKIE: &str = "__Host-gh_csrf";
+/// How long a login waits for a password-hash slot before it is refused (429).
+const HASH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A validated authorization request.
 #[derive(Clone, Debug)]
@@ -128,6 +137,29 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
     let st = q.get("state");
     let iss = &state.config.issuer;
     let fail = |code, desc: &str| redirect_error(&redirect_uri, st, iss, code, desc);
+    // Not supported yet, and never silently ignored (RFC 9101 §6.1, §10.3;
+    // OpenID Connect Core §3.1.2.1).
+    if q.get("request").is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if q.get("request_uri").is_some() {
+        return Err(fail(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    if q.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
+    }
+    if q.get("prompt").is_some() {
+        return Err(fail("invalid_request", "prompt is not supported"));
+    }
     if q.get("response_type") != Some("code") {
         return Err(fail(
             "unsupported_response_type",
@@ -194,34 +226,50 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
     })
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+/// The cookie `name`, refusing a request that sends it more than once
+/// (one of them planted, e.g. by a sibling domain before `__Host-`).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Error> {
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    match (found.next(), found.next()) {
+        (first, None) => Ok(first),
+        (Some(_), Some(_)) => Err(Error::AuthorizePage(
+            "this site's cookies were sent twice; clear them and start again",
+        )),
+        (None, Some(_)) => Ok(None),
+    }
 }
 
-fn secure_cookies(state: &AppState) -> bool {
-    let iss = &state.config.issuer;
-    !(iss.starts_with("http://127.0.0.1")
-        || iss.starts_with("http://localhost")
-        || iss.starts_with("http://[::1]"))
-}
-
-fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
-    let secure = if secure_cookies(state) {
-        "; Secure"
-    } else {
-        ""
-    };
+/// A `__Host-` cookie: Secure, Path=/, no Domain.
+fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}; Secure"
     ))
     .ok()
+}
+
+/// The form token for CSRF cookie value `cookie` in the login session
+/// `session` (the raw session cookie, if any): HMAC-SHA256 under a key
+/// derived from the KEK, so it cannot be made without the server and is
+/// valid only with this cookie and this session.
+fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        &state.kek.derive(b"gatehouse authorize csrf v1"),
+    );
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(cookie.as_bytes());
+    ctx.update(&[0]);
+    if let Some(s) = session {
+        ctx.update(SessionId::new(s.to_owned()).hash_b64().as_bytes());
+    }
+    gatehouse_common::b64::encode(ctx.sign().as_ref())
 }
 
 async fn session_user(
@@ -229,7 +277,7 @@ async fn session_user(
     headers: &HeaderMap,
     now: UnixTime,
 ) -> Result<Option<String>, Error> {
-    let Some(raw) = cookie(headers, SESSION_COOKIE) else {
+    let Some(raw) = cookie(headers, SESSION_COOKIE)? else {
         return Ok(None);
     };
     let row = sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
@@ -243,10 +291,13 @@ async fn session_user(
     })
 }
 
-fn scope_key(scopes: &[String]) -> String {
-    let mut s = scopes.to_vec();
+/// What a consent covers: the scopes and the audience (a newline, which no
+/// scope token contains, separates them; consent rows from before the
+/// audience was part of the key match nothing and are asked again).
+fn consent_key(req: &AuthzRequest) -> String {
+    let mut s = req.scopes.clone();
     s.sort();
-    s.join(" ")
+    format!("{}\n{}", s.join(" "), req.audience)
 }
 
 async fn has_consent(state: &AppState, user: &str, req: &AuthzRequest) -> Result<bool, Error> {
@@ -255,7 +306,7 @@ async fn has_consent(state: &AppState, user: &str, req: &AuthzRequest) -> Result
     )
     .bind(user)
     .bind(&req.client.client_id)
-    .bind(scope_key(&req.scopes))
+    .bind(consent_key(req))
     .fetch_optional(&state.db.pool)
     .await?
     .is_some())
@@ -329,18 +380,19 @@ pub fn page_csp(redirect_uri: &str) -> String {
     format!("default-src 'none'; form-action {form_action}; frame-ancestors 'none'")
 }
 
-/// Renders `body` with a CSRF token (reusing the cookie's, or setting a new
-/// one), for a request that returns to `redirect_uri`.
+/// Renders `body` with a CSRF token (for the request's CSRF cookie, or a
+/// new one, and its login session), for a request that returns to `redirect_uri`.
 fn with_csrf(
     state: &AppState,
     headers: &HeaderMap,
     redirect_uri: &str,
     render: impl FnOnce(&str) -> String,
 ) -> Result<Response, Error> {
-    let (token, fresh) = match cookie(headers, CSRF_COOKIE) {
+    let (value, fresh) = match cookie(headers, CSRF_COOKIE)? {
         Some(t) if t.len() == 43 => (t.to_owned(), false),
         _ => (CsrfToken::generate()?.expose().to_owned(), true),
     };
+    let token = csrf_token(state, &value, cookie(headers, SESSION_COOKIE)?);
     let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -355,7 +407,7 @@ fn with_csrf(
     });
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
     if fresh {
-        if let Some(v) = set_cookie(state, CSRF_COOKIE, &token, SESSION_TTL_SECS) {
+        if let Some(v) = set_cookie(CSRF_COOKIE, &value, SESSION_TTL_SECS) {
             h.append(header::SET_COOKIE, v);
         }
     }
@@ -407,10 +459,12 @@ fn consent_page(query: &str, csrf: &str, req: &AuthzRequest) -> String {
 /// `GET /authorize`.
 pub async fn authorize(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let now = now();
+    super::limit_ip(&state, ip, crate::state::now_ms())?;
     let query = query.unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
@@ -419,7 +473,10 @@ pub async fn authorize(
         None => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
             login_page(&query, csrf, None)
         }),
-        Some(user) if has_consent(&state, &user, &req).await? => {
+        // A public client cannot prove the redirect reaches it (any local
+        // process may listen on a loopback port, RFC 8252 §8.6): the user
+        // approves every code (RFC 6749 §10.2).
+        Some(user) if !req.client.public && has_consent(&state, &user, &req).await? => {
             approve(&state, &user, &req, now).await
         }
         Some(_) => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
@@ -428,13 +485,34 @@ pub async fn authorize(
     }
 }
 
-fn check_csrf(headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
-    match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
-        (Some(c), Some(f)) if ct_eq(c.as_bytes(), f.as_bytes()) => Ok(()),
+fn check_csrf(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
+    let session = cookie(headers, SESSION_COOKIE)?;
+    match (cookie(headers, CSRF_COOKIE)?, form.get("csrf")) {
+        (Some(c), Some(f)) if ct_eq(csrf_token(state, c, session).as_bytes(), f.as_bytes()) => {
+            Ok(())
+        }
         _ => Err(Error::AuthorizePage(
             "the form expired or was not sent by this site (CSRF check failed); start again",
         )),
     }
+}
+
+/// The login page again, refused with 429 and `Retry-After`.
+fn login_refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &AuthzRequest,
+    query: &str,
+    message: &str,
+    retry_after: u64,
+) -> Result<Response, Error> {
+    let mut resp = with_csrf(state, headers, &req.redirect_uri, |csrf| {
+        login_page(query, csrf, Some(message))
+    })?;
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    Ok(resp)
 }
 
 /// `POST /authorize/login`: checks CSRF and the password, starts a session,
@@ -447,15 +525,54 @@ pub async fn login(
 ) -> Result<Response, Error> {
     let now = now();
     // Password guessing is limited per IP like every credential check.
-    super::limit_ip(&state, ip, crate::state::now_ms())?;
-    check_csrf(&headers, &form)?;
+    let now_ms = crate::state::now_ms();
+    super::limit_ip(&state, ip, now_ms)?;
+    check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default().to_owned();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
     let req = validate(&state, &q).await?;
     let username = form.get("username").unwrap_or_default();
     let password = Password::new(form.get("password").unwrap_or_default().to_owned());
-    let Some(user) = users::verify(&state.db, username, &password).await? else {
+    // Guessing one user's password backs off per username (known or not:
+    // the same answer and no hash either way).
+    let throttle_key: String = username.chars().take(64).collect();
+    if let Err(retry) = state.login_failures.check(&throttle_key, now_ms) {
+        return login_refused(
+            &state,
+            &headers,
+            &req,
+            &query,
+            "Too many failed sign-ins for this username; wait and try again.",
+            retry,
+        );
+    }
+    // Each hash holds 19 MiB: a few at a time; the rest wait briefly.
+    let slot = match tokio::time::timeout(
+        HASH_SLOT_WAIT,
+        std::sync::Arc::clone(&state.password_hashes).acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(_)) | Err(_) => {
+            return login_refused(
+                &state,
+                &headers,
+                &req,
+                &query,
+                "The server is busy; try again in a moment.",
+                1,
+            );
+        }
+    };
+    let verified = users::verify(&state.db, username, &password, slot).await?;
+    if verified.is_some() {
+        state.login_failures.succeeded(&throttle_key);
+    } else {
+        state.login_failures.failed(&throttle_key, now_ms);
+    }
+    let Some(user) = verified else {
         // Audited at a bounded rate per IP, like client authentication failures.
         let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
         if state
@@ -490,7 +607,7 @@ pub async fn login(
     if let Ok(v) = HeaderValue::from_str(&format!("/authorize?{query}")) {
         h.insert(header::LOCATION, v);
     }
-    if let Some(v) = set_cookie(&state, SESSION_COOKIE, sid.expose(), SESSION_TTL_SECS) {
+    if let Some(v) = set_cookie(SESSION_COOKIE, sid.expose(), SESSION_TTL_SECS) {
         h.append(header::SET_COOKIE, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -501,11 +618,13 @@ pub async fn login(
 /// the consent and redirects with a code, deny redirects with `access_denied`.
 pub async fn consent(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
     let now = now();
-    check_csrf(&headers, &form)?;
+    super::limit_ip(&state, ip, crate::state::now_ms())?;
+    check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
@@ -521,7 +640,7 @@ pub async fn consent(
             )
             .bind(&user)
             .bind(&req.client.client_id)
-            .bind(scope_key(&req.scopes))
+            .bind(consent_key(&req))
             .bind(now.0)
             .execute(&state.db.pool)
             .await?;

@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::secret::ClientSecret;
+use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -40,6 +41,13 @@ impl OAuthForm {
             if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
                 return Err(Error::InvalidRequest(
                     "a parameter is not valid UTF-8".into(),
+                ));
+            }
+            // No OAuth parameter holds control characters, and a NUL would
+            // reach the database (PostgreSQL refuses it in text: a 500).
+            if k.chars().chain(v.chars()).any(char::is_control) {
+                return Err(Error::InvalidRequest(
+                    "a parameter contains a control character".into(),
                 ));
             }
             // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
@@ -218,33 +226,168 @@ fn parse_basic(value: &[u8]) -> Result<(String, ClientSecret), Error> {
             .unwrap_or_default()
     };
     let (id, secret) = (unescape(id), unescape(secret));
-    if id.is_empty() || secret.is_empty() {
+    if id.is_empty() || secret.is_empty() || id.chars().any(char::is_control) {
         return Err(Error::InvalidClient);
     }
     Ok((id, ClientSecret::new(secret)))
 }
 
-/// The peer's IP address, when the server recorded it.
+/// The client's IP address: the TCP peer's, or, when the peer is one of
+/// `GATEHOUSE_TRUSTED_PROXIES`, the address it forwarded ([`forwarded_client`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self(peer.map(|peer| {
+            forwarded_client(peer, &parts.headers, &state.config.trusted_proxies)
+        })))
     }
+}
+
+/// The client address of a request from `peer`. Only a trusted proxy's
+/// `X-Forwarded-For` (or, when there is none, RFC 7239 `Forwarded`) is
+/// read, from the right: each trusted hop is skipped, and the first
+/// untrusted one is the client (left of it anyone may write anything). A hop
+/// that is not an IP address (`unknown`, obfuscated) stops the walk at the
+/// proxy that wrote it. The proxy must append to `X-Forwarded-For` (as
+/// nginx, HAProxy, Envoy and cloud load balancers do), or, if it writes only
+/// `Forwarded`, drop a client's `X-Forwarded-For`.
+#[must_use]
+pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|hop| hop.trim().to_owned())
+            .collect()
+    };
+    let xff = values("x-forwarded-for");
+    let hops: Vec<Option<IpAddr>> = if !xff.is_empty() {
+        xff.iter().map(|h| parse_hop(h)).collect()
+    } else {
+        values("forwarded")
+            .iter()
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                    .and_then(|(_, v)| parse_hop(v.trim().trim_matches('"')))
+            })
+            .collect()
+    };
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) => {
+                client = *ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    client
+}
+
+/// One hop: `198.51.100.1`, `198.51.100.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    hop.parse::<SocketAddr>().ok().map(|s| s.ip())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    fn forwarded(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = forwarded(&[("x-forwarded-for", "198.51.100.1, 203.0.113.5, 10.0.0.7")]);
+        // Right-most untrusted hop, not the spoofable left-most one.
+        assert_eq!(forwarded_client(proxy, &xff, &trusted), ip("203.0.113.5"));
+        // From an untrusted peer the header is ignored.
+        assert_eq!(forwarded_client(stranger, &xff, &trusted), stranger);
+        assert_eq!(forwarded_client(proxy, &xff, &[]), proxy);
+        // Several header lines are one list.
+        let two = forwarded(&[
+            ("x-forwarded-for", "203.0.113.1"),
+            ("x-forwarded-for", "203.0.113.2"),
+        ]);
+        assert_eq!(forwarded_client(proxy, &two, &trusted), ip("203.0.113.2"));
+        // RFC 7239 when there is no X-Forwarded-For; IPv6 with a port.
+        let fwd = forwarded(&[(
+            "forwarded",
+            "for=198.51.100.1, for=\"[2001:db8::1]:4711\";proto=https",
+        )]);
+        assert_eq!(forwarded_client(proxy, &fwd, &trusted), ip("2001:db8::1"));
+        // X-Forwarded-For first: a client's own `Forwarded` passed through
+        // by a proxy that only appends to X-Forwarded-For picks nothing.
+        let both = forwarded(&[
+            ("forwarded", "for=198.51.100.1"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(forwarded_client(proxy, &both, &trusted), ip("203.0.113.9"));
+        // An unknown hop stops at the proxy that wrote it.
+        let unknown = forwarded(&[("forwarded", "for=198.51.100.1, for=unknown, for=10.0.0.3")]);
+        assert_eq!(forwarded_client(proxy, &unknown, &trusted), ip("10.0.0.3"));
+        // Only trusted hops: the left-most.
+        let all = forwarded(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
+        assert_eq!(forwarded_client(proxy, &all, &trusted), ip("10.1.1.1"));
+        assert_eq!(forwarded_client(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert!(OAuthForm::parse(b"client_id=a%00b").is_err());
+        assert!(OAuthForm::parse(b"client_id=a%0Ab").is_err());
+        assert!(OAuthForm::parse(b"a%01=b").is_err());
+        assert!(OAuthForm::parse(b"client_id=a%C2%85b").is_err());
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::STANDARD.encode("a\0b:secret");
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {v}")).unwrap(),
+        );
+        assert!(matches!(
+            presented_client(&h, &OAuthForm::default()),
+            Err(Error::InvalidClient)
+        ));
+    }
 
     #[test]
     fn debug_shows_parameter_names_only() {

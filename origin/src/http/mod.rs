@@ -185,6 +185,9 @@ async fn token_endpoint(
         return Err(Error::UnsupportedGrantType);
     }
     let client = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    if client.public {
+        limit_public_grant(&state, &client, grant_type, &form, now_ms).await?;
+    }
     let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let ctx = RequestContext { ip, now };
@@ -243,7 +246,10 @@ async fn token_endpoint(
 }
 
 /// Authenticates the calling client (RFC 6749 §2.3) and applies its rate
-/// limit; the per-IP limit comes first, in each endpoint.
+/// limit; the per-IP limit comes first, in each endpoint. A public client
+/// is named, not authenticated: anyone may send its `client_id`, so its
+/// requests are not charged to one bucket all its users share (the caller's
+/// address already paid; see [`limit_public_grant`] for its grants).
 async fn authenticated_client(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
@@ -254,8 +260,49 @@ async fn authenticated_client(
 ) -> Result<crate::clients::Client, Error> {
     let presented = presented_client(headers, form)?;
     let client = token::authenticate(state, &presented, ip, now).await?;
-    limit_client(state, &client.client_id, now_ms)?;
+    if !client.public {
+        limit_client(state, &client.client_id, now_ms)?;
+    }
     Ok(client)
+}
+
+/// A public client's grant is charged to the user's session it continues
+/// (the authorization code's or refresh family's `sid`), not to the client:
+/// garbage naming the client finds no session and costs only the caller's
+/// own address.
+async fn limit_public_grant(
+    state: &AppState,
+    client: &crate::clients::Client,
+    grant_type: &str,
+    form: &OAuthForm,
+    now_ms: i64,
+) -> Result<(), Error> {
+    use crate::secret::{AuthCode, RefreshToken};
+    use sqlx::Row as _;
+    let lookup = match (grant_type, form.get("code"), form.get("refresh_token")) {
+        ("authorization_code", Some(code), _) => Some((
+            "SELECT sid FROM auth_codes WHERE code_hash = $1 AND client_id = $2",
+            AuthCode::new(code.to_owned()).hash_b64(),
+        )),
+        ("refresh_token", _, Some(rt)) => Some((
+            "SELECT family_id AS sid FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2",
+            RefreshToken::new(rt.to_owned()).hash_b64(),
+        )),
+        _ => None,
+    };
+    let Some((sql, hash)) = lookup else {
+        return Ok(());
+    };
+    let row = sqlx::query(sql)
+        .bind(hash)
+        .bind(&client.client_id)
+        .fetch_optional(&state.db.pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    let sid: String = row.try_get("sid")?;
+    limit_client(state, &format!("{}\u{0}{sid}", client.client_id), now_ms)
 }
 
 /// `POST /introspect` (RFC 7662).
@@ -353,6 +400,9 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
+        // RFC 9101 request objects are refused (request_not_supported).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,

@@ -45,6 +45,10 @@ impl Server {
             ("GATEHOUSE_DATABASE_URL".to_owned(), database_url),
             ("GATEHOUSE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             ("GATEHOUSE_ISSUER".to_owned(), ISS.to_owned()),
+            (
+                "GATEHOUSE_KEK".to_owned(),
+                "Z3JhbnRzLXRlc3RzLWtlay0wMTIzNDU2Nzg5YWJjZGU".to_owned(),
+            ),
         ];
         let mut child = Command::new(BIN)
             .arg("serve")
@@ -286,7 +290,7 @@ fn login_and_consent(s: &Server, client_id: &str) -> (Browser, String) {
     let session = b
         .set_cookie_lines
         .iter()
-        .find(|l| l.starts_with("gh_session="))
+        .find(|l| l.starts_with("__Host-gh_session="))
         .unwrap()
         .clone();
     assert!(
@@ -306,7 +310,7 @@ fn login_and_consent(s: &Server, client_id: &str) -> (Browser, String) {
         cookies: b
             .cookies
             .iter()
-            .filter(|(k, _)| k == "gh_session")
+            .filter(|(k, _)| k == "__Host-gh_session")
             .cloned()
             .collect(),
         ..Browser::default()
@@ -336,6 +340,24 @@ fn login_and_consent(s: &Server, client_id: &str) -> (Browser, String) {
     assert_eq!(param(&loc, "state").as_deref(), Some("st-123"));
     assert_eq!(param(&loc, "iss").as_deref(), Some(ISS));
     (b, param(&loc, "code").unwrap())
+}
+
+/// A fresh code for a public client: it always gets the consent page
+/// (no silent codes to whatever listens on its redirect).
+fn approved_code(s: &Server, b: &mut Browser, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let (st, html, loc) = b.get(s, &s.authorize_url(client_id, extra));
+    assert_eq!(st, 200, "the consent page, not a silent code: {loc:?}");
+    let (st, _, loc) = b.post(
+        s,
+        "/authorize/consent",
+        &[
+            ("request", &hidden(&html, "request")),
+            ("csrf", &hidden(&html, "csrf")),
+            ("decision", "approve"),
+        ],
+    );
+    assert_eq!(st, 303);
+    param(&loc.unwrap(), "code").unwrap()
 }
 
 /// A fresh code through the remembered consent (no pages).
@@ -666,14 +688,14 @@ fn flow(database_url: String) {
         .unwrap()
         .thumbprint()
         .to_owned();
-    let c = code(&s, &mut pb, &pid, &[("dpop_jkt", &jkt)]);
+    let c = approved_code(&s, &mut pb, &pid, &[("dpop_jkt", &jkt)]);
     let (st, e) = redeem(&s, &pid, None, &c, VERIFIER, Some(&proof(&other)));
     assert_eq!(
         (st, e["error"].as_str()),
         (400, Some("invalid_dpop_proof")),
         "code bound to dpop_jkt"
     );
-    let c = code(&s, &mut pb, &pid, &[("dpop_jkt", &jkt)]);
+    let c = approved_code(&s, &mut pb, &pid, &[("dpop_jkt", &jkt)]);
     let (st, t) = redeem(&s, &pid, None, &c, VERIFIER, Some(&proof(&key)));
     assert_eq!(st, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");

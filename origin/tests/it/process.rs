@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse-origin");
+/// A KEK for the servers these tests start (`serve` refuses to start without one unless `--dev`).
+const KEK: &str = "cHJvY2Vzcy10ZXN0cy1rZWstMDEyMzQ1Njc4OWFiY2Q";
 
 fn cli(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
     let out = Command::new(BIN)
@@ -34,6 +36,7 @@ fn run(database_url: String) {
             "GATEHOUSE_ISSUER".to_owned(),
             "http://issuer.test".to_owned(),
         ),
+        ("GATEHOUSE_KEK".to_owned(), KEK.to_owned()),
     ];
     let created = cli(
         &env,
@@ -167,4 +170,74 @@ fn binary_on_postgres() {
     if let Some(url) = crate::support::fresh_pg_database("gh_proc") {
         run(url);
     }
+}
+
+/// Issue 16.13: `serve` without `GATEHOUSE_KEK` silently generated a KEK
+/// next to the database (protecting nothing against a stolen disk). It now
+/// refuses to start unless `--dev` says this is development.
+#[test]
+fn serve_without_a_kek_refuses_to_start_unless_dev() {
+    let dir = std::env::temp_dir().join(format!(
+        "gh-origin-nokek-{}",
+        gatehouse_origin::secret::random_id().unwrap()
+    ));
+    let env = [
+        ("GATEHOUSE_DATA_DIR", dir.display().to_string()),
+        (
+            "GATEHOUSE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("g.db").display()),
+        ),
+        ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("GATEHOUSE_ISSUER", "http://issuer.test".to_owned()),
+    ];
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .envs(env.iter().cloned())
+        .env_remove("GATEHOUSE_KEK")
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr);
+    let status = status.expect("serve without GATEHOUSE_KEK kept running");
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("GATEHOUSE_KEK") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+    assert!(!dir.join("kek").exists(), "a development KEK was written");
+
+    // `--dev` starts with a development KEK.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev"])
+        .envs(env.iter().cloned())
+        .env_remove("GATEHOUSE_KEK")
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let listening = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("\"listening"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "serve --dev did not start");
+    let _ = std::fs::remove_dir_all(dir);
 }

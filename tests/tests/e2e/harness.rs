@@ -104,6 +104,11 @@ impl Proc {
         Self { name, child, log }
     }
 
+    /// The process id (for reading /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process's output so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -275,6 +280,8 @@ impl Origin {
             .env("GATEHOUSE_DATABASE_URL", database_url)
             .env("GATEHOUSE_DATA_DIR", dir)
             .env("GATEHOUSE_ADMIN_TOKEN", ADMIN_TOKEN)
+            // `serve` refuses to start without a KEK (or `--dev`).
+            .env("GATEHOUSE_KEK", E2E_KEK)
             .env_remove("GATEHOUSE_CONFIG");
     }
 
@@ -370,6 +377,9 @@ impl Origin {
         body
     }
 }
+
+/// The key-encryption key of the suite's origins (base64url of 32 bytes).
+pub const E2E_KEK: &str = "ZTJlLWhhcm5lc3Mta2VrLTAxMjM0NTY3ODlhYmNkZWY";
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef0123456789abcdef";
 

@@ -1508,3 +1508,69 @@ fn a_stalled_body_is_timed_out_by_the_origin() {
         Err(e) => panic!("the origin kept a stalled request open: {e}"),
     }
 }
+
+/// Issue 17.8: a NUL (or another control character) in an identifier
+/// reached the database; PostgreSQL refuses NUL in text and the origin
+/// answered 500. The form layer refuses control characters first (this
+/// suite also runs on PostgreSQL: scripts/test's second e2e pass).
+#[test]
+fn control_characters_in_identifiers_are_a_4xx_not_a_500() {
+    let origin = Origin::start();
+    let token_url = format!("{}/token", origin.url);
+    let mut failures = Vec::new();
+    let mut check = |name: &str, status: u16| {
+        if !(400..500).contains(&status) {
+            failures.push(format!("{name}: answered {status}"));
+        }
+    };
+    for body in [
+        "grant_type=client_credentials&client_id=a%00b&client_secret=x",
+        "grant_type=refresh_token&client_id=a%00b&refresh_token=x",
+        "grant_type=authorization_code&client_id=a%00b&code=x&code_verifier=y",
+        "grant_type=client_credentials&client_id=a%01b&client_secret=x",
+    ] {
+        let r = http()
+            .post(&token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .expect("POST /token");
+        check(body, r.status().as_u16());
+    }
+    let nul_basic = base64::engine::general_purpose::STANDARD.encode("a\0b:secret");
+    let r = http()
+        .post(&token_url)
+        .header("authorization", format!("Basic {nul_basic}"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .expect("POST /token");
+    check("Basic a\\0b", r.status().as_u16());
+    for path in ["/revoke", "/introspect"] {
+        let r = http()
+            .post(format!("{}{path}", origin.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("client_id=a%00b&token=x")
+            .send()
+            .expect("POST");
+        check(path, r.status().as_u16());
+    }
+    for query in [
+        "response_type=code&client_id=a%00b",
+        "response_type=code&client_id=a%0Ab&redirect_uri=https%3A%2F%2Fx",
+    ] {
+        let r = http()
+            .get(format!("{}/authorize?{query}", origin.url))
+            .send()
+            .expect("GET /authorize");
+        check(query, r.status().as_u16());
+    }
+    for path in ["/admin/clients/a%00b", "/admin/audit?client_id=a%00b"] {
+        let r = http()
+            .get(format!("{}{path}", origin.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .expect("GET admin");
+        check(path, r.status().as_u16());
+    }
+    assert_all(&failures);
+}

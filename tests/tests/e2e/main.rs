@@ -12,6 +12,7 @@ mod edge_limits;
 mod exchange_attacks;
 mod faults;
 mod flows;
+mod front_attacks;
 mod grant_attacks;
 mod grants;
 mod guide;
