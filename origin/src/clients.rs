@@ -203,9 +203,16 @@ fn is_absolute_uri(s: &str) -> bool {
 /// `https`, or `http` only on the loopback interface (RFC 8252 §7.3 and
 /// §8.3, OAuth 2.1 §2.3.1: `127.0.0.1`, `[::1]` or `localhost`). Anything
 /// else would send codes over cleartext across the network.
+///
+/// The string is judged as written: only RFC 3986 characters (the WHATWG
+/// parser would silently drop tabs and newlines, read `\\` as `/` and
+/// IDNA-map non-ASCII hosts, so the string stored, matched at `/authorize`
+/// and sent in `Location` would differ from the one checked), and an http
+/// host must be spelled as the loopback literal it parses to (not
+/// `0x7f.1`, `2130706433` or `127.1`).
 #[must_use]
 pub fn is_registrable_redirect_uri(s: &str) -> bool {
-    if !is_absolute_uri(s) {
+    if !is_absolute_uri(s) || !s.bytes().all(is_uri_char) {
         return false;
     }
     let Ok(url) = url::Url::parse(s) else {
@@ -214,13 +221,35 @@ pub fn is_registrable_redirect_uri(s: &str) -> bool {
     if !url.username().is_empty() || url.password().is_some() {
         return false;
     }
-    match (url.scheme(), url.host()) {
-        ("https", Some(_)) => true,
-        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
-        ("http", Some(url::Host::Domain(d))) => d.eq_ignore_ascii_case("localhost"),
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => loopback && host_as_written(s, &url),
         _ => false,
     }
+}
+
+/// RFC 3986 §2: unreserved, reserved and `%` (percent-encoding).
+fn is_uri_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+}
+
+/// Whether `raw`'s authority spells the host exactly as `url` serializes
+/// it (ASCII case aside), followed by a port, a path, a query or nothing.
+fn host_as_written(raw: &str, url: &url::Url) -> bool {
+    let (Some(rest), Some(host)) = (raw.split_once("://").map(|(_, r)| r), url.host_str()) else {
+        return false;
+    };
+    rest.get(..host.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(host))
+        && rest
+            .get(host.len()..)
+            .is_some_and(|after| after.is_empty() || after.starts_with([':', '/', '?']))
 }
 
 impl NewClient {

@@ -16,7 +16,10 @@
 //!   bound to it: a stolen bound token cannot be laundered into a Bearer
 //!   token usable without the key;
 //! - `act` (RFC 8693 §4.1) names the exchanging client, with any prior
-//!   chain nested; an actor token must have been issued to that client;
+//!   chain nested (at most [`MAX_ACT_CHAIN`] actors, within what verifiers
+//!   accept); an actor token must have been issued to that client and not
+//!   be itself delegated (a token with `act` names the party it was
+//!   exchanged for, who did not act);
 //! - every exchange, refused or granted, is audited (never the token).
 //!
 //! The new token keeps the subject's `sub` and `sid` (revoking the grant
@@ -37,6 +40,13 @@ use serde_json::json;
 pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The only token type we accept and issue.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The longest delegation chain (`act`, nested) an exchanged token may
+/// carry. Each exchange nests the prior chain one level deeper; past
+/// `common`'s JSON depth limit the origin would sign tokens that no
+/// verifier (introspection, the edge) accepts.
+pub const MAX_ACT_CHAIN: usize = 8;
+// The claim set is one level, each actor one more.
+const _: () = assert!(MAX_ACT_CHAIN < gatehouse_common::json::MAX_DEPTH);
 
 /// A token-exchange request.
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +171,14 @@ async fn exchange_checked(
                     "the actor token was not issued to this client",
                 ));
             }
+            // A delegated token's `sub` is the party it was exchanged for,
+            // not one that acted: as the actor it would name that party in
+            // `act` and drop the real actor (this client) from the chain.
+            if actor.act.is_some() {
+                return Err(Error::InvalidGrant(
+                    "a delegated token (with act) cannot be the actor token",
+                ));
+            }
             holder_of_key(
                 &actor,
                 req.jkt,
@@ -180,6 +198,11 @@ async fn exchange_checked(
         "sub": actor.as_ref().map_or(client.client_id.as_str(), |a| a.sub.as_str()),
         "client_id": client.client_id,
     });
+    if act_chain_len(subject.act.as_ref()) >= MAX_ACT_CHAIN {
+        return Err(Error::InvalidGrant(
+            "the subject token's delegation chain is too long to extend",
+        ));
+    }
     if let (Some(prior), Some(m)) = (&subject.act, act.as_object_mut()) {
         m.insert("act".into(), prior.clone());
     }
@@ -263,6 +286,11 @@ async fn exchange_checked(
     Ok(resp)
 }
 
+/// How many actors an `act` claim names (it and each nested `act`).
+fn act_chain_len(act: Option<&serde_json::Value>) -> usize {
+    std::iter::successors(act, |a| a.get("act")).count()
+}
+
 /// Scope only narrows: to the subject token's scopes that the exchanging
 /// client may itself hold; a request beyond that is `invalid_scope`, no
 /// request yields all of it.
@@ -291,7 +319,16 @@ fn narrowed_scopes(
 
 #[cfg(test)]
 mod tests {
-    use super::narrowed_scopes;
+    use super::{act_chain_len, narrowed_scopes};
+    use serde_json::json;
+
+    #[test]
+    fn act_chain_len_counts_nested_actors() {
+        assert_eq!(act_chain_len(None), 0);
+        assert_eq!(act_chain_len(Some(&json!({"sub": "a"}))), 1);
+        let two = json!({"sub": "a", "act": {"sub": "b"}});
+        assert_eq!(act_chain_len(Some(&two)), 2);
+    }
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| (*x).to_owned()).collect()

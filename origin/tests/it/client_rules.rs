@@ -63,6 +63,56 @@ async fn non_loopback_http_redirect_uris_are_refused_at_registration() {
     }
 }
 
+/// The attack: a redirect URI spelled so that the WHATWG URL parser (the
+/// `url` crate, like a browser) silently rewrites it: tabs and newlines
+/// dropped, `\\` read as `/`, IDNA-mapped or numeric hosts. The loopback
+/// check then judges a different string from the one stored, matched at
+/// `/authorize` and written into `Location`, and any other parser (a
+/// native app's, a proxy's) may see another host. Only RFC 3986 characters
+/// are registrable, and an http host must be written as the loopback
+/// literal it is.
+#[tokio::test]
+async fn redirect_uri_spellings_the_parser_rewrites_are_refused() {
+    let state = sqlite_state().await;
+    for bad in [
+        "http://local\thost/cb",
+        "http://127.0.0.1\\@attacker.example/cb",
+        "https://app.example\n/cb",
+        "http://\u{24db}ocalhost/cb",
+        "https://app.example/c<b>",
+        "http://0x7f.1/cb",
+        "http://2130706433/cb",
+        "http://127.1/cb",
+        "http://[0:0:0:0:0:0:0:1]/cb",
+    ] {
+        let (s, b) = admin_create(
+            &state,
+            json!({"name": "web", "scope": "read", "audiences": [AUD],
+                   "grant_types": ["authorization_code"], "redirect_uris": [bad]}),
+        )
+        .await;
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{bad:?}: {b}"
+        );
+    }
+    for good in [
+        "http://LOCALHOST:3000/cb",
+        "http://127.0.0.1",
+        "http://[::1]/cb?x=1",
+        "https://app.example/cb%20x?a=b&c=%7E",
+    ] {
+        let (s, b) = admin_create(
+            &state,
+            json!({"name": "web", "scope": "read", "audiences": [AUD],
+                   "grant_types": ["authorization_code"], "redirect_uris": [good]}),
+        )
+        .await;
+        assert_eq!(s, 201, "{good}: {b}");
+    }
+}
+
 #[tokio::test]
 async fn public_clients_cannot_register_token_exchange() {
     let state = sqlite_state().await;
