@@ -160,6 +160,18 @@ pub enum KeysCommand {
         #[arg(long)]
         immediate: bool,
     },
+    /// Retire a key (after a leak): it never signs again; a new key signs at
+    /// once if it was the signer. Running servers pick the change up within
+    /// GATEHOUSE_KEY_CHECK_SECS (the admin API acts at once).
+    Retire {
+        /// The key id.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        /// Also remove it from the JWKS now and destroy it: every token it
+        /// signed is refused once verifiers refresh their keys.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// Runs the CLI from the process arguments.
@@ -431,6 +443,20 @@ async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
             )
             .await?;
             print(&serde_json::to_value(&meta)?);
+        }
+        KeysCommand::Retire {
+            kid,
+            now: unpublish,
+        } => {
+            let kek = crate::server::resolve_kek(&config)?;
+            let Some(done) =
+                crate::keys::retire(&db, &kek, config.signing_alg, &kid, unpublish, now).await?
+            else {
+                return Err(format!("no signing key with kid {kid}").into());
+            };
+            crate::audit::record(&db.pool, &done.audit_event(now)).await?;
+            tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
+            print(&serde_json::to_value(&done)?);
         }
     }
     Ok(())
