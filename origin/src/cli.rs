@@ -250,9 +250,16 @@ async fn run(command: Command, config: Config) -> CliResult {
             };
             let db = Db::open(&config.database_url).await?;
             let span = crate::revocation::cover_span(&db, &config).await?;
-            let rev = crate::introspect::revoke_identifier(&db, span, kind, &value, "cli", now())
-                .await
-                .map_err(|e| e.to_string())?;
+            let rev = crate::introspect::revoke_identifier(
+                &db,
+                span,
+                kind,
+                &value,
+                crate::revocation::REASON_CLI,
+                now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             print(&serde_json::to_value(rev)?);
             Ok(())
         }
@@ -478,6 +485,7 @@ mod tests {
             &["gatehouse-origin", "revoke", "--jti", "-Tabc"],
             &["gatehouse-origin", "revoke", "--client", "-Tabc"],
             &["gatehouse-origin", "audit", "--client", "-Tabc"],
+            &["gatehouse-origin", "keys", "retire", "-Tabc", "--now"],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }

@@ -26,6 +26,11 @@ pub struct Revocation {
     pub reason: String,
 }
 
+/// The stored reason of a revocation made through the admin API.
+pub const REASON_ADMIN_API: &str = "admin api";
+/// The stored reason of a revocation made with the CLI (`revoke`).
+pub const REASON_CLI: &str = "cli";
+
 /// How long a sid/sub/client_id revocation must stay: the longest lifetime
 /// of any token issued so far, plus the leeway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

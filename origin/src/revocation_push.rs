@@ -420,7 +420,9 @@ impl Priority {
     #[must_use]
     pub fn of(kind: RevocationKind, reason: &str) -> Self {
         match (kind, reason) {
-            (_, "admin api" | "cli") => Self::Operator,
+            (_, crate::revocation::REASON_ADMIN_API | crate::revocation::REASON_CLI) => {
+                Self::Operator
+            }
             (RevocationKind::Sub | RevocationKind::ClientId, _) => Self::Principal,
             (RevocationKind::Sid, _) => Self::Family,
             (RevocationKind::Jti, _) => Self::Token,

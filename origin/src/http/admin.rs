@@ -401,7 +401,15 @@ async fn create_revocation(
     let kind = RevocationKind::from_name(&body.kind)
         .ok_or_else(|| Error::InvalidRequest("kind must be jti, sid, sub or client_id".into()))?;
     let span = crate::revocation::cover_span(&state.db, &state.config).await?;
-    let rev = revoke_identifier(&state.db, span, kind, &body.value, "admin api", now).await?;
+    let rev = revoke_identifier(
+        &state.db,
+        span,
+        kind,
+        &body.value,
+        crate::revocation::REASON_ADMIN_API,
+        now,
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::to_value(rev).map_err(Error::internal)?),
