@@ -133,6 +133,10 @@ pub enum RevocationError {
     },
     /// `iat` is in the future.
     IssuedInFuture,
+    /// `version` is ahead of the clock ([`latest_version`]): a leaked key
+    /// must not be able to raise the floor so far that no later genuine
+    /// document is taken.
+    VersionAhead,
 }
 
 impl fmt::Display for RevocationError {
@@ -152,6 +156,7 @@ impl fmt::Display for RevocationError {
                 "revocation document version {offered} is older than the held {held}"
             ),
             Self::IssuedInFuture => f.write_str("revocation document is issued in the future"),
+            Self::VersionAhead => f.write_str("revocation document version is ahead of the clock"),
         }
     }
 }
@@ -259,6 +264,16 @@ impl RevocationPolicy {
     }
 }
 
+/// The highest version accepted at `now`: `now + leeway_secs` in
+/// milliseconds since the epoch. The origin numbers documents from the
+/// current time in milliseconds up, so its versions stay below this, and a
+/// version signed with a leaked key can hold later documents back for at
+/// most the leeway.
+#[must_use]
+pub fn latest_version(now: UnixTime, leeway_secs: i64) -> u64 {
+    u64::try_from(now.0.saturating_add(leeway_secs).saturating_mul(1000)).unwrap_or(0)
+}
+
 /// A revocation document whose signature is not yet checked.
 #[derive(Clone, Debug)]
 pub struct UntrustedRevocationDocument<'a> {
@@ -342,6 +357,9 @@ impl<'a> UntrustedRevocationDocument<'a> {
         if self.doc.iat > now.0.saturating_add(policy.leeway_secs) {
             return Err(RevocationError::IssuedInFuture);
         }
+        if self.doc.version > latest_version(now, policy.leeway_secs) {
+            return Err(RevocationError::VersionAhead);
+        }
         Ok(RevocationList::from_document(self.doc, now))
     }
 }
@@ -422,8 +440,9 @@ impl RevocationList {
             .map(|(revoked_at, _)| *revoked_at)
     }
 
-    /// Whether `token` is revoked at `now`: its `jti` is listed, or its
-    /// `sid`, `sub` or `client_id` is listed with `revoked_at >= token.iat`.
+    /// Whether `token` is revoked at `now`: its `jti` is listed, or one of
+    /// its [`revocable_names`] (its own `sid`, `sub`, `client_id`, and those
+    /// of every actor in its `act` chain) is listed with `revoked_at >= token.iat`.
     #[must_use]
     pub fn check(&self, token: &AccessToken, now: UnixTime) -> Option<RevocationHit> {
         if let Some(revoked_at) = self.lookup(RevocationKind::Jti, &token.jti, now) {
@@ -432,14 +451,45 @@ impl RevocationList {
                 revoked_at,
             });
         }
-        let candidates = [
-            (RevocationKind::Sid, token.sid.as_deref()),
-            (RevocationKind::Sub, Some(token.sub.as_str())),
-            (RevocationKind::ClientId, Some(token.client_id.as_str())),
-        ];
-        candidates.into_iter().find_map(|(kind, value)| {
-            let revoked_at = self.lookup(kind, value?, now)?;
-            (token.iat <= revoked_at).then_some(RevocationHit { kind, revoked_at })
-        })
+        revocable_names(token)
+            .into_iter()
+            .filter(|(kind, _)| *kind != RevocationKind::Jti)
+            .find_map(|(kind, value)| {
+                let revoked_at = self.lookup(kind, value, now)?;
+                (token.iat <= revoked_at).then_some(RevocationHit { kind, revoked_at })
+            })
     }
+}
+
+/// Every name a revocation entry could match `token` by: its `jti`, `sid`,
+/// `sub` and `client_id`, then for each actor of its RFC 8693 `act` chain
+/// (the current actor first, then the nested prior ones) the actor's `sub`,
+/// `client_id` and `sid` — revoking an actor reaches the tokens it obtained
+/// by exchange. The walk is bounded by the JSON nesting limit
+/// ([`crate::json::MAX_DEPTH`]), which no parsed token exceeds.
+#[must_use]
+pub fn revocable_names(token: &AccessToken) -> Vec<(RevocationKind, &str)> {
+    let mut names = vec![(RevocationKind::Jti, token.jti.as_str())];
+    if let Some(sid) = token.sid.as_deref() {
+        names.push((RevocationKind::Sid, sid));
+    }
+    names.push((RevocationKind::Sub, token.sub.as_str()));
+    names.push((RevocationKind::ClientId, token.client_id.as_str()));
+    let mut actor = token.act.as_ref();
+    for _ in 0..crate::json::MAX_DEPTH {
+        let Some(a) = actor.and_then(Value::as_object) else {
+            break;
+        };
+        for (kind, claim) in [
+            (RevocationKind::Sub, "sub"),
+            (RevocationKind::ClientId, "client_id"),
+            (RevocationKind::Sid, "sid"),
+        ] {
+            if let Some(v) = a.get(claim).and_then(Value::as_str) {
+                names.push((kind, v));
+            }
+        }
+        actor = a.get("act");
+    }
+    names
 }

@@ -212,3 +212,49 @@ fn forged_wrong_typ_and_wrong_issuer_documents_are_refused() {
         RevocationError::IssuedInFuture
     );
 }
+
+/// Issue 17.18: a token obtained by token exchange carries its actor in
+/// `act` (RFC 8693 §4.1), nested for a chain of actors. Revoking the actor
+/// (its `sub`, `client_id` or `sid`) must reach such tokens too, at every
+/// depth of the chain, and only those issued up to the revocation.
+#[test]
+fn revoking_an_actor_reaches_the_tokens_it_obtained_by_exchange() {
+    let exchanged = token(fixture::set(
+        fixture::claims(),
+        "act",
+        json!({
+            "sub": "actor-svc", "client_id": "actor-client",
+            "act": { "sub": "first-actor", "client_id": "first-client", "sid": "first-sid" }
+        }),
+    ));
+    let list_of = |kind, value: &str, revoked_at: i64| {
+        decode(
+            &sign(&doc(1, vec![entry(kind, value, revoked_at, NOW + 300)])),
+            None,
+            NOW,
+        )
+        .unwrap()
+    };
+    for (kind, value) in [
+        (RevocationKind::Sub, "actor-svc"),
+        (RevocationKind::ClientId, "actor-client"),
+        (RevocationKind::Sub, "first-actor"),
+        (RevocationKind::ClientId, "first-client"),
+        (RevocationKind::Sid, "first-sid"),
+    ] {
+        let hit = list_of(kind, value, NOW).check(&exchanged, UnixTime(NOW));
+        assert_eq!(
+            hit.map(|h| h.kind),
+            Some(kind),
+            "revoking the actor's {kind:?} {value} missed the exchanged token"
+        );
+        // Issued after the actor was revoked: not covered.
+        assert_eq!(
+            list_of(kind, value, NOW - 1).check(&exchanged, UnixTime(NOW)),
+            None
+        );
+    }
+    // An actor's jti names the actor token, not the exchanged one.
+    let jti_list = list_of(RevocationKind::Jti, "actor-svc", NOW);
+    assert_eq!(jti_list.check(&exchanged, UnixTime(NOW)), None);
+}

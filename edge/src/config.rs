@@ -136,7 +136,7 @@ pub struct EdgeConfig {
     pub client_total_quota: Option<Quota>,
     /// Per IP quota for unauthenticated and failed attempts.
     pub ip_quota: Quota,
-    /// Per IP quota for the revocation ingest route (charged before any work).
+    /// Per IP quota for the revocation ingest route (only refused documents are charged).
     pub ingest_quota: Quota,
     /// Behaviour when the rate-limit Durable Object is unreachable.
     pub rate_limit_fail: FailMode,

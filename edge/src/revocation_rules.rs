@@ -33,6 +33,24 @@ pub fn takes_version(held: Option<u64>, offered: u64) -> bool {
     held.is_none_or(|h| offered > h)
 }
 
+/// The ingest store's floor: the higher of the version it recorded and the
+/// version of the document KV holds (either may be missing).
+#[must_use]
+pub fn floor(stored: Option<u64>, in_kv: Option<u64>) -> Option<u64> {
+    stored.max(in_kv)
+}
+
+/// How old a pushed document may be at ingest, in seconds: the pusher signs
+/// every document (retries and republications included) when it sends it,
+/// so an older one is a replay of a document someone kept.
+pub const INGEST_MAX_AGE_SECS: i64 = 300;
+
+/// Whether a document issued at `iat` may still be ingested at `now`.
+#[must_use]
+pub fn fresh_for_ingest(iat: i64, now: i64) -> bool {
+    iat >= now.saturating_sub(INGEST_MAX_AGE_SECS)
+}
+
 /// Whether a list held since `checked_at` must be re-read from KV at `now`.
 #[must_use]
 pub fn needs_reread(checked_at: i64, ttl_secs: i64, now: i64) -> bool {
@@ -49,6 +67,24 @@ mod tests {
         assert!(takes_version(Some(4), 5));
         assert!(!takes_version(Some(5), 5), "equal is refused");
         assert!(!takes_version(Some(6), 5), "older is refused");
+    }
+
+    #[test]
+    fn the_floor_is_the_higher_of_the_store_and_kv() {
+        // Cloudflare-KV push mode: KV moved on past the object's record.
+        assert_eq!(floor(Some(3), Some(9)), Some(9));
+        assert!(!takes_version(floor(Some(3), Some(9)), 5));
+        assert_eq!(floor(Some(9), Some(3)), Some(9));
+        assert_eq!(floor(None, Some(4)), Some(4));
+        assert_eq!(floor(Some(4), None), Some(4));
+        assert_eq!(floor(None, None), None);
+    }
+
+    #[test]
+    fn documents_older_than_the_ingest_window_are_replays() {
+        assert!(fresh_for_ingest(1_000, 1_000));
+        assert!(fresh_for_ingest(1_000 - INGEST_MAX_AGE_SECS, 1_000));
+        assert!(!fresh_for_ingest(999 - INGEST_MAX_AGE_SECS, 1_000));
     }
 
     #[test]

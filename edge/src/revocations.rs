@@ -14,11 +14,16 @@
 //! Ingest (`POST /.gatehouse/revocations`) verifies a pushed document, then
 //! hands it to the issuer's [`RevocationStore`] Durable Object, which holds
 //! the highest version taken and does compare-and-set: a version not above
-//! it is refused (409); KV is written only from inside the object, after the
-//! check, one write at a time; 204 only after the KV write succeeded.
+//! it, or above the version KV holds (which the origin writes directly in
+//! Cloudflare-KV push mode), is refused (409); KV is written only from
+//! inside the object, after the check, one write at a time; 204 only after
+//! the KV write succeeded. A document signed more than
+//! [`INGEST_MAX_AGE_SECS`](crate::revocation_rules::INGEST_MAX_AGE_SECS)
+//! ago is refused too (a replay), and versions ahead of the clock are
+//! refused by `common` (`RevocationError::VersionAhead`).
 
 use crate::config::{EdgeConfig, IssuerConfig};
-use crate::revocation_rules::{fingerprint, needs_reread, takes_version};
+use crate::revocation_rules::{fingerprint, floor, fresh_for_ingest, needs_reread, takes_version};
 use crate::{jwks, webcrypto};
 use futures_util::lock::Mutex;
 use gatehouse_common::alg::Algorithm;
@@ -245,6 +250,12 @@ pub async fn ingest(
         .issuer(&iss)
         .ok_or(IngestError::Invalid(RevocationError::UntrustedIssuer))?;
     let list = verify(raw, cfg, issuer, held_version(&iss), now).await?;
+    // A genuine document older than the ingest window is a replay (the
+    // pusher signs each document when it sends it): refused like a rollback,
+    // whatever floor the store could read.
+    if !fresh_for_ingest(list.issued_at(), now.0) {
+        return Err(IngestError::Rollback);
+    }
     let version = list.version();
     store(env, &iss, version, raw).await?;
     with_state(&iss, |s| {
@@ -300,17 +311,18 @@ impl RevocationStore {
         let _one_at_a_time = self.lock.lock().await;
         let storage = self.state.storage();
         let stored: Option<String> = storage.get("version").await?;
-        let mut held = stored.as_deref().and_then(|v| v.parse::<u64>().ok());
         let store = self.env.kv(BINDING)?;
-        if held.is_none() {
-            // First use (e.g. after an upgrade): KV's document sets the floor.
-            // Only verified documents are ever written there.
-            held = store.get(&kv_key(iss)).text().await?.and_then(|t| {
-                UntrustedRevocationDocument::parse(&t, &RevocationPolicy::new(iss))
-                    .ok()
-                    .map(|d| d.version())
-            });
-        }
+        // The floor is the higher of the object's version and KV's: in
+        // Cloudflare-KV push mode the origin writes KV directly, past this
+        // object, and an older genuine document posted here must not roll
+        // that back. Only verified documents (from here or the origin's
+        // pusher) are ever written to KV.
+        let in_kv = store.get(&kv_key(iss)).text().await?.and_then(|t| {
+            UntrustedRevocationDocument::parse(&t, &RevocationPolicy::new(iss))
+                .ok()
+                .map(|d| d.version())
+        });
+        let held = floor(stored.as_deref().and_then(|v| v.parse::<u64>().ok()), in_kv);
         if !takes_version(held, version) {
             return Ok(409);
         }

@@ -585,15 +585,32 @@ async fn ingest(
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<Response> {
-    // Unauthenticated route: charged to the caller's address before any
-    // work, in its own bucket (the origin's pusher shares no budget with
-    // failed token attempts from the same address).
-    let key = format!("ingest:{ip}");
-    match ratelimit::charge(env, cfg, &key, &cfg.ingest_quota).await {
-        Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, None, log),
-        Limit::FailedClosed => return unavailable(log),
-        _ => {}
+    // Unauthenticated route, but verified before anything is charged: only
+    // a refused document is charged to the caller's address (in its own
+    // bucket), so garbage posted from an address the origin shares never
+    // throttles the origin's valid pushes. The checks are cheap first
+    // (size, UTF-8, header, issuer, key) and the signature last.
+    let (refused, response) = take_document(&mut req, cfg, env, now, log).await;
+    if refused {
+        let key = format!("ingest:{ip}");
+        match ratelimit::charge(env, cfg, &key, &cfg.ingest_quota).await {
+            Limit::Decided(d) if !d.allowed => return too_many(&d, &cfg.ingest_quota, None, log),
+            Limit::FailedClosed => return unavailable(log),
+            _ => {}
+        }
     }
+    response
+}
+
+/// Reads and ingests a pushed document; the flag says whether it was
+/// refused for what the caller sent (charged), not for an outage here.
+async fn take_document(
+    req: &mut worker::Request,
+    cfg: &EdgeConfig,
+    env: &Env,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> (bool, Result<Response>) {
     let too_large = req
         .headers()
         .get("content-length")
@@ -611,37 +628,46 @@ async fn ingest(
     };
     let Some(body) = body else {
         log.outcome = "ingest_refused";
-        return plain_error(413, "invalid_request", "the document is too large");
+        return (
+            true,
+            plain_error(413, "invalid_request", "the document is too large"),
+        );
     };
     let Ok(body) = String::from_utf8(body) else {
         log.outcome = "ingest_refused";
-        return plain_error(400, "invalid_request", "the document is not UTF-8");
+        return (
+            true,
+            plain_error(400, "invalid_request", "the document is not UTF-8"),
+        );
     };
     match revocations::ingest(body.trim(), cfg, env, now).await {
         Ok((iss, version)) => {
             log.outcome = "ingested";
             log.iss = Some(iss);
             log.reason = Some(format!("version {version}"));
-            Ok(Response::empty()?.with_status(204))
+            (false, Response::empty().map(|r| r.with_status(204)))
         }
         Err(IngestError::Invalid(e)) => {
             log.outcome = "ingest_refused";
             log.reason = Some(e.to_string());
-            plain_error(400, "invalid_request", &e.to_string())
+            (true, plain_error(400, "invalid_request", &e.to_string()))
         }
         Err(IngestError::Rollback) => {
             log.outcome = "ingest_refused";
             log.reason = Some("not newer than the held version".into());
-            plain_error(
-                409,
-                "conflict",
-                "the document is not newer than the one already held",
+            (
+                true,
+                plain_error(
+                    409,
+                    "conflict",
+                    "the document is not newer than the one already held",
+                ),
             )
         }
         Err(IngestError::Unavailable(why)) => {
             log.outcome = "ingest_failed";
             log.reason = Some(why.into());
-            plain_error(503, "temporarily_unavailable", why)
+            (false, plain_error(503, "temporarily_unavailable", why))
         }
     }
 }

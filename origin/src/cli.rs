@@ -173,6 +173,18 @@ pub enum KeysCommand {
         #[arg(long)]
         immediate: bool,
     },
+    /// Retire a key (after a leak): it never signs again; a new key signs at
+    /// once if it was the signer. Running servers pick the change up within
+    /// GATEHOUSE_KEY_CHECK_SECS (the admin API acts at once).
+    Retire {
+        /// The key id.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+        /// Also remove it from the JWKS now and destroy it: every token it
+        /// signed is refused once verifiers refresh their keys.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// Runs the CLI from the process arguments.
@@ -251,9 +263,16 @@ async fn run(command: Command, config: Config) -> CliResult {
             };
             let db = Db::open(&config.database_url).await?;
             let span = crate::revocation::cover_span(&db, &config).await?;
-            let rev = crate::introspect::revoke_identifier(&db, span, kind, &value, "cli", now())
-                .await
-                .map_err(|e| e.to_string())?;
+            let rev = crate::introspect::revoke_identifier(
+                &db,
+                span,
+                kind,
+                &value,
+                crate::revocation::REASON_CLI,
+                now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             print(&serde_json::to_value(rev)?);
             Ok(())
         }
@@ -449,6 +468,20 @@ async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
             .await?;
             print(&serde_json::to_value(&meta)?);
         }
+        KeysCommand::Retire {
+            kid,
+            now: unpublish,
+        } => {
+            let kek = crate::server::resolve_kek(&config)?;
+            let Some(done) =
+                crate::keys::retire(&db, &kek, config.signing_alg, &kid, unpublish, now).await?
+            else {
+                return Err(format!("no signing key with kid {kid}").into());
+            };
+            crate::audit::record(&db.pool, &done.audit_event(now)).await?;
+            tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
+            print(&serde_json::to_value(&done)?);
+        }
     }
     Ok(())
 }
@@ -469,6 +502,7 @@ mod tests {
             &["gatehouse-origin", "revoke", "--jti", "-Tabc"],
             &["gatehouse-origin", "revoke", "--client", "-Tabc"],
             &["gatehouse-origin", "audit", "--client", "-Tabc"],
+            &["gatehouse-origin", "keys", "retire", "-Tabc", "--now"],
         ] {
             assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
         }

@@ -372,6 +372,109 @@ pub async fn rotate(
     Ok(meta)
 }
 
+/// What [`retire`] did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Retirement {
+    /// The key retired.
+    pub kid: String,
+    /// It stopped signing at.
+    pub retired_at: i64,
+    /// It left the JWKS at (`now` with `--now`; otherwise maintenance
+    /// removes it once the tokens it signed have expired).
+    pub removed_at: Option<i64>,
+    /// The key created to sign in its place, when it was the signer and no
+    /// other key could sign at once.
+    pub created: Option<String>,
+    /// For the operator: what happens to the tokens it signed.
+    pub warning: &'static str,
+}
+
+impl Retirement {
+    /// Its audit event (the CLI and the admin API record the same).
+    #[must_use]
+    pub fn audit_event(&self, now: UnixTime) -> crate::audit::AuditEvent {
+        crate::audit::AuditEvent::new("key_retired", now).detail(format!(
+            "kid={} removed={} created={}",
+            self.kid,
+            self.removed_at.is_some(),
+            self.created.as_deref().unwrap_or("-")
+        ))
+    }
+}
+
+/// The warning [`retire`] gives with `now`.
+pub const RETIRE_NOW_WARNING: &str = "the key is no longer published: every token it signed is refused as soon as \
+     verifiers refresh the JWKS (the edge: within its JWKS cache TTL); clients must obtain new tokens";
+/// The warning [`retire`] gives without `now`.
+pub const RETIRE_WARNING: &str =
+    "the key no longer signs; it stays published until the tokens it signed have \
+     expired (after a key leak use --now to unpublish it at once)";
+
+/// Retires `kid` at `now` (after a leak): it never signs again, and with
+/// `unpublish` it also leaves the JWKS at once and its private key is
+/// destroyed (every token it signed dies once verifiers refresh their keys).
+/// If it was the signer and no other key can sign now, a new key is created,
+/// active at once. `None` when no such key exists. Under the key
+/// maintenance lock, as [`maintain`] and [`rotate`].
+pub async fn retire(
+    db: &Db,
+    kek: &Kek,
+    alg: Algorithm,
+    kid: &str,
+    unpublish: bool,
+    now: UnixTime,
+) -> Result<Option<Retirement>, KeyStoreError> {
+    let mut tx = db.pool.begin().await?;
+    lock(&mut tx, db.backend).await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM signing_keys"))
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut metas = rows
+        .iter()
+        .map(meta_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(meta) = metas.iter_mut().find(|m| m.kid == kid) else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let retired_at = meta.retired_at.map_or(now.0, |at| at.min(now.0));
+    meta.retired_at = Some(retired_at);
+    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
+        .bind(retired_at)
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+    if unpublish && meta.removed_at.is_none() {
+        meta.removed_at = Some(now.0);
+        // As in `maintain`: the private key is destroyed, the row stays.
+        sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
+            .bind(now.0)
+            .bind(Vec::<u8>::new())
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let removed_at = meta.removed_at;
+    let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
+    let created = if signer_at(&scheduled, now).is_none() {
+        Some(insert_key(&mut *tx, kek, alg, now, now.0).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(Some(Retirement {
+        kid: kid.to_owned(),
+        retired_at,
+        removed_at,
+        created,
+        warning: if unpublish {
+            RETIRE_NOW_WARNING
+        } else {
+            RETIRE_WARNING
+        },
+    }))
+}
+
 async fn lock(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,

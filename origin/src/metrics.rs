@@ -20,6 +20,8 @@ struct Inner {
     tokens: BTreeMap<(String, String, String), u64>,
     errors: BTreeMap<(String, String), u64>,
     latency: BTreeMap<String, Histogram>,
+    /// The last revocation document built: live revocations and entries carried.
+    revocations: Option<(usize, usize)>,
 }
 
 /// The origin's counters and histograms.
@@ -59,6 +61,14 @@ impl Metrics {
         }
     }
 
+    /// The last revocation document built carried `carried` of `live`
+    /// revocations (fewer only over the document's entry cap).
+    pub fn revocation_document(&self, live: usize, carried: usize) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.revocations = Some((live, carried));
+        }
+    }
+
     /// The text exposition.
     #[must_use]
     pub fn render(&self) -> String {
@@ -75,6 +85,14 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "gatehouse_errors_total{{route=\"{route}\",kind=\"{kind}\"}} {n}"
+            );
+        }
+        if let Some((live, carried)) = m.revocations {
+            let _ = writeln!(
+                out,
+                "# HELP gatehouse_revocations_live Live revocations when the last document was built.\n# TYPE gatehouse_revocations_live gauge\ngatehouse_revocations_live {live}\n\
+                 # HELP gatehouse_revocations_left_out Live revocations the last document could not carry (over its entry cap).\n# TYPE gatehouse_revocations_left_out gauge\ngatehouse_revocations_left_out {}",
+                live.saturating_sub(carried)
             );
         }
         out.push_str("# HELP gatehouse_request_duration_seconds Request latency.\n# TYPE gatehouse_request_duration_seconds histogram\n");

@@ -5,7 +5,7 @@
 use crate::db::{Db, DbError};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::revocation::{
-    RevocationDocument, RevocationEntry, RevocationKind, RevocationList,
+    revocable_names, RevocationDocument, RevocationEntry, RevocationKind, RevocationList,
 };
 use gatehouse_common::UnixTime;
 use serde::Serialize;
@@ -25,6 +25,11 @@ pub struct Revocation {
     /// Why (`rfc7009`, `admin`, `cli`, …).
     pub reason: String,
 }
+
+/// The stored reason of a revocation made through the admin API.
+pub const REASON_ADMIN_API: &str = "admin api";
+/// The stored reason of a revocation made with the CLI (`revoke`).
+pub const REASON_CLI: &str = "cli";
 
 /// How long a sid/sub/client_id revocation must stay: the longest lifetime
 /// of any token issued so far, plus the leeway.
@@ -153,20 +158,22 @@ pub async fn list(db: &Db, now: UnixTime) -> Result<Vec<Revocation>, DbError> {
 }
 
 /// Whether `token` is revoked at `now`, decided by `common`'s [`RevocationList`]
-/// over the entries that could name it.
+/// over the entries that could name it ([`revocable_names`]: its own ids and
+/// those of every actor in its `act` chain).
 pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<bool, DbError> {
-    let rows = sqlx::query(
-        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations WHERE drop_after > $1 AND \
-         ((kind = 'jti' AND value = $2) OR (kind = 'sid' AND value = $3) OR (kind = 'sub' AND value = $4) \
-          OR (kind = 'client_id' AND value = $5))",
-    )
-    .bind(now.0)
-    .bind(&token.jti)
-    .bind(token.sid.clone().unwrap_or_default())
-    .bind(&token.sub)
-    .bind(&token.client_id)
-    .fetch_all(&db.pool)
-    .await?;
+    let names = revocable_names(token);
+    let conditions = (0..names.len())
+        .map(|i| format!("(kind = ${} AND value = ${})", 2 * i + 2, 2 * i + 3))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let sql = format!(
+        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations WHERE drop_after > $1 AND ({conditions})"
+    );
+    let mut q = sqlx::query(&sql).bind(now.0);
+    for (kind, value) in &names {
+        q = q.bind(kind.name()).bind(*value);
+    }
+    let rows = q.fetch_all(&db.pool).await?;
     let mut entries = Vec::with_capacity(rows.len());
     for r in &rows {
         let rev = from_row(r)?;

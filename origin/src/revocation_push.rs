@@ -90,12 +90,6 @@ pub enum PushError {
     /// Signing failed.
     #[error("signing the revocation document failed: {0}")]
     Sign(#[from] crate::crypto::CryptoError),
-    /// More live revocations than one document may carry.
-    #[error("{count} live revocations exceed the document limit of {MAX_ENTRIES}")]
-    TooManyEntries {
-        /// Live entries.
-        count: usize,
-    },
     /// The request did not complete.
     #[error("push to {target} failed: {reason}")]
     Transport {
@@ -267,6 +261,8 @@ pub struct Claim {
     pub document: RevocationDocument,
     /// The outbox rows it delivers once acknowledged.
     pub outbox_ids: Vec<i64>,
+    /// Live revocations (more than the document carries when over the cap).
+    pub live: usize,
 }
 
 /// What one push cycle did.
@@ -298,6 +294,13 @@ pub fn entry_until(kind: RevocationKind, revoked_at: i64, drop_after: i64, span:
     }
 }
 
+/// The lowest version a document built at `now` gets: `now` in
+/// milliseconds since the epoch (versions strictly increase above it).
+#[must_use]
+pub fn version_floor(now: UnixTime) -> i64 {
+    now.0.saturating_mul(1000)
+}
+
 /// Whether any outbox row is waiting.
 pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
     let row = sqlx::query(
@@ -321,10 +324,16 @@ pub async fn claim(
     let mut tx = db.pool.begin().await?;
     // Write first: on SQLite this takes the write lock before any read (no
     // snapshot upgrade); on PostgreSQL the row lock orders concurrent claims.
+    // Versions are milliseconds since the epoch (or one above the last, if
+    // that is higher): the edge refuses versions ahead of its clock, so a
+    // document signed with a leaked key cannot raise the floor past what
+    // this pusher reaches shortly after (see `version_floor`).
     sqlx::query(
-        "UPDATE revocation_push SET version = version + 1, last_attempt_at = $1 WHERE id = 1",
+        "UPDATE revocation_push SET version = CASE WHEN version + 1 > $2 THEN version + 1 ELSE $2 END, \
+         last_attempt_at = $1 WHERE id = 1",
     )
     .bind(now.0)
+    .bind(version_floor(now))
     .execute(&mut *tx)
     .await?;
     let version: i64 = sqlx::query("SELECT version FROM revocation_push WHERE id = 1")
@@ -348,7 +357,7 @@ pub async fn claim(
         return Ok(None);
     }
     let rows = sqlx::query(
-        "SELECT kind, value, revoked_at, drop_after FROM revocations \
+        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations \
          WHERE drop_after > $1 OR revoked_at > $2 ORDER BY id",
     )
     .bind(now.0)
@@ -356,27 +365,28 @@ pub async fn claim(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let mut entries = Vec::with_capacity(rows.len());
+    let mut live = Vec::with_capacity(rows.len());
     for r in &rows {
         let name: String = r.try_get("kind")?;
         let kind = RevocationKind::from_name(&name).ok_or(DbError::Corrupt { column: "kind" })?;
         let revoked_at: i64 = r.try_get("revoked_at")?;
         let drop_after: i64 = r.try_get("drop_after")?;
+        let reason: String = r.try_get("reason")?;
         let until = entry_until(kind, revoked_at, drop_after, span);
         if until > now.0 {
-            entries.push(RevocationEntry {
-                kind,
-                value: r.try_get("value")?,
-                revoked_at,
-                until,
-            });
+            live.push((
+                Priority::of(kind, &reason),
+                RevocationEntry {
+                    kind,
+                    value: r.try_get("value")?,
+                    revoked_at,
+                    until,
+                },
+            ));
         }
     }
-    if entries.len() > MAX_ENTRIES {
-        return Err(PushError::TooManyEntries {
-            count: entries.len(),
-        });
-    }
+    let live_count = live.len();
+    let entries = within_cap(live, MAX_ENTRIES, MAX_PAYLOAD_BYTES);
     Ok(Some(Claim {
         document: RevocationDocument {
             iss: issuer.to_owned(),
@@ -385,8 +395,95 @@ pub async fn claim(
             entries,
         },
         outbox_ids: ids,
+        live: live_count,
     }))
 }
+
+/// Which live revocations a document keeps first when there are more than
+/// it may carry ([`MAX_ENTRIES`]): an operator's (admin API, CLI) before any
+/// other, then whole subjects and clients, then grant families, then single
+/// tokens (which any client can create in bulk by revoking its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// Revoked by an operator through the admin API or the CLI.
+    Operator,
+    /// A `sub` or `client_id` entry (user or client deleted).
+    Principal,
+    /// A `sid` entry (a grant family).
+    Family,
+    /// A `jti` entry (one token).
+    Token,
+}
+
+impl Priority {
+    /// The priority of an entry of `kind` stored with `reason`.
+    #[must_use]
+    pub fn of(kind: RevocationKind, reason: &str) -> Self {
+        match (kind, reason) {
+            (_, crate::revocation::REASON_ADMIN_API | crate::revocation::REASON_CLI) => {
+                Self::Operator
+            }
+            (RevocationKind::Sub | RevocationKind::ClientId, _) => Self::Principal,
+            (RevocationKind::Sid, _) => Self::Family,
+            (RevocationKind::Jti, _) => Self::Token,
+        }
+    }
+}
+
+/// The most claim bytes (the JSON payload) a document may carry: the edge's
+/// ingest route takes a compact JWS of at most 8 MiB
+/// (`edge/src/revocations.rs` `MAX_DOCUMENT_BYTES`), base64url makes the
+/// payload 4/3 larger, and the header, `iss` and signature need a margin.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024 - 64 * 1024;
+
+/// An upper bound of `e`'s encoded size in the payload (with its comma):
+/// the longest kind name, two 20-digit numbers, the JSON-escaped value.
+fn encoded_len(e: &RevocationEntry) -> usize {
+    let value = serde_json::to_string(&e.value).map_or(usize::MAX / 2, |v| v.len());
+    value.saturating_add(80)
+}
+
+/// The live entries a document carries: all of them when they fit in `cap`
+/// entries and `max_bytes` of payload; otherwise by [`Priority`], the newest
+/// revocations first within one, so the caps never hold back an operator's
+/// revocation (what is left out is carried again once older entries
+/// expire). Kept in their original order.
+#[must_use]
+pub fn within_cap(
+    live: Vec<(Priority, RevocationEntry)>,
+    cap: usize,
+    max_bytes: usize,
+) -> Vec<RevocationEntry> {
+    let total: usize = live
+        .iter()
+        .map(|(_, e)| encoded_len(e))
+        .fold(0, usize::saturating_add);
+    if live.len() <= cap && total <= max_bytes {
+        return live.into_iter().map(|(_, e)| e).collect();
+    }
+    let mut ranked: Vec<(usize, Priority, RevocationEntry)> = live
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, e))| (i, p, e))
+        .collect();
+    ranked.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.revoked_at.cmp(&a.2.revoked_at)));
+    let mut bytes = 0usize;
+    let mut kept: Vec<(usize, RevocationEntry)> = Vec::new();
+    for (i, _, e) in ranked {
+        let len = encoded_len(&e);
+        if kept.len() >= cap || bytes.saturating_add(len) > max_bytes {
+            break;
+        }
+        bytes = bytes.saturating_add(len);
+        kept.push((i, e));
+    }
+    kept.sort_by_key(|k| k.0);
+    kept.into_iter().map(|(_, e)| e).collect()
+}
+
+/// When a document is close to the cap: from 80 % of [`MAX_ENTRIES`] on,
+/// the pusher warns (and `/metrics` shows it) before anything is left out.
+pub const NEAR_CAP: usize = MAX_ENTRIES / 5 * 4;
 
 /// Who delivered a document: the pusher's mode and the signing key.
 #[derive(Clone, Copy, Debug)]
@@ -533,6 +630,16 @@ pub async fn push_pending(
     else {
         return Ok(Cycle::Idle);
     };
+    let carried = claim.document.entries.len();
+    state.metrics.revocation_document(claim.live, carried);
+    if claim.live >= NEAR_CAP {
+        tracing::warn!(
+            live = claim.live,
+            carried,
+            cap = MAX_ENTRIES,
+            "revocation document near its entry cap: single-token revocations are left out first (operator revocations never)"
+        );
+    }
     let jws = sign(state, &claim.document, now)?;
     client.send(&jws).await?;
     let by = Delivery {
@@ -695,6 +802,37 @@ mod tests {
             percent_encode("revocations/https://a.example:8443"),
             "revocations%2Fhttps%3A%2F%2Fa.example%3A8443"
         );
+    }
+
+    fn e(kind: RevocationKind, value: &str, revoked_at: i64) -> RevocationEntry {
+        RevocationEntry {
+            kind,
+            value: value.to_owned(),
+            revoked_at,
+            until: revoked_at + 300,
+        }
+    }
+
+    #[test]
+    fn over_the_caps_operator_revocations_come_first_and_order_is_kept() {
+        let live = vec![
+            (Priority::Token, e(RevocationKind::Jti, "old", 1)),
+            (Priority::Token, e(RevocationKind::Jti, "new", 5)),
+            (Priority::Family, e(RevocationKind::Sid, "s", 2)),
+            (Priority::Operator, e(RevocationKind::Sub, "admin", 3)),
+        ];
+        let names = |v: Vec<RevocationEntry>| v.into_iter().map(|e| e.value).collect::<Vec<_>>();
+        assert_eq!(
+            names(within_cap(live.clone(), 10, 10_000)),
+            ["old", "new", "s", "admin"]
+        );
+        assert_eq!(
+            names(within_cap(live.clone(), 3, 10_000)),
+            ["new", "s", "admin"]
+        );
+        assert_eq!(names(within_cap(live.clone(), 1, 10_000)), ["admin"]);
+        // The byte budget too: room for two entries.
+        assert_eq!(names(within_cap(live, 10, 2 * 90)), ["s", "admin"]);
     }
 
     #[test]

@@ -1547,6 +1547,23 @@ pub fn all() -> Vec<Attack> {
             },
         },
         Attack {
+            name: "revocation version far ahead of the clock (wedges later documents)",
+            source: "issue 16.6 (leaked key, u64::MAX version)",
+            check: |v| {
+                want(
+                    revocations(
+                        v,
+                        &issuer_key().sign(
+                            &RevocationDocument::header(issuer_key().alg(), fixture::KID),
+                            &revocation_doc(u64::MAX),
+                        ),
+                        None,
+                    ),
+                    RevocationError::VersionAhead,
+                )
+            },
+        },
+        Attack {
             name: "revocation document forged by another key",
             source: "RFC 8725 §3.4",
             check: |v| {

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/clients/{client_id}/rotate-secret", post(rotate_secret))
         .route("/keys", get(list_keys))
         .route("/keys/rotate", post(rotate_keys))
+        .route("/keys/{kid}/retire", post(retire_key))
         .route(
             "/revocations",
             get(list_revocations).post(create_revocation),
@@ -392,6 +393,38 @@ async fn rotate_keys(
     Ok(Json(serde_json::to_value(meta).map_err(Error::internal)?))
 }
 
+/// `POST /admin/keys/{kid}/retire` query.
+#[derive(Debug, Deserialize)]
+pub struct KeyRetireQuery {
+    /// Also unpublish it now (after a leak): its tokens die.
+    #[serde(default)]
+    pub now: bool,
+}
+
+/// Retires a key (`keys retire KID [--now]`); this server's ring is reloaded
+/// at once, so it never signs with the key again and stops publishing it.
+async fn retire_key(
+    State(state): State<AppState>,
+    AdminPath(kid): AdminPath<String>,
+    AdminQuery(q): AdminQuery<KeyRetireQuery>,
+) -> Result<Json<Value>, Error> {
+    let now = now();
+    let done = crate::keys::retire(
+        &state.db,
+        &state.kek,
+        state.config.signing_alg,
+        &kid,
+        q.now,
+        now,
+    )
+    .await?
+    .ok_or(Error::NotFound)?;
+    state.reload_keys().await?;
+    audit::record(&state.db.pool, &done.audit_event(now)).await?;
+    tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
+    Ok(Json(serde_json::to_value(done).map_err(Error::internal)?))
+}
+
 async fn list_revocations(State(state): State<AppState>) -> Result<Json<Value>, Error> {
     let now = now();
     Ok(Json(
@@ -424,7 +457,15 @@ async fn create_revocation(
     let kind = RevocationKind::from_name(&body.kind)
         .ok_or_else(|| Error::InvalidRequest("kind must be jti, sid, sub or client_id".into()))?;
     let span = crate::revocation::cover_span(&state.db, &state.config).await?;
-    let rev = revoke_identifier(&state.db, span, kind, &body.value, "admin api", now).await?;
+    let rev = revoke_identifier(
+        &state.db,
+        span,
+        kind,
+        &body.value,
+        crate::revocation::REASON_ADMIN_API,
+        now,
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::to_value(rev).map_err(Error::internal)?),

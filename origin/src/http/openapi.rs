@@ -27,6 +27,7 @@ pub const OPERATIONS: [(&str, &str); 23] = [
     ("/admin/clients/{client_id}/rotate-secret", "post"),
     ("/admin/keys", "get"),
     ("/admin/keys/rotate", "post"),
+    ("/admin/keys/{kid}/retire", "post"),
     ("/admin/revocations", "get"),
     ("/admin/revocations", "post"),
     ("/admin/revocations/status", "get"),
@@ -124,6 +125,9 @@ pub fn build(issuer: &str) -> Value {
                 "post": admin("New secret; the old one works for the grace period (?grace=seconds)", "{client_id, client_secret, previous_secret_expires_at}")},
             "/admin/keys": {"get": admin("Signing keys and their schedule", "{keys: [...]}")},
             "/admin/keys/rotate": {"post": admin("Publish a new key now; it signs after the publish lead (?immediate=true: at once)", "The new key")},
+            "/admin/keys/{kid}/retire": {
+                "parameters": [{"name": "kid", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "post": admin("Retire a key: it never signs again (a new key signs at once if it was the signer); ?now=true also unpublishes it, so every token it signed dies (after a leak)", "{kid, retired_at, removed_at, created, warning}")},
             "/admin/revocations": {
                 "get": admin("Revocations in force", "{revocations: [...]}"),
                 "post": {"summary": "Revoke by jti, sid, sub or client_id", "tags": ["admin"], "security": [{"adminToken": []}],

@@ -78,8 +78,10 @@ async fn ingest(State(edge): State<Shared>, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn start_edge(edge: Shared) -> String {
+    // The worker's own cap is 8 MiB; axum's default (2 MB) would be lower.
     let app = Router::new()
         .route("/.gatehouse/revocations", post(ingest))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(edge);
     serve(app).await
 }
@@ -199,11 +201,13 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
         let done = revocation_push::push_pending(&state, &client, t)
             .await
             .unwrap();
-        // Every attempt reserved a version: the acknowledged one is the 4th.
+        // Every attempt reserved a version: the acknowledged one is the 4th
+        // above the floor (milliseconds since the epoch).
+        let fourth = u64::try_from(revocation_push::version_floor(t)).unwrap() + 3;
         assert_eq!(
             done,
             Cycle::Delivered {
-                version: 4,
+                version: fourth,
                 rows: 3,
                 entries: 2
             },
@@ -226,12 +230,12 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
         .unwrap();
         assert_eq!(
             (s.latest_version, s.delivered_version, s.pending, s.failures),
-            (4, 4, 0, 0)
+            (fourth as i64, fourth as i64, 0, 0)
         );
         assert_eq!(s.last_error, None);
         {
             let e = edge.lock().unwrap();
-            assert_eq!(e.accepted, vec![4]);
+            assert_eq!(e.accepted, vec![fourth]);
             assert!(e.content_types.iter().all(|c| c == "application/jwt"));
             let held = e.held.as_ref().unwrap();
             assert_eq!(held.len(), 2);
@@ -608,7 +612,11 @@ async fn the_cloudflare_kv_client_sends_the_documented_request() {
     assert_eq!(content_type, "text/plain");
     // The value is the signed document itself, as the edge reads it from KV.
     let doc = UntrustedRevocationDocument::parse(body, &RevocationPolicy::new(ISSUER)).unwrap();
-    assert_eq!(doc.version(), 2);
+    // The refused attempt reserved the first version.
+    assert_eq!(
+        doc.version(),
+        u64::try_from(revocation_push::version_floor(t)).unwrap() + 1
+    );
 }
 
 #[tokio::test]
@@ -634,4 +642,90 @@ async fn cloudflare_without_success_true_is_not_an_acknowledgement() {
         revocation::pending_outbox(&state.db).await.unwrap().len(),
         1
     );
+}
+
+fn raw_len(edge: &Shared) -> usize {
+    edge.lock().unwrap().last_raw.len()
+}
+
+/// Issue 17.5: any client can fill the revocation table with `jti` entries
+/// by revoking its own tokens (RFC 7009). Once more were live than one
+/// document may carry, `claim` failed with `TooManyEntries` and nothing —
+/// not even an operator's emergency `sub` revocation — reached the edge.
+/// Now the document keeps operator revocations first, leaves out the
+/// excess single-token entries, and says so in `/metrics`.
+#[tokio::test]
+async fn an_admin_sub_revocation_is_pushed_even_over_the_entry_cap() {
+    use gatehouse_common::revocation::MAX_ENTRIES;
+    for tdb in databases() {
+        let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+        let (edge, url) = new_edge(&state).await;
+        let client = edge_client(&url);
+        let t = now();
+        // The flood, written directly: MAX_ENTRIES + 50 live `jti` entries
+        // from RFC 7009 revocations.
+        let mut tx = state.db.pool.begin().await.unwrap();
+        let rows: Vec<usize> = (0..MAX_ENTRIES + 50).collect();
+        for chunk in rows.chunks(1_000) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, 'jti', $1, $2, 'rfc7009')", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO revocations (value, kind, revoked_at, drop_after, reason) VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql).bind(t.0).bind(t.0 + 300);
+            for n in chunk {
+                q = q.bind(format!("flood-{n}"));
+            }
+            q.execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        // The operator's emergency revocation of a subject.
+        let span = revocation::cover_span(&state.db, &state.config)
+            .await
+            .unwrap();
+        gatehouse_origin::introspect::revoke_identifier(
+            &state.db,
+            span,
+            RevocationKind::Sub,
+            "compromised-user",
+            "admin api",
+            t,
+        )
+        .await
+        .unwrap();
+        let done = revocation_push::push_pending(&state, &client, t).await;
+        // As many as fit in the edge's 8 MiB (fewer than MAX_ENTRIES here).
+        assert!(
+            matches!(done, Ok(Cycle::Delivered { entries, .. }) if entries > 60_000 && entries <= MAX_ENTRIES),
+            "{}: {done:?}",
+            tdb.name
+        );
+        assert!(raw_len(&edge) <= 8 * 1024 * 1024, "{}", tdb.name);
+        let raw = edge.lock().unwrap().last_raw.clone();
+        let payload = raw.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&gatehouse_common::b64::decode(payload).unwrap()).unwrap();
+        let entries = claims["entries"].as_array().unwrap();
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["kind"] == "sub" && e["value"] == "compromised-user"),
+            "{}: the admin revocation was left out",
+            tdb.name
+        );
+        let metrics = state.metrics.render();
+        let left_out: usize = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("gatehouse_revocations_left_out "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            left_out >= 51
+                && metrics.contains(&format!("gatehouse_revocations_live {}", MAX_ENTRIES + 51)),
+            "{}: {metrics}",
+            tdb.name
+        );
+    }
 }

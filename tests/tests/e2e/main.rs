@@ -22,4 +22,5 @@ mod kv_unreadable;
 mod ratelimit_accuracy;
 mod replicas;
 mod revocation;
+mod revocation_attacks;
 mod skeleton;
