@@ -7,6 +7,7 @@
 //! identity in `Gatehouse-*` headers. Refusals are `common::Rejection`s
 //! rendered once (status, `WWW-Authenticate`, JSON body).
 
+pub mod assertion;
 pub mod config;
 pub mod jwks_cache;
 pub mod rate_lease;

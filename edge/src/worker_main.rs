@@ -10,12 +10,13 @@ use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::dpop::{self, BoundAccessToken, DpopError, DpopRequest, UntrustedDpopProof};
 use gatehouse_common::jwk::KeyError;
+use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::ratelimit::{Decision, Quota};
 use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
 use gatehouse_common::{alg, http, UnixTime};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, event, Context, Date, Env, Method, Response, Result};
+use worker::{console_error, console_log, event, Context, Date, Env, Response, Result};
 
 thread_local! {
     static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
@@ -107,16 +108,16 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
     let path = req.path().to_owned();
     let cors = req.header("origin").and_then(|o| cfg.cors.allow(&o));
     let mut log = LogLine::default();
-    let response = if method == Method::Options
+    let response = if method == "OPTIONS"
         && cors.is_some()
         && req.has_header("access-control-request-method")
     {
         log.outcome = "preflight";
         preflight().map(Into::into)
-    } else if path == HEALTH_PATH && method == Method::Get {
+    } else if path == HEALTH_PATH && method == "GET" {
         log.outcome = "health";
         health(&cfg, now).map(Into::into)
-    } else if path == INGEST_PATH && method == Method::Post {
+    } else if path == INGEST_PATH && method == "POST" {
         let ip = req.client_ip();
         ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
             .await
@@ -125,7 +126,7 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         handle(req, &cfg, &env, now, &mut log).await
     };
     let response = match (response, cors) {
-        (Ok(resp), Some(allow)) => proxy::with_headers(resp, &cors_headers(&allow)),
+        (Ok(resp), Some(allow)) => proxy::with_cors(resp, &allow),
         (other, _) => other,
     };
     let status = response.as_ref().map(RawResponse::status).unwrap_or(502);
@@ -141,20 +142,9 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         RequestLog::Off => false,
     };
     if logged {
-        log_request(&log, method.as_ref(), &path, status, started);
+        log_request(&log, &method, &path, status, started);
     }
     response
-}
-
-fn cors_headers(allow: &str) -> Vec<(String, String)> {
-    vec![
-        ("access-control-allow-origin".into(), allow.to_owned()),
-        (
-            "access-control-expose-headers".into(),
-            "WWW-Authenticate, DPoP-Nonce, Retry-After, RateLimit, RateLimit-Policy".into(),
-        ),
-        ("vary".into(), "Origin".into()),
-    ]
 }
 
 fn preflight() -> Result<Response> {
@@ -202,10 +192,20 @@ async fn handle(
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<RawResponse> {
-    let route = cfg.routes.route(req.path());
+    // The path is judged and forwarded in one canonical form; a path
+    // without a safe one is refused before anything else.
+    let path = match CanonicalPath::parse(req.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            let r = Rejection::new(ErrorCode::InvalidRequest, Scheme::Bearer, e.description());
+            log.refused(&r);
+            return render(&r, None).map(Into::into);
+        }
+    };
+    let route = cfg.routes.route(&path);
     if !route.needs_token() {
         log.outcome = "public";
-        return proxy::forward(req, cfg, None).await;
+        return proxy::forward(req, &path, cfg, None, now).await;
     }
     let auth = match authenticate(&req, cfg, env, now).await {
         Ok(a) => a,
@@ -256,7 +256,7 @@ async fn handle(
         extra.push(("DPoP-Nonce".to_owned(), n.clone()));
     }
     log.outcome = "forwarded";
-    let resp = proxy::forward(req, cfg, Some(&auth.token)).await?;
+    let resp = proxy::forward(req, &path, cfg, Some(&auth.token), now).await?;
     proxy::with_headers(resp, &extra)
 }
 
@@ -350,7 +350,7 @@ async fn authenticate(
         )
         .await;
         let request = DpopRequest {
-            method: req.method.as_ref(),
+            method: &req.method,
             uri: req.url.as_str(),
             access_token: Some(BoundAccessToken::new(creds.token, &token)),
             nonces,

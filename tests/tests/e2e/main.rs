@@ -9,6 +9,7 @@ mod demo;
 mod edge;
 mod faults;
 mod flows;
+mod forwarding;
 mod grants;
 mod guide;
 mod harness;
