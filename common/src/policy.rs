@@ -422,7 +422,10 @@ mod tests {
         assert_eq!(prefix_of(route(&p, "/api/")), Some("/api"));
         assert_eq!(prefix_of(route(&p, "/api/things")), Some("/api"));
         assert_eq!(prefix_of(route(&p, "/api/admin")), Some("/api/admin/"));
-        assert_eq!(prefix_of(route(&p, "/api/admin/users")), Some("/api/admin/"));
+        assert_eq!(
+            prefix_of(route(&p, "/api/admin/users")),
+            Some("/api/admin/")
+        );
         assert_eq!(prefix_of(route(&p, "/api/administrator")), Some("/api"));
         assert_eq!(prefix_of(route(&p, "/api/adminx")), Some("/api"));
         assert_eq!(route(&p, "/apix"), Route::Deny);
@@ -470,7 +473,12 @@ mod tests {
     #[test]
     fn rule_prefixes_match_case_insensitively() {
         let p = policy(DefaultAction::AllowAuthenticated);
-        for path in ["/API/ADMIN/users", "/Api/Admin", "/api/%41dmin/x", "/api/adm%C4%B1n"] {
+        for path in [
+            "/API/ADMIN/users",
+            "/Api/Admin",
+            "/api/%41dmin/x",
+            "/api/adm%C4%B1n",
+        ] {
             assert_eq!(prefix_of(route(&p, path)), Some("/api/admin/"), "{path}");
         }
         // The forwarded path keeps the caller's case.
@@ -540,7 +548,10 @@ mod tests {
             Err(PolicyError::InvalidPrefix { .. })
         ));
         assert!(matches!(
-            RoutePolicy::new(DefaultAction::Deny, vec![RouteRule::new("/a;b", &[], false)]),
+            RoutePolicy::new(
+                DefaultAction::Deny,
+                vec![RouteRule::new("/a;b", &[], false)]
+            ),
             Err(PolicyError::InvalidPrefix { .. })
         ));
         for dup in ["/a/", "/A", "//a"] {

@@ -210,7 +210,12 @@ mod tests {
         assert!(jws::typ_is(parsed.header.typ.as_deref(), TYP));
         assert_eq!(parsed.header.kid.as_deref(), Some("edge-1"));
         let public = key.public_jwk(None).unwrap();
-        assert!(RustCrypto.verify(&public, Algorithm::Es256, parsed.signing_input(), parsed.signature()));
+        assert!(RustCrypto.verify(
+            &public,
+            Algorithm::Es256,
+            parsed.signing_input(),
+            parsed.signature()
+        ));
         let c = &parsed.claims;
         assert_eq!(c["htm"], "PROPFIND");
         assert_eq!(c["path"], "/api/x");

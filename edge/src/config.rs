@@ -557,10 +557,7 @@ mod tests {
                 .route(&gatehouse_common::policy::CanonicalPath::parse(p).unwrap())
         };
         assert!(!route("/pub/x").needs_token());
-        assert_eq!(
-            route("/other"),
-            gatehouse_common::policy::Route::Deny
-        );
+        assert_eq!(route("/other"), gatehouse_common::policy::Route::Deny);
         assert_eq!(
             (cfg.client_quota.limit, cfg.client_quota.window_secs),
             (3, 60)
@@ -597,7 +594,10 @@ mod tests {
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
             (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),
-            (&[("IDENTITY_SIGNING_KEY", r#"{"kty":"oct","k":"c2VjcmV0"}"#)], "IDENTITY_SIGNING_KEY"),
+            (
+                &[("IDENTITY_SIGNING_KEY", r#"{"kty":"oct","k":"c2VjcmV0"}"#)],
+                "IDENTITY_SIGNING_KEY",
+            ),
         ];
         for (extra, var) in cases {
             let v = with(extra);

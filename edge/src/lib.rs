@@ -9,6 +9,7 @@
 
 pub mod assertion;
 pub mod config;
+pub mod forward_headers;
 pub mod jwks_cache;
 pub mod rate_lease;
 pub mod replay_window;

@@ -18,26 +18,13 @@
 
 use crate::assertion;
 use crate::config::EdgeConfig;
+use crate::forward_headers::{is_identity_header, merge_list};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::UnixTime;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{Result, Url};
-
-/// The prefix of every identity header the edge sets (and strips).
-pub const IDENTITY_PREFIX: &str = "gatehouse-";
-
-/// Whether an incoming header could pose as an identity header: its name,
-/// lower-cased and with `_` read as `-`, starts with [`IDENTITY_PREFIX`].
-#[must_use]
-pub fn is_identity_header(name: &str) -> bool {
-    name.len() >= IDENTITY_PREFIX.len()
-        && name
-            .bytes()
-            .zip(IDENTITY_PREFIX.bytes())
-            .all(|(a, b)| a.to_ascii_lowercase() == b || (a == b'_' && b == b'-'))
-}
 
 /// The incoming request as the handler reads it: the runtime's JS object,
 /// its headers, method and parsed URL, each read once. (worker-rs's
@@ -148,7 +135,9 @@ pub async fn forward(
     if let Some(signer) = &cfg.identity_assertion {
         let jws = assertion::sign(signer, &req.method, path.as_str(), token, now)
             .await
-            .map_err(|_| worker::Error::RustError("the identity assertion could not be signed".into()))?;
+            .map_err(|_| {
+                worker::Error::RustError("the identity assertion could not be signed".into())
+            })?;
         headers.set(assertion::HEADER, &jws)?;
     }
     let init = web_sys::RequestInit::new();
@@ -196,23 +185,6 @@ pub fn with_cors(inner: web_sys::Response, allow: &str) -> Result<web_sys::Respo
     with_headers(inner, &extra)
 }
 
-/// A comma-separated header list with `add` appended where missing (compared case-insensitively).
-fn merge_list(existing: Option<String>, add: &[&str]) -> String {
-    let mut out: Vec<String> = existing
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for a in add {
-        if !out.iter().any(|m| m.eq_ignore_ascii_case(a) || m == "*") {
-            out.push((*a).to_owned());
-        }
-    }
-    out.join(", ")
-}
-
 /// `resp` with `extra` headers added. Upstream responses have immutable
 /// headers, so the status, headers and (streamed) body move into a new response.
 pub fn with_headers(
@@ -239,41 +211,4 @@ pub fn with_headers(
         body.as_ref(),
         &init,
     )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_headers_are_recognised_in_every_spelling() {
-        for name in [
-            "gatehouse-sub",
-            "Gatehouse-Sub",
-            "gatehouse_sub",
-            "Gatehouse_Sub",
-            "GATEHOUSE_CLIENT_ID",
-            "gatehouse-assertion",
-            "gatehouse_",
-        ] {
-            assert!(is_identity_header(name), "{name}");
-        }
-        for name in ["gatehouse", "x-gatehouse-sub", "gatehousesub", "authorization"] {
-            assert!(!is_identity_header(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn lists_are_merged_not_replaced() {
-        assert_eq!(
-            merge_list(Some("Authorization, Accept-Encoding".into()), &["Origin"]),
-            "Authorization, Accept-Encoding, Origin"
-        );
-        assert_eq!(merge_list(None, &["Origin"]), "Origin");
-        assert_eq!(
-            merge_list(Some("x-trace, dpop-nonce".into()), &["DPoP-Nonce", "RateLimit"]),
-            "x-trace, dpop-nonce, RateLimit"
-        );
-        assert_eq!(merge_list(Some("*".into()), &["RateLimit"]), "*");
-    }
 }
