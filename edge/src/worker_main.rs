@@ -108,22 +108,23 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
     let path = req.path().to_owned();
     let cors = req.header("origin").and_then(|o| cfg.cors.allow(&o));
     let mut log = LogLine::default();
-    let response =
-        if method == "OPTIONS" && cors.is_some() && req.has_header("access-control-request-method")
-        {
-            log.outcome = "preflight";
-            preflight().map(Into::into)
-        } else if path == HEALTH_PATH && method == "GET" {
-            log.outcome = "health";
-            health(&cfg, now).map(Into::into)
-        } else if path == INGEST_PATH && method == "POST" {
-            let ip = req.client_ip();
-            ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
-                .await
-                .map(Into::into)
-        } else {
-            handle(req, &cfg, &env, now, &mut log).await
-        };
+    let response = if method.as_str() == "OPTIONS"
+        && cors.is_some()
+        && req.has_header("access-control-request-method")
+    {
+        log.outcome = "preflight";
+        preflight().map(Into::into)
+    } else if path == HEALTH_PATH && method == "GET" {
+        log.outcome = "health";
+        health(&cfg, now).map(Into::into)
+    } else if path == INGEST_PATH && method == "POST" {
+        let ip = req.client_ip();
+        ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
+            .await
+            .map(Into::into)
+    } else {
+        handle(req, &cfg, &env, now, &mut log).await
+    };
     let response = match (response, cors) {
         (Ok(resp), Some(allow)) => proxy::with_cors(resp, &allow),
         (other, _) => other,
