@@ -1,15 +1,201 @@
 //! Route policy: which paths need which scopes, and whether DPoP is required.
 //!
 //! Rules are path prefixes matched on segment boundaries (`/api` matches
-//! `/api` and `/api/x`, never `/apix`), after the request path is normalized
-//! (percent-encoding and dot segments, RFC 3986 §6.2.2) so `/pub/../admin`
-//! cannot borrow `/pub`'s rule. The longest matching prefix wins; a path no
-//! rule matches gets the default: deny, or allow any authenticated caller.
+//! `/api` and `/api/x`, never `/apix`), case-insensitively, against a
+//! [`CanonicalPath`]: the one form of the request path that the edge both
+//! judges and forwards, so an upstream that decodes, merges slashes or
+//! strips `;` parameters never routes a path other than the one judged.
+//! The longest matching prefix wins; a path no rule matches gets the
+//! default: deny, or allow any authenticated caller. The query string is
+//! never part of the match.
 
 use crate::access_token::AccessToken;
 use crate::rejection::{ErrorCode, Rejection, Scheme};
-use crate::uri;
 use std::fmt;
+
+/// Longest request path accepted, in bytes.
+pub const MAX_PATH_LEN: usize = 8 * 1024;
+
+/// Why a request path has no safe canonical form (the edge answers 400).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PathError {
+    /// Empty, or not starting with `/`.
+    NotAbsolute,
+    /// Longer than [`MAX_PATH_LEN`].
+    TooLong,
+    /// A raw byte that is not printable ASCII (the URL parser encodes the rest).
+    InvalidByte,
+    /// A `\`, raw or encoded: some servers treat it as a separator.
+    Backslash,
+    /// A `;` (path parameter), raw or encoded: Tomcat, Spring and Jetty cut
+    /// `;…` out of a segment before routing, so `/api;x/admin` is `/api/admin` there.
+    PathParameter,
+    /// An encoded `/`: a separator to upstreams that decode before routing.
+    EncodedSlash,
+    /// An encoded `%` (double encoding), `?` or `#`: a second decoding, or a
+    /// proxy that re-parses, would see a different path.
+    EncodedDelimiter,
+    /// An encoded control character (NUL, CR, LF, …) or DEL.
+    EncodedControl,
+    /// `%` not followed by two hex digits.
+    BadPercentEncoding,
+    /// Percent-encoded bytes that are not UTF-8 (e.g. the overlong `%C0%AF`,
+    /// which lenient decoders read as `/`).
+    NotUtf8,
+}
+
+impl PathError {
+    /// A fixed description, fit for an `error_description`.
+    #[must_use]
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::NotAbsolute => "the request path is not absolute",
+            Self::TooLong => "the request path is too long",
+            Self::InvalidByte => "the request path has an invalid character",
+            Self::Backslash => "the request path has a backslash",
+            Self::PathParameter => "the request path has a `;` path parameter",
+            Self::EncodedSlash => "the request path has an encoded slash",
+            Self::EncodedDelimiter => "the request path has an encoded `%`, `?` or `#`",
+            Self::EncodedControl => "the request path has an encoded control character",
+            Self::BadPercentEncoding => "the request path has a bad percent-encoding",
+            Self::NotUtf8 => "the request path's percent-encoding is not UTF-8",
+        }
+    }
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// A request path in its one canonical form: percent-encodings of
+/// unreserved characters decoded and the rest upper-cased (RFC 3986
+/// §6.2.2.1–2), dot segments removed (§6.2.2.3), empty segments (`//`)
+/// merged; a trailing `/` is kept. Paths whose meaning depends on how an
+/// upstream decodes them are refused instead ([`PathError`]): encoded `/`,
+/// `\`, `%`, `?`, `#`, control characters, `;` parameters, and
+/// percent-encoded bytes that are not UTF-8.
+///
+/// [`CanonicalPath::as_str`] is what the edge forwards; route rules are
+/// matched against the decoded, case-folded form of the same segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanonicalPath {
+    forward: String,
+    key: String,
+}
+
+impl CanonicalPath {
+    /// Canonicalizes a request path (without query or fragment).
+    pub fn parse(path: &str) -> Result<Self, PathError> {
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute);
+        }
+        if path.len() > MAX_PATH_LEN {
+            return Err(PathError::TooLong);
+        }
+        if path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+            return Err(PathError::InvalidByte);
+        }
+        let raw: Vec<&str> = path.split('/').skip(1).collect();
+        let last = raw.len().saturating_sub(1);
+        // (forward form, decoded form) of each kept segment.
+        let mut out: Vec<(String, String)> = Vec::with_capacity(raw.len());
+        let mut trailing_slash = false;
+        for (i, seg) in raw.iter().enumerate() {
+            let (forward, decoded) = segment(seg)?;
+            match decoded.as_str() {
+                "" | "." => trailing_slash = i == last,
+                ".." => {
+                    out.pop();
+                    trailing_slash = i == last;
+                }
+                _ => {
+                    out.push((forward, decoded));
+                    trailing_slash = false;
+                }
+            }
+        }
+        let mut forward = String::with_capacity(path.len());
+        let mut key = String::with_capacity(path.len());
+        for (f, d) in &out {
+            forward.push('/');
+            forward.push_str(f);
+            key.push('/');
+            key.push_str(&fold(d));
+        }
+        if trailing_slash || out.is_empty() {
+            forward.push('/');
+            key.push('/');
+        }
+        Ok(Self { forward, key })
+    }
+
+    /// The path to forward (percent-encoded, case kept).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.forward
+    }
+}
+
+impl fmt::Display for CanonicalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.forward)
+    }
+}
+
+/// Case-insensitive comparison form: upper- then lower-cased per character,
+/// as Java's `equalsIgnoreCase` compares, so `ı` (dotless i), `ſ` (long s)
+/// and `K` (Kelvin sign) fold onto `i`, `s` and `k` the way a
+/// case-insensitive upstream would match them.
+fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    s.chars()
+        .flat_map(char::to_uppercase)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// One segment's forward form and decoded text, or why it is refused.
+fn segment(seg: &str) -> Result<(String, String), PathError> {
+    let mut forward = String::with_capacity(seg.len());
+    let mut decoded: Vec<u8> = Vec::with_capacity(seg.len());
+    let mut bytes = seg.bytes();
+    while let Some(b) = bytes.next() {
+        let v = if b == b'%' {
+            let hi = bytes.next().and_then(|c| char::from(c).to_digit(16));
+            let lo = bytes.next().and_then(|c| char::from(c).to_digit(16));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(PathError::BadPercentEncoding);
+            };
+            u8::try_from(hi * 16 + lo).map_err(|_| PathError::BadPercentEncoding)?
+        } else {
+            b
+        };
+        match v {
+            b'\\' => return Err(PathError::Backslash),
+            b';' => return Err(PathError::PathParameter),
+            b'/' => return Err(PathError::EncodedSlash),
+            b'%' | b'?' | b'#' => return Err(PathError::EncodedDelimiter),
+            0..=0x1f | 0x7f => return Err(PathError::EncodedControl),
+            _ => {}
+        }
+        let unreserved = v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~');
+        if b != b'%' || unreserved {
+            forward.push(char::from(v));
+        } else {
+            forward.push_str(&format!("%{v:02X}"));
+        }
+        decoded.push(v);
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::NotUtf8)?;
+    Ok((forward, decoded))
+}
 
 /// What happens to a path no rule matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +277,7 @@ pub enum Route<'a> {
     Rule(&'a RouteRule),
     /// No rule matched; any authenticated caller may pass.
     DefaultAllow,
-    /// No rule matched, or the path could not be normalized: refuse.
+    /// No rule matched: refuse.
     Deny,
 }
 
@@ -150,11 +336,8 @@ impl RoutePolicy {
             let invalid = || PolicyError::InvalidPrefix {
                 prefix: rule.prefix.clone(),
             };
-            if !rule.prefix.starts_with('/') {
-                return Err(invalid());
-            }
-            let normalized = uri::normalize_path(&rule.prefix).map_err(|_| invalid())?;
-            let key = trim_slash(&normalized).to_owned();
+            let canonical = CanonicalPath::parse(&rule.prefix).map_err(|_| invalid())?;
+            let key = trim_slash(&canonical.key).to_owned();
             if out.iter().any(|(k, _)| *k == key) {
                 return Err(PolicyError::DuplicatePrefix {
                     prefix: rule.prefix,
@@ -168,17 +351,13 @@ impl RoutePolicy {
         })
     }
 
-    /// The route for a request path (query, if any, is ignored).
+    /// The route for a canonical request path.
     #[must_use]
-    pub fn route(&self, path: &str) -> Route<'_> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
-        let Ok(path) = uri::normalize_path(path) else {
-            return Route::Deny;
-        };
+    pub fn route(&self, path: &CanonicalPath) -> Route<'_> {
         let best = self
             .rules
             .iter()
-            .filter(|(prefix, _)| segment_prefix(prefix, &path))
+            .filter(|(prefix, _)| segment_prefix(prefix, &path.key))
             .max_by_key(|(prefix, _)| prefix.len());
         match (best, self.default) {
             (Some((_, rule)), _) => Route::Rule(rule),
@@ -228,20 +407,32 @@ mod tests {
         }
     }
 
+    fn route<'a>(p: &'a RoutePolicy, path: &str) -> Route<'a> {
+        p.route(&CanonicalPath::parse(path).unwrap())
+    }
+
+    fn canonical(path: &str) -> Result<String, PathError> {
+        CanonicalPath::parse(path).map(|c| c.as_str().to_owned())
+    }
+
     #[test]
     fn longest_prefix_wins_on_segment_boundaries() {
         let p = policy(DefaultAction::Deny);
-        assert_eq!(prefix_of(p.route("/api")), Some("/api"));
-        assert_eq!(prefix_of(p.route("/api/")), Some("/api"));
-        assert_eq!(prefix_of(p.route("/api/things?x=1")), Some("/api"));
-        assert_eq!(prefix_of(p.route("/api/admin")), Some("/api/admin/"));
-        assert_eq!(prefix_of(p.route("/api/admin/users")), Some("/api/admin/"));
-        assert_eq!(prefix_of(p.route("/api/administrator")), Some("/api"));
-        assert_eq!(p.route("/apix"), Route::Deny);
-        assert_eq!(p.route("/"), Route::Deny);
-        assert!(!p.route("/health").needs_token());
+        assert_eq!(prefix_of(route(&p, "/api")), Some("/api"));
+        assert_eq!(prefix_of(route(&p, "/api/")), Some("/api"));
+        assert_eq!(prefix_of(route(&p, "/api/things")), Some("/api"));
+        assert_eq!(prefix_of(route(&p, "/api/admin")), Some("/api/admin/"));
         assert_eq!(
-            policy(DefaultAction::AllowAuthenticated).route("/other"),
+            prefix_of(route(&p, "/api/admin/users")),
+            Some("/api/admin/")
+        );
+        assert_eq!(prefix_of(route(&p, "/api/administrator")), Some("/api"));
+        assert_eq!(prefix_of(route(&p, "/api/adminx")), Some("/api"));
+        assert_eq!(route(&p, "/apix"), Route::Deny);
+        assert_eq!(route(&p, "/"), Route::Deny);
+        assert!(!route(&p, "/health").needs_token());
+        assert_eq!(
+            route(&policy(DefaultAction::AllowAuthenticated), "/other"),
             Route::DefaultAllow
         );
     }
@@ -249,25 +440,105 @@ mod tests {
     #[test]
     fn paths_are_normalized_before_matching() {
         let p = policy(DefaultAction::Deny);
+        for path in [
+            "/health/../api/admin/x",
+            "/%61pi/admin",
+            "/api/./admin",
+            "/api/%2E%2E/api/admin",
+            "/api/admin/%2e",
+        ] {
+            assert_eq!(prefix_of(route(&p, path)), Some("/api/admin/"), "{path}");
+        }
+    }
+
+    #[test]
+    fn double_slash_path_cannot_bypass_route_policy() {
+        let p = policy(DefaultAction::AllowAuthenticated);
+        for path in [
+            "//api/admin/users",
+            "///api/admin/users",
+            "/api//admin/users",
+            "/api/admin//users",
+            "//api//admin//",
+            "/.//api/admin",
+        ] {
+            assert_eq!(prefix_of(route(&p, path)), Some("/api/admin/"), "{path}");
+        }
+        assert_eq!(canonical("//api/admin//users").unwrap(), "/api/admin/users");
+        assert_eq!(canonical("/api/x//").unwrap(), "/api/x/");
+        assert_eq!(canonical("//").unwrap(), "/");
+        assert_eq!(canonical("/a/b/..").unwrap(), "/a/");
+    }
+
+    #[test]
+    fn rule_prefixes_match_case_insensitively() {
+        let p = policy(DefaultAction::AllowAuthenticated);
+        for path in [
+            "/API/ADMIN/users",
+            "/Api/Admin",
+            "/api/%41dmin/x",
+            "/api/adm%C4%B1n",
+        ] {
+            assert_eq!(prefix_of(route(&p, path)), Some("/api/admin/"), "{path}");
+        }
+        // The forwarded path keeps the caller's case.
+        assert_eq!(canonical("/API/Admin").unwrap(), "/API/Admin");
+        // The long s (U+017F) folds onto `s`, the Kelvin sign onto `k`.
+        let p = RoutePolicy::new(
+            DefaultAction::AllowAuthenticated,
+            vec![RouteRule::new("/secret/keys", &["admin"], false)],
+        )
+        .unwrap();
         assert_eq!(
-            prefix_of(p.route("/health/../api/admin/x")),
-            Some("/api/admin/")
+            prefix_of(route(&p, "/%C5%BFecret/%E2%84%AAeys")),
+            Some("/secret/keys")
         );
-        assert_eq!(prefix_of(p.route("/%61pi/admin")), Some("/api/admin/"));
-        assert_eq!(prefix_of(p.route("/api/./admin")), Some("/api/admin/"));
+    }
+
+    #[test]
+    fn ambiguous_spellings_are_refused() {
+        for (path, why) in [
+            ("/api%2Fadmin/users", PathError::EncodedSlash),
+            ("/api%2fadmin", PathError::EncodedSlash),
+            ("/api;x/admin/users", PathError::PathParameter),
+            ("/api/admin;/users", PathError::PathParameter),
+            ("/api/admin;jsessionid=1", PathError::PathParameter),
+            ("/api%3Bx/admin", PathError::PathParameter),
+            ("/api\\admin", PathError::Backslash),
+            ("/api%5Cadmin", PathError::Backslash),
+            ("/api/admin%00", PathError::EncodedControl),
+            ("/api/admin%0A", PathError::EncodedControl),
+            ("/api/admin%7F", PathError::EncodedControl),
+            ("/api%252Fadmin", PathError::EncodedDelimiter),
+            ("/api/%2561dmin", PathError::EncodedDelimiter),
+            ("/api/admin%3F/x", PathError::EncodedDelimiter),
+            ("/api/admin%23/x", PathError::EncodedDelimiter),
+            ("/api/%C0%AFadmin", PathError::NotUtf8),
+            ("/api/%zz", PathError::BadPercentEncoding),
+            ("/api/%4", PathError::BadPercentEncoding),
+            ("api/admin", PathError::NotAbsolute),
+            ("", PathError::NotAbsolute),
+            ("/api admin", PathError::InvalidByte),
+        ] {
+            assert_eq!(CanonicalPath::parse(path), Err(why), "{path}");
+        }
         assert_eq!(
-            p.route("/api%2Fadmin"),
-            Route::Deny,
-            "encoded slash is not a separator"
+            CanonicalPath::parse(&format!("/{}", "a".repeat(MAX_PATH_LEN))),
+            Err(PathError::TooLong)
         );
-        assert_eq!(p.route("/api/%zz"), Route::Deny);
+    }
+
+    #[test]
+    fn other_encodings_are_kept_upper_cased() {
+        assert_eq!(canonical("/caf%c3%a9/%7e%20x").unwrap(), "/caf%C3%A9/~%20x");
+        assert_eq!(canonical("/a:b@c!$&'()*+,=").unwrap(), "/a:b@c!$&'()*+,=");
     }
 
     #[test]
     fn root_rule_matches_everything() {
         let p =
             RoutePolicy::new(DefaultAction::Deny, vec![RouteRule::new("/", &[], false)]).unwrap();
-        assert!(matches!(p.route("/anything/at/all"), Route::Rule(_)));
+        assert!(matches!(route(&p, "/anything/at/all"), Route::Rule(_)));
     }
 
     #[test]
@@ -279,12 +550,24 @@ mod tests {
         assert!(matches!(
             RoutePolicy::new(
                 DefaultAction::Deny,
-                vec![
-                    RouteRule::new("/a", &[], false),
-                    RouteRule::new("/a/", &[], true)
-                ]
+                vec![RouteRule::new("/a;b", &[], false)]
             ),
-            Err(PolicyError::DuplicatePrefix { .. })
+            Err(PolicyError::InvalidPrefix { .. })
         ));
+        for dup in ["/a/", "/A", "//a"] {
+            assert!(
+                matches!(
+                    RoutePolicy::new(
+                        DefaultAction::Deny,
+                        vec![
+                            RouteRule::new("/a", &[], false),
+                            RouteRule::new(dup, &[], true)
+                        ]
+                    ),
+                    Err(PolicyError::DuplicatePrefix { .. })
+                ),
+                "{dup}"
+            );
+        }
     }
 }

@@ -107,7 +107,28 @@ proptest! {
             policy::DefaultAction::Deny,
             vec![policy::RouteRule::new("/api", &["read"], false)],
         ).unwrap();
-        let _ = p.route(&path);
+        if let Ok(c) = policy::CanonicalPath::parse(&path) {
+            let _ = p.route(&c);
+        }
+    }
+
+    /// The canonical form is a fixed point (forwarding it and judging it
+    /// again gives the same path and route), and decoding it once more
+    /// (as an upstream does) can no longer yield `/`, `\`, `;` or `%`.
+    #[test]
+    fn canonical_paths_are_idempotent_and_unambiguous(
+        path in "/[a-zA-Z0-9/._~%;\\:@!$&'()*+,=-]{0,60}",
+    ) {
+        if let Ok(c) = policy::CanonicalPath::parse(&path) {
+            let again = policy::CanonicalPath::parse(c.as_str()).unwrap();
+            prop_assert_eq!(again.as_str(), c.as_str());
+            prop_assert!(!c.as_str().contains("//"));
+            prop_assert!(!c.as_str().contains(';') && !c.as_str().contains('\\'));
+            let upper = c.as_str().to_ascii_uppercase();
+            for bad in ["%2F", "%5C", "%3B", "%25", "%00"] {
+                prop_assert!(!upper.contains(bad), "{}", c);
+            }
+        }
     }
 
     #[test]

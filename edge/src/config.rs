@@ -2,6 +2,7 @@
 //! once per isolate into a validated [`EdgeConfig`]. Every error names the
 //! variable and the problem, never the value (values may be secrets).
 
+use crate::assertion::AssertionSigner;
 use crate::jwks_cache::CacheSeal;
 pub use crate::revocation_rules::RevocationFail;
 use gatehouse_common::access_token::AccessTokenPolicy;
@@ -150,6 +151,9 @@ pub struct EdgeConfig {
     pub strip_credentials: bool,
     /// Cross-origin settings.
     pub cors: CorsConfig,
+    /// `Some` when forwarded requests carry a signed `Gatehouse-Assertion`
+    /// (`IDENTITY_SIGNING_KEY`, audience `UPSTREAM_URL`).
+    pub identity_assertion: Option<AssertionSigner>,
     /// Which requests get a log line.
     pub request_log: RequestLog,
     /// Binds shared JWKS cache entries to this deployment
@@ -458,14 +462,25 @@ impl EdgeConfig {
                     .ok_or(err("HEALTH_ADMIN_TOKEN", "must be at least 32 bytes"))
             })
             .transpose()?;
+        let upstream_url = url(
+            "UPSTREAM_URL",
+            get("UPSTREAM_URL").ok_or(err("UPSTREAM_URL", "is required"))?,
+        )?;
+        let identity_assertion = get("IDENTITY_SIGNING_KEY")
+            .map(|jwk| AssertionSigner::from_jwk(&jwk, &upstream_url))
+            .transpose()
+            .map_err(|_| {
+                err(
+                    "IDENTITY_SIGNING_KEY",
+                    "must be a private P-256 or Ed25519 JWK (with d)",
+                )
+            })?;
 
         let cfg = Self {
+            identity_assertion,
             policies: issuers.iter().map(|i| i.policy.clone()).collect(),
             issuers,
-            upstream_url: url(
-                "UPSTREAM_URL",
-                get("UPSTREAM_URL").ok_or(err("UPSTREAM_URL", "is required"))?,
-            )?,
+            upstream_url,
             jwks_min_ttl_secs: secs("JWKS_MIN_TTL_SECS", 30)?,
             jwks_max_ttl_secs: secs("JWKS_MAX_TTL_SECS", 600)?,
             jwks_max_stale_secs: secs("JWKS_MAX_STALE_SECS", 3600)?,
@@ -606,11 +621,12 @@ mod tests {
         ]);
         let cfg = EdgeConfig::from_vars(vars(&v)).unwrap();
         assert!(cfg.nonces.is_some());
-        assert!(!cfg.routes.route("/pub/x").needs_token());
-        assert_eq!(
-            cfg.routes.route("/other"),
-            gatehouse_common::policy::Route::Deny
-        );
+        let route = |p: &str| {
+            cfg.routes
+                .route(&gatehouse_common::policy::CanonicalPath::parse(p).unwrap())
+        };
+        assert!(!route("/pub/x").needs_token());
+        assert_eq!(route("/other"), gatehouse_common::policy::Route::Deny);
         assert_eq!(
             (cfg.client_quota.limit, cfg.client_quota.window_secs),
             (3, 60)
@@ -677,6 +693,10 @@ mod tests {
             (
                 &[("RATE_LIMIT_CLIENT_TOTAL", "0/60")],
                 "RATE_LIMIT_CLIENT_TOTAL",
+            ),
+            (
+                &[("IDENTITY_SIGNING_KEY", r#"{"kty":"oct","k":"c2VjcmV0"}"#)],
+                "IDENTITY_SIGNING_KEY",
             ),
         ];
         for (extra, var) in cases {

@@ -7,7 +7,9 @@
 //! identity in `Gatehouse-*` headers. Refusals are `common::Rejection`s
 //! rendered once (status, `WWW-Authenticate`, JSON body).
 
+pub mod assertion;
 pub mod config;
+pub mod forward_headers;
 pub mod jwks_cache;
 pub mod rate_lease;
 pub mod replay_window;

@@ -1,21 +1,30 @@
 //! Forwarding verified requests upstream.
 //!
-//! Incoming `Gatehouse-*` headers are removed first, so a caller can never
-//! forge identity; `Authorization` and `DPoP` are removed too unless
-//! `STRIP_CREDENTIALS=false` (the upstream trusts the edge, not the token).
-//! The verified identity is then added, and the body streams through
-//! untouched, as does the upstream's response.
+//! The request goes to the upstream at its [`CanonicalPath`] — exactly the
+//! path the route policy judged — with its method as sent. Incoming
+//! `Gatehouse-*` headers are removed first, also when spelled with `_` for
+//! `-` (`Gatehouse_Sub`, which CGI, WSGI and Rack read as
+//! `HTTP_GATEHOUSE_SUB`), so a caller can never forge identity;
+//! `Authorization` and `DPoP` are removed too unless `STRIP_CREDENTIALS=false`
+//! (the upstream trusts the edge, not the token). The verified identity is
+//! then added, with a signed `Gatehouse-Assertion` when
+//! `IDENTITY_SIGNING_KEY` is set (see [`crate::assertion`]), and the body
+//! streams through untouched, as does the upstream's response.
 //!
 //! Requests and responses stay `web_sys` objects from the upstream `fetch`
 //! to the handler's return: worker-rs's `Response` wrapper would rebuild the
 //! JS `Response` on each conversion (twice per forwarded request), which
 //! BENCHMARKS.md measured as part of the edge's per-request cost.
 
+use crate::assertion;
 use crate::config::EdgeConfig;
+use crate::forward_headers::{is_identity_header, merge_list};
 use gatehouse_common::access_token::AccessToken;
+use gatehouse_common::policy::CanonicalPath;
+use gatehouse_common::UnixTime;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{Method, Result, Url};
+use worker::{Result, Url};
 
 /// The incoming request as the handler reads it: the runtime's JS object,
 /// its headers, method and parsed URL, each read once. (worker-rs's
@@ -24,8 +33,9 @@ use worker::{Method, Result, Url};
 pub struct Incoming {
     raw: web_sys::Request,
     headers: web_sys::Headers,
-    /// The request method.
-    pub method: Method,
+    /// The request method, as sent (never mapped onto a known one: an
+    /// unknown method is checked against a proof's `htm` and forwarded as is).
+    pub method: String,
     /// The request URL.
     pub url: Url,
 }
@@ -37,7 +47,7 @@ impl Incoming {
             .map_err(|_| worker::Error::RustError("the request URL is unreadable".into()))?;
         Ok(Self {
             headers: raw.headers(),
-            method: Method::from(raw.method()),
+            method: raw.method(),
             url,
             raw,
         })
@@ -71,14 +81,18 @@ impl Incoming {
     }
 }
 
-/// Forwards `req` to the upstream with `token`'s identity attached (none for public routes).
+/// Forwards `req` to the upstream at `path` (the canonical form of its
+/// path, the one the route policy judged) with `token`'s identity attached
+/// (none for public routes).
 pub async fn forward(
     req: Incoming,
+    path: &CanonicalPath,
     cfg: &EdgeConfig,
     token: Option<&AccessToken>,
+    now: UnixTime,
 ) -> Result<web_sys::Response> {
     let url = &req.url;
-    let mut target = format!("{}{}", cfg.upstream_url, url.path());
+    let mut target = format!("{}{}", cfg.upstream_url, path.as_str());
     if let Some(q) = url.query() {
         target.push('?');
         target.push_str(q);
@@ -92,7 +106,7 @@ pub async fn forward(
     }
     for name in names {
         let lower = name.to_ascii_lowercase();
-        if lower.starts_with("gatehouse-")
+        if is_identity_header(&lower)
             || (cfg.strip_credentials && (lower == "authorization" || lower == "dpop"))
         {
             headers.delete(&name)?;
@@ -118,8 +132,16 @@ pub async fn forward(
             headers.set("gatehouse-act", actor)?;
         }
     }
+    if let Some(signer) = &cfg.identity_assertion {
+        let jws = assertion::sign(signer, &req.method, path.as_str(), token, now)
+            .await
+            .map_err(|_| {
+                worker::Error::RustError("the identity assertion could not be signed".into())
+            })?;
+        headers.set(assertion::HEADER, &jws)?;
+    }
     let init = web_sys::RequestInit::new();
-    init.set_method(req.method.as_ref());
+    init.set_method(&req.method);
     init.set_headers(&headers);
     if let Some(body) = req.raw.body() {
         init.set_body(&JsValue::from(body));
@@ -129,6 +151,38 @@ pub async fn forward(
     let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let resp = JsFuture::from(scope.fetch_with_str_and_init(&target, &init)).await?;
     Ok(resp.unchecked_into())
+}
+
+/// `resp` with the CORS answer for an allowed `origin` (`allow` is the
+/// `Access-Control-Allow-Origin` value) merged into the upstream's: `Vary`
+/// gains `Origin` (its other members kept), the expose list gains the
+/// edge's headers, and an upstream's own `Access-Control-Allow-Origin` is
+/// kept (the upstream decided).
+pub fn with_cors(inner: web_sys::Response, allow: &str) -> Result<web_sys::Response> {
+    const EXPOSE: [&str; 5] = [
+        "WWW-Authenticate",
+        "DPoP-Nonce",
+        "Retry-After",
+        "RateLimit",
+        "RateLimit-Policy",
+    ];
+    let h = inner.headers();
+    let get = |name: &str| h.get(name).ok().flatten();
+    let mut extra: Vec<(String, String)> = Vec::new();
+    if get("access-control-allow-origin").is_none() {
+        extra.push(("access-control-allow-origin".into(), allow.to_owned()));
+    }
+    let expose = merge_list(get("access-control-expose-headers"), &EXPOSE);
+    extra.push(("access-control-expose-headers".into(), expose));
+    let vary = get("vary");
+    if !vary.as_deref().is_some_and(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|m| m == "*" || m.eq_ignore_ascii_case("origin"))
+    }) {
+        extra.push(("vary".into(), merge_list(vary, &["Origin"])));
+    }
+    with_headers(inner, &extra)
 }
 
 /// `resp` with `extra` headers added. Upstream responses have immutable

@@ -149,3 +149,44 @@ pub async fn verify(
         .await
         .unwrap_or(false)
 }
+
+thread_local! {
+    /// The identity-assertion signing key, imported once per isolate (the
+    /// configuration, and so the key, is fixed for the isolate's life).
+    static SIGNING_KEY: RefCell<Option<CryptoKey>> = const { RefCell::new(None) };
+}
+
+/// Signs `data` with the private JWK `private_jwk` (JSON) under `alg`
+/// (ES256 or EdDSA); the JWS signature bytes (P1363 for ECDSA).
+pub async fn sign(private_jwk: &str, alg: Algorithm, data: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let key = match SIGNING_KEY.with(|c| c.borrow().clone()) {
+        Some(k) => k,
+        None => {
+            let jwk = js_sys::JSON::parse(private_jwk)?.dyn_into::<Object>()?;
+            let usages = Array::of1(&JsValue::from_str("sign"));
+            let promise = subtle()?.import_key_with_object(
+                "jwk",
+                &jwk,
+                &import_params(alg)?,
+                false,
+                &usages,
+            )?;
+            let k: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
+            SIGNING_KEY.with(|c| *c.borrow_mut() = Some(k.clone()));
+            k
+        }
+    };
+    let promise =
+        subtle()?.sign_with_object_and_u8_array(&cached_verify_params(alg)?, &key, data)?;
+    let sig = JsFuture::from(promise).await?;
+    Ok(js_sys::Uint8Array::new(&sig).to_vec())
+}
+
+/// `N` bytes from the runtime's CSPRNG (`crypto.getRandomValues`).
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], JsValue> {
+    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?
+        .dyn_into::<web_sys::Crypto>()?;
+    let mut out = [0u8; N];
+    crypto.get_random_values_with_u8_array(&mut out)?;
+    Ok(out)
+}

@@ -18,12 +18,13 @@ use gatehouse_common::dpop::{
     self, BoundAccessToken, DpopError, DpopProof, DpopRequest, UntrustedDpopProof,
 };
 use gatehouse_common::jwk::KeyError;
+use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::ratelimit::{Decision, Quota};
 use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
 use gatehouse_common::{alg, http, UnixTime};
 use std::cell::OnceCell;
 use std::rc::Rc;
-use worker::{console_error, console_log, event, Context, Date, Env, Method, Response, Result};
+use worker::{console_error, console_log, event, Context, Date, Env, Response, Result};
 
 thread_local! {
     static CONFIG: OnceCell<std::result::Result<Rc<EdgeConfig>, ConfigError>> = const { OnceCell::new() };
@@ -106,20 +107,20 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
     let path = req.path().to_owned();
     let cors = req.header("origin").and_then(|o| cfg.cors.allow(&o));
     let mut log = LogLine::default();
-    let response = if method == Method::Options
+    let response = if method.as_str() == "OPTIONS"
         && cors.is_some()
         && req.has_header("access-control-request-method")
     {
         log.outcome = "preflight";
         preflight().map(Into::into)
-    } else if path == HEALTH_PATH && method == Method::Get {
+    } else if path == HEALTH_PATH && method == "GET" {
         log.outcome = "health";
         let details = cfg
             .health_token
             .as_ref()
             .is_some_and(|t| t.admits(req.header("authorization").as_deref()));
         health(&cfg, now, details).map(Into::into)
-    } else if path == INGEST_PATH && method == Method::Post {
+    } else if path == INGEST_PATH && method == "POST" {
         let ip = address_key(&req.client_ip());
         ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
             .await
@@ -128,7 +129,7 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         handle(req, &cfg, &env, now, &mut log).await
     };
     let response = match (response, cors) {
-        (Ok(resp), Some(allow)) => proxy::with_headers(resp, &cors_headers(&allow)),
+        (Ok(resp), Some(allow)) => proxy::with_cors(resp, &allow),
         (other, _) => other,
     };
     let status = response.as_ref().map(RawResponse::status).unwrap_or(502);
@@ -144,20 +145,9 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         RequestLog::Off => false,
     };
     if logged {
-        log_request(&log, method.as_ref(), &path, status, started);
+        log_request(&log, &method, &path, status, started);
     }
     response
-}
-
-fn cors_headers(allow: &str) -> Vec<(String, String)> {
-    vec![
-        ("access-control-allow-origin".into(), allow.to_owned()),
-        (
-            "access-control-expose-headers".into(),
-            "WWW-Authenticate, DPoP-Nonce, Retry-After, RateLimit, RateLimit-Policy".into(),
-        ),
-        ("vary".into(), "Origin".into()),
-    ]
 }
 
 fn preflight() -> Result<Response> {
@@ -223,10 +213,20 @@ async fn handle(
     now: UnixTime,
     log: &mut LogLine,
 ) -> Result<RawResponse> {
-    let route = cfg.routes.route(req.path());
+    // The path is judged and forwarded in one canonical form; a path
+    // without a safe one is refused before anything else.
+    let path = match CanonicalPath::parse(req.path()) {
+        Ok(p) => p,
+        Err(e) => {
+            let r = Rejection::new(ErrorCode::InvalidRequest, Scheme::Bearer, e.description());
+            log.refused(&r);
+            return render(&r, None).map(Into::into);
+        }
+    };
+    let route = cfg.routes.route(&path);
     if !route.needs_token() {
         log.outcome = "public";
-        return proxy::forward(req, cfg, None).await;
+        return proxy::forward(req, &path, cfg, None, now).await;
     }
     let verified = match verify(&req, cfg, now).await {
         Ok(v) => v,
@@ -293,7 +293,7 @@ async fn handle(
         }
     }
     log.outcome = "forwarded";
-    let resp = proxy::forward(req, cfg, Some(&token)).await?;
+    let resp = proxy::forward(req, &path, cfg, Some(&token), now).await?;
     proxy::with_headers(resp, &extra)
 }
 
@@ -473,7 +473,7 @@ async fn verify(
     )
     .await;
     let request = DpopRequest {
-        method: req.method.as_ref(),
+        method: &req.method,
         uri: req.url.as_str(),
         access_token: Some(BoundAccessToken::new(creds.token, &token)),
         nonces,

@@ -402,10 +402,16 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// [`Upstream::start`] with `env` (e.g. `GATEHOUSE_ASSERTION_JWK`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("upstream");
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse-demo-upstream"));
         cmd.arg(format!("127.0.0.1:{port}"));
+        cmd.envs(env.iter().copied());
         let mut proc = Proc::spawn("upstream", cmd, dir.path().join("upstream.log"));
         let url = format!("http://127.0.0.1:{port}");
         wait_until_up(&format!("{url}/ready"), &mut proc, Duration::from_secs(30));

@@ -12,6 +12,7 @@ mod edge_limits;
 mod exchange_attacks;
 mod faults;
 mod flows;
+mod forwarding;
 mod front_attacks;
 mod grant_attacks;
 mod grants;
