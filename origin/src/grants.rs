@@ -272,7 +272,10 @@ pub async fn redeem_code(
     let row = sqlx::query(
         "SELECT c.client_id, c.user_id, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
          c.dpop_jkt, c.sid, c.expires_at, \
-         (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists \
+         (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists, \
+         (SELECT COUNT(*) FROM revocations v WHERE v.revoked_at >= c.created_at AND \
+          ((v.kind = 'sid' AND v.value = c.sid) OR (v.kind = 'sub' AND v.value = c.user_id) \
+           OR (v.kind = 'client_id' AND v.value = c.client_id))) AS ended \
          FROM auth_codes c WHERE c.code_hash = $1",
     )
     .bind(&hash)
@@ -315,6 +318,13 @@ pub async fn redeem_code(
     // read just before).
     if row.try_get::<i64, _>("user_exists")? == 0 {
         return Err(Error::InvalidGrant("the authorization code is invalid"));
+    }
+    // A `sid`, `sub` or `client_id` revocation recorded at or after the code
+    // was issued ended its grant: the revocation marks the codes it can see
+    // used, but one whose INSERT committed after that UPDATE (an
+    // `/authorize` that read the session just before) escaped it.
+    if row.try_get::<i64, _>("ended")? > 0 {
+        return Err(Error::InvalidGrant("the authorization code was revoked"));
     }
     let mut tx = state.db.pool.begin().await?;
     // Single use: exactly one redemption consumes the code.
