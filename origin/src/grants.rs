@@ -146,11 +146,12 @@ impl<'a> GrantsOf<'a> {
     }
 }
 
-/// Ends grants inside the caller's transaction: their outstanding codes are
-/// marked used (a later redemption is refused as a replay) and every refresh
-/// token of theirs is revoked. Returns the latest time a token was issued
-/// from them, at least `now`: the `revoked_at` whose revocation entry covers
-/// every access token they gave.
+/// Ends grants inside the caller's transaction: a user's browser sessions
+/// are ended, their outstanding codes are marked used (a later redemption
+/// is refused as a replay) and every refresh token of theirs is revoked.
+/// Returns the latest time a token was issued from them, at least `now`:
+/// the `revoked_at` whose revocation entry covers every access token they
+/// gave.
 ///
 /// Codes come first: a redemption in flight holds its code's row until it
 /// commits together with its refresh token (see [`redeem_code`]), so once
@@ -162,6 +163,16 @@ pub async fn end_grants(
 ) -> Result<UnixTime, DbError> {
     let (refresh_col, code_col) = of.columns();
     let value = of.value();
+    // A user's browser sessions would hand out new codes without a
+    // password: ending the user's grants logs them out (an `/authorize`
+    // that read a session just before inserts a code that the revocation
+    // entry refuses at redemption).
+    if let GrantsOf::User(user_id) = of {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(&format!(
         "UPDATE auth_codes SET used_at = $1 WHERE {code_col} = $2 AND used_at IS NULL"
     ))

@@ -3,7 +3,7 @@
 //! that a refresh one second later walked around, a code burned by another
 //! client's attempt, and codes that outlived their user's deletion.
 
-use crate::grants::{authorize, create_user, CB, VERIFIER};
+use crate::grants::{authorize, create_user, login_at, param, CB, CHALLENGE, VERIFIER};
 use crate::harness::{http, ClientCreds, Origin};
 use serde_json::Value;
 use std::time::Duration;
@@ -233,5 +233,64 @@ fn a_code_presented_with_a_wrong_verifier_or_redirect_uri_is_not_consumed() {
         s, 200,
         "the rightful redemption still works: {}",
         t["error"]
+    );
+}
+
+/// `GET /authorize` with the browser's cookies: the code the origin hands
+/// out without a login (a live session that consented before), if any.
+fn silent_code(origin: &Origin, client_id: &str, jar: &[String]) -> Option<String> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/authorize", origin.url),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", CB),
+            ("scope", "read"),
+            ("state", "e2e-state"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .expect("authorize URL");
+    let r = http()
+        .get(url)
+        .header("cookie", jar.join("; "))
+        .send()
+        .expect("GET /authorize");
+    if r.status() != 303 {
+        return None;
+    }
+    let loc = r.headers()["location"].to_str().expect("location").to_owned();
+    param(&loc, "code")
+}
+
+/// `revoke --sub` ends what could mint new tokens for the user, but left
+/// their browser sessions: whoever held one (a stolen cookie, the reason to
+/// revoke the user) got a code without a password a moment later and
+/// redeemed it into a new, live grant.
+#[test]
+fn revoking_a_sub_ends_the_browser_sessions_that_would_mint_a_new_grant() {
+    let origin = Origin::start();
+    let sub = create_user(&origin, "carol");
+    let c = web_client(&origin, "web");
+    let (code, jar) = login_at(&origin.url, &origin.url, &c.id, "carol");
+    let (s, _) = redeem(&origin, &c, &code);
+    assert_eq!(s, 200);
+    assert!(
+        silent_code(&origin, &c.id, &jar).is_some(),
+        "the session and consent let /authorize answer without a login"
+    );
+    let _ = origin.cli(&["revoke", &format!("--sub={sub}")]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let minted = silent_code(&origin, &c.id, &jar).is_some_and(|code| {
+        let (s, t) = redeem(&origin, &c, &code);
+        s == 200
+            && t["access_token"]
+                .as_str()
+                .is_some_and(|at| active(&origin, &c, at))
+    });
+    assert!(
+        !minted,
+        "the user's sub was revoked, yet their session minted a new live grant"
     );
 }
