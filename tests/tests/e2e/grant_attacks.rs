@@ -294,3 +294,90 @@ fn revoking_a_sub_ends_the_browser_sessions_that_would_mint_a_new_grant() {
         "the user's sub was revoked, yet their session minted a new live grant"
     );
 }
+
+/// Runs `f` twice at once (released together); both answers.
+fn twice_at_once<F>(f: F) -> [(u16, Value); 2]
+where
+    F: Fn() -> (u16, Value) + Sync,
+{
+    let gate = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = || {
+            gate.wait();
+            f()
+        };
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        [a.join().expect("thread"), b.join().expect("thread")]
+    })
+}
+
+/// Two redemptions of one code racing (a code stolen in transit, with its
+/// verifier, presented while the client redeems it): exactly one gets
+/// tokens, and the replay revokes what that one got.
+#[test]
+fn two_concurrent_redemptions_of_one_code_give_one_grant_and_then_revoke_it() {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "dave");
+    let c = web_client(&origin, "web");
+    for round in 0..4 {
+        let code = authorize(&origin.url, &c.id, "dave");
+        let answers = twice_at_once(|| redeem(&origin, &c, &code));
+        let won: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, t)| t)
+            .collect();
+        let statuses: Vec<(u16, Option<&str>)> = answers
+            .iter()
+            .map(|(s, t)| (*s, t["error"].as_str()))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses.contains(&(400, Some("invalid_grant"))),
+            "round {round}: {statuses:?}"
+        );
+        let at = won[0]["access_token"].as_str().expect("at");
+        let rt = won[0]["refresh_token"].as_str().expect("rt");
+        assert!(!active(&origin, &c, at), "round {round}: replay revokes");
+        let (s, t) = refresh(&origin, &c, rt);
+        assert_eq!(
+            (s, t["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}: the replayed grant's refresh token still worked"
+        );
+    }
+}
+
+/// Two refreshes of one token racing (a stolen refresh token used while
+/// the client uses it): exactly one rotation wins, and the other is reuse
+/// that revokes the family, the winner's new tokens included.
+#[test]
+fn two_concurrent_refreshes_of_one_token_give_one_rotation_and_then_revoke_the_family() {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "erin");
+    let c = web_client(&origin, "web");
+    for round in 0..4 {
+        let (_, rt) = grant(&origin, &c, "erin");
+        let answers = twice_at_once(|| refresh(&origin, &c, &rt));
+        let won: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, t)| t)
+            .collect();
+        let statuses: Vec<(u16, Option<&str>)> = answers
+            .iter()
+            .map(|(s, t)| (*s, t["error"].as_str()))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        let at = won[0]["access_token"].as_str().expect("at");
+        let next = won[0]["refresh_token"].as_str().expect("rt");
+        assert!(!active(&origin, &c, at), "round {round}: reuse revokes");
+        let (s, t) = refresh(&origin, &c, next);
+        assert_eq!(
+            (s, t["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}: the winner's successor survived the reuse"
+        );
+    }
+}
