@@ -723,6 +723,16 @@ pub async fn refresh(
     if revoked_at.is_some() || ended > 0 || user_exists == 0 {
         return Err(Error::InvalidGrant("the refresh token was revoked"));
     }
+    // The key before reuse: a DPoP-bound token presented without its key
+    // proves nothing, and a leaked bound token must not end the grant.
+    let bound: Option<String> = row.try_get("dpop_jkt")?;
+    if let Some(bound) = &bound {
+        if req.jkt != Some(bound.as_str()) {
+            return Err(Error::InvalidGrant(
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
+    }
     let rotated_at: Option<i64> = row.try_get("rotated_at")?;
     if rotated_at.is_some() {
         return Err(reuse(state, client, &family_id, ctx).await?);
@@ -731,14 +741,6 @@ pub async fn refresh(
     let family_expires_at: i64 = row.try_get("family_expires_at")?;
     if now.0 >= expires_at || now.0 >= family_expires_at {
         return Err(Error::InvalidGrant("the refresh token has expired"));
-    }
-    let bound: Option<String> = row.try_get("dpop_jkt")?;
-    if let Some(bound) = &bound {
-        if req.jkt != Some(bound.as_str()) {
-            return Err(Error::InvalidGrant(
-                "the refresh token is bound to another DPoP key",
-            ));
-        }
     }
     let scope: String = row.try_get("scope")?;
     let family_scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();

@@ -2,7 +2,10 @@
 //! code that an `/authorize` in flight inserted just after a `sid`, `sub`
 //! or `client_id` revocation marked the grant's codes used escaped that
 //! UPDATE, and its redemption minted a new refresh family whose tokens all
-//! post-date the revocation entry.
+//! post-date the revocation entry; a rotated DPoP-bound refresh token
+//! presented without its key revoked the family (reuse detection before
+//! the binding check), so a leaked bound token was enough to end the
+//! rightful client's grant.
 
 use crate::support::*;
 use gatehouse_common::revocation::RevocationKind;
@@ -10,7 +13,7 @@ use gatehouse_common::UnixTime;
 use gatehouse_origin::clients::{self, NewClient};
 use gatehouse_origin::config::Config;
 use gatehouse_origin::error::Error;
-use gatehouse_origin::grants::{self, CodeRedemption};
+use gatehouse_origin::grants::{self, CodeRedemption, Refresh};
 use gatehouse_origin::token::RequestContext;
 use gatehouse_origin::{introspect, revocation, users};
 
@@ -90,7 +93,9 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
                 RevocationKind::Sub => user.user_id.clone(),
                 _ => client.client_id.clone(),
             };
-            let span = revocation::cover_span(&state.db, &state.config).await.unwrap();
+            let span = revocation::cover_span(&state.db, &state.config)
+                .await
+                .unwrap();
             introspect::revoke_identifier(&state.db, span, kind, &value, "test", T0)
                 .await
                 .unwrap();
@@ -120,6 +125,126 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
                     got.map(|_| "tokens issued")
                 ));
             }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+async fn insert_refresh(
+    state: &gatehouse_origin::state::AppState,
+    raw: &str,
+    client_id: &str,
+    user_id: &str,
+    jkt: &str,
+    rotated_at: Option<i64>,
+) {
+    let hash = gatehouse_origin::secret::RefreshToken::new(raw.to_owned()).hash_b64();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
+         VALUES ($1, 'fam', $2, $3, 'read', $4, $5, $6, $7, $7, $8, NULL)",
+    )
+    .bind(hash)
+    .bind(client_id)
+    .bind(user_id)
+    .bind(AUD)
+    .bind(jkt)
+    .bind(T0.0)
+    .bind(T0.0 + 86_400)
+    .bind(rotated_at)
+    .execute(&state.db.pool)
+    .await
+    .unwrap();
+}
+
+/// Someone holding a rotated DPoP-bound refresh token but not its key (the
+/// binding is what makes a leaked token useless) must not be able to end
+/// the grant by presenting it: the binding is checked before reuse.
+#[tokio::test]
+async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_family() {
+    let mut problems = Vec::new();
+    for tdb in databases() {
+        let config = Config::for_tests(&tdb.url);
+        let state = state_with(config, tdb.open().await).await;
+        let (client, _) = clients::create(
+            &state.db,
+            &NewClient {
+                name: "web".into(),
+                public: true,
+                scopes: vec!["read".into()],
+                audiences: vec![AUD.into()],
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                redirect_uris: vec![CB.into()],
+                ..NewClient::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+        let user = users::create(
+            &state.db,
+            "frank",
+            &gatehouse_origin::secret::Password::new("correct horse battery".into()),
+            T0,
+        )
+        .await
+        .unwrap();
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        insert_refresh(
+            &state,
+            "rt-old",
+            &client.client_id,
+            &user.user_id,
+            jkt,
+            Some(T0.0),
+        )
+        .await;
+        insert_refresh(
+            &state,
+            "rt-new",
+            &client.client_id,
+            &user.user_id,
+            jkt,
+            None,
+        )
+        .await;
+        let ctx = RequestContext {
+            ip: None,
+            now: UnixTime(T0.0 + 5),
+        };
+        let stolen = grants::refresh(
+            &state,
+            &client,
+            Refresh {
+                refresh_token: "rt-old",
+                scope: None,
+                jkt: Some("attackers-own-key-thumbprint"),
+            },
+            ctx,
+        )
+        .await;
+        if !matches!(stolen, Err(Error::InvalidGrant(_))) {
+            problems.push(format!(
+                "{}: the keyless presentation was not refused",
+                tdb.name
+            ));
+        }
+        let rightful = grants::refresh(
+            &state,
+            &client,
+            Refresh {
+                refresh_token: "rt-new",
+                scope: None,
+                jkt: Some(jkt),
+            },
+            ctx,
+        )
+        .await;
+        if let Err(e) = rightful {
+            problems.push(format!(
+                "{}: the rightful client's refresh failed after a keyless presentation: {e}",
+                tdb.name
+            ));
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
