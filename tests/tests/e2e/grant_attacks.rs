@@ -260,7 +260,10 @@ fn silent_code(origin: &Origin, client_id: &str, jar: &[String]) -> Option<Strin
     if r.status() != 303 {
         return None;
     }
-    let loc = r.headers()["location"].to_str().expect("location").to_owned();
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     param(&loc, "code")
 }
 
