@@ -249,3 +249,52 @@ async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// A second revocation of the same `sub` (or `sid`, `client_id`) computed
+/// with an earlier clock — another replica, the CLI on another host, or a
+/// grant whose newest issuance was pruned or deleted in between — used to
+/// overwrite `revoked_at` with the smaller value, un-revoking the tokens
+/// issued between the two (in the table and in what the edge was pushed).
+#[tokio::test]
+async fn a_later_revocation_with_an_earlier_clock_does_not_lower_revoked_at() {
+    use sqlx::Row as _;
+    let mut problems = Vec::new();
+    for tdb in databases() {
+        let config = Config::for_tests(&tdb.url);
+        let state = state_with(config, tdb.open().await).await;
+        let span = revocation::cover_span(&state.db, &state.config)
+            .await
+            .unwrap();
+        for (kind, now) in [
+            (RevocationKind::Sub, T0.0 + 10),
+            (RevocationKind::Sub, T0.0),
+        ] {
+            let _ =
+                introspect::revoke_identifier(&state.db, span, kind, "u1", "test", UnixTime(now))
+                    .await
+                    .unwrap();
+        }
+        let stored: i64 = sqlx::query("SELECT revoked_at FROM revocations WHERE value = 'u1'")
+            .fetch_one(&state.db.pool)
+            .await
+            .unwrap()
+            .try_get("revoked_at")
+            .unwrap();
+        let pushed: String = sqlx::query("SELECT payload FROM outbox ORDER BY id DESC LIMIT 1")
+            .fetch_one(&state.db.pool)
+            .await
+            .unwrap()
+            .try_get("payload")
+            .unwrap();
+        let pushed: serde_json::Value = serde_json::from_str(&pushed).unwrap();
+        if stored != T0.0 + 10 || pushed["revoked_at"] != T0.0 + 10 {
+            problems.push(format!(
+                "{}: revoked_at lowered from {} to stored {stored}, pushed {}",
+                tdb.name,
+                T0.0 + 10,
+                pushed["revoked_at"]
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
