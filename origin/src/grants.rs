@@ -146,11 +146,12 @@ impl<'a> GrantsOf<'a> {
     }
 }
 
-/// Ends grants inside the caller's transaction: their outstanding codes are
-/// marked used (a later redemption is refused as a replay) and every refresh
-/// token of theirs is revoked. Returns the latest time a token was issued
-/// from them, at least `now`: the `revoked_at` whose revocation entry covers
-/// every access token they gave.
+/// Ends grants inside the caller's transaction: a user's browser sessions
+/// are ended, their outstanding codes are marked used (a later redemption
+/// is refused as a replay) and every refresh token of theirs is revoked.
+/// Returns the latest time a token was issued from them, at least `now`:
+/// the `revoked_at` whose revocation entry covers every access token they
+/// gave.
 ///
 /// Codes come first: a redemption in flight holds its code's row until it
 /// commits together with its refresh token (see [`redeem_code`]), so once
@@ -162,6 +163,16 @@ pub async fn end_grants(
 ) -> Result<UnixTime, DbError> {
     let (refresh_col, code_col) = of.columns();
     let value = of.value();
+    // A user's browser sessions would hand out new codes without a
+    // password: ending the user's grants logs them out (an `/authorize`
+    // that read a session just before inserts a code that the revocation
+    // entry refuses at redemption).
+    if let GrantsOf::User(user_id) = of {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+    }
     sqlx::query(&format!(
         "UPDATE auth_codes SET used_at = $1 WHERE {code_col} = $2 AND used_at IS NULL"
     ))
@@ -272,7 +283,10 @@ pub async fn redeem_code(
     let row = sqlx::query(
         "SELECT c.client_id, c.user_id, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
          c.dpop_jkt, c.sid, c.expires_at, \
-         (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists \
+         (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists, \
+         (SELECT COUNT(*) FROM revocations v WHERE v.revoked_at >= c.created_at AND \
+          ((v.kind = 'sid' AND v.value = c.sid) OR (v.kind = 'sub' AND v.value = c.user_id) \
+           OR (v.kind = 'client_id' AND v.value = c.client_id))) AS ended \
          FROM auth_codes c WHERE c.code_hash = $1",
     )
     .bind(&hash)
@@ -315,6 +329,13 @@ pub async fn redeem_code(
     // read just before).
     if row.try_get::<i64, _>("user_exists")? == 0 {
         return Err(Error::InvalidGrant("the authorization code is invalid"));
+    }
+    // A `sid`, `sub` or `client_id` revocation recorded at or after the code
+    // was issued ended its grant: the revocation marks the codes it can see
+    // used, but one whose INSERT committed after that UPDATE (an
+    // `/authorize` that read the session just before) escaped it.
+    if row.try_get::<i64, _>("ended")? > 0 {
+        return Err(Error::InvalidGrant("the authorization code was revoked"));
     }
     let mut tx = state.db.pool.begin().await?;
     // Single use: exactly one redemption consumes the code.
@@ -702,6 +723,16 @@ pub async fn refresh(
     if revoked_at.is_some() || ended > 0 || user_exists == 0 {
         return Err(Error::InvalidGrant("the refresh token was revoked"));
     }
+    // The key before reuse: a DPoP-bound token presented without its key
+    // proves nothing, and a leaked bound token must not end the grant.
+    let bound: Option<String> = row.try_get("dpop_jkt")?;
+    if let Some(bound) = &bound {
+        if req.jkt != Some(bound.as_str()) {
+            return Err(Error::InvalidGrant(
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
+    }
     let rotated_at: Option<i64> = row.try_get("rotated_at")?;
     if rotated_at.is_some() {
         return Err(reuse(state, client, &family_id, ctx).await?);
@@ -710,14 +741,6 @@ pub async fn refresh(
     let family_expires_at: i64 = row.try_get("family_expires_at")?;
     if now.0 >= expires_at || now.0 >= family_expires_at {
         return Err(Error::InvalidGrant("the refresh token has expired"));
-    }
-    let bound: Option<String> = row.try_get("dpop_jkt")?;
-    if let Some(bound) = &bound {
-        if req.jkt != Some(bound.as_str()) {
-            return Err(Error::InvalidGrant(
-                "the refresh token is bound to another DPoP key",
-            ));
-        }
     }
     let scope: String = row.try_get("scope")?;
     let family_scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();

@@ -105,20 +105,27 @@ pub async fn revoke_in(
     reason: &str,
     now: UnixTime,
 ) -> Result<Revocation, DbError> {
-    sqlx::query(
+    // An entry only ever grows: a second revocation of the same identifier
+    // computed with an earlier clock (another replica, the CLI elsewhere)
+    // must not un-revoke the tokens issued between the two.
+    let row = sqlx::query(
         "INSERT INTO revocations (kind, value, revoked_at, drop_after, reason) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (kind, value) DO UPDATE SET revoked_at = excluded.revoked_at, \
+         ON CONFLICT (kind, value) DO UPDATE SET \
+         revoked_at = CASE WHEN excluded.revoked_at > revocations.revoked_at THEN excluded.revoked_at ELSE revocations.revoked_at END, \
          drop_after = CASE WHEN excluded.drop_after > revocations.drop_after THEN excluded.drop_after ELSE revocations.drop_after END, \
-         reason = excluded.reason",
+         reason = excluded.reason \
+         RETURNING revoked_at, drop_after",
     )
     .bind(kind.name())
     .bind(value)
     .bind(now.0)
     .bind(drop_after)
     .bind(reason)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let payload = serde_json::json!({"kind": kind.name(), "value": value, "revoked_at": now.0, "drop_after": drop_after});
+    let revoked_at: i64 = row.try_get("revoked_at")?;
+    let drop_after: i64 = row.try_get("drop_after")?;
+    let payload = serde_json::json!({"kind": kind.name(), "value": value, "revoked_at": revoked_at, "drop_after": drop_after});
     sqlx::query(
         "INSERT INTO outbox (topic, payload, created_at, delivered_at) VALUES ($1, $2, $3, NULL)",
     )
@@ -130,7 +137,7 @@ pub async fn revoke_in(
     Ok(Revocation {
         kind: kind.name().to_owned(),
         value: value.to_owned(),
-        revoked_at: now.0,
+        revoked_at,
         drop_after,
         reason: reason.to_owned(),
     })

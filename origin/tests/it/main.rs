@@ -20,6 +20,7 @@ mod client_rules;
 mod cors;
 mod exchange;
 mod family_revocation;
+mod grant_review;
 mod grants;
 mod process;
 mod push;

@@ -3,7 +3,7 @@
 //! that a refresh one second later walked around, a code burned by another
 //! client's attempt, and codes that outlived their user's deletion.
 
-use crate::grants::{authorize, create_user, CB, VERIFIER};
+use crate::grants::{authorize, create_user, login_at, param, CB, CHALLENGE, VERIFIER};
 use crate::harness::{http, ClientCreds, Origin};
 use serde_json::Value;
 use std::time::Duration;
@@ -234,4 +234,153 @@ fn a_code_presented_with_a_wrong_verifier_or_redirect_uri_is_not_consumed() {
         "the rightful redemption still works: {}",
         t["error"]
     );
+}
+
+/// `GET /authorize` with the browser's cookies: the code the origin hands
+/// out without a login (a live session that consented before), if any.
+fn silent_code(origin: &Origin, client_id: &str, jar: &[String]) -> Option<String> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/authorize", origin.url),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", CB),
+            ("scope", "read"),
+            ("state", "e2e-state"),
+            ("code_challenge", CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .expect("authorize URL");
+    let r = http()
+        .get(url)
+        .header("cookie", jar.join("; "))
+        .send()
+        .expect("GET /authorize");
+    if r.status() != 303 {
+        return None;
+    }
+    let loc = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    param(&loc, "code")
+}
+
+/// `revoke --sub` ends what could mint new tokens for the user, but left
+/// their browser sessions: whoever held one (a stolen cookie, the reason to
+/// revoke the user) got a code without a password a moment later and
+/// redeemed it into a new, live grant.
+#[test]
+fn revoking_a_sub_ends_the_browser_sessions_that_would_mint_a_new_grant() {
+    let origin = Origin::start();
+    let sub = create_user(&origin, "carol");
+    let c = web_client(&origin, "web");
+    let (code, jar) = login_at(&origin.url, &origin.url, &c.id, "carol");
+    let (s, _) = redeem(&origin, &c, &code);
+    assert_eq!(s, 200);
+    assert!(
+        silent_code(&origin, &c.id, &jar).is_some(),
+        "the session and consent let /authorize answer without a login"
+    );
+    let _ = origin.cli(&["revoke", &format!("--sub={sub}")]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let minted = silent_code(&origin, &c.id, &jar).is_some_and(|code| {
+        let (s, t) = redeem(&origin, &c, &code);
+        s == 200
+            && t["access_token"]
+                .as_str()
+                .is_some_and(|at| active(&origin, &c, at))
+    });
+    assert!(
+        !minted,
+        "the user's sub was revoked, yet their session minted a new live grant"
+    );
+}
+
+/// Runs `f` twice at once (released together); both answers.
+fn twice_at_once<F>(f: F) -> [(u16, Value); 2]
+where
+    F: Fn() -> (u16, Value) + Sync,
+{
+    let gate = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let run = || {
+            gate.wait();
+            f()
+        };
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        [a.join().expect("thread"), b.join().expect("thread")]
+    })
+}
+
+/// Two redemptions of one code racing (a code stolen in transit, with its
+/// verifier, presented while the client redeems it): exactly one gets
+/// tokens, and the replay revokes what that one got.
+#[test]
+fn two_concurrent_redemptions_of_one_code_give_one_grant_and_then_revoke_it() {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "dave");
+    let c = web_client(&origin, "web");
+    for round in 0..4 {
+        let code = authorize(&origin.url, &c.id, "dave");
+        let answers = twice_at_once(|| redeem(&origin, &c, &code));
+        let won: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, t)| t)
+            .collect();
+        let statuses: Vec<(u16, Option<&str>)> = answers
+            .iter()
+            .map(|(s, t)| (*s, t["error"].as_str()))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses.contains(&(400, Some("invalid_grant"))),
+            "round {round}: {statuses:?}"
+        );
+        let at = won[0]["access_token"].as_str().expect("at");
+        let rt = won[0]["refresh_token"].as_str().expect("rt");
+        assert!(!active(&origin, &c, at), "round {round}: replay revokes");
+        let (s, t) = refresh(&origin, &c, rt);
+        assert_eq!(
+            (s, t["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}: the replayed grant's refresh token still worked"
+        );
+    }
+}
+
+/// Two refreshes of one token racing (a stolen refresh token used while
+/// the client uses it): exactly one rotation wins, and the other is reuse
+/// that revokes the family, the winner's new tokens included.
+#[test]
+fn two_concurrent_refreshes_of_one_token_give_one_rotation_and_then_revoke_the_family() {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "erin");
+    let c = web_client(&origin, "web");
+    for round in 0..4 {
+        let (_, rt) = grant(&origin, &c, "erin");
+        let answers = twice_at_once(|| refresh(&origin, &c, &rt));
+        let won: Vec<&Value> = answers
+            .iter()
+            .filter(|(s, _)| *s == 200)
+            .map(|(_, t)| t)
+            .collect();
+        let statuses: Vec<(u16, Option<&str>)> = answers
+            .iter()
+            .map(|(s, t)| (*s, t["error"].as_str()))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        let at = won[0]["access_token"].as_str().expect("at");
+        let next = won[0]["refresh_token"].as_str().expect("rt");
+        assert!(!active(&origin, &c, at), "round {round}: reuse revokes");
+        let (s, t) = refresh(&origin, &c, next);
+        assert_eq!(
+            (s, t["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}: the winner's successor survived the reuse"
+        );
+    }
 }

@@ -12,7 +12,7 @@ pub(crate) const CB: &str = "https://app.example/cb";
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 /// RFC 7636 Appendix B.
 pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// Creates a user through the origin CLI (password [`PASSWORD`]); returns
 /// its `user_id` (the `sub` of its tokens).
@@ -44,7 +44,7 @@ fn hidden(html: &str, name: &str) -> String {
         .replace("&quot;", "\"")
 }
 
-fn param(location: &str, name: &str) -> Option<String> {
+pub(crate) fn param(location: &str, name: &str) -> Option<String> {
     reqwest::Url::parse(location)
         .ok()?
         .query_pairs()
@@ -76,6 +76,16 @@ pub(crate) fn authorize(origin: &str, client_id: &str, user: &str) -> String {
 /// [`authorize`] at `origin`, whose issuer identifier is `issuer` (replicas
 /// share one issuer).
 pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &str) -> String {
+    login_at(origin, issuer, client_id, user).0
+}
+
+/// [`authorize_at`], also returning the browser's cookies (its session).
+pub(crate) fn login_at(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+) -> (String, Vec<String>) {
     let url = reqwest::Url::parse_with_params(
         &format!("{origin}/authorize"),
         &[
@@ -144,7 +154,7 @@ pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &s
     assert!(loc.starts_with(CB), "{loc}");
     assert_eq!(param(&loc, "state").as_deref(), Some("e2e-state"));
     assert_eq!(param(&loc, "iss").as_deref(), Some(issuer));
-    param(&loc, "code").expect("code")
+    (param(&loc, "code").expect("code"), jar)
 }
 
 fn token(stack: &Stack, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
