@@ -750,3 +750,73 @@ fn a_revoked_token_cannot_drain_its_subjects_limit() {
         ok.body
     );
 }
+
+/// Review of 3c24e0c (branch e2): a `use_dpop_nonce` refusal of a proof
+/// signed by the token's key is charged to the token's subject, and the
+/// nonce was checked before the proof's age and `ath`. So one captured
+/// proof without a nonce (say, the client's first request, an hour ago)
+/// stayed "the holder's nonce refusal" forever: replayed by anyone from
+/// anywhere, next to any live token bound to the same key, it spent the
+/// legitimate holder's limit (never the presenter's address) and locked
+/// them out. A stale proof is a failed attempt, whatever its nonce.
+#[test]
+fn a_captured_stale_proof_cannot_drain_its_holders_limit() {
+    let issuer = Issuer::start(Mode::Good);
+    let s = Setup::start(
+        &[&issuer],
+        &[
+            ("DPOP_NONCE", "required"),
+            (
+                "DPOP_NONCE_SECRET",
+                "edge-limits-nonce-secret-0123456789abcdef",
+            ),
+            ("RATE_LIMIT_CLIENT", "5/600"),
+        ],
+    );
+    let key = TestKey::es256(&unique("captured-key"));
+    let url = format!("{}/c", s.edge.url);
+    // The proof of an hour ago (its token long gone), captured.
+    let old_token = issuer.mint(&s.edge, "heidi", "app", "read", Some(&key));
+    let captured = key.sign(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
+        &json!({
+            "jti": unique("captured"), "htm": "GET", "htu": url,
+            "iat": now() - 3600, "ath": ath(&old_token),
+        }),
+    );
+    // Her current token, bound to the same key.
+    let token = issuer.mint(&s.edge, "heidi", "app", "read", Some(&key));
+    for _ in 0..8 {
+        let a = get(
+            &s.edge,
+            "/c",
+            &[
+                ("authorization", &format!("DPoP {token}")),
+                ("dpop", &captured),
+                ("cf-connecting-ip", "198.51.100.77"),
+            ],
+        );
+        assert!(matches!(a.status, 401 | 429), "{} {}", a.status, a.body);
+    }
+    let first = dpop(
+        &s.edge,
+        "/c",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
+    let nonce = first
+        .header("dpop-nonce")
+        .unwrap_or_else(|| panic!("no DPoP-Nonce ({}): {}", first.status, first.body));
+    assert_eq!(
+        first.status, 401,
+        "the captured proof must not have used up her limit: {}",
+        first.body
+    );
+    let ok = dpop(
+        &s.edge,
+        "/c",
+        &token,
+        &proof(&key, "GET", &url, &token, Some(&nonce)),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
