@@ -1,10 +1,10 @@
 //! The fetch handler: routing of the edge's own endpoints, authentication
-//! (access token, DPoP proof), the caller's rate limit, route policy,
-//! revocations, the replay guard, CORS, forwarding, refusal rendering and
-//! one JSON log line per request. The order puts the work without I/O
-//! first and charges every refusal to a bucket: failed attempts to the
-//! caller's address, refusals of a verified caller to its own limit, which
-//! is asked before any Durable Object write or revocation read.
+//! (access token, DPoP proof), revocations, the caller's rate limit, route
+//! policy, the replay guard, CORS, forwarding, refusal rendering and one
+//! JSON log line per request. The order puts the work without I/O first
+//! and charges every refusal to a bucket: failed attempts (a revoked token
+//! included) to the caller's address, refusals of a verified caller to its
+//! own limit, which is asked before any Durable Object write.
 
 use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
 use crate::proxy::Incoming;
