@@ -333,16 +333,6 @@ impl<'a> UntrustedDpopProof<'a> {
         if htu.target != target.target {
             return Err(DpopError::UriMismatch);
         }
-        // Check 10: "if the server provided a nonce value to the client, the
-        // nonce claim matches the server-provided nonce value,"
-        let nonce = claims::opt_string(c, "nonce")?;
-        if let Some(issuer) = request.nonces {
-            match &nonce {
-                None => return Err(DpopError::NonceRequired),
-                Some(n) if !issuer.is_valid(n, now) => return Err(DpopError::NonceInvalid),
-                Some(_) => {}
-            }
-        }
         // Check 11: "the creation time of the JWT, as determined by either the
         // iat claim or a server managed timestamp via the nonce claim, is
         // within an acceptable window (see Section 11.1),"
@@ -365,6 +355,20 @@ impl<'a> UntrustedDpopProof<'a> {
             let jkt = token.cnf_jkt.ok_or(DpopError::TokenNotBound)?;
             if !bool::from(jkt.as_bytes().ct_eq(self.jwk.thumbprint().as_bytes())) {
                 return Err(DpopError::JktMismatch);
+            }
+        }
+        // Check 10: "if the server provided a nonce value to the client, the
+        // nonce claim matches the server-provided nonce value," — checked
+        // last, so a nonce refusal means the proof is otherwise acceptable
+        // now: signed by the token's key, for this request and token, and
+        // fresh. (The edge charges such a refusal to the token's subject; a
+        // captured stale proof must not count as the holder's.)
+        let nonce = claims::opt_string(c, "nonce")?;
+        if let Some(issuer) = request.nonces {
+            match &nonce {
+                None => return Err(DpopError::NonceRequired),
+                Some(n) if !issuer.is_valid(n, now) => return Err(DpopError::NonceInvalid),
+                Some(_) => {}
             }
         }
         let jti = claims::string(c, "jti")?;

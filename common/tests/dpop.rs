@@ -315,6 +315,26 @@ fn check_10_nonce_matches_server_nonce() {
     );
 }
 
+/// Review of 3c24e0c: a nonce refusal must mean the proof is otherwise
+/// acceptable now (the edge charges it to the token's subject), so a stale
+/// proof is refused as such, not for its nonce.
+#[test]
+fn a_stale_proof_is_not_a_nonce_refusal() {
+    let k = key();
+    let issuer = NonceIssuer::with_defaults(&[9; 32]).unwrap();
+    let mut req = request();
+    req.nonces = Some(&issuer);
+    let raw = k.sign(&header(&k), &claims());
+    assert_eq!(
+        check(&raw, &req, NOW).unwrap_err(),
+        DpopError::NonceRequired
+    );
+    assert_eq!(check(&raw, &req, NOW + 3600).unwrap_err(), DpopError::Stale);
+    let stale = issuer.issue(UnixTime(NOW - 600));
+    let old = k.sign(&header(&k), &with(claims(), "nonce", json!(stale)));
+    assert_eq!(check(&old, &req, NOW + 3600).unwrap_err(), DpopError::Stale);
+}
+
 #[test]
 fn check_11_iat_window_with_skew_both_ways() {
     let k = key();

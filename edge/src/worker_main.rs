@@ -1,10 +1,10 @@
 //! The fetch handler: routing of the edge's own endpoints, authentication
-//! (access token, DPoP proof), the caller's rate limit, route policy,
-//! revocations, the replay guard, CORS, forwarding, refusal rendering and
-//! one JSON log line per request. The order puts the work without I/O
-//! first and charges every refusal to a bucket: failed attempts to the
-//! caller's address, refusals of a verified caller to its own limit, which
-//! is asked before any Durable Object write or revocation read.
+//! (access token, DPoP proof), revocations, the caller's rate limit, route
+//! policy, the replay guard, CORS, forwarding, refusal rendering and one
+//! JSON log line per request. The order puts the work without I/O first
+//! and charges every refusal to a bucket: failed attempts (a revoked token
+//! included) to the caller's address, refusals of a verified caller to its
+//! own limit, which is asked before any Durable Object write.
 
 use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
 use crate::proxy::Incoming;
@@ -232,22 +232,14 @@ async fn handle(
         Ok(v) => v,
         Err(Refused::Outage(r)) => return outage(&r, cfg, log).map(Into::into),
         Err(Refused::Attempt(rejection)) => {
-            let key = format!("ip:{}", address_key(&req.client_ip()));
-            let resp = match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
-                Limit::Decided(d) if !d.allowed => {
-                    too_many(&d, &cfg.ip_quota, nonce_for_429(cfg, now), log)
-                }
-                Limit::FailedClosed => unavailable(log),
-                _ => {
-                    log.refused(&rejection);
-                    render(&rejection, Some(cfg))
-                }
-            };
-            return resp.map(Into::into);
+            return charge_address(&req, env, cfg, &rejection, now, log).await;
         }
         Err(Refused::Nonce(rejection, token)) => {
             log.client_id = Some(token.client_id.clone());
             log.iss = Some(token.iss.clone());
+            if let Err(refused) = check_revocations(cfg, env, &token, Scheme::DPoP, now).await {
+                return refused_before_limit(refused, &req, env, cfg, now, log).await;
+            }
             let resp = match charge_caller(env, cfg, &token, now, log).await? {
                 Err(limited) => limited,
                 Ok(_) => {
@@ -266,9 +258,15 @@ async fn handle(
     log.client_id = Some(token.client_id.clone());
     log.iss = Some(token.iss.clone());
 
+    // A revoked token is a failed attempt, charged to the address that
+    // presents it: charging its subject would let whoever holds a leaked,
+    // revoked token go on using up the legitimate holder's limit. (The
+    // list is read from isolate memory, from KV at most once per TTL.)
+    if let Err(refused) = check_revocations(cfg, env, &token, scheme, now).await {
+        return refused_before_limit(refused, &req, env, cfg, now, log).await;
+    }
     // The caller's limits come before any further work: route refusals are
-    // charged too, and an over-limit caller costs no replay-guard write and
-    // no revocation read.
+    // charged too, and an over-limit caller costs no replay-guard write.
     let mut extra = match charge_caller(env, cfg, &token, now, log).await? {
         Ok(headers) => headers,
         Err(limited) => return Ok(limited.into()),
@@ -276,9 +274,6 @@ async fn handle(
     if let Err(r) = route.authorize(&token, scheme) {
         log.refused(&r);
         return render(&r, Some(cfg)).map(Into::into);
-    }
-    if let Err(refused) = check_revocations(cfg, env, &token, scheme, now).await {
-        return refused_after_limit(refused, cfg, log);
     }
     if let Some(proof) = &proof {
         match check_replay(env, cfg, proof).await {
@@ -295,6 +290,48 @@ async fn handle(
     log.outcome = "forwarded";
     let resp = proxy::forward(req, &path, cfg, Some(&token), now).await?;
     proxy::with_headers(resp, &extra)
+}
+
+/// A failed attempt (not the edge's outage): charged to the caller's
+/// address (its /64 for IPv6), answered 429 once that is over its limit.
+async fn charge_address(
+    req: &Incoming,
+    env: &Env,
+    cfg: &EdgeConfig,
+    rejection: &Rejection,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<RawResponse> {
+    let key = format!("ip:{}", address_key(&req.client_ip()));
+    let resp = match ratelimit::charge(env, cfg, &key, &cfg.ip_quota).await {
+        Limit::Decided(d) if !d.allowed => {
+            too_many(&d, &cfg.ip_quota, nonce_for_429(cfg, now), log)
+        }
+        Limit::FailedClosed => unavailable(log),
+        _ => {
+            log.refused(rejection);
+            render(rejection, Some(cfg))
+        }
+    };
+    resp.map(Into::into)
+}
+
+/// A refusal of a verified token before its caller's limit is charged
+/// (revoked): charged to the address; an outage to no one.
+async fn refused_before_limit(
+    refused: Refused,
+    req: &Incoming,
+    env: &Env,
+    cfg: &EdgeConfig,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<RawResponse> {
+    match refused {
+        Refused::Outage(r) => outage(&r, cfg, log).map(Into::into),
+        Refused::Attempt(r) | Refused::Nonce(r, _) => {
+            charge_address(req, env, cfg, &r, now, log).await
+        }
+    }
 }
 
 /// A refusal after the caller's limit was charged: an outage is answered as

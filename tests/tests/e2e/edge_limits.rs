@@ -689,3 +689,134 @@ fn signing_keys_planted_in_the_shared_cache_by_another_worker_are_not_trusted() 
     assert!(log.contains("\"outcome\":\"forwarded\""), "{log}");
     assert!(!log.contains("jwks_cache_put_failed"), "{log}");
 }
+
+/// Review of 3c24e0c (branch e2): the caller's limit was charged before the
+/// revocation check, so whoever holds a leaked token that was then revoked
+/// could go on spending its subject's budget at the edge — every refused
+/// (401 revoked) presentation was charged to the legitimate holder, who was
+/// locked out (429) with a valid token, while the presenter's address was
+/// never charged. A revoked token is a failed attempt: charged to the
+/// address that presents it, never to its subject.
+#[test]
+fn a_revoked_token_cannot_drain_its_subjects_limit() {
+    use crate::harness::Stack;
+    let stack = Stack::start_linked(&[], &[("RATE_LIMIT_CLIENT", "20/600")]);
+    let client = stack.client("read");
+    let access = |stack: &Stack| {
+        stack.origin.client_credentials(&client, &[])["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    };
+    let leaked = access(&stack);
+    let current = access(&stack);
+    let resp = http()
+        .post(format!("{}/revoke", stack.origin.url))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[
+            ("token", leaked.as_str()),
+            ("token_type_hint", "access_token"),
+        ])
+        .send()
+        .expect("POST /revoke");
+    assert_eq!(resp.status(), 200);
+    let attacker = [("cf-connecting-ip", "198.51.100.66")];
+    let presented = |token: &str, from: &[(&str, &str)]| {
+        let mut h = vec![("authorization", format!("Bearer {token}"))];
+        h.extend(from.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        get(&stack.edge, "/orders/1", &h)
+    };
+    // Wait (slowly) until the revocation reached the edge.
+    let started = Instant::now();
+    loop {
+        let a = presented(&leaked, &attacker);
+        if a.status == 401 {
+            break;
+        }
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(started.elapsed() < Duration::from_secs(10), "not revoked");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The holder of the leaked token keeps presenting it.
+    for _ in 0..25 {
+        let a = presented(&leaked, &attacker);
+        assert!(matches!(a.status, 401 | 429), "{} {}", a.status, a.body);
+    }
+    let ok = presented(&current, &[("cf-connecting-ip", "203.0.113.9")]);
+    assert_eq!(
+        ok.status, 200,
+        "the revoked token's presentations must not use up its subject's limit: {}",
+        ok.body
+    );
+}
+
+/// Review of 3c24e0c (branch e2): a `use_dpop_nonce` refusal of a proof
+/// signed by the token's key is charged to the token's subject, and the
+/// nonce was checked before the proof's age and `ath`. So one captured
+/// proof without a nonce (say, the client's first request, an hour ago)
+/// stayed "the holder's nonce refusal" forever: replayed by anyone from
+/// anywhere, next to any live token bound to the same key, it spent the
+/// legitimate holder's limit (never the presenter's address) and locked
+/// them out. A stale proof is a failed attempt, whatever its nonce.
+#[test]
+fn a_captured_stale_proof_cannot_drain_its_holders_limit() {
+    let issuer = Issuer::start(Mode::Good);
+    let s = Setup::start(
+        &[&issuer],
+        &[
+            ("DPOP_NONCE", "required"),
+            (
+                "DPOP_NONCE_SECRET",
+                "edge-limits-nonce-secret-0123456789abcdef",
+            ),
+            ("RATE_LIMIT_CLIENT", "5/600"),
+        ],
+    );
+    let key = TestKey::es256(&unique("captured-key"));
+    let url = format!("{}/c", s.edge.url);
+    // The proof of an hour ago (its token long gone), captured.
+    let old_token = issuer.mint(&s.edge, "heidi", "app", "read", Some(&key));
+    let captured = key.sign(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
+        &json!({
+            "jti": unique("captured"), "htm": "GET", "htu": url,
+            "iat": now() - 3600, "ath": ath(&old_token),
+        }),
+    );
+    // Her current token, bound to the same key.
+    let token = issuer.mint(&s.edge, "heidi", "app", "read", Some(&key));
+    for _ in 0..8 {
+        let a = get(
+            &s.edge,
+            "/c",
+            &[
+                ("authorization", &format!("DPoP {token}")),
+                ("dpop", &captured),
+                ("cf-connecting-ip", "198.51.100.77"),
+            ],
+        );
+        assert!(matches!(a.status, 401 | 429), "{} {}", a.status, a.body);
+    }
+    let first = dpop(
+        &s.edge,
+        "/c",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
+    let nonce = first
+        .header("dpop-nonce")
+        .unwrap_or_else(|| panic!("no DPoP-Nonce ({}): {}", first.status, first.body));
+    assert_eq!(
+        first.status, 401,
+        "the captured proof must not have used up her limit: {}",
+        first.body
+    );
+    let ok = dpop(
+        &s.edge,
+        "/c",
+        &token,
+        &proof(&key, "GET", &url, &token, Some(&nonce)),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
