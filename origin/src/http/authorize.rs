@@ -564,7 +564,11 @@ pub async fn login(
             if known {
                 Ok(())
             } else {
-                state.login_user_failures.attempt(&user_key, now_ms)
+                // Refused here: not an attempt at this address either.
+                state
+                    .login_user_failures
+                    .attempt(&user_key, now_ms)
+                    .inspect_err(|_| state.login_failures.forgive(&pair_key))
             }
         });
     if let Err(retry) = throttled {
@@ -586,6 +590,11 @@ pub async fn login(
     {
         Ok(Ok(slot)) => slot,
         Ok(Err(_)) | Err(_) => {
+            // Not checked, so not a failure.
+            state.login_failures.forgive(&pair_key);
+            if !known {
+                state.login_user_failures.forgive(&user_key);
+            }
             return login_refused(
                 &state,
                 &headers,
