@@ -743,8 +743,11 @@ impl FileConfig {
 
 /// One `GATEHOUSE_TRUSTED_PROXIES` entry: a CIDR (`10.0.0.0/8`, `::1/128`)
 /// or a single address.
+/// A `/0` trusts every address, so every client could name its own address
+/// with `X-Forwarded-For`: refused.
 fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, ConfigError> {
-    text.parse::<ipnet::IpNet>()
+    let net = text
+        .parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map(|net| net.trunc())
         .map_err(|_| {
@@ -752,7 +755,14 @@ fn trusted_proxy(text: &str) -> Result<ipnet::IpNet, ConfigError> {
                 "GATEHOUSE_TRUSTED_PROXIES",
                 format!("`{text}` is not an IP address or CIDR"),
             )
-        })
+        })?;
+    if net.prefix_len() == 0 {
+        return Err(invalid(
+            "GATEHOUSE_TRUSTED_PROXIES",
+            format!("`{text}` trusts every address (any client could choose its own)"),
+        ));
+    }
+    Ok(net)
 }
 
 /// `host[:port]`: a DNS name or IPv4 address, or a bracketed IPv6 address,
@@ -913,6 +923,18 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/gatehouse.db");
         assert_eq!(c.access_token_ttl, 300);
         assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn trusting_every_address_as_a_proxy_is_refused() {
+        for bad in ["0.0.0.0/0", "::/0", "10.0.0.0/8, 0.0.0.0/0"] {
+            let e =
+                Config::load_from(None, &env(&[("GATEHOUSE_TRUSTED_PROXIES", bad)])).unwrap_err();
+            assert!(e.to_string().contains("trusts every address"), "{bad}: {e}");
+        }
+        let c =
+            Config::load_from(None, &env(&[("GATEHOUSE_TRUSTED_PROXIES", "10.0.0.0/8")])).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 1);
     }
 
     #[test]

@@ -59,29 +59,42 @@ struct Failures {
     blocked_until_ms: i64,
 }
 
-/// Exponential backoff after repeated failures per key: [`FREE_FAILURES`]
-/// failures are free, then each one blocks the key for twice as long as
-/// the last (1 s, 2 s, 4 s, … up to 15 minutes). A success resets the key.
-#[derive(Debug, Default)]
+/// Exponential backoff after repeated failures per key: `free` failures
+/// are free, then each one blocks the key for twice as long as the last
+/// (from `first_ms` up to `max_ms`). A success resets the key.
+#[derive(Debug)]
 pub struct FailureBackoff {
+    free: u32,
+    first_ms: i64,
+    max_ms: i64,
     state: Mutex<HashMap<String, Failures>>,
 }
 
+impl Default for FailureBackoff {
+    /// 5 free failures, then 1 s, 2 s, 4 s, … up to 15 minutes.
+    fn default() -> Self {
+        Self::new(FREE_FAILURES, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+    }
+}
+
 impl FailureBackoff {
+    /// A backoff with `free` free failures, then `first_ms` doubling up to `max_ms`.
+    #[must_use]
+    pub fn new(free: u32, first_ms: i64, max_ms: i64) -> Self {
+        Self {
+            free,
+            first_ms,
+            max_ms,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// `Err(retry_after_secs)` while `key` is blocked at `now_ms`.
     pub fn check(&self, key: &str, now_ms: i64) -> Result<(), u64> {
         let Ok(map) = self.state.lock() else {
             return Ok(());
         };
-        match map.get(key) {
-            Some(f) if f.blocked_until_ms > now_ms => {
-                let ms = f.blocked_until_ms.saturating_sub(now_ms);
-                Err(u64::try_from(ms.saturating_add(999) / 1000)
-                    .unwrap_or(1)
-                    .max(1))
-            }
-            _ => Ok(()),
-        }
+        blocked(map.get(key), now_ms)
     }
 
     /// Records a failure for `key` at `now_ms`.
@@ -89,6 +102,23 @@ impl FailureBackoff {
         let Ok(mut map) = self.state.lock() else {
             return;
         };
+        self.count(&mut map, key, now_ms);
+    }
+
+    /// Checks `key` and, when it is not blocked, counts this attempt as a
+    /// failure in the same step (forgiven by [`Self::succeeded`] or
+    /// [`Self::forgive`]): concurrent attempts cannot all pass the check
+    /// before the first of them fails.
+    pub fn attempt(&self, key: &str, now_ms: i64) -> Result<(), u64> {
+        let Ok(mut map) = self.state.lock() else {
+            return Ok(());
+        };
+        blocked(map.get(key), now_ms)?;
+        self.count(&mut map, key, now_ms);
+        Ok(())
+    }
+
+    fn count(&self, map: &mut HashMap<String, Failures>, key: &str, now_ms: i64) {
         if map.len() >= SWEEP_AT {
             map.retain(|_, f| now_ms.saturating_sub(f.last_ms) < FORGET_AFTER_MS);
         }
@@ -98,10 +128,11 @@ impl FailureBackoff {
         }
         f.count = f.count.saturating_add(1);
         f.last_ms = now_ms;
-        if let Some(over) = f.count.checked_sub(FREE_FAILURES + 1) {
-            let backoff = FIRST_BACKOFF_MS
+        if let Some(over) = f.count.checked_sub(self.free.saturating_add(1)) {
+            let backoff = self
+                .first_ms
                 .saturating_mul(1_i64 << over.min(20))
-                .min(MAX_BACKOFF_MS);
+                .min(self.max_ms);
             f.blocked_until_ms = now_ms.saturating_add(backoff);
         }
     }
@@ -111,6 +142,69 @@ impl FailureBackoff {
         if let Ok(mut map) = self.state.lock() {
             map.remove(key);
         }
+    }
+
+    /// Takes back one attempt counted by [`Self::attempt`] that succeeded,
+    /// without forgetting the other failures.
+    pub fn forgive(&self, key: &str) {
+        if let Ok(mut map) = self.state.lock() {
+            if let Some(f) = map.get_mut(key) {
+                f.count = f.count.saturating_sub(1);
+                if f.count <= self.free {
+                    f.blocked_until_ms = 0;
+                }
+            }
+        }
+    }
+}
+
+fn blocked(f: Option<&Failures>, now_ms: i64) -> Result<(), u64> {
+    match f {
+        Some(f) if f.blocked_until_ms > now_ms => {
+            let ms = f.blocked_until_ms.saturating_sub(now_ms);
+            Err(u64::try_from(ms.saturating_add(999) / 1000)
+                .unwrap_or(1)
+                .max(1))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Keys (a username at an address) that succeeded recently, each with the
+/// time of its last success; forgotten after `ttl_ms`.
+#[derive(Debug)]
+pub struct KnownKeys {
+    ttl_ms: i64,
+    state: Mutex<HashMap<String, i64>>,
+}
+
+impl KnownKeys {
+    /// Keys remembered for `ttl_ms` after their last success.
+    #[must_use]
+    pub fn new(ttl_ms: i64) -> Self {
+        Self {
+            ttl_ms,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers `key` at `now_ms`.
+    pub fn remember(&self, key: &str, now_ms: i64) {
+        if let Ok(mut map) = self.state.lock() {
+            if map.len() >= SWEEP_AT {
+                let ttl = self.ttl_ms;
+                map.retain(|_, at| now_ms.saturating_sub(*at) < ttl);
+            }
+            map.insert(key.to_owned(), now_ms);
+        }
+    }
+
+    /// Whether `key` succeeded within the last `ttl_ms` before `now_ms`.
+    pub fn knows(&self, key: &str, now_ms: i64) -> bool {
+        self.state.lock().is_ok_and(|map| {
+            map.get(key)
+                .is_some_and(|at| now_ms.saturating_sub(*at) < self.ttl_ms)
+        })
     }
 }
 
@@ -154,6 +248,27 @@ mod tests {
         assert!(b.check("carol", t).is_err());
         b.failed("carol", t + FORGET_AFTER_MS);
         assert!(b.check("carol", t + FORGET_AFTER_MS).is_ok());
+    }
+
+    #[test]
+    fn attempts_are_counted_before_their_outcome_and_can_be_forgiven() {
+        let b = FailureBackoff::new(2, 1_000, 60_000);
+        let t = 1_000_000;
+        // Three concurrent attempts pass (2 free + the one that blocks); the fourth does not.
+        assert!(b.attempt("k", t).is_ok());
+        assert!(b.attempt("k", t).is_ok());
+        assert!(b.attempt("k", t).is_ok());
+        assert_eq!(b.attempt("k", t), Err(1));
+        b.forgive("k");
+        assert!(
+            b.attempt("k", t).is_ok(),
+            "forgiven back to the free failures"
+        );
+        let known = KnownKeys::new(10);
+        known.remember("a", t);
+        assert!(known.knows("a", t + 9));
+        assert!(!known.knows("a", t + 10));
+        assert!(!known.knows("b", t));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::kek::Kek;
 use crate::keys::{self, KeyRing, KeyStoreError, Maintenance};
 use crate::metrics::Metrics;
-use crate::ratelimit::{FailureBackoff, RateLimiter};
+use crate::ratelimit::{FailureBackoff, KnownKeys, RateLimiter};
 use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::UnixTime;
 use std::sync::{Arc, RwLock};
@@ -43,8 +43,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Password hashes allowed at once (argon2id holds 19 MiB each).
     pub password_hashes: Arc<tokio::sync::Semaphore>,
-    /// Failed logins per username, with backoff.
+    /// Failed logins per username at one client address, with backoff.
     pub login_failures: Arc<FailureBackoff>,
+    /// Failed logins per username from any address: a looser backoff
+    /// against distributed guessing, which addresses in [`Self::login_known`] skip.
+    pub login_user_failures: Arc<FailureBackoff>,
+    /// Usernames at the addresses they signed in from (30 days).
+    pub login_known: Arc<KnownKeys>,
     /// Failed admin-token attempts per client address, with backoff.
     pub admin_failures: Arc<FailureBackoff>,
 }
@@ -82,6 +87,9 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             password_hashes: Arc::new(tokio::sync::Semaphore::new(config.login_concurrency)),
             login_failures: Arc::default(),
+            // 20 free failures an hour from anywhere, then 30 s doubling up to 15 minutes.
+            login_user_failures: Arc::new(FailureBackoff::new(20, 30_000, 15 * 60 * 1_000)),
+            login_known: Arc::new(KnownKeys::new(30 * 24 * 3600 * 1_000)),
             admin_failures: Arc::default(),
             config: Arc::new(config),
             db,

@@ -497,6 +497,19 @@ fn check_csrf(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result
     }
 }
 
+/// The login throttle's key for a client address: IPv4 as is, IPv6 by its
+/// /64 (one subscriber's addresses).
+fn address_key(ip: Option<std::net::IpAddr>) -> String {
+    match ip {
+        Some(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+        Some(ip) => ip.to_canonical().to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
 /// The login page again, refused with 429 and `Retry-After`.
 fn login_refused(
     state: &AppState,
@@ -534,10 +547,31 @@ pub async fn login(
     let req = validate(&state, &q).await?;
     let username = form.get("username").unwrap_or_default();
     let password = Password::new(form.get("password").unwrap_or_default().to_owned());
-    // Guessing one user's password backs off per username (known or not:
-    // the same answer and no hash either way).
-    let throttle_key: String = username.chars().take(64).collect();
-    if let Err(retry) = state.login_failures.check(&throttle_key, now_ms) {
+    // Guessing a password backs off per username (known or not: the same
+    // answer and no hash either way) at the caller's address (an IPv6 /64),
+    // strictly, so a stranger's wrong guesses do not lock the user out; and
+    // per username from anywhere, more loosely, against guessing spread over
+    // many addresses, except at addresses the user signed in from before.
+    // Each attempt is counted before the hash (taken back on success), so
+    // concurrent guesses cannot all pass the check.
+    let user_key: String = username.chars().take(64).collect();
+    let pair_key = format!("{}\n{user_key}", address_key(ip));
+    let known = state.login_known.knows(&pair_key, now_ms);
+    let throttled = state
+        .login_failures
+        .attempt(&pair_key, now_ms)
+        .and_then(|()| {
+            if known {
+                Ok(())
+            } else {
+                // Refused here: not an attempt at this address either.
+                state
+                    .login_user_failures
+                    .attempt(&user_key, now_ms)
+                    .inspect_err(|_| state.login_failures.forgive(&pair_key))
+            }
+        });
+    if let Err(retry) = throttled {
         return login_refused(
             &state,
             &headers,
@@ -556,6 +590,11 @@ pub async fn login(
     {
         Ok(Ok(slot)) => slot,
         Ok(Err(_)) | Err(_) => {
+            // Not checked, so not a failure.
+            state.login_failures.forgive(&pair_key);
+            if !known {
+                state.login_user_failures.forgive(&user_key);
+            }
             return login_refused(
                 &state,
                 &headers,
@@ -568,9 +607,11 @@ pub async fn login(
     };
     let verified = users::verify(&state.db, username, &password, slot).await?;
     if verified.is_some() {
-        state.login_failures.succeeded(&throttle_key);
-    } else {
-        state.login_failures.failed(&throttle_key, now_ms);
+        state.login_failures.succeeded(&pair_key);
+        if !known {
+            state.login_user_failures.forgive(&user_key);
+        }
+        state.login_known.remember(&pair_key, now_ms);
     }
     let Some(user) = verified else {
         // Audited at a bounded rate per IP, like client authentication failures.

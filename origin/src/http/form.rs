@@ -264,17 +264,26 @@ impl FromRequestParts<AppState> for ClientIp {
 /// `Forwarded`, drop a client's `X-Forwarded-For`.
 #[must_use]
 pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    // IPv4 peers of a dual-stack listener arrive as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
+    // Lossy, not skipped: a proxy that appends its hop to the client's line
+    // leaves the right-most hops readable even after bytes that are not
+    // UTF-8 (skipping the line would fall back to the client's `Forwarded`
+    // or to the proxy's own address).
     let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|hop| hop.trim().to_owned())
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|hop| hop.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     };
     let xff = values("x-forwarded-for");
@@ -296,7 +305,7 @@ pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpN
     for hop in hops.iter().rev() {
         match hop {
             Some(ip) => {
-                client = *ip;
+                client = ip.to_canonical();
                 if !is_trusted(ip) {
                     break;
                 }
@@ -369,6 +378,17 @@ mod tests {
         let all = forwarded(&[("x-forwarded-for", "10.1.1.1, 10.2.2.2")]);
         assert_eq!(forwarded_client(proxy, &all, &trusted), ip("10.1.1.1"));
         assert_eq!(forwarded_client(proxy, &HeaderMap::new(), &trusted), proxy);
+        // A trusted IPv4 proxy seen through a dual-stack listener is still trusted.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(forwarded_client(mapped, &xff, &trusted), ip("203.0.113.5"));
+        // A line that is not UTF-8 still gives its right-most hops (a proxy
+        // appended to it); it is not skipped in favour of `Forwarded`.
+        let mut raw = forwarded(&[("forwarded", "for=198.51.100.1")]);
+        raw.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 203.0.113.66").unwrap(),
+        );
+        assert_eq!(forwarded_client(proxy, &raw, &trusted), ip("203.0.113.66"));
     }
 
     #[test]

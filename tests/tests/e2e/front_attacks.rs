@@ -663,3 +663,154 @@ fn authorize_is_rate_limited() {
         .collect();
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+// ---- Review of 3c24e0c (branch o2): attacks on the new defences ----
+
+/// One login attempt from `from` (an `X-Forwarded-For` through the trusted
+/// proxy on loopback): the status.
+fn login_from(origin: &Origin, client: &str, from: &str, user: &str, password: &str) -> u16 {
+    let mut b = Browser::from(from);
+    let page = b.get(&authorize_url(origin, client, &[]));
+    assert_eq!(page.status, 200, "login page: {}", page.body);
+    b.post(
+        &format!("{}/authorize/login", origin.url),
+        &[
+            ("request", &hidden(&page.body, "request")),
+            ("csrf", &hidden(&page.body, "csrf")),
+            ("username", user),
+            ("password", password),
+        ],
+    )
+    .status
+}
+
+/// Found by review of 3c24e0c: the backoff was keyed on the username alone,
+/// so anyone could lock a user out for good with a wrong guess every
+/// 15 minutes (and the correct password was refused too). Now the strict
+/// backoff is per (username, address); the looser per-username limit, which
+/// a distributed guesser trips, spares addresses the user signed in from.
+#[test]
+fn wrong_guesses_from_a_stranger_do_not_lock_the_user_out() {
+    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1")]);
+    let _ = create_user(&origin, "alice");
+    let client = web_client(&origin, &[AUD_A], false);
+    let home = "198.51.100.7";
+    assert_eq!(login_from(&origin, &client, home, "alice", PASSWORD), 303);
+    // One attacker address: throttled itself…
+    let statuses: Vec<u16> = (0..10)
+        .map(|_| login_from(&origin, &client, "203.0.113.66", "alice", "guess"))
+        .collect();
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    // …but alice still signs in, from home and from a new address.
+    assert_eq!(
+        login_from(&origin, &client, home, "alice", PASSWORD),
+        303,
+        "one stranger's wrong guesses locked alice out"
+    );
+    assert_eq!(
+        login_from(&origin, &client, "198.51.100.8", "alice", PASSWORD),
+        303
+    );
+    // Many attacker addresses trip the per-username limit: a new address
+    // is refused even with the right password, home is not.
+    for i in 0..40 {
+        let _ = login_from(
+            &origin,
+            &client,
+            &format!("203.0.114.{i}"),
+            "alice",
+            "guess",
+        );
+    }
+    assert_eq!(
+        login_from(&origin, &client, "192.0.2.200", "alice", PASSWORD),
+        429,
+        "distributed guessing at one username is not limited"
+    );
+    assert_eq!(
+        login_from(&origin, &client, home, "alice", PASSWORD),
+        303,
+        "distributed guessing locked alice out of her own address"
+    );
+}
+
+/// Found by review of 3c24e0c: the backoff was checked before the hash and
+/// charged after it, so a burst of concurrent guesses all passed the check
+/// (each backoff window let through as many as the hash slots could take).
+#[test]
+fn concurrent_guesses_cannot_outrun_the_username_backoff() {
+    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_LOGIN_CONCURRENCY", "8")]);
+    let _ = create_user(&origin, "alice");
+    let client = web_client(&origin, &[AUD_A], false);
+    let mut b = Browser::default();
+    let page = b.get(&authorize_url(&origin, &client, &[]));
+    let (request, csrf) = (hidden(&page.body, "request"), hidden(&page.body, "csrf"));
+    let url = format!("{}/authorize/login", origin.url);
+    let cookies = b.cookie_header();
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..40)
+            .map(|_| {
+                s.spawn(|| {
+                    http()
+                        .post(&url)
+                        .header("cookie", &cookies)
+                        .form(&[
+                            ("request", request.as_str()),
+                            ("csrf", csrf.as_str()),
+                            ("username", "alice"),
+                            ("password", "guess"),
+                        ])
+                        .send()
+                        .expect("POST")
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        checked <= 6,
+        "{checked} concurrent guesses were checked against the password: {statuses:?}"
+    );
+}
+
+/// Found by review of 3c24e0c: an `X-Forwarded-For` line that was not
+/// UTF-8 was dropped whole. A proxy that appends to the client's line (nginx
+/// `$proxy_add_x_forwarded_for`) then left no X-Forwarded-For, and the
+/// client's own `Forwarded` (passed through) picked its bucket.
+#[test]
+fn a_non_utf8_forwarded_for_cannot_pick_the_rate_limit_bucket() {
+    let origin = Origin::start_on_suite_database(&[
+        ("GATEHOUSE_TOKEN_RATE", "3"),
+        ("GATEHOUSE_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    let statuses: Vec<u16> = (0..6)
+        .map(|i| {
+            // What nginx forwards: the client's bytes, then ", <its address>".
+            let xff = reqwest::header::HeaderValue::from_bytes(b"\xff, 203.0.113.66")
+                .expect("obs-text header");
+            let r = http()
+                .post(format!("{}/token", origin.url))
+                .header("x-forwarded-for", xff)
+                .header("forwarded", format!("for=198.51.100.{i}"))
+                .form(&GARBAGE_CLIENT)
+                .send()
+                .expect("POST /token");
+            r.status().as_u16()
+        })
+        .collect();
+    assert_eq!(
+        statuses.last(),
+        Some(&429),
+        "the client chose its bucket: {statuses:?}"
+    );
+    let (st, _) = token_status(&origin, Some("203.0.113.66"), &GARBAGE_CLIENT);
+    assert_eq!(st, 429, "the client's real address was not charged");
+    let (st, _) = token_status(&origin, None, &GARBAGE_CLIENT);
+    assert_eq!(st, 401, "the proxy's own address was charged");
+}
