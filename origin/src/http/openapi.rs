@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// Every documented (path, method), for the router-coverage test.
-pub const OPERATIONS: [(&str, &str); 23] = [
+pub const OPERATIONS: [(&str, &str); 24] = [
     ("/token", "post"),
     ("/authorize", "get"),
     ("/authorize/login", "post"),
