@@ -423,3 +423,35 @@ fn a_retired_leaked_key_leaves_the_jwks_and_its_tokens_die_at_the_edge() {
     });
     assert_eq!(edge_status(&stack.edge, &third), 200);
 }
+
+/// Review of 3c24e0c: once the ingest route charged only refused documents,
+/// a document naming a key the issuer's JWKS lacks answered 503 ("not in
+/// the JWKS yet", an outage here) and was never charged: a flood of them,
+/// each read up to 8 MiB and each asking for a JWKS refetch, had no limit
+/// at all. An unknown key is what the caller sent, so it is charged (the
+/// answer stays 503, so the origin's pusher retries after a rotation).
+#[test]
+fn a_flood_of_documents_with_unknown_keys_is_charged_to_the_caller() {
+    let stack = Stack::start_linked(&[], &[("RATE_LIMIT_INGEST", "3/600")]);
+    let key = TestKey::es256("gatehouse-e2e-unknown-kid");
+    let t = now();
+    let statuses: Vec<u16> = (0..10)
+        .map(|n| {
+            let doc = RevocationDocument {
+                iss: stack.origin.url.clone(),
+                iat: t,
+                version: (t as u64) * 1000 + n,
+                entries: Vec::new(),
+            };
+            let raw = key.sign(
+                &json!({"alg": "ES256", "typ": REVOCATIONS_TYP, "kid": format!("nobody-{n}")}),
+                &doc.to_claims(),
+            );
+            ingest(&stack.edge, &raw)
+        })
+        .collect();
+    assert!(
+        statuses.contains(&429),
+        "documents with unknown keys were never limited: {statuses:?}"
+    );
+}
