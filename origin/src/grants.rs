@@ -332,7 +332,8 @@ pub async fn redeem_code(
             &sid,
             &revocation::by_client("authorization code replayed", &client.client_id),
             now,
-        ).await?;
+        )
+        .await?;
         audit::record(
             &state.db.pool,
             &AuditEvent::new("code_replayed", now)
@@ -798,7 +799,8 @@ async fn reuse(
         family_id,
         &revocation::by_client("refresh token reuse", &client.client_id),
         ctx.now,
-    ).await?;
+    )
+    .await?;
     audit::record(
         &state.db.pool,
         &AuditEvent::new("refresh_reuse", ctx.now)
@@ -834,7 +836,8 @@ pub async fn revoke_refresh(
             &family,
             &revocation::by_client("rfc7009", &client.client_id),
             now,
-        ).await?;
+        )
+        .await?;
     }
     Ok(true)
 }

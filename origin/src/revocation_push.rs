@@ -479,7 +479,10 @@ pub fn within_cap(
     let mut previous: Option<(Priority, String)> = None;
     let mut rank = 0usize;
     for r in &mut ranked {
-        if previous.as_ref().is_some_and(|(p, o)| *p == r.1 && *o == r.2) {
+        if previous
+            .as_ref()
+            .is_some_and(|(p, o)| *p == r.1 && *o == r.2)
+        {
             rank = rank.saturating_add(1);
         } else {
             rank = 0;
@@ -841,10 +844,26 @@ mod tests {
     #[test]
     fn over_the_caps_operator_revocations_come_first_and_order_is_kept() {
         let live = vec![
-            (Priority::Token, "a".to_owned(), e(RevocationKind::Jti, "old", 1)),
-            (Priority::Token, "a".to_owned(), e(RevocationKind::Jti, "new", 5)),
-            (Priority::Family, "a".to_owned(), e(RevocationKind::Sid, "s", 2)),
-            (Priority::Operator, "cli".to_owned(), e(RevocationKind::Sub, "admin", 3)),
+            (
+                Priority::Token,
+                "a".to_owned(),
+                e(RevocationKind::Jti, "old", 1),
+            ),
+            (
+                Priority::Token,
+                "a".to_owned(),
+                e(RevocationKind::Jti, "new", 5),
+            ),
+            (
+                Priority::Family,
+                "a".to_owned(),
+                e(RevocationKind::Sid, "s", 2),
+            ),
+            (
+                Priority::Operator,
+                "cli".to_owned(),
+                e(RevocationKind::Sub, "admin", 3),
+            ),
         ];
         let names = |v: Vec<RevocationEntry>| v.into_iter().map(|e| e.value).collect::<Vec<_>>();
         assert_eq!(

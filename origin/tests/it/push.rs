@@ -761,11 +761,13 @@ async fn a_flood_of_own_revocations_cannot_push_out_another_clients_revocation()
         }
         // The attacker's flood: copies of its own (real) revocation row,
         // newer than the victim's, more than one document can carry.
-        let row = sqlx::query("SELECT drop_after, reason FROM revocations WHERE kind = 'jti' AND value = $1")
-            .bind(jtis[1].clone())
-            .fetch_one(&state.db.pool)
-            .await
-            .unwrap();
+        let row = sqlx::query(
+            "SELECT drop_after, reason FROM revocations WHERE kind = 'jti' AND value = $1",
+        )
+        .bind(jtis[1].clone())
+        .fetch_one(&state.db.pool)
+        .await
+        .unwrap();
         let drop_after: i64 = sqlx::Row::try_get(&row, "drop_after").unwrap();
         let reason: String = sqlx::Row::try_get(&row, "reason").unwrap();
         let t = now();
