@@ -99,6 +99,9 @@ pub fn held(iss: &str) -> Option<Rc<RevocationList>> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unavailable;
 
+/// Why [`IngestError::UnknownKey`] refused a document.
+pub const UNKNOWN_KEY: &str = "the document's signing key is not in the issuer's JWKS yet";
+
 /// Why a document was not taken.
 #[derive(Debug)]
 pub enum IngestError {
@@ -108,6 +111,10 @@ pub enum IngestError {
     Rollback,
     /// KV or the issuer's keys unavailable (503).
     Unavailable(&'static str),
+    /// Signed by a key the issuer's JWKS does not hold even after a refetch
+    /// (503, so the origin's pusher retries after a rotation; but charged to
+    /// the caller like a refusal, as it is what the caller sent).
+    UnknownKey,
 }
 
 /// What is read of a document before its signature is checked: the header's
@@ -188,11 +195,7 @@ async fn verify(
     }
     let key = match keys.select(kid, signed.alg) {
         Ok(k) => k,
-        Err(KeyError::UnknownKid) => {
-            return Err(IngestError::Unavailable(
-                "the document's signing key is not in the issuer's JWKS yet",
-            ))
-        }
+        Err(KeyError::UnknownKid) => return Err(IngestError::UnknownKey),
         Err(_) => return Err(IngestError::Invalid(RevocationError::InvalidSignature)),
     };
     let ok = webcrypto::verify(
@@ -460,6 +463,7 @@ async fn reload(
                 IngestError::Rollback => "rollback refused".to_owned(),
                 IngestError::Invalid(e) => e.to_string(),
                 IngestError::Unavailable(why) => why.to_owned(),
+                IngestError::UnknownKey => UNKNOWN_KEY.to_owned(),
             };
             warn("revocations_not_taken", &reason);
             Err(Unavailable)

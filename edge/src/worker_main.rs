@@ -706,6 +706,16 @@ async fn take_document(
             log.reason = Some(why.into());
             (false, plain_error(503, "temporarily_unavailable", why))
         }
+        // Still 503 (the pusher retries after a rotation), but charged: a
+        // key the issuer never published is what the caller sent.
+        Err(IngestError::UnknownKey) => {
+            log.outcome = "ingest_refused";
+            log.reason = Some(revocations::UNKNOWN_KEY.into());
+            (
+                true,
+                plain_error(503, "temporarily_unavailable", revocations::UNKNOWN_KEY),
+            )
+        }
     }
 }
 

@@ -348,7 +348,13 @@ pub async fn redeem_code(
     if consumed.rows_affected() == 0 {
         tx.rollback().await?;
         // A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
-        revoke_family(state, &sid, "authorization code replayed", now).await?;
+        revoke_family(
+            state,
+            &sid,
+            &revocation::by_client("authorization code replayed", &client.client_id),
+            now,
+        )
+        .await?;
         audit::record(
             &state.db.pool,
             &AuditEvent::new("code_replayed", now)
@@ -811,7 +817,13 @@ async fn reuse(
     family_id: &str,
     ctx: RequestContext,
 ) -> Result<Error, Error> {
-    revoke_family(state, family_id, "refresh token reuse", ctx.now).await?;
+    revoke_family(
+        state,
+        family_id,
+        &revocation::by_client("refresh token reuse", &client.client_id),
+        ctx.now,
+    )
+    .await?;
     audit::record(
         &state.db.pool,
         &AuditEvent::new("refresh_reuse", ctx.now)
@@ -842,7 +854,13 @@ pub async fn revoke_refresh(
     let owner: String = row.try_get("client_id")?;
     if owner == client.client_id {
         let family: String = row.try_get("family_id")?;
-        revoke_family(state, &family, "rfc7009", now).await?;
+        revoke_family(
+            state,
+            &family,
+            &revocation::by_client("rfc7009", &client.client_id),
+            now,
+        )
+        .await?;
     }
     Ok(true)
 }

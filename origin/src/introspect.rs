@@ -168,7 +168,7 @@ pub async fn revoke_token(
         RevocationKind::Jti,
         &token.jti,
         token.exp.saturating_add(state.config.leeway_secs),
-        "rfc7009",
+        &revocation::by_client("rfc7009", &caller.client_id),
         ctx.now,
     )
     .await?;

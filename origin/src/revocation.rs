@@ -31,6 +31,16 @@ pub const REASON_ADMIN_API: &str = "admin api";
 /// The stored reason of a revocation made with the CLI (`revoke`).
 pub const REASON_CLI: &str = "cli";
 
+/// The reason stored for a revocation a client caused (RFC 7009, a replayed
+/// code, a reused refresh token): `what` and the client. Over the document's
+/// caps the pusher shares each priority out per reason
+/// (`revocation_push::within_cap`), so a client flooding its own
+/// revocations only ever displaces its own entries.
+#[must_use]
+pub fn by_client(what: &str, client_id: &str) -> String {
+    format!("{what} by client {client_id}")
+}
+
 /// How long a sid/sub/client_id revocation must stay: the longest lifetime
 /// of any token issued so far, plus the leeway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -376,6 +376,7 @@ pub async fn claim(
         if until > now.0 {
             live.push((
                 Priority::of(kind, &reason),
+                reason,
                 RevocationEntry {
                     kind,
                     value: r.try_get("value")?,
@@ -444,32 +445,59 @@ fn encoded_len(e: &RevocationEntry) -> usize {
 }
 
 /// The live entries a document carries: all of them when they fit in `cap`
-/// entries and `max_bytes` of payload; otherwise by [`Priority`], the newest
-/// revocations first within one, so the caps never hold back an operator's
-/// revocation (what is left out is carried again once older entries
-/// expire). Kept in their original order.
+/// entries and `max_bytes` of payload; otherwise by [`Priority`], and within
+/// one shared out round robin between the stored reasons (each names the
+/// client that caused it, [`crate::revocation::by_client`]), newest first
+/// within a reason: the caps never hold back an operator's revocation, and
+/// a client revoking its own tokens in bulk only displaces its own entries,
+/// never another client's older ones (what is left out is carried again
+/// once older entries expire). Kept in their original order.
 #[must_use]
 pub fn within_cap(
-    live: Vec<(Priority, RevocationEntry)>,
+    live: Vec<(Priority, String, RevocationEntry)>,
     cap: usize,
     max_bytes: usize,
 ) -> Vec<RevocationEntry> {
     let total: usize = live
         .iter()
-        .map(|(_, e)| encoded_len(e))
+        .map(|(_, _, e)| encoded_len(e))
         .fold(0, usize::saturating_add);
     if live.len() <= cap && total <= max_bytes {
-        return live.into_iter().map(|(_, e)| e).collect();
+        return live.into_iter().map(|(_, _, e)| e).collect();
     }
-    let mut ranked: Vec<(usize, Priority, RevocationEntry)> = live
+    let mut ranked: Vec<(usize, Priority, String, usize, RevocationEntry)> = live
         .into_iter()
         .enumerate()
-        .map(|(i, (p, e))| (i, p, e))
+        .map(|(i, (p, owner, e))| (i, p, owner, 0, e))
         .collect();
-    ranked.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.revoked_at.cmp(&a.2.revoked_at)));
+    // Each entry's rank within its (priority, reason), newest first.
+    ranked.sort_by(|a, b| {
+        a.1.cmp(&b.1)
+            .then_with(|| a.2.cmp(&b.2))
+            .then(b.4.revoked_at.cmp(&a.4.revoked_at))
+    });
+    let mut previous: Option<(Priority, String)> = None;
+    let mut rank = 0usize;
+    for r in &mut ranked {
+        if previous
+            .as_ref()
+            .is_some_and(|(p, o)| *p == r.1 && *o == r.2)
+        {
+            rank = rank.saturating_add(1);
+        } else {
+            rank = 0;
+            previous = Some((r.1, r.2.clone()));
+        }
+        r.3 = rank;
+    }
+    ranked.sort_by(|a, b| {
+        a.1.cmp(&b.1)
+            .then(a.3.cmp(&b.3))
+            .then(b.4.revoked_at.cmp(&a.4.revoked_at))
+    });
     let mut bytes = 0usize;
     let mut kept: Vec<(usize, RevocationEntry)> = Vec::new();
-    for (i, _, e) in ranked {
+    for (i, _, _, _, e) in ranked {
         let len = encoded_len(&e);
         if kept.len() >= cap || bytes.saturating_add(len) > max_bytes {
             break;
@@ -816,10 +844,26 @@ mod tests {
     #[test]
     fn over_the_caps_operator_revocations_come_first_and_order_is_kept() {
         let live = vec![
-            (Priority::Token, e(RevocationKind::Jti, "old", 1)),
-            (Priority::Token, e(RevocationKind::Jti, "new", 5)),
-            (Priority::Family, e(RevocationKind::Sid, "s", 2)),
-            (Priority::Operator, e(RevocationKind::Sub, "admin", 3)),
+            (
+                Priority::Token,
+                "a".to_owned(),
+                e(RevocationKind::Jti, "old", 1),
+            ),
+            (
+                Priority::Token,
+                "a".to_owned(),
+                e(RevocationKind::Jti, "new", 5),
+            ),
+            (
+                Priority::Family,
+                "a".to_owned(),
+                e(RevocationKind::Sid, "s", 2),
+            ),
+            (
+                Priority::Operator,
+                "cli".to_owned(),
+                e(RevocationKind::Sub, "admin", 3),
+            ),
         ];
         let names = |v: Vec<RevocationEntry>| v.into_iter().map(|e| e.value).collect::<Vec<_>>();
         assert_eq!(
@@ -833,6 +877,29 @@ mod tests {
         assert_eq!(names(within_cap(live.clone(), 1, 10_000)), ["admin"]);
         // The byte budget too: room for two entries.
         assert_eq!(names(within_cap(live, 10, 2 * 90)), ["s", "admin"]);
+    }
+
+    #[test]
+    fn over_the_caps_one_reason_cannot_displace_another() {
+        // The flooder's entries are all newer than the victim's one.
+        let mut live = vec![(
+            Priority::Token,
+            "rfc7009 by client victim".to_owned(),
+            e(RevocationKind::Jti, "victim", 1),
+        )];
+        for n in 0..10 {
+            live.push((
+                Priority::Token,
+                "rfc7009 by client flooder".to_owned(),
+                e(RevocationKind::Jti, &format!("f{n}"), 10 + n),
+            ));
+        }
+        let names = |v: Vec<RevocationEntry>| v.into_iter().map(|e| e.value).collect::<Vec<_>>();
+        assert_eq!(
+            names(within_cap(live.clone(), 3, 10_000)),
+            ["victim", "f8", "f9"]
+        );
+        assert_eq!(names(within_cap(live, 2, 10_000)), ["victim", "f9"]);
     }
 
     #[test]

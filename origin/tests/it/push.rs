@@ -729,3 +729,79 @@ async fn an_admin_sub_revocation_is_pushed_even_over_the_entry_cap() {
         );
     }
 }
+
+/// Review of 3c24e0c: over the caps the document kept the newest entries of
+/// a priority first, so a client that revokes its own tokens (RFC 7009) in
+/// bulk pushed another client's older `jti` revocation out of the document
+/// and the edge accepted that revoked token again. Entries of one priority
+/// are now shared out per revoking client (round robin), so a flood only
+/// ever displaces the flooder's own entries.
+#[tokio::test]
+async fn a_flood_of_own_revocations_cannot_push_out_another_clients_revocation() {
+    use gatehouse_common::revocation::MAX_ENTRIES;
+    for tdb in databases() {
+        let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+        let (edge, url) = new_edge(&state).await;
+        let client = edge_client(&url);
+        let victim = register(&state, "read", false).await;
+        let attacker = register(&state, "read", false).await;
+        let mut jtis = Vec::new();
+        for who in [&victim, &attacker] {
+            let (s, _, b) = token(&state, who, "grant_type=client_credentials&scope=read").await;
+            assert_eq!(s, 200, "{}: {b}", tdb.name);
+            let at = b["access_token"].as_str().unwrap().to_owned();
+            let payload = at.split('.').nth(1).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&gatehouse_common::b64::decode(payload).unwrap()).unwrap();
+            jtis.push(claims["jti"].as_str().unwrap().to_owned());
+            let req = form_post("/revoke", Some(&basic(&who.id, &who.secret)), "")
+                .body(axum::body::Body::from(format!("token={at}")))
+                .unwrap();
+            assert_eq!(send(&state, req).await.0, 200, "{}", tdb.name);
+        }
+        // The attacker's flood: copies of its own (real) revocation row,
+        // newer than the victim's, more than one document can carry.
+        let row = sqlx::query(
+            "SELECT drop_after, reason FROM revocations WHERE kind = 'jti' AND value = $1",
+        )
+        .bind(jtis[1].clone())
+        .fetch_one(&state.db.pool)
+        .await
+        .unwrap();
+        let drop_after: i64 = sqlx::Row::try_get(&row, "drop_after").unwrap();
+        let reason: String = sqlx::Row::try_get(&row, "reason").unwrap();
+        let t = now();
+        let mut tx = state.db.pool.begin().await.unwrap();
+        let rows: Vec<usize> = (0..MAX_ENTRIES + 50).collect();
+        for chunk in rows.chunks(1_000) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, 'jti', $1, $2, $3)", i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO revocations (value, kind, revoked_at, drop_after, reason) VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(t.0 + 1)
+                .bind(drop_after)
+                .bind(reason.clone());
+            for n in chunk {
+                q = q.bind(format!("flood-{n}"));
+            }
+            q.execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let done = revocation_push::push_pending(&state, &client, UnixTime(t.0 + 1)).await;
+        assert!(
+            matches!(done, Ok(Cycle::Delivered { .. })),
+            "{}: {done:?}",
+            tdb.name
+        );
+        let values = entry_values(&edge.lock().unwrap().last_raw);
+        assert!(
+            values.contains(&jtis[0]),
+            "{}: the victim's revoked token is valid again at the edge",
+            tdb.name
+        );
+    }
+}

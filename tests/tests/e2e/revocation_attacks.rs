@@ -281,7 +281,6 @@ fn revoking_an_actor_reaches_tokens_it_obtained_by_exchange() {
     let stack = Stack::start_linked(&[], &[]);
     let aud = stack.edge.url.clone();
     let svc = stack.origin.create_client("svc", "read", &aud, &[]);
-    let robot = stack.origin.create_client("robot", "read", &aud, &[]);
     let gateway = stack.origin.create_client(
         "gateway",
         "read",
@@ -291,10 +290,14 @@ fn revoking_an_actor_reaches_tokens_it_obtained_by_exchange() {
             "client_credentials",
             "--grant",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            // It must serve the subject token's audience (merged r1's rule).
+            "--serves",
+            &aud,
         ],
     );
     let subject = token_of(&stack.origin, &svc);
-    let actor = token_of(&stack.origin, &robot);
+    // The actor token must be the exchanging client's own (merged r1's rule).
+    let actor = token_of(&stack.origin, &gateway);
     let r = http()
         .post(format!("{}/token", stack.origin.url))
         .basic_auth(&gateway.id, gateway.secret.as_deref())
@@ -318,14 +321,19 @@ fn revoking_an_actor_reaches_tokens_it_obtained_by_exchange() {
         .send()
         .unwrap();
     let t: Value = r.json().unwrap();
-    let exchanged = t["access_token"].as_str().expect("exchanged").to_owned();
+    let exchanged = t["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("exchange refused: {t}"))
+        .to_owned();
     let claims: Value =
         serde_json::from_slice(&b64::decode(exchanged.split('.').nth(1).unwrap()).unwrap())
             .unwrap();
-    assert_eq!(claims["act"]["client_id"], robot.id.as_str(), "{claims}");
+    assert_eq!(claims["act"]["sub"], gateway.id.as_str(), "{claims}");
+    assert_ne!(claims["sub"], gateway.id.as_str(), "{claims}");
     assert_eq!(edge_status(&stack.edge, &exchanged), 200);
 
-    admin_revoke(&stack.origin, "client_id", &robot.id);
+    // Revoking the actor as a subject: only `act.sub` names it.
+    admin_revoke(&stack.origin, "sub", &gateway.id);
     until(
         20,
         "the edge still accepts a token the revoked actor obtained",
@@ -422,4 +430,36 @@ fn a_retired_leaked_key_leaves_the_jwks_and_its_tokens_die_at_the_edge() {
         edge_status(&stack.edge, &fresh) == 401
     });
     assert_eq!(edge_status(&stack.edge, &third), 200);
+}
+
+/// Review of 3c24e0c: once the ingest route charged only refused documents,
+/// a document naming a key the issuer's JWKS lacks answered 503 ("not in
+/// the JWKS yet", an outage here) and was never charged: a flood of them,
+/// each read up to 8 MiB and each asking for a JWKS refetch, had no limit
+/// at all. An unknown key is what the caller sent, so it is charged (the
+/// answer stays 503, so the origin's pusher retries after a rotation).
+#[test]
+fn a_flood_of_documents_with_unknown_keys_is_charged_to_the_caller() {
+    let stack = Stack::start_linked(&[], &[("RATE_LIMIT_INGEST", "3/600")]);
+    let key = TestKey::es256("gatehouse-e2e-unknown-kid");
+    let t = now();
+    let statuses: Vec<u16> = (0..10)
+        .map(|n| {
+            let doc = RevocationDocument {
+                iss: stack.origin.url.clone(),
+                iat: t,
+                version: (t as u64) * 1000 + n,
+                entries: Vec::new(),
+            };
+            let raw = key.sign(
+                &json!({"alg": "ES256", "typ": REVOCATIONS_TYP, "kid": format!("nobody-{n}")}),
+                &doc.to_claims(),
+            );
+            ingest(&stack.edge, &raw)
+        })
+        .collect();
+    assert!(
+        statuses.contains(&429),
+        "documents with unknown keys were never limited: {statuses:?}"
+    );
 }
