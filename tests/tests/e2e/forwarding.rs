@@ -595,3 +595,27 @@ fn unknown_methods_are_not_turned_into_get() {
         assert_eq!(a.body["method"], method, "{}", a.body);
     }
 }
+
+/// A case variant of a public prefix (`/PUB/x` for the public `/pub`) is
+/// not public: a case-sensitive upstream routes it elsewhere than `/pub`
+/// (e.g. to a `/{name}/x` handler), where the default route applies. The
+/// edge requires what the exact spelling requires as well as what the
+/// case-insensitive match requires (found by review of 3c24e0c).
+#[test]
+fn case_variant_of_public_prefix_is_not_public() {
+    let stack = Stack::start_with_edge_vars(&[
+        ("ROUTES", ROUTES),
+        ("DEFAULT_ROUTE", "allow-authenticated"),
+    ]);
+    let edge = &stack.edge.url;
+    for target in ["/PUB/x", "/Pub/x", "/%50ub/x"] {
+        let a = raw(edge, "GET", target, &[]);
+        assert_eq!((a.status, a.target()), (401, None), "{target}: {}", a.body);
+    }
+    // The exact spelling stays public; a token still passes the variant.
+    let a = raw(edge, "GET", "/pub/x", &[]);
+    assert_eq!((a.status, a.target()), (200, Some("/pub/x")), "{}", a.body);
+    let read = format!("Bearer {}", token(&stack, "read"));
+    let a = raw(edge, "GET", "/PUB/x", &[("authorization", &read)]);
+    assert_eq!((a.status, a.target()), (200, Some("/PUB/x")), "{}", a.body);
+}
