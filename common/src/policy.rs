@@ -156,17 +156,24 @@ impl fmt::Display for CanonicalPath {
     }
 }
 
-/// Case-insensitive comparison form: upper- then lower-cased per character,
-/// as Java's `equalsIgnoreCase` compares, so `ı` (dotless i), `ſ` (long s)
-/// and `K` (Kelvin sign) fold onto `i`, `s` and `k` the way a
-/// case-insensitive upstream would match them.
+/// The comparison form of one decoded segment, as lenient upstreams read
+/// it: trailing `.` and spaces dropped (Windows and IIS strip them, so
+/// `admin.` is `admin` there), then upper- and lower-cased per character,
+/// as Java's `equalsIgnoreCase` compares, so `ı` (dotless i), `İ` (dotted
+/// capital I), `ſ` (long s) and `K` (Kelvin sign) fold onto `i`, `i`, `s`
+/// and `k`. The lower case taken is the simple one (`İ` → `i`, where the
+/// full lower case adds a combining dot), as Java's is. Folding more than
+/// an upstream does only ever adds requirements: [`RoutePolicy::route`]
+/// also applies the rule the exact spelling matches.
 fn fold(s: &str) -> String {
+    let trimmed = s.trim_end_matches(['.', ' ']);
+    let s = if trimmed.is_empty() { s } else { trimmed };
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
     s.chars()
         .flat_map(char::to_uppercase)
-        .flat_map(char::to_lowercase)
+        .filter_map(|c| c.to_lowercase().next())
         .collect()
 }
 
@@ -470,6 +477,31 @@ mod tests {
 
     fn canonical(path: &str) -> Result<String, PathError> {
         CanonicalPath::parse(path).map(|c| c.as_str().to_owned())
+    }
+
+    #[test]
+    fn trailing_dot_space_and_dotted_capital_i_fold_onto_the_rule() {
+        let p = policy(DefaultAction::AllowAuthenticated);
+        for path in [
+            "/api/admin./users",
+            "/api/admin%20/users",
+            "/api/admin..%20/users",
+            "/api%20/admin./x",
+            "/api/ADM%C4%B0N/users",
+            "/api/adm%C4%B0n",
+        ] {
+            let admin = match route(&p, path) {
+                Route::Rule(r) => r.prefix == "/api/admin/",
+                Route::Both(a, _) => a.prefix == "/api/admin/",
+                _ => false,
+            };
+            assert!(admin, "{path}");
+        }
+        // Only for matching: the forwarded path is as sent.
+        assert_eq!(canonical("/api/admin./x").unwrap(), "/api/admin./x");
+        // A segment of only dots and spaces is not emptied.
+        assert_eq!(fold("..."), "...");
+        assert_eq!(fold("%"), "%");
     }
 
     #[test]
