@@ -523,7 +523,7 @@ mod tests {
             prefix_of(route(&p, "/files/shared/x")),
             Some("/files/shared")
         );
-        assert!(route(&p, "/files/shared/x").needs_token() == false);
+        assert!(!route(&p, "/files/shared/x").needs_token());
         // Two non-public rules: both apply.
         match route(&p, "/api/DOCS/x") {
             Route::Both(a, b) => assert_eq!(
