@@ -86,6 +86,7 @@ impl std::error::Error for PathError {}
 pub struct CanonicalPath {
     forward: String,
     key: String,
+    exact: String,
 }
 
 impl CanonicalPath {
@@ -121,17 +122,25 @@ impl CanonicalPath {
         }
         let mut forward = String::with_capacity(path.len());
         let mut key = String::with_capacity(path.len());
+        let mut exact = String::with_capacity(path.len());
         for (f, d) in &out {
             forward.push('/');
             forward.push_str(f);
             key.push('/');
             key.push_str(&fold(d));
+            exact.push('/');
+            exact.push_str(d);
         }
         if trailing_slash || out.is_empty() {
             forward.push('/');
             key.push('/');
+            exact.push('/');
         }
-        Ok(Self { forward, key })
+        Ok(Self {
+            forward,
+            key,
+            exact,
+        })
     }
 
     /// The path to forward (percent-encoded, case kept).
@@ -147,17 +156,24 @@ impl fmt::Display for CanonicalPath {
     }
 }
 
-/// Case-insensitive comparison form: upper- then lower-cased per character,
-/// as Java's `equalsIgnoreCase` compares, so `ı` (dotless i), `ſ` (long s)
-/// and `K` (Kelvin sign) fold onto `i`, `s` and `k` the way a
-/// case-insensitive upstream would match them.
+/// The comparison form of one decoded segment, as lenient upstreams read
+/// it: trailing `.` and spaces dropped (Windows and IIS strip them, so
+/// `admin.` is `admin` there), then upper- and lower-cased per character,
+/// as Java's `equalsIgnoreCase` compares, so `ı` (dotless i), `İ` (dotted
+/// capital I), `ſ` (long s) and `K` (Kelvin sign) fold onto `i`, `i`, `s`
+/// and `k`. The lower case taken is the simple one (`İ` → `i`, where the
+/// full lower case adds a combining dot), as Java's is. Folding more than
+/// an upstream does only ever adds requirements: [`RoutePolicy::route`]
+/// also applies the rule the exact spelling matches.
 fn fold(s: &str) -> String {
+    let trimmed = s.trim_end_matches(['.', ' ']);
+    let s = if trimmed.is_empty() { s } else { trimmed };
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
     s.chars()
         .flat_map(char::to_uppercase)
-        .flat_map(char::to_lowercase)
+        .filter_map(|c| c.to_lowercase().next())
         .collect()
 }
 
@@ -279,13 +295,37 @@ pub enum Route<'a> {
     DefaultAllow,
     /// No rule matched: refuse.
     Deny,
+    /// The rule matched case-insensitively and the (different, non-public)
+    /// rule matched with the exact case: the token must satisfy both.
+    Both(&'a RouteRule, &'a RouteRule),
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
     /// Whether a token is needed at all.
     #[must_use]
     pub fn needs_token(&self) -> bool {
         !matches!(self, Route::Rule(r) if r.public)
+    }
+
+    /// The route a case-insensitive upstream reads (`folded`) combined with
+    /// the one a case-sensitive upstream reads (`exact`): whatever either
+    /// requires is required, so a case variant of a public or laxer prefix
+    /// (`/PUBLIC/x`) is not let through on the strength of the laxer rule.
+    fn both(folded: Route<'a>, exact: Route<'a>) -> Route<'a> {
+        match (folded, exact) {
+            (Route::Deny, _) | (_, Route::Deny) => Route::Deny,
+            (Route::Rule(a), Route::Rule(b)) if a == b || b.public => Route::Rule(a),
+            (Route::Rule(a), Route::Rule(b)) if a.public => Route::Rule(b),
+            (Route::Rule(a), Route::Rule(b)) => Route::Both(a, b),
+            (Route::Rule(r), Route::DefaultAllow) | (Route::DefaultAllow, Route::Rule(r)) => {
+                if r.public {
+                    Route::DefaultAllow
+                } else {
+                    Route::Rule(r)
+                }
+            }
+            (other, _) => other,
+        }
     }
 
     /// Checks a verified token presented with `scheme` against this route.
@@ -297,53 +337,64 @@ impl Route<'_> {
                 "no route allows this path",
             )),
             Route::DefaultAllow => Ok(()),
-            Route::Rule(rule) if rule.public => Ok(()),
-            Route::Rule(rule) => {
-                if rule.dpop_required && (scheme != Scheme::DPoP || token.cnf_jkt.is_none()) {
-                    return Err(Rejection::new(
-                        ErrorCode::InvalidToken,
-                        Scheme::DPoP,
-                        "this resource requires a DPoP-bound access token",
-                    ));
-                }
-                if !token.has_scopes(&rule.scopes) {
-                    let mut r = Rejection::new(
-                        ErrorCode::InsufficientScope,
-                        scheme,
-                        "the access token lacks a required scope",
-                    );
-                    r.scope = Some(rule.scopes.join(" "));
-                    return Err(r);
-                }
-                Ok(())
+            Route::Rule(rule) => authorize_rule(rule, token, scheme),
+            Route::Both(a, b) => {
+                authorize_rule(a, token, scheme)?;
+                authorize_rule(b, token, scheme)
             }
         }
     }
 }
 
+/// Checks `token` against one rule.
+fn authorize_rule(rule: &RouteRule, token: &AccessToken, scheme: Scheme) -> Result<(), Rejection> {
+    if rule.public {
+        return Ok(());
+    }
+    if rule.dpop_required && (scheme != Scheme::DPoP || token.cnf_jkt.is_none()) {
+        return Err(Rejection::new(
+            ErrorCode::InvalidToken,
+            Scheme::DPoP,
+            "this resource requires a DPoP-bound access token",
+        ));
+    }
+    if !token.has_scopes(&rule.scopes) {
+        let mut r = Rejection::new(
+            ErrorCode::InsufficientScope,
+            scheme,
+            "the access token lacks a required scope",
+        );
+        r.scope = Some(rule.scopes.join(" "));
+        return Err(r);
+    }
+    Ok(())
+}
+
 /// The rules and the default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutePolicy {
-    rules: Vec<(String, RouteRule)>,
+    /// (case-folded prefix, exact prefix, rule).
+    rules: Vec<(String, String, RouteRule)>,
     default: DefaultAction,
 }
 
 impl RoutePolicy {
     /// Validates and stores `rules`.
     pub fn new(default: DefaultAction, rules: Vec<RouteRule>) -> Result<Self, PolicyError> {
-        let mut out: Vec<(String, RouteRule)> = Vec::with_capacity(rules.len());
+        let mut out: Vec<(String, String, RouteRule)> = Vec::with_capacity(rules.len());
         for rule in rules {
             let invalid = || PolicyError::InvalidPrefix {
                 prefix: rule.prefix.clone(),
             };
             let canonical = CanonicalPath::parse(&rule.prefix).map_err(|_| invalid())?;
             let key = trim_slash(&canonical.key).to_owned();
-            if out.iter().any(|(k, _)| *k == key) {
+            let exact = trim_slash(&canonical.exact).to_owned();
+            if out.iter().any(|(k, _, _)| *k == key) {
                 return Err(PolicyError::DuplicatePrefix {
                     prefix: rule.prefix,
                 });
             }
-            out.push((key, rule));
+            out.push((key, exact, rule));
         }
         Ok(Self {
             rules: out,
@@ -351,16 +402,29 @@ impl RoutePolicy {
         })
     }
 
-    /// The route for a canonical request path.
+    /// The route for a canonical request path: the longest prefix matched
+    /// case-insensitively, combined with the longest matched with the exact
+    /// case when that differs (see [`Route::Both`]).
     #[must_use]
     pub fn route(&self, path: &CanonicalPath) -> Route<'_> {
-        let best = self
+        let folded = self
             .rules
             .iter()
-            .filter(|(prefix, _)| segment_prefix(prefix, &path.key))
-            .max_by_key(|(prefix, _)| prefix.len());
+            .filter(|(key, _, _)| segment_prefix(key, &path.key))
+            .max_by_key(|(key, _, _)| key.len())
+            .map(|(_, _, rule)| rule);
+        let exact = self
+            .rules
+            .iter()
+            .filter(|(_, exact, _)| segment_prefix(exact, &path.exact))
+            .max_by_key(|(_, exact, _)| exact.len())
+            .map(|(_, _, rule)| rule);
+        Route::both(self.or_default(folded), self.or_default(exact))
+    }
+
+    fn or_default<'a>(&self, best: Option<&'a RouteRule>) -> Route<'a> {
         match (best, self.default) {
-            (Some((_, rule)), _) => Route::Rule(rule),
+            (Some(rule), _) => Route::Rule(rule),
             (None, DefaultAction::AllowAuthenticated) => Route::DefaultAllow,
             (None, DefaultAction::Deny) => Route::Deny,
         }
@@ -413,6 +477,71 @@ mod tests {
 
     fn canonical(path: &str) -> Result<String, PathError> {
         CanonicalPath::parse(path).map(|c| c.as_str().to_owned())
+    }
+
+    #[test]
+    fn trailing_dot_space_and_dotted_capital_i_fold_onto_the_rule() {
+        let p = policy(DefaultAction::AllowAuthenticated);
+        for path in [
+            "/api/admin./users",
+            "/api/admin%20/users",
+            "/api/admin..%20/users",
+            "/api%20/admin./x",
+            "/api/ADM%C4%B0N/users",
+            "/api/adm%C4%B0n",
+        ] {
+            let admin = match route(&p, path) {
+                Route::Rule(r) => r.prefix == "/api/admin/",
+                Route::Both(a, _) => a.prefix == "/api/admin/",
+                _ => false,
+            };
+            assert!(admin, "{path}");
+        }
+        // Only for matching: the forwarded path is as sent.
+        assert_eq!(canonical("/api/admin./x").unwrap(), "/api/admin./x");
+        // A segment of only dots and spaces is not emptied.
+        assert_eq!(fold("..."), "...");
+        assert_eq!(fold("%"), "%");
+    }
+
+    #[test]
+    fn case_variant_of_laxer_prefix_needs_the_exact_spellings_rule_too() {
+        let p = RoutePolicy::new(
+            DefaultAction::AllowAuthenticated,
+            vec![
+                RouteRule::new("/files", &["files"], false),
+                RouteRule::public("/files/shared"),
+                RouteRule::new("/api", &["read"], false),
+                RouteRule::new("/api/docs", &["docs"], false),
+            ],
+        )
+        .unwrap();
+        // A case-sensitive upstream reads `/files/SHARED/x` as a file
+        // under `/files`, not as the public share.
+        assert_eq!(prefix_of(route(&p, "/files/SHARED/x")), Some("/files"));
+        assert_eq!(
+            prefix_of(route(&p, "/files/shared/x")),
+            Some("/files/shared")
+        );
+        assert!(!route(&p, "/files/shared/x").needs_token());
+        // Two non-public rules: both apply.
+        match route(&p, "/api/DOCS/x") {
+            Route::Both(a, b) => assert_eq!(
+                (a.prefix.as_str(), b.prefix.as_str()),
+                ("/api/docs", "/api")
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A public prefix's case variant outside every exact rule gets the default.
+        let q = RoutePolicy::new(DefaultAction::Deny, vec![RouteRule::public("/pub")]).unwrap();
+        assert_eq!(route(&q, "/PUB/x"), Route::Deny);
+        assert_eq!(prefix_of(route(&q, "/pub/x")), Some("/pub"));
+        let q = RoutePolicy::new(
+            DefaultAction::AllowAuthenticated,
+            vec![RouteRule::public("/pub")],
+        )
+        .unwrap();
+        assert_eq!(route(&q, "/PUB/x"), Route::DefaultAllow);
     }
 
     #[test]
@@ -479,7 +608,14 @@ mod tests {
             "/api/%41dmin/x",
             "/api/adm%C4%B1n",
         ] {
-            assert_eq!(prefix_of(route(&p, path)), Some("/api/admin/"), "{path}");
+            // The admin rule applies (with `/api`'s too where the exact
+            // case matches `/api`: both must allow).
+            let admin = match route(&p, path) {
+                Route::Rule(r) => r.prefix == "/api/admin/",
+                Route::Both(a, b) => a.prefix == "/api/admin/" && b.prefix == "/api",
+                _ => false,
+            };
+            assert!(admin, "{path}");
         }
         // The forwarded path keeps the caller's case.
         assert_eq!(canonical("/API/Admin").unwrap(), "/API/Admin");

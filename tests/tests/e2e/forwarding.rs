@@ -595,3 +595,59 @@ fn unknown_methods_are_not_turned_into_get() {
         assert_eq!(a.body["method"], method, "{}", a.body);
     }
 }
+
+/// A case variant of a public prefix (`/PUB/x` for the public `/pub`) is
+/// not public: a case-sensitive upstream routes it elsewhere than `/pub`
+/// (e.g. to a `/{name}/x` handler), where the default route applies. The
+/// edge requires what the exact spelling requires as well as what the
+/// case-insensitive match requires (found by review of 3c24e0c).
+#[test]
+fn case_variant_of_public_prefix_is_not_public() {
+    let stack = Stack::start_with_edge_vars(&[
+        ("ROUTES", ROUTES),
+        ("DEFAULT_ROUTE", "allow-authenticated"),
+    ]);
+    let edge = &stack.edge.url;
+    for target in ["/PUB/x", "/Pub/x", "/%50ub/x"] {
+        let a = raw(edge, "GET", target, &[]);
+        assert_eq!((a.status, a.target()), (401, None), "{target}: {}", a.body);
+    }
+    // The exact spelling stays public; a token still passes the variant.
+    let a = raw(edge, "GET", "/pub/x", &[]);
+    assert_eq!((a.status, a.target()), (200, Some("/pub/x")), "{}", a.body);
+    let read = format!("Bearer {}", token(&stack, "read"));
+    let a = raw(edge, "GET", "/PUB/x", &[("authorization", &read)]);
+    assert_eq!((a.status, a.target()), (200, Some("/PUB/x")), "{}", a.body);
+}
+
+/// Spellings of `/api/admin/users` that the case-insensitive match missed:
+/// a trailing `.` or space on a segment, which Windows (IIS) strips, and
+/// the dotted capital I (U+0130), which Java's `equalsIgnoreCase` matches
+/// to `i` (its simple lower case) while the full lower case is `i` plus a
+/// combining dot. Each must need the admin scope (found by review of 3c24e0c).
+#[test]
+fn trailing_dot_space_and_dotted_capital_i_cannot_skip_admin_rule() {
+    let stack = Stack::start_with_edge_vars(&[
+        ("ROUTES", ROUTES),
+        ("DEFAULT_ROUTE", "allow-authenticated"),
+        ("RATE_LIMIT_CLIENT", "100000/60"),
+        ("RATE_LIMIT_IP", "100000/60"),
+    ]);
+    let read = format!("Bearer {}", token(&stack, "read"));
+    let admin = format!("Bearer {}", token(&stack, "read admin"));
+    let edge = &stack.edge.url;
+    for target in [
+        "/api/admin./users",
+        "/api/admin%20/users",
+        "/api/admin%2e%2e/users",
+        "/api/admin.%20./users",
+        "/api%20/admin/users",
+        "/api/ADM%C4%B0N/users",
+        "/api/adm%C4%B0n/users",
+    ] {
+        let a = raw(edge, "GET", target, &[("authorization", &read)]);
+        assert_eq!((a.status, a.target()), (403, None), "{target}: {}", a.body);
+        let a = raw(edge, "GET", target, &[("authorization", &admin)]);
+        assert_eq!(a.status, 200, "{target} (admin): {}", a.body);
+    }
+}
