@@ -250,3 +250,54 @@ async fn the_token_endpoint_works_on_every_backend() {
         assert_eq!(i["active"], true, "{}", tdb.name);
     }
 }
+
+/// Ending a user's or a client's grants (`revoke --sub`, `--client-id`,
+/// deleting a user) looks up refresh tokens and codes by owner; each of
+/// those lookups must use an index, not scan the tables (a revocation
+/// during an incident must not be slowed by the size of the token tables).
+#[tokio::test]
+async fn ending_grants_by_owner_uses_an_index_not_a_table_scan() {
+    use gatehouse_origin::db::Backend;
+    use sqlx::Row;
+    let lookups = [
+        ("refresh_tokens", "user_id", "refresh_tokens_user"),
+        ("refresh_tokens", "client_id", "refresh_tokens_client"),
+        ("auth_codes", "sid", "auth_codes_sid"),
+        ("auth_codes", "user_id", "auth_codes_user"),
+        ("auth_codes", "client_id", "auth_codes_client"),
+    ];
+    for tdb in databases() {
+        let db = tdb.open().await;
+        for (table, column, index) in lookups {
+            match db.backend {
+                Backend::Sqlite => {
+                    let plan = sqlx::query(&format!(
+                        "EXPLAIN QUERY PLAN SELECT 1 FROM {table} WHERE {column} = 'x'"
+                    ))
+                    .fetch_all(&db.pool)
+                    .await
+                    .unwrap();
+                    let details: Vec<String> =
+                        plan.iter().map(|r| r.get::<String, _>("detail")).collect();
+                    assert!(
+                        details.iter().any(|d| d.contains(index)),
+                        "{}: {table}.{column} is looked up by {details:?}, not by {index}",
+                        tdb.name
+                    );
+                }
+                Backend::Postgres => {
+                    let n: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM pg_indexes WHERE tablename = $1 AND indexname = $2",
+                    )
+                    .bind(table)
+                    .bind(index)
+                    .fetch_one(&db.pool)
+                    .await
+                    .unwrap()
+                    .get("n");
+                    assert_eq!(n, 1, "{}: index {index} on {table}.{column}", tdb.name);
+                }
+            }
+        }
+    }
+}
