@@ -1,7 +1,9 @@
 //! Rate limiting: GCRA state (from `common::ratelimit`) held in a
 //! `RateLimiter` Durable Object per key, so limits are global and exact.
-//! Keys: `client:<client_id>` for authenticated callers, `ip:<address>` for
-//! unauthenticated and failed attempts. When the object cannot be reached the
+//! Keys (built in `rate_lease`): `subject:["iss","client_id","sub"]` for
+//! verified callers, optionally `client:["iss","client_id"]` for all of a
+//! client's subjects together (`RATE_LIMIT_CLIENT_TOTAL`), and
+//! `ip:<address>` (IPv6 by its /64) for unauthenticated and failed attempts. When the object cannot be reached the
 //! configured [`FailMode`] decides (open by default, logged either way).
 //!
 //! Leases spare busy keys the Durable Object round trip on most requests

@@ -180,8 +180,10 @@ fn log_request(log: &LogLine, method: &str, path: &str, status: u16, started: u6
     console_log!("{}", line);
 }
 
-/// A caller whose access token (and DPoP proof) verified. The replay
-/// guard and the revocation list are asked only after the caller's limit.
+/// A caller whose access token (and DPoP proof) verified. The revocation
+/// list is asked next (before the caller's limit, so a revoked token is a
+/// failed attempt charged to the presenting address); the replay guard only
+/// after the caller's limit.
 struct Verified {
     token: AccessToken,
     scheme: Scheme,
@@ -435,8 +437,8 @@ fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
 }
 
 /// Verifies the access token and, for the DPoP scheme, the proof (no
-/// Durable Object is asked here: the replay guard and the revocation list
-/// come after the caller's limit).
+/// Durable Object is asked here: the revocation list comes next, the replay
+/// guard after the caller's limit).
 async fn verify(
     req: &Incoming,
     cfg: &EdgeConfig,
