@@ -3,8 +3,9 @@
 //! Keys (built in `rate_lease`): `subject:["iss","client_id","sub"]` for
 //! verified callers, optionally `client:["iss","client_id"]` for all of a
 //! client's subjects together (`RATE_LIMIT_CLIENT_TOTAL`), and
-//! `ip:<address>` (IPv6 by its /64) for unauthenticated and failed attempts. When the object cannot be reached the
-//! configured [`FailMode`] decides (open by default, logged either way).
+//! `ip:<address>` (IPv6 by its /64) for unauthenticated and failed attempts.
+//! When the object cannot be reached the configured [`FailMode`] decides
+//! (open by default, logged either way).
 //!
 //! Leases spare busy keys the Durable Object round trip on most requests
 //! (it cost ~2 ms of a ~5 ms request under `wrangler dev`, BENCHMARKS.md):
