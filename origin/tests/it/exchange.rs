@@ -39,10 +39,7 @@ async fn exchanger_scoped(
     )
     .await
     .unwrap();
-    Registered {
-        id: c.client_id,
-        secret: s.unwrap().expose().to_owned(),
-    }
+    Registered::new(c, s)
 }
 
 fn claims(token: &str) -> Value {
