@@ -170,21 +170,6 @@ fn assertion(key: &TestKey, id: &str, aud: Value) -> String {
     )
 }
 
-async fn post_assertion(state: &AppState, assertion: &str) -> (u16, Value) {
-    let body = format!(
-        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
-        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-    );
-    let (s, _, b) = send(
-        state,
-        form_post("/token", None, "")
-            .body(Body::from(body))
-            .unwrap(),
-    )
-    .await;
-    (s, b)
-}
-
 async fn pkjwt_client(state: &AppState, key: &TestKey, legacy: bool) -> String {
     let (c, _) = clients::create(
         &state.db,

@@ -264,6 +264,37 @@ async fn ending_grants_by_user_sub_client_or_sid_during_a_rotation_revokes_the_s
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
+/// Inserts the user `u` (alice) and issues her a code for `client_id`
+/// (redirect URI [`CB`], PKCE [`CHALLENGE`]); the raw code.
+async fn alice_code(
+    state: &gatehouse_origin::state::AppState,
+    client_id: &str,
+    now: UnixTime,
+) -> String {
+    sqlx::query(
+        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
+    )
+    .execute(&state.db.pool)
+    .await
+    .unwrap();
+    let code = grants::issue_code(
+        state,
+        &grants::CodeGrant {
+            client_id: client_id.to_owned(),
+            user_id: "u".into(),
+            redirect_uri: CB.into(),
+            scopes: vec!["read".into()],
+            audience: AUD.into(),
+            code_challenge: CHALLENGE.into(),
+            dpop_jkt: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    code.expose().to_owned()
+}
+
 async fn redeem(
     state: &gatehouse_origin::state::AppState,
     client: &gatehouse_origin::clients::Client,
@@ -303,28 +334,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     let now = gatehouse_origin::state::now();
     let (client, secret) = web_client(&db, false, now).await;
     assert!(secret.is_some());
-    sqlx::query(
-        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let code = grants::issue_code(
-        &state,
-        &grants::CodeGrant {
-            client_id: client.client_id.clone(),
-            user_id: "u".into(),
-            redirect_uri: CB.into(),
-            scopes: vec!["read".into()],
-            audience: AUD.into(),
-            code_challenge: CHALLENGE.into(),
-            dpop_jkt: None,
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    let code = code.expose().to_owned();
+    let code = alice_code(&state, &client.client_id, now).await;
 
     // The hook: an INSERT into refresh_tokens waits while the test holds `key`.
     let key: i64 = i64::from(rand_key());
@@ -514,28 +524,8 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
     let state = state_with(Config::for_tests(&relayed), db.clone()).await;
     let now = gatehouse_origin::state::now();
     let (client, _) = web_client(&db, false, now).await;
-    sqlx::query(
-        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let code = grants::issue_code(
-        &state,
-        &grants::CodeGrant {
-            client_id: client.client_id.clone(),
-            user_id: "u".into(),
-            redirect_uri: CB.into(),
-            scopes: vec!["read".into()],
-            audience: AUD.into(),
-            code_challenge: CHALLENGE.into(),
-            dpop_jkt: None,
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    let first = redeem(&state, &client, code.expose()).await.unwrap();
+    let code = alice_code(&state, &client.client_id, now).await;
+    let first = redeem(&state, &client, &code).await.unwrap();
     let rt = first.refresh_token.expect("a refresh token");
 
     armed.store(true, Ordering::SeqCst);

@@ -290,3 +290,20 @@ pub async fn token(
     )
     .await
 }
+
+/// `POST /token` of the client credentials grant authenticated by the
+/// private_key_jwt `assertion` alone (RFC 7523).
+pub async fn post_assertion(state: &AppState, assertion: &str) -> (u16, serde_json::Value) {
+    let body = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    );
+    let (s, _, b) = send(
+        state,
+        form_post("/token", None, "")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    (s, b)
+}
