@@ -295,6 +295,28 @@ async fn alice_code(
     code.expose().to_owned()
 }
 
+/// Refreshes `rt` for `client` now.
+async fn refresh(
+    state: &gatehouse_origin::state::AppState,
+    client: &gatehouse_origin::clients::Client,
+    rt: &str,
+) -> Result<gatehouse_origin::token::TokenResponse, gatehouse_origin::error::Error> {
+    grants::refresh(
+        state,
+        client,
+        grants::Refresh {
+            refresh_token: rt,
+            scope: None,
+            jkt: None,
+        },
+        gatehouse_origin::token::RequestContext {
+            ip: None,
+            now: gatehouse_origin::state::now(),
+        },
+    )
+    .await
+}
+
 async fn redeem(
     state: &gatehouse_origin::state::AppState,
     client: &gatehouse_origin::clients::Client,
@@ -407,20 +429,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
         "the replay is refused: {replayed:?}"
     );
     let rt = first.refresh_token.expect("a refresh token");
-    let refreshed = grants::refresh(
-        &state,
-        &client,
-        grants::Refresh {
-            refresh_token: &rt,
-            scope: None,
-            jkt: None,
-        },
-        gatehouse_origin::token::RequestContext {
-            ip: None,
-            now: gatehouse_origin::state::now(),
-        },
-    )
-    .await;
+    let refreshed = refresh(&state, &client, &rt).await;
     assert!(
         matches!(
             refreshed,
@@ -529,20 +538,7 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
     let rt = first.refresh_token.expect("a refresh token");
 
     armed.store(true, Ordering::SeqCst);
-    let refreshed = grants::refresh(
-        &state,
-        &client,
-        grants::Refresh {
-            refresh_token: &rt,
-            scope: None,
-            jkt: None,
-        },
-        gatehouse_origin::token::RequestContext {
-            ip: None,
-            now: gatehouse_origin::state::now(),
-        },
-    )
-    .await;
+    let refreshed = refresh(&state, &client, &rt).await;
     assert!(
         !armed.load(Ordering::SeqCst),
         "the relay dropped a COMMIT's acknowledgement"
