@@ -330,13 +330,7 @@ pub async fn maintain(
         done.retired.push(kid.clone());
     }
     for kid in &p.remove {
-        // The private key is destroyed; the row stays for the audit trail.
-        sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
-            .bind(now.0)
-            .bind(Vec::<u8>::new())
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
+        remove_key(&mut tx, kid, now).await?;
         done.removed.push(kid.clone());
     }
     tx.commit().await?;
@@ -446,13 +440,7 @@ pub async fn retire(
         .await?;
     if unpublish && meta.removed_at.is_none() {
         meta.removed_at = Some(now.0);
-        // As in `maintain`: the private key is destroyed, the row stays.
-        sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
-            .bind(now.0)
-            .bind(Vec::<u8>::new())
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
+        remove_key(&mut tx, kid, now).await?;
     }
     let removed_at = meta.removed_at;
     let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
@@ -473,6 +461,22 @@ pub async fn retire(
             RETIRE_WARNING
         },
     }))
+}
+
+/// Marks `kid` removed at `now` and destroys its private key; the row stays
+/// for the audit trail.
+async fn remove_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kid: &str,
+    now: UnixTime,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
+        .bind(now.0)
+        .bind(Vec::<u8>::new())
+        .bind(kid)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn lock(

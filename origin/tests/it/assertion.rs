@@ -20,21 +20,6 @@ fn claims(id: &str, aud: &str, exp_in: i64) -> Value {
            "jti": gatehouse_origin::secret::random_id().unwrap()})
 }
 
-async fn post(state: &gatehouse_origin::state::AppState, assertion: &str) -> (u16, Value) {
-    let body = format!(
-        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
-        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
-    );
-    let (s, _, b) = send(
-        state,
-        form_post("/token", None, "")
-            .body(Body::from(body))
-            .unwrap(),
-    )
-    .await;
-    (s, b)
-}
-
 #[tokio::test]
 async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
     for tdb in databases() {
@@ -65,16 +50,16 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
         let id = c.client_id.as_str();
 
         let good = assertion(&key, &claims(id, ISSUER, 60));
-        let (s, b) = post(&state, &good).await;
+        let (s, b) = post_assertion(&state, &good).await;
         assert_eq!(s, 200, "{}: {b}", tdb.name);
         assert_eq!(b["token_type"], "Bearer");
-        let (s, b) = post(&state, &good).await;
+        let (s, b) = post_assertion(&state, &good).await;
         assert_eq!(
             (s, b["error"].as_str()),
             (401, Some("invalid_client")),
             "replayed jti"
         );
-        let (s, _) = post(&state, &assertion(&key, &claims(id, ISSUER, 60))).await;
+        let (s, _) = post_assertion(&state, &assertion(&key, &claims(id, ISSUER, 60))).await;
         assert_eq!(s, 200, "a fresh jti is accepted");
 
         let mut wrong_iss = claims(id, ISSUER, 60);
@@ -94,7 +79,7 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
             ("another key", assertion(&other, &claims(id, ISSUER, 60))),
             ("garbage", "a.b.c".to_owned()),
         ] {
-            let (s, b) = post(&state, &bad).await;
+            let (s, b) = post_assertion(&state, &bad).await;
             assert_eq!(
                 (s, b["error"].as_str()),
                 (401, Some("invalid_client")),
@@ -103,7 +88,7 @@ async fn private_key_jwt_checks_every_claim_and_refuses_replay() {
         }
         let mut no_jti = claims(id, ISSUER, 60);
         no_jti.as_object_mut().unwrap().remove("jti");
-        let (s, _) = post(&state, &assertion(&key, &no_jti)).await;
+        let (s, _) = post_assertion(&state, &assertion(&key, &no_jti)).await;
         assert_eq!(s, 401, "jti is required");
         // A private_key_jwt client cannot fall back to a secret.
         let (s, _, _) = send(

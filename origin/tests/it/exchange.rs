@@ -13,6 +13,14 @@ use gatehouse_origin::exchange::{ACCESS_TOKEN_TYPE, GRANT};
 use gatehouse_origin::state::AppState;
 use serde_json::{json, Value};
 
+/// The form fields naming `token` as the subject token of an exchange.
+fn subject_token(token: &str) -> [(&str, &str); 2] {
+    [
+        ("subject_token", token),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+    ]
+}
+
 /// A confidential client allowed token exchange, allowed `audiences`, and
 /// serving `serves` as a resource server.
 async fn exchanger(state: &AppState, audiences: &[&str], serves: &[&str]) -> Registered {
@@ -39,10 +47,7 @@ async fn exchanger_scoped(
     )
     .await
     .unwrap();
-    Registered {
-        id: c.client_id,
-        secret: s.unwrap().expose().to_owned(),
-    }
+    Registered::new(c, s)
 }
 
 fn claims(token: &str) -> Value {
@@ -122,10 +127,7 @@ async fn exchange_only_narrows_and_carries_the_actor() {
         let gw = exchanger(&state, &[AUD], &[AUD]).await;
         let subject = cc_token(&state, &user).await;
         let actor_tok = cc_token(&state, &gw).await;
-        let base = [
-            ("subject_token", subject.as_str()),
-            ("subject_token_type", ACCESS_TOKEN_TYPE),
-        ];
+        let base = subject_token(&subject);
 
         let (s, b) = exchange(&state, &gw, &[base[0], base[1], ("scope", "read")]).await;
         assert_eq!(s, 200, "{}: {b}", tdb.name);
@@ -220,10 +222,7 @@ async fn stolen_dpop_bound_token_cannot_be_laundered_into_a_bearer_token() {
     let stolen = bound_token(&state, &victim, &key).await;
     // Even a client that legitimately serves the token's audience.
     let thief = exchanger(&state, &[AUD], &[AUD]).await;
-    let base = [
-        ("subject_token", stolen.as_str()),
-        ("subject_token_type", ACCESS_TOKEN_TYPE),
-    ];
+    let base = subject_token(&stolen);
     let (s, b) = exchange(&state, &thief, &base).await;
     assert_eq!(
         (s, b["error"].as_str()),
@@ -253,15 +252,7 @@ async fn exchange_is_refused_to_clients_that_are_not_an_audience_of_the_subject(
     let subject = cc_token(&state, &victim).await;
     // Allowed the audience as a client, but not serving it.
     let bystander = exchanger(&state, &[AUD], &["https://unrelated.example"]).await;
-    let (s, b) = exchange(
-        &state,
-        &bystander,
-        &[
-            ("subject_token", &subject),
-            ("subject_token_type", ACCESS_TOKEN_TYPE),
-        ],
-    )
-    .await;
+    let (s, b) = exchange(&state, &bystander, &subject_token(&subject)).await;
     assert_eq!(
         (s, b["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -289,10 +280,7 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
     )
     .await;
     let subject = t["access_token"].as_str().unwrap().to_owned();
-    let base = [
-        ("subject_token", subject.as_str()),
-        ("subject_token_type", ACCESS_TOKEN_TYPE),
-    ];
+    let base = subject_token(&subject);
     let (s, b) = exchange(&state, &gw, &[base[0], base[1], ("scope", "read write")]).await;
     assert_eq!(
         (s, b["error"].as_str()),
@@ -330,15 +318,7 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
     .access_token;
     let mut current = short.clone();
     for _ in 0..3 {
-        let (s, b) = exchange(
-            &state,
-            &gw,
-            &[
-                ("subject_token", &current),
-                ("subject_token_type", ACCESS_TOKEN_TYPE),
-            ],
-        )
-        .await;
+        let (s, b) = exchange(&state, &gw, &subject_token(&current)).await;
         assert_eq!(s, 200, "{b}");
         assert!(b["expires_in"].as_i64().unwrap() <= 20, "{b}");
         current = b["access_token"].as_str().unwrap().to_owned();

@@ -29,6 +29,44 @@ async fn insert(db: &gatehouse_origin::db::Db, hash: &str, family: &str, created
     .unwrap();
 }
 
+/// The legitimate client's rotation of `h1` into `h2`, not yet committed:
+/// `h1` marked rotated and its successor inserted, a second after `now`.
+async fn begin_rotation(
+    db: &gatehouse_origin::db::Db,
+    now: UnixTime,
+) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut rotation = db.pool.begin().await.unwrap();
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = 'h1' AND rotated_at IS NULL AND revoked_at IS NULL")
+        .bind(now.0 + 1)
+        .execute(&mut *rotation)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
+         VALUES ('h2', 'fam', 'c', 'u', 'read', 'https://api.example', NULL, $1, $2, $2, NULL, NULL)",
+    )
+    .bind(now.0 + 1)
+    .bind(now.0 + 86_400)
+    .execute(&mut *rotation)
+    .await
+    .unwrap();
+    rotation
+}
+
+/// The hashes of the refresh tokens of family `fam` not revoked.
+async fn live_tokens(db: &gatehouse_origin::db::Db) -> Vec<String> {
+    sqlx::query(
+        "SELECT token_hash FROM refresh_tokens WHERE family_id = 'fam' AND revoked_at IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get("token_hash").unwrap())
+    .collect()
+}
+
 /// Waits until some statement waits for a lock (PostgreSQL), or a moment (SQLite).
 async fn until_blocked(db: &gatehouse_origin::db::Db) {
     if db.backend == Backend::Sqlite {
@@ -85,22 +123,7 @@ async fn revoking_a_family_during_a_rotation_revokes_the_successor_too() {
 
         // The legitimate client's rotation, not yet committed; its clock is
         // a second ahead of the revoking request's.
-        let mut rotation = db.pool.begin().await.unwrap();
-        sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = 'h1' AND rotated_at IS NULL AND revoked_at IS NULL")
-            .bind(now.0 + 1)
-            .execute(&mut *rotation)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-             dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-             VALUES ('h2', 'fam', 'c', 'u', 'read', 'https://api.example', NULL, $1, $2, $2, NULL, NULL)",
-        )
-        .bind(now.0 + 1)
-        .bind(now.0 + 86_400)
-        .execute(&mut *rotation)
-        .await
-        .unwrap();
+        let rotation = begin_rotation(&db, now).await;
 
         // Reuse detected elsewhere: the family is revoked meanwhile.
         let revoking = {
@@ -113,15 +136,7 @@ async fn revoking_a_family_during_a_rotation_revokes_the_successor_too() {
         rotation.commit().await.unwrap();
         revoking.await.unwrap().unwrap();
 
-        let live: Vec<String> = sqlx::query(
-            "SELECT token_hash FROM refresh_tokens WHERE family_id = 'fam' AND revoked_at IS NULL",
-        )
-        .fetch_all(&db.pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.try_get("token_hash").unwrap())
-        .collect();
+        let live = live_tokens(&db).await;
         if !live.is_empty() {
             problems.push(format!(
                 "{}: tokens of a revoked family still live: {live:?}",
@@ -206,22 +221,7 @@ async fn ending_grants_by_user_sub_client_or_sid_during_a_rotation_revokes_the_s
             .unwrap();
             insert(&db, "h1", "fam", now.0).await;
 
-            let mut rotation = db.pool.begin().await.unwrap();
-            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = 'h1' AND rotated_at IS NULL AND revoked_at IS NULL")
-                .bind(now.0 + 1)
-                .execute(&mut *rotation)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-                 dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-                 VALUES ('h2', 'fam', 'c', 'u', 'read', 'https://api.example', NULL, $1, $2, $2, NULL, NULL)",
-            )
-            .bind(now.0 + 1)
-            .bind(now.0 + 86_400)
-            .execute(&mut *rotation)
-            .await
-            .unwrap();
+            let rotation = begin_rotation(&db, now).await;
 
             let ending = {
                 let state = state.clone();
@@ -234,15 +234,7 @@ async fn ending_grants_by_user_sub_client_or_sid_during_a_rotation_revokes_the_s
                 continue;
             }
 
-            let live: Vec<String> = sqlx::query(
-                "SELECT token_hash FROM refresh_tokens WHERE family_id = 'fam' AND revoked_at IS NULL",
-            )
-            .fetch_all(&db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get("token_hash").unwrap())
-            .collect();
+            let live = live_tokens(&db).await;
             if !live.is_empty() {
                 problems.push(format!(
                     "{how:?} on {}: tokens of an ended grant still live: {live:?}",
@@ -268,10 +260,62 @@ async fn ending_grants_by_user_sub_client_or_sid_during_a_rotation_revokes_the_s
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-const CB: &str = "https://app.example/cb";
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// Inserts the user `u` (alice) and issues her a code for `client_id`
+/// (redirect URI [`CB`], PKCE [`CHALLENGE`]); the raw code.
+async fn alice_code(
+    state: &gatehouse_origin::state::AppState,
+    client_id: &str,
+    now: UnixTime,
+) -> String {
+    sqlx::query(
+        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
+    )
+    .execute(&state.db.pool)
+    .await
+    .unwrap();
+    let code = grants::issue_code(
+        state,
+        &grants::CodeGrant {
+            client_id: client_id.to_owned(),
+            user_id: "u".into(),
+            redirect_uri: CB.into(),
+            scopes: vec!["read".into()],
+            audience: AUD.into(),
+            code_challenge: CHALLENGE.into(),
+            dpop_jkt: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    code.expose().to_owned()
+}
+
+/// Refreshes `rt` for `client` now.
+async fn refresh(
+    state: &gatehouse_origin::state::AppState,
+    client: &gatehouse_origin::clients::Client,
+    rt: &str,
+) -> Result<gatehouse_origin::token::TokenResponse, gatehouse_origin::error::Error> {
+    grants::refresh(
+        state,
+        client,
+        grants::Refresh {
+            refresh_token: rt,
+            scope: None,
+            jkt: None,
+        },
+        gatehouse_origin::token::RequestContext {
+            ip: None,
+            now: gatehouse_origin::state::now(),
+        },
+    )
+    .await
+}
 
 async fn redeem(
     state: &gatehouse_origin::state::AppState,
@@ -310,43 +354,9 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     let db = tdb.open().await;
     let state = state_with(Config::for_tests(&tdb.url), db.clone()).await;
     let now = gatehouse_origin::state::now();
-    let (client, secret) = gatehouse_origin::clients::create(
-        &db,
-        &gatehouse_origin::clients::NewClient {
-            name: "web".into(),
-            scopes: vec!["read".into()],
-            audiences: vec![AUD.into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            redirect_uris: vec![CB.into()],
-            ..gatehouse_origin::clients::NewClient::default()
-        },
-        now,
-    )
-    .await
-    .unwrap();
+    let (client, secret) = web_client(&db, false, now).await;
     assert!(secret.is_some());
-    sqlx::query(
-        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let code = grants::issue_code(
-        &state,
-        &grants::CodeGrant {
-            client_id: client.client_id.clone(),
-            user_id: "u".into(),
-            redirect_uri: CB.into(),
-            scopes: vec!["read".into()],
-            audience: AUD.into(),
-            code_challenge: CHALLENGE.into(),
-            dpop_jkt: None,
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    let code = code.expose().to_owned();
+    let code = alice_code(&state, &client.client_id, now).await;
 
     // The hook: an INSERT into refresh_tokens waits while the test holds `key`.
     let key: i64 = i64::from(rand_key());
@@ -419,20 +429,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
         "the replay is refused: {replayed:?}"
     );
     let rt = first.refresh_token.expect("a refresh token");
-    let refreshed = grants::refresh(
-        &state,
-        &client,
-        grants::Refresh {
-            refresh_token: &rt,
-            scope: None,
-            jkt: None,
-        },
-        gatehouse_origin::token::RequestContext {
-            ip: None,
-            now: gatehouse_origin::state::now(),
-        },
-    )
-    .await;
+    let refreshed = refresh(&state, &client, &rt).await;
     assert!(
         matches!(
             refreshed,
@@ -535,59 +532,13 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
     db.migrate().await.unwrap();
     let state = state_with(Config::for_tests(&relayed), db.clone()).await;
     let now = gatehouse_origin::state::now();
-    let (client, _) = gatehouse_origin::clients::create(
-        &db,
-        &gatehouse_origin::clients::NewClient {
-            name: "web".into(),
-            scopes: vec!["read".into()],
-            audiences: vec![AUD.into()],
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            redirect_uris: vec![CB.into()],
-            ..gatehouse_origin::clients::NewClient::default()
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ('u', 'alice', 'x', 1)",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let code = grants::issue_code(
-        &state,
-        &grants::CodeGrant {
-            client_id: client.client_id.clone(),
-            user_id: "u".into(),
-            redirect_uri: CB.into(),
-            scopes: vec!["read".into()],
-            audience: AUD.into(),
-            code_challenge: CHALLENGE.into(),
-            dpop_jkt: None,
-        },
-        now,
-    )
-    .await
-    .unwrap();
-    let first = redeem(&state, &client, code.expose()).await.unwrap();
+    let (client, _) = web_client(&db, false, now).await;
+    let code = alice_code(&state, &client.client_id, now).await;
+    let first = redeem(&state, &client, &code).await.unwrap();
     let rt = first.refresh_token.expect("a refresh token");
 
     armed.store(true, Ordering::SeqCst);
-    let refreshed = grants::refresh(
-        &state,
-        &client,
-        grants::Refresh {
-            refresh_token: &rt,
-            scope: None,
-            jkt: None,
-        },
-        gatehouse_origin::token::RequestContext {
-            ip: None,
-            now: gatehouse_origin::state::now(),
-        },
-    )
-    .await;
+    let refreshed = refresh(&state, &client, &rt).await;
     assert!(
         !armed.load(Ordering::SeqCst),
         "the relay dropped a COMMIT's acknowledgement"

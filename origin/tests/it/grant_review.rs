@@ -10,14 +10,12 @@
 use crate::support::*;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
-use gatehouse_origin::clients::{self, NewClient};
 use gatehouse_origin::config::Config;
 use gatehouse_origin::error::Error;
 use gatehouse_origin::grants::{self, CodeRedemption, Refresh};
 use gatehouse_origin::token::RequestContext;
-use gatehouse_origin::{introspect, revocation, users};
+use gatehouse_origin::{introspect, revocation};
 
-const CB: &str = "https://app.example/cb";
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -64,29 +62,13 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
             RevocationKind::Sub,
             RevocationKind::ClientId,
         ] {
-            let (client, _) = clients::create(
-                &state.db,
-                &NewClient {
-                    name: "web".into(),
-                    public: true,
-                    scopes: vec!["read".into()],
-                    audiences: vec![AUD.into()],
-                    grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                    redirect_uris: vec![CB.into()],
-                    ..NewClient::default()
-                },
-                T0,
-            )
-            .await
-            .unwrap();
-            let user = users::create(
+            let (client, _) = web_client(&state.db, true, T0).await;
+            let user = create_user(
                 &state.db,
                 &format!("u-{}", kind.name()).replace('_', "-"),
-                &gatehouse_origin::secret::Password::new("correct horse battery".into()),
                 T0,
             )
-            .await
-            .unwrap();
+            .await;
             let sid = format!("sid-{}", kind.name());
             let value = match kind {
                 RevocationKind::Sid => sid.clone(),
@@ -166,29 +148,8 @@ async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_
     for tdb in databases() {
         let config = Config::for_tests(&tdb.url);
         let state = state_with(config, tdb.open().await).await;
-        let (client, _) = clients::create(
-            &state.db,
-            &NewClient {
-                name: "web".into(),
-                public: true,
-                scopes: vec!["read".into()],
-                audiences: vec![AUD.into()],
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-                redirect_uris: vec![CB.into()],
-                ..NewClient::default()
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-        let user = users::create(
-            &state.db,
-            "frank",
-            &gatehouse_origin::secret::Password::new("correct horse battery".into()),
-            T0,
-        )
-        .await
-        .unwrap();
+        let (client, _) = web_client(&state.db, true, T0).await;
+        let user = create_user(&state.db, "frank", T0).await;
         let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
         insert_refresh(
             &state,

@@ -172,6 +172,20 @@ fn binary_on_postgres() {
     }
 }
 
+/// The binary with `args` and `env`, with `GATEHOUSE_KEK` and
+/// `GATEHOUSE_CONFIG` removed from the inherited environment; its stderr piped.
+fn serve_without_kek(args: &[&str], env: &[(&str, String)]) -> std::process::Child {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().cloned())
+        .env_remove("GATEHOUSE_KEK")
+        .env_remove("GATEHOUSE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Issue 16.13: `serve` without `GATEHOUSE_KEK` silently generated a KEK
 /// next to the database (protecting nothing against a stolen disk). It now
 /// refuses to start unless `--dev` says this is development.
@@ -190,15 +204,7 @@ fn serve_without_a_kek_refuses_to_start_unless_dev() {
         ("GATEHOUSE_LISTEN", "127.0.0.1:0".to_owned()),
         ("GATEHOUSE_ISSUER", "http://issuer.test".to_owned()),
     ];
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .envs(env.iter().cloned())
-        .env_remove("GATEHOUSE_KEK")
-        .env_remove("GATEHOUSE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_without_kek(&["serve"], &env);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -222,15 +228,7 @@ fn serve_without_a_kek_refuses_to_start_unless_dev() {
     assert!(!dir.join("kek").exists(), "a development KEK was written");
 
     // `--dev` starts with a development KEK.
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .envs(env.iter().cloned())
-        .env_remove("GATEHOUSE_KEK")
-        .env_remove("GATEHOUSE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = serve_without_kek(&["serve", "--dev"], &env);
     let stderr = child.stderr.take().unwrap();
     let listening = BufReader::new(stderr)
         .lines()

@@ -648,6 +648,37 @@ fn raw_len(edge: &Shared) -> usize {
     edge.lock().unwrap().last_raw.len()
 }
 
+/// Writes `count` live `jti` revocations (`flood-0`, `flood-1`, …) directly,
+/// in one transaction.
+async fn insert_jti_flood(
+    db: &gatehouse_origin::db::Db,
+    count: usize,
+    revoked_at: i64,
+    drop_after: i64,
+    reason: &str,
+) {
+    let mut tx = db.pool.begin().await.unwrap();
+    let rows: Vec<usize> = (0..count).collect();
+    for chunk in rows.chunks(1_000) {
+        let values = (0..chunk.len())
+            .map(|i| format!("(${}, 'jti', $1, $2, $3)", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO revocations (value, kind, revoked_at, drop_after, reason) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(revoked_at)
+            .bind(drop_after)
+            .bind(reason);
+        for n in chunk {
+            q = q.bind(format!("flood-{n}"));
+        }
+        q.execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
 /// Issue 17.5: any client can fill the revocation table with `jti` entries
 /// by revoking its own tokens (RFC 7009). Once more were live than one
 /// document may carry, `claim` failed with `TooManyEntries` and nothing —
@@ -664,23 +695,7 @@ async fn an_admin_sub_revocation_is_pushed_even_over_the_entry_cap() {
         let t = now();
         // The flood, written directly: MAX_ENTRIES + 50 live `jti` entries
         // from RFC 7009 revocations.
-        let mut tx = state.db.pool.begin().await.unwrap();
-        let rows: Vec<usize> = (0..MAX_ENTRIES + 50).collect();
-        for chunk in rows.chunks(1_000) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, 'jti', $1, $2, 'rfc7009')", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO revocations (value, kind, revoked_at, drop_after, reason) VALUES {values}"
-            );
-            let mut q = sqlx::query(&sql).bind(t.0).bind(t.0 + 300);
-            for n in chunk {
-                q = q.bind(format!("flood-{n}"));
-            }
-            q.execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
+        insert_jti_flood(&state.db, MAX_ENTRIES + 50, t.0, t.0 + 300, "rfc7009").await;
         // The operator's emergency revocation of a subject.
         let span = revocation::cover_span(&state.db, &state.config)
             .await
@@ -771,26 +786,7 @@ async fn a_flood_of_own_revocations_cannot_push_out_another_clients_revocation()
         let drop_after: i64 = sqlx::Row::try_get(&row, "drop_after").unwrap();
         let reason: String = sqlx::Row::try_get(&row, "reason").unwrap();
         let t = now();
-        let mut tx = state.db.pool.begin().await.unwrap();
-        let rows: Vec<usize> = (0..MAX_ENTRIES + 50).collect();
-        for chunk in rows.chunks(1_000) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, 'jti', $1, $2, $3)", i + 4))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO revocations (value, kind, revoked_at, drop_after, reason) VALUES {values}"
-            );
-            let mut q = sqlx::query(&sql)
-                .bind(t.0 + 1)
-                .bind(drop_after)
-                .bind(reason.clone());
-            for n in chunk {
-                q = q.bind(format!("flood-{n}"));
-            }
-            q.execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
+        insert_jti_flood(&state.db, MAX_ENTRIES + 50, t.0 + 1, drop_after, &reason).await;
         let done = revocation_push::push_pending(&state, &client, UnixTime(t.0 + 1)).await;
         assert!(
             matches!(done, Ok(Cycle::Delivered { .. })),

@@ -149,6 +149,61 @@ pub struct Registered {
     pub secret: String,
 }
 
+impl Registered {
+    /// A confidential client as [`clients::create`] returned it.
+    pub fn new(
+        client: clients::Client,
+        secret: Option<gatehouse_origin::secret::ClientSecret>,
+    ) -> Self {
+        Self {
+            id: client.client_id,
+            secret: secret.unwrap().expose().to_owned(),
+        }
+    }
+}
+
+/// The redirect URI of the web clients registered by [`web_client`].
+pub const CB: &str = "https://app.example/cb";
+
+/// A web client (`read` on [`AUD`], authorization code and refresh token,
+/// redirect URI [`CB`]), public or confidential.
+pub async fn web_client(
+    db: &Db,
+    public: bool,
+    now: UnixTime,
+) -> (
+    clients::Client,
+    Option<gatehouse_origin::secret::ClientSecret>,
+) {
+    clients::create(
+        db,
+        &NewClient {
+            name: "web".into(),
+            public,
+            scopes: vec!["read".into()],
+            audiences: vec![AUD.into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec![CB.into()],
+            ..NewClient::default()
+        },
+        now,
+    )
+    .await
+    .unwrap()
+}
+
+/// A user `username` with the password `correct horse battery`.
+pub async fn create_user(db: &Db, username: &str, now: UnixTime) -> gatehouse_origin::users::User {
+    gatehouse_origin::users::create(
+        db,
+        username,
+        &gatehouse_origin::secret::Password::new("correct horse battery".into()),
+        now,
+    )
+    .await
+    .unwrap()
+}
+
 pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Registered {
     let (c, s) = clients::create(
         &state.db,
@@ -168,10 +223,7 @@ pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Re
     )
     .await
     .unwrap();
-    Registered {
-        id: c.client_id,
-        secret: s.unwrap().expose().to_owned(),
-    }
+    Registered::new(c, s)
 }
 
 /// A confidential client that serves `serves` as a resource server (it may
@@ -190,10 +242,7 @@ pub async fn register_resource_server(state: &AppState, serves: &str) -> Registe
     )
     .await
     .unwrap();
-    Registered {
-        id: c.client_id,
-        secret: s.unwrap().expose().to_owned(),
-    }
+    Registered::new(c, s)
 }
 
 pub fn basic(id: &str, secret: &str) -> String {
@@ -240,4 +289,21 @@ pub async fn token(
             .unwrap(),
     )
     .await
+}
+
+/// `POST /token` of the client credentials grant authenticated by the
+/// private_key_jwt `assertion` alone (RFC 7523).
+pub async fn post_assertion(state: &AppState, assertion: &str) -> (u16, serde_json::Value) {
+    let body = format!(
+        "grant_type=client_credentials&client_assertion_type={}&client_assertion={assertion}",
+        "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+    );
+    let (s, _, b) = send(
+        state,
+        form_post("/token", None, "")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    (s, b)
 }

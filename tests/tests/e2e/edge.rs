@@ -3,7 +3,7 @@
 //! replay guard, revocation ingest, route policy, CORS, health, rate limits,
 //! key rotation picked up on an unknown `kid`, and the origin going away.
 
-use crate::harness::{http, Edge, Origin, Stack, Upstream};
+use crate::harness::{http, now, serve_jwks, unique, Edge, Origin, Stack, Upstream};
 use gatehouse_common::dpop::ath;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
@@ -11,26 +11,6 @@ use gatehouse_common::revocation::{
 use gatehouse_common::testkit::signer::TestKey;
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
 
 /// A second, test-run issuer: its JWKS served by a tiny HTTP thread, its
 /// tokens and revocation documents signed here.
@@ -49,21 +29,7 @@ impl TestIssuer {
         jwk["use"] = "sig".into();
         jwk["alg"] = "ES256".into();
         let body = json!({ "keys": [jwk] }).to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=60\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
-                    body.len(),
-                    body
-                );
-                let _ = stream.write_all(resp.as_bytes());
-            }
-        });
+        let url = serve_jwks(body);
         Self { url, key }
     }
 

@@ -5,7 +5,7 @@
 //! fetch, and what the public health endpoint tells. Tokens come from a
 //! test issuer whose JWKS endpoint can be switched to fail or stall.
 
-use crate::harness::{http, Edge, Origin, Upstream, HEALTH_TOKEN};
+use crate::harness::{http, now, unique, Edge, Origin, Upstream, HEALTH_TOKEN};
 use gatehouse_common::dpop::ath;
 use gatehouse_common::testkit::signer::TestKey;
 use reqwest::blocking::Response;
@@ -14,23 +14,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    )
-}
+use std::time::{Duration, Instant};
 
 const KID: &str = "limits-k1";
 

@@ -3,20 +3,13 @@
 //! 8693, a client that is not an audience of a token cannot exchange it,
 //! and an exchanged token never outlives its subject.
 
-use crate::harness::{http, ClientCreds, Origin, Stack};
+use crate::harness::{http, jwt_claims, now, ClientCreds, Origin, Stack};
 use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
 
 fn proof(key: &TestKey, method: &str, url: &str, token: Option<&str>) -> String {
     let mut claims = json!({
@@ -31,15 +24,6 @@ fn proof(key: &TestKey, method: &str, url: &str, token: Option<&str>) -> String 
         &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
         &claims,
     )
-}
-
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).expect("a JWS");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 /// POST /token as `client` (client_secret_basic), with an optional DPoP proof.
@@ -145,8 +129,8 @@ fn stolen_dpop_bound_token_cannot_be_exchanged_into_a_bearer_token_for_the_edge(
     assert_eq!(s, 200, "{t}");
     assert_eq!(t["token_type"], "DPoP");
     let exchanged = t["access_token"].as_str().expect("access_token").to_owned();
-    assert_eq!(claims(&exchanged)["cnf"], claims(&stolen)["cnf"]);
-    assert!(claims(&exchanged)["exp"].as_i64() <= claims(&stolen)["exp"].as_i64());
+    assert_eq!(jwt_claims(&exchanged)["cnf"], jwt_claims(&stolen)["cnf"]);
+    assert!(jwt_claims(&exchanged)["exp"].as_i64() <= jwt_claims(&stolen)["exp"].as_i64());
     assert_eq!(edge_status(&stack, &format!("Bearer {exchanged}")), 401);
     let url = format!("{}/orders/1", stack.edge.url);
     let ok = http()
@@ -246,8 +230,8 @@ fn delegated_token_cannot_pose_as_the_actor() {
     let (s, t) = origin_exchange(&origin, &gateway, &admin_token, &[]);
     assert_eq!(s, 200, "{t}");
     let delegated = t["access_token"].as_str().expect("access_token").to_owned();
-    assert_eq!(claims(&delegated)["sub"], admin.id.as_str());
-    assert_eq!(claims(&delegated)["client_id"], gateway.id.as_str());
+    assert_eq!(jwt_claims(&delegated)["sub"], admin.id.as_str());
+    assert_eq!(jwt_claims(&delegated)["client_id"], gateway.id.as_str());
 
     let (s, e) = origin_exchange(
         &origin,
@@ -259,7 +243,7 @@ fn delegated_token_cannot_pose_as_the_actor() {
         ],
     );
     if s == 200 {
-        let act = claims(e["access_token"].as_str().unwrap_or_default())["act"].clone();
+        let act = jwt_claims(e["access_token"].as_str().unwrap_or_default())["act"].clone();
         panic!("a delegated token posed as the actor: act = {act}");
     }
     assert_eq!(
@@ -280,7 +264,7 @@ fn delegated_token_cannot_pose_as_the_actor() {
         &[("actor_token", &own), ("actor_token_type", ACCESS_TOKEN)],
     );
     assert_eq!(s, 200, "{t}");
-    let act = &claims(t["access_token"].as_str().expect("access_token"))["act"];
+    let act = &jwt_claims(t["access_token"].as_str().expect("access_token"))["act"];
     assert_eq!(act["sub"], gateway.id.as_str(), "{act}");
 }
 

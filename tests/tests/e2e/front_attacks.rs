@@ -7,7 +7,7 @@
 //! authorization parameters that were silently ignored.
 
 use crate::grants::{create_user, PASSWORD};
-use crate::harness::{http, Origin, ADMIN_TOKEN};
+use crate::harness::{http, web_client_args, Origin, ADMIN_TOKEN};
 use reqwest::blocking::Response;
 use serde_json::Value;
 
@@ -136,14 +136,7 @@ fn authorize_url(origin: &Origin, client_id: &str, extra: &[(&str, &str)]) -> St
 }
 
 fn web_client(origin: &Origin, audiences: &[&str], public: bool) -> String {
-    let mut args = vec![
-        "--grant",
-        "authorization_code",
-        "--grant",
-        "refresh_token",
-        "--redirect-uri",
-        CB,
-    ];
+    let mut args = web_client_args(CB);
     for a in audiences.iter().skip(1) {
         args.extend_from_slice(&["--audience", a]);
     }
@@ -466,16 +459,24 @@ fn a_csrf_pair_from_another_session_is_refused() {
     let _ = approve(&origin, &mut victim, &v_consent);
 }
 
+/// An origin with the user alice and a web client for [`AUD_A`] (public or
+/// confidential), and alice logged in at its `/authorize`: the origin, the
+/// authorize URL, her browser and the page the login led to.
+fn alice_logged_in(public: bool) -> (Origin, String, Browser, Page) {
+    let origin = Origin::start();
+    let _ = create_user(&origin, "alice");
+    let client = web_client(&origin, &[AUD_A], public);
+    let url = authorize_url(&origin, &client, &[]);
+    let mut b = Browser::default();
+    let consent = log_in(&origin, &mut b, &url, "alice");
+    (origin, url, b, consent)
+}
+
 /// Issue 17.10: two session cookies (one planted) are refused instead of
 /// silently using the first.
 #[test]
 fn duplicate_session_cookies_are_refused() {
-    let origin = Origin::start();
-    let _ = create_user(&origin, "alice");
-    let client = web_client(&origin, &[AUD_A], false);
-    let url = authorize_url(&origin, &client, &[]);
-    let mut b = Browser::default();
-    let consent = log_in(&origin, &mut b, &url, "alice");
+    let (_origin, url, b, consent) = alice_logged_in(false);
     assert_eq!(consent.status, 200);
     let (name, value) = b.cookie_named("session").expect("session cookie");
     let planted = format!("{name}=planted-by-a-sibling; {name}={value}");
@@ -572,12 +573,7 @@ fn garbage_refreshes_naming_a_public_client_do_not_lock_out_its_users() {
 /// redirect (RFC 8252 §8.6). Public clients always see the consent page.
 #[test]
 fn a_public_client_never_gets_a_silent_code() {
-    let origin = Origin::start();
-    let _ = create_user(&origin, "alice");
-    let client = web_client(&origin, &[AUD_A], true);
-    let url = authorize_url(&origin, &client, &[]);
-    let mut b = Browser::default();
-    let consent = log_in(&origin, &mut b, &url, "alice");
+    let (origin, url, mut b, consent) = alice_logged_in(true);
     let _ = approve(&origin, &mut b, &consent);
     let again = b.get(&url);
     assert_eq!(

@@ -3,8 +3,8 @@
 //! that a refresh one second later walked around, a code burned by another
 //! client's attempt, and codes that outlived their user's deletion.
 
-use crate::grants::{authorize, create_user, login_at, param, CB, CHALLENGE, VERIFIER};
-use crate::harness::{http, ClientCreds, Origin};
+use crate::grants::{authorize, authorize_url, create_user, login_at, param, CB, VERIFIER};
+use crate::harness::{http, jwt_claims, ClientCreds, Origin};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -70,13 +70,11 @@ fn active(origin: &Origin, c: &ClientCreds, tok: &str) -> bool {
     v["active"] == true
 }
 
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).expect("a JWS");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+/// Whether the token response `t` holds an access token that is active.
+fn minted_live_token(origin: &Origin, c: &ClientCreds, t: &Value) -> bool {
+    t["access_token"]
+        .as_str()
+        .is_some_and(|at| active(origin, c, at))
 }
 
 /// Logs `user` in for `c` and redeems the code: (access token, refresh token).
@@ -106,7 +104,7 @@ fn revoking_a_sid_sub_or_client_id_stops_refresh_from_minting_new_tokens() {
         let _ = create_user(&origin, &user);
         let c = web_client(&origin, &format!("web-{claim}"));
         let (at, rt) = grant(&origin, &c, &user);
-        let value = claims(&at)[claim].as_str().expect("claim").to_owned();
+        let value = jwt_claims(&at)[claim].as_str().expect("claim").to_owned();
         let _ = origin.cli(&["revoke", &format!("{flag}={value}")]);
         assert!(
             !active(&origin, &c, &at),
@@ -115,9 +113,7 @@ fn revoking_a_sid_sub_or_client_id_stops_refresh_from_minting_new_tokens() {
         // A second later: past the entry's `revoked_at`.
         std::thread::sleep(Duration::from_millis(1100));
         let (s, t) = refresh(&origin, &c, &rt);
-        let minted = t["access_token"]
-            .as_str()
-            .is_some_and(|new| active(&origin, &c, new));
+        let minted = minted_live_token(&origin, &c, &t);
         assert_eq!(
             (s, t["error"].as_str(), minted),
             (400, Some("invalid_grant"), false),
@@ -187,9 +183,7 @@ fn codes_issued_before_a_user_is_deleted_cannot_be_redeemed_after() {
     let code = authorize(&origin.url, &c.id, "mallory");
     let _ = origin.cli(&["user", "delete", "mallory"]);
     let (s, t) = redeem(&origin, &c, &code);
-    let minted = t["access_token"]
-        .as_str()
-        .is_some_and(|at| active(&origin, &c, at));
+    let minted = minted_live_token(&origin, &c, &t);
     assert_eq!(
         (s, t["error"].as_str(), minted),
         (400, Some("invalid_grant"), false),
@@ -239,19 +233,7 @@ fn a_code_presented_with_a_wrong_verifier_or_redirect_uri_is_not_consumed() {
 /// `GET /authorize` with the browser's cookies: the code the origin hands
 /// out without a login (a live session that consented before), if any.
 fn silent_code(origin: &Origin, client_id: &str, jar: &[String]) -> Option<String> {
-    let url = reqwest::Url::parse_with_params(
-        &format!("{}/authorize", origin.url),
-        &[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", CB),
-            ("scope", "read"),
-            ("state", "e2e-state"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .expect("authorize URL");
+    let url = authorize_url(&origin.url, client_id);
     let r = http()
         .get(url)
         .header("cookie", jar.join("; "))
@@ -287,10 +269,7 @@ fn revoking_a_sub_ends_the_browser_sessions_that_would_mint_a_new_grant() {
     std::thread::sleep(Duration::from_millis(1100));
     let minted = silent_code(&origin, &c.id, &jar).is_some_and(|code| {
         let (s, t) = redeem(&origin, &c, &code);
-        s == 200
-            && t["access_token"]
-                .as_str()
-                .is_some_and(|at| active(&origin, &c, at))
+        s == 200 && minted_live_token(&origin, &c, &t)
     });
     assert!(
         !minted,
@@ -315,6 +294,22 @@ where
     })
 }
 
+/// The one answer of two racing requests that got tokens (asserted to be
+/// exactly one), and every answer's status and error code.
+fn sole_winner(answers: &[(u16, Value)], round: usize) -> (&Value, Vec<(u16, Option<&str>)>) {
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, t)| t)
+        .collect();
+    let statuses: Vec<(u16, Option<&str>)> = answers
+        .iter()
+        .map(|(s, t)| (*s, t["error"].as_str()))
+        .collect();
+    assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+    (won[0], statuses)
+}
+
 /// Two redemptions of one code racing (a code stolen in transit, with its
 /// verifier, presented while the client redeems it): exactly one gets
 /// tokens, and the replay revokes what that one got.
@@ -326,22 +321,13 @@ fn two_concurrent_redemptions_of_one_code_give_one_grant_and_then_revoke_it() {
     for round in 0..4 {
         let code = authorize(&origin.url, &c.id, "dave");
         let answers = twice_at_once(|| redeem(&origin, &c, &code));
-        let won: Vec<&Value> = answers
-            .iter()
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, t)| t)
-            .collect();
-        let statuses: Vec<(u16, Option<&str>)> = answers
-            .iter()
-            .map(|(s, t)| (*s, t["error"].as_str()))
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
+        let (won, statuses) = sole_winner(&answers, round);
         assert!(
             statuses.contains(&(400, Some("invalid_grant"))),
             "round {round}: {statuses:?}"
         );
-        let at = won[0]["access_token"].as_str().expect("at");
-        let rt = won[0]["refresh_token"].as_str().expect("rt");
+        let at = won["access_token"].as_str().expect("at");
+        let rt = won["refresh_token"].as_str().expect("rt");
         assert!(!active(&origin, &c, at), "round {round}: replay revokes");
         let (s, t) = refresh(&origin, &c, rt);
         assert_eq!(
@@ -363,18 +349,9 @@ fn two_concurrent_refreshes_of_one_token_give_one_rotation_and_then_revoke_the_f
     for round in 0..4 {
         let (_, rt) = grant(&origin, &c, "erin");
         let answers = twice_at_once(|| refresh(&origin, &c, &rt));
-        let won: Vec<&Value> = answers
-            .iter()
-            .filter(|(s, _)| *s == 200)
-            .map(|(_, t)| t)
-            .collect();
-        let statuses: Vec<(u16, Option<&str>)> = answers
-            .iter()
-            .map(|(s, t)| (*s, t["error"].as_str()))
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {statuses:?}");
-        let at = won[0]["access_token"].as_str().expect("at");
-        let next = won[0]["refresh_token"].as_str().expect("rt");
+        let (won, _) = sole_winner(&answers, round);
+        let at = won["access_token"].as_str().expect("at");
+        let next = won["refresh_token"].as_str().expect("rt");
         assert!(!active(&origin, &c, at), "round {round}: reuse revokes");
         let (s, t) = refresh(&origin, &c, next);
         assert_eq!(

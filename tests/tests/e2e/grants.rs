@@ -3,7 +3,9 @@
 //! token works at the edge; presenting a rotated refresh token revokes the
 //! family, and through `sid` the edge then refuses its access tokens.
 
-use crate::harness::{http, origin_binary, ClientCreds, Origin, Stack};
+use crate::harness::{
+    http, jwt_claims, origin_binary, web_client_args, ClientCreds, Origin, Stack,
+};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -79,14 +81,10 @@ pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &s
     login_at(origin, issuer, client_id, user).0
 }
 
-/// [`authorize_at`], also returning the browser's cookies (its session).
-pub(crate) fn login_at(
-    origin: &str,
-    issuer: &str,
-    client_id: &str,
-    user: &str,
-) -> (String, Vec<String>) {
-    let url = reqwest::Url::parse_with_params(
+/// `/authorize` at `origin` for `client_id`: code flow with PKCE ([`CHALLENGE`]),
+/// scope `read`, redirect URI [`CB`].
+pub(crate) fn authorize_url(origin: &str, client_id: &str) -> reqwest::Url {
+    reqwest::Url::parse_with_params(
         &format!("{origin}/authorize"),
         &[
             ("response_type", "code"),
@@ -98,7 +96,17 @@ pub(crate) fn login_at(
             ("code_challenge_method", "S256"),
         ],
     )
-    .expect("authorize URL");
+    .expect("authorize URL")
+}
+
+/// [`authorize_at`], also returning the browser's cookies (its session).
+pub(crate) fn login_at(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+) -> (String, Vec<String>) {
+    let url = authorize_url(origin, client_id);
     let mut jar = Vec::new();
     let page = http().get(url).send().expect("GET /authorize");
     assert_eq!(page.status(), 200);
@@ -194,19 +202,9 @@ fn until_refused(stack: &Stack, token: &str) {
 fn login_code_refresh_and_reuse_revokes_the_family_at_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
     let _ = create_user(&stack.origin, "alice");
-    let client = stack.origin.create_client(
-        "web",
-        "read",
-        &stack.edge.url,
-        &[
-            "--grant",
-            "authorization_code",
-            "--grant",
-            "refresh_token",
-            "--redirect-uri",
-            CB,
-        ],
-    );
+    let client = stack
+        .origin
+        .create_client("web", "read", &stack.edge.url, &web_client_args(CB));
     let secret = client.secret.clone().expect("confidential");
     let code = authorize(&stack.origin.url, &client.id, "alice");
     let (s, t) = token(
@@ -266,15 +264,6 @@ fn login_code_refresh_and_reuse_revokes_the_family_at_the_edge() {
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 }
 
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).expect("a JWS");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url payload");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
 fn exchange(stack: &Stack, gateway: &ClientCreds, form: &[(&str, &str)]) -> (u16, Value) {
     let mut full = vec![
         (
@@ -304,19 +293,10 @@ fn exchange(stack: &Stack, gateway: &ClientCreds, form: &[(&str, &str)]) -> (u16
 fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
     let stack = Stack::start_linked(&[], &[]);
     let _ = create_user(&stack.origin, "carol");
-    let web = stack.origin.create_client(
-        "web",
-        "read write",
-        &stack.edge.url,
-        &[
-            "--grant",
-            "authorization_code",
-            "--grant",
-            "refresh_token",
-            "--redirect-uri",
-            CB,
-        ],
-    );
+    let web =
+        stack
+            .origin
+            .create_client("web", "read write", &stack.edge.url, &web_client_args(CB));
     let gateway = stack.origin.create_client(
         "gateway",
         "read",
@@ -347,7 +327,10 @@ fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
     assert_eq!(s, 200, "{t}");
     let user_at = t["access_token"].as_str().expect("at").to_owned();
     let user_rt = t["refresh_token"].as_str().expect("rt").to_owned();
-    let user_sub = claims(&user_at)["sub"].as_str().expect("sub").to_owned();
+    let user_sub = jwt_claims(&user_at)["sub"]
+        .as_str()
+        .expect("sub")
+        .to_owned();
     let actor_at = stack.origin.client_credentials(&gateway, &[])["access_token"]
         .as_str()
         .expect("gateway token")
@@ -373,7 +356,7 @@ fn token_exchange_narrows_names_the_actor_and_follows_the_grant_to_the_edge() {
         "urn:ietf:params:oauth:token-type:access_token"
     );
     let exchanged = t["access_token"].as_str().expect("exchanged").to_owned();
-    let c = claims(&exchanged);
+    let c = jwt_claims(&exchanged);
     assert_eq!(c["sub"], user_sub.as_str(), "the subject stays the user");
     assert_eq!(c["client_id"], gateway.id.as_str());
     assert_eq!(c["act"]["sub"], gateway.id.as_str());

@@ -5,25 +5,16 @@
 //! from its address, escaping an actor's revocation through token exchange,
 //! and recovering from a leaked signing key (`keys retire KID --now`).
 
-use crate::harness::{http, Edge, Origin, Stack, Upstream, ADMIN_TOKEN};
+use crate::harness::{http, now, serve_jwks, Edge, Origin, Stack, Upstream, ADMIN_TOKEN};
 use gatehouse_common::b64;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
 };
 use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const KID: &str = "rv-k1";
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// An issuer whose JWKS a thread here serves, so the test signs genuine
 /// revocation documents and tokens (as the origin's pusher would).
@@ -39,20 +30,7 @@ impl Issuer {
         jwk["kid"] = KID.into();
         jwk["alg"] = "ES256".into();
         let body = json!({ "keys": [jwk] }).to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=60\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
-                    body.len(),
-                    body
-                );
-                let _ = stream.write_all(resp.as_bytes());
-            }
-        });
+        let url = serve_jwks(body);
         Self { url, key }
     }
 
