@@ -287,7 +287,8 @@ async fn ending_grants_by_owner_uses_an_index_not_a_table_scan() {
                 }
                 Backend::Postgres => {
                     let n: i64 = sqlx::query(
-                        "SELECT COUNT(*) AS n FROM pg_indexes WHERE tablename = $1 AND indexname = $2",
+                        "SELECT COUNT(*) AS n FROM pg_indexes \
+                         WHERE schemaname = current_schema() AND tablename = $1 AND indexname = $2",
                     )
                     .bind(table)
                     .bind(index)
