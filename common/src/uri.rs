@@ -88,15 +88,6 @@ pub fn normalize(uri: &str) -> Result<NormalizedUri, UriError> {
     })
 }
 
-/// Normalizes an absolute path (RFC 3986 §6.2.2.2–3): percent-encodings
-/// upper-cased, unreserved characters decoded, dot segments removed.
-pub fn normalize_path(path: &str) -> Result<String, UriError> {
-    if !path.starts_with('/') || path.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err(UriError::InvalidComponent);
-    }
-    Ok(remove_dot_segments(&normalize_percent(path)?))
-}
-
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UriError> {
     let (host, port) = if authority.starts_with('[') {
         let end = authority.find(']').ok_or(UriError::Malformed)?;
