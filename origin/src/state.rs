@@ -28,6 +28,8 @@ pub struct AppState {
     pub kek: Arc<Kek>,
     /// The current key ring, swapped after maintenance.
     pub keys: Arc<RwLock<Arc<KeyRing>>>,
+    /// HMAC key for the authorization form's CSRF tokens (derived from the KEK).
+    pub csrf_key: Arc<aws_lc_rs::hmac::Key>,
     /// DPoP nonce issuer (keyed from the KEK; used when `dpop_nonce` is on).
     pub dpop_nonces: Option<Arc<NonceIssuer>>,
     /// Token endpoint limit per client.
@@ -73,6 +75,10 @@ impl AppState {
         now: UnixTime,
     ) -> Result<Self, KeyStoreError> {
         let state = Self {
+            csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &kek.derive(b"gatehouse authorize csrf v1"),
+            )),
             dpop_nonces: crate::dpop::nonce_issuer(&kek).map(Arc::new),
             client_limiter: Arc::new(RateLimiter::per_minute(
                 "client",

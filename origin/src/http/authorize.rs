@@ -259,11 +259,7 @@ fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
 /// derived from the KEK, so it cannot be made without the server and is
 /// valid only with this cookie and this session.
 fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
-    let key = aws_lc_rs::hmac::Key::new(
-        aws_lc_rs::hmac::HMAC_SHA256,
-        &state.kek.derive(b"gatehouse authorize csrf v1"),
-    );
-    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&state.csrf_key);
     ctx.update(cookie.as_bytes());
     ctx.update(&[0]);
     if let Some(s) = session {
