@@ -162,7 +162,8 @@ impl fmt::Display for CanonicalPath {
 /// and `k`. The lower case taken is the simple one (`İ` → `i`, where the
 /// full lower case adds a combining dot), as Java's is. Folding more than
 /// an upstream does only ever adds requirements: [`RoutePolicy::route`]
-/// also applies the rule the exact spelling matches.
+/// also applies the rules the exact spelling and each half of the fold
+/// alone (`how`: fold case, trim) match.
 /// Which halves of [`fold`] an upstream may apply: (fold case, trim
 /// trailing dots and spaces). An upstream may do either without the other
 /// (Java's `equalsIgnoreCase` keeps `admin.`; a case-sensitive server on a

@@ -628,6 +628,40 @@ fn case_variant_of_public_prefix_is_not_public() {
     assert_eq!((a.status, a.target()), (200, Some("/PUB/x")), "{}", a.body);
 }
 
+/// `/FILES/SHARED./x` with a scoped `/files` and a public `/files/shared`:
+/// the full fold reaches the share, the exact spelling no rule, but an
+/// upstream that folds case and keeps `shared.` serves it under `/files`.
+/// A token without the `files` scope must not pass (found by review of the
+/// `Route::Both` fix).
+#[test]
+fn half_folded_spelling_of_public_share_needs_the_outer_scope() {
+    let stack = Stack::start_with_edge_vars(&[
+        (
+            "ROUTES",
+            r#"[{"prefix":"/files","scopes":["files"]},{"prefix":"/files/shared","public":true}]"#,
+        ),
+        ("DEFAULT_ROUTE", "allow-authenticated"),
+    ]);
+    let edge = &stack.edge.url;
+    let read = format!("Bearer {}", token(&stack, "read"));
+    let files = format!("Bearer {}", token(&stack, "files"));
+    for target in ["/FILES/SHARED./x", "/Files/Shared%20/x"] {
+        let a = raw(edge, "GET", target, &[]);
+        assert_eq!((a.status, a.target()), (401, None), "{target}: {}", a.body);
+        let a = raw(edge, "GET", target, &[("authorization", &read)]);
+        assert_eq!((a.status, a.target()), (403, None), "{target}: {}", a.body);
+        let a = raw(edge, "GET", target, &[("authorization", &files)]);
+        assert_eq!(a.status, 200, "{target} (files): {}", a.body);
+    }
+    let a = raw(edge, "GET", "/files/shared/x", &[]);
+    assert_eq!(
+        (a.status, a.target()),
+        (200, Some("/files/shared/x")),
+        "{}",
+        a.body
+    );
+}
+
 /// Spellings of `/api/admin/users` that the case-insensitive match missed:
 /// a trailing `.` or space on a segment, which Windows (IIS) strips, and
 /// the dotted capital I (U+0130), which Java's `equalsIgnoreCase` matches
