@@ -43,6 +43,11 @@ pub enum PathError {
     /// Percent-encoded bytes that are not UTF-8 (e.g. the overlong `%C0%AF`,
     /// which lenient decoders read as `/`).
     NotUtf8,
+    /// A segment of only dots and spaces other than `.` and `..` (`...`,
+    /// `..%20`, `%20`): an upstream that trims trailing dots and spaces
+    /// (Windows, IIS) reads it as `..`, `.` or an empty segment, so
+    /// `/x/..%20/api/admin` is `/api/admin` there.
+    DotsAndSpaces,
 }
 
 impl PathError {
@@ -60,6 +65,7 @@ impl PathError {
             Self::EncodedControl => "the request path has an encoded control character",
             Self::BadPercentEncoding => "the request path has a bad percent-encoding",
             Self::NotUtf8 => "the request path's percent-encoding is not UTF-8",
+            Self::DotsAndSpaces => "the request path has a segment of only dots and spaces",
         }
     }
 }
@@ -112,6 +118,9 @@ impl CanonicalPath {
             let (forward, decoded) = segment(seg)?;
             match decoded.as_str() {
                 "" | "." => trailing_slash = i == last,
+                d if d.bytes().all(|b| b == b'.' || b == b' ') && d != ".." => {
+                    return Err(PathError::DotsAndSpaces);
+                }
                 ".." => {
                     out.pop();
                     trailing_slash = i == last;
@@ -714,6 +723,13 @@ mod tests {
             ("api/admin", PathError::NotAbsolute),
             ("", PathError::NotAbsolute),
             ("/api admin", PathError::InvalidByte),
+            // Upstreams that trim trailing dots and spaces read these as
+            // `..`, `.` or an empty (merged) segment.
+            ("/x/..%20/api/admin/users", PathError::DotsAndSpaces),
+            ("/x/.../api/admin/users", PathError::DotsAndSpaces),
+            ("/api/.%20/admin/users", PathError::DotsAndSpaces),
+            ("/api/%20/admin/users", PathError::DotsAndSpaces),
+            ("/api/%20%20./admin", PathError::DotsAndSpaces),
         ] {
             assert_eq!(CanonicalPath::parse(path), Err(why), "{path}");
         }

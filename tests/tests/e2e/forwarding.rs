@@ -168,6 +168,12 @@ const ADMIN_SPELLINGS: &[&str] = &[
     // Encoded `?` and `#`, which a re-parsing proxy cuts at.
     "/api/admin%3F/users",
     "/api/admin%23/users",
+    // Segments of only dots and spaces, which upstreams that trim them
+    // read as `..`, `.` or an empty segment.
+    "/x/..%20/api/admin/users",
+    "/x/.../api/admin/users",
+    "/api/%20/admin/users",
+    "/api/.%20/admin/users",
 ];
 
 /// A stack with the [`ROUTES`] policy (others allowed to any token) and
