@@ -43,6 +43,11 @@ pub enum PathError {
     /// Percent-encoded bytes that are not UTF-8 (e.g. the overlong `%C0%AF`,
     /// which lenient decoders read as `/`).
     NotUtf8,
+    /// A segment of only dots and spaces other than `.` and `..` (`...`,
+    /// `..%20`, `%20`): an upstream that trims trailing dots and spaces
+    /// (Windows, IIS) reads it as `..`, `.` or an empty segment, so
+    /// `/x/..%20/api/admin` is `/api/admin` there.
+    DotsAndSpaces,
 }
 
 impl PathError {
@@ -60,6 +65,7 @@ impl PathError {
             Self::EncodedControl => "the request path has an encoded control character",
             Self::BadPercentEncoding => "the request path has a bad percent-encoding",
             Self::NotUtf8 => "the request path's percent-encoding is not UTF-8",
+            Self::DotsAndSpaces => "the request path has a segment of only dots and spaces",
         }
     }
 }
@@ -85,8 +91,10 @@ impl std::error::Error for PathError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CanonicalPath {
     forward: String,
-    key: String,
-    exact: String,
+    /// The decoded segments as each kind of upstream compares them,
+    /// indexed by [`Fold`]: exact, case folded, trailing dots and spaces
+    /// trimmed, and both.
+    keys: [String; 4],
 }
 
 impl CanonicalPath {
@@ -110,6 +118,9 @@ impl CanonicalPath {
             let (forward, decoded) = segment(seg)?;
             match decoded.as_str() {
                 "" | "." => trailing_slash = i == last,
+                d if d.bytes().all(|b| b == b'.' || b == b' ') && d != ".." => {
+                    return Err(PathError::DotsAndSpaces);
+                }
                 ".." => {
                     out.pop();
                     trailing_slash = i == last;
@@ -121,26 +132,22 @@ impl CanonicalPath {
             }
         }
         let mut forward = String::with_capacity(path.len());
-        let mut key = String::with_capacity(path.len());
-        let mut exact = String::with_capacity(path.len());
+        let mut keys: [String; 4] = Default::default();
         for (f, d) in &out {
             forward.push('/');
             forward.push_str(f);
-            key.push('/');
-            key.push_str(&fold(d));
-            exact.push('/');
-            exact.push_str(d);
+            for (key, how) in keys.iter_mut().zip(FOLDS) {
+                key.push('/');
+                key.push_str(&fold(d, how));
+            }
         }
         if trailing_slash || out.is_empty() {
             forward.push('/');
-            key.push('/');
-            exact.push('/');
+            for key in &mut keys {
+                key.push('/');
+            }
         }
-        Ok(Self {
-            forward,
-            key,
-            exact,
-        })
+        Ok(Self { forward, keys })
     }
 
     /// The path to forward (percent-encoded, case kept).
@@ -164,10 +171,27 @@ impl fmt::Display for CanonicalPath {
 /// and `k`. The lower case taken is the simple one (`İ` → `i`, where the
 /// full lower case adds a combining dot), as Java's is. Folding more than
 /// an upstream does only ever adds requirements: [`RoutePolicy::route`]
-/// also applies the rule the exact spelling matches.
-fn fold(s: &str) -> String {
+/// also applies the rules the exact spelling and each half of the fold
+/// alone (`how`: fold case, trim) match.
+/// Which halves of [`fold`] an upstream may apply: (fold case, trim
+/// trailing dots and spaces). An upstream may do either without the other
+/// (Java's `equalsIgnoreCase` keeps `admin.`; a case-sensitive server on a
+/// Windows share drops the dot), so every combination is matched.
+type Fold = (bool, bool);
+
+/// The four readings, in [`CanonicalPath`]'s `keys` order.
+const FOLDS: [Fold; 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+fn fold(s: &str, (case, trim): Fold) -> String {
     let trimmed = s.trim_end_matches(['.', ' ']);
-    let s = if trimmed.is_empty() { s } else { trimmed };
+    let s = if !trim || trimmed.is_empty() {
+        s
+    } else {
+        trimmed
+    };
+    if !case {
+        return s.to_owned();
+    }
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
@@ -295,9 +319,10 @@ pub enum Route<'a> {
     DefaultAllow,
     /// No rule matched: refuse.
     Deny,
-    /// The rule matched case-insensitively and the (different, non-public)
-    /// rule matched with the exact case: the token must satisfy both.
-    Both(&'a RouteRule, &'a RouteRule),
+    /// Different non-public rules matched under different readings of the
+    /// path (exact, case folded, dots trimmed, both; see [`fold`]): the
+    /// token must satisfy every one (at least two are `Some`).
+    Both([Option<&'a RouteRule>; 4]),
 }
 
 impl<'a> Route<'a> {
@@ -307,24 +332,41 @@ impl<'a> Route<'a> {
         !matches!(self, Route::Rule(r) if r.public)
     }
 
-    /// The route a case-insensitive upstream reads (`folded`) combined with
-    /// the one a case-sensitive upstream reads (`exact`): whatever either
-    /// requires is required, so a case variant of a public or laxer prefix
-    /// (`/PUBLIC/x`) is not let through on the strength of the laxer rule.
-    fn both(folded: Route<'a>, exact: Route<'a>) -> Route<'a> {
-        match (folded, exact) {
-            (Route::Deny, _) | (_, Route::Deny) => Route::Deny,
-            (Route::Rule(a), Route::Rule(b)) if a == b || b.public => Route::Rule(a),
-            (Route::Rule(a), Route::Rule(b)) if a.public => Route::Rule(b),
-            (Route::Rule(a), Route::Rule(b)) => Route::Both(a, b),
-            (Route::Rule(r), Route::DefaultAllow) | (Route::DefaultAllow, Route::Rule(r)) => {
-                if r.public {
-                    Route::DefaultAllow
-                } else {
-                    Route::Rule(r)
+    /// The routes each reading of the path gets (see [`fold`]), combined:
+    /// whatever any requires is required, so a variant spelling of a public
+    /// or laxer prefix (`/PUBLIC/x`, `/FILES/SHARED./x`) is not let through
+    /// on the strength of the laxer rule one reading reaches.
+    fn all(routes: [Route<'a>; 4]) -> Route<'a> {
+        let mut rules: [Option<&'a RouteRule>; 4] = [None; 4];
+        let mut public = None;
+        let mut default_allow = false;
+        for route in routes {
+            match route {
+                Route::Deny => return Route::Deny,
+                Route::DefaultAllow => default_allow = true,
+                Route::Rule(r) if r.public => public = public.or(Some(r)),
+                Route::Rule(r) => {
+                    for slot in &mut rules {
+                        match slot {
+                            Some(seen) if *seen == r => break,
+                            Some(_) => {}
+                            None => {
+                                *slot = Some(r);
+                                break;
+                            }
+                        }
+                    }
                 }
+                // `Both` is never a single reading's route.
+                Route::Both(_) => return Route::Deny,
             }
-            (other, _) => other,
+        }
+        let mut found = rules.iter().flatten();
+        match (found.next(), found.next(), public) {
+            (None, _, Some(r)) if !default_allow => Route::Rule(r),
+            (None, _, _) => Route::DefaultAllow,
+            (Some(r), None, _) => Route::Rule(r),
+            (Some(_), Some(_), _) => Route::Both(rules),
         }
     }
 
@@ -338,10 +380,10 @@ impl<'a> Route<'a> {
             )),
             Route::DefaultAllow => Ok(()),
             Route::Rule(rule) => authorize_rule(rule, token, scheme),
-            Route::Both(a, b) => {
-                authorize_rule(a, token, scheme)?;
-                authorize_rule(b, token, scheme)
-            }
+            Route::Both(rules) => rules
+                .iter()
+                .flatten()
+                .try_for_each(|rule| authorize_rule(rule, token, scheme)),
         }
     }
 }
@@ -373,28 +415,28 @@ fn authorize_rule(rule: &RouteRule, token: &AccessToken, scheme: Scheme) -> Resu
 /// The rules and the default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoutePolicy {
-    /// (case-folded prefix, exact prefix, rule).
-    rules: Vec<(String, String, RouteRule)>,
+    /// (the prefix under each reading, in [`CanonicalPath`]'s `keys` order; rule).
+    rules: Vec<([String; 4], RouteRule)>,
     default: DefaultAction,
 }
 
 impl RoutePolicy {
     /// Validates and stores `rules`.
     pub fn new(default: DefaultAction, rules: Vec<RouteRule>) -> Result<Self, PolicyError> {
-        let mut out: Vec<(String, String, RouteRule)> = Vec::with_capacity(rules.len());
+        let mut out: Vec<([String; 4], RouteRule)> = Vec::with_capacity(rules.len());
         for rule in rules {
             let invalid = || PolicyError::InvalidPrefix {
                 prefix: rule.prefix.clone(),
             };
             let canonical = CanonicalPath::parse(&rule.prefix).map_err(|_| invalid())?;
-            let key = trim_slash(&canonical.key).to_owned();
-            let exact = trim_slash(&canonical.exact).to_owned();
-            if out.iter().any(|(k, _, _)| *k == key) {
+            let keys = canonical.keys.clone().map(|k| trim_slash(&k).to_owned());
+            // Rules the full fold cannot tell apart are one rule twice.
+            if out.iter().any(|(k, _)| k[3] == keys[3]) {
                 return Err(PolicyError::DuplicatePrefix {
                     prefix: rule.prefix,
                 });
             }
-            out.push((key, exact, rule));
+            out.push((keys, rule));
         }
         Ok(Self {
             rules: out,
@@ -403,23 +445,21 @@ impl RoutePolicy {
     }
 
     /// The route for a canonical request path: the longest prefix matched
-    /// case-insensitively, combined with the longest matched with the exact
-    /// case when that differs (see [`Route::Both`]).
+    /// under each reading of the path (exact, case folded, trailing dots and
+    /// spaces trimmed, both), combined (see [`Route::Both`]).
     #[must_use]
     pub fn route(&self, path: &CanonicalPath) -> Route<'_> {
-        let folded = self
-            .rules
-            .iter()
-            .filter(|(key, _, _)| segment_prefix(key, &path.key))
-            .max_by_key(|(key, _, _)| key.len())
-            .map(|(_, _, rule)| rule);
-        let exact = self
-            .rules
-            .iter()
-            .filter(|(_, exact, _)| segment_prefix(exact, &path.exact))
-            .max_by_key(|(_, exact, _)| exact.len())
-            .map(|(_, _, rule)| rule);
-        Route::both(self.or_default(folded), self.or_default(exact))
+        Route::all(std::array::from_fn(|i| {
+            let best = path.keys.get(i).and_then(|path_key| {
+                self.rules
+                    .iter()
+                    .filter_map(|(keys, rule)| Some((keys.get(i)?, rule)))
+                    .filter(|(key, _)| segment_prefix(key, path_key))
+                    .max_by_key(|(key, _)| key.len())
+                    .map(|(_, rule)| rule)
+            });
+            self.or_default(best)
+        }))
     }
 
     fn or_default<'a>(&self, best: Option<&'a RouteRule>) -> Route<'a> {
@@ -464,6 +504,12 @@ mod tests {
         .unwrap()
     }
 
+    fn prefixes<'a>(rules: &[Option<&'a RouteRule>]) -> Vec<&'a str> {
+        let mut v: Vec<&str> = rules.iter().flatten().map(|r| r.prefix.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
     fn prefix_of(r: Route<'_>) -> Option<&str> {
         match r {
             Route::Rule(rule) => Some(rule.prefix.as_str()),
@@ -492,7 +538,7 @@ mod tests {
         ] {
             let admin = match route(&p, path) {
                 Route::Rule(r) => r.prefix == "/api/admin/",
-                Route::Both(a, _) => a.prefix == "/api/admin/",
+                Route::Both(rules) => rules.iter().flatten().any(|r| r.prefix == "/api/admin/"),
                 _ => false,
             };
             assert!(admin, "{path}");
@@ -500,8 +546,33 @@ mod tests {
         // Only for matching: the forwarded path is as sent.
         assert_eq!(canonical("/api/admin./x").unwrap(), "/api/admin./x");
         // A segment of only dots and spaces is not emptied.
-        assert_eq!(fold("..."), "...");
-        assert_eq!(fold("%"), "%");
+        assert_eq!(fold("...", (true, true)), "...");
+        assert_eq!(fold("%", (true, true)), "%");
+    }
+
+    #[test]
+    fn half_folded_spellings_keep_the_rule_a_half_lenient_upstream_reads() {
+        // An upstream that folds case but keeps trailing dots reads
+        // `/FILES/SHARED./x` as a file under `/files` (segment `shared.`);
+        // one that trims dots but keeps case reads `/a/b./C/x` under `/a/b`.
+        // The full fold reaches the public share and the exact spelling no
+        // rule, which alone gave the default: any token, no scope.
+        let p = RoutePolicy::new(
+            DefaultAction::AllowAuthenticated,
+            vec![
+                RouteRule::new("/files", &["files"], false),
+                RouteRule::public("/files/shared"),
+                RouteRule::new("/a/b", &["ab"], false),
+                RouteRule::public("/a/b/c"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(prefix_of(route(&p, "/FILES/SHARED./x")), Some("/files"));
+        assert_eq!(prefix_of(route(&p, "/FILES/SHARED%20/x")), Some("/files"));
+        assert_eq!(prefix_of(route(&p, "/a/b./C/x")), Some("/a/b"));
+        // The plain spellings are unchanged.
+        assert!(!route(&p, "/files/shared/x").needs_token());
+        assert!(!route(&p, "/a/b/c/x").needs_token());
     }
 
     #[test]
@@ -526,10 +597,7 @@ mod tests {
         assert!(!route(&p, "/files/shared/x").needs_token());
         // Two non-public rules: both apply.
         match route(&p, "/api/DOCS/x") {
-            Route::Both(a, b) => assert_eq!(
-                (a.prefix.as_str(), b.prefix.as_str()),
-                ("/api/docs", "/api")
-            ),
+            Route::Both(rules) => assert_eq!(prefixes(&rules), ["/api", "/api/docs"]),
             other => panic!("{other:?}"),
         }
         // A public prefix's case variant outside every exact rule gets the default.
@@ -612,7 +680,7 @@ mod tests {
             // case matches `/api`: both must allow).
             let admin = match route(&p, path) {
                 Route::Rule(r) => r.prefix == "/api/admin/",
-                Route::Both(a, b) => a.prefix == "/api/admin/" && b.prefix == "/api",
+                Route::Both(rules) => prefixes(&rules) == ["/api", "/api/admin/"],
                 _ => false,
             };
             assert!(admin, "{path}");
@@ -655,6 +723,13 @@ mod tests {
             ("api/admin", PathError::NotAbsolute),
             ("", PathError::NotAbsolute),
             ("/api admin", PathError::InvalidByte),
+            // Upstreams that trim trailing dots and spaces read these as
+            // `..`, `.` or an empty (merged) segment.
+            ("/x/..%20/api/admin/users", PathError::DotsAndSpaces),
+            ("/x/.../api/admin/users", PathError::DotsAndSpaces),
+            ("/api/.%20/admin/users", PathError::DotsAndSpaces),
+            ("/api/%20/admin/users", PathError::DotsAndSpaces),
+            ("/api/%20%20./admin", PathError::DotsAndSpaces),
         ] {
             assert_eq!(CanonicalPath::parse(path), Err(why), "{path}");
         }

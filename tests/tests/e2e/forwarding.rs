@@ -168,6 +168,12 @@ const ADMIN_SPELLINGS: &[&str] = &[
     // Encoded `?` and `#`, which a re-parsing proxy cuts at.
     "/api/admin%3F/users",
     "/api/admin%23/users",
+    // Segments of only dots and spaces, which upstreams that trim them
+    // read as `..`, `.` or an empty segment.
+    "/x/..%20/api/admin/users",
+    "/x/.../api/admin/users",
+    "/api/%20/admin/users",
+    "/api/.%20/admin/users",
 ];
 
 /// A stack with the [`ROUTES`] policy (others allowed to any token) and
@@ -626,6 +632,40 @@ fn case_variant_of_public_prefix_is_not_public() {
     let read = format!("Bearer {}", token(&stack, "read"));
     let a = raw(edge, "GET", "/PUB/x", &[("authorization", &read)]);
     assert_eq!((a.status, a.target()), (200, Some("/PUB/x")), "{}", a.body);
+}
+
+/// `/FILES/SHARED./x` with a scoped `/files` and a public `/files/shared`:
+/// the full fold reaches the share, the exact spelling no rule, but an
+/// upstream that folds case and keeps `shared.` serves it under `/files`.
+/// A token without the `files` scope must not pass (found by review of the
+/// `Route::Both` fix).
+#[test]
+fn half_folded_spelling_of_public_share_needs_the_outer_scope() {
+    let stack = Stack::start_with_edge_vars(&[
+        (
+            "ROUTES",
+            r#"[{"prefix":"/files","scopes":["files"]},{"prefix":"/files/shared","public":true}]"#,
+        ),
+        ("DEFAULT_ROUTE", "allow-authenticated"),
+    ]);
+    let edge = &stack.edge.url;
+    let read = format!("Bearer {}", token(&stack, "read"));
+    let files = format!("Bearer {}", token(&stack, "files"));
+    for target in ["/FILES/SHARED./x", "/Files/Shared%20/x"] {
+        let a = raw(edge, "GET", target, &[]);
+        assert_eq!((a.status, a.target()), (401, None), "{target}: {}", a.body);
+        let a = raw(edge, "GET", target, &[("authorization", &read)]);
+        assert_eq!((a.status, a.target()), (403, None), "{target}: {}", a.body);
+        let a = raw(edge, "GET", target, &[("authorization", &files)]);
+        assert_eq!(a.status, 200, "{target} (files): {}", a.body);
+    }
+    let a = raw(edge, "GET", "/files/shared/x", &[]);
+    assert_eq!(
+        (a.status, a.target()),
+        (200, Some("/files/shared/x")),
+        "{}",
+        a.body
+    );
 }
 
 /// Spellings of `/api/admin/users` that the case-insensitive match missed:
