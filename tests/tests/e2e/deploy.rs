@@ -9,8 +9,10 @@
 //! bindings.
 //!
 //! This rebuilds `edge/build` twice, ending with the dev build other tests
-//! expect (worker-build swaps its output in atomically when done, so edges
-//! other tests start meanwhile run the same code).
+//! expect. A `wrangler dev` another test runs meanwhile reloads the worker
+//! into a fresh isolate (its cached keys lost), so `scripts/test` runs this
+//! test on its own, after the other end-to-end tests (`--skip deploy::`
+//! there).
 
 use crate::harness::{repo_root, TempDir};
 use std::path::{Path, PathBuf};
