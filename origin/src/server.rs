@@ -2,10 +2,10 @@
 //! shut down gracefully on SIGTERM/SIGINT.
 
 use crate::config::{Config, PushTarget};
-use crate::db::Db;
-use crate::kek::Kek;
-use crate::revocation_push::{PushClient, PushSchedule};
-use crate::state::{now, AppState};
+use crate::domain::revocation_push::{PushClient, PushSchedule};
+use crate::domain::state::{now, AppState};
+use crate::store::db::Db;
+use crate::support::kek::Kek;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,13 +14,13 @@ use std::time::Duration;
 pub enum ServeError {
     /// Storage.
     #[error(transparent)]
-    Db(#[from] crate::db::DbError),
+    Db(#[from] crate::store::db::DbError),
     /// Keys.
     #[error(transparent)]
-    Keys(#[from] crate::keys::KeyStoreError),
+    Keys(#[from] crate::domain::keys::KeyStoreError),
     /// The KEK.
     #[error(transparent)]
-    Kek(#[from] crate::kek::KekError),
+    Kek(#[from] crate::support::kek::KekError),
     /// Listening.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -31,7 +31,7 @@ pub enum ServeError {
     },
     /// The revocation pusher could not start.
     #[error(transparent)]
-    Push(#[from] crate::revocation_push::PushError),
+    Push(#[from] crate::domain::revocation_push::PushError),
     /// No `GATEHOUSE_KEK` outside development.
     #[error("GATEHOUSE_KEK is not set: set it (base64url of 32 random bytes) or, for development only, run `serve --dev`")]
     NoKek,
@@ -41,7 +41,7 @@ pub enum ServeError {
 }
 
 /// The configured KEK, or the development one (with a loud warning).
-pub fn resolve_kek(config: &Config) -> Result<Kek, crate::kek::KekError> {
+pub fn resolve_kek(config: &Config) -> Result<Kek, crate::support::kek::KekError> {
     match &config.kek {
         Some(k) => Ok(k.clone()),
         None => Kek::development(&config.data_dir),
@@ -89,7 +89,7 @@ fn spawn_pusher(state: &AppState) -> Result<Option<tokio::task::JoinHandle<()>>,
     }
     let schedule = PushSchedule::default();
     let client = PushClient::new(target, &schedule)?;
-    Ok(Some(tokio::spawn(crate::revocation_push::run(
+    Ok(Some(tokio::spawn(crate::domain::revocation_push::run(
         state.clone(),
         client,
         schedule,
@@ -115,10 +115,10 @@ async fn maintain_keys(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "key maintenance failed"),
         }
-        if let Err(e) = crate::dpop::prune_replay(&state, now()).await {
+        if let Err(e) = crate::domain::dpop::prune_replay(&state, now()).await {
             tracing::warn!(error = %e, "pruning DPoP replay entries failed");
         }
-        if let Err(e) = crate::grants::prune(&state, now()).await {
+        if let Err(e) = crate::domain::grants::prune(&state, now()).await {
             tracing::warn!(error = %e, "pruning expired codes, sessions and refresh tokens failed");
         }
     }

@@ -14,7 +14,7 @@ use gatehouse_common::revocation::{
     UntrustedRevocationDocument,
 };
 use gatehouse_common::UnixTime;
-use gatehouse_origin::crypto::{AwsLc, SigningKey};
+use gatehouse_origin::support::crypto::{AwsLc, SigningKey};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

@@ -2,15 +2,17 @@
 //! events, behind a bearer admin token compared in constant time. Disabled
 //! (404) when no admin token is configured.
 
-use crate::audit::{self, AuditEvent};
-use crate::clients::{self, NewClient};
-use crate::error::Error;
+use crate::domain::admin::{self, ClientRequest, Via};
+use crate::domain::clients::ClientView;
+use crate::domain::error::Error;
+use crate::domain::keys::{KeyMeta, Retirement};
+use crate::domain::revocation_push::PushStatus;
+use crate::domain::state::{now, AppState};
 use crate::http::form::ClientIp;
-use crate::introspect::revoke_identifier;
-use crate::state::{now, AppState};
+use crate::store::revocation::Revocation;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -18,7 +20,6 @@ use axum::{Json, Router};
 use gatehouse_common::revocation::RevocationKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 /// The `/admin` routes (nested by [`super::router`]).
 pub fn router(state: AppState) -> Router<AppState> {
@@ -53,7 +54,7 @@ async fn require_admin(
         return Err(Error::NotFound);
     };
     let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-    let now_ms = crate::state::now_ms();
+    let now_ms = crate::domain::state::now_ms();
     if let Err(retry_after) = state.admin_failures.check(&key, now_ms) {
         return Err(Error::RateLimited { retry_after });
     }
@@ -202,123 +203,62 @@ pub struct CreateClient {
     pub legacy_assertion_audience: bool,
 }
 
-impl CreateClient {
-    /// The registration request, with defaults applied.
-    #[must_use]
-    pub fn into_new(self, default_audience: &str) -> NewClient {
-        NewClient {
-            name: self.name,
-            public: self.public,
-            scopes: self
-                .scope
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            audiences: if self.audiences.is_empty() {
-                vec![default_audience.to_owned()]
-            } else {
-                self.audiences
-            },
-            grant_types: if self.grant_types.is_empty() && !self.public {
-                vec!["client_credentials".into()]
-            } else {
-                self.grant_types
-            },
-            redirect_uris: self.redirect_uris,
-            dpop_required: self.dpop_required,
-            jwks: self.jwks.map(|j| j.to_string()),
-            serves: self.serves,
-            legacy_assertion_audience: self.legacy_assertion_audience,
+impl From<CreateClient> for ClientRequest {
+    fn from(b: CreateClient) -> Self {
+        Self {
+            name: b.name,
+            scope: b.scope,
+            audiences: b.audiences,
+            grant_types: b.grant_types,
+            redirect_uris: b.redirect_uris,
+            public: b.public,
+            dpop_required: b.dpop_required,
+            jwks: b.jwks.map(|j| j.to_string()),
+            serves: b.serves,
+            legacy_assertion_audience: b.legacy_assertion_audience,
         }
     }
 }
 
-fn client_error(e: clients::ClientError) -> Error {
-    match e {
-        clients::ClientError::Invalid { field, reason } => {
-            Error::InvalidRequest(format!("{field}: {reason}").into())
-        }
-        clients::ClientError::Db(e) => e.into(),
-        clients::ClientError::Random(e) => e.into(),
-    }
-}
-
-async fn list_clients(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let list: Vec<_> = clients::list(&state.db)
-        .await?
-        .iter()
-        .map(clients::Client::view)
-        .collect();
-    Ok(Json(json!({ "clients": list })))
+async fn list_clients(State(state): State<AppState>) -> Result<Json<admin::ClientList>, Error> {
+    Ok(Json(admin::list_clients(&state.db).await?))
 }
 
 async fn create_client(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<CreateClient>,
-) -> Result<(axum::http::StatusCode, Json<Value>), Error> {
-    let now = now();
-    let new = body.into_new(&state.config.default_audience);
-    let (client, secret) = clients::create(&state.db, &new, now)
-        .await
-        .map_err(client_error)?;
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("client_created", now)
-            .client(&client.client_id)
-            .detail("admin api"),
+) -> Result<(StatusCode, Json<admin::CreatedClient>), Error> {
+    let created = admin::create_client(
+        &state.db,
+        &state.config.default_audience,
+        body.into(),
+        Via::AdminApi,
+        now(),
     )
     .await?;
-    let mut out = serde_json::to_value(client.view()).map_err(Error::internal)?;
-    if let (Some(s), Some(m)) = (secret, out.as_object_mut()) {
-        m.insert("client_secret".into(), s.expose().into());
-    }
-    Ok((axum::http::StatusCode::CREATED, Json(out)))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 async fn show_client(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
-) -> Result<Json<Value>, Error> {
-    let c = clients::get(&state.db, &client_id)
-        .await?
-        .ok_or(Error::NotFound)?;
-    Ok(Json(
-        serde_json::to_value(c.view()).map_err(Error::internal)?,
-    ))
+) -> Result<Json<ClientView>, Error> {
+    Ok(Json(admin::show_client(&state.db, &client_id).await?))
 }
 
 async fn delete_client(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
-) -> Result<Json<Value>, Error> {
-    let now = now();
-    let span = crate::revocation::cover_span(&state.db, &state.config).await?;
-    if !clients::delete(
-        &state.db,
-        &client_id,
-        span,
-        "client deleted (admin api)",
-        now,
-    )
-    .await?
-    {
-        return Err(Error::NotFound);
-    }
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("client_deleted", now)
-            .client(&client_id)
-            .detail("admin api"),
-    )
-    .await?;
-    Ok(Json(json!({ "deleted": client_id })))
+) -> Result<Json<admin::Deleted>, Error> {
+    let done =
+        admin::delete_client(&state.db, &state.config, &client_id, Via::AdminApi, now()).await?;
+    Ok(Json(done))
 }
 
 /// `POST /admin/clients/{id}/rotate-secret` query.
 #[derive(Debug, Deserialize)]
 pub struct RotateQuery {
-    /// Grace period for the old secret, seconds.
+    /// Grace period for the old secret, seconds (capped at 30 days).
     pub grace: Option<i64>,
 }
 
@@ -326,38 +266,21 @@ async fn rotate_secret(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
     AdminQuery(q): AdminQuery<RotateQuery>,
-) -> Result<Json<Value>, Error> {
-    let now = now();
-    let grace = q
-        .grace
-        .unwrap_or(state.config.secret_grace)
-        .clamp(0, 30 * 86_400);
-    let secret = clients::rotate_secret(&state.db, &client_id, grace, now)
-        .await
-        .map_err(|e| match e {
-            clients::ClientError::Invalid { reason, .. } => Error::Conflict(reason),
-            other => client_error(other),
-        })?
-        .ok_or(Error::NotFound)?;
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("client_secret_rotated", now)
-            .client(&client_id)
-            .detail("admin api"),
+) -> Result<Json<admin::RotatedSecret>, Error> {
+    let rotated = admin::rotate_secret(
+        &state.db,
+        state.config.secret_grace,
+        &client_id,
+        q.grace,
+        Via::AdminApi,
+        now(),
     )
     .await?;
-    Ok(Json(json!({
-        "client_id": client_id,
-        "client_secret": secret.expose(),
-        "previous_secret_expires_at": now.0.saturating_add(grace),
-    })))
+    Ok(Json(rotated))
 }
 
-async fn list_keys(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let now = now();
-    Ok(Json(
-        json!({ "keys": crate::keys::describe(&state.db, now).await? }),
-    ))
+async fn list_keys(State(state): State<AppState>) -> Result<Json<admin::KeyList>, Error> {
+    Ok(Json(admin::list_keys(&state.db, now()).await?))
 }
 
 /// `POST /admin/keys/rotate` query.
@@ -371,26 +294,10 @@ pub struct KeyRotateQuery {
 async fn rotate_keys(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<KeyRotateQuery>,
-) -> Result<Json<Value>, Error> {
-    let now = now();
-    let c = &state.config;
-    let meta = crate::keys::rotate(
-        &state.db,
-        &state.kek,
-        c.signing_alg,
-        &c.key_schedule,
-        q.immediate,
-        now,
-    )
-    .await?;
+) -> Result<Json<KeyMeta>, Error> {
+    let meta = admin::rotate_key(&state.db, &state.kek, &state.config, q.immediate, now()).await?;
     state.reload_keys().await?;
-    audit::record(
-        &state.db.pool,
-        &AuditEvent::new("key_rotated", now)
-            .detail(format!("kid={} active_at={}", meta.kid, meta.active_at)),
-    )
-    .await?;
-    Ok(Json(serde_json::to_value(meta).map_err(Error::internal)?))
+    Ok(Json(meta))
 }
 
 /// `POST /admin/keys/{kid}/retire` query.
@@ -407,36 +314,22 @@ async fn retire_key(
     State(state): State<AppState>,
     AdminPath(kid): AdminPath<String>,
     AdminQuery(q): AdminQuery<KeyRetireQuery>,
-) -> Result<Json<Value>, Error> {
-    let now = now();
-    let done = crate::keys::retire(
-        &state.db,
-        &state.kek,
-        state.config.signing_alg,
-        &kid,
-        q.now,
-        now,
-    )
-    .await?
-    .ok_or(Error::NotFound)?;
+) -> Result<Json<Retirement>, Error> {
+    let done = admin::retire_key(&state.db, &state.kek, &state.config, &kid, q.now, now()).await?;
     state.reload_keys().await?;
-    audit::record(&state.db.pool, &done.audit_event(now)).await?;
-    tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
-    Ok(Json(serde_json::to_value(done).map_err(Error::internal)?))
+    Ok(Json(done))
 }
 
-async fn list_revocations(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let now = now();
+async fn list_revocations(
+    State(state): State<AppState>,
+) -> Result<Json<admin::RevocationList>, Error> {
+    Ok(Json(admin::list_revocations(&state.db, now()).await?))
+}
+
+async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushStatus>, Error> {
     Ok(Json(
-        json!({ "revocations": crate::revocation::list(&state.db, now).await? }),
+        admin::revocation_status(&state.db, &state.config, now()).await?,
     ))
-}
-
-async fn revocation_status(State(state): State<AppState>) -> Result<Json<Value>, Error> {
-    let c = &state.config;
-    let span = crate::revocation::cover_span(&state.db, c).await?;
-    let status = crate::revocation_push::status(&state.db, span, now()).await?;
-    Ok(Json(serde_json::to_value(status).map_err(Error::internal)?))
 }
 
 /// `POST /admin/revocations` body.
@@ -452,24 +345,19 @@ pub struct CreateRevocation {
 async fn create_revocation(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<CreateRevocation>,
-) -> Result<(axum::http::StatusCode, Json<Value>), Error> {
-    let now = now();
+) -> Result<(StatusCode, Json<Revocation>), Error> {
     let kind = RevocationKind::from_name(&body.kind)
         .ok_or_else(|| Error::InvalidRequest("kind must be jti, sid, sub or client_id".into()))?;
-    let span = crate::revocation::cover_span(&state.db, &state.config).await?;
-    let rev = revoke_identifier(
+    let rev = admin::revoke(
         &state.db,
-        span,
+        &state.config,
         kind,
         &body.value,
-        crate::revocation::REASON_ADMIN_API,
-        now,
+        Via::AdminApi,
+        now(),
     )
     .await?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(serde_json::to_value(rev).map_err(Error::internal)?),
-    ))
+    Ok((StatusCode::CREATED, Json(rev)))
 }
 
 /// `GET /admin/audit` query.
@@ -484,12 +372,8 @@ pub struct AuditQuery {
 async fn list_audit(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<AuditQuery>,
-) -> Result<Json<Value>, Error> {
-    let events = audit::list(
-        &state.db,
-        q.limit.unwrap_or(100).clamp(1, 10_000),
-        q.client_id.as_deref(),
-    )
-    .await?;
-    Ok(Json(json!({ "events": events })))
+) -> Result<Json<admin::AuditList>, Error> {
+    let events =
+        admin::list_audit(&state.db, q.limit.unwrap_or(100), q.client_id.as_deref()).await?;
+    Ok(Json(events))
 }

@@ -13,19 +13,19 @@
 //! Logins run argon2id in a few slots at once and back off per username
 //! after repeated failures; public clients always get the consent page.
 
-use crate::clients::{self, Client};
-use crate::error::Error;
-use crate::grants::{self, CodeGrant};
+use crate::domain::clients::{self, Client};
+use crate::domain::error::Error;
+use crate::domain::grants::{self, CodeGrant};
+use crate::domain::state::{now, AppState};
+use crate::domain::token::{choose_audience, grant_scopes};
+use crate::domain::users;
 use crate::http::form::{ClientIp, OAuthForm};
-use crate::secret::{ct_eq, CsrfToken, Password, SessionId};
-use crate::state::{now, AppState};
-use crate::token::{choose_audience, grant_scopes};
-use crate::users;
+use crate::store::sessions;
+use crate::support::secret::{ct_eq, CsrfToken, Password, SessionId};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_common::UnixTime;
-use sqlx::Row as _;
 
 /// Browser session lifetime, seconds.
 pub const SESSION_TTL_SECS: i64 = 8 * 3600;
@@ -166,7 +166,10 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
             "only response_type=code is supported",
         ));
     }
-    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+    if !client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::AuthorizationCode)
+    {
         return Err(fail(
             "unauthorized_client",
             "the client may not use authorization_code",
@@ -276,15 +279,7 @@ async fn session_user(
     let Some(raw) = cookie(headers, SESSION_COOKIE)? else {
         return Ok(None);
     };
-    let row = sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-        .bind(SessionId::new(raw.to_owned()).hash_b64())
-        .bind(now.0)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("user_id")?),
-        None => None,
-    })
+    Ok(sessions::user_of(&state.db, &SessionId::new(raw.to_owned()).hash_b64(), now.0).await?)
 }
 
 /// What a consent covers: the scopes and the audience (a newline, which no
@@ -297,15 +292,7 @@ fn consent_key(req: &AuthzRequest) -> String {
 }
 
 async fn has_consent(state: &AppState, user: &str, req: &AuthzRequest) -> Result<bool, Error> {
-    Ok(sqlx::query(
-        "SELECT user_id FROM consents WHERE user_id = $1 AND client_id = $2 AND scope = $3",
-    )
-    .bind(user)
-    .bind(&req.client.client_id)
-    .bind(consent_key(req))
-    .fetch_optional(&state.db.pool)
-    .await?
-    .is_some())
+    Ok(sessions::has_consent(&state.db, user, &req.client.client_id, &consent_key(req)).await?)
 }
 
 /// Issues the code and redirects with `code`, `state`, `iss`.
@@ -460,7 +447,7 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
     let now = now();
-    super::limit_ip(&state, ip, crate::state::now_ms())?;
+    super::limit_ip(&state, ip, crate::domain::state::now_ms())?;
     let query = query.unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
@@ -534,7 +521,7 @@ pub async fn login(
 ) -> Result<Response, Error> {
     let now = now();
     // Password guessing is limited per IP like every credential check.
-    let now_ms = crate::state::now_ms();
+    let now_ms = crate::domain::state::now_ms();
     super::limit_ip(&state, ip, now_ms)?;
     check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default().to_owned();
@@ -617,9 +604,9 @@ pub async fn login(
             .check(&key, now.0.saturating_mul(1000))
             .allowed
         {
-            crate::audit::record(
+            crate::store::audit::record(
                 &state.db.pool,
-                &crate::audit::AuditEvent::new("login_failed", now).ip(ip),
+                &crate::store::audit::AuditEvent::new("login_failed", now).ip(ip),
             )
             .await?;
         }
@@ -630,14 +617,13 @@ pub async fn login(
         return Ok(resp);
     };
     let sid = SessionId::generate()?;
-    sqlx::query(
-        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    sessions::insert(
+        &state.db,
+        &sid.hash_b64(),
+        &user.user_id,
+        now.0,
+        now.0.saturating_add(SESSION_TTL_SECS),
     )
-    .bind(sid.hash_b64())
-    .bind(&user.user_id)
-    .bind(now.0)
-    .bind(now.0.saturating_add(SESSION_TTL_SECS))
-    .execute(&state.db.pool)
     .await?;
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
@@ -660,7 +646,7 @@ pub async fn consent(
     form: OAuthForm,
 ) -> Result<Response, Error> {
     let now = now();
-    super::limit_ip(&state, ip, crate::state::now_ms())?;
+    super::limit_ip(&state, ip, crate::domain::state::now_ms())?;
     check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
@@ -671,15 +657,13 @@ pub async fn consent(
     };
     match form.get("decision") {
         Some("approve") => {
-            sqlx::query(
-                "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (user_id, client_id, scope) DO NOTHING",
+            sessions::insert_consent(
+                &state.db,
+                &user,
+                &req.client.client_id,
+                &consent_key(&req),
+                now.0,
             )
-            .bind(&user)
-            .bind(&req.client.client_id)
-            .bind(consent_key(&req))
-            .bind(now.0)
-            .execute(&state.db.pool)
             .await?;
             approve(&state, &user, &req, now).await
         }

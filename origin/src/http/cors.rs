@@ -12,7 +12,7 @@
 //! - `/authorize` is a top-level navigation and `/introspect` and `/admin`
 //!   are for servers: none of them gets CORS headers.
 
-use crate::state::AppState;
+use crate::domain::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;

@@ -2,9 +2,9 @@
 //! §3.2: form-encoded, no repeated parameters, empty means absent), client
 //! credentials from `Authorization: Basic` or the form, and the peer IP.
 
-use crate::error::Error;
-use crate::secret::ClientSecret;
-use crate::state::AppState;
+use crate::domain::error::Error;
+use crate::domain::state::AppState;
+use crate::support::secret::ClientSecret;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -109,42 +109,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// Client credentials as presented (RFC 6749 §2.3.1).
-#[derive(Debug, PartialEq, Eq)]
-pub enum PresentedClient {
-    /// `client_secret_basic` or `client_secret_post`.
-    Secret {
-        /// The client id.
-        client_id: String,
-        /// The secret.
-        secret: ClientSecret,
-    },
-    /// `none`: a public client identifying itself by `client_id`.
-    Public {
-        /// The client id.
-        client_id: String,
-    },
-    /// `private_key_jwt` (RFC 7523 §2.2): a signed assertion; the client id
-    /// is its unverified `sub` (or the form's `client_id`, which must agree).
-    Assertion {
-        /// The claimed client id.
-        client_id: String,
-        /// The compact JWS.
-        assertion: String,
-    },
-}
-
-impl PresentedClient {
-    /// The claimed client id.
-    #[must_use]
-    pub fn client_id(&self) -> &str {
-        match self {
-            Self::Secret { client_id, .. }
-            | Self::Public { client_id }
-            | Self::Assertion { client_id, .. } => client_id,
-        }
-    }
-}
+pub use crate::domain::token::PresentedClient;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -175,8 +140,8 @@ pub fn presented_client(headers: &HeaderMap, form: &OAuthForm) -> Result<Present
                     "use only one client authentication method".into(),
                 ));
             }
-            let claimed =
-                crate::client_assertion::unverified_sub(assertion).ok_or(Error::InvalidClient)?;
+            let claimed = crate::domain::client_assertion::unverified_sub(assertion)
+                .ok_or(Error::InvalidClient)?;
             if form_id.is_some_and(|f| f != claimed) {
                 return Err(Error::InvalidClient);
             }

@@ -3,14 +3,17 @@
 pub mod admin;
 pub mod authorize;
 pub mod cors;
+pub mod error;
 pub mod form;
 pub mod openapi;
 pub mod probe;
 
-use crate::error::{Error, ErrorKind};
-use crate::introspect;
-use crate::state::{now, now_ms, AppState};
-use crate::token::{self, RequestContext};
+use crate::domain::error::Error;
+use crate::domain::grant_type::GrantType;
+use crate::domain::introspect;
+use crate::domain::state::{now, now_ms, AppState};
+use crate::domain::token::{self, RequestContext};
+use crate::http::error::ErrorKind;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
@@ -25,12 +28,7 @@ use serde_json::json;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Grant types `/token` serves.
-pub const GRANT_TYPES: [&str; 4] = [
-    "authorization_code",
-    "refresh_token",
-    "client_credentials",
-    crate::exchange::GRANT,
-];
+pub const GRANT_TYPES: [GrantType; 4] = GrantType::ALL;
 
 /// Every route of the origin.
 pub fn router(state: AppState) -> Router {
@@ -180,29 +178,35 @@ async fn token_endpoint(
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
     limit_ip(&state, ip, now_ms)?;
-    let grant_type = form.require("grant_type")?;
-    if !GRANT_TYPES.contains(&grant_type) {
-        return Err(Error::UnsupportedGrantType);
-    }
+    let grant_type = GrantType::from_name(form.require("grant_type")?)
+        .filter(|g| GRANT_TYPES.contains(g))
+        .ok_or(Error::UnsupportedGrantType)?;
     let client = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
     if client.public {
         limit_public_grant(&state, &client, grant_type, &form, now_ms).await?;
     }
-    let proof = crate::dpop::token_endpoint_proof(&state, &headers, "/token", now).await?;
+    let proof = {
+        let dpop: Vec<&[u8]> = headers
+            .get_all("dpop")
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        crate::domain::dpop::token_endpoint_proof(&state, &dpop, "/token", now).await?
+    };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let ctx = RequestContext { ip, now };
     let issued = match grant_type {
-        "authorization_code" => {
-            let req = crate::grants::CodeRedemption {
+        GrantType::AuthorizationCode => {
+            let req = crate::domain::grants::CodeRedemption {
                 code: form.require("code")?,
                 redirect_uri: form.get("redirect_uri"),
                 code_verifier: form.get("code_verifier"),
                 jkt,
             };
-            crate::grants::redeem_code(&state, &client, req, ctx).await?
+            crate::domain::grants::redeem_code(&state, &client, req, ctx).await?
         }
-        crate::exchange::GRANT => {
-            let req = crate::exchange::ExchangeRequest {
+        GrantType::TokenExchange => {
+            let req = crate::domain::exchange::ExchangeRequest {
                 subject_token: form.require("subject_token")?,
                 subject_token_type: form.get("subject_token_type"),
                 actor_token: form.get("actor_token"),
@@ -213,17 +217,17 @@ async fn token_endpoint(
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::exchange::exchange(&state, &client, req, ctx).await?
+            crate::domain::exchange::exchange(&state, &client, req, ctx).await?
         }
-        "refresh_token" => {
-            let req = crate::grants::Refresh {
+        GrantType::RefreshToken => {
+            let req = crate::domain::grants::Refresh {
                 refresh_token: form.require("refresh_token")?,
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::grants::refresh(&state, &client, req, ctx).await?
+            crate::domain::grants::refresh(&state, &client, req, ctx).await?
         }
-        _ => {
+        GrantType::ClientCredentials => {
             let req = token::ClientCredentialsRequest {
                 scope: form.get("scope"),
                 audience: form.get("audience"),
@@ -235,7 +239,7 @@ async fn token_endpoint(
     };
     state
         .metrics
-        .token_issued(grant_type, issued.alg.name(), issued.token_type);
+        .token_issued(grant_type.as_str(), issued.alg.name(), issued.token_type);
     let mut resp = no_store(Json(issued));
     if let (true, Some(n)) = (state.config.dpop_nonce, &state.dpop_nonces) {
         if let Ok(v) = HeaderValue::from_str(&n.issue(now)) {
@@ -257,7 +261,7 @@ async fn authenticated_client(
     form: &OAuthForm,
     now: gatehouse_common::UnixTime,
     now_ms: i64,
-) -> Result<crate::clients::Client, Error> {
+) -> Result<crate::domain::clients::Client, Error> {
     let presented = presented_client(headers, form)?;
     let client = token::authenticate(state, &presented, ip, now).await?;
     if !client.public {
@@ -272,36 +276,25 @@ async fn authenticated_client(
 /// own address.
 async fn limit_public_grant(
     state: &AppState,
-    client: &crate::clients::Client,
-    grant_type: &str,
+    client: &crate::domain::clients::Client,
+    grant_type: GrantType,
     form: &OAuthForm,
     now_ms: i64,
 ) -> Result<(), Error> {
-    use crate::secret::{AuthCode, RefreshToken};
-    use sqlx::Row as _;
-    let lookup = match (grant_type, form.get("code"), form.get("refresh_token")) {
-        ("authorization_code", Some(code), _) => Some((
-            "SELECT sid FROM auth_codes WHERE code_hash = $1 AND client_id = $2",
-            AuthCode::new(code.to_owned()).hash_b64(),
-        )),
-        ("refresh_token", _, Some(rt)) => Some((
-            "SELECT family_id AS sid FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2",
-            RefreshToken::new(rt.to_owned()).hash_b64(),
-        )),
-        _ => None,
+    use crate::store::grant_lookup::{sid_of, Presented};
+    use crate::support::secret::{AuthCode, RefreshToken};
+    let presented = match (grant_type, form.get("code"), form.get("refresh_token")) {
+        (GrantType::AuthorizationCode, Some(code), _) => {
+            Presented::Code(AuthCode::new(code.to_owned()).hash_b64())
+        }
+        (GrantType::RefreshToken, _, Some(rt)) => {
+            Presented::Refresh(RefreshToken::new(rt.to_owned()).hash_b64())
+        }
+        _ => return Ok(()),
     };
-    let Some((sql, hash)) = lookup else {
+    let Some(sid) = sid_of(&state.db, &presented, &client.client_id).await? else {
         return Ok(());
     };
-    let row = sqlx::query(sql)
-        .bind(hash)
-        .bind(&client.client_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    let Some(row) = row else {
-        return Ok(());
-    };
-    let sid: String = row.try_get("sid")?;
     limit_client(state, &format!("{}\u{0}{sid}", client.client_id), now_ms)
 }
 
@@ -383,7 +376,7 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
     let assertion_algs: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
     let revocation_auth_methods = auth_methods;
     // Exactly what `dpop::token_endpoint_proof` accepts.
-    let dpop_algs: Vec<&str> = crate::dpop::policy()
+    let dpop_algs: Vec<&str> = crate::domain::dpop::policy()
         .algorithms
         .iter()
         .map(|a| a.name())

@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 description of every endpoint,
 //! written out by hand next to the router (a test checks they agree).
 
-use crate::state::AppState;
+use crate::domain::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};

@@ -5,7 +5,7 @@
 //! balancer or a Kubernetes readiness probe takes it out of rotation without
 //! restarting it.
 
-use crate::state::{now, AppState};
+use crate::domain::state::{now, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,7 +40,7 @@ impl NotReady {
 
 /// Checks the database, then the key ring.
 pub async fn check(state: &AppState) -> Result<(), NotReady> {
-    let ping = sqlx::query("SELECT 1").execute(&state.db.pool);
+    let ping = state.db.ping();
     match tokio::time::timeout(DATABASE_TIMEOUT, ping).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

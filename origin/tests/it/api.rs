@@ -7,8 +7,8 @@ use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};
 
 fn proof(key: &TestKey, htu: &str, nonce: Option<&str>) -> String {
-    let now = gatehouse_origin::state::now().0;
-    let mut claims = json!({"jti": gatehouse_origin::secret::random_id().unwrap(), "htm": "POST", "htu": htu, "iat": now});
+    let now = gatehouse_origin::domain::state::now().0;
+    let mut claims = json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST", "htu": htu, "iat": now});
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
     }
@@ -18,7 +18,7 @@ fn proof(key: &TestKey, htu: &str, nonce: Option<&str>) -> String {
     )
 }
 
-async fn jwks(state: &gatehouse_origin::state::AppState) -> Value {
+async fn jwks(state: &gatehouse_origin::domain::state::AppState) -> Value {
     let (s, h, body) = send(
         state,
         Request::get("/.well-known/jwks.json")
@@ -128,7 +128,7 @@ async fn wrong_credentials_are_401_with_basic_challenge() {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let events = gatehouse_origin::audit::list(&state.db, 10, None)
+    let events = gatehouse_origin::store::audit::list(&state.db, 10, None)
         .await
         .unwrap();
     assert!(events.iter().any(|e| e.event == "authentication_failed"));
@@ -409,11 +409,11 @@ async fn introspection_and_revocation_agree_with_common() {
     }
     // Expired: signed by our key long ago.
     let ring = state.key_ring().unwrap();
-    let old = gatehouse_origin::token::sign_access_token(
-        ring.signer(gatehouse_origin::state::now()).unwrap(),
+    let old = gatehouse_origin::domain::token::sign_access_token(
+        ring.signer(gatehouse_origin::domain::state::now()).unwrap(),
         "http://127.0.0.1:8080",
         300,
-        &gatehouse_origin::token::AccessTokenClaims {
+        &gatehouse_origin::domain::token::AccessTokenClaims {
             sub: "s",
             client_id: &c.id,
             aud: AUD,
@@ -421,7 +421,7 @@ async fn introspection_and_revocation_agree_with_common() {
             sid: "f",
             jkt: None,
         },
-        gatehouse_common::UnixTime(gatehouse_origin::state::now().0 - 10_000),
+        gatehouse_common::UnixTime(gatehouse_origin::domain::state::now().0 - 10_000),
     )
     .unwrap();
     let (_, _, b) = send(&state, introspect(old.access_token, &c)).await;
@@ -452,7 +452,7 @@ async fn introspection_and_revocation_agree_with_common() {
     .await;
     assert_eq!(s, 200);
     assert_eq!(send(&state, introspect(at, &c)).await.2["active"], false);
-    let outbox = gatehouse_origin::revocation::pending_outbox(&state.db)
+    let outbox = gatehouse_origin::store::revocation::pending_outbox(&state.db)
         .await
         .unwrap();
     assert_eq!(
@@ -747,7 +747,10 @@ async fn discovery_metadata_openapi_and_metrics() {
 #[test]
 fn native_provider_passes_wycheproof() {
     use gatehouse_common::testkit::wycheproof::{run_all, VectorFiles};
-    let report = run_all(&gatehouse_origin::crypto::AwsLc, &VectorFiles::embedded());
+    let report = run_all(
+        &gatehouse_origin::support::crypto::AwsLc,
+        &VectorFiles::embedded(),
+    );
     assert!(
         report.unreadable_files.is_empty(),
         "{:?}",

@@ -5,8 +5,8 @@
 use crate::support::*;
 use axum::body::Body;
 use gatehouse_common::testkit::signer::TestKey;
-use gatehouse_origin::clients::{self, NewClient};
-use gatehouse_origin::state::now;
+use gatehouse_origin::domain::clients::{self, NewClient};
+use gatehouse_origin::domain::state::now;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
@@ -17,7 +17,7 @@ fn assertion(key: &TestKey, claims: &Value) -> String {
 
 fn claims(id: &str, aud: &str, exp_in: i64) -> Value {
     json!({"iss": id, "sub": id, "aud": aud, "exp": now().0 + exp_in, "iat": now().0,
-           "jti": gatehouse_origin::secret::random_id().unwrap()})
+           "jti": gatehouse_origin::support::secret::random_id().unwrap()})
 }
 
 #[tokio::test]

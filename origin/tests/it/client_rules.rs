@@ -7,9 +7,9 @@ use crate::support::*;
 use axum::body::Body;
 use axum::http::Request;
 use gatehouse_common::testkit::signer::TestKey;
-use gatehouse_origin::clients::{self, NewClient};
-use gatehouse_origin::exchange::GRANT;
-use gatehouse_origin::state::{now, AppState};
+use gatehouse_origin::domain::clients::{self, NewClient};
+use gatehouse_origin::domain::exchange::GRANT;
+use gatehouse_origin::domain::state::{now, AppState};
 use serde_json::{json, Value};
 
 async fn admin_create(state: &AppState, body: Value) -> (u16, Value) {
@@ -166,7 +166,7 @@ fn assertion(key: &TestKey, id: &str, aud: Value) -> String {
     key.sign(
         &json!({"alg": key.alg().name(), "typ": "JWT"}),
         &json!({"iss": id, "sub": id, "aud": aud, "exp": now().0 + 60, "iat": now().0,
-                "jti": gatehouse_origin::secret::random_id().unwrap()}),
+                "jti": gatehouse_origin::support::secret::random_id().unwrap()}),
     )
 }
 

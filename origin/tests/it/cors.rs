@@ -38,7 +38,7 @@ fn list(h: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
-async fn cors_state() -> gatehouse_origin::state::AppState {
+async fn cors_state() -> gatehouse_origin::domain::state::AppState {
     sqlite_state_with(|c| {
         c.cors_allow_origins = vec![PAGE.into()];
         c.dpop_nonce = true;
@@ -133,10 +133,10 @@ async fn a_listed_page_can_read_the_nonce_challenge_and_its_token() {
     let key = TestKey::ed25519("cors-page");
     let proof = |nonce: Option<&str>| {
         let mut claims = json!({
-            "jti": gatehouse_origin::secret::random_id().unwrap(),
+            "jti": gatehouse_origin::support::secret::random_id().unwrap(),
             "htm": "POST",
             "htu": "http://127.0.0.1:8080/token",
-            "iat": gatehouse_origin::state::now().0,
+            "iat": gatehouse_origin::domain::state::now().0,
         });
         if let Some(n) = nonce {
             claims["nonce"] = n.into();

@@ -8,9 +8,9 @@
 use crate::support::*;
 use axum::body::Body;
 use gatehouse_common::testkit::signer::TestKey;
-use gatehouse_origin::clients::{self, NewClient};
-use gatehouse_origin::exchange::{ACCESS_TOKEN_TYPE, GRANT};
-use gatehouse_origin::state::AppState;
+use gatehouse_origin::domain::clients::{self, NewClient};
+use gatehouse_origin::domain::exchange::{ACCESS_TOKEN_TYPE, GRANT};
+use gatehouse_origin::domain::state::AppState;
 use serde_json::{json, Value};
 
 /// The form fields naming `token` as the subject token of an exchange.
@@ -43,7 +43,7 @@ async fn exchanger_scoped(
             serves: serves.iter().map(|a| (*a).to_owned()).collect(),
             ..NewClient::default()
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await
     .unwrap();
@@ -70,10 +70,10 @@ async fn exchange(state: &AppState, who: &Registered, params: &[(&str, &str)]) -
 }
 
 fn proof(key: &TestKey) -> String {
-    let now = gatehouse_origin::state::now().0;
+    let now = gatehouse_origin::domain::state::now().0;
     key.sign(
         &json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()}),
-        &json!({"jti": gatehouse_origin::secret::random_id().unwrap(), "htm": "POST",
+        &json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST",
                 "htu": "http://127.0.0.1:8080/token", "iat": now}),
     )
 }
@@ -259,7 +259,7 @@ async fn exchange_is_refused_to_clients_that_are_not_an_audience_of_the_subject(
         "{b}"
     );
     // The refusal is audited (without the token).
-    let events = gatehouse_origin::audit::list(&state.db, 20, Some(&bystander.id))
+    let events = gatehouse_origin::store::audit::list(&state.db, 20, Some(&bystander.id))
         .await
         .unwrap();
     let shown = serde_json::to_string(&events).unwrap();
@@ -300,11 +300,11 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
     // A subject that expires soon: the exchanged token expires with it, and
     // chaining exchanges never renews it.
     let ring = state.key_ring().unwrap();
-    let short = gatehouse_origin::token::sign_access_token(
-        ring.signer(gatehouse_origin::state::now()).unwrap(),
+    let short = gatehouse_origin::domain::token::sign_access_token(
+        ring.signer(gatehouse_origin::domain::state::now()).unwrap(),
         "http://127.0.0.1:8080",
         20,
-        &gatehouse_origin::token::AccessTokenClaims {
+        &gatehouse_origin::domain::token::AccessTokenClaims {
             sub: "user-1",
             client_id: &user.id,
             aud: AUD,
@@ -312,7 +312,7 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
             sid: "grant-1",
             jkt: None,
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .unwrap()
     .access_token;
@@ -341,7 +341,7 @@ async fn public_client_holding_the_exchange_grant_is_refused() {
             grant_types: vec![GRANT.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await;
     assert!(refused.is_err(), "registration refuses it");
@@ -355,7 +355,7 @@ async fn public_client_holding_the_exchange_grant_is_refused() {
             audiences: vec![AUD.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await
     .unwrap();

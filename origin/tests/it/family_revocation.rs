@@ -9,12 +9,12 @@
 use crate::support::*;
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::Config;
-use gatehouse_origin::db::Backend;
-use gatehouse_origin::grants;
+use gatehouse_origin::domain::grants;
+use gatehouse_origin::store::db::Backend;
 use sqlx::Row as _;
 use std::time::Duration;
 
-async fn insert(db: &gatehouse_origin::db::Db, hash: &str, family: &str, created_at: i64) {
+async fn insert(db: &gatehouse_origin::store::db::Db, hash: &str, family: &str, created_at: i64) {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
          dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
@@ -32,7 +32,7 @@ async fn insert(db: &gatehouse_origin::db::Db, hash: &str, family: &str, created
 /// The legitimate client's rotation of `h1` into `h2`, not yet committed:
 /// `h1` marked rotated and its successor inserted, a second after `now`.
 async fn begin_rotation(
-    db: &gatehouse_origin::db::Db,
+    db: &gatehouse_origin::store::db::Db,
     now: UnixTime,
 ) -> sqlx::Transaction<'static, sqlx::Any> {
     let mut rotation = db.pool.begin().await.unwrap();
@@ -55,7 +55,7 @@ async fn begin_rotation(
 }
 
 /// The hashes of the refresh tokens of family `fam` not revoked.
-async fn live_tokens(db: &gatehouse_origin::db::Db) -> Vec<String> {
+async fn live_tokens(db: &gatehouse_origin::store::db::Db) -> Vec<String> {
     sqlx::query(
         "SELECT token_hash FROM refresh_tokens WHERE family_id = 'fam' AND revoked_at IS NULL",
     )
@@ -68,7 +68,7 @@ async fn live_tokens(db: &gatehouse_origin::db::Db) -> Vec<String> {
 }
 
 /// Waits until some statement waits for a lock (PostgreSQL), or a moment (SQLite).
-async fn until_blocked(db: &gatehouse_origin::db::Db) {
+async fn until_blocked(db: &gatehouse_origin::store::db::Db) {
     if db.backend == Backend::Sqlite {
         tokio::time::sleep(Duration::from_millis(300)).await;
         return;
@@ -90,7 +90,7 @@ async fn until_blocked(db: &gatehouse_origin::db::Db) {
 
 /// [`until_blocked`], or until `task` ended without waiting for any lock.
 async fn until_blocked_or_done<T>(
-    db: &gatehouse_origin::db::Db,
+    db: &gatehouse_origin::store::db::Db,
     task: &tokio::task::JoinHandle<T>,
 ) {
     if db.backend == Backend::Sqlite {
@@ -171,17 +171,17 @@ enum Ender {
 }
 
 async fn end(
-    state: &gatehouse_origin::state::AppState,
+    state: &gatehouse_origin::domain::state::AppState,
     how: Ender,
     now: UnixTime,
 ) -> Result<(), String> {
     use gatehouse_common::revocation::RevocationKind;
-    let span = gatehouse_origin::revocation::cover_span(&state.db, &state.config)
+    let span = gatehouse_origin::store::revocation::cover_span(&state.db, &state.config)
         .await
         .unwrap();
     let (kind, value) = match how {
         Ender::DeleteUser => {
-            let deleted = gatehouse_origin::users::delete(&state.db, "alice", span, now)
+            let deleted = gatehouse_origin::domain::users::delete(&state.db, "alice", span, now)
                 .await
                 .map_err(|e| e.to_string())?;
             assert!(deleted.is_some(), "the user existed");
@@ -191,10 +191,12 @@ async fn end(
         Ender::ClientId => (RevocationKind::ClientId, "c"),
         Ender::Sid => (RevocationKind::Sid, "fam"),
     };
-    gatehouse_origin::introspect::revoke_identifier(&state.db, span, kind, value, "test", now)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    gatehouse_origin::domain::introspect::revoke_identifier(
+        &state.db, span, kind, value, "test", now,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 /// Found by review of 3c24e0c: revoking a `sid`, `sub` or `client_id` left
@@ -267,7 +269,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// Inserts the user `u` (alice) and issues her a code for `client_id`
 /// (redirect URI [`CB`], PKCE [`CHALLENGE`]); the raw code.
 async fn alice_code(
-    state: &gatehouse_origin::state::AppState,
+    state: &gatehouse_origin::domain::state::AppState,
     client_id: &str,
     now: UnixTime,
 ) -> String {
@@ -297,10 +299,11 @@ async fn alice_code(
 
 /// Refreshes `rt` for `client` now.
 async fn refresh(
-    state: &gatehouse_origin::state::AppState,
-    client: &gatehouse_origin::clients::Client,
+    state: &gatehouse_origin::domain::state::AppState,
+    client: &gatehouse_origin::domain::clients::Client,
     rt: &str,
-) -> Result<gatehouse_origin::token::TokenResponse, gatehouse_origin::error::Error> {
+) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
+{
     grants::refresh(
         state,
         client,
@@ -309,19 +312,20 @@ async fn refresh(
             scope: None,
             jkt: None,
         },
-        gatehouse_origin::token::RequestContext {
+        gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::state::now(),
+            now: gatehouse_origin::domain::state::now(),
         },
     )
     .await
 }
 
 async fn redeem(
-    state: &gatehouse_origin::state::AppState,
-    client: &gatehouse_origin::clients::Client,
+    state: &gatehouse_origin::domain::state::AppState,
+    client: &gatehouse_origin::domain::clients::Client,
     code: &str,
-) -> Result<gatehouse_origin::token::TokenResponse, gatehouse_origin::error::Error> {
+) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
+{
     grants::redeem_code(
         state,
         client,
@@ -331,9 +335,9 @@ async fn redeem(
             code_verifier: Some(VERIFIER),
             jkt: None,
         },
-        gatehouse_origin::token::RequestContext {
+        gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::state::now(),
+            now: gatehouse_origin::domain::state::now(),
         },
     )
     .await
@@ -353,7 +357,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     };
     let db = tdb.open().await;
     let state = state_with(Config::for_tests(&tdb.url), db.clone()).await;
-    let now = gatehouse_origin::state::now();
+    let now = gatehouse_origin::domain::state::now();
     let (client, secret) = web_client(&db, false, now).await;
     assert!(secret.is_some());
     let code = alice_code(&state, &client.client_id, now).await;
@@ -424,7 +428,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     assert!(
         matches!(
             replayed,
-            Err(gatehouse_origin::error::Error::InvalidGrant(_))
+            Err(gatehouse_origin::domain::error::Error::InvalidGrant(_))
         ),
         "the replay is refused: {replayed:?}"
     );
@@ -433,7 +437,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     assert!(
         matches!(
             refreshed,
-            Err(gatehouse_origin::error::Error::InvalidGrant(_))
+            Err(gatehouse_origin::domain::error::Error::InvalidGrant(_))
         ),
         "the replayed grant's refresh token still works: {refreshed:?}"
     );
@@ -441,7 +445,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
 
 /// An advisory lock key of this test's own (the server is shared).
 fn rand_key() -> u32 {
-    let id = gatehouse_origin::secret::random_id().unwrap();
+    let id = gatehouse_origin::support::secret::random_id().unwrap();
     id.bytes()
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         & 0x7fff_ffff
@@ -526,12 +530,12 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
     let (relay, armed) = commit_dropping_relay(upstream).await;
     let relayed = url.replacen(host_port, &relay.to_string(), 1);
     let schema = format!("t_lostack_{}", rand_key());
-    let db = gatehouse_origin::db::Db::connect_in_schema(&relayed, Some(&schema))
+    let db = gatehouse_origin::store::db::Db::connect_in_schema(&relayed, Some(&schema))
         .await
         .unwrap();
     db.migrate().await.unwrap();
     let state = state_with(Config::for_tests(&relayed), db.clone()).await;
-    let now = gatehouse_origin::state::now();
+    let now = gatehouse_origin::domain::state::now();
     let (client, _) = web_client(&db, false, now).await;
     let code = alice_code(&state, &client.client_id, now).await;
     let first = redeem(&state, &client, &code).await.unwrap();

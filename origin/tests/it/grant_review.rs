@@ -11,24 +11,25 @@ use crate::support::*;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::Config;
-use gatehouse_origin::error::Error;
-use gatehouse_origin::grants::{self, CodeRedemption, Refresh};
-use gatehouse_origin::token::RequestContext;
-use gatehouse_origin::{introspect, revocation};
+use gatehouse_origin::domain::error::Error;
+use gatehouse_origin::domain::grants::{self, CodeRedemption, Refresh};
+use gatehouse_origin::domain::introspect;
+use gatehouse_origin::domain::token::RequestContext;
+use gatehouse_origin::store::revocation;
 
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn insert_code(
-    state: &gatehouse_origin::state::AppState,
+    state: &gatehouse_origin::domain::state::AppState,
     raw: &str,
     client_id: &str,
     user_id: &str,
     sid: &str,
     created_at: i64,
 ) {
-    let hash = gatehouse_origin::secret::AuthCode::new(raw.to_owned()).hash_b64();
+    let hash = gatehouse_origin::support::secret::AuthCode::new(raw.to_owned()).hash_b64();
     sqlx::query(
         "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, audience, \
          code_challenge, dpop_jkt, sid, created_at, expires_at, used_at) \
@@ -113,14 +114,14 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
 }
 
 async fn insert_refresh(
-    state: &gatehouse_origin::state::AppState,
+    state: &gatehouse_origin::domain::state::AppState,
     raw: &str,
     client_id: &str,
     user_id: &str,
     jkt: &str,
     rotated_at: Option<i64>,
 ) {
-    let hash = gatehouse_origin::secret::RefreshToken::new(raw.to_owned()).hash_b64();
+    let hash = gatehouse_origin::support::secret::RefreshToken::new(raw.to_owned()).hash_b64();
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
          dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \

@@ -38,7 +38,7 @@ impl Server {
     fn start(database_url: String) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "gh-origin-grants-{}",
-            gatehouse_origin::secret::random_id().unwrap()
+            gatehouse_origin::support::secret::random_id().unwrap()
         ));
         let env = vec![
             ("GATEHOUSE_DATA_DIR".to_owned(), dir.display().to_string()),
@@ -426,10 +426,10 @@ fn redeem(
 }
 
 fn proof(key: &TestKey) -> String {
-    let now = gatehouse_origin::state::now().0;
+    let now = gatehouse_origin::domain::state::now().0;
     key.sign(
         &json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()}),
-        &json!({"jti": gatehouse_origin::secret::random_id().unwrap(), "htm": "POST", "htu": format!("{ISS}/token"), "iat": now}),
+        &json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST", "htu": format!("{ISS}/token"), "iat": now}),
     )
 }
 
@@ -800,7 +800,7 @@ fn flow(database_url: String) {
     let ckey = TestKey::es256("binary-pkjwt");
     let jwks_path = std::env::temp_dir().join(format!(
         "gh-jwks-{}.json",
-        gatehouse_origin::secret::random_id().unwrap()
+        gatehouse_origin::support::secret::random_id().unwrap()
     ));
     std::fs::write(
         &jwks_path,
@@ -827,7 +827,7 @@ fn flow(database_url: String) {
     );
     assert!(pk["client_secret"].is_null(), "{pk}");
     let pk_id = pk["client_id"].as_str().unwrap();
-    let now = gatehouse_origin::state::now().0;
+    let now = gatehouse_origin::domain::state::now().0;
     let a = ckey.sign(
         &json!({"alg": "ES256", "typ": "JWT"}),
         &json!({"iss": pk_id, "sub": pk_id, "aud": format!("{ISS}/token"), "exp": now + 60, "jti": "binary-1"}),
@@ -866,7 +866,7 @@ fn flow(database_url: String) {
 fn grants_through_the_binary_on_sqlite() {
     let dir = std::env::temp_dir().join(format!(
         "gh-origin-grantsdb-{}",
-        gatehouse_origin::secret::random_id().unwrap()
+        gatehouse_origin::support::secret::random_id().unwrap()
     ));
     flow(format!("sqlite://{}", dir.join("g.db").display()));
 }

@@ -14,6 +14,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin_parity;
 mod api;
 mod assertion;
 mod client_rules;

@@ -26,7 +26,7 @@ fn cli(env: &[(String, String)], args: &[&str]) -> serde_json::Value {
 fn run(database_url: String) {
     let dir = std::env::temp_dir().join(format!(
         "gh-origin-proc-{}",
-        gatehouse_origin::secret::random_id().unwrap()
+        gatehouse_origin::support::secret::random_id().unwrap()
     ));
     let env = vec![
         ("GATEHOUSE_DATA_DIR".to_owned(), dir.display().to_string()),
@@ -160,7 +160,7 @@ fn run(database_url: String) {
 fn binary_on_sqlite() {
     let dir = std::env::temp_dir().join(format!(
         "gh-origin-procdb-{}",
-        gatehouse_origin::secret::random_id().unwrap()
+        gatehouse_origin::support::secret::random_id().unwrap()
     ));
     run(format!("sqlite://{}", dir.join("g.db").display()));
 }
@@ -193,7 +193,7 @@ fn serve_without_kek(args: &[&str], env: &[(&str, String)]) -> std::process::Chi
 fn serve_without_a_kek_refuses_to_start_unless_dev() {
     let dir = std::env::temp_dir().join(format!(
         "gh-origin-nokek-{}",
-        gatehouse_origin::secret::random_id().unwrap()
+        gatehouse_origin::support::secret::random_id().unwrap()
     ));
     let env = [
         ("GATEHOUSE_DATA_DIR", dir.display().to_string()),

@@ -16,11 +16,11 @@ use gatehouse_common::revocation::{
 };
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::{CloudflareKv, Config, PushTarget};
-use gatehouse_origin::crypto::AwsLc;
-use gatehouse_origin::revocation;
-use gatehouse_origin::revocation_push::{self, Cycle, PushClient, PushError, PushSchedule};
-use gatehouse_origin::secret::CloudflareApiToken;
-use gatehouse_origin::state::{now, AppState};
+use gatehouse_origin::domain::revocation_push::{self, Cycle, PushClient, PushError, PushSchedule};
+use gatehouse_origin::domain::state::{now, AppState};
+use gatehouse_origin::store::revocation;
+use gatehouse_origin::support::crypto::AwsLc;
+use gatehouse_origin::support::secret::CloudflareApiToken;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,7 +120,7 @@ async fn new_edge(state: &AppState) -> (Shared, String) {
 }
 
 async fn state_on(url: &str, schema: Option<&str>) -> AppState {
-    let db = gatehouse_origin::db::Db::connect_in_schema(url, schema)
+    let db = gatehouse_origin::store::db::Db::connect_in_schema(url, schema)
         .await
         .unwrap();
     db.migrate().await.unwrap();
@@ -184,7 +184,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             );
             let s = revocation_push::status(
                 &state.db,
-                gatehouse_origin::revocation::CoverSpan {
+                gatehouse_origin::store::revocation::CoverSpan {
                     max_token_ttl: 300,
                     leeway_secs: 30,
                 },
@@ -220,7 +220,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             .is_empty());
         let s = revocation_push::status(
             &state.db,
-            gatehouse_origin::revocation::CoverSpan {
+            gatehouse_origin::store::revocation::CoverSpan {
                 max_token_ttl: 300,
                 leeway_secs: 30,
             },
@@ -312,7 +312,7 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
         .await
         .unwrap();
         let c = &state.config;
-        let rotated = gatehouse_origin::keys::rotate(
+        let rotated = gatehouse_origin::domain::keys::rotate(
             &state.db,
             &state.kek,
             c.signing_alg,
@@ -651,7 +651,7 @@ fn raw_len(edge: &Shared) -> usize {
 /// Writes `count` live `jti` revocations (`flood-0`, `flood-1`, …) directly,
 /// in one transaction.
 async fn insert_jti_flood(
-    db: &gatehouse_origin::db::Db,
+    db: &gatehouse_origin::store::db::Db,
     count: usize,
     revoked_at: i64,
     drop_after: i64,
@@ -700,7 +700,7 @@ async fn an_admin_sub_revocation_is_pushed_even_over_the_entry_cap() {
         let span = revocation::cover_span(&state.db, &state.config)
             .await
             .unwrap();
-        gatehouse_origin::introspect::revoke_identifier(
+        gatehouse_origin::domain::introspect::revoke_identifier(
             &state.db,
             span,
             RevocationKind::Sub,

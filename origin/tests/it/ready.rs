@@ -6,7 +6,7 @@
 use crate::support::*;
 use axum::body::Body;
 use axum::http::Request;
-use gatehouse_origin::keys::KeyRing;
+use gatehouse_origin::domain::keys::KeyRing;
 use std::sync::Arc;
 
 fn get(path: &str) -> Request<Body> {

@@ -5,8 +5,8 @@ use axum::body::Body;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::Config;
-use gatehouse_origin::state::now;
-use gatehouse_origin::token::{sign_access_token, AccessTokenClaims};
+use gatehouse_origin::domain::state::now;
+use gatehouse_origin::domain::token::{sign_access_token, AccessTokenClaims};
 
 fn introspect_req(tok: &str, who: &Registered) -> axum::http::Request<Body> {
     form_post("/introspect", Some(&basic(&who.id, &who.secret)), "")
@@ -16,7 +16,7 @@ fn introspect_req(tok: &str, who: &Registered) -> axum::http::Request<Body> {
 
 /// A token of ours for `c`, issued at `iat` with `ttl`.
 fn old_token(
-    state: &gatehouse_origin::state::AppState,
+    state: &gatehouse_origin::domain::state::AppState,
     c: &Registered,
     iat: i64,
     ttl: i64,
@@ -66,12 +66,12 @@ async fn lowering_the_ttl_never_shrinks_identifier_revocations() {
         short.access_token_ttl = 60;
         short.leeway_secs = 7;
         let state = state_with(short, tdb.open().await).await;
-        let span = gatehouse_origin::revocation::cover_span(&state.db, &state.config)
+        let span = gatehouse_origin::store::revocation::cover_span(&state.db, &state.config)
             .await
             .unwrap();
         assert_eq!(span.secs(), 3_607, "{}", tdb.name);
         let t = now();
-        let rev = gatehouse_origin::introspect::revoke_identifier(
+        let rev = gatehouse_origin::domain::introspect::revoke_identifier(
             &state.db,
             span,
             RevocationKind::Sid,
@@ -82,10 +82,11 @@ async fn lowering_the_ttl_never_shrinks_identifier_revocations() {
         .await
         .unwrap();
         assert_eq!(rev.drop_after, t.0 + 3_607, "{}", tdb.name);
-        let claim = gatehouse_origin::revocation_push::claim(&state.db, "iss", span, false, t)
-            .await
-            .unwrap()
-            .unwrap();
+        let claim =
+            gatehouse_origin::domain::revocation_push::claim(&state.db, "iss", span, false, t)
+                .await
+                .unwrap()
+                .unwrap();
         let until: Vec<i64> = claim.document.entries.iter().map(|e| e.until).collect();
         assert_eq!(until, vec![t.0 + 3_607], "{}", tdb.name);
     }
@@ -138,7 +139,7 @@ async fn failed_authentications_are_audited_at_a_bounded_rate() {
     .fetch_one(&state.db.pool)
     .await
     .unwrap();
-    let limit = i64::from(gatehouse_origin::state::AUDITED_AUTH_FAILURES_PER_MINUTE);
+    let limit = i64::from(gatehouse_origin::domain::state::AUDITED_AUTH_FAILURES_PER_MINUTE);
     assert!(n <= limit + 1, "{n} audit rows for 25 failures");
     assert_eq!(
         state
@@ -198,7 +199,7 @@ async fn metadata_advertises_what_is_applied() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    let applied: Vec<&str> = gatehouse_origin::dpop::policy()
+    let applied: Vec<&str> = gatehouse_origin::domain::dpop::policy()
         .algorithms
         .iter()
         .map(|a| a.name())
@@ -220,7 +221,7 @@ async fn deleting_a_client_revokes_its_tokens_through_the_outbox() {
             .unwrap();
         let (s, _, _) = send(&state, req).await;
         assert_eq!(s, 200, "{}", tdb.name);
-        let revs = gatehouse_origin::revocation::list(&state.db, t)
+        let revs = gatehouse_origin::store::revocation::list(&state.db, t)
             .await
             .unwrap();
         assert_eq!(revs.len(), 1, "{}", tdb.name);
@@ -230,7 +231,7 @@ async fn deleting_a_client_revokes_its_tokens_through_the_outbox() {
         );
         assert!(revs[0].drop_after >= t.0 + 300 + 30);
         assert_eq!(
-            gatehouse_origin::revocation::pending_outbox(&state.db)
+            gatehouse_origin::store::revocation::pending_outbox(&state.db)
                 .await
                 .unwrap()
                 .len(),
@@ -248,11 +249,11 @@ async fn concurrent_secret_rotations_lose_no_secret() {
         let c = register(&state, "read", false).await;
         let t = now();
         let (a, b) = tokio::join!(
-            gatehouse_origin::clients::rotate_secret(&state.db, &c.id, 600, t),
-            gatehouse_origin::clients::rotate_secret(&state.db, &c.id, 600, t),
+            gatehouse_origin::domain::clients::rotate_secret(&state.db, &c.id, 600, t),
+            gatehouse_origin::domain::clients::rotate_secret(&state.db, &c.id, 600, t),
         );
         let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
-        let got = gatehouse_origin::clients::get(&state.db, &c.id)
+        let got = gatehouse_origin::domain::clients::get(&state.db, &c.id)
             .await
             .unwrap()
             .unwrap();
@@ -296,28 +297,29 @@ async fn introspection_reads_only_the_named_clients_audiences() {
 async fn no_signer_is_a_structured_error() {
     let state = sqlite_state().await;
     let c = register(&state, "read", false).await;
-    *state.keys.write().unwrap() = std::sync::Arc::new(gatehouse_origin::keys::KeyRing::default());
-    let client = gatehouse_origin::clients::get(&state.db, &c.id)
+    *state.keys.write().unwrap() =
+        std::sync::Arc::new(gatehouse_origin::domain::keys::KeyRing::default());
+    let client = gatehouse_origin::domain::clients::get(&state.db, &c.id)
         .await
         .unwrap()
         .unwrap();
-    let e = gatehouse_origin::token::client_credentials(
+    let e = gatehouse_origin::domain::token::client_credentials(
         &state,
         &client,
-        gatehouse_origin::token::ClientCredentialsRequest::default(),
-        gatehouse_origin::token::RequestContext {
+        gatehouse_origin::domain::token::ClientCredentialsRequest::default(),
+        gatehouse_origin::domain::token::RequestContext {
             ip: None,
             now: now(),
         },
     )
     .await
     .unwrap_err();
-    let gatehouse_origin::error::Error::Internal(source) = e else {
+    let gatehouse_origin::domain::error::Error::Internal(source) = e else {
         panic!("not internal: {e:?}");
     };
     assert!(matches!(
-        source.downcast_ref::<gatehouse_origin::keys::KeyStoreError>(),
-        Some(gatehouse_origin::keys::KeyStoreError::NoSigner)
+        source.downcast_ref::<gatehouse_origin::domain::keys::KeyStoreError>(),
+        Some(gatehouse_origin::domain::keys::KeyStoreError::NoSigner)
     ));
 }
 

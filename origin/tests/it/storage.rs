@@ -3,11 +3,13 @@
 use crate::support::*;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
-use gatehouse_origin::clients::{self, NewClient};
 use gatehouse_origin::config::KeySchedule;
-use gatehouse_origin::kek::Kek;
-use gatehouse_origin::secret::ClientSecret;
-use gatehouse_origin::{audit, keys, revocation};
+use gatehouse_origin::domain::clients::{self, NewClient};
+use gatehouse_origin::domain::keys;
+use gatehouse_origin::store::audit;
+use gatehouse_origin::store::revocation;
+use gatehouse_origin::support::kek::Kek;
+use gatehouse_origin::support::secret::ClientSecret;
 
 const SCHEDULE: KeySchedule = KeySchedule {
     publish_lead: 100,
@@ -74,7 +76,7 @@ async fn clients_round_trip_and_rotate_with_grace() {
             "public clients cannot use client_credentials"
         );
         assert_eq!(clients::list(&db).await.unwrap().len(), 2);
-        let span = gatehouse_origin::revocation::CoverSpan {
+        let span = gatehouse_origin::store::revocation::CoverSpan {
             max_token_ttl: 300,
             leeway_secs: 30,
         };
@@ -148,16 +150,16 @@ async fn exactly_one_replica_rotates_on_postgres() {
     let Some(url) = pg_url() else { return };
     let schema = format!(
         "t_race_{}",
-        gatehouse_origin::secret::random_id()
+        gatehouse_origin::support::secret::random_id()
             .unwrap()
             .to_lowercase()
             .replace(['-', '_'], "x")
     );
-    let a = gatehouse_origin::db::Db::connect_in_schema(&url, Some(&schema))
+    let a = gatehouse_origin::store::db::Db::connect_in_schema(&url, Some(&schema))
         .await
         .unwrap();
     a.migrate().await.unwrap();
-    let b = gatehouse_origin::db::Db::connect_in_schema(&url, Some(&schema))
+    let b = gatehouse_origin::store::db::Db::connect_in_schema(&url, Some(&schema))
         .await
         .unwrap();
     let kek = Kek::from_bytes([9; 32]);
@@ -257,7 +259,7 @@ async fn the_token_endpoint_works_on_every_backend() {
 /// during an incident must not be slowed by the size of the token tables).
 #[tokio::test]
 async fn ending_grants_by_owner_uses_an_index_not_a_table_scan() {
-    use gatehouse_origin::db::Backend;
+    use gatehouse_origin::store::db::Backend;
     use sqlx::Row;
     let lookups = [
         ("refresh_tokens", "user_id", "refresh_tokens_user"),

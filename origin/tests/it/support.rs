@@ -3,11 +3,11 @@
 use axum::body::Body;
 use axum::http::{Request, Response};
 use gatehouse_common::UnixTime;
-use gatehouse_origin::clients::{self, NewClient};
 use gatehouse_origin::config::Config;
-use gatehouse_origin::db::Db;
-use gatehouse_origin::kek::Kek;
-use gatehouse_origin::state::AppState;
+use gatehouse_origin::domain::clients::{self, NewClient};
+use gatehouse_origin::domain::state::AppState;
+use gatehouse_origin::store::db::Db;
+use gatehouse_origin::support::kek::Kek;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
@@ -22,7 +22,7 @@ pub struct TestDb {
 }
 
 fn unique() -> String {
-    gatehouse_origin::secret::random_id()
+    gatehouse_origin::support::secret::random_id()
         .unwrap()
         .to_lowercase()
         .replace(['-', '_'], "x")
@@ -87,7 +87,7 @@ pub fn fresh_pg_database(prefix: &str) -> Option<String> {
 }
 
 /// A fresh SQLite database.
-fn sqlite_db() -> TestDb {
+pub fn sqlite_db() -> TestDb {
     let dir = std::env::temp_dir().join(format!("gh-origin-test-{}", unique()));
     TestDb {
         name: "sqlite",
@@ -127,7 +127,7 @@ pub async fn state_with(config: Config, db: Db) -> AppState {
         config,
         db,
         Kek::from_bytes([7; 32]),
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await
     .unwrap()
@@ -153,7 +153,7 @@ impl Registered {
     /// A confidential client as [`clients::create`] returned it.
     pub fn new(
         client: clients::Client,
-        secret: Option<gatehouse_origin::secret::ClientSecret>,
+        secret: Option<gatehouse_origin::support::secret::ClientSecret>,
     ) -> Self {
         Self {
             id: client.client_id,
@@ -173,7 +173,7 @@ pub async fn web_client(
     now: UnixTime,
 ) -> (
     clients::Client,
-    Option<gatehouse_origin::secret::ClientSecret>,
+    Option<gatehouse_origin::support::secret::ClientSecret>,
 ) {
     clients::create(
         db,
@@ -193,11 +193,15 @@ pub async fn web_client(
 }
 
 /// A user `username` with the password `correct horse battery`.
-pub async fn create_user(db: &Db, username: &str, now: UnixTime) -> gatehouse_origin::users::User {
-    gatehouse_origin::users::create(
+pub async fn create_user(
+    db: &Db,
+    username: &str,
+    now: UnixTime,
+) -> gatehouse_origin::domain::users::User {
+    gatehouse_origin::domain::users::create(
         db,
         username,
-        &gatehouse_origin::secret::Password::new("correct horse battery".into()),
+        &gatehouse_origin::support::secret::Password::new("correct horse battery".into()),
         now,
     )
     .await
@@ -219,7 +223,7 @@ pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Re
             dpop_required,
             ..NewClient::default()
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await
     .unwrap();
@@ -238,7 +242,7 @@ pub async fn register_resource_server(state: &AppState, serves: &str) -> Registe
             serves: vec![serves.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::state::now(),
+        gatehouse_origin::domain::state::now(),
     )
     .await
     .unwrap();

@@ -3,13 +3,13 @@
 //! Introspection answers only the token's own client or a resource server
 //! of one of its audiences.
 
-use crate::audit::{self, AuditEvent};
-use crate::clients::Client;
-use crate::crypto::AwsLc;
-use crate::error::Error;
-use crate::revocation;
-use crate::state::AppState;
-use crate::token::RequestContext;
+use crate::domain::clients::Client;
+use crate::domain::error::Error;
+use crate::domain::state::AppState;
+use crate::domain::token::RequestContext;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::revocation;
+use crate::support::crypto::AwsLc;
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::provider::SignatureVerifier as _;
 use gatehouse_common::revocation::RevocationKind;
@@ -31,7 +31,7 @@ async fn audiences_for(state: &AppState, raw: &str) -> Result<Vec<String>, Error
         .fetch_optional(&state.db.pool)
         .await?;
     if let Some(row) = row {
-        for a in crate::db::json_list(&row, "audiences")? {
+        for a in crate::store::db::json_list(&row, "audiences")? {
             if !out.contains(&a) {
                 out.push(a);
             }
@@ -57,16 +57,17 @@ fn unverified_client_id(raw: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Verifies `raw` as an access token we issued, at `now`.
+/// Verifies `raw` as an access token we issued, at `now`: `None` when it
+/// is not one (malformed, unknown key, bad signature, expired, …).
 pub async fn verify_own(
     state: &AppState,
     raw: &str,
     now: UnixTime,
-) -> Result<Result<AccessToken, AccessTokenError>, Error> {
+) -> Result<Option<AccessToken>, Error> {
     let policy = state.config.token_policy(audiences_for(state, raw).await?);
     let ring = state.key_ring()?;
     let jwks = ring.jwks(now);
-    let verdict = (|| {
+    let verdict: Result<AccessToken, AccessTokenError> = (|| {
         let untrusted = UntrustedAccessToken::parse(raw, &policy)?;
         let key = jwks.select(untrusted.kid(), untrusted.header_alg())?;
         let ok = AwsLc.verify(
@@ -77,7 +78,7 @@ pub async fn verify_own(
         );
         untrusted.accept(ok, &policy, now)
     })();
-    Ok(verdict)
+    Ok(verdict.ok())
 }
 
 /// Whether `caller` may learn about `token` (RFC 7662 §4: the server
@@ -101,9 +102,8 @@ pub async fn introspect(
             "public clients may not introspect",
         ));
     }
-    let token = match verify_own(state, raw, now).await? {
-        Ok(t) => t,
-        Err(_) => return Ok(json!({"active": false})),
+    let Some(token) = verify_own(state, raw, now).await? else {
+        return Ok(json!({"active": false}));
     };
     if !may_introspect(caller, &token) {
         return Ok(json!({"active": false}));
@@ -146,9 +146,9 @@ pub async fn revoke_token(
     raw: &str,
     ctx: RequestContext,
 ) -> Result<(), Error> {
-    let Ok(token) = verify_own(state, raw, ctx.now).await? else {
+    let Some(token) = verify_own(state, raw, ctx.now).await? else {
         // A refresh token revokes its whole family (and, via sid, its access tokens).
-        crate::grants::revoke_refresh(state, caller, raw, ctx.now).await?;
+        crate::domain::grants::revoke_refresh(state, caller, raw, ctx.now).await?;
         return Ok(());
     };
     if token.client_id != caller.client_id {
@@ -189,7 +189,7 @@ pub async fn revoke_token(
 /// CLI); a `sid`, `sub` or `client_id` also ends the grants it names, so
 /// their refresh tokens and codes yield nothing new.
 pub async fn revoke_identifier(
-    db: &crate::db::Db,
+    db: &crate::store::db::Db,
     span: revocation::CoverSpan,
     kind: RevocationKind,
     value: &str,
@@ -204,8 +204,10 @@ pub async fn revoke_identifier(
     // A sid, sub or client_id also ends the grants it names (refresh
     // families, outstanding codes): the entry refuses only tokens issued up
     // to `revoked_at`, and a refresh a second later would mint a valid one.
-    let rev = match crate::grants::GrantsOf::named_by(kind, value) {
-        Some(grants) => crate::grants::end_and_revoke(db, span, grants, reason, now).await?,
+    let rev = match crate::domain::grants::GrantsOf::named_by(kind, value) {
+        Some(grants) => {
+            crate::domain::grants::end_and_revoke(db, span, grants, reason, now).await?
+        }
         None => {
             let drop_after = now.0.saturating_add(span.secs());
             revocation::revoke(db, kind, value, drop_after, reason, now).await?

@@ -1,7 +1,7 @@
 //! The revocation pusher: carries committed revocations to the edge.
 //!
 //! Every revocation commits its row and an outbox row in one transaction
-//! ([`crate::revocation::revoke`]). The pusher, a task inside `serve`, then
+//! ([`crate::store::revocation::revoke`]). The pusher, a task inside `serve`, then
 //!
 //! 1. takes the push lock (PostgreSQL: a session advisory lock on a
 //!    connection that is closed afterwards, so a crashed replica never holds
@@ -18,9 +18,9 @@
 //! Pending rows survive any crash, so a restarted origin pushes them.
 
 use crate::config::{CloudflareKv, PushTarget};
-use crate::db::{Backend, Db, DbError};
-use crate::revocation::CoverSpan;
-use crate::state::{now, AppState};
+use crate::domain::state::{now, AppState};
+use crate::store::db::{Backend, Db, DbError};
+use crate::store::revocation::CoverSpan;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
 };
@@ -89,7 +89,7 @@ pub enum PushError {
     NoSigner,
     /// Signing failed.
     #[error("signing the revocation document failed: {0}")]
-    Sign(#[from] crate::crypto::CryptoError),
+    Sign(#[from] crate::support::crypto::CryptoError),
     /// The request did not complete.
     #[error("push to {target} failed: {reason}")]
     Transport {
@@ -421,9 +421,10 @@ impl Priority {
     #[must_use]
     pub fn of(kind: RevocationKind, reason: &str) -> Self {
         match (kind, reason) {
-            (_, crate::revocation::REASON_ADMIN_API | crate::revocation::REASON_CLI) => {
-                Self::Operator
-            }
+            (
+                _,
+                crate::store::revocation::REASON_ADMIN_API | crate::store::revocation::REASON_CLI,
+            ) => Self::Operator,
             (RevocationKind::Sub | RevocationKind::ClientId, _) => Self::Principal,
             (RevocationKind::Sid, _) => Self::Family,
             (RevocationKind::Jti, _) => Self::Token,
@@ -447,7 +448,7 @@ fn encoded_len(e: &RevocationEntry) -> usize {
 /// The live entries a document carries: all of them when they fit in `cap`
 /// entries and `max_bytes` of payload; otherwise by [`Priority`], and within
 /// one shared out round robin between the stored reasons (each names the
-/// client that caused it, [`crate::revocation::by_client`]), newest first
+/// client that caused it, [`crate::store::revocation::by_client`]), newest first
 /// within a reason: the caps never hold back an operator's revocation, and
 /// a client revoking its own tokens in bulk only displaces its own entries,
 /// never another client's older ones (what is left out is carried again
@@ -650,7 +651,7 @@ pub async fn push_pending(
     let Some(claim) = claim(
         &state.db,
         &state.config.issuer,
-        crate::revocation::cover_span(&state.db, &state.config).await?,
+        crate::store::revocation::cover_span(&state.db, &state.config).await?,
         republish,
         now,
     )
@@ -714,7 +715,7 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let random = crate::secret::random_bytes::<8>()
+                let random = crate::support::secret::random_bytes::<8>()
                     .map(u64::from_le_bytes)
                     .unwrap_or_default();
                 let delay = schedule.backoff(failures, random);

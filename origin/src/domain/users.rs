@@ -1,8 +1,8 @@
 //! Users who log in at `/authorize`: argon2id password hashes (PHC strings),
 //! the repository, and the CLI's operations.
 
-use crate::db::{Db, DbError};
-use crate::secret::{random_id, Password, RandomError};
+use crate::store::db::{Db, DbError};
+use crate::support::secret::{random_id, Password, RandomError};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
 use gatehouse_common::UnixTime;
@@ -67,7 +67,7 @@ pub async fn create(
     if !(8..=1024).contains(&len) {
         return Err(UserError::InvalidPassword);
     }
-    let salt_bytes = crate::secret::random_bytes::<16>()?;
+    let salt_bytes = crate::support::secret::random_bytes::<16>()?;
     let salt = SaltString::encode_b64(&salt_bytes).map_err(|_| UserError::Hash)?;
     let hash = Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
@@ -188,13 +188,13 @@ pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
 
 /// Deletes a user by username, with their sessions, consents and
 /// outstanding codes, ends every grant of theirs (refresh families included,
-/// a rotation in flight too: [`crate::grants::end_grants`]) and revokes
+/// a rotation in flight too: [`crate::domain::grants::end_grants`]) and revokes
 /// their access tokens (a `sub` revocation, through the outbox), in one
 /// transaction.
 pub async fn delete(
     db: &Db,
     username: &str,
-    span: crate::revocation::CoverSpan,
+    span: crate::store::revocation::CoverSpan,
     now: UnixTime,
 ) -> Result<Option<User>, DbError> {
     let mut tx = db.pool.begin().await?;
@@ -224,14 +224,17 @@ pub async fn delete(
             .execute(&mut *tx)
             .await?;
     }
-    let revoked_at =
-        crate::grants::end_grants(&mut tx, crate::grants::GrantsOf::User(&user.user_id), now)
-            .await?;
+    let revoked_at = crate::domain::grants::end_grants(
+        &mut tx,
+        crate::domain::grants::GrantsOf::User(&user.user_id),
+        now,
+    )
+    .await?;
     sqlx::query("DELETE FROM auth_codes WHERE user_id = $1")
         .bind(&user.user_id)
         .execute(&mut *tx)
         .await?;
-    crate::revocation::revoke_in(
+    crate::store::revocation::revoke_in(
         &mut tx,
         gatehouse_common::revocation::RevocationKind::Sub,
         &user.user_id,

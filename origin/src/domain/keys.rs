@@ -7,10 +7,10 @@
 //! one replica rotates.
 
 use crate::config::KeySchedule;
-use crate::crypto::{CryptoError, SigningKey};
-use crate::db::{Backend, Db, DbError};
-use crate::kek::{Kek, KekError};
-use crate::secret::{random_id, RandomError};
+use crate::store::db::{Backend, Db, DbError};
+use crate::support::crypto::{CryptoError, SigningKey};
+use crate::support::kek::{Kek, KekError};
+use crate::support::secret::{random_id, RandomError};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::keys::{published_at, signer_at, KeyState, RotationSchedule, ScheduledKey};
@@ -223,19 +223,26 @@ pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, DbError> {
     rows.iter().map(meta_from_row).collect()
 }
 
+/// A signing key and its state at some time, for operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyView {
+    /// The schedule.
+    #[serde(flatten)]
+    pub meta: KeyMeta,
+    /// `pending`, `published`, `active`, `retired` or `removed`.
+    pub state: &'static str,
+}
+
 /// Every key with its state at `now` (`published`, `active`, `retired`, `removed`), for operators.
-pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<serde_json::Value>, DbError> {
+pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<KeyView>, DbError> {
     let metas = list(db).await?;
     let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
     let signer = signer_at(&scheduled, now).map(|k| k.kid.clone());
     Ok(metas
-        .iter()
+        .into_iter()
         .map(|m| {
-            let mut v = serde_json::to_value(m).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("state".into(), m.state(now, signer.as_deref()).into());
-            }
-            v
+            let state = m.state(now, signer.as_deref());
+            KeyView { meta: m, state }
         })
         .collect())
 }
@@ -386,8 +393,8 @@ pub struct Retirement {
 impl Retirement {
     /// Its audit event (the CLI and the admin API record the same).
     #[must_use]
-    pub fn audit_event(&self, now: UnixTime) -> crate::audit::AuditEvent {
-        crate::audit::AuditEvent::new("key_retired", now).detail(format!(
+    pub fn audit_event(&self, now: UnixTime) -> crate::store::audit::AuditEvent {
+        crate::store::audit::AuditEvent::new("key_retired", now).detail(format!(
             "kid={} removed={} created={}",
             self.kid,
             self.removed_at.is_some(),

@@ -2,12 +2,12 @@
 //! built once and passed to the router (no globals).
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::error::Error;
-use crate::kek::Kek;
-use crate::keys::{self, KeyRing, KeyStoreError, Maintenance};
-use crate::metrics::Metrics;
-use crate::ratelimit::{FailureBackoff, KnownKeys, RateLimiter};
+use crate::domain::error::Error;
+use crate::domain::keys::{self, KeyRing, KeyStoreError, Maintenance};
+use crate::domain::ratelimit::{FailureBackoff, KnownKeys, RateLimiter};
+use crate::store::db::Db;
+use crate::support::kek::Kek;
+use crate::support::metrics::Metrics;
 use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::UnixTime;
 use std::sync::{Arc, RwLock};
@@ -79,7 +79,7 @@ impl AppState {
                 aws_lc_rs::hmac::HMAC_SHA256,
                 &kek.derive(b"gatehouse authorize csrf v1"),
             )),
-            dpop_nonces: crate::dpop::nonce_issuer(&kek).map(Arc::new),
+            dpop_nonces: crate::domain::dpop::nonce_issuer(&kek).map(Arc::new),
             client_limiter: Arc::new(RateLimiter::per_minute(
                 "client",
                 config.token_rate_per_minute,
@@ -103,7 +103,8 @@ impl AppState {
             keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
         };
         // Persist this TTL before any token is issued under it.
-        crate::revocation::record_token_ttl(&state.db, state.config.access_token_ttl).await?;
+        crate::store::revocation::record_token_ttl(&state.db, state.config.access_token_ttl)
+            .await?;
         state.maintain_keys(now).await?;
         Ok(state)
     }
@@ -113,7 +114,7 @@ impl AppState {
         let c = &self.config;
         // A key stays published until the longest-lived token it may have
         // signed (under any TTL ever configured) has expired.
-        let span = crate::revocation::cover_span(&self.db, c).await?;
+        let span = crate::store::revocation::cover_span(&self.db, c).await?;
         let done = keys::maintain(
             &self.db,
             &self.kek,

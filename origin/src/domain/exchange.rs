@@ -25,19 +25,22 @@
 //! The new token keeps the subject's `sub` and `sid` (revoking the grant
 //! reaches exchanged tokens too) and is issued to the caller.
 
-use crate::audit::{self, AuditEvent};
-use crate::clients::Client;
-use crate::error::Error;
-use crate::introspect::verify_own;
-use crate::keys::KeyStoreError;
-use crate::revocation;
-use crate::state::AppState;
-use crate::token::{sign_access_token_acting, AccessTokenClaims, RequestContext, TokenResponse};
+use crate::domain::clients::Client;
+use crate::domain::error::Error;
+use crate::domain::grant_type::GrantType;
+use crate::domain::introspect::verify_own;
+use crate::domain::keys::KeyStoreError;
+use crate::domain::state::AppState;
+use crate::domain::token::{
+    sign_access_token_acting, AccessTokenClaims, RequestContext, TokenResponse,
+};
+use crate::store::audit::{self, AuditEvent};
+use crate::store::revocation;
 use gatehouse_common::access_token::AccessToken;
 use serde_json::json;
 
 /// The grant type.
-pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const GRANT: &str = GrantType::TokenExchange.as_str();
 /// The only token type we accept and issue.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// The longest delegation chain (`act`, nested) an exchanged token may
@@ -78,7 +81,9 @@ async fn live_token(
 ) -> Result<AccessToken, Error> {
     let token = verify_own(state, raw, ctx.now)
         .await?
-        .map_err(|_| Error::InvalidGrant("the token is not a valid access token of this issuer"))?;
+        .ok_or(Error::InvalidGrant(
+            "the token is not a valid access token of this issuer",
+        ))?;
     if revocation::is_revoked(&state.db, &token, ctx.now).await? {
         return Err(Error::InvalidGrant("the token was revoked"));
     }
@@ -126,7 +131,7 @@ async fn exchange_checked(
     req: ExchangeRequest<'_>,
     ctx: RequestContext,
 ) -> Result<TokenResponse, Error> {
-    if !client.grant_types.iter().any(|g| g == GRANT) {
+    if !client.grant_types.contains(&GrantType::TokenExchange) {
         return Err(Error::UnauthorizedClient(
             "the client may not use token exchange",
         ));

@@ -3,7 +3,7 @@
 //! Production sets `GATEHOUSE_KEK`; in development a KEK is generated into
 //! `$DATA_DIR/kek` (mode 0600) with a loud warning.
 
-use crate::secret::random_bytes;
+use crate::support::secret::random_bytes;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use gatehouse_common::b64;
 use std::fmt;
@@ -174,6 +174,6 @@ mod tests {
     }
 
     fn random_id_for_test() -> String {
-        crate::secret::random_id().unwrap()
+        crate::support::secret::random_id().unwrap()
     }
 }

@@ -2,30 +2,30 @@
 //! `common` (checks 1–12), verified with the native provider, and its `jti`
 //! remembered in the database so a proof cannot be replayed at any replica.
 
-use crate::crypto::AwsLc;
-use crate::error::Error;
-use crate::group_commit::Write;
-use crate::state::AppState;
-use axum::http::HeaderMap;
+use crate::domain::error::Error;
+use crate::domain::state::AppState;
+use crate::store::group_commit::Write;
+use crate::support::crypto::AwsLc;
 use gatehouse_common::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof};
 use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::provider::SignatureVerifier as _;
 use gatehouse_common::UnixTime;
 
-/// Validates the request's `DPoP` header for `POST {issuer}{path}`.
-/// `Ok(None)` when the request carries no proof.
+/// Validates the request's `DPoP` header values (each as sent) for
+/// `POST {issuer}{path}`. `Ok(None)` when the request carries no proof.
 pub async fn token_endpoint_proof(
     state: &AppState,
-    headers: &HeaderMap,
+    headers: &[&[u8]],
     path: &str,
     now: UnixTime,
 ) -> Result<Option<DpopProof>, Error> {
     let values: Vec<&str> = headers
-        .get_all("dpop")
         .iter()
         .map(|v| {
-            v.to_str()
-                .map_err(|_| Error::InvalidDpopProof("the DPoP header is not ASCII".into()))
+            std::str::from_utf8(v)
+                .ok()
+                .filter(|s| s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+                .ok_or_else(|| Error::InvalidDpopProof("the DPoP header is not ASCII".into()))
         })
         .collect::<Result<_, _>>()?;
     if values.is_empty() {
@@ -88,15 +88,11 @@ fn refusal(e: &DpopError, nonces: Option<&NonceIssuer>, now: UnixTime) -> Error 
 
 /// Forgets replay entries whose proofs are stale anyway.
 pub async fn prune_replay(state: &AppState, now: UnixTime) -> Result<u64, Error> {
-    let r = sqlx::query("DELETE FROM dpop_jtis WHERE expires_at < $1")
-        .bind(now.0)
-        .execute(&state.db.pool)
-        .await?;
-    Ok(r.rows_affected())
+    Ok(crate::store::replay::prune(&state.db, now.0).await?)
 }
 
 /// The nonce issuer: keyed from the KEK so every replica (and nothing else) agrees.
 #[must_use]
-pub fn nonce_issuer(kek: &crate::kek::Kek) -> Option<NonceIssuer> {
+pub fn nonce_issuer(kek: &crate::support::kek::Kek) -> Option<NonceIssuer> {
     NonceIssuer::with_defaults(&kek.derive(b"gatehouse/dpop-nonce-key/v1")).ok()
 }

@@ -2,7 +2,7 @@
 //! pusher that carries them to the edge reads the outbox), and read back as
 //! `common`'s [`RevocationList`] so the origin's verdict is the edge's.
 
-use crate::db::{Db, DbError};
+use crate::store::db::{Db, DbError};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::revocation::{
     revocable_names, RevocationDocument, RevocationEntry, RevocationKind, RevocationList,

@@ -4,7 +4,7 @@
 //! `BIGINT`/`i64`, booleans are stored as 0/1, lists as JSON text — the
 //! subset of types the `Any` driver maps identically on both backends.
 
-use crate::group_commit::GroupCommit;
+use crate::store::group_commit::GroupCommit;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor as _, Row as _};
@@ -33,7 +33,7 @@ pub struct Db {
     /// The backend.
     pub backend: Backend,
     /// Group commit for the token path's single-row writes (audit rows,
-    /// DPoP replay keys): see [`crate::group_commit`].
+    /// DPoP replay keys): see [`crate::store::group_commit`].
     pub group: GroupCommit,
     /// Woken after every committed outbox row, so this process's revocation
     /// pusher starts at once (rows from other processes are found by polling).
@@ -71,12 +71,18 @@ pub enum DbError {
 impl Db {
     /// Connects (creating a SQLite file and its directory if needed).
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        Self::connect_in_schema(url, None).await
+        Self::connect_with_schema(url, None).await
     }
 
     /// Connects with every PostgreSQL connection's `search_path` set to `schema`
-    /// (created if absent): tests use this to get a schema of their own.
+    /// (created if absent): tests use this to get a schema of their own. Only
+    /// with the `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
     pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+        Self::connect_with_schema(url, schema).await
+    }
+
+    async fn connect_with_schema(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -155,6 +161,12 @@ impl Db {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
+        Ok(())
+    }
+
+    /// One round trip (`SELECT 1`), for readiness.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
@@ -254,6 +266,21 @@ pub fn json_list(row: &AnyRow, column: &'static str) -> Result<Vec<String>, DbEr
 #[must_use]
 pub fn to_json_list(items: &[String]) -> String {
     serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// Reads a JSON list column of values with their own serde names.
+pub fn json_values<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &'static str,
+) -> Result<Vec<T>, DbError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|_| DbError::Corrupt { column })
+}
+
+/// Encodes a list for a JSON list column (as [`to_json_list`] does for strings).
+#[must_use]
+pub fn to_json_values<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// Reads a 0/1 column.

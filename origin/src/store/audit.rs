@@ -1,6 +1,6 @@
 //! The audit log: who did what, when, from where — never a token or secret value.
 
-use crate::db::{Db, DbError, MultiRow};
+use crate::store::db::{Db, DbError, MultiRow};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::Row as _;

@@ -1,19 +1,12 @@
 //! Registered clients: the repository and the rules of client authentication.
 
-use crate::db::{flag, json_list, to_json_list, Db, DbError};
-use crate::secret::{ct_eq, random_id, ClientSecret, RandomError};
+use crate::domain::grant_type::GrantType;
+use crate::store::db::{flag, json_list, json_values, to_json_list, to_json_values, Db, DbError};
+use crate::support::secret::{ct_eq, random_id, ClientSecret, RandomError};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row as _;
-
-/// Grant types a client may be allowed.
-pub const KNOWN_GRANTS: [&str; 4] = [
-    "client_credentials",
-    "authorization_code",
-    "refresh_token",
-    crate::exchange::GRANT,
-];
 
 /// A registered client as stored (secrets only as SHA-256 hashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +26,7 @@ pub struct Client {
     /// Registered redirect URIs (exact match).
     pub redirect_uris: Vec<String>,
     /// Allowed grant types.
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// Allowed scopes.
     pub scopes: Vec<String>,
     /// Allowed audiences; the first is the default.
@@ -70,7 +63,7 @@ pub struct ClientView {
     /// Allowed audiences.
     pub audiences: Vec<String>,
     /// Allowed grant types.
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// Redirect URIs.
     pub redirect_uris: Vec<String>,
     /// Whether DPoP is required.
@@ -144,7 +137,8 @@ pub struct NewClient {
     pub scopes: Vec<String>,
     /// Allowed audiences (first is the default).
     pub audiences: Vec<String>,
-    /// Allowed grants.
+    /// Allowed grants, as the operator wrote them (`validate` refuses a
+    /// name that is not a [`GrantType`]).
     pub grant_types: Vec<String>,
     /// Redirect URIs.
     pub redirect_uris: Vec<String>,
@@ -289,7 +283,12 @@ impl NewClient {
         if self.public && !self.serves.is_empty() {
             return bad("serves", "a public client cannot act as a resource server");
         }
-        if self.public && self.grant_types.iter().any(|g| g == crate::exchange::GRANT) {
+        if self.public
+            && self
+                .grant_types
+                .iter()
+                .any(|g| g == GrantType::TokenExchange.as_str())
+        {
             return bad(
                 "grant",
                 "token exchange needs a confidential client (RFC 8693 §2.1)",
@@ -304,14 +303,17 @@ impl NewClient {
         if !self
             .grant_types
             .iter()
-            .all(|g| KNOWN_GRANTS.contains(&g.as_str()))
+            .all(|g| GrantType::from_name(g).is_some())
         {
             return bad(
                 "grant",
                 "unknown grant type (supported: client_credentials, authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange)",
             );
         }
-        if self.grant_types.iter().any(|g| g == "authorization_code")
+        if self
+            .grant_types
+            .iter()
+            .any(|g| g == GrantType::AuthorizationCode.as_str())
             && self.redirect_uris.is_empty()
         {
             return bad(
@@ -333,7 +335,12 @@ impl NewClient {
                 return bad("jwks", "a public client cannot use private_key_jwt");
             }
         }
-        if self.public && self.grant_types.iter().any(|g| g == "client_credentials") {
+        if self.public
+            && self
+                .grant_types
+                .iter()
+                .any(|g| g == GrantType::ClientCredentials.as_str())
+        {
             return bad(
                 "grant",
                 "client_credentials needs a confidential client (RFC 6749 §4.4)",
@@ -352,7 +359,7 @@ fn from_row(row: &AnyRow) -> Result<Client, DbError> {
         previous_secret_hash: row.try_get("previous_secret_hash")?,
         previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
         redirect_uris: json_list(row, "redirect_uris")?,
-        grant_types: json_list(row, "grant_types")?,
+        grant_types: json_values(row, "grant_types")?,
         scopes: json_list(row, "scopes")?,
         audiences: json_list(row, "audiences")?,
         dpop_required: flag(row, "dpop_required")?,
@@ -388,7 +395,11 @@ pub async fn create(
         previous_secret_hash: None,
         previous_secret_expires_at: None,
         redirect_uris: new.redirect_uris.clone(),
-        grant_types: new.grant_types.clone(),
+        grant_types: new
+            .grant_types
+            .iter()
+            .filter_map(|g| GrantType::from_name(g))
+            .collect(),
         scopes: new.scopes.clone(),
         audiences: new.audiences.clone(),
         dpop_required: new.dpop_required,
@@ -408,7 +419,7 @@ pub async fn create(
     .bind(None::<Vec<u8>>)
     .bind(None::<i64>)
     .bind(to_json_list(&client.redirect_uris))
-    .bind(to_json_list(&client.grant_types))
+    .bind(to_json_values(&client.grant_types))
     .bind(to_json_list(&client.scopes))
     .bind(to_json_list(&client.audiences))
     .bind(i64::from(client.dpop_required))
@@ -449,7 +460,7 @@ pub async fn list(db: &Db) -> Result<Vec<Client>, DbError> {
 pub async fn delete(
     db: &Db,
     client_id: &str,
-    span: crate::revocation::CoverSpan,
+    span: crate::store::revocation::CoverSpan,
     reason: &str,
     now: UnixTime,
 ) -> Result<bool, DbError> {
@@ -462,7 +473,7 @@ pub async fn delete(
         tx.rollback().await?;
         return Ok(false);
     }
-    crate::revocation::revoke_in(
+    crate::store::revocation::revoke_in(
         &mut tx,
         gatehouse_common::revocation::RevocationKind::ClientId,
         client_id,

@@ -5,7 +5,7 @@
 //! is what the server runs with. Loading never panics and never prints: it
 //! returns a [`ConfigError`] the CLI reports.
 
-use crate::secret::AdminToken;
+use crate::support::secret::AdminToken;
 use gatehouse_common::alg::Algorithm;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -122,7 +122,7 @@ pub struct Config {
     /// Tracing filter.
     pub log: String,
     /// Key-encryption key source.
-    pub kek: Option<crate::kek::Kek>,
+    pub kek: Option<crate::support::kek::Kek>,
     /// Audience for clients created without `--audience`.
     pub default_audience: String,
     /// Algorithm of newly generated signing keys.
@@ -266,7 +266,7 @@ pub struct CloudflareKv {
     /// where the worker reads it).
     pub key: String,
     /// `CLOUDFLARE_API_TOKEN` (needs KV write permission).
-    pub api_token: crate::secret::CloudflareApiToken,
+    pub api_token: crate::support::secret::CloudflareApiToken,
 }
 
 /// When signing keys are published, become active, retire and disappear.
@@ -528,7 +528,7 @@ impl FileConfig {
                     }
                 },
                 api_token: match api_token.filter(|t| !t.is_empty()) {
-                    Some(t) => crate::secret::CloudflareApiToken::new(t),
+                    Some(t) => crate::support::secret::CloudflareApiToken::new(t),
                     None => {
                         return Err(invalid(
                             "CLOUDFLARE_API_TOKEN",
@@ -630,7 +630,7 @@ impl FileConfig {
             None => None,
             Some(k) if k.is_empty() => None,
             Some(k) => Some(
-                crate::kek::Kek::from_base64url(k.trim())
+                crate::support::kek::Kek::from_base64url(k.trim())
                     .map_err(|_| invalid("GATEHOUSE_KEK", "must be base64url of 32 bytes"))?,
             ),
         };
@@ -869,6 +869,8 @@ impl Config {
     }
 
     /// A configuration for tests: the defaults, a fixed KEK and admin token.
+    /// Only with the `testkit` feature (the integration tests turn it on).
+    #[cfg(any(test, feature = "testkit"))]
     #[must_use]
     pub fn for_tests(database_url: &str) -> Self {
         Config {
@@ -883,7 +885,7 @@ impl Config {
             refresh_idle_ttl: 86_400,
             admin_token: Some(AdminToken::new("test-admin-token-0123456789".into())),
             log: "info".into(),
-            kek: Some(crate::kek::Kek::from_bytes([7; 32])),
+            kek: Some(crate::support::kek::Kek::from_bytes([7; 32])),
             default_audience: "http://127.0.0.1:8787".into(),
             signing_alg: Algorithm::Es256,
             key_schedule: KeySchedule {

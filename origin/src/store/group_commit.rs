@@ -20,9 +20,9 @@
 //! batch's transaction fails, each write is retried on its own, so one bad
 //! row cannot fail the others and each caller gets its own answer.
 
-use crate::audit::{self, AuditEvent};
-use crate::db::{DbError, MultiRow};
-use crate::grants::{self, Rotation};
+use crate::store::audit::{self, AuditEvent};
+use crate::store::db::{DbError, MultiRow};
+use crate::store::refresh_tokens::{self, Rotation};
 use sqlx::{AnyPool, Row as _};
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
@@ -133,7 +133,7 @@ async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, D
             _ => None,
         })
         .collect();
-    let mut won = grants::apply_rotations(&mut tx, &rotations)
+    let mut won = refresh_tokens::apply_rotations(&mut tx, &rotations)
         .await?
         .into_iter();
     let mut inserted = Vec::with_capacity(batch.len());
@@ -203,7 +203,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, write: &Write) -> Result<bool, Db
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::store::db::Db;
     use gatehouse_common::UnixTime;
 
     /// A fresh SQLite file (WAL, several connections, as in production).
@@ -326,7 +326,7 @@ mod tests {
         sqlx::any::install_default_drivers();
         let name = format!(
             "gh_group_commit_{}",
-            crate::secret::random_id()
+            crate::support::secret::random_id()
                 .expect("id")
                 .to_lowercase()
                 .replace(['-', '_'], "x")
@@ -365,7 +365,7 @@ mod tests {
     }
 
     async fn rotations_in_one_batch(db: &Db) {
-        use crate::grants::{insert_row, RefreshRow};
+        use crate::store::refresh_tokens::{insert_row, RefreshRow};
         for (hash, t) in [("p1", 100), ("p2", 100), ("p3", 100)] {
             insert_row(&db.pool, &RefreshRow::for_test(hash, "f", t))
                 .await
@@ -436,7 +436,7 @@ mod tests {
     /// was lost (a dropped connection): the fallback re-applies each write
     /// alone, and a rotation then finds its token rotated — by itself.
     async fn rotation_retried_after_a_lost_acknowledgement(db: &Db) {
-        use crate::grants::{insert_row, RefreshRow};
+        use crate::store::refresh_tokens::{insert_row, RefreshRow};
         insert_row(&db.pool, &RefreshRow::for_test("p1", "f", 100))
             .await
             .expect("seed");

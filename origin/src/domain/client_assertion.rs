@@ -9,9 +9,9 @@
 //! (the audience injection attack). Clients registered with
 //! `legacy_assertion_audience` may still name the token endpoint alone.
 
-use crate::clients::Client;
-use crate::crypto::AwsLc;
-use crate::db::Db;
+use crate::domain::clients::Client;
+use crate::store::db::Db;
+use crate::support::crypto::AwsLc;
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::jws::{self, Limits};
 use gatehouse_common::provider::SignatureVerifier as _;
@@ -66,25 +66,25 @@ pub async fn verify(
     raw: &str,
     leeway: i64,
     now: UnixTime,
-) -> Result<Result<(), AssertionError>, crate::db::DbError> {
-    let checked = check(client, issuer, raw, leeway, now);
-    let (jti, exp) = match checked {
-        Ok(v) => v,
-        Err(e) => return Ok(Err(e)),
-    };
+) -> Result<(), VerifyError> {
+    let (jti, exp) = check(client, issuer, raw, leeway, now)?;
     let key = format!("private_key_jwt:{}:{jti}", client.client_id);
-    let inserted = sqlx::query(
-        "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
-    )
-    .bind(key)
-    .bind(exp.saturating_add(leeway))
-    .execute(&db.pool)
-    .await?;
-    Ok(if inserted.rows_affected() == 1 {
+    if crate::store::replay::remember_once(db, &key, exp.saturating_add(leeway)).await? {
         Ok(())
     } else {
-        Err(AssertionError::Replay)
-    })
+        Err(AssertionError::Replay.into())
+    }
+}
+
+/// Why [`verify`] did not accept an assertion.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The assertion is refused (answered as `invalid_client`).
+    #[error(transparent)]
+    Refused(#[from] AssertionError),
+    /// Its `jti` could not be recorded.
+    #[error(transparent)]
+    Store(#[from] crate::store::db::DbError),
 }
 
 /// draft-ietf-oauth-rfc7523bis §4: the audience is the issuer identifier,

@@ -1,12 +1,14 @@
 //! The `gatehouse-origin` command line: `serve`, `migrate`, `client …`,
 //! `keys …`, `revoke`, `revocations …`, `audit`. Commands print JSON on stdout; logs go to stderr.
 
-use crate::clients::{self, NewClient};
 use crate::config::Config;
-use crate::db::Db;
-use crate::state::now;
+use crate::domain::admin::{self, ClientRequest, Via};
+use crate::domain::error::Error;
+use crate::domain::grant_type::GrantType;
+use crate::domain::state::now;
+use crate::store::db::Db;
 use clap::{Parser, Subcommand};
-use serde_json::json;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,7 +90,7 @@ pub enum ClientCommand {
         audiences: Vec<String>,
         /// Allowed grant type (repeatable). Default: client_credentials for confidential clients.
         #[arg(long = "grant")]
-        grants: Vec<String>,
+        grants: Vec<GrantType>,
         /// Redirect URI (repeatable).
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
@@ -118,12 +120,14 @@ pub enum ClientCommand {
         #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
-    /// Issue a new secret; the old one works for the grace period (GATEHOUSE_SECRET_GRACE).
+    /// Issue a new secret; the old one works for the grace period
+    /// (GATEHOUSE_SECRET_GRACE; at most 30 days, as through the admin API).
     RotateSecret {
         /// The client id (generated ids are base64url and may begin with `-`).
         #[arg(allow_hyphen_values = true)]
         client_id: String,
-        /// Grace period in seconds for the old secret (default from config).
+        /// Grace period in seconds for the old secret (default from config;
+        /// capped at 30 days).
         #[arg(long)]
         grace: Option<i64>,
     },
@@ -230,10 +234,62 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
-type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// Why a command failed (printed on stderr; the exit status is 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The named thing does not exist.
+    #[error("no {what} {name}")]
+    NotFound {
+        /// `client`, `user` or `signing key with kid`.
+        what: &'static str,
+        /// Its id or name.
+        name: String,
+    },
+    /// `revoke` needs exactly one identifier.
+    #[error("give exactly one of --jti, --sid, --sub, --client")]
+    RevokeWhat,
+    /// The operation was refused or failed.
+    #[error(transparent)]
+    Domain(#[from] Error),
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Db(#[from] crate::store::db::DbError),
+    /// The KEK could not be had.
+    #[error(transparent)]
+    Kek(#[from] crate::support::kek::KekError),
+    /// The server failed.
+    #[error(transparent)]
+    Serve(#[from] crate::server::ServeError),
+    /// A file or standard input could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The answer could not be encoded.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
 
-fn print(v: &serde_json::Value) {
-    println!("{v}");
+type CliResult = Result<(), CliError>;
+
+/// Maps the domain's `NotFound` to a message naming what was looked for.
+fn named<'a>(what: &'static str, name: &'a str) -> impl FnOnce(Error) -> CliError + 'a {
+    move |e| match e {
+        Error::NotFound => CliError::NotFound {
+            what,
+            name: name.to_owned(),
+        },
+        other => CliError::Domain(other),
+    }
+}
+
+fn print<T: Serialize>(v: &T) -> CliResult {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// `migrate`'s answer.
+#[derive(Serialize)]
+struct Migrated {
+    migrated: bool,
 }
 
 async fn run(command: Command, config: Config) -> CliResult {
@@ -241,8 +297,7 @@ async fn run(command: Command, config: Config) -> CliResult {
         Command::Serve { dev } => Ok(crate::server::serve(config, dev).await?),
         Command::Migrate => {
             Db::open(&config.database_url).await?;
-            print(&json!({"migrated": true}));
-            Ok(())
+            print(&Migrated { migrated: true })
         }
         Command::Client(c) => client(c, config).await,
         Command::Keys(k) => keys(k, config).await,
@@ -259,44 +314,24 @@ async fn run(command: Command, config: Config) -> CliResult {
                 (None, Some(v), None, None) => (RevocationKind::Sid, v),
                 (None, None, Some(v), None) => (RevocationKind::Sub, v),
                 (None, None, None, Some(v)) => (RevocationKind::ClientId, v),
-                _ => return Err("give exactly one of --jti, --sid, --sub, --client".into()),
+                _ => return Err(CliError::RevokeWhat),
             };
             let db = Db::open(&config.database_url).await?;
-            let span = crate::revocation::cover_span(&db, &config).await?;
-            let rev = crate::introspect::revoke_identifier(
-                &db,
-                span,
-                kind,
-                &value,
-                crate::revocation::REASON_CLI,
-                now(),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            print(&serde_json::to_value(rev)?);
-            Ok(())
+            print(&admin::revoke(&db, &config, kind, &value, Via::Cli, now()).await?)
         }
         Command::Revocations(cmd) => {
             let db = Db::open(&config.database_url).await?;
             let now = now();
             match cmd {
                 RevocationsCommand::Status => {
-                    let span = crate::revocation::cover_span(&db, &config).await?;
-                    let status = crate::revocation_push::status(&db, span, now).await?;
-                    print(&serde_json::to_value(status)?);
+                    print(&admin::revocation_status(&db, &config, now).await?)
                 }
-                RevocationsCommand::List => {
-                    let list = crate::revocation::list(&db, now).await?;
-                    print(&json!({ "revocations": list }));
-                }
+                RevocationsCommand::List => print(&admin::list_revocations(&db, now).await?),
             }
-            Ok(())
         }
         Command::Audit { limit, client } => {
             let db = Db::open(&config.database_url).await?;
-            let events = crate::audit::list(&db, limit.clamp(1, 10_000), client.as_deref()).await?;
-            print(&json!({ "events": events }));
-            Ok(())
+            print(&admin::list_audit(&db, limit, client.as_deref()).await?)
         }
     }
 }
@@ -314,24 +349,16 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                     line.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            let u =
-                crate::users::create(&db, &username, &crate::secret::Password::new(password), now)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            print(&serde_json::to_value(u)?);
+            let password = crate::support::secret::Password::new(password);
+            print(&admin::create_user(&db, &username, &password, now).await?)
         }
-        UserCommand::List => {
-            print(&json!({ "users": crate::users::list(&db).await? }));
-        }
-        UserCommand::Delete { username } => {
-            let span = crate::revocation::cover_span(&db, &config).await?;
-            match crate::users::delete(&db, &username, span, now).await? {
-                Some(u) => print(&json!({ "deleted": u.username, "user_id": u.user_id })),
-                None => return Err(format!("no user {username}").into()),
-            }
-        }
+        UserCommand::List => print(&admin::list_users(&db).await?),
+        UserCommand::Delete { username } => print(
+            &admin::delete_user(&db, &config, &username, now)
+                .await
+                .map_err(named("user", &username))?,
+        ),
     }
-    Ok(())
 }
 
 async fn client(cmd: ClientCommand, config: Config) -> CliResult {
@@ -354,136 +381,63 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 Some(p) => Some(std::fs::read_to_string(p)?),
                 None => None,
             };
-            let new = NewClient {
+            let request = ClientRequest {
                 name,
-                public,
-                scopes: scope
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                audiences: if audiences.is_empty() {
-                    vec![config.default_audience.clone()]
-                } else {
-                    audiences
-                },
-                grant_types: if grants.is_empty() && !public {
-                    vec!["client_credentials".into()]
-                } else {
-                    grants
-                },
+                scope,
+                audiences,
+                grant_types: grants.iter().map(|g| g.as_str().to_owned()).collect(),
                 redirect_uris,
+                public,
                 dpop_required,
                 jwks,
                 serves,
                 legacy_assertion_audience,
             };
-            let (client, secret) = clients::create(&db, &new, now).await?;
-            crate::audit::record(
-                &db.pool,
-                &crate::audit::AuditEvent::new("client_created", now)
-                    .client(&client.client_id)
-                    .detail("cli"),
+            print(
+                &admin::create_client(&db, &config.default_audience, request, Via::Cli, now)
+                    .await?,
             )
-            .await?;
-            let mut out = serde_json::to_value(client.view())?;
-            if let (Some(s), Some(m)) = (secret, out.as_object_mut()) {
-                m.insert("client_secret".into(), s.expose().into());
-            }
-            print(&out);
         }
-        ClientCommand::List => {
-            let list: Vec<_> = clients::list(&db)
-                .await?
-                .iter()
-                .map(clients::Client::view)
-                .collect();
-            print(&json!({ "clients": list }));
-        }
-        ClientCommand::Show { client_id } => match clients::get(&db, &client_id).await? {
-            Some(c) => print(&serde_json::to_value(c.view())?),
-            None => return Err(format!("no client {client_id}").into()),
-        },
-        ClientCommand::RotateSecret { client_id, grace } => {
-            let grace = grace.unwrap_or(config.secret_grace).max(0);
-            match clients::rotate_secret(&db, &client_id, grace, now).await? {
-                Some(secret) => {
-                    crate::audit::record(
-                        &db.pool,
-                        &crate::audit::AuditEvent::new("client_secret_rotated", now)
-                            .client(&client_id)
-                            .detail("cli"),
-                    )
-                    .await?;
-                    print(&json!({
-                        "client_id": client_id,
-                        "client_secret": secret.expose(),
-                        "previous_secret_expires_at": now.0.saturating_add(grace),
-                    }));
-                }
-                None => return Err(format!("no client {client_id}").into()),
-            }
-        }
-        ClientCommand::Delete { client_id } => {
-            let span = crate::revocation::cover_span(&db, &config).await?;
-            if !clients::delete(&db, &client_id, span, "client deleted (cli)", now).await? {
-                return Err(format!("no client {client_id}").into());
-            }
-            crate::audit::record(
-                &db.pool,
-                &crate::audit::AuditEvent::new("client_deleted", now)
-                    .client(&client_id)
-                    .detail("cli"),
-            )
-            .await?;
-            print(&json!({ "deleted": client_id }));
-        }
+        ClientCommand::List => print(&admin::list_clients(&db).await?),
+        ClientCommand::Show { client_id } => print(
+            &admin::show_client(&db, &client_id)
+                .await
+                .map_err(named("client", &client_id))?,
+        ),
+        ClientCommand::RotateSecret { client_id, grace } => print(
+            &admin::rotate_secret(&db, config.secret_grace, &client_id, grace, Via::Cli, now)
+                .await
+                .map_err(named("client", &client_id))?,
+        ),
+        ClientCommand::Delete { client_id } => print(
+            &admin::delete_client(&db, &config, &client_id, Via::Cli, now)
+                .await
+                .map_err(named("client", &client_id))?,
+        ),
     }
-    Ok(())
 }
 
 async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
     let db = Db::open(&config.database_url).await?;
     let now = now();
     match cmd {
-        KeysCommand::List => {
-            print(&json!({ "keys": crate::keys::describe(&db, now).await? }));
-        }
+        KeysCommand::List => print(&admin::list_keys(&db, now).await?),
         KeysCommand::Rotate { immediate } => {
             let kek = crate::server::resolve_kek(&config)?;
-            let meta = crate::keys::rotate(
-                &db,
-                &kek,
-                config.signing_alg,
-                &config.key_schedule,
-                immediate,
-                now,
-            )
-            .await?;
-            crate::audit::record(
-                &db.pool,
-                &crate::audit::AuditEvent::new("key_rotated", now)
-                    .detail(format!("kid={} active_at={}", meta.kid, meta.active_at)),
-            )
-            .await?;
-            print(&serde_json::to_value(&meta)?);
+            print(&admin::rotate_key(&db, &kek, &config, immediate, now).await?)
         }
         KeysCommand::Retire {
             kid,
             now: unpublish,
         } => {
             let kek = crate::server::resolve_kek(&config)?;
-            let Some(done) =
-                crate::keys::retire(&db, &kek, config.signing_alg, &kid, unpublish, now).await?
-            else {
-                return Err(format!("no signing key with kid {kid}").into());
-            };
-            crate::audit::record(&db.pool, &done.audit_event(now)).await?;
-            tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
-            print(&serde_json::to_value(&done)?);
+            print(
+                &admin::retire_key(&db, &kek, &config, &kid, unpublish, now)
+                    .await
+                    .map_err(named("signing key with kid", &kid))?,
+            )
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

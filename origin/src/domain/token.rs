@@ -1,18 +1,54 @@
 //! The token service: client authentication and access token issuance.
 //! Handlers call these with the request's `now`; nothing here reads a clock.
 
-use crate::audit::{self, AuditEvent};
-use crate::clients::{self, Client};
-use crate::crypto::SigningKey;
-use crate::error::Error;
-use crate::group_commit::Write;
-use crate::http::form::PresentedClient;
-use crate::secret::random_id;
-use crate::state::AppState;
+use crate::domain::clients::{self, Client};
+use crate::domain::error::Error;
+use crate::domain::state::AppState;
+use crate::store::audit::{self, AuditEvent};
+use crate::store::group_commit::Write;
+use crate::support::crypto::SigningKey;
+use crate::support::secret::{random_id, ClientSecret};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use serde_json::json;
 use std::net::IpAddr;
+
+/// Client credentials as presented (RFC 6749 §2.3.1).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PresentedClient {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret {
+        /// The client id.
+        client_id: String,
+        /// The secret.
+        secret: ClientSecret,
+    },
+    /// `none`: a public client identifying itself by `client_id`.
+    Public {
+        /// The client id.
+        client_id: String,
+    },
+    /// `private_key_jwt` (RFC 7523 §2.2): a signed assertion; the client id
+    /// is its unverified `sub` (or the form's `client_id`, which must agree).
+    Assertion {
+        /// The claimed client id.
+        client_id: String,
+        /// The compact JWS.
+        assertion: String,
+    },
+}
+
+impl PresentedClient {
+    /// The claimed client id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Secret { client_id, .. }
+            | Self::Public { client_id }
+            | Self::Assertion { client_id, .. } => client_id,
+        }
+    }
+}
 
 /// Authenticates the client at the token, introspection or revocation endpoint.
 /// Failures are audited and answered with `invalid_client` (401).
@@ -28,7 +64,8 @@ pub async fn authenticate(
             !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
         }
         (Some(c), PresentedClient::Assertion { assertion, .. }) => {
-            let verdict = crate::client_assertion::verify(
+            use crate::domain::client_assertion::{verify, VerifyError};
+            let verdict = verify(
                 &state.db,
                 c,
                 &state.config.issuer,
@@ -36,17 +73,21 @@ pub async fn authenticate(
                 state.config.leeway_secs,
                 now,
             )
-            .await?;
-            if let Err(e) = verdict {
-                tracing::debug!(reason = %e, "client assertion refused");
+            .await;
+            match verdict {
+                Ok(()) => !c.public,
+                Err(VerifyError::Refused(e)) => {
+                    tracing::debug!(reason = %e, "client assertion refused");
+                    false
+                }
+                Err(VerifyError::Store(e)) => return Err(e.into()),
             }
-            !c.public && verdict.is_ok()
         }
         (None, PresentedClient::Assertion { .. }) => false,
         (Some(c), PresentedClient::Public { .. }) => c.public,
         (None, PresentedClient::Secret { secret, .. }) => {
             // Same work as for a known client, so timing does not reveal which ids exist.
-            let _ = crate::secret::ct_eq(&secret.hash(), &[0u8; 32]);
+            let _ = crate::support::secret::ct_eq(&secret.hash(), &[0u8; 32]);
             false
         }
         (None, PresentedClient::Public { .. }) => false,
@@ -61,7 +102,7 @@ pub async fn authenticate(
 }
 
 /// Audits a failed authentication, at most
-/// [`crate::state::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
+/// [`crate::domain::state::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
 /// counted and the count goes into the next row written.
 async fn audit_failure(
     state: &AppState,
@@ -291,7 +332,11 @@ pub async fn client_credentials(
         jkt,
     } = req;
     let RequestContext { ip, now } = ctx;
-    if !client.grant_types.iter().any(|g| g == "client_credentials") || client.public {
+    if !client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::ClientCredentials)
+        || client.public
+    {
         return Err(Error::UnauthorizedClient(
             "the client may not use client_credentials",
         ));
@@ -306,7 +351,7 @@ pub async fn client_credentials(
     let ring = state.key_ring()?;
     let signer = ring
         .signer(now)
-        .ok_or(crate::keys::KeyStoreError::NoSigner)?;
+        .ok_or(crate::domain::keys::KeyStoreError::NoSigner)?;
     let sid = random_id()?;
     let resp = sign_access_token(
         signer,

@@ -2,16 +2,17 @@
 //! optionally DPoP-bound, RFC 9449 §10) and rotating refresh tokens with
 //! reuse detection. Nothing here reads a clock: `now` comes from the request.
 
-use crate::audit::{self, AuditEvent};
-use crate::clients::Client;
-use crate::db::{max_rows_for, power_of_two_chunks, DbError, MultiRow};
-use crate::error::Error;
-use crate::group_commit::Write;
-use crate::keys::KeyStoreError;
-use crate::revocation;
-use crate::secret::{ct_eq, random_id, AuthCode, RefreshToken};
-use crate::state::AppState;
-use crate::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
+use crate::domain::clients::Client;
+use crate::domain::error::Error;
+use crate::domain::keys::KeyStoreError;
+use crate::domain::state::AppState;
+use crate::domain::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
+use crate::store::audit::{self, AuditEvent};
+use crate::store::db::DbError;
+use crate::store::group_commit::Write;
+use crate::store::refresh_tokens::{insert_row, RefreshRow, Rotation};
+use crate::store::revocation;
+use crate::support::secret::{ct_eq, random_id, AuthCode, RefreshToken};
 use gatehouse_common::b64;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
@@ -223,7 +224,7 @@ pub async fn end_grants(
 /// `sid`/`sub`/`client_id` revocation that refuses every access token they
 /// gave (carried to the edge through the outbox).
 pub async fn end_and_revoke(
-    db: &crate::db::Db,
+    db: &crate::store::db::Db,
     span: revocation::CoverSpan,
     of: GrantsOf<'_>,
     reason: &str,
@@ -274,7 +275,10 @@ pub async fn redeem_code(
     ctx: RequestContext,
 ) -> Result<TokenResponse, Error> {
     let now = ctx.now;
-    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+    if !client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::AuthorizationCode)
+    {
         return Err(Error::UnauthorizedClient(
             "the client may not use authorization_code",
         ));
@@ -384,7 +388,9 @@ pub async fn redeem_code(
         state, client, &user_id, &audience, &scopes, &sid, req.jkt, now,
     )?;
     // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
-    let wants_refresh = client.grant_types.iter().any(|g| g == "refresh_token");
+    let wants_refresh = client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::RefreshToken);
     if wants_refresh && (!client.public || req.jkt.is_some()) {
         let refresh = RefreshToken::generate()?;
         let family_expires_at = now.0.saturating_add(state.config.refresh_token_ttl);
@@ -446,191 +452,6 @@ impl NewRefresh<'_> {
             family_expires_at: self.family_expires_at,
         }
     }
-}
-
-/// A refresh token row as stored (the token only as its hash).
-#[derive(Clone, Debug)]
-pub struct RefreshRow {
-    token_hash: String,
-    family_id: String,
-    client_id: String,
-    user_id: String,
-    scope: String,
-    audience: String,
-    jkt: Option<String>,
-    created_at: i64,
-    expires_at: i64,
-    family_expires_at: i64,
-}
-
-#[cfg(test)]
-impl RefreshRow {
-    /// A row for tests: `token_hash` in `family`, created at `created_at`.
-    pub(crate) fn for_test(token_hash: &str, family: &str, created_at: i64) -> Self {
-        Self {
-            token_hash: token_hash.into(),
-            family_id: family.into(),
-            client_id: "c".into(),
-            user_id: "u".into(),
-            scope: "read".into(),
-            audience: "https://api.example".into(),
-            jkt: None,
-            created_at,
-            expires_at: created_at + 3_600,
-            family_expires_at: created_at + 86_400,
-        }
-    }
-}
-
-/// Inserts `row`.
-pub(crate) async fn insert_row<'c, E>(exec: E, row: &RefreshRow) -> Result<(), DbError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL)",
-    )
-    .bind(&row.token_hash)
-    .bind(&row.family_id)
-    .bind(&row.client_id)
-    .bind(&row.user_id)
-    .bind(&row.scope)
-    .bind(&row.audience)
-    .bind(row.jkt.clone())
-    .bind(row.created_at)
-    .bind(row.expires_at)
-    .bind(row.family_expires_at)
-    .execute(exec)
-    .await?;
-    Ok(())
-}
-
-/// One rotation, written by [`crate::group_commit`] in the same transaction
-/// as other requests' rotations: the presented token is marked rotated only
-/// if it still is neither rotated nor revoked (the conditional UPDATE that
-/// lets exactly one request win), and then the successor and the audit row
-/// are inserted.
-#[derive(Clone, Debug)]
-pub struct Rotation {
-    /// The presented token's hash.
-    pub presented_hash: String,
-    /// The successor.
-    pub successor: RefreshRow,
-    /// The audit row.
-    pub audit: AuditEvent,
-}
-
-impl Rotation {
-    /// Applies the rotation on `conn` (inside a transaction); `false` when
-    /// the presented token was already rotated (by another request) or
-    /// revoked (nothing written). The group commit's fallback re-applies a
-    /// batch's rotations one by one, so finding this rotation's own
-    /// successor already stored counts as won.
-    pub(crate) async fn apply(&self, conn: &mut sqlx::AnyConnection) -> Result<bool, DbError> {
-        let won = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
-             AND rotated_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(self.successor.created_at)
-        .bind(&self.presented_hash)
-        .execute(&mut *conn)
-        .await?;
-        if won.rows_affected() == 0 {
-            // Already rotated — by this very rotation when a batch's COMMIT
-            // went through but its acknowledgement was lost and the group
-            // commit re-applies it alone: the successor (a fresh random
-            // hash) then exists, and this is a win, not a reuse.
-            let own = sqlx::query("SELECT 1 AS one FROM refresh_tokens WHERE token_hash = $1")
-                .bind(&self.successor.token_hash)
-                .fetch_optional(&mut *conn)
-                .await?;
-            return Ok(own.is_some());
-        }
-        insert_row(&mut *conn, &self.successor).await?;
-        audit::record(&mut *conn, &self.audit).await?;
-        Ok(true)
-    }
-}
-
-/// Applies `rotations` together (inside the group commit's transaction), in
-/// three statements per chunk instead of three per rotation: one
-/// conditional UPDATE marks every presented token still neither rotated nor
-/// revoked (`RETURNING` tells which), then the winners' successors and audit
-/// rows go in multi-row INSERTs. As with one rotation after another, the
-/// first rotation presenting a token wins and any later one in the batch
-/// presenting the same token loses. One `bool` per rotation, in order.
-pub(crate) async fn apply_rotations(
-    conn: &mut sqlx::AnyConnection,
-    rotations: &[&Rotation],
-) -> Result<Vec<bool>, DbError> {
-    static SUCCESSORS: MultiRow = MultiRow::new(
-        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-         dpop_jkt, created_at, expires_at, family_expires_at) VALUES",
-        10,
-        "",
-    );
-    let mut won = Vec::with_capacity(rotations.len());
-    // Three parameters per rotation in the UPDATE.
-    for chunk in power_of_two_chunks(rotations, max_rows_for(3)) {
-        // rotated_at = the presenting request's time (the first one's, for a
-        // token presented twice: a CASE takes its first matching WHEN).
-        let n = chunk.len();
-        let whens: Vec<String> = (0..n)
-            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let ins: Vec<String> = (0..n).map(|i| format!("${}", 2 * n + i + 1)).collect();
-        let sql = format!(
-            "UPDATE refresh_tokens SET rotated_at = CASE token_hash {} END \
-             WHERE token_hash IN ({}) AND rotated_at IS NULL AND revoked_at IS NULL \
-             RETURNING token_hash",
-            whens.join(" "),
-            ins.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for r in chunk {
-            query = query
-                .bind(r.presented_hash.as_str())
-                .bind(r.successor.created_at);
-        }
-        for r in chunk {
-            query = query.bind(r.presented_hash.as_str());
-        }
-        let mut marked = std::collections::HashSet::with_capacity(n);
-        for row in query.fetch_all(&mut *conn).await? {
-            marked.insert(row.try_get::<String, _>("token_hash")?);
-        }
-        let mut winners: Vec<&Rotation> = Vec::with_capacity(n);
-        for r in chunk {
-            let w = marked.remove(&r.presented_hash);
-            won.push(w);
-            if w {
-                winners.push(r);
-            }
-        }
-        for (part, sql) in SUCCESSORS.chunks(&winners) {
-            let mut insert = sqlx::query(&sql);
-            for r in part {
-                let row = &r.successor;
-                insert = insert
-                    .bind(row.token_hash.as_str())
-                    .bind(row.family_id.as_str())
-                    .bind(row.client_id.as_str())
-                    .bind(row.user_id.as_str())
-                    .bind(row.scope.as_str())
-                    .bind(row.audience.as_str())
-                    .bind(row.jkt.clone())
-                    .bind(row.created_at)
-                    .bind(row.expires_at)
-                    .bind(row.family_expires_at);
-            }
-            insert.execute(&mut *conn).await?;
-        }
-        let audits: Vec<&AuditEvent> = winners.iter().map(|r| &r.audit).collect();
-        audit::record_many(&mut *conn, &audits).await?;
-    }
-    Ok(won)
 }
 
 async fn insert_refresh<'c, E>(
@@ -696,7 +517,10 @@ pub async fn refresh(
     ctx: RequestContext,
 ) -> Result<TokenResponse, Error> {
     let now = ctx.now;
-    if !client.grant_types.iter().any(|g| g == "refresh_token") {
+    if !client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::RefreshToken)
+    {
         return Err(Error::UnauthorizedClient(
             "the client may not use refresh_token",
         ));

@@ -1,0 +1,452 @@
+//! The operator's operations, once: the admin HTTP API (`http::admin`) and
+//! the CLI (`cli`) both call these, so they apply the same rules (defaults,
+//! the secret grace cap, audit rows) and answer with the same typed
+//! responses. Each takes the narrow things it needs, never the app state.
+
+use crate::config::Config;
+use crate::domain::clients::{self, ClientError, ClientView, NewClient};
+use crate::domain::error::Error;
+use crate::domain::grant_type::GrantType;
+use crate::domain::keys::{self, KeyMeta, KeyView, Retirement};
+use crate::domain::revocation_push::{self, PushStatus};
+use crate::domain::users::{self, User, UserError};
+use crate::store::audit::{self, AuditEvent};
+use crate::store::db::Db;
+use crate::store::revocation::{self, Revocation};
+use crate::support::kek::Kek;
+use crate::support::secret::Password;
+use gatehouse_common::revocation::RevocationKind;
+use gatehouse_common::UnixTime;
+use serde::Serialize;
+
+/// The longest grace period an old client secret keeps working after a
+/// rotation, seconds (30 days), whoever asks for more.
+pub const MAX_SECRET_GRACE_SECS: i64 = 30 * 86_400;
+
+/// Most audit events one listing returns.
+pub const MAX_AUDIT_EVENTS: i64 = 10_000;
+
+/// Who asked: recorded in audit rows and revocation reasons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The admin HTTP API.
+    AdminApi,
+    /// The command line.
+    Cli,
+}
+
+impl Via {
+    /// The audit detail and revocation reason naming the caller.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminApi => revocation::REASON_ADMIN_API,
+            Self::Cli => revocation::REASON_CLI,
+        }
+    }
+}
+
+/// A client registration as an operator asks for it (before defaults).
+#[derive(Clone, Debug, Default)]
+pub struct ClientRequest {
+    /// Name.
+    pub name: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Audiences (default: the configured default audience).
+    pub audiences: Vec<String>,
+    /// Grant types by name (default: client_credentials for confidential
+    /// clients); a name that is no [`GrantType`] is refused.
+    pub grant_types: Vec<String>,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Public client.
+    pub public: bool,
+    /// DPoP required.
+    pub dpop_required: bool,
+    /// private_key_jwt: the client's public JWK set (JSON text).
+    pub jwks: Option<String>,
+    /// Audiences the client serves as a resource server.
+    pub serves: Vec<String>,
+    /// private_key_jwt: also accept the token endpoint URL as `aud`.
+    pub legacy_assertion_audience: bool,
+}
+
+impl ClientRequest {
+    /// The registration, with defaults applied.
+    #[must_use]
+    pub fn into_new(self, default_audience: &str) -> NewClient {
+        NewClient {
+            name: self.name,
+            public: self.public,
+            scopes: self
+                .scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            audiences: if self.audiences.is_empty() {
+                vec![default_audience.to_owned()]
+            } else {
+                self.audiences
+            },
+            grant_types: if self.grant_types.is_empty() && !self.public {
+                vec![GrantType::ClientCredentials.as_str().to_owned()]
+            } else {
+                self.grant_types
+            },
+            redirect_uris: self.redirect_uris,
+            dpop_required: self.dpop_required,
+            jwks: self.jwks,
+            serves: self.serves,
+            legacy_assertion_audience: self.legacy_assertion_audience,
+        }
+    }
+}
+
+/// A registered client and, for a confidential one, its secret (shown once).
+#[derive(Clone, Debug, Serialize)]
+pub struct CreatedClient {
+    /// The client.
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// The secret, only in this answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// Every client.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientList {
+    /// Oldest first.
+    pub clients: Vec<ClientView>,
+}
+
+/// What was deleted.
+#[derive(Clone, Debug, Serialize)]
+pub struct Deleted {
+    /// The client id.
+    pub deleted: String,
+}
+
+/// A rotated client secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct RotatedSecret {
+    /// The client id.
+    pub client_id: String,
+    /// The new secret (shown once).
+    pub client_secret: String,
+    /// Until when the previous secret still works.
+    pub previous_secret_expires_at: i64,
+}
+
+/// Every signing key.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyList {
+    /// In the store's order.
+    pub keys: Vec<KeyView>,
+}
+
+/// Live revocations.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevocationList {
+    /// The entries.
+    pub revocations: Vec<Revocation>,
+}
+
+/// Recent audit events.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditList {
+    /// Newest first.
+    pub events: Vec<AuditEvent>,
+}
+
+/// Every user.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserList {
+    /// The users (never their hashes).
+    pub users: Vec<User>,
+}
+
+/// A deleted user.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeletedUser {
+    /// The login name.
+    pub deleted: String,
+    /// Their id.
+    pub user_id: String,
+}
+
+impl From<ClientError> for Error {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid { field, reason } => Self::InvalidClientField { field, reason },
+            ClientError::Db(e) => e.into(),
+            ClientError::Random(e) => e.into(),
+        }
+    }
+}
+
+impl From<UserError> for Error {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::InvalidUsername => Self::InvalidRequest(
+                "the username must be 1-64 characters without spaces or control characters".into(),
+            ),
+            UserError::InvalidPassword => {
+                Self::InvalidRequest("the password must be 8-1024 characters".into())
+            }
+            UserError::Taken => Self::Conflict("the username is taken"),
+            UserError::Hash => Self::internal(e),
+            UserError::Db(e) => e.into(),
+            UserError::Random(e) => e.into(),
+        }
+    }
+}
+
+/// Registers a client and records `client_created`.
+pub async fn create_client(
+    db: &Db,
+    default_audience: &str,
+    request: ClientRequest,
+    via: Via,
+    now: UnixTime,
+) -> Result<CreatedClient, Error> {
+    let new = request.into_new(default_audience);
+    let (client, secret) = clients::create(db, &new, now).await?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("client_created", now)
+            .client(&client.client_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(CreatedClient {
+        client: client.view(),
+        client_secret: secret.map(|s| s.expose().to_owned()),
+    })
+}
+
+/// Every client, oldest first.
+pub async fn list_clients(db: &Db) -> Result<ClientList, Error> {
+    Ok(ClientList {
+        clients: clients::list(db)
+            .await?
+            .iter()
+            .map(clients::Client::view)
+            .collect(),
+    })
+}
+
+/// One client ([`Error::NotFound`] if there is none).
+pub async fn show_client(db: &Db, client_id: &str) -> Result<ClientView, Error> {
+    clients::get(db, client_id)
+        .await?
+        .map(|c| c.view())
+        .ok_or(Error::NotFound)
+}
+
+/// Deletes a client, revoking every token issued to it, and records `client_deleted`.
+pub async fn delete_client(
+    db: &Db,
+    config: &Config,
+    client_id: &str,
+    via: Via,
+    now: UnixTime,
+) -> Result<Deleted, Error> {
+    let span = revocation::cover_span(db, config).await?;
+    let reason = format!("client deleted ({})", via.as_str());
+    if !clients::delete(db, client_id, span, &reason, now).await? {
+        return Err(Error::NotFound);
+    }
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("client_deleted", now)
+            .client(client_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(Deleted {
+        deleted: client_id.to_owned(),
+    })
+}
+
+/// The grace period a rotation grants: `requested` (else the configured
+/// default) within 0..=[`MAX_SECRET_GRACE_SECS`].
+#[must_use]
+pub fn secret_grace(requested: Option<i64>, configured: i64) -> i64 {
+    requested
+        .unwrap_or(configured)
+        .clamp(0, MAX_SECRET_GRACE_SECS)
+}
+
+/// Gives a confidential client a new secret; the old one works for the
+/// grace period ([`secret_grace`]). Records `client_secret_rotated`.
+/// [`Error::NotFound`] for no such client, [`Error::Conflict`] for a public one.
+pub async fn rotate_secret(
+    db: &Db,
+    configured_grace: i64,
+    client_id: &str,
+    grace: Option<i64>,
+    via: Via,
+    now: UnixTime,
+) -> Result<RotatedSecret, Error> {
+    let grace = secret_grace(grace, configured_grace);
+    let secret = clients::rotate_secret(db, client_id, grace, now)
+        .await
+        .map_err(|e| match e {
+            ClientError::Invalid { reason, .. } => Error::Conflict(reason),
+            other => other.into(),
+        })?
+        .ok_or(Error::NotFound)?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("client_secret_rotated", now)
+            .client(client_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(RotatedSecret {
+        client_id: client_id.to_owned(),
+        client_secret: secret.expose().to_owned(),
+        previous_secret_expires_at: now.0.saturating_add(grace),
+    })
+}
+
+/// Every signing key with its state at `now`.
+pub async fn list_keys(db: &Db, now: UnixTime) -> Result<KeyList, Error> {
+    Ok(KeyList {
+        keys: keys::describe(db, now).await?,
+    })
+}
+
+/// Starts a key rotation (`immediate`: the new key signs at once) and records
+/// `key_rotated`. A running server reloads its ring afterwards.
+pub async fn rotate_key(
+    db: &Db,
+    kek: &Kek,
+    config: &Config,
+    immediate: bool,
+    now: UnixTime,
+) -> Result<KeyMeta, Error> {
+    let meta = keys::rotate(
+        db,
+        kek,
+        config.signing_alg,
+        &config.key_schedule,
+        immediate,
+        now,
+    )
+    .await?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("key_rotated", now)
+            .detail(format!("kid={} active_at={}", meta.kid, meta.active_at)),
+    )
+    .await?;
+    Ok(meta)
+}
+
+/// Retires `kid` (`unpublish`: also leaves the JWKS now) and records
+/// `key_retired`. [`Error::NotFound`] for no such key.
+pub async fn retire_key(
+    db: &Db,
+    kek: &Kek,
+    config: &Config,
+    kid: &str,
+    unpublish: bool,
+    now: UnixTime,
+) -> Result<Retirement, Error> {
+    let done = keys::retire(db, kek, config.signing_alg, kid, unpublish, now)
+        .await?
+        .ok_or(Error::NotFound)?;
+    audit::record(&db.pool, &done.audit_event(now)).await?;
+    tracing::warn!(kid = %done.kid, removed = done.removed_at.is_some(), "{}", done.warning);
+    Ok(done)
+}
+
+/// Live revocations.
+pub async fn list_revocations(db: &Db, now: UnixTime) -> Result<RevocationList, Error> {
+    Ok(RevocationList {
+        revocations: revocation::list(db, now).await?,
+    })
+}
+
+/// The revocation pusher's state.
+pub async fn revocation_status(
+    db: &Db,
+    config: &Config,
+    now: UnixTime,
+) -> Result<PushStatus, Error> {
+    let span = revocation::cover_span(db, config).await?;
+    Ok(revocation_push::status(db, span, now).await?)
+}
+
+/// Revokes by identifier (and ends the grants a sid, sub or client id names).
+pub async fn revoke(
+    db: &Db,
+    config: &Config,
+    kind: RevocationKind,
+    value: &str,
+    via: Via,
+    now: UnixTime,
+) -> Result<Revocation, Error> {
+    let span = revocation::cover_span(db, config).await?;
+    crate::domain::introspect::revoke_identifier(db, span, kind, value, via.as_str(), now).await
+}
+
+/// Recent audit events (`limit` within 1..=[`MAX_AUDIT_EVENTS`]).
+pub async fn list_audit(db: &Db, limit: i64, client_id: Option<&str>) -> Result<AuditList, Error> {
+    Ok(AuditList {
+        events: audit::list(db, limit.clamp(1, MAX_AUDIT_EVENTS), client_id).await?,
+    })
+}
+
+/// Creates a user who logs in at `/authorize`.
+pub async fn create_user(
+    db: &Db,
+    username: &str,
+    password: &Password,
+    now: UnixTime,
+) -> Result<User, Error> {
+    Ok(users::create(db, username, password, now).await?)
+}
+
+/// Every user.
+pub async fn list_users(db: &Db) -> Result<UserList, Error> {
+    Ok(UserList {
+        users: users::list(db).await?,
+    })
+}
+
+/// Deletes a user, ends their sessions and grants and revokes their tokens.
+/// [`Error::NotFound`] for no such user.
+pub async fn delete_user(
+    db: &Db,
+    config: &Config,
+    username: &str,
+    now: UnixTime,
+) -> Result<DeletedUser, Error> {
+    let span = revocation::cover_span(db, config).await?;
+    let user = users::delete(db, username, span, now)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(DeletedUser {
+        deleted: user.username,
+        user_id: user.user_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{secret_grace, MAX_SECRET_GRACE_SECS};
+
+    #[test]
+    fn the_grace_is_capped_at_thirty_days_and_never_negative() {
+        assert_eq!(secret_grace(None, 3_600), 3_600);
+        assert_eq!(secret_grace(Some(60), 3_600), 60);
+        assert_eq!(secret_grace(Some(-5), 3_600), 0);
+        assert_eq!(secret_grace(Some(i64::MAX), 3_600), MAX_SECRET_GRACE_SECS);
+        assert_eq!(secret_grace(None, 90 * 86_400), MAX_SECRET_GRACE_SECS);
+    }
+}

@@ -1,0 +1,21 @@
+//! Floor 3, domain: the OAuth operations (clients, client authentication,
+//! users, tokens, grants, exchange, introspection, revocation, keys, the
+//! revocation push, DPoP, rate limits, admin operations). Returns the
+//! domain [`error::Error`], which knows nothing of HTTP.
+
+pub mod admin;
+pub mod client_assertion;
+pub mod clients;
+pub mod dpop;
+pub mod error;
+pub mod exchange;
+pub mod grant_type;
+pub mod grants;
+pub mod introspect;
+pub mod keys;
+pub mod ratelimit;
+
+pub mod revocation_push;
+pub mod state;
+pub mod token;
+pub mod users;
