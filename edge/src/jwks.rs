@@ -230,8 +230,14 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
         return;
     }
     let _in_flight = InFlight { iss };
+    // An issuer configured by discovery: its metadata document names the
+    // JWKS URL (cached by the same rules; a failure fails this fetch).
+    let Some(jwks_url) = crate::discovery::jwks_url(cfg, issuer, now).await else {
+        with_issuer(iss, |i| i.state.failed(now));
+        return;
+    };
     let result = fetch_with_deadline(
-        issuer.jwks_url.clone(),
+        jwks_url,
         cfg.jwks_cache_seal.clone(),
         bypass_shared,
         p,

@@ -118,6 +118,12 @@ pub async fn forward(
         headers.set("gatehouse-scope", &token.scope.join(" "))?;
         headers.set("gatehouse-token-id", &token.jti)?;
         headers.set("gatehouse-issuer", &token.iss)?;
+        if !token.roles.is_empty() {
+            headers.set(
+                "gatehouse-roles",
+                &crate::forward_headers::roles_value(&token.roles),
+            )?;
+        }
         if let Some(jkt) = &token.cnf_jkt {
             headers.set("gatehouse-jkt", jkt)?;
         }

@@ -18,6 +18,7 @@ mod grant_attacks;
 mod grants;
 mod guide;
 mod harness;
+mod idp;
 mod hostile;
 mod kv_unreadable;
 mod ratelimit_accuracy;
