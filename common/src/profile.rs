@@ -67,9 +67,10 @@ impl TokenProfile {
     /// Whether a header `typ` is accepted.
     #[must_use]
     pub fn accepts_typ(&self, typ: Option<&str>) -> bool {
-        self.typ
-            .iter()
-            .any(|t| crate::jws::typ_is(typ, &t.to_ascii_lowercase()))
+        self.typ.iter().any(|t| {
+            let t = t.to_ascii_lowercase();
+            crate::jws::typ_is(typ, t.strip_prefix("application/").unwrap_or(&t))
+        })
     }
 
     /// The client id: the first of [`Self::client_id_claims`] present.

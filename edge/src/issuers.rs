@@ -334,7 +334,9 @@ pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem>
                 .get(scheme_end..)
                 .and_then(|rest| rest.find('/'))
             {
-                Some(i) => issuer.split_at(scheme_end + i),
+                Some(i) => issuer
+                    .split_at_checked(scheme_end + i)
+                    .ok_or("the issuer is not a valid URL")?,
                 None => (issuer, ""),
             };
             Ok(format!(
