@@ -211,8 +211,10 @@ mod tests {
         p.typ = vec!["JWT".into()];
         assert!(p.accepts_typ(Some("jwt")));
 
-        let c = obj(json!({"azp": "app", "appid": "other", "scp": "a b", "permissions": ["b", "c"],
-            "realm_access": {"roles": ["admin"]}, "resource_access": {"api": {"roles": ["r"]}, "x": {"roles": ["no"]}}}));
+        let c = obj(
+            json!({"azp": "app", "appid": "other", "scp": "a b", "permissions": ["b", "c"],
+            "realm_access": {"roles": ["admin"]}, "resource_access": {"api": {"roles": ["r"]}, "x": {"roles": ["no"]}}}),
+        );
         p.client_id_claims = vec!["client_id".into(), "azp".into(), "appid".into()];
         assert_eq!(p.client_id(&c).unwrap(), "app", "first present wins");
         p.client_id_claims = vec!["client_id".into()];

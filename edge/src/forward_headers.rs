@@ -68,10 +68,7 @@ mod tests {
             "100%".to_owned(),
             "prüfer".to_owned(),
         ];
-        assert_eq!(
-            roles_value(&roles),
-            "admin read%20only 100%25 pr%C3%BCfer"
-        );
+        assert_eq!(roles_value(&roles), "admin read%20only 100%25 pr%C3%BCfer");
     }
 
     #[test]

@@ -254,8 +254,9 @@ impl IssuerFile {
         }
         let preset = match &self.preset {
             None => Preset::Rfc9068,
-            Some(name) => Preset::from_name(name)
-                .ok_or("preset must be rfc9068, keycloak, auth0 or entra")?,
+            Some(name) => {
+                Preset::from_name(name).ok_or("preset must be rfc9068, keycloak, auth0 or entra")?
+            }
         };
         let mut profile = preset.profile(&self.audiences);
         let nonempty = |v: &Vec<String>| !v.is_empty() && v.iter().all(|s| !s.trim().is_empty());
@@ -321,7 +322,9 @@ impl IssuerFile {
 pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem> {
     let issuer = issuer.trim();
     if !is_http_url(issuer) || issuer.contains(['?', '#']) {
-        return Err("an issuer configured by discovery must be an http(s) URL without query or fragment");
+        return Err(
+            "an issuer configured by discovery must be an http(s) URL without query or fragment",
+        );
     }
     match how.map(str::trim) {
         None | Some("openid-configuration") => Ok(format!(
@@ -330,10 +333,7 @@ pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem>
         )),
         Some("oauth-authorization-server") => {
             let scheme_end = issuer.find("://").map_or(0, |i| i + 3);
-            let (origin, path) = match issuer
-                .get(scheme_end..)
-                .and_then(|rest| rest.find('/'))
-            {
+            let (origin, path) = match issuer.get(scheme_end..).and_then(|rest| rest.find('/')) {
                 Some(i) => issuer
                     .split_at_checked(scheme_end + i)
                     .ok_or("the issuer is not a valid URL")?,
@@ -345,7 +345,9 @@ pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem>
             ))
         }
         Some(url) if is_http_url(url) => Ok(url.to_owned()),
-        Some(_) => Err("discovery must be openid-configuration, oauth-authorization-server or a URL"),
+        Some(_) => {
+            Err("discovery must be openid-configuration, oauth-authorization-server or a URL")
+        }
     }
 }
 

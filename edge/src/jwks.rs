@@ -236,14 +236,8 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
         with_issuer(iss, |i| i.state.failed(now));
         return;
     };
-    let result = fetch_with_deadline(
-        jwks_url,
-        cfg.jwks_cache_seal.clone(),
-        bypass_shared,
-        p,
-        now,
-    )
-    .await;
+    let result =
+        fetch_with_deadline(jwks_url, cfg.jwks_cache_seal.clone(), bypass_shared, p, now).await;
     with_issuer(iss, |i| match result {
         Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
         Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),

@@ -117,13 +117,7 @@ impl<T> JwksState<T> {
     }
 
     /// Records a successful fetch with the response's `max-age`, if any.
-    pub fn fetched(
-        &mut self,
-        keys: T,
-        max_age: Option<i64>,
-        now: UnixTime,
-        policy: &CachePolicy,
-    ) {
+    pub fn fetched(&mut self, keys: T, max_age: Option<i64>, now: UnixTime, policy: &CachePolicy) {
         let ttl = ttl(max_age, policy);
         self.keys = Some(Rc::new(keys));
         self.fetched_at = Some(now);

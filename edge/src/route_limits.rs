@@ -187,6 +187,8 @@ mod tests {
         assert!(RouteLimit::new("", q).is_none());
         // The default route has no rule, so no route limits.
         let other = CanonicalPath::parse("/other").unwrap();
-        assert!(limits.buckets(&policy.route(&other), &alice, "x").is_empty());
+        assert!(limits
+            .buckets(&policy.route(&other), &alice, "x")
+            .is_empty());
     }
 }

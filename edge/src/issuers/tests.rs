@@ -223,7 +223,10 @@ fn presets_never_allow_symmetric_or_unsigned_tokens() {
                     .to_string()
                     .as_bytes(),
             );
-            assert!(t.verify(&format!("{h}.{body}.c2ln"), NOW).is_err(), "{s:?} {alg}");
+            assert!(
+                t.verify(&format!("{h}.{body}.c2ln"), NOW).is_err(),
+                "{s:?} {alg}"
+            );
         }
     }
     // Entra and Auth0 sign with RSA only: an ES256 header is refused before any key lookup.
@@ -301,8 +304,10 @@ fn overrides_replace_preset_fields_and_are_checked() {
             "/resource_access/https:~1~1orders.example/roles"
         ]
     );
-    let r = file(json!({"typ": ["at+jwt"], "client_id_claims": ["client_id"], "require_jti": true,
-        "role_claims": ["roles"], "scope_claims": ["scp"], "leeway_secs": 5}))
+    let r = file(
+        json!({"typ": ["at+jwt"], "client_id_claims": ["client_id"], "require_jti": true,
+        "role_claims": ["roles"], "scope_claims": ["scp"], "leeway_secs": 5}),
+    )
     .resolve()
     .unwrap();
     assert_eq!(r.profile.typ, ["at+jwt"]);
@@ -319,7 +324,10 @@ fn overrides_replace_preset_fields_and_are_checked() {
     ] {
         assert!(file(bad.clone()).resolve().is_err(), "{bad}");
     }
-    assert!(serde_json::from_value::<IssuerFile>(json!({"issuer": KC, "audiences": [API], "verify_signature": false})).is_err());
+    assert!(serde_json::from_value::<IssuerFile>(
+        json!({"issuer": KC, "audiences": [API], "verify_signature": false})
+    )
+    .is_err());
 }
 
 #[test]
@@ -361,12 +369,22 @@ fn a_discovery_document_must_name_the_configured_issuer() {
     );
     // Another issuer's document (a mix-up, or a compromised redirect).
     assert_eq!(
-        read_discovery(KC, doc("https://evil.example/realms/demo", "https://evil.example/certs").as_bytes()),
+        read_discovery(
+            KC,
+            doc(
+                "https://evil.example/realms/demo",
+                "https://evil.example/certs"
+            )
+            .as_bytes()
+        ),
         Err(DiscoveryError::IssuerMismatch)
     );
     // Exactly equal: a trailing slash is another issuer.
     assert_eq!(
-        read_discovery(AUTH0, doc(AUTH0.trim_end_matches('/'), "https://a/keys").as_bytes()),
+        read_discovery(
+            AUTH0,
+            doc(AUTH0.trim_end_matches('/'), "https://a/keys").as_bytes()
+        ),
         Err(DiscoveryError::IssuerMismatch)
     );
     assert_eq!(

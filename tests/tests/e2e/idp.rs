@@ -98,7 +98,10 @@ fn keycloak(key: &RsaTestKey) -> (FakeIdp, String) {
                 "/realms/demo/.well-known/openid-configuration".into(),
                 discovery(&iss, &certs),
             ),
-            ("/realms/demo/protocol/openid-connect/certs".into(), jwks(key)),
+            (
+                "/realms/demo/protocol/openid-connect/certs".into(),
+                jwks(key),
+            ),
         ]
     });
     let iss = format!("{}/realms/demo", idp.base);
@@ -111,7 +114,10 @@ fn auth0(key: &RsaTestKey) -> (FakeIdp, String) {
         vec![
             (
                 "/.well-known/openid-configuration".into(),
-                discovery(&format!("{base}/"), &format!("{base}/.well-known/jwks.json")),
+                discovery(
+                    &format!("{base}/"),
+                    &format!("{base}/.well-known/jwks.json"),
+                ),
             ),
             ("/.well-known/jwks.json".into(), jwks(key)),
         ]
@@ -233,7 +239,14 @@ impl Idps {
     }
 
     /// A token of shape `s` for `sub` with `role`, `edit`ed before signing.
-    fn mint(&self, s: Shape, strict: bool, sub: &str, role: &str, edit: impl Fn(&mut Value)) -> String {
+    fn mint(
+        &self,
+        s: Shape,
+        strict: bool,
+        sub: &str,
+        role: &str,
+        edit: impl Fn(&mut Value),
+    ) -> String {
         let (iss, key) = self.issuer(s, strict);
         let mut c = s.claims(iss, API, sub, role, now());
         edit(&mut c);
@@ -306,32 +319,72 @@ fn vendor_tokens_by_discovery_with_roles_and_the_strict_default() {
         let t = idps.mint(s, false, &alice, "orders-admin", |c| {
             c["iss"] = "https://evil.example/".into();
         });
-        assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "issuer is not trusted", "wrong iss");
+        assert_refused(
+            &get(&edge, "/orders/1", &t),
+            401,
+            "invalid_token",
+            "issuer is not trusted",
+            "wrong iss",
+        );
         let t = idps.mint(s, false, &alice, "orders-admin", |c| {
             c["aud"] = json!(["https://other.example"]);
         });
-        assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "audience does not match", "wrong aud");
+        assert_refused(
+            &get(&edge, "/orders/1", &t),
+            401,
+            "invalid_token",
+            "audience does not match",
+            "wrong aud",
+        );
         let t = idps.mint(s, false, &alice, "orders-admin", |c| {
             c["iat"] = (now() - 7_200).into();
             c["nbf"] = (now() - 7_200).into();
             c["exp"] = (now() - 3_600).into();
         });
-        assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "expired", "expired");
+        assert_refused(
+            &get(&edge, "/orders/1", &t),
+            401,
+            "invalid_token",
+            "expired",
+            "expired",
+        );
     }
     // Key confusion: a token naming Keycloak, signed with Auth0's key under
     // Auth0's kid (both issuers trusted): Keycloak's keys only.
     let c = Shape::KeycloakDefault.claims(&idps.kc.1, API, &alice, "orders-admin", now());
-    let t = idps.auth0_key.sign(&Shape::KeycloakDefault.header(&idps.auth0_key.kid), &c);
-    assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "no key with that key id", "cross-issuer kid");
+    let t = idps
+        .auth0_key
+        .sign(&Shape::KeycloakDefault.header(&idps.auth0_key.kid), &c);
+    assert_refused(
+        &get(&edge, "/orders/1", &t),
+        401,
+        "invalid_token",
+        "no key with that key id",
+        "cross-issuer kid",
+    );
     // Keycloak's key under Entra's kid, for Entra: the signature fails.
     let c = Shape::EntraV2.claims(&idps.entra.2, API, &alice, "orders-admin", now());
-    let t = idps.kc_key.sign(&Shape::EntraV2.header(&idps.entra_key.kid), &c);
-    assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "signature", "another issuer's key");
+    let t = idps
+        .kc_key
+        .sign(&Shape::EntraV2.header(&idps.entra_key.kid), &c);
+    assert_refused(
+        &get(&edge, "/orders/1", &t),
+        401,
+        "invalid_token",
+        "signature",
+        "another issuer's key",
+    );
     // A Keycloak ID token (payload typ "ID") naming the API as audience.
     let t = idps.mint(Shape::KeycloakDefault, false, &alice, "orders-admin", |c| {
         c["typ"] = "ID".into();
     });
-    assert_refused(&get(&edge, "/orders/1", &t), 401, "invalid_token", "typ", "Keycloak ID token");
+    assert_refused(
+        &get(&edge, "/orders/1", &t),
+        401,
+        "invalid_token",
+        "typ",
+        "Keycloak ID token",
+    );
     // An issuer whose discovery document names another issuer: its keys
     // are never used (the edge's outage, not the caller's: 500).
     let mix_key = RsaTestKey::load("auth0", "mixup-1");
@@ -339,8 +392,17 @@ fn vendor_tokens_by_discovery_with_roles_and_the_strict_default() {
         &Shape::Auth0Rfc9068.header(&mix_key.kid),
         &Shape::Auth0Rfc9068.claims(&idps.mixup.1, API, &alice, "orders-admin", now()),
     );
-    assert_refused(&get(&edge, "/orders/1", &t), 500, "server_error", "signing keys are unavailable", "discovery mix-up");
-    assert!(idps.mixup.0.hits("/keys") == 0, "the mixed-up document's jwks_uri is never fetched");
+    assert_refused(
+        &get(&edge, "/orders/1", &t),
+        500,
+        "server_error",
+        "signing keys are unavailable",
+        "discovery mix-up",
+    );
+    assert!(
+        idps.mixup.0.hits("/keys") == 0,
+        "the mixed-up document's jwks_uri is never fetched"
+    );
 
     // Each vendor's token, by its preset, on a route that requires a role.
     for s in Shape::ALL {
@@ -348,7 +410,13 @@ fn vendor_tokens_by_discovery_with_roles_and_the_strict_default() {
         let a = get(&edge, "/orders/1", &t);
         if s == Shape::KeycloakLightweight {
             // Lightweight tokens carry no roles (unless a mapper adds them).
-            assert_refused(&a, 403, "access_denied", "lacks a required role", "lightweight");
+            assert_refused(
+                &a,
+                403,
+                "access_denied",
+                "lacks a required role",
+                "lightweight",
+            );
             let a = get(&edge, "/profile", &t);
             assert_eq!(a.status, 200, "{s:?}: {}", a.body);
             continue;
@@ -362,7 +430,13 @@ fn vendor_tokens_by_discovery_with_roles_and_the_strict_default() {
         assert!(roles.split(' ').any(|r| r == "orders-admin"), "{s:?}: {id}");
         // The same user without the role is refused.
         let t = idps.mint(s, false, &alice, "viewer", |_| {});
-        assert_refused(&get(&edge, "/orders/1", &t), 403, "access_denied", "role", "no role");
+        assert_refused(
+            &get(&edge, "/orders/1", &t),
+            403,
+            "access_denied",
+            "role",
+            "no role",
+        );
     }
 
     // The strict default (rfc9068) refuses them, saying why.
@@ -400,7 +474,11 @@ fn a_per_subject_quota_refuses_one_user_while_another_of_the_same_client_passes(
     let (alice, bob) = (unique("alice"), unique("bob"));
     let token = |sub: &str| idps.mint(Shape::KeycloakDefault, false, sub, "orders-admin", |_| {});
     let (ta, tb) = (token(&alice), token(&bob));
-    assert_eq!(Shape::KeycloakDefault.client_id(), "web-app", "one public client");
+    assert_eq!(
+        Shape::KeycloakDefault.client_id(),
+        "web-app",
+        "one public client"
+    );
     for i in 0..3 {
         let a = get(&edge, "/reports/q1", &ta);
         assert_eq!(a.status, 200, "alice #{i}: {}", a.body);
