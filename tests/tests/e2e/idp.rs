@@ -426,6 +426,16 @@ fn vendor_tokens_by_discovery_with_roles_and_the_strict_default() {
         assert_eq!(id["gatehouse-sub"], alice.as_str(), "{s:?}");
         assert_eq!(id["gatehouse-client-id"], s.client_id(), "{s:?}");
         assert_eq!(id["gatehouse-issuer"], idps.issuer(s, false).0, "{s:?}");
+        // Auth0's default profile and Entra ID set no `jti`: no token id is forwarded.
+        let has_jti = matches!(
+            s,
+            Shape::KeycloakDefault | Shape::KeycloakAtJwt | Shape::Auth0Rfc9068
+        );
+        assert_eq!(
+            id.get("gatehouse-token-id").is_some(),
+            has_jti,
+            "{s:?}: {id}"
+        );
         let roles = id["gatehouse-roles"].as_str().unwrap_or_default();
         assert!(roles.split(' ').any(|r| r == "orders-admin"), "{s:?}: {id}");
         // The same user without the role is refused.
