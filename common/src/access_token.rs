@@ -10,6 +10,7 @@ use crate::alg::Algorithm;
 use crate::claims::{self, ClaimError};
 use crate::jwk::KeyError;
 use crate::jws::{self, JwsError, Limits, UntrustedJws};
+use crate::profile::TokenProfile;
 use crate::UnixTime;
 use serde_json::Value;
 use std::fmt;
@@ -27,6 +28,10 @@ pub struct AccessTokenPolicy {
     pub leeway_secs: i64,
     /// If set, tokens whose `iat` is older than this are refused.
     pub max_age_secs: Option<i64>,
+    /// Where this issuer puts the client id, scopes and roles, which `typ`
+    /// it uses and whether it sets `jti` (RFC 9068 by default). Never
+    /// loosens the signature, `iss`, `aud`, time or algorithm checks.
+    pub profile: TokenProfile,
 }
 
 impl AccessTokenPolicy {
@@ -39,6 +44,7 @@ impl AccessTokenPolicy {
             algorithms: Algorithm::ALL.to_vec(),
             leeway_secs: 30,
             max_age_secs: None,
+            profile: TokenProfile::rfc9068(),
         }
     }
 }
@@ -144,8 +150,11 @@ impl<'a> UntrustedAccessToken<'a> {
     ) -> Result<Self, AccessTokenError> {
         // Step 2: a JWE (five segments) is refused by the JWS parser.
         let jws = jws::parse(raw, &Limits::ACCESS_TOKEN)?;
-        // Step 1: typ must be at+jwt or application/at+jwt.
-        if !jws::typ_is(jws.header.typ.as_deref(), "at+jwt") {
+        // Step 1: typ must be at+jwt or application/at+jwt (or, for an
+        // issuer whose profile says so, its own `typ`): refused here when no
+        // trusted issuer's profile accepts it, and below when its own does not.
+        let typ = jws.header.typ.as_deref();
+        if !policies.iter().any(|p| p.profile.accepts_typ(typ)) {
             return Err(AccessTokenError::WrongType);
         }
         if jws.header.jwk.is_some() {
@@ -157,10 +166,13 @@ impl<'a> UntrustedAccessToken<'a> {
             .iter()
             .position(|p| p.issuer == iss)
             .ok_or(AccessTokenError::UntrustedIssuer)?;
-        let untrusted = Self { jws, policy_index };
         let policy = policies
             .get(policy_index)
             .ok_or(AccessTokenError::UntrustedIssuer)?;
+        if !policy.profile.accepts_typ(jws.header.typ.as_deref()) {
+            return Err(AccessTokenError::WrongType);
+        }
+        let untrusted = Self { jws, policy_index };
         untrusted.check_algorithm(policy)?;
         Ok(untrusted)
     }
@@ -246,11 +258,23 @@ impl<'a> UntrustedAccessToken<'a> {
         if nbf.is_some_and(|nbf| nbf > now.0.saturating_add(policy.leeway_secs)) {
             return Err(AccessTokenError::NotYetValid);
         }
-        // RFC 9068 §2.2: sub, client_id and jti are required too.
+        // RFC 9068 §2.2: sub, client_id and jti are required too (the
+        // issuer's profile says where its client id is, and whether it
+        // sets jti at all).
+        let profile = &policy.profile;
+        if !profile.accepts_typ(self.jws.header.typ.as_deref()) {
+            return Err(AccessTokenError::WrongType);
+        }
+        profile.check_required(c)?;
         let sub = claims::string(c, "sub")?;
-        let client_id = claims::string(c, "client_id")?;
-        let jti = claims::string(c, "jti")?;
-        let scope = claims::scopes(c)?;
+        let client_id = profile.client_id(c)?;
+        let jti = if profile.require_jti {
+            claims::string(c, "jti")?
+        } else {
+            claims::opt_string(c, "jti")?.unwrap_or_default()
+        };
+        let scope = profile.scopes(c)?;
+        let roles = profile.roles(c)?;
         let sid = claims::opt_string(c, "sid")?;
         let cnf_jkt = match c.get("cnf") {
             None => None,
@@ -276,6 +300,7 @@ impl<'a> UntrustedAccessToken<'a> {
             jti,
             client_id,
             scope,
+            roles,
             sid,
             cnf_jkt,
             act,
@@ -299,12 +324,15 @@ pub struct AccessToken {
     pub iat: i64,
     /// Not before.
     pub nbf: Option<i64>,
-    /// Token id.
+    /// Token id (empty when the issuer's profile does not require one and
+    /// the token has none).
     pub jti: String,
     /// The client the token was issued to.
     pub client_id: String,
     /// Granted scopes.
     pub scope: Vec<String>,
+    /// Roles, read where the issuer's profile says (none under RFC 9068).
+    pub roles: Vec<String>,
     /// The grant / refresh family this token belongs to.
     pub sid: Option<String>,
     /// `cnf.jkt`: the DPoP key thumbprint the token is bound to.
@@ -318,5 +346,11 @@ impl AccessToken {
     #[must_use]
     pub fn has_scopes(&self, required: &[String]) -> bool {
         required.iter().all(|r| self.scope.contains(r))
+    }
+
+    /// Whether every role in `required` was granted.
+    #[must_use]
+    pub fn has_roles(&self, required: &[String]) -> bool {
+        required.iter().all(|r| self.roles.contains(r))
     }
 }

@@ -33,6 +33,7 @@ pub mod jws;
 pub mod keys;
 pub mod nonce;
 pub mod policy;
+pub mod profile;
 pub mod provider;
 pub mod ratelimit;
 pub mod rejection;

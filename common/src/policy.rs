@@ -255,6 +255,8 @@ pub struct RouteRule {
     pub public: bool,
     /// Scopes the token must all carry.
     pub scopes: Vec<String>,
+    /// Roles the token must all carry (read where its issuer's profile says).
+    pub roles: Vec<String>,
     /// The token must be DPoP-bound and presented with a proof.
     pub dpop_required: bool,
 }
@@ -267,6 +269,7 @@ impl RouteRule {
             prefix: prefix.into(),
             public: false,
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            roles: Vec::new(),
             dpop_required,
         }
     }
@@ -278,6 +281,7 @@ impl RouteRule {
             prefix: prefix.into(),
             public: true,
             scopes: Vec::new(),
+            roles: Vec::new(),
             dpop_required: false,
         }
     }
@@ -408,6 +412,15 @@ fn authorize_rule(rule: &RouteRule, token: &AccessToken, scheme: Scheme) -> Resu
         );
         r.scope = Some(rule.scopes.join(" "));
         return Err(r);
+    }
+    // Roles are not scopes (RFC 6750 §3.1's insufficient_scope would ask
+    // the client to request a scope that cannot help): 403 access_denied.
+    if !token.has_roles(&rule.roles) {
+        return Err(Rejection::new(
+            ErrorCode::AccessDenied,
+            scheme,
+            "the access token lacks a required role",
+        ));
     }
     Ok(())
 }

@@ -132,6 +132,9 @@ impl AssertionSigner {
             c.insert("client_id".into(), t.client_id.as_str().into());
             c.insert("scope".into(), t.scope.join(" ").into());
             c.insert("token_iss".into(), t.iss.as_str().into());
+            if !t.roles.is_empty() {
+                c.insert("roles".into(), t.roles.clone().into());
+            }
             if let Some(actor) = t
                 .act
                 .as_ref()

@@ -3,8 +3,10 @@
 //! variable and the problem, never the value (values may be secrets).
 
 use crate::assertion::AssertionSigner;
+use crate::issuers::{IssuerFile, JwksSource, Preset};
 use crate::jwks_cache::CacheSeal;
 pub use crate::revocation_rules::RevocationFail;
+use crate::route_limits::{RouteLimit, RouteLimits};
 use gatehouse_common::access_token::AccessTokenPolicy;
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::dpop::DpopPolicy;
@@ -19,10 +21,13 @@ use subtle::ConstantTimeEq;
 /// One trusted token issuer.
 #[derive(Clone, Debug)]
 pub struct IssuerConfig {
-    /// What its tokens must satisfy (issuer, audiences, algorithms, leeway).
+    /// What its tokens must satisfy (issuer, audiences, algorithms, leeway,
+    /// and the profile saying where its claims are).
     pub policy: AccessTokenPolicy,
-    /// Where it publishes its keys.
-    pub jwks_url: String,
+    /// Where it publishes its keys: a JWKS URL, or its metadata document.
+    pub jwks: JwksSource,
+    /// The preset its profile started from.
+    pub preset: Preset,
 }
 
 /// Which requests get a JSON log line (`REQUEST_LOG`).
@@ -129,6 +134,8 @@ pub struct EdgeConfig {
     pub nonces: Option<NonceIssuer>,
     /// Path rules and the default.
     pub routes: RoutePolicy,
+    /// The rules' own rate limits (`ROUTES` entries' `rate_limits`).
+    pub route_limits: RouteLimits,
     /// Per caller quota for authenticated callers: one bucket per subject
     /// of a client of an issuer (`RATE_LIMIT_CLIENT`).
     pub client_quota: Quota,
@@ -183,17 +190,6 @@ fn err(var: &'static str, problem: &'static str) -> ConfigError {
     ConfigError { var, problem }
 }
 
-/// `TRUSTED_ISSUERS` entries as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IssuerFile {
-    issuer: String,
-    jwks_url: String,
-    audiences: Vec<String>,
-    #[serde(default)]
-    algorithms: Option<Vec<String>>,
-}
-
 /// `ROUTES` entries as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +200,19 @@ struct RouteFile {
     #[serde(default)]
     scopes: Vec<String>,
     #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
     dpop: bool,
+    #[serde(default)]
+    rate_limits: Vec<RouteLimitFile>,
+}
+
+/// A route's rate limit as written: `{"key": "subject", "quota": "5/60"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteLimitFile {
+    key: String,
+    quota: String,
 }
 
 fn is_url(v: &str) -> bool {
@@ -303,34 +311,35 @@ impl EdgeConfig {
             )?;
             issuers.push(IssuerConfig {
                 policy: make_policy(issuer, audiences, default_algs.clone()),
-                jwks_url,
+                jwks: JwksSource::Url(jwks_url),
+                preset: Preset::Rfc9068,
             });
         }
         if let Some(json) = get("TRUSTED_ISSUERS") {
             let files: Vec<IssuerFile> = serde_json::from_str(&json).map_err(|_| {
                 err(
                     "TRUSTED_ISSUERS",
-                    "must be a JSON array of {issuer, jwks_url, audiences, algorithms?}",
+                    "must be a JSON array of {issuer, audiences, preset?, jwks_url? | discovery?, algorithms?, typ?, client_id_claims?, scope_claims?, role_claims?, require_jti?, required_claims?, leeway_secs?}",
                 )
             })?;
             for f in files {
-                if f.issuer.is_empty() || f.audiences.is_empty() {
-                    return Err(err(
-                        "TRUSTED_ISSUERS",
-                        "every issuer needs a non-empty issuer and audiences",
-                    ));
-                }
-                let algs = match &f.algorithms {
-                    None => default_algs.clone(),
+                let r = f.resolve().map_err(|p| err("TRUSTED_ISSUERS", p))?;
+                let algs = match &r.algorithms {
+                    None => r.preset.algorithms(&default_algs),
                     Some(a) => algorithms("TRUSTED_ISSUERS", a)?,
                 };
                 if algs.is_empty() {
                     return Err(err("TRUSTED_ISSUERS", "an issuer allows no algorithm"));
                 }
-                let jwks_url = url("TRUSTED_ISSUERS", f.jwks_url)?;
+                let mut policy = make_policy(f.issuer, f.audiences, algs);
+                policy.profile = r.profile;
+                if let Some(l) = r.leeway_secs {
+                    policy.leeway_secs = l;
+                }
                 issuers.push(IssuerConfig {
-                    policy: make_policy(f.issuer, f.audiences, algs),
-                    jwks_url,
+                    policy,
+                    jwks: r.jwks,
+                    preset: r.preset,
                 });
             }
         }
@@ -376,24 +385,45 @@ impl EdgeConfig {
             Some("deny") => DefaultAction::Deny,
             Some(_) => return Err(err("DEFAULT_ROUTE", "must be deny or allow-authenticated")),
         };
+        let mut route_limits = RouteLimits::default();
         let rules = match get("ROUTES") {
             None => Vec::new(),
             Some(json) => {
                 let files: Vec<RouteFile> = serde_json::from_str(&json).map_err(|_| {
                     err(
                         "ROUTES",
-                        "must be a JSON array of {prefix, public?, scopes?, dpop?}",
+                        "must be a JSON array of {prefix, public?, scopes?, roles?, dpop?, rate_limits?}",
                     )
                 })?;
-                files
-                    .into_iter()
-                    .map(|f| RouteRule {
+                let mut rules = Vec::with_capacity(files.len());
+                for f in files {
+                    if f.public && (!f.rate_limits.is_empty() || !f.roles.is_empty()) {
+                        return Err(err(
+                            "ROUTES",
+                            "a public route has no caller to check roles or limits for",
+                        ));
+                    }
+                    let limits = f
+                        .rate_limits
+                        .iter()
+                        .map(|l| {
+                            let q = quota("ROUTES", "route", &l.quota)?;
+                            RouteLimit::new(&l.key, q).ok_or(err(
+                                "ROUTES",
+                                "a rate limit key must be client, subject, ip or a combination such as client+subject",
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    route_limits.add(&f.prefix, limits);
+                    rules.push(RouteRule {
                         prefix: f.prefix,
                         public: f.public,
                         scopes: f.scopes,
+                        roles: f.roles,
                         dpop_required: f.dpop,
-                    })
-                    .collect()
+                    });
+                }
+                rules
             }
         };
         let routes = RoutePolicy::new(default, rules)
@@ -488,6 +518,7 @@ impl EdgeConfig {
             dpop,
             nonces,
             routes,
+            route_limits,
             client_quota,
             client_total_quota,
             ip_quota,

@@ -33,9 +33,43 @@ pub fn merge_list(existing: Option<String>, add: &[&str]) -> String {
     out.join(", ")
 }
 
+/// The `Gatehouse-Roles` value: the roles separated by single spaces, each
+/// with `%`, space and every byte outside visible ASCII percent-encoded
+/// (UTF-8), so any role name survives as one header value and splits back
+/// unambiguously (Keycloak role names may hold spaces and non-ASCII text).
+#[must_use]
+pub fn roles_value(roles: &[String]) -> String {
+    roles
+        .iter()
+        .map(|r| {
+            let mut out = String::with_capacity(r.len());
+            for b in r.bytes() {
+                if (0x21..=0x7e).contains(&b) && b != b'%' {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_are_one_header_value_that_splits_back() {
+        let roles = vec![
+            "admin".to_owned(),
+            "read only".to_owned(),
+            "100%".to_owned(),
+            "prüfer".to_owned(),
+        ];
+        assert_eq!(roles_value(&roles), "admin read%20only 100%25 pr%C3%BCfer");
+    }
 
     #[test]
     fn identity_headers_are_recognised_in_every_spelling() {

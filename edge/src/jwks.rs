@@ -230,14 +230,14 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_
         return;
     }
     let _in_flight = InFlight { iss };
-    let result = fetch_with_deadline(
-        issuer.jwks_url.clone(),
-        cfg.jwks_cache_seal.clone(),
-        bypass_shared,
-        p,
-        now,
-    )
-    .await;
+    // An issuer configured by discovery: its metadata document names the
+    // JWKS URL (cached by the same rules; a failure fails this fetch).
+    let Some(jwks_url) = crate::discovery::jwks_url(cfg, issuer, now).await else {
+        with_issuer(iss, |i| i.state.failed(now));
+        return;
+    };
+    let result =
+        fetch_with_deadline(jwks_url, cfg.jwks_cache_seal.clone(), bypass_shared, p, now).await;
     with_issuer(iss, |i| match result {
         Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
         Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),

@@ -26,11 +26,12 @@ pub struct CachePolicy {
     pub cooldown: i64,
 }
 
-/// The cached key set and its timing.
-#[derive(Clone, Debug, Default)]
-pub struct JwksState {
+/// The cached key set (or, for an issuer configured by discovery, its
+/// discovery document: `T`) and its timing.
+#[derive(Clone, Debug)]
+pub struct JwksState<T = JwkSet> {
     /// The last good key set (shared: each request holds it without a copy).
-    pub keys: Option<Rc<JwkSet>>,
+    pub keys: Option<Rc<T>>,
     /// When it was fetched.
     pub fetched_at: Option<UnixTime>,
     /// When it stops being fresh.
@@ -59,7 +60,20 @@ pub enum Action {
     Unavailable,
 }
 
-impl JwksState {
+impl<T> Default for JwksState<T> {
+    fn default() -> Self {
+        Self {
+            keys: None,
+            fetched_at: None,
+            fresh_until: None,
+            last_attempt: None,
+            last_failure: None,
+            last_kid_refetch: None,
+        }
+    }
+}
+
+impl<T> JwksState<T> {
     /// Whether the set must be (re)fetched before use at `now`. Fetches after a
     /// failure wait for the cooldown, serving the stale set meanwhile.
     #[must_use]
@@ -103,13 +117,7 @@ impl JwksState {
     }
 
     /// Records a successful fetch with the response's `max-age`, if any.
-    pub fn fetched(
-        &mut self,
-        keys: JwkSet,
-        max_age: Option<i64>,
-        now: UnixTime,
-        policy: &CachePolicy,
-    ) {
+    pub fn fetched(&mut self, keys: T, max_age: Option<i64>, now: UnixTime, policy: &CachePolicy) {
         let ttl = ttl(max_age, policy);
         self.keys = Some(Rc::new(keys));
         self.fetched_at = Some(now);
@@ -121,7 +129,7 @@ impl JwksState {
     /// Records a set found in the shared cache, fetched from the issuer at
     /// `entry.fetched_at`: it is fresh only for the entry's remaining
     /// lifetime, never a new full TTL from now.
-    pub fn fetched_shared(&mut self, keys: JwkSet, entry: SharedEntry, now: UnixTime) {
+    pub fn fetched_shared(&mut self, keys: T, entry: SharedEntry, now: UnixTime) {
         self.keys = Some(Rc::new(keys));
         self.fetched_at = Some(UnixTime(entry.fetched_at));
         self.fresh_until = Some(UnixTime(entry.fetched_at.saturating_add(entry.ttl)));
@@ -341,7 +349,7 @@ mod tests {
 
     #[test]
     fn fresh_then_stale_then_refetch() {
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         assert_eq!(s.before_lookup(UnixTime(0), &P), Action::Fetch);
         s.fetched(JwkSet::default(), Some(100), UnixTime(0), &P);
         assert_eq!(s.before_lookup(UnixTime(99), &P), Action::UseCached);
@@ -350,7 +358,7 @@ mod tests {
 
     #[test]
     fn ttl_is_clamped() {
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.fetched(JwkSet::default(), Some(1), UnixTime(0), &P);
         assert_eq!(s.fresh_until, Some(UnixTime(30)));
         s.fetched(JwkSet::default(), Some(86_400), UnixTime(0), &P);
@@ -361,7 +369,7 @@ mod tests {
 
     #[test]
     fn stale_if_error_with_cooldown_and_a_limit() {
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.fetched(JwkSet::default(), Some(60), UnixTime(0), &P);
         s.failed(UnixTime(70));
         assert_eq!(
@@ -376,7 +384,7 @@ mod tests {
 
     #[test]
     fn unknown_kid_refetch_is_rate_limited() {
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.fetched(JwkSet::default(), Some(300), UnixTime(0), &P);
         assert!(
             s.may_refetch_for_unknown_kid(UnixTime(1), &P),
@@ -405,7 +413,7 @@ mod tests {
             max_stale: 3600,
             cooldown: 10,
         };
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.fetched(JwkSet::default(), Some(1), UnixTime(0), &short);
         assert_eq!(s.before_lookup(UnixTime(0), &short), Action::UseCached);
         assert_eq!(s.before_lookup(UnixTime(1), &short), Action::Fetch);
@@ -413,7 +421,7 @@ mod tests {
 
     #[test]
     fn never_fetched_and_failing_waits_for_the_cooldown() {
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.failed(UnixTime(100));
         assert_eq!(s.before_lookup(UnixTime(100), &P), Action::Unavailable);
         assert_eq!(s.before_lookup(UnixTime(109), &P), Action::Unavailable);
@@ -434,7 +442,7 @@ mod tests {
         assert_eq!(e.remaining(UnixTime(1600)), None);
         assert_eq!(e.remaining(UnixTime(999)), None, "from the future");
         // A hit keeps only the remaining lifetime, not a new TTL from now.
-        let mut s = JwksState::default();
+        let mut s = JwksState::<JwkSet>::default();
         s.fetched_shared(JwkSet::default(), e, UnixTime(1500));
         assert_eq!(s.fresh_until, Some(UnixTime(1600)));
         assert_eq!(s.before_lookup(UnixTime(1600), &P), Action::Fetch);

@@ -10,16 +10,20 @@
 pub mod assertion;
 pub mod config;
 pub mod forward_headers;
+pub mod issuers;
 pub mod jwks_cache;
 pub mod rate_lease;
 pub mod replay_window;
 pub mod revocation_rules;
+pub mod route_limits;
 
 // The worker's entry points (`#[event]` exports) and Durable Object classes
 // are left out under `browser-test`: a headless browser cannot instantiate a
 // module importing workerd's bindings, and the WebCrypto provider needs none.
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod body;
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
+mod discovery;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod jwks;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]

@@ -116,8 +116,18 @@ pub async fn forward(
         headers.set("gatehouse-sub", &token.sub)?;
         headers.set("gatehouse-client-id", &token.client_id)?;
         headers.set("gatehouse-scope", &token.scope.join(" "))?;
-        headers.set("gatehouse-token-id", &token.jti)?;
+        // Empty when the issuer's profile does not require `jti` and the
+        // token has none (Auth0's default profile, Entra ID): not sent then.
+        if !token.jti.is_empty() {
+            headers.set("gatehouse-token-id", &token.jti)?;
+        }
         headers.set("gatehouse-issuer", &token.iss)?;
+        if !token.roles.is_empty() {
+            headers.set(
+                "gatehouse-roles",
+                &crate::forward_headers::roles_value(&token.roles),
+            )?;
+        }
         if let Some(jkt) = &token.cnf_jkt {
             headers.set("gatehouse-jkt", jkt)?;
         }

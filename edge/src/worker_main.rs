@@ -277,6 +277,10 @@ async fn handle(
         log.refused(&r);
         return render(&r, Some(cfg)).map(Into::into);
     }
+    // The route's own limits (per client, subject, address or a mix).
+    if let Err(limited) = charge_route(env, cfg, &route, &token, &req, now, log).await? {
+        return Ok(limited.into());
+    }
     if let Some(proof) = &proof {
         match check_replay(env, cfg, proof).await {
             Ok(()) => {}
@@ -396,6 +400,32 @@ async fn charge_caller(
         }
     }
     Ok(Ok(headers))
+}
+
+/// Charges an authorized caller to the route's own limits (`ROUTES`
+/// `rate_limits`); the 429 (or 503) to answer when one is exhausted.
+async fn charge_route(
+    env: &Env,
+    cfg: &EdgeConfig,
+    route: &gatehouse_common::policy::Route<'_>,
+    token: &AccessToken,
+    req: &Incoming,
+    now: UnixTime,
+    log: &mut LogLine,
+) -> Result<std::result::Result<(), Response>> {
+    if cfg.route_limits.is_empty() {
+        return Ok(Ok(()));
+    }
+    for (key, quota) in cfg.route_limits.buckets(route, token, &req.client_ip()) {
+        match ratelimit::charge(env, cfg, &key, quota).await {
+            Limit::Decided(d) if !d.allowed => {
+                return Ok(Err(too_many(&d, quota, nonce_for_429(cfg, now), log)?));
+            }
+            Limit::FailedClosed => return Ok(Err(unavailable(log)?)),
+            Limit::Decided(_) | Limit::FailedOpen => {}
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// RFC 9449 §8: a nonce may be supplied in any response; every 429 of an
@@ -770,7 +800,15 @@ fn health(cfg: &EdgeConfig, now: UnixTime, details: bool) -> Result<Response> {
                 "issuer": i.policy.issuer,
                 "audiences": i.policy.audiences,
                 "algorithms": alg::names(&i.policy.algorithms),
-                "jwks_url": i.jwks_url,
+                "preset": i.preset.name(),
+                "jwks_url": match &i.jwks {
+                    crate::issuers::JwksSource::Url(u) => Some(u.clone()),
+                    crate::issuers::JwksSource::Discovery(_) => crate::discovery::held(&i.policy.issuer),
+                },
+                "discovery_url": match &i.jwks {
+                    crate::issuers::JwksSource::Discovery(u) => Some(u.as_str()),
+                    crate::issuers::JwksSource::Url(_) => None,
+                },
                 "jwks": { "age_secs": age, "kids": kids },
                 "revocations": { "version": revocations::held_version(&i.policy.issuer) },
             })

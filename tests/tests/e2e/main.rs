@@ -19,6 +19,7 @@ mod grants;
 mod guide;
 mod harness;
 mod hostile;
+mod idp;
 mod kv_unreadable;
 mod ratelimit_accuracy;
 mod replicas;

@@ -1,0 +1,402 @@
+//! Vendor-shaped tokens through the real configuration and the full
+//! parse → key → verify (RustCrypto) → accept flow. The attacks first:
+//! wrong issuer, audience, expiry, a key of another trusted issuer, an ID
+//! token passed as an access token, a discovery document naming another
+//! issuer; then each vendor's token accepted by its preset and refused by
+//! the strict default.
+
+use super::*;
+use crate::config::EdgeConfig;
+use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
+use gatehouse_common::jwk::{JwkSet, KeyError};
+use gatehouse_common::provider::{RustCrypto, SignatureVerifier};
+use gatehouse_common::UnixTime;
+use serde_json::{json, Value};
+
+include!("../../../tests/fixtures/vendors.rs");
+use vendors::{RsaTestKey, Shape, AUTH0_ROLES_CLAIM, ENTRA_TENANT};
+
+const NOW: i64 = 1_765_000_000;
+const KC: &str = "https://kc.example/realms/demo";
+const AUTH0: &str = "https://tenant.example.auth0.com/";
+const API: &str = "https://orders.example";
+
+fn entra_v1() -> String {
+    format!("https://sts.windows.net/{ENTRA_TENANT}/")
+}
+fn entra_v2() -> String {
+    format!("https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0")
+}
+
+/// The issuer URL a shape comes from.
+fn issuer_of(s: Shape) -> String {
+    match s.preset() {
+        "keycloak" => KC.to_owned(),
+        "auth0" => AUTH0.to_owned(),
+        _ if s == Shape::EntraV1 => entra_v1(),
+        _ => entra_v2(),
+    }
+}
+
+fn key_of(s: Shape) -> RsaTestKey {
+    match s.preset() {
+        "keycloak" => RsaTestKey::load("keycloak", "kc-rs256-1"),
+        "auth0" => RsaTestKey::load("auth0", "auth0-key-1"),
+        _ => RsaTestKey::load("entra", "entra-x5t-1"),
+    }
+}
+
+struct Trust {
+    cfg: EdgeConfig,
+    sets: Vec<JwkSet>,
+}
+
+/// An edge configuration trusting the four issuers: with their presets
+/// (`strict`: none, i.e. rfc9068), each with its own key set.
+fn trust(strict: bool) -> Trust {
+    let entry = |iss: String, preset: &str| {
+        let mut e = json!({"issuer": iss, "audiences": [API], "jwks_url": format!("{}/keys", iss.trim_end_matches('/'))});
+        if !strict {
+            e["preset"] = preset.into();
+            if preset == "auth0" {
+                e["role_claims"] = json!([AUTH0_ROLES_CLAIM]);
+            }
+        }
+        e
+    };
+    let issuers = json!([
+        entry(KC.into(), "keycloak"),
+        entry(AUTH0.into(), "auth0"),
+        entry(entra_v1(), "entra"),
+        entry(entra_v2(), "entra"),
+    ])
+    .to_string();
+    let vars: Vec<(&str, String)> = vec![
+        ("TRUSTED_ISSUERS", issuers),
+        ("UPSTREAM_URL", "https://upstream.example".into()),
+    ];
+    let cfg = EdgeConfig::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+        .unwrap();
+    let set = |k: RsaTestKey| {
+        JwkSet::from_json(json!({"keys": [k.public_jwk()]}).to_string().as_bytes()).unwrap()
+    };
+    let entra = || set(RsaTestKey::load("entra", "entra-x5t-1"));
+    Trust {
+        cfg,
+        sets: vec![
+            set(RsaTestKey::load("keycloak", "kc-rs256-1")),
+            set(RsaTestKey::load("auth0", "auth0-key-1")),
+            entra(),
+            entra(),
+        ],
+    }
+}
+
+impl Trust {
+    /// What the edge does: pick the issuer by `iss`, the key from *that*
+    /// issuer's set only, verify, accept.
+    fn verify(&self, raw: &str, now: i64) -> Result<AccessToken, AccessTokenError> {
+        let policies = self.cfg.policies();
+        let u = UntrustedAccessToken::parse_for(raw, policies)?;
+        let i = u.policy_index();
+        let key = self.sets[i].select(u.kid(), u.header_alg())?;
+        let ok = RustCrypto.verify(key.jwk, key.alg, u.signing_input(), u.signature());
+        u.accept(ok, &policies[i], UnixTime(now))
+    }
+}
+
+fn mint(s: Shape, claims: &Value) -> String {
+    let k = key_of(s);
+    k.sign(&s.header(&k.kid), claims)
+}
+
+fn claims(s: Shape) -> Value {
+    s.claims(&issuer_of(s), API, "user-alice", "orders-admin", NOW)
+}
+
+#[test]
+fn wrong_issuer_audience_and_expiry_are_refused_under_every_preset() {
+    let t = trust(false);
+    for s in Shape::ALL {
+        let mut c = claims(s);
+        c["iss"] = "https://evil.example/".into();
+        assert_eq!(
+            t.verify(&mint(s, &c), NOW).unwrap_err(),
+            AccessTokenError::UntrustedIssuer,
+            "{s:?}"
+        );
+        let mut c = claims(s);
+        c["aud"] = json!(["https://other-api.example", "account"]);
+        assert_eq!(
+            t.verify(&mint(s, &c), NOW).unwrap_err(),
+            AccessTokenError::AudienceMismatch,
+            "{s:?}"
+        );
+        let mut c = claims(s);
+        c.as_object_mut().unwrap().remove("aud");
+        assert!(t.verify(&mint(s, &c), NOW).is_err(), "{s:?}: no aud");
+        let exp = claims(s)["exp"].as_i64().unwrap();
+        assert!(
+            matches!(
+                t.verify(&mint(s, &claims(s)), exp + 31),
+                Err(AccessTokenError::Expired { .. })
+            ),
+            "{s:?}"
+        );
+        // A signature by another key under the right kid.
+        let forged = RsaTestKey::load(
+            if s.preset() == "keycloak" {
+                "auth0"
+            } else {
+                "keycloak"
+            },
+            &key_of(s).kid,
+        )
+        .sign(&s.header(&key_of(s).kid), &claims(s));
+        assert_eq!(
+            t.verify(&forged, NOW).unwrap_err(),
+            AccessTokenError::InvalidSignature,
+            "{s:?}"
+        );
+    }
+}
+
+/// A token naming issuer A, signed with issuer B's key under B's `kid`:
+/// only A's keys are ever consulted for it.
+#[test]
+fn a_key_of_another_trusted_issuer_is_not_used() {
+    let t = trust(false);
+    let auth0_key = RsaTestKey::load("auth0", "auth0-key-1");
+    let as_keycloak = Shape::KeycloakDefault.claims(KC, API, "mallory", "orders-admin", NOW);
+    let raw = auth0_key.sign(&Shape::KeycloakDefault.header(&auth0_key.kid), &as_keycloak);
+    assert_eq!(
+        t.verify(&raw, NOW).unwrap_err(),
+        AccessTokenError::Key(KeyError::UnknownKid)
+    );
+    // And the other way round: an Auth0-shaped token naming Keycloak's kid.
+    let kc_kid = "kc-rs256-1";
+    let raw = auth0_key.sign(
+        &Shape::Auth0.header(kc_kid),
+        &Shape::Auth0.claims(AUTH0, API, "mallory", "orders-admin", NOW),
+    );
+    assert_eq!(
+        t.verify(&raw, NOW).unwrap_err(),
+        AccessTokenError::Key(KeyError::UnknownKid)
+    );
+    // Entra's key signing a token for the v1 issuer naming the v2 issuer's
+    // key id is fine only because both really share Microsoft's keys; a
+    // Keycloak key under Entra's kid is not.
+    let raw = RsaTestKey::load("keycloak", "entra-x5t-1").sign(
+        &Shape::EntraV2.header("entra-x5t-1"),
+        &Shape::EntraV2.claims(&entra_v2(), API, "mallory", "orders-admin", NOW),
+    );
+    assert_eq!(
+        t.verify(&raw, NOW).unwrap_err(),
+        AccessTokenError::InvalidSignature
+    );
+}
+
+/// Keycloak signs ID tokens with the realm's keys too (payload `typ: "ID"`);
+/// one whose `aud` names the API must not pass as an access token.
+#[test]
+fn a_keycloak_id_token_is_not_an_access_token() {
+    let t = trust(false);
+    let mut c = claims(Shape::KeycloakDefault);
+    c["typ"] = "ID".into();
+    assert!(matches!(
+        t.verify(&mint(Shape::KeycloakDefault, &c), NOW),
+        Err(AccessTokenError::Claim(_))
+    ));
+    c.as_object_mut().unwrap().remove("typ");
+    assert!(t.verify(&mint(Shape::KeycloakDefault, &c), NOW).is_err());
+}
+
+#[test]
+fn presets_never_allow_symmetric_or_unsigned_tokens() {
+    let t = trust(false);
+    for s in Shape::ALL {
+        let c = claims(s);
+        let body = gatehouse_common::b64::encode(c.to_string().as_bytes());
+        for alg in ["none", "HS256"] {
+            let h = gatehouse_common::b64::encode(
+                json!({"alg": alg, "typ": "JWT", "kid": key_of(s).kid})
+                    .to_string()
+                    .as_bytes(),
+            );
+            assert!(
+                t.verify(&format!("{h}.{body}.c2ln"), NOW).is_err(),
+                "{s:?} {alg}"
+            );
+        }
+    }
+    // Entra and Auth0 sign with RSA only: an ES256 header is refused before any key lookup.
+    for iss in [entra_v2(), AUTH0.to_owned()] {
+        let p = t.cfg.policies().iter().find(|p| p.issuer == iss).unwrap();
+        assert!(!p.algorithms.contains(&Algorithm::Es256), "{iss}");
+    }
+}
+
+#[test]
+fn each_vendor_token_is_accepted_with_its_preset() {
+    let t = trust(false);
+    for s in Shape::ALL {
+        let token = t
+            .verify(&mint(s, &claims(s)), NOW)
+            .unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        assert_eq!(token.iss, issuer_of(s), "{s:?}");
+        assert_eq!(token.sub, "user-alice");
+        assert_eq!(token.client_id, s.client_id(), "{s:?}");
+        let roles = if s == Shape::KeycloakLightweight {
+            vec![]
+        } else {
+            vec!["orders-admin".to_owned()]
+        };
+        assert!(
+            roles.iter().all(|r| token.roles.contains(r)),
+            "{s:?}: {:?}",
+            token.roles
+        );
+        match s.preset() {
+            "keycloak" if s != Shape::KeycloakLightweight => {
+                // Realm roles and the API client's roles, not another client's.
+                assert!(token.roles.contains(&"orders-reader".to_owned()));
+                assert!(!token.roles.contains(&"manage-account".to_owned()));
+                assert!(token.scope.contains(&"profile".to_owned()));
+            }
+            "auth0" => assert!(token.scope.contains(&"read:orders".to_owned())),
+            "entra" => assert!(token.scope.contains(&"Orders.Read".to_owned())),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_strict_default_refuses_vendor_tokens_with_the_right_error() {
+    let t = trust(true);
+    for s in Shape::ALL {
+        let got = t.verify(&mint(s, &claims(s)), NOW);
+        match s.strict_refusal() {
+            None => assert!(got.is_ok(), "{s:?}: {got:?}"),
+            Some(why) => assert_eq!(got.unwrap_err().to_string(), why, "{s:?}"),
+        }
+    }
+}
+
+#[test]
+fn overrides_replace_preset_fields_and_are_checked() {
+    let file = |extra: Value| -> IssuerFile {
+        let mut e = json!({"issuer": KC, "audiences": [API], "preset": "keycloak"});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        serde_json::from_value(e).unwrap()
+    };
+    let r = file(json!({})).resolve().unwrap();
+    assert_eq!(r.preset, Preset::Keycloak);
+    assert_eq!(
+        r.jwks,
+        JwksSource::Discovery(format!("{KC}/.well-known/openid-configuration"))
+    );
+    assert_eq!(
+        r.profile.role_claims,
+        [
+            "/realm_access/roles",
+            "/resource_access/https:~1~1orders.example/roles"
+        ]
+    );
+    let r = file(
+        json!({"typ": ["at+jwt"], "client_id_claims": ["client_id"], "require_jti": true,
+        "role_claims": ["roles"], "scope_claims": ["scp"], "leeway_secs": 5}),
+    )
+    .resolve()
+    .unwrap();
+    assert_eq!(r.profile.typ, ["at+jwt"]);
+    assert_eq!(r.profile.client_id_claims, ["client_id"]);
+    assert_eq!(r.profile.role_claims, ["roles"]);
+    assert_eq!(r.leeway_secs, Some(5));
+    for bad in [
+        json!({"preset": "okta"}),
+        json!({"typ": []}),
+        json!({"client_id_claims": []}),
+        json!({"leeway_secs": 3600}),
+        json!({"jwks_url": "https://kc.example/certs", "discovery": "openid-configuration"}),
+        json!({"discovery": "ftp://x"}),
+    ] {
+        assert!(file(bad.clone()).resolve().is_err(), "{bad}");
+    }
+    assert!(serde_json::from_value::<IssuerFile>(
+        json!({"issuer": KC, "audiences": [API], "verify_signature": false})
+    )
+    .is_err());
+}
+
+#[test]
+fn discovery_urls_follow_oidc_and_rfc8414() {
+    assert_eq!(
+        discovery_url(&entra_v1(), None).unwrap(),
+        format!("https://sts.windows.net/{ENTRA_TENANT}/.well-known/openid-configuration")
+    );
+    assert_eq!(
+        discovery_url(&entra_v2(), Some("openid-configuration")).unwrap(),
+        format!(
+            "https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0/.well-known/openid-configuration"
+        )
+    );
+    assert_eq!(
+        discovery_url(KC, Some("oauth-authorization-server")).unwrap(),
+        "https://kc.example/.well-known/oauth-authorization-server/realms/demo"
+    );
+    assert_eq!(
+        discovery_url(AUTH0, Some("oauth-authorization-server")).unwrap(),
+        "https://tenant.example.auth0.com/.well-known/oauth-authorization-server"
+    );
+    assert_eq!(
+        discovery_url(KC, Some("https://kc.example/meta")).unwrap(),
+        "https://kc.example/meta"
+    );
+    assert!(discovery_url("kc.example", None).is_err());
+    assert!(discovery_url("https://kc.example/?x", None).is_err());
+}
+
+#[test]
+fn a_discovery_document_must_name_the_configured_issuer() {
+    let doc = |iss: &str, jwks: &str| json!({"issuer": iss, "jwks_uri": jwks}).to_string();
+    assert_eq!(
+        read_discovery(KC, doc(KC, "https://kc.example/certs").as_bytes()),
+        Ok(Discovered {
+            jwks_uri: "https://kc.example/certs".into()
+        })
+    );
+    // Another issuer's document (a mix-up, or a compromised redirect).
+    assert_eq!(
+        read_discovery(
+            KC,
+            doc(
+                "https://evil.example/realms/demo",
+                "https://evil.example/certs"
+            )
+            .as_bytes()
+        ),
+        Err(DiscoveryError::IssuerMismatch)
+    );
+    // Exactly equal: a trailing slash is another issuer.
+    assert_eq!(
+        read_discovery(
+            AUTH0,
+            doc(AUTH0.trim_end_matches('/'), "https://a/keys").as_bytes()
+        ),
+        Err(DiscoveryError::IssuerMismatch)
+    );
+    assert_eq!(
+        read_discovery(KC, doc(KC, "http://kc.example/certs").as_bytes()),
+        Err(DiscoveryError::BadJwksUri),
+        "no plain http keys for an https issuer"
+    );
+    assert_eq!(
+        read_discovery(KC, json!({"issuer": KC}).to_string().as_bytes()),
+        Err(DiscoveryError::BadJwksUri)
+    );
+    assert_eq!(read_discovery(KC, b"[]"), Err(DiscoveryError::NotJson));
+    let huge = vec![b' '; MAX_DISCOVERY_BYTES + 1];
+    assert_eq!(read_discovery(KC, &huge), Err(DiscoveryError::NotJson));
+}
