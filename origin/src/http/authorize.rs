@@ -611,7 +611,49 @@ pub async fn consent(
 
 #[cfg(test)]
 mod tests {
-    use super::page_csp;
+    use super::{back_to_authorize, page_csp, redirect_to};
+
+    /// RFC 6749 §3.1.2: the redirect URI's query is retained when parameters
+    /// are added; it has no fragment.
+    #[test]
+    fn the_redirect_keeps_the_registered_query_and_refuses_fragments() {
+        let to = |uri| {
+            redirect_to(
+                uri,
+                &[("code", "c/+="), ("state", "a b&c")],
+                "https://iss.example",
+            )
+        };
+        assert_eq!(
+            to("https://app.example/cb").unwrap(),
+            "https://app.example/cb?code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        assert_eq!(
+            to("https://app.example/cb?x=1&y=%7E").unwrap(),
+            "https://app.example/cb?x=1&y=%7E&code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        assert_eq!(
+            to("https://app.example/cb?").unwrap(),
+            "https://app.example/cb?code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        for bad in [
+            "https://app.example/cb#f",
+            "https://app.example/cb?x#",
+            "/cb",
+            "mailto:a@b",
+        ] {
+            assert!(to(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_return_to_authorize_cannot_gain_a_fragment() {
+        assert_eq!(back_to_authorize("a=1&b=%20"), "/authorize?a=1&b=%20");
+        assert_eq!(
+            back_to_authorize("a=1#x \"<>"),
+            "/authorize?a=1%23x%20%22%3C%3E"
+        );
+    }
 
     #[test]
     fn form_action_allows_the_redirect_uris_origin_and_nothing_more() {

@@ -120,13 +120,26 @@ mod tests {
         assert_inert(&consent("q", HOSTILE, "web", "https://a.example", &[]));
         assert_inert(&consent("q", "t", HOSTILE, "https://a.example", &[]));
         assert_inert(&consent("q", "t", "web", HOSTILE, &[]));
-        assert_inert(&consent("q", "t", "web", "a", &["read".into(), HOSTILE.into()]));
+        assert_inert(&consent(
+            "q",
+            "t",
+            "web",
+            "a",
+            &["read".into(), HOSTILE.into()],
+        ));
     }
 
     #[test]
     fn the_forms_carry_the_request_and_the_token() {
-        let html = login("a=1&state=x%20y", "tok", Some("Wrong username or password."));
-        assert!(html.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{html}");
+        let html = login(
+            "a=1&state=x%20y",
+            "tok",
+            Some("Wrong username or password."),
+        );
+        assert!(
+            html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
+            "{html}"
+        );
         assert!(html.contains("<title>Sign in</title>"), "{html}");
         assert!(
             html.contains("<p role=\"alert\">Wrong username or password.</p>"),
@@ -140,11 +153,22 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required>"), "{html}");
-        let html = consent("q", "tok", "web", "https://a.example", &["read".into(), "write".into()]);
+        let html = consent(
+            "q",
+            "tok",
+            "web",
+            "https://a.example",
+            &["read".into(), "write".into()],
+        );
         assert!(
             html.contains("<p><strong>web</strong> asks for access to <code>https://a.example</code> with:</p><ul><li>read</li><li>write</li></ul>"),
             "{html}"
         );
-        assert!(html.contains("<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>"), "{html}");
+        assert!(
+            html.contains(
+                "<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>"
+            ),
+            "{html}"
+        );
     }
 }
