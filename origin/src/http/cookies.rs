@@ -50,7 +50,6 @@ pub fn get(headers: &HeaderMap, name: &str) -> Result<Option<String>, Error> {
 
 /// A jar that sets the `__Host-` cookie `name` to `value` for `max_age`
 /// seconds: Secure, `Path=/`, no `Domain`, HttpOnly, `SameSite=Lax`.
-#[must_use]
 pub fn set(name: &'static str, value: String, max_age: i64) -> CookieJar {
     CookieJar::new().add(
         Cookie::build((name, value))
