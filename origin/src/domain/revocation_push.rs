@@ -226,18 +226,17 @@ pub fn cloudflare_value_url(kv: &CloudflareKv) -> String {
     )
 }
 
+/// RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`) stay; every other
+/// byte is percent-encoded.
+const KEY_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// RFC 3986 percent-encoding of everything but unreserved characters.
 fn percent_encode(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, KEY_SEGMENT).to_string()
 }
 
 fn transport(target: &'static str, e: &reqwest::Error) -> PushError {

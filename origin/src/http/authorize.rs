@@ -1,5 +1,6 @@
 //! `GET /authorize` (OAuth 2.1 authorization code with PKCE S256) and its
-//! server-rendered login and consent pages (no front-end framework).
+//! server-rendered login and consent pages (`http::pages`; cookies in
+//! `http::cookies`).
 //!
 //! CSRF: a random value in a `__Host-` cookie and, in a hidden form field,
 //! an HMAC (keyed from the KEK) of that value and the login session, compared
@@ -19,7 +20,9 @@ use crate::domain::grants::{self, CodeGrant};
 use crate::domain::state::{now, AppState};
 use crate::domain::token::{choose_audience, grant_scopes};
 use crate::domain::users;
+use crate::http::cookies::{self, CSRF as CSRF_COOKIE, SESSION as SESSION_COOKIE};
 use crate::http::form::{ClientIp, OAuthForm};
+use crate::http::pages;
 use crate::store::sessions;
 use crate::support::secret::{ct_eq, CsrfToken, Password, SessionId};
 use axum::extract::{RawQuery, State};
@@ -29,8 +32,6 @@ use gatehouse_common::UnixTime;
 
 /// Browser session lifetime, seconds.
 pub const SESSION_TTL_SECS: i64 = 8 * 3600;
-const SESSION_COOKIE: &str = "__Host-gh_session";
-const CSRF_COOKIE: &str = "__Host-gh_csrf";
 /// How long a login waits for a password-hash slot before it is refused (429).
 const HASH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -53,47 +54,27 @@ pub struct AuthzRequest {
     pub dpop_jkt: Option<String>,
 }
 
-/// HTML-escapes text for element content and quoted attributes.
-#[must_use]
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The redirect to the client: the registered `uri` with `params` plus
+/// `iss` (RFC 9207) added to its query, the query it has kept
+/// (RFC 6749 §3.1.2), encoded by the `url` crate.
+fn redirect_to(uri: &str, params: &[(&str, &str)], issuer: &str) -> Result<String, Error> {
+    let mut url = redirect_target(uri)?;
+    url.query_pairs_mut()
+        .extend_pairs(params)
+        .append_pair("iss", issuer);
+    Ok(url.into())
+}
+
+/// `uri` as a URL the client can be sent back to: absolute, with a
+/// hierarchical path and no fragment (RFC 6749 §3.1.2). Registration
+/// refuses others; this holds for rows from before that check too.
+fn redirect_target(uri: &str) -> Result<url::Url, Error> {
+    match url::Url::parse(uri) {
+        Ok(u) if u.fragment().is_none() && !u.cannot_be_a_base() => Ok(u),
+        _ => Err(Error::AuthorizePage(
+            "the redirect_uri cannot be used: it must be absolute, without a fragment",
+        )),
     }
-    out
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
-         <body><main><h1>{t}</h1>{body}</main></body></html>",
-        t = esc(title)
-    )
-}
-
-/// The page shown when the request cannot be redirected back (RFC 6749 §4.1.2.1).
-#[must_use]
-pub fn error_page(reason: &str) -> String {
-    page("Authorization error", &format!("<p>{}</p>", esc(reason)))
-}
-
-/// The redirect to the client with `params` plus `iss` (RFC 9207).
-fn redirect_to(uri: &str, params: &[(&str, &str)], issuer: &str) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        q.append_pair(k, v);
-    }
-    q.append_pair("iss", issuer);
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", q.finish())
 }
 
 fn redirect_error(
@@ -107,9 +88,9 @@ fn redirect_error(
     if let Some(s) = state {
         params.push(("state", s));
     }
-    Error::AuthorizeRedirect {
-        location: redirect_to(req_uri, &params, issuer),
-        code,
+    match redirect_to(req_uri, &params, issuer) {
+        Ok(location) => Error::AuthorizeRedirect { location, code },
+        Err(e) => e,
     }
 }
 
@@ -134,6 +115,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
             _ => return Err(Error::AuthorizePage("redirect_uri is required")),
         },
     };
+    redirect_target(&redirect_uri)?;
     let st = q.get("state");
     let iss = &state.config.issuer;
     let fail = |code, desc: &str| redirect_error(&redirect_uri, st, iss, code, desc);
@@ -229,34 +211,6 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
     })
 }
 
-/// The cookie `name`, refusing a request that sends it more than once
-/// (one of them planted, e.g. by a sibling domain before `__Host-`).
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Error> {
-    let mut found = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v);
-    match (found.next(), found.next()) {
-        (first, None) => Ok(first),
-        (Some(_), Some(_)) => Err(Error::AuthorizePage(
-            "this site's cookies were sent twice; clear them and start again",
-        )),
-        (None, Some(_)) => Ok(None),
-    }
-}
-
-/// A `__Host-` cookie: Secure, Path=/, no Domain.
-fn set_cookie(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}; Secure"
-    ))
-    .ok()
-}
-
 /// The form token for CSRF cookie value `cookie` in the login session
 /// `session` (the raw session cookie, if any): HMAC-SHA256 under a key
 /// derived from the KEK, so it cannot be made without the server and is
@@ -276,10 +230,10 @@ async fn session_user(
     headers: &HeaderMap,
     now: UnixTime,
 ) -> Result<Option<String>, Error> {
-    let Some(raw) = cookie(headers, SESSION_COOKIE)? else {
+    let Some(raw) = cookies::get(headers, SESSION_COOKIE)? else {
         return Ok(None);
     };
-    Ok(sessions::user_of(&state.db, &SessionId::new(raw.to_owned()).hash_b64(), now.0).await?)
+    Ok(sessions::user_of(&state.db, &SessionId::new(raw).hash_b64(), now.0).await?)
 }
 
 /// What a consent covers: the scopes and the audience (a newline, which no
@@ -320,7 +274,7 @@ async fn approve(
     if let Some(s) = &req.state {
         params.push(("state", s.as_str()));
     }
-    let location = redirect_to(&req.redirect_uri, &params, &state.config.issuer);
+    let location = redirect_to(&req.redirect_uri, &params, &state.config.issuer)?;
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -371,11 +325,12 @@ fn with_csrf(
     redirect_uri: &str,
     render: impl FnOnce(&str) -> String,
 ) -> Result<Response, Error> {
-    let (value, fresh) = match cookie(headers, CSRF_COOKIE)? {
-        Some(t) if t.len() == 43 => (t.to_owned(), false),
+    let (value, fresh) = match cookies::get(headers, CSRF_COOKIE)? {
+        Some(t) if t.len() == 43 => (t, false),
         _ => (CsrfToken::generate()?.expose().to_owned(), true),
     };
-    let token = csrf_token(state, &value, cookie(headers, SESSION_COOKIE)?);
+    let session = cookies::get(headers, SESSION_COOKIE)?;
+    let token = csrf_token(state, &value, session.as_deref());
     let mut resp = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -390,53 +345,9 @@ fn with_csrf(
     });
     h.insert(header::CONTENT_SECURITY_POLICY, csp);
     if fresh {
-        if let Some(v) = set_cookie(CSRF_COOKIE, &value, SESSION_TTL_SECS) {
-            h.append(header::SET_COOKIE, v);
-        }
+        return Ok((cookies::set(CSRF_COOKIE, value, SESSION_TTL_SECS), resp).into_response());
     }
     Ok(resp)
-}
-
-fn login_page(query: &str, csrf: &str, error: Option<&str>) -> String {
-    let err = error
-        .map(|e| format!("<p role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    page(
-        "Sign in",
-        &format!(
-            "{err}<form method=\"post\" action=\"/authorize/login\">\
-             <input type=\"hidden\" name=\"request\" value=\"{q}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-             <label>Username <input name=\"username\" autocomplete=\"username\" required></label>\
-             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-             <button type=\"submit\">Sign in</button></form>",
-            q = esc(query),
-            c = esc(csrf)
-        ),
-    )
-}
-
-fn consent_page(query: &str, csrf: &str, req: &AuthzRequest) -> String {
-    let scopes: String = req
-        .scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", esc(s)))
-        .collect();
-    page(
-        "Allow access?",
-        &format!(
-            "<p><strong>{name}</strong> asks for access to <code>{aud}</code> with:</p><ul>{scopes}</ul>\
-             <form method=\"post\" action=\"/authorize/consent\">\
-             <input type=\"hidden\" name=\"request\" value=\"{q}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{c}\">\
-             <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-            name = esc(&req.client.name),
-            aud = esc(&req.audience),
-            q = esc(query),
-            c = esc(csrf)
-        ),
-    )
 }
 
 /// `GET /authorize`.
@@ -454,7 +365,7 @@ pub async fn authorize(
     let req = validate(&state, &q).await?;
     match session_user(&state, &headers, now).await? {
         None => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            login_page(&query, csrf, None)
+            pages::login(&query, csrf, None)
         }),
         // A public client cannot prove the redirect reaches it (any local
         // process may listen on a loopback port, RFC 8252 §8.6): the user
@@ -463,15 +374,20 @@ pub async fn authorize(
             approve(&state, &user, &req, now).await
         }
         Some(_) => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            consent_page(&query, csrf, &req)
+            pages::consent(&query, csrf, &req.client.name, &req.audience, &req.scopes)
         }),
     }
 }
 
 fn check_csrf(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
-    let session = cookie(headers, SESSION_COOKIE)?;
-    match (cookie(headers, CSRF_COOKIE)?, form.get("csrf")) {
-        (Some(c), Some(f)) if ct_eq(csrf_token(state, c, session).as_bytes(), f.as_bytes()) => {
+    let session = cookies::get(headers, SESSION_COOKIE)?;
+    match (cookies::get(headers, CSRF_COOKIE)?, form.get("csrf")) {
+        (Some(c), Some(f))
+            if ct_eq(
+                csrf_token(state, &c, session.as_deref()).as_bytes(),
+                f.as_bytes(),
+            ) =>
+        {
             Ok(())
         }
         _ => Err(Error::AuthorizePage(
@@ -503,7 +419,7 @@ fn login_refused(
     retry_after: u64,
 ) -> Result<Response, Error> {
     let mut resp = with_csrf(state, headers, &req.redirect_uri, |csrf| {
-        login_page(query, csrf, Some(message))
+        pages::login(query, csrf, Some(message))
     })?;
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     resp.headers_mut()
@@ -611,7 +527,7 @@ pub async fn login(
             .await?;
         }
         let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            login_page(&query, csrf, Some("Wrong username or password."))
+            pages::login(&query, csrf, Some("Wrong username or password."))
         })?;
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
@@ -627,14 +543,30 @@ pub async fn login(
     .await?;
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&format!("/authorize?{query}")) {
+    if let Ok(v) = HeaderValue::from_str(&back_to_authorize(&query)) {
         h.insert(header::LOCATION, v);
     }
-    if let Some(v) = set_cookie(SESSION_COOKIE, sid.expose(), SESSION_TTL_SECS) {
-        h.append(header::SET_COOKIE, v);
-    }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
+    let session = cookies::set(SESSION_COOKIE, sid.expose().to_owned(), SESSION_TTL_SECS);
+    Ok((session, resp).into_response())
+}
+
+/// The WHATWG URL query percent-encode set (controls, space, `"`, `#`,
+/// `<`, `>`), which the `url` crate applies to a query it is given.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>');
+
+/// `/authorize` with the original request's query, encoded as the `url`
+/// crate would (a `#` in it cannot start a fragment).
+fn back_to_authorize(query: &str) -> String {
+    format!(
+        "/authorize?{}",
+        percent_encoding::utf8_percent_encode(query, QUERY)
+    )
 }
 
 /// `POST /authorize/consent`: checks CSRF and the session; approve remembers
@@ -679,7 +611,49 @@ pub async fn consent(
 
 #[cfg(test)]
 mod tests {
-    use super::page_csp;
+    use super::{back_to_authorize, page_csp, redirect_to};
+
+    /// RFC 6749 §3.1.2: the redirect URI's query is retained when parameters
+    /// are added; it has no fragment.
+    #[test]
+    fn the_redirect_keeps_the_registered_query_and_refuses_fragments() {
+        let to = |uri| {
+            redirect_to(
+                uri,
+                &[("code", "c/+="), ("state", "a b&c")],
+                "https://iss.example",
+            )
+        };
+        assert_eq!(
+            to("https://app.example/cb").unwrap(),
+            "https://app.example/cb?code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        assert_eq!(
+            to("https://app.example/cb?x=1&y=%7E").unwrap(),
+            "https://app.example/cb?x=1&y=%7E&code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        assert_eq!(
+            to("https://app.example/cb?").unwrap(),
+            "https://app.example/cb?code=c%2F%2B%3D&state=a+b%26c&iss=https%3A%2F%2Fiss.example"
+        );
+        for bad in [
+            "https://app.example/cb#f",
+            "https://app.example/cb?x#",
+            "/cb",
+            "mailto:a@b",
+        ] {
+            assert!(to(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_return_to_authorize_cannot_gain_a_fragment() {
+        assert_eq!(back_to_authorize("a=1&b=%20"), "/authorize?a=1&b=%20");
+        assert_eq!(
+            back_to_authorize("a=1#x \"<>"),
+            "/authorize?a=1%23x%20%22%3C%3E"
+        );
+    }
 
     #[test]
     fn form_action_allows_the_redirect_uris_origin_and_nothing_more() {

@@ -49,7 +49,7 @@ impl IntoResponse for Error {
                 let mut resp = (
                     status,
                     [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    super::authorize::error_page(reason),
+                    super::pages::error(reason),
                 )
                     .into_response();
                 resp.headers_mut()

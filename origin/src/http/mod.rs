@@ -2,10 +2,12 @@
 
 pub mod admin;
 pub mod authorize;
+pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod form;
 pub mod openapi;
+pub mod pages;
 pub mod probe;
 
 use crate::domain::error::Error;
