@@ -21,6 +21,7 @@ mod client_rules;
 mod cors;
 mod exchange;
 mod family_revocation;
+mod openapi;
 mod grant_review;
 mod grants;
 mod process;
