@@ -267,7 +267,10 @@ async fn client_authentication_dpop_and_token_response_are_described() {
         assert_ne!(scheme["in"], "query", "{scheme}");
     }
     let basic = &doc["components"]["securitySchemes"]["client_secret_basic"];
-    assert_eq!((&basic["type"], &basic["scheme"]), (&json!("http"), &json!("basic")));
+    assert_eq!(
+        (&basic["type"], &basic["scheme"]),
+        (&json!("http"), &json!("basic"))
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["admin_token"]["scheme"],
         "bearer"
@@ -292,7 +295,9 @@ async fn client_authentication_dpop_and_token_response_are_described() {
         .as_array()
         .unwrap();
     assert!(
-        params.iter().any(|p| p["name"] == "DPoP" && p["in"] == "header"),
+        params
+            .iter()
+            .any(|p| p["name"] == "DPoP" && p["in"] == "header"),
         "{params:?}"
     );
     let token = resolve(&doc, "#/components/schemas/TokenResponse").unwrap();
@@ -351,9 +356,18 @@ fn check(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
         .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
+    // The body as shown on failure, without its credentials.
+    let mut shown = body.clone();
+    if let Some(m) = shown.as_object_mut() {
+        for secret in ["access_token", "refresh_token", "client_secret"] {
+            if let Some(v) = m.get_mut(secret) {
+                *v = json!("[redacted]");
+            }
+        }
+    }
     assert!(
         errors.is_empty(),
-        "{method} {path} {status}: {errors:#?}\n{body:#}"
+        "{method} {path} {status}: {errors:#?}\n{shown:#}"
     );
 }
 
