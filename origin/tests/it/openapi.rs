@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request as AxumRequest};
 use axum::http::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use gatehouse_origin::domain::exchange::{ACCESS_TOKEN_TYPE, GRANT};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -418,6 +419,32 @@ async fn real_answers_match_their_schemas() {
     assert_eq!(s, 401);
     check(&doc, "post", "/token", 401, &err);
 
+    // RFC 8693: the answer names issued_token_type.
+    let (gw, gw_secret) = gatehouse_origin::domain::clients::create(
+        &state.db,
+        &gatehouse_origin::domain::clients::NewClient {
+            name: "gateway".into(),
+            scopes: vec!["read".into()],
+            audiences: vec![AUD.into()],
+            grant_types: vec![GRANT.into()],
+            serves: vec![AUD.into()],
+            ..Default::default()
+        },
+        gatehouse_origin::domain::state::now(),
+    )
+    .await
+    .unwrap();
+    let gw = Registered::new(gw, gw_secret);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", GRANT)
+        .append_pair("subject_token", tok["access_token"].as_str().unwrap())
+        .append_pair("subject_token_type", ACCESS_TOKEN_TYPE)
+        .finish();
+    let (s, _, exchanged) = token(&state, &gw, &body).await;
+    assert_eq!(s, 200, "{}", exchanged["error"]);
+    assert!(exchanged["issued_token_type"].is_string());
+    check(&doc, "post", "/token", 200, &exchanged);
+
     for raw in [tok["access_token"].as_str().unwrap(), "not-a-token"] {
         let body = format!("token={raw}");
         let (s, active) = call(
@@ -554,4 +581,36 @@ async fn real_answers_match_their_schemas() {
     .await;
     assert_eq!(s, 401);
     check(&doc, "get", "/admin/keys", 401, &err);
+}
+
+/// The closed lists of the document are the server's: grant types
+/// (`GrantType::ALL`) and readiness reasons (`http::probe::NotReady`).
+#[tokio::test]
+async fn enumerations_are_the_servers() {
+    use gatehouse_origin::domain::grant_type::GrantType;
+    use gatehouse_origin::http::probe::NotReady;
+    let state = sqlite_state().await;
+    let doc = document(&state).await;
+    let listed = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no enum"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut grants: Vec<String> = GrantType::ALL
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    grants.sort();
+    assert_eq!(listed("GrantType"), grants);
+    let mut reasons: Vec<String> = [NotReady::DatabaseUnavailable, NotReady::NoSigningKey]
+        .iter()
+        .map(|r| r.reason().to_owned())
+        .collect();
+    reasons.sort();
+    assert_eq!(listed("NotReadyReason"), reasons);
 }
