@@ -15,30 +15,28 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use gatehouse_common::revocation::RevocationKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The `/admin` routes (nested by [`super::router`]).
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/clients", get(list_clients).post(create_client))
-        .route(
-            "/clients/{client_id}",
-            get(show_client).delete(delete_client),
-        )
-        .route("/clients/{client_id}/rotate-secret", post(rotate_secret))
-        .route("/keys", get(list_keys))
-        .route("/keys/rotate", post(rotate_keys))
-        .route("/keys/{kid}/retire", post(retire_key))
-        .route(
-            "/revocations",
-            get(list_revocations).post(create_revocation),
-        )
-        .route("/revocations/status", get(revocation_status))
-        .route("/audit", get(list_audit))
+use super::schema;
+
+/// The `/admin` routes and their documentation (nested by [`super::routes`]).
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_clients, create_client))
+        .routes(routes!(show_client, delete_client))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_keys))
+        .routes(routes!(rotate_keys))
+        .routes(routes!(retire_key))
+        .routes(routes!(list_revocations, create_revocation))
+        .routes(routes!(revocation_status))
+        .routes(routes!(list_audit))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -169,7 +167,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AdminJson<T> {
 }
 
 /// `POST /admin/clients` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     /// Name.
@@ -182,6 +180,7 @@ pub struct CreateClient {
     pub audiences: Vec<String>,
     /// Grant types (default: client_credentials for confidential clients).
     #[serde(default)]
+    #[schema(value_type = Vec<schema::GrantType>)]
     pub grant_types: Vec<String>,
     /// Redirect URIs.
     #[serde(default)]
@@ -194,6 +193,7 @@ pub struct CreateClient {
     pub dpop_required: bool,
     /// private_key_jwt: the client's public JWK set.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
     /// Audiences the client serves as a resource server.
     #[serde(default)]
@@ -220,10 +220,39 @@ impl From<CreateClient> for ClientRequest {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/clients",
+    tag = "admin",
+    summary = "List clients",
+    responses(
+        (status = 200, description = "Every client, oldest first", body = schema::ClientList),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn list_clients(State(state): State<AppState>) -> Result<Json<admin::ClientList>, Error> {
     Ok(Json(admin::list_clients(&state.db).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/clients",
+    tag = "admin",
+    summary = "Register a client; its secret is shown once",
+    request_body(content = CreateClient, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The client and, if confidential, its secret", body = schema::CreatedClient),
+        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn create_client(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<CreateClient>,
@@ -239,6 +268,20 @@ async fn create_client(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/clients/{client_id}",
+    tag = "admin",
+    summary = "Show a client",
+    params(("client_id" = String, Path, description = "The client")),
+    responses(
+        (status = 200, description = "The client", body = schema::ClientView),
+        (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn show_client(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
@@ -246,6 +289,20 @@ async fn show_client(
     Ok(Json(admin::show_client(&state.db, &client_id).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/clients/{client_id}",
+    tag = "admin",
+    summary = "Delete a client and revoke every token issued to it",
+    params(("client_id" = String, Path, description = "The client")),
+    responses(
+        (status = 200, description = "Deleted", body = schema::Deleted),
+        (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn delete_client(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
@@ -256,12 +313,28 @@ async fn delete_client(
 }
 
 /// `POST /admin/clients/{id}/rotate-secret` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RotateQuery {
     /// Grace period for the old secret, seconds (capped at 30 days).
     pub grace: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/clients/{client_id}/rotate-secret",
+    tag = "admin",
+    summary = "New secret; the old one works for the grace period",
+    params(("client_id" = String, Path, description = "The client"), RotateQuery),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = schema::RotatedSecret),
+        (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
+        (status = 409, description = "A public client has no secret", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn rotate_secret(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
@@ -279,18 +352,46 @@ async fn rotate_secret(
     Ok(Json(rotated))
 }
 
+#[utoipa::path(
+    get,
+    path = "/keys",
+    tag = "admin",
+    summary = "Signing keys and their schedule",
+    responses(
+        (status = 200, description = "Every key with its state now", body = schema::KeyList),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn list_keys(State(state): State<AppState>) -> Result<Json<admin::KeyList>, Error> {
     Ok(Json(admin::list_keys(&state.db, now()).await?))
 }
 
 /// `POST /admin/keys/rotate` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeyRotateQuery {
     /// Sign with the new key at once (after a compromise).
     #[serde(default)]
     pub immediate: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/keys/rotate",
+    tag = "admin",
+    summary = "Publish a new key now; it signs after the publish lead (`immediate=true`: at once)",
+    params(KeyRotateQuery),
+    responses(
+        (status = 200, description = "The new key", body = schema::KeyMeta),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn rotate_keys(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<KeyRotateQuery>,
@@ -301,13 +402,28 @@ async fn rotate_keys(
 }
 
 /// `POST /admin/keys/{kid}/retire` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeyRetireQuery {
     /// Also unpublish it now (after a leak): its tokens die.
     #[serde(default)]
     pub now: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/keys/{kid}/retire",
+    tag = "admin",
+    summary = "Retire a key: it never signs again; `now=true` also unpublishes it, so every token it signed dies (after a leak)",
+    params(("kid" = String, Path, description = "The key id"), KeyRetireQuery),
+    responses(
+        (status = 200, description = "What the retirement did", body = schema::Retirement),
+        (status = 404, description = "No such key (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 /// Retires a key (`keys retire KID [--now]`); this server's ring is reloaded
 /// at once, so it never signs with the key again and stops publishing it.
 async fn retire_key(
@@ -320,12 +436,38 @@ async fn retire_key(
     Ok(Json(done))
 }
 
+#[utoipa::path(
+    get,
+    path = "/revocations",
+    tag = "admin",
+    summary = "Revocations in force",
+    responses(
+        (status = 200, description = "The revocations", body = schema::RevocationList),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn list_revocations(
     State(state): State<AppState>,
 ) -> Result<Json<admin::RevocationList>, Error> {
     Ok(Json(admin::list_revocations(&state.db, now()).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/revocations/status",
+    tag = "admin",
+    summary = "The revocation pusher: latest and delivered versions, pending outbox rows, last error",
+    responses(
+        (status = 200, description = "The pusher's state", body = schema::PushStatus),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushStatus>, Error> {
     Ok(Json(
         admin::revocation_status(&state.db, &state.config, now()).await?,
@@ -333,15 +475,32 @@ async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushSta
 }
 
 /// `POST /admin/revocations` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRevocation {
     /// `jti`, `sid`, `sub` or `client_id`.
+    #[schema(value_type = schema::RevocationKind)]
     pub kind: String,
     /// The identifier.
     pub value: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/revocations",
+    tag = "admin",
+    summary = "Revoke by jti, sid, sub or client_id",
+    request_body(content = CreateRevocation, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The revocation", body = schema::Revocation),
+        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn create_revocation(
     State(state): State<AppState>,
     AdminJson(body): AdminJson<CreateRevocation>,
@@ -361,7 +520,8 @@ async fn create_revocation(
 }
 
 /// `GET /admin/audit` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// How many (default 100, at most 10000).
     pub limit: Option<i64>,
@@ -369,6 +529,21 @@ pub struct AuditQuery {
     pub client_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "admin",
+    summary = "Audit events, newest first",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The events", body = schema::AuditList),
+        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
 async fn list_audit(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<AuditQuery>,

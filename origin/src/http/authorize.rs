@@ -351,6 +351,20 @@ fn with_csrf(
 }
 
 /// `GET /authorize`.
+#[utoipa::path(
+    get,
+    path = "/authorize",
+    tag = "authorize",
+    summary = "Authorization endpoint (OAuth 2.1 §4.1.1)",
+    description = "response_type=code with PKCE S256; shows the login or consent page, or redirects to the client with code, state and iss (RFC 9207) or an error.",
+    params(super::schema::AuthorizeQuery),
+    responses(
+        (status = 200, description = "The login or consent page", body = String, content_type = "text/html"),
+        (status = 303, description = "To the client's redirect URI with `code` or `error`, `state` and `iss`"),
+        (status = 400, description = "An error page (the redirect URI cannot be trusted)", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -429,6 +443,19 @@ fn login_refused(
 
 /// `POST /authorize/login`: checks CSRF and the password, starts a session,
 /// and returns to `/authorize` with the original request.
+#[utoipa::path(
+    post,
+    path = "/authorize/login",
+    tag = "authorize",
+    summary = "The login form (CSRF-protected)",
+    request_body(content = super::schema::LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Back to /authorize with a session cookie"),
+        (status = 401, description = "The login page again, with an error", body = String, content_type = "text/html"),
+        (status = 400, description = "An error page", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many attempts", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -571,6 +598,17 @@ fn back_to_authorize(query: &str) -> String {
 
 /// `POST /authorize/consent`: checks CSRF and the session; approve remembers
 /// the consent and redirects with a code, deny redirects with `access_denied`.
+#[utoipa::path(
+    post,
+    path = "/authorize/consent",
+    tag = "authorize",
+    summary = "The consent form (CSRF-protected)",
+    request_body(content = super::schema::ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "To the client with a code, or with `access_denied`"),
+        (status = 400, description = "An error page", body = String, content_type = "text/html"),
+    )
+)]
 pub async fn consent(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

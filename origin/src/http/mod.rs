@@ -9,6 +9,7 @@ pub mod form;
 pub mod openapi;
 pub mod pages;
 pub mod probe;
+pub mod schema;
 
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
@@ -16,15 +17,18 @@ use crate::domain::introspect;
 use crate::domain::state::{now, now_ms, AppState};
 use crate::domain::token::{self, RequestContext};
 use crate::http::error::ErrorKind;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Extension, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use form::{presented_client, ClientIp, OAuthForm};
 use gatehouse_common::alg::Algorithm;
 use serde_json::json;
+use std::sync::Arc;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body accepted anywhere (forms have their own, smaller cap).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,22 +36,33 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Grant types `/token` serves.
 pub const GRANT_TYPES: [GrantType; 4] = GrantType::ALL;
 
-/// Every route of the origin.
+/// Every route of the origin with its documentation: a handler's
+/// `#[utoipa::path]` gives both its route and its OpenAPI operation, so the
+/// two cannot drift ([`openapi`]). Add routes only here, with `routes!`.
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(token_endpoint))
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::login))
+        .routes(routes!(authorize::consent))
+        .routes(routes!(introspect_endpoint))
+        .routes(routes!(revoke_endpoint))
+        .routes(routes!(jwks))
+        .routes(routes!(metadata))
+        .routes(routes!(openapi::document))
+        .routes(routes!(metrics))
+        .routes(routes!(health))
+        .routes(routes!(probe::readyz))
+        .nest("/admin", admin::routes(state.clone()))
+}
+
+/// The origin: [`routes`], the document they describe at `/openapi.json`,
+/// and the middleware around them.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/token", post(token_endpoint))
-        .route("/authorize", get(authorize::authorize))
-        .route("/authorize/login", post(authorize::login))
-        .route("/authorize/consent", post(authorize::consent))
-        .route("/introspect", post(introspect_endpoint))
-        .route("/revoke", post(revoke_endpoint))
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/.well-known/oauth-authorization-server", get(metadata))
-        .route("/openapi.json", get(openapi::document))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(health))
-        .route("/readyz", get(probe::readyz))
-        .nest("/admin", admin::router(state.clone()))
+    let (routes, doc) = routes(&state).split_for_parts();
+    let doc = openapi::Document(Arc::new(openapi::finish(doc, &state.config.issuer)));
+    routes
+        .layer(Extension(doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -152,6 +167,9 @@ async fn method_not_allowed() -> Response {
     r
 }
 
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 async fn health() -> &'static str {
     "ok"
 }
@@ -172,6 +190,26 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 }
 
 /// `POST /token` (RFC 6749 §3.2, RFC 9449 §5).
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "oauth",
+    summary = "Token endpoint",
+    description = "RFC 6749 §3.2: authorization_code with PKCE, refresh_token with rotation, \
+                   client_credentials, token exchange (RFC 8693); DPoP-bound tokens (RFC 9449 §5).",
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof JWT (RFC 9449 §4) for POST /token: the token is bound to its key")),
+    request_body(content = schema::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Issued (`Cache-Control: no-store`)", body = schema::TokenResponse,
+            headers(("DPoP-Nonce" = String, description = "The nonce the next proof must carry, when nonces are on"))),
+        (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope, invalid_target, invalid_dpop_proof or use_dpop_nonce", body = schema::OAuthError),
+        (status = 401, description = "invalid_client (`WWW-Authenticate: Basic`)", body = schema::OAuthError),
+        (status = 413, description = "The body is over 16 KiB", body = schema::OAuthError),
+        (status = 415, description = "Not application/x-www-form-urlencoded", body = schema::OAuthError),
+        (status = 429, description = "Rate limited (`Retry-After`)", body = schema::OAuthError),
+    ),
+    security(("client_secret_basic" = []), ())
+)]
 async fn token_endpoint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -301,6 +339,22 @@ async fn limit_public_grant(
 }
 
 /// `POST /introspect` (RFC 7662).
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "oauth",
+    summary = "Token introspection (RFC 7662)",
+    description = "For a confidential client the token was issued to, or a resource server it serves; `{\"active\": false}` otherwise.",
+    request_body(content = schema::TokenRequestByClient, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's claims, or `{\"active\": false}`", body = schema::Introspection),
+        (status = 400, description = "invalid_request or unauthorized_client (a public client)", body = schema::OAuthError),
+        (status = 401, description = "invalid_client", body = schema::OAuthError),
+        (status = 415, description = "Not application/x-www-form-urlencoded", body = schema::OAuthError),
+        (status = 429, description = "Rate limited", body = schema::OAuthError),
+    ),
+    security(("client_secret_basic" = []), ())
+)]
 async fn introspect_endpoint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -316,6 +370,22 @@ async fn introspect_endpoint(
 }
 
 /// `POST /revoke` (RFC 7009).
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "oauth",
+    summary = "Token revocation (RFC 7009)",
+    description = "An access token, or a refresh token with its whole family. Unknown and foreign tokens are answered 200 too.",
+    request_body(content = schema::TokenRequestByClient, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (empty body)"),
+        (status = 400, description = "invalid_request", body = schema::OAuthError),
+        (status = 401, description = "invalid_client", body = schema::OAuthError),
+        (status = 415, description = "Not application/x-www-form-urlencoded", body = schema::OAuthError),
+        (status = 429, description = "Rate limited", body = schema::OAuthError),
+    ),
+    security(("client_secret_basic" = []), ())
+)]
 async fn revoke_endpoint(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -331,6 +401,9 @@ async fn revoke_endpoint(
 }
 
 /// `GET /.well-known/jwks.json`: the published keys.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    summary = "Published signing keys (RFC 7517)",
+    responses((status = 200, description = "The JWK set (`Cache-Control: public, max-age`)", body = schema::Jwks)))]
 async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
     let now = now();
     let ring = state.key_ring()?;
@@ -360,6 +433,9 @@ fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414): only what is served.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    summary = "Authorization server metadata (RFC 8414)",
+    responses((status = 200, description = "The metadata", body = schema::Metadata)))]
 async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
     let iss = &state.config.issuer;
     // Public clients authenticate with `none` at /token (authorization_code,
@@ -415,6 +491,8 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -64,6 +64,16 @@ pub async fn check(state: &AppState) -> Result<(), NotReady> {
 
 /// `GET /readyz`: `200 {"status":"ready"}` or
 /// `503 {"status":"not_ready","reason":…}`, never cached.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the database answers and a signing key is loaded",
+    responses(
+        (status = 200, description = "Ready", body = super::schema::Readiness),
+        (status = 503, description = "Not ready, and why", body = super::schema::Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut resp = match check(&state).await {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),

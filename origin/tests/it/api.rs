@@ -703,27 +703,8 @@ async fn discovery_metadata_openapi_and_metrics() {
     )
     .await;
     assert_eq!(s, 200);
-    for (path, method) in gatehouse_origin::http::openapi::OPERATIONS {
-        assert!(
-            doc["paths"][path][method].is_object(),
-            "{method} {path} documented"
-        );
-        // And the route exists: anything but our 404 fallback.
-        let concrete = path.replace("{client_id}", "nope");
-        let (s, _, b) = send(
-            &state,
-            Request::builder()
-                .method(method.to_uppercase().as_str())
-                .uri(concrete)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-        assert!(
-            s != 404 || b["error"] == "not_found" && path.contains("{client_id}"),
-            "{method} {path} routed"
-        );
-    }
+    // Routes and document agree both ways: tests/it/openapi.rs.
+    assert!(doc["paths"]["/token"]["post"].is_object());
     let c = register(&state, "read", false).await;
     token(&state, &c, "grant_type=client_credentials").await;
     let resp = tower::ServiceExt::oneshot(

@@ -23,6 +23,7 @@ mod exchange;
 mod family_revocation;
 mod grant_review;
 mod grants;
+mod openapi;
 mod pages;
 mod process;
 mod push;
