@@ -14,7 +14,7 @@ use std::time::Duration;
 pub enum ServeError {
     /// Storage.
     #[error(transparent)]
-    Db(#[from] crate::store::db::DbError),
+    Db(#[from] crate::store::StoreError),
     /// Keys.
     #[error(transparent)]
     Keys(#[from] crate::domain::keys::KeyStoreError),

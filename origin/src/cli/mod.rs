@@ -253,7 +253,7 @@ pub enum CliError {
     Domain(#[from] Error),
     /// Storage could not be opened.
     #[error(transparent)]
-    Db(#[from] crate::store::db::DbError),
+    Db(#[from] crate::store::StoreError),
     /// The KEK could not be had.
     #[error(transparent)]
     Kek(#[from] crate::support::kek::KekError),

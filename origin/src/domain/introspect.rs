@@ -26,12 +26,8 @@ async fn audiences_for(state: &AppState, raw: &str) -> Result<Vec<String>, Error
     let Some(client_id) = unverified_client_id(raw) else {
         return Ok(out);
     };
-    let row = sqlx::query("SELECT audiences FROM clients WHERE client_id = $1")
-        .bind(&client_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if let Some(row) = row {
-        for a in crate::store::db::json_list(&row, "audiences")? {
+    if let Some(audiences) = crate::store::clients::audiences(&state.db, &client_id).await? {
+        for a in audiences {
             if !out.contains(&a) {
                 out.push(a);
             }
