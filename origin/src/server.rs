@@ -115,10 +115,10 @@ async fn maintain_keys(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "key maintenance failed"),
         }
-        if let Err(e) = crate::domain::dpop::prune_replay(&state, now()).await {
+        if let Err(e) = crate::domain::dpop::prune_replay(&state.db, now()).await {
             tracing::warn!(error = %e, "pruning DPoP replay entries failed");
         }
-        if let Err(e) = crate::domain::grants::prune(&state, now()).await {
+        if let Err(e) = crate::domain::grants::prune(&state.db, &state.config, now()).await {
             tracing::warn!(error = %e, "pruning expired codes, sessions and refresh tokens failed");
         }
     }

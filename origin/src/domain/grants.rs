@@ -2,13 +2,15 @@
 //! optionally DPoP-bound, RFC 9449 §10) and rotating refresh tokens with
 //! reuse detection. Nothing here reads a clock: `now` comes from the request.
 
+use crate::config::Config;
 use crate::domain::clients::Client;
 use crate::domain::error::Error;
 use crate::domain::keys::KeyStoreError;
-use crate::domain::state::AppState;
+use crate::domain::state::TokenPath;
 use crate::domain::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
 use crate::store::audit::{self, AuditEvent};
 use crate::store::auth_codes::{self, NewCode, Redemption};
+use crate::store::db::Db;
 use crate::store::group_commit::Write;
 use crate::store::refresh_tokens::{self, RefreshRow, Rotation};
 use crate::store::revocation;
@@ -40,16 +42,12 @@ pub struct CodeGrant {
 }
 
 /// Stores a fresh single-use code for `grant`; returns it (shown once, in the redirect).
-pub async fn issue_code(
-    state: &AppState,
-    grant: &CodeGrant,
-    now: UnixTime,
-) -> Result<AuthCode, Error> {
+pub async fn issue_code(db: &Db, grant: &CodeGrant, now: UnixTime) -> Result<AuthCode, Error> {
     let code = AuthCode::generate()?;
     let scope = grant.scopes.join(" ");
     let sid = random_id()?;
     auth_codes::insert(
-        &state.db,
+        db,
         &NewCode {
             code_hash: &code.hash_b64(),
             client_id: &grant.client_id,
@@ -100,13 +98,14 @@ pub use crate::store::grants::{end_and_revoke, end_grants, GrantsOf};
 /// `sid` every access token issued from it (to the edge, via the outbox), in
 /// one transaction.
 pub async fn revoke_family(
-    state: &AppState,
+    db: &Db,
+    config: &Config,
     family_id: &str,
     reason: &str,
     now: UnixTime,
 ) -> Result<(), Error> {
-    let span = revocation::cover_span(&state.db, &state.config).await?;
-    end_and_revoke(&state.db, span, GrantsOf::Family(family_id), reason, now).await?;
+    let span = revocation::cover_span(db, config).await?;
+    end_and_revoke(db, span, GrantsOf::Family(family_id), reason, now).await?;
     Ok(())
 }
 
@@ -119,7 +118,7 @@ pub async fn revoke_family(
 /// token inserted in one transaction: a replay waits on the code's row and
 /// then revokes a family that holds that token.
 pub async fn redeem_code(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     req: CodeRedemption<'_>,
     ctx: RequestContext,
@@ -134,7 +133,7 @@ pub async fn redeem_code(
         ));
     }
     let hash = AuthCode::new(req.code.to_owned()).hash_b64();
-    let row = auth_codes::lookup(&state.db, &hash)
+    let row = auth_codes::lookup(&tp.db, &hash)
         .await?
         .ok_or(Error::InvalidGrant("the authorization code is invalid"))?;
     let sid = row.sid.as_str();
@@ -189,7 +188,7 @@ pub async fn redeem_code(
     // code's consumption, the refresh row and the audit row commit in one
     // transaction; a token signed for a redemption that loses is never
     // handed out.
-    let mut resp = sign(state, client, user_id, audience, &scopes, sid, req.jkt, now)?;
+    let mut resp = sign(tp, client, user_id, audience, &scopes, sid, req.jkt, now)?;
     // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
     let wants_refresh = client
         .grant_types
@@ -197,7 +196,7 @@ pub async fn redeem_code(
     let mut refresh_row = None;
     if wants_refresh && (!client.public || req.jkt.is_some()) {
         let refresh = RefreshToken::generate()?;
-        let family_expires_at = now.0.saturating_add(state.config.refresh_token_ttl);
+        let family_expires_at = now.0.saturating_add(tp.config.refresh_token_ttl);
         refresh_row = Some(
             NewRefresh {
                 family_id: sid,
@@ -208,7 +207,7 @@ pub async fn redeem_code(
                 jkt: req.jkt,
                 family_expires_at,
             }
-            .row(&refresh, state.config.refresh_idle_ttl, now),
+            .row(&refresh, tp.config.refresh_idle_ttl, now),
         );
         resp.refresh_token = Some(refresh.expose().to_owned());
     }
@@ -219,7 +218,7 @@ pub async fn redeem_code(
         .ip(ctx.ip)
         .detail(format!("grant=authorization_code sid={sid}"));
     match auth_codes::redeem(
-        &state.db,
+        &tp.db,
         &hash,
         row.expires_at,
         now.0,
@@ -232,14 +231,15 @@ pub async fn redeem_code(
         Redemption::AlreadyUsed => {
             // A replayed code: revoke everything issued from it (RFC 6749 §4.1.2).
             revoke_family(
-                state,
+                tp.db,
+                tp.config,
                 sid,
                 &revocation::by_client("authorization code replayed", &client.client_id),
                 now,
             )
             .await?;
             audit::record(
-                &state.db.pool,
+                &tp.db.pool,
                 &AuditEvent::new("code_replayed", now)
                     .client(&client.client_id)
                     .ip(ctx.ip)
@@ -284,7 +284,7 @@ impl NewRefresh<'_> {
 
 #[allow(clippy::too_many_arguments)]
 fn sign(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     sub: &str,
     aud: &str,
@@ -293,12 +293,12 @@ fn sign(
     jkt: Option<&str>,
     now: UnixTime,
 ) -> Result<TokenResponse, Error> {
-    let ring = state.key_ring()?;
+    let ring = &tp.keys;
     let signer = ring.signer(now).ok_or(KeyStoreError::NoSigner)?;
     sign_access_token(
         signer,
-        &state.config.issuer,
-        state.config.access_token_ttl,
+        &tp.config.issuer,
+        tp.config.access_token_ttl,
         &AccessTokenClaims {
             sub,
             client_id: &client.client_id,
@@ -325,7 +325,7 @@ pub struct Refresh<'a> {
 /// The refresh_token grant (RFC 6749 §6): rotation on every use; a rotated
 /// token presented again revokes the whole family (and its access tokens).
 pub async fn refresh(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     req: Refresh<'_>,
     ctx: RequestContext,
@@ -343,7 +343,7 @@ pub async fn refresh(
     // With the token: whether its user still exists, and whether a `sid`,
     // `sub` or `client_id` revocation was recorded at or after it was issued
     // (the grant was ended, even if a token of it escaped the UPDATE).
-    let row = refresh_tokens::lookup(&state.db, &hash)
+    let row = refresh_tokens::lookup(&tp.db, &hash)
         .await?
         .ok_or(Error::InvalidGrant("the refresh token is invalid"))?;
     let family_id = row.family_id.as_str();
@@ -364,7 +364,7 @@ pub async fn refresh(
         }
     }
     if row.rotated_at.is_some() {
-        return Err(reuse(state, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, ctx).await?);
     }
     let family_expires_at = row.family_expires_at;
     if now.0 >= row.expires_at || now.0 >= family_expires_at {
@@ -397,7 +397,7 @@ pub async fn refresh(
     // transaction (a token signed for a rotation that loses or fails to
     // commit is never handed out).
     let mut resp = sign(
-        state, client, user_id, audience, &scopes, family_id, req.jkt, now,
+        tp, client, user_id, audience, &scopes, family_id, req.jkt, now,
     )?;
     resp.refresh_token = Some(next.expose().to_owned());
     let successor = NewRefresh {
@@ -409,10 +409,10 @@ pub async fn refresh(
         jkt: bound,
         family_expires_at,
     }
-    .row(&next, state.config.refresh_idle_ttl, now);
+    .row(&next, tp.config.refresh_idle_ttl, now);
     // Rotation: exactly one request consumes this token (conditional UPDATE),
     // committed together with other requests' rotations (group commit).
-    let won = state
+    let won = tp
         .db
         .group
         .write(Write::Rotate(Box::new(Rotation {
@@ -427,27 +427,28 @@ pub async fn refresh(
         })))
         .await?;
     if !won {
-        return Err(reuse(state, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, ctx).await?);
     }
     Ok(resp)
 }
 
 /// A rotated refresh token was presented again: revoke the family.
 async fn reuse(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     family_id: &str,
     ctx: RequestContext,
 ) -> Result<Error, Error> {
     revoke_family(
-        state,
+        tp.db,
+        tp.config,
         family_id,
         &revocation::by_client("refresh token reuse", &client.client_id),
         ctx.now,
     )
     .await?;
     audit::record(
-        &state.db.pool,
+        &tp.db.pool,
         &AuditEvent::new("refresh_reuse", ctx.now)
             .client(&client.client_id)
             .ip(ctx.ip)
@@ -460,18 +461,19 @@ async fn reuse(
 /// RFC 7009 for refresh tokens: revokes the family of `raw` if it belongs to
 /// `client`. `false` if `raw` is not one of our refresh tokens.
 pub async fn revoke_refresh(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     raw: &str,
     now: UnixTime,
 ) -> Result<bool, Error> {
     let hash = RefreshToken::new(raw.to_owned()).hash_b64();
-    let Some((family, owner)) = refresh_tokens::family_of(&state.db, &hash).await? else {
+    let Some((family, owner)) = refresh_tokens::family_of(&tp.db, &hash).await? else {
         return Ok(false);
     };
     if owner == client.client_id {
         revoke_family(
-            state,
+            tp.db,
+            tp.config,
             &family,
             &revocation::by_client("rfc7009", &client.client_id),
             now,
@@ -484,12 +486,12 @@ pub async fn revoke_refresh(
 /// Forgets what can no longer be used: codes an hour past expiry (a replay
 /// inside that hour still revokes the grant), ended sessions, and refresh
 /// tokens past their family's absolute lifetime. Returns rows deleted.
-pub async fn prune(state: &AppState, now: UnixTime) -> Result<u64, Error> {
+pub async fn prune(db: &Db, config: &Config, now: UnixTime) -> Result<u64, Error> {
     Ok(crate::store::grants::prune(
-        &state.db,
+        db,
         now.0.saturating_sub(3600),
         now.0,
-        now.0.saturating_sub(state.config.leeway_secs),
+        now.0.saturating_sub(config.leeway_secs),
     )
     .await?)
 }

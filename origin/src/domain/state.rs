@@ -56,6 +56,32 @@ pub struct AppState {
     pub admin_failures: Arc<FailureBackoff>,
 }
 
+/// What the token path's operations (client authentication, the grants,
+/// exchange, introspection, revocation, DPoP at `/token`) need, instead of
+/// the whole [`AppState`]: storage, configuration, the key ring as it stands
+/// for this request, and the DPoP nonce issuer when nonces are on.
+#[derive(Clone)]
+pub struct TokenPath<'a> {
+    /// Storage.
+    pub db: &'a Db,
+    /// Validated configuration.
+    pub config: &'a Config,
+    /// The key ring, read once for the request.
+    pub keys: Arc<KeyRing>,
+    /// The DPoP nonce issuer, when `dpop_nonce` is on.
+    pub dpop_nonces: Option<&'a NonceIssuer>,
+}
+
+/// The bounded audit of failed client authentications (see
+/// [`AUDITED_AUTH_FAILURES_PER_MINUTE`]).
+#[derive(Clone, Copy)]
+pub struct AuthFailures<'a> {
+    /// Audited failures per IP.
+    pub audited: &'a RateLimiter,
+    /// Failures not audited since the last one that was.
+    pub unaudited: &'a std::sync::atomic::AtomicU64,
+}
+
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
@@ -135,6 +161,28 @@ impl AppState {
             *slot = Arc::new(ring);
         }
         Ok(())
+    }
+
+    /// The token path's inputs, with the key ring as it stands now.
+    pub fn token_path(&self) -> Result<TokenPath<'_>, Error> {
+        Ok(TokenPath {
+            db: &self.db,
+            config: &self.config,
+            keys: self.key_ring()?,
+            dpop_nonces: self
+                .dpop_nonces
+                .as_deref()
+                .filter(|_| self.config.dpop_nonce),
+        })
+    }
+
+    /// The failed-authentication audit's limiter and counter.
+    #[must_use]
+    pub fn auth_failures(&self) -> AuthFailures<'_> {
+        AuthFailures {
+            audited: &self.auth_failure_audit,
+            unaudited: &self.unaudited_failures,
+        }
     }
 
     /// The current ring.

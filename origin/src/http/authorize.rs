@@ -303,7 +303,7 @@ async fn approve(
     now: UnixTime,
 ) -> Result<Response, Error> {
     let code = grants::issue_code(
-        state,
+        &state.db,
         &CodeGrant {
             client_id: req.client.client_id.clone(),
             user_id: user.to_owned(),

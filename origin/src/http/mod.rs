@@ -181,7 +181,8 @@ async fn token_endpoint(
     let grant_type = GrantType::from_name(form.require("grant_type")?)
         .filter(|g| GRANT_TYPES.contains(g))
         .ok_or(Error::UnsupportedGrantType)?;
-    let client = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let client = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     if client.public {
         limit_public_grant(&state, &client, grant_type, &form, now_ms).await?;
     }
@@ -191,7 +192,7 @@ async fn token_endpoint(
             .iter()
             .map(|v| v.as_bytes())
             .collect();
-        crate::domain::dpop::token_endpoint_proof(&state, &dpop, "/token", now).await?
+        crate::domain::dpop::token_endpoint_proof(&tp, &dpop, "/token", now).await?
     };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let ctx = RequestContext { ip, now };
@@ -203,7 +204,7 @@ async fn token_endpoint(
                 code_verifier: form.get("code_verifier"),
                 jkt,
             };
-            crate::domain::grants::redeem_code(&state, &client, req, ctx).await?
+            crate::domain::grants::redeem_code(&tp, &client, req, ctx).await?
         }
         GrantType::TokenExchange => {
             let req = crate::domain::exchange::ExchangeRequest {
@@ -217,7 +218,7 @@ async fn token_endpoint(
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::domain::exchange::exchange(&state, &client, req, ctx).await?
+            crate::domain::exchange::exchange(&tp, &client, req, ctx).await?
         }
         GrantType::RefreshToken => {
             let req = crate::domain::grants::Refresh {
@@ -225,7 +226,7 @@ async fn token_endpoint(
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::domain::grants::refresh(&state, &client, req, ctx).await?
+            crate::domain::grants::refresh(&tp, &client, req, ctx).await?
         }
         GrantType::ClientCredentials => {
             let req = token::ClientCredentialsRequest {
@@ -234,7 +235,7 @@ async fn token_endpoint(
                 resource: form.get("resource"),
                 jkt,
             };
-            token::client_credentials(&state, &client, req, ctx).await?
+            token::client_credentials(&tp, &client, req, ctx).await?
         }
     };
     state
@@ -256,6 +257,7 @@ async fn token_endpoint(
 /// address already paid; see [`limit_public_grant`] for its grants).
 async fn authenticated_client(
     state: &AppState,
+    tp: &crate::domain::state::TokenPath<'_>,
     ip: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     form: &OAuthForm,
@@ -263,7 +265,7 @@ async fn authenticated_client(
     now_ms: i64,
 ) -> Result<crate::domain::clients::Client, Error> {
     let presented = presented_client(headers, form)?;
-    let client = token::authenticate(state, &presented, ip, now).await?;
+    let client = token::authenticate(tp, state.auth_failures(), &presented, ip, now).await?;
     if !client.public {
         limit_client(state, &client.client_id, now_ms)?;
     }
@@ -307,9 +309,10 @@ async fn introspect_endpoint(
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
     limit_ip(&state, ip, now_ms)?;
-    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
-    let answer = introspect::introspect(&state, &caller, raw, now).await?;
+    let answer = introspect::introspect(&tp, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
 }
 
@@ -322,9 +325,10 @@ async fn revoke_endpoint(
 ) -> Result<Response, Error> {
     let (now, now_ms) = (now(), now_ms());
     limit_ip(&state, ip, now_ms)?;
-    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
-    introspect::revoke_token(&state, &caller, raw, RequestContext { ip, now }).await?;
+    introspect::revoke_token(&tp, &caller, raw, RequestContext { ip, now }).await?;
     Ok(no_store(()))
 }
 

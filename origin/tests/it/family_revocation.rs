@@ -129,7 +129,8 @@ async fn revoking_a_family_during_a_rotation_revokes_the_successor_too() {
         let revoking = {
             let state = state.clone();
             tokio::spawn(async move {
-                grants::revoke_family(&state, "fam", "refresh token reuse", now).await
+                grants::revoke_family(&state.db, &state.config, "fam", "refresh token reuse", now)
+                    .await
             })
         };
         until_blocked(&db).await;
@@ -280,7 +281,7 @@ async fn alice_code(
     .await
     .unwrap();
     let code = grants::issue_code(
-        state,
+        &state.db,
         &grants::CodeGrant {
             client_id: client_id.to_owned(),
             user_id: "u".into(),
@@ -305,7 +306,7 @@ async fn refresh(
 ) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
 {
     grants::refresh(
-        state,
+        &state.token_path().unwrap(),
         client,
         grants::Refresh {
             refresh_token: rt,
@@ -327,7 +328,7 @@ async fn redeem(
 ) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
 {
     grants::redeem_code(
-        state,
+        &state.token_path().unwrap(),
         client,
         grants::CodeRedemption {
             code,

@@ -304,7 +304,7 @@ async fn no_signer_is_a_structured_error() {
         .unwrap()
         .unwrap();
     let e = gatehouse_origin::domain::token::client_credentials(
-        &state,
+        &state.token_path().unwrap(),
         &client,
         gatehouse_origin::domain::token::ClientCredentialsRequest::default(),
         gatehouse_origin::domain::token::RequestContext {
