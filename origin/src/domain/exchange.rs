@@ -84,7 +84,7 @@ async fn live_token(
         .ok_or(Error::InvalidGrant(
             "the token is not a valid access token of this issuer",
         ))?;
-    if revocation::is_revoked(&tp.db, &token, ctx.now).await? {
+    if revocation::is_revoked(tp.db, &token, ctx.now).await? {
         return Err(Error::InvalidGrant("the token was revoked"));
     }
     Ok(token)

@@ -133,7 +133,7 @@ pub async fn redeem_code(
         ));
     }
     let hash = AuthCode::new(req.code.to_owned()).hash_b64();
-    let row = auth_codes::lookup(&tp.db, &hash)
+    let row = auth_codes::lookup(tp.db, &hash)
         .await?
         .ok_or(Error::InvalidGrant("the authorization code is invalid"))?;
     let sid = row.sid.as_str();
@@ -218,7 +218,7 @@ pub async fn redeem_code(
         .ip(ctx.ip)
         .detail(format!("grant=authorization_code sid={sid}"));
     match auth_codes::redeem(
-        &tp.db,
+        tp.db,
         &hash,
         row.expires_at,
         now.0,
@@ -343,7 +343,7 @@ pub async fn refresh(
     // With the token: whether its user still exists, and whether a `sid`,
     // `sub` or `client_id` revocation was recorded at or after it was issued
     // (the grant was ended, even if a token of it escaped the UPDATE).
-    let row = refresh_tokens::lookup(&tp.db, &hash)
+    let row = refresh_tokens::lookup(tp.db, &hash)
         .await?
         .ok_or(Error::InvalidGrant("the refresh token is invalid"))?;
     let family_id = row.family_id.as_str();
@@ -467,7 +467,7 @@ pub async fn revoke_refresh(
     now: UnixTime,
 ) -> Result<bool, Error> {
     let hash = RefreshToken::new(raw.to_owned()).hash_b64();
-    let Some((family, owner)) = refresh_tokens::family_of(&tp.db, &hash).await? else {
+    let Some((family, owner)) = refresh_tokens::family_of(tp.db, &hash).await? else {
         return Ok(false);
     };
     if owner == client.client_id {

@@ -26,7 +26,7 @@ async fn audiences_for(tp: &TokenPath<'_>, raw: &str) -> Result<Vec<String>, Err
     let Some(client_id) = unverified_client_id(raw) else {
         return Ok(out);
     };
-    if let Some(audiences) = crate::store::clients::audiences(&tp.db, &client_id).await? {
+    if let Some(audiences) = crate::store::clients::audiences(tp.db, &client_id).await? {
         for a in audiences {
             if !out.contains(&a) {
                 out.push(a);
@@ -104,7 +104,7 @@ pub async fn introspect(
     if !may_introspect(caller, &token) {
         return Ok(json!({"active": false}));
     }
-    if revocation::is_revoked(&tp.db, &token, now).await? {
+    if revocation::is_revoked(tp.db, &token, now).await? {
         return Ok(json!({"active": false}));
     }
     let mut out = json!({
@@ -160,7 +160,7 @@ pub async fn revoke_token(
         return Ok(());
     }
     revocation::revoke(
-        &tp.db,
+        tp.db,
         RevocationKind::Jti,
         &token.jti,
         token.exp.saturating_add(tp.config.leeway_secs),

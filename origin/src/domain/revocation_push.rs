@@ -18,7 +18,7 @@
 //! Pending rows survive any crash, so a restarted origin pushes them.
 
 use crate::config::{CloudflareKv, PushTarget};
-use crate::domain::state::{now, AppState};
+use crate::domain::state::AppState;
 use crate::store::db::{Db, StoreError};
 use crate::store::outbox;
 use crate::store::revocation::CoverSpan;
@@ -608,7 +608,7 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
         tracing::warn!(error = %e, "recording the push mode failed");
     }
     loop {
-        let wait = match push_pending(&state, &client, now()).await {
+        let wait = match push_pending(&state, &client, state.clock.now().secs()).await {
             Ok(Cycle::Delivered {
                 version,
                 rows,
@@ -630,7 +630,7 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
                     .unwrap_or_default();
                 let delay = schedule.backoff(failures, random);
                 tracing::warn!(error = %e, failures, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "revocation push failed");
-                if let Err(db) = record_failure(&state.db, &e, now()).await {
+                if let Err(db) = record_failure(&state.db, &e, state.clock.now().secs()).await {
                     tracing::warn!(error = %db, "recording the push failure failed");
                 }
                 // Back off fully: new revocations must not hammer a failing receiver.

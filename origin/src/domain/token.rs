@@ -59,7 +59,7 @@ pub async fn authenticate(
     ip: Option<IpAddr>,
     now: UnixTime,
 ) -> Result<Client, Error> {
-    let client = clients::get(&tp.db, presented.client_id()).await?;
+    let client = clients::get(tp.db, presented.client_id()).await?;
     let ok = match (&client, presented) {
         (Some(c), PresentedClient::Secret { secret, .. }) => {
             !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
@@ -67,7 +67,7 @@ pub async fn authenticate(
         (Some(c), PresentedClient::Assertion { assertion, .. }) => {
             use crate::domain::client_assertion::{verify, VerifyError};
             let verdict = verify(
-                &tp.db,
+                tp.db,
                 c,
                 &tp.config.issuer,
                 assertion,

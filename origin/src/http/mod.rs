@@ -11,7 +11,7 @@ pub mod probe;
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
 use crate::domain::introspect;
-use crate::domain::state::{now, now_ms, AppState};
+use crate::domain::state::AppState;
 use crate::domain::token::{self, RequestContext};
 use crate::http::error::ErrorKind;
 use axum::extract::{MatchedPath, Request, State};
@@ -176,7 +176,8 @@ async fn token_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let grant_type = GrantType::from_name(form.require("grant_type")?)
         .filter(|g| GRANT_TYPES.contains(g))
@@ -307,7 +308,8 @@ async fn introspect_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let tp = state.token_path()?;
     let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
@@ -323,7 +325,8 @@ async fn revoke_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let tp = state.token_path()?;
     let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
@@ -334,7 +337,7 @@ async fn revoke_endpoint(
 
 /// `GET /.well-known/jwks.json`: the published keys.
 async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
-    let now = now();
+    let now = state.clock.now().secs();
     let ring = state.key_ring()?;
     let mut resp = Json(ring.jwks(now).to_json()).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.config.jwks_max_age))
@@ -345,10 +348,13 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
 }
 
 /// The signing algorithms of the published keys.
-fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
+fn published_algs(
+    state: &AppState,
+    now: gatehouse_common::UnixTime,
+) -> Result<Vec<&'static str>, Error> {
     let ring = state.key_ring()?;
     let mut algs: Vec<&'static str> = ring
-        .jwks(now())
+        .jwks(now)
         .keys()
         .iter()
         .flat_map(|k| k.algorithms().iter().map(|a| a.name()))
@@ -405,7 +411,7 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,
-        "access_token_signing_alg_values_supported": published_algs(&state)?,
+        "access_token_signing_alg_values_supported": published_algs(&state, state.clock.now().secs())?,
         "service_documentation": format!("{iss}/openapi.json"),
     });
     let mut resp = Json(doc).into_response();

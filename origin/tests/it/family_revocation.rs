@@ -315,7 +315,7 @@ async fn refresh(
         },
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::domain::state::now(),
+            now: crate::support::now(),
         },
     )
     .await
@@ -338,7 +338,7 @@ async fn redeem(
         },
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::domain::state::now(),
+            now: crate::support::now(),
         },
     )
     .await
@@ -358,7 +358,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     };
     let db = tdb.open().await;
     let state = state_with(Config::for_tests(&tdb.url), db.clone()).await;
-    let now = gatehouse_origin::domain::state::now();
+    let now = crate::support::now();
     let (client, secret) = web_client(&db, false, now).await;
     assert!(secret.is_some());
     let code = alice_code(&state, &client.client_id, now).await;
@@ -536,7 +536,7 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
         .unwrap();
     db.migrate().await.unwrap();
     let state = state_with(Config::for_tests(&relayed), db.clone()).await;
-    let now = gatehouse_origin::domain::state::now();
+    let now = crate::support::now();
     let (client, _) = web_client(&db, false, now).await;
     let code = alice_code(&state, &client.client_id, now).await;
     let first = redeem(&state, &client, &code).await.unwrap();
