@@ -3,7 +3,7 @@
 //! The crate is a house with floors; a module imports only its own floor and
 //! the floors below (checked by `scripts/check-layers`):
 //!
-//! 1. [`support`]: secrets, the KEK, the aws-lc-rs provider, metrics.
+//! 1. [`support`]: the clock, secrets, the KEK, the aws-lc-rs provider, metrics.
 //! 2. [`config`]: the validated configuration.
 //! 3. [`store`]: the only module that speaks SQL (sqlx `Any` over SQLite or
 //!    PostgreSQL), one module per table family, and the group commit.

@@ -3,8 +3,9 @@
 
 use crate::config::{Config, PushTarget};
 use crate::domain::revocation_push::{PushClient, PushSchedule};
-use crate::domain::state::{now, AppState};
+use crate::domain::state::AppState;
 use crate::store::db::Db;
+use crate::support::clock::SystemClock;
 use crate::support::kek::Kek;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 pub enum ServeError {
     /// Storage.
     #[error(transparent)]
-    Db(#[from] crate::store::db::DbError),
+    Db(#[from] crate::store::StoreError),
     /// Keys.
     #[error(transparent)]
     Keys(#[from] crate::domain::keys::KeyStoreError),
@@ -57,7 +58,7 @@ pub async fn serve(config: Config, dev: bool) -> Result<(), ServeError> {
     let db = Db::open(&config.database_url).await?;
     let kek = resolve_kek(&config)?;
     let listen = config.listen;
-    let state = AppState::new(config, db, kek, now()).await?;
+    let state = AppState::new(config, db, kek, SystemClock::shared()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -104,7 +105,8 @@ async fn maintain_keys(state: AppState) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        match state.maintain_keys(now()).await {
+        let now = state.clock.now().secs();
+        match state.maintain_keys(now).await {
             Ok(done)
                 if done.created.is_some()
                     || !done.retired.is_empty()
@@ -115,10 +117,10 @@ async fn maintain_keys(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "key maintenance failed"),
         }
-        if let Err(e) = crate::domain::dpop::prune_replay(&state, now()).await {
+        if let Err(e) = crate::domain::dpop::prune_replay(&state.db, now).await {
             tracing::warn!(error = %e, "pruning DPoP replay entries failed");
         }
-        if let Err(e) = crate::domain::grants::prune(&state, now()).await {
+        if let Err(e) = crate::domain::grants::prune(&state.db, &state.config, now).await {
             tracing::warn!(error = %e, "pruning expired codes, sessions and refresh tokens failed");
         }
     }

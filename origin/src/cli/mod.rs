@@ -5,8 +5,8 @@ use crate::config::Config;
 use crate::domain::admin::{self, ClientRequest, Via};
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
-use crate::domain::state::now;
 use crate::store::db::Db;
+use crate::support::clock::{Clock as _, SystemClock};
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -253,7 +253,7 @@ pub enum CliError {
     Domain(#[from] Error),
     /// Storage could not be opened.
     #[error(transparent)]
-    Db(#[from] crate::store::db::DbError),
+    Db(#[from] crate::store::StoreError),
     /// The KEK could not be had.
     #[error(transparent)]
     Kek(#[from] crate::support::kek::KekError),
@@ -317,11 +317,21 @@ async fn run(command: Command, config: Config) -> CliResult {
                 _ => return Err(CliError::RevokeWhat),
             };
             let db = Db::open(&config.database_url).await?;
-            print(&admin::revoke(&db, &config, kind, &value, Via::Cli, now()).await?)
+            print(
+                &admin::revoke(
+                    &db,
+                    &config,
+                    kind,
+                    &value,
+                    Via::Cli,
+                    SystemClock.now().secs(),
+                )
+                .await?,
+            )
         }
         Command::Revocations(cmd) => {
             let db = Db::open(&config.database_url).await?;
-            let now = now();
+            let now = SystemClock.now().secs();
             match cmd {
                 RevocationsCommand::Status => {
                     print(&admin::revocation_status(&db, &config, now).await?)
@@ -338,7 +348,7 @@ async fn run(command: Command, config: Config) -> CliResult {
 
 async fn user(cmd: UserCommand, config: Config) -> CliResult {
     let db = Db::open(&config.database_url).await?;
-    let now = now();
+    let now = SystemClock.now().secs();
     match cmd {
         UserCommand::Create { username } => {
             let password = match std::env::var("GATEHOUSE_USER_PASSWORD") {
@@ -363,7 +373,7 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
 
 async fn client(cmd: ClientCommand, config: Config) -> CliResult {
     let db = Db::open(&config.database_url).await?;
-    let now = now();
+    let now = SystemClock.now().secs();
     match cmd {
         ClientCommand::Create {
             name,
@@ -419,7 +429,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
 
 async fn keys(cmd: KeysCommand, config: Config) -> CliResult {
     let db = Db::open(&config.database_url).await?;
-    let now = now();
+    let now = SystemClock.now().secs();
     match cmd {
         KeysCommand::List => print(&admin::list_keys(&db, now).await?),
         KeysCommand::Rotate { immediate } => {

@@ -84,7 +84,7 @@ pub enum VerifyError {
     Refused(#[from] AssertionError),
     /// Its `jti` could not be recorded.
     #[error(transparent)]
-    Store(#[from] crate::store::db::DbError),
+    Store(#[from] crate::store::StoreError),
 }
 
 /// draft-ietf-oauth-rfc7523bis §4: the audience is the issuer identifier,

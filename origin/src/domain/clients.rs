@@ -1,12 +1,11 @@
 //! Registered clients: the repository and the rules of client authentication.
 
 use crate::domain::grant_type::GrantType;
-use crate::store::db::{flag, json_list, json_values, to_json_list, to_json_values, Db, DbError};
+use crate::store::clients::{self as rows, ClientRow, SecretRotation};
+use crate::store::db::{Db, StoreError};
 use crate::support::secret::{ct_eq, random_id, ClientSecret, RandomError};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row as _;
 
 /// A registered client as stored (secrets only as SHA-256 hashes).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,16 +164,10 @@ pub enum ClientError {
     },
     /// Storage failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
     /// Randomness failed.
     #[error(transparent)]
     Random(#[from] RandomError),
-}
-
-impl From<sqlx::Error> for ClientError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Db(e.into())
-    }
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
@@ -350,30 +343,66 @@ impl NewClient {
     }
 }
 
-fn from_row(row: &AnyRow) -> Result<Client, DbError> {
-    Ok(Client {
-        client_id: row.try_get("client_id")?,
-        name: row.try_get("name")?,
-        public: flag(row, "is_public")?,
-        secret_hash: row.try_get("secret_hash")?,
-        previous_secret_hash: row.try_get("previous_secret_hash")?,
-        previous_secret_expires_at: row.try_get("previous_secret_expires_at")?,
-        redirect_uris: json_list(row, "redirect_uris")?,
-        grant_types: json_values(row, "grant_types")?,
-        scopes: json_list(row, "scopes")?,
-        audiences: json_list(row, "audiences")?,
-        dpop_required: flag(row, "dpop_required")?,
-        jwks: row.try_get("jwks")?,
-        serves: json_list(row, "serves")?,
-        legacy_assertion_audience: flag(row, "legacy_assertion_audience")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+
+    /// A stored row; an unknown grant type is a corrupt row, never dropped.
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        let grant_types = r
+            .grant_types
+            .iter()
+            .map(|g| GrantType::from_name(g))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(StoreError::Corrupt {
+                column: "grant_types",
+            })?;
+        Ok(Self {
+            client_id: r.client_id,
+            name: r.name,
+            public: r.public,
+            secret_hash: r.secret_hash,
+            previous_secret_hash: r.previous_secret_hash,
+            previous_secret_expires_at: r.previous_secret_expires_at,
+            redirect_uris: r.redirect_uris,
+            grant_types,
+            scopes: r.scopes,
+            audiences: r.audiences,
+            dpop_required: r.dpop_required,
+            jwks: r.jwks,
+            serves: r.serves,
+            legacy_assertion_audience: r.legacy_assertion_audience,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
 }
 
-const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
-     previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
-     dpop_required, jwks, serves, legacy_assertion_audience, created_at, updated_at";
+impl From<&Client> for ClientRow {
+    fn from(c: &Client) -> Self {
+        Self {
+            client_id: c.client_id.clone(),
+            name: c.name.clone(),
+            public: c.public,
+            secret_hash: c.secret_hash.clone(),
+            previous_secret_hash: c.previous_secret_hash.clone(),
+            previous_secret_expires_at: c.previous_secret_expires_at,
+            redirect_uris: c.redirect_uris.clone(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            scopes: c.scopes.clone(),
+            audiences: c.audiences.clone(),
+            dpop_required: c.dpop_required,
+            jwks: c.jwks.clone(),
+            serves: c.serves.clone(),
+            legacy_assertion_audience: c.legacy_assertion_audience,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
 
 /// Registers a client; returns it and, for confidential clients, its secret (shown once).
 pub async fn create(
@@ -409,49 +438,25 @@ pub async fn create(
         created_at: now.0,
         updated_at: now.0,
     };
-    sqlx::query(&format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-    ))
-    .bind(&client.client_id)
-    .bind(&client.name)
-    .bind(i64::from(client.public))
-    .bind(client.secret_hash.clone())
-    .bind(None::<Vec<u8>>)
-    .bind(None::<i64>)
-    .bind(to_json_list(&client.redirect_uris))
-    .bind(to_json_values(&client.grant_types))
-    .bind(to_json_list(&client.scopes))
-    .bind(to_json_list(&client.audiences))
-    .bind(i64::from(client.dpop_required))
-    .bind(client.jwks.clone())
-    .bind(to_json_list(&client.serves))
-    .bind(i64::from(client.legacy_assertion_audience))
-    .bind(client.created_at)
-    .bind(client.updated_at)
-    .execute(&db.pool)
-    .await?;
+    rows::insert(db, &ClientRow::from(&client)).await?;
     Ok((client, secret))
 }
 
 /// Looks a client up.
-pub async fn get(db: &Db, client_id: &str) -> Result<Option<Client>, DbError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
-    ))
-    .bind(client_id)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+pub async fn get(db: &Db, client_id: &str) -> Result<Option<Client>, StoreError> {
+    rows::get(db, client_id)
+        .await?
+        .map(Client::try_from)
+        .transpose()
 }
 
 /// Every client, oldest first.
-pub async fn list(db: &Db) -> Result<Vec<Client>, DbError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clients ORDER BY created_at, client_id"
-    ))
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter().map(from_row).collect()
+pub async fn list(db: &Db) -> Result<Vec<Client>, StoreError> {
+    rows::list(db)
+        .await?
+        .into_iter()
+        .map(Client::try_from)
+        .collect()
 }
 
 /// Deletes a client and, in the same transaction, revokes every token
@@ -463,28 +468,8 @@ pub async fn delete(
     span: crate::store::revocation::CoverSpan,
     reason: &str,
     now: UnixTime,
-) -> Result<bool, DbError> {
-    let mut tx = db.pool.begin().await?;
-    let r = sqlx::query("DELETE FROM clients WHERE client_id = $1")
-        .bind(client_id)
-        .execute(&mut *tx)
-        .await?;
-    if r.rows_affected() == 0 {
-        tx.rollback().await?;
-        return Ok(false);
-    }
-    crate::store::revocation::revoke_in(
-        &mut tx,
-        gatehouse_common::revocation::RevocationKind::ClientId,
-        client_id,
-        now.0.saturating_add(span.secs()),
-        reason,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    db.outbox_notify.notify_one();
-    Ok(true)
+) -> Result<bool, StoreError> {
+    rows::delete_and_revoke(db, client_id, span, reason, now).await
 }
 
 /// Gives a confidential client a new secret; the old one keeps working for
@@ -499,34 +484,21 @@ pub async fn rotate_secret(
     now: UnixTime,
 ) -> Result<Option<ClientSecret>, ClientError> {
     let secret = ClientSecret::generate()?;
-    let mut tx = db.pool.begin().await?;
-    let r = sqlx::query(
-        "UPDATE clients SET previous_secret_hash = secret_hash, secret_hash = $1, \
-         previous_secret_expires_at = $2, updated_at = $3 WHERE client_id = $4 AND is_public = 0",
+    match rows::rotate_secret(
+        db,
+        client_id,
+        &secret.hash(),
+        now.0.saturating_add(grace_secs),
+        now,
     )
-    .bind(secret.hash().to_vec())
-    .bind(now.0.saturating_add(grace_secs))
-    .bind(now.0)
-    .bind(client_id)
-    .execute(&mut *tx)
-    .await?;
-    if r.rows_affected() > 0 {
-        tx.commit().await?;
-        return Ok(Some(secret));
-    }
-    let exists = sqlx::query("SELECT client_id FROM clients WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
-    tx.rollback().await?;
-    if exists {
-        Err(ClientError::Invalid {
+    .await?
+    {
+        SecretRotation::Rotated => Ok(Some(secret)),
+        SecretRotation::Public => Err(ClientError::Invalid {
             field: "client",
             reason: "public clients have no secret",
-        })
-    } else {
-        Ok(None)
+        }),
+        SecretRotation::Missing => Ok(None),
     }
 }
 

@@ -3,7 +3,7 @@
 //! remembered in the database so a proof cannot be replayed at any replica.
 
 use crate::domain::error::Error;
-use crate::domain::state::AppState;
+use crate::domain::state::TokenPath;
 use crate::store::group_commit::Write;
 use crate::support::crypto::AwsLc;
 use gatehouse_common::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof};
@@ -14,7 +14,7 @@ use gatehouse_common::UnixTime;
 /// Validates the request's `DPoP` header values (each as sent) for
 /// `POST {issuer}{path}`. `Ok(None)` when the request carries no proof.
 pub async fn token_endpoint_proof(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     headers: &[&[u8]],
     path: &str,
     now: UnixTime,
@@ -32,11 +32,8 @@ pub async fn token_endpoint_proof(
         return Ok(None);
     }
     let policy = policy();
-    let uri = format!("{}{path}", state.config.issuer);
-    let nonces = state
-        .dpop_nonces
-        .as_deref()
-        .filter(|_| state.config.dpop_nonce);
+    let uri = format!("{}{path}", tp.config.issuer);
+    let nonces = tp.dpop_nonces;
     let untrusted =
         UntrustedDpopProof::parse(&values, &policy).map_err(|e| refusal(&e, nonces, now))?;
     let ok = AwsLc.verify(
@@ -55,7 +52,7 @@ pub async fn token_endpoint_proof(
         .accept(ok, &policy, &request, now)
         .map_err(|e| refusal(&e, nonces, now))?;
     // Replay: the proof's (jti, htu) may be used once while it is fresh.
-    let new = state
+    let new = tp
         .db
         .group
         .write(Write::ProofJti {
@@ -87,8 +84,8 @@ fn refusal(e: &DpopError, nonces: Option<&NonceIssuer>, now: UnixTime) -> Error 
 }
 
 /// Forgets replay entries whose proofs are stale anyway.
-pub async fn prune_replay(state: &AppState, now: UnixTime) -> Result<u64, Error> {
-    Ok(crate::store::replay::prune(&state.db, now.0).await?)
+pub async fn prune_replay(db: &crate::store::db::Db, now: UnixTime) -> Result<u64, Error> {
+    Ok(crate::store::replay::prune(db, now.0).await?)
 }
 
 /// The nonce issuer: keyed from the KEK so every replica (and nothing else) agrees.

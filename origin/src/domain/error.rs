@@ -156,13 +156,12 @@ impl Error {
     }
 }
 
-impl From<crate::store::db::DbError> for Error {
-    fn from(e: crate::store::db::DbError) -> Self {
-        Self::internal(e)
-    }
-}
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
+/// A storage failure reaching a request is the server's (500, logged once,
+/// a generic `server_error` for the client): the domain turns the store's
+/// expected outcomes (no such row, a taken name, a lost race) into its own
+/// variants where it asks for them, so whatever arrives here is unexpected.
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
         Self::internal(e)
     }
 }

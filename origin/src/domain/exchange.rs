@@ -30,7 +30,7 @@ use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
 use crate::domain::introspect::verify_own;
 use crate::domain::keys::KeyStoreError;
-use crate::domain::state::AppState;
+use crate::domain::state::TokenPath;
 use crate::domain::token::{
     sign_access_token_acting, AccessTokenClaims, RequestContext, TokenResponse,
 };
@@ -75,16 +75,16 @@ pub struct ExchangeRequest<'a> {
 }
 
 async fn live_token(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     raw: &str,
     ctx: RequestContext,
 ) -> Result<AccessToken, Error> {
-    let token = verify_own(state, raw, ctx.now)
+    let token = verify_own(tp, raw, ctx.now)
         .await?
         .ok_or(Error::InvalidGrant(
             "the token is not a valid access token of this issuer",
         ))?;
-    if revocation::is_revoked(&state.db, &token, ctx.now).await? {
+    if revocation::is_revoked(tp.db, &token, ctx.now).await? {
         return Err(Error::InvalidGrant("the token was revoked"));
     }
     Ok(token)
@@ -103,17 +103,17 @@ fn holder_of_key(token: &AccessToken, jkt: Option<&str>, what: &'static str) -> 
 /// The exchange (RFC 8693 §2.1-2.2). A refusal is audited before it is
 /// returned; internal errors are not (they are logged once by the HTTP layer).
 pub async fn exchange(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     req: ExchangeRequest<'_>,
     ctx: RequestContext,
 ) -> Result<TokenResponse, Error> {
-    match exchange_checked(state, client, req, ctx).await {
+    match exchange_checked(tp, client, req, ctx).await {
         Ok(resp) => Ok(resp),
         Err(Error::Internal(e)) => Err(Error::Internal(e)),
         Err(refused) => {
             audit::record(
-                &state.db.pool,
+                &tp.db.pool,
                 &AuditEvent::new("token_exchange_refused", ctx.now)
                     .client(&client.client_id)
                     .ip(ctx.ip)
@@ -126,7 +126,7 @@ pub async fn exchange(
 }
 
 async fn exchange_checked(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     req: ExchangeRequest<'_>,
     ctx: RequestContext,
@@ -155,7 +155,7 @@ async fn exchange_checked(
             "only access tokens can be requested".into(),
         ));
     }
-    let subject = live_token(state, req.subject_token, ctx).await?;
+    let subject = live_token(tp, req.subject_token, ctx).await?;
     // Keycloak's rule: the requesting client is an audience of the subject token.
     if !subject.aud.iter().any(|a| client.serves.contains(a)) {
         return Err(Error::InvalidGrant(
@@ -170,7 +170,7 @@ async fn exchange_checked(
     let actor = match (req.actor_token, req.actor_token_type) {
         (None, None) => None,
         (Some(raw), Some(ACCESS_TOKEN_TYPE)) => {
-            let actor = live_token(state, raw, ctx).await?;
+            let actor = live_token(tp, raw, ctx).await?;
             if actor.client_id != client.client_id {
                 return Err(Error::InvalidGrant(
                     "the actor token was not issued to this client",
@@ -252,19 +252,19 @@ async fn exchange_checked(
     let not_after = actor
         .as_ref()
         .map_or(subject.exp, |a| a.exp.min(subject.exp));
-    let ttl = state
+    let ttl = tp
         .config
         .access_token_ttl
         .min(not_after.saturating_sub(ctx.now.0));
     if ttl <= 0 {
         return Err(Error::InvalidGrant("the subject token has expired"));
     }
-    let ring = state.key_ring()?;
+    let ring = &tp.keys;
     let signer = ring.signer(ctx.now).ok_or(KeyStoreError::NoSigner)?;
     let sid = subject.sid.clone().unwrap_or_default();
     let mut resp = sign_access_token_acting(
         signer,
-        &state.config.issuer,
+        &tp.config.issuer,
         ttl,
         &AccessTokenClaims {
             sub: &subject.sub,
@@ -279,7 +279,7 @@ async fn exchange_checked(
     )?;
     resp.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     audit::record(
-        &state.db.pool,
+        &tp.db.pool,
         &AuditEvent::new("token_issued", ctx.now)
             .client(&client.client_id)
             .subject(&subject.sub)

@@ -5,7 +5,7 @@
 
 use crate::domain::clients::Client;
 use crate::domain::error::Error;
-use crate::domain::state::AppState;
+use crate::domain::state::TokenPath;
 use crate::domain::token::RequestContext;
 use crate::store::audit::{self, AuditEvent};
 use crate::store::revocation;
@@ -21,17 +21,13 @@ use serde_json::{json, Value};
 /// `client_id` merely picks it; `common` then verifies the token, whose
 /// signed `client_id` is the same bytes). A corrupt row is an error, never
 /// silently skipped.
-async fn audiences_for(state: &AppState, raw: &str) -> Result<Vec<String>, Error> {
-    let mut out = vec![state.config.default_audience.clone()];
+async fn audiences_for(tp: &TokenPath<'_>, raw: &str) -> Result<Vec<String>, Error> {
+    let mut out = vec![tp.config.default_audience.clone()];
     let Some(client_id) = unverified_client_id(raw) else {
         return Ok(out);
     };
-    let row = sqlx::query("SELECT audiences FROM clients WHERE client_id = $1")
-        .bind(&client_id)
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if let Some(row) = row {
-        for a in crate::store::db::json_list(&row, "audiences")? {
+    if let Some(audiences) = crate::store::clients::audiences(tp.db, &client_id).await? {
+        for a in audiences {
             if !out.contains(&a) {
                 out.push(a);
             }
@@ -60,12 +56,12 @@ fn unverified_client_id(raw: &str) -> Option<String> {
 /// Verifies `raw` as an access token we issued, at `now`: `None` when it
 /// is not one (malformed, unknown key, bad signature, expired, …).
 pub async fn verify_own(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     raw: &str,
     now: UnixTime,
 ) -> Result<Option<AccessToken>, Error> {
-    let policy = state.config.token_policy(audiences_for(state, raw).await?);
-    let ring = state.key_ring()?;
+    let policy = tp.config.token_policy(audiences_for(tp, raw).await?);
+    let ring = &tp.keys;
     let jwks = ring.jwks(now);
     let verdict: Result<AccessToken, AccessTokenError> = (|| {
         let untrusted = UntrustedAccessToken::parse(raw, &policy)?;
@@ -92,7 +88,7 @@ fn may_introspect(caller: &Client, token: &AccessToken) -> bool {
 
 /// The RFC 7662 answer for `raw`, asked by `caller`.
 pub async fn introspect(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     caller: &Client,
     raw: &str,
     now: UnixTime,
@@ -102,13 +98,13 @@ pub async fn introspect(
             "public clients may not introspect",
         ));
     }
-    let Some(token) = verify_own(state, raw, now).await? else {
+    let Some(token) = verify_own(tp, raw, now).await? else {
         return Ok(json!({"active": false}));
     };
     if !may_introspect(caller, &token) {
         return Ok(json!({"active": false}));
     }
-    if revocation::is_revoked(&state.db, &token, now).await? {
+    if revocation::is_revoked(tp.db, &token, now).await? {
         return Ok(json!({"active": false}));
     }
     let mut out = json!({
@@ -141,19 +137,19 @@ pub async fn introspect(
 /// Unknown, foreign, expired or other clients' tokens are answered the same
 /// way (200), so the endpoint reveals nothing.
 pub async fn revoke_token(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     caller: &Client,
     raw: &str,
     ctx: RequestContext,
 ) -> Result<(), Error> {
-    let Some(token) = verify_own(state, raw, ctx.now).await? else {
+    let Some(token) = verify_own(tp, raw, ctx.now).await? else {
         // A refresh token revokes its whole family (and, via sid, its access tokens).
-        crate::domain::grants::revoke_refresh(state, caller, raw, ctx.now).await?;
+        crate::domain::grants::revoke_refresh(tp, caller, raw, ctx.now).await?;
         return Ok(());
     };
     if token.client_id != caller.client_id {
         audit::record(
-            &state.db.pool,
+            &tp.db.pool,
             &AuditEvent::new("revocation_refused", ctx.now)
                 .client(&caller.client_id)
                 .jti(&token.jti)
@@ -164,16 +160,16 @@ pub async fn revoke_token(
         return Ok(());
     }
     revocation::revoke(
-        &state.db,
+        tp.db,
         RevocationKind::Jti,
         &token.jti,
-        token.exp.saturating_add(state.config.leeway_secs),
+        token.exp.saturating_add(tp.config.leeway_secs),
         &revocation::by_client("rfc7009", &caller.client_id),
         ctx.now,
     )
     .await?;
     audit::record(
-        &state.db.pool,
+        &tp.db.pool,
         &AuditEvent::new("token_revoked", ctx.now)
             .client(&caller.client_id)
             .subject(&token.sub)

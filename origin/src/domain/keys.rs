@@ -7,7 +7,8 @@
 //! one replica rotates.
 
 use crate::config::KeySchedule;
-use crate::store::db::{Backend, Db, DbError};
+use crate::store::db::{Db, StoreError};
+use crate::store::keys::{self as rows, KeyMaintenance, KeyRow};
 use crate::support::crypto::{CryptoError, SigningKey};
 use crate::support::kek::{Kek, KekError};
 use crate::support::secret::{random_id, RandomError};
@@ -16,7 +17,6 @@ use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::keys::{published_at, signer_at, KeyState, RotationSchedule, ScheduledKey};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
-use sqlx::Row as _;
 use std::sync::Arc;
 
 /// A key's schedule as stored.
@@ -79,7 +79,7 @@ impl KeyMeta {
 pub enum KeyStoreError {
     /// Storage.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
     /// Crypto.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -97,9 +97,17 @@ pub enum KeyStoreError {
     RingPoisoned,
 }
 
-impl From<sqlx::Error> for KeyStoreError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Db(e.into())
+impl From<KeyRow> for KeyMeta {
+    fn from(r: KeyRow) -> Self {
+        Self {
+            kid: r.kid,
+            alg: r.alg,
+            created_at: r.created_at,
+            published_at: r.published_at,
+            active_at: r.active_at,
+            retired_at: r.retired_at,
+            removed_at: r.removed_at,
+        }
     }
 }
 
@@ -199,28 +207,13 @@ impl KeyRing {
     }
 }
 
-const COLUMNS: &str = "kid, alg, created_at, published_at, active_at, retired_at, removed_at";
-
-fn meta_from_row(row: &sqlx::any::AnyRow) -> Result<KeyMeta, DbError> {
-    Ok(KeyMeta {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        created_at: row.try_get("created_at")?,
-        published_at: row.try_get("published_at")?,
-        active_at: row.try_get("active_at")?,
-        retired_at: row.try_get("retired_at")?,
-        removed_at: row.try_get("removed_at")?,
-    })
-}
-
 /// Every key's schedule, oldest first.
-pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, DbError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM signing_keys ORDER BY active_at, created_at"
-    ))
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter().map(meta_from_row).collect()
+pub async fn list(db: &Db) -> Result<Vec<KeyMeta>, StoreError> {
+    Ok(rows::list(db)
+        .await?
+        .into_iter()
+        .map(KeyMeta::from)
+        .collect())
 }
 
 /// A signing key and its state at some time, for operators.
@@ -234,7 +227,7 @@ pub struct KeyView {
 }
 
 /// Every key with its state at `now` (`published`, `active`, `retired`, `removed`), for operators.
-pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<KeyView>, DbError> {
+pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<KeyView>, StoreError> {
     let metas = list(db).await?;
     let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
     let signer = signer_at(&scheduled, now).map(|k| k.kid.clone());
@@ -249,17 +242,12 @@ pub async fn describe(db: &Db, now: UnixTime) -> Result<Vec<KeyView>, DbError> {
 
 /// Loads and decrypts every key not yet removed.
 pub async fn load(db: &Db, kek: &Kek) -> Result<KeyRing, KeyStoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS}, private_key FROM signing_keys WHERE removed_at IS NULL ORDER BY active_at, created_at"
-    ))
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = rows::live(db).await?;
     let mut keys = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let meta = meta_from_row(row)?;
-        let sealed: Vec<u8> = row.try_get("private_key")?;
+    for (row, sealed) in rows {
+        let meta = KeyMeta::from(row);
         let alg =
-            Algorithm::from_name(&meta.alg).map_err(|_| DbError::Corrupt { column: "alg" })?;
+            Algorithm::from_name(&meta.alg).map_err(|_| StoreError::Corrupt { column: "alg" })?;
         let pkcs8 = kek.open(&meta.kid, &sealed)?;
         let key = SigningKey::from_pkcs8(alg, &meta.kid, &pkcs8)?;
         keys.push((meta, key));
@@ -267,27 +255,17 @@ pub async fn load(db: &Db, kek: &Kek) -> Result<KeyRing, KeyStoreError> {
     Ok(KeyRing::from_keys(keys))
 }
 
-async fn insert_key<'c, E>(
-    exec: E,
+async fn insert_key(
+    tx: &mut KeyMaintenance,
     kek: &Kek,
     alg: Algorithm,
     now: UnixTime,
     active_at: i64,
-) -> Result<String, KeyStoreError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
+) -> Result<String, KeyStoreError> {
     let kid = random_id()?;
     let generated = SigningKey::generate(alg, &kid)?;
     let sealed = kek.seal(&kid, &generated.pkcs8)?;
-    sqlx::query(&format!("INSERT INTO signing_keys ({COLUMNS}, private_key) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)"))
-        .bind(&kid)
-        .bind(alg.name())
-        .bind(now.0)
-        .bind(now.0)
-        .bind(active_at)
-        .bind(sealed)
-        .execute(exec)
+    tx.insert(&kid, alg.name(), now.0, active_at, &sealed)
         .await?;
     Ok(kid)
 }
@@ -314,30 +292,19 @@ pub async fn maintain(
     max_token_ttl: i64,
     now: UnixTime,
 ) -> Result<Maintenance, KeyStoreError> {
-    let mut tx = db.pool.begin().await?;
-    lock(&mut tx, db.backend).await?;
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM signing_keys"))
-        .fetch_all(&mut *tx)
-        .await?;
-    let metas = rows
-        .iter()
-        .map(meta_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut tx = db.begin_key_maintenance().await?;
+    let metas: Vec<KeyMeta> = tx.all().await?.into_iter().map(KeyMeta::from).collect();
     let p = plan(&metas, schedule, max_token_ttl, now);
     let mut done = Maintenance::default();
     if let Some(active_at) = p.create_active_at {
-        done.created = Some(insert_key(&mut *tx, kek, alg, now, active_at).await?);
+        done.created = Some(insert_key(&mut tx, kek, alg, now, active_at).await?);
     }
     for (kid, at) in &p.retire {
-        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
-            .bind(*at)
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
+        tx.retire(kid, *at).await?;
         done.retired.push(kid.clone());
     }
     for kid in &p.remove {
-        remove_key(&mut tx, kid, now).await?;
+        tx.remove(kid, now.0).await?;
         done.removed.push(kid.clone());
     }
     tx.commit().await?;
@@ -354,21 +321,14 @@ pub async fn rotate(
     immediate: bool,
     now: UnixTime,
 ) -> Result<KeyMeta, KeyStoreError> {
-    let mut tx = db.pool.begin().await?;
-    lock(&mut tx, db.backend).await?;
+    let mut tx = db.begin_key_maintenance().await?;
     let active_at = if immediate {
         now.0
     } else {
         now.0.saturating_add(schedule.publish_lead)
     };
-    let kid = insert_key(&mut *tx, kek, alg, now, active_at).await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM signing_keys WHERE kid = $1"
-    ))
-    .bind(&kid)
-    .fetch_one(&mut *tx)
-    .await?;
-    let meta = meta_from_row(&row)?;
+    let kid = insert_key(&mut tx, kek, alg, now, active_at).await?;
+    let meta = KeyMeta::from(tx.get(&kid).await?);
     tx.commit().await?;
     Ok(meta)
 }
@@ -425,34 +385,23 @@ pub async fn retire(
     unpublish: bool,
     now: UnixTime,
 ) -> Result<Option<Retirement>, KeyStoreError> {
-    let mut tx = db.pool.begin().await?;
-    lock(&mut tx, db.backend).await?;
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM signing_keys"))
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut metas = rows
-        .iter()
-        .map(meta_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut tx = db.begin_key_maintenance().await?;
+    let mut metas: Vec<KeyMeta> = tx.all().await?.into_iter().map(KeyMeta::from).collect();
     let Some(meta) = metas.iter_mut().find(|m| m.kid == kid) else {
         tx.rollback().await?;
         return Ok(None);
     };
     let retired_at = meta.retired_at.map_or(now.0, |at| at.min(now.0));
     meta.retired_at = Some(retired_at);
-    sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2")
-        .bind(retired_at)
-        .bind(kid)
-        .execute(&mut *tx)
-        .await?;
+    tx.retire(kid, retired_at).await?;
     if unpublish && meta.removed_at.is_none() {
         meta.removed_at = Some(now.0);
-        remove_key(&mut tx, kid, now).await?;
+        tx.remove(kid, now.0).await?;
     }
     let removed_at = meta.removed_at;
     let scheduled: Vec<ScheduledKey<()>> = metas.iter().map(|m| m.scheduled(())).collect();
     let created = if signer_at(&scheduled, now).is_none() {
-        Some(insert_key(&mut *tx, kek, alg, now, now.0).await?)
+        Some(insert_key(&mut tx, kek, alg, now, now.0).await?)
     } else {
         None
     };
@@ -468,35 +417,6 @@ pub async fn retire(
             RETIRE_WARNING
         },
     }))
-}
-
-/// Marks `kid` removed at `now` and destroys its private key; the row stays
-/// for the audit trail.
-async fn remove_key(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kid: &str,
-    now: UnixTime,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE signing_keys SET removed_at = $1, private_key = $2 WHERE kid = $3")
-        .bind(now.0)
-        .bind(Vec::<u8>::new())
-        .bind(kid)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn lock(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-) -> Result<(), sqlx::Error> {
-    if backend == Backend::Postgres {
-        // 0x6761_7465 = "gate": one lock id for key maintenance.
-        sqlx::query("SELECT pg_advisory_xact_lock(1734438245)::TEXT AS locked")
-            .fetch_one(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// The shared, swappable key ring.

@@ -18,15 +18,15 @@
 //! Pending rows survive any crash, so a restarted origin pushes them.
 
 use crate::config::{CloudflareKv, PushTarget};
-use crate::domain::state::{now, AppState};
-use crate::store::db::{Backend, Db, DbError};
+use crate::domain::state::AppState;
+use crate::store::db::{Db, StoreError};
+use crate::store::outbox;
 use crate::store::revocation::CoverSpan;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
 };
 use gatehouse_common::UnixTime;
 use serde::Serialize;
-use sqlx::Row as _;
 use std::time::Duration;
 
 /// Outbox rows claimed per document (the document always carries every
@@ -83,7 +83,7 @@ impl PushSchedule {
 pub enum PushError {
     /// Storage.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
     /// No key may sign now.
     #[error("no active signing key")]
     NoSigner,
@@ -112,12 +112,6 @@ pub enum PushError {
     /// Pushing is off.
     #[error("revocation push is off")]
     Off,
-}
-
-impl From<sqlx::Error> for PushError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Db(DbError::Sqlx(e))
-    }
 }
 
 /// Sends signed documents to the configured target.
@@ -301,13 +295,8 @@ pub fn version_floor(now: UnixTime) -> i64 {
 }
 
 /// Whether any outbox row is waiting.
-pub async fn has_pending(db: &Db) -> Result<bool, DbError> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM (SELECT id FROM outbox WHERE delivered_at IS NULL AND topic = 'revocation' LIMIT 1) AS p",
-    )
-    .fetch_one(&db.pool)
-    .await?;
-    Ok(row.try_get::<i64, _>("n")? > 0)
+pub async fn has_pending(db: &Db) -> Result<bool, StoreError> {
+    outbox::has_pending(db).await
 }
 
 /// Reserves the next version and builds the document over every live
@@ -320,66 +309,37 @@ pub async fn claim(
     republish: bool,
     now: UnixTime,
 ) -> Result<Option<Claim>, PushError> {
-    let mut tx = db.pool.begin().await?;
-    // Write first: on SQLite this takes the write lock before any read (no
-    // snapshot upgrade); on PostgreSQL the row lock orders concurrent claims.
     // Versions are milliseconds since the epoch (or one above the last, if
     // that is higher): the edge refuses versions ahead of its clock, so a
     // document signed with a leaked key cannot raise the floor past what
     // this pusher reaches shortly after (see `version_floor`).
-    sqlx::query(
-        "UPDATE revocation_push SET version = CASE WHEN version + 1 > $2 THEN version + 1 ELSE $2 END, \
-         last_attempt_at = $1 WHERE id = 1",
+    let Some(claimed) = outbox::claim(
+        db,
+        now.0,
+        version_floor(now),
+        CLAIM_LIMIT,
+        now.0.saturating_sub(span.secs()),
+        republish,
     )
-    .bind(now.0)
-    .bind(version_floor(now))
-    .execute(&mut *tx)
-    .await?;
-    let version: i64 = sqlx::query("SELECT version FROM revocation_push WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("version")?;
-    // The exact ids seen now (not a watermark: on PostgreSQL a lower id can
-    // commit after a higher one). Their revocations committed with them, so
-    // the read below sees them.
-    let ids = sqlx::query(
-        "SELECT id FROM outbox WHERE delivered_at IS NULL AND topic = 'revocation' ORDER BY id LIMIT $1",
-    )
-    .bind(CLAIM_LIMIT)
-    .fetch_all(&mut *tx)
     .await?
-    .iter()
-    .map(|r| r.try_get::<i64, _>("id"))
-    .collect::<Result<Vec<_>, _>>()?;
-    if ids.is_empty() && !republish {
-        tx.rollback().await?;
+    else {
         return Ok(None);
-    }
-    let rows = sqlx::query(
-        "SELECT kind, value, revoked_at, drop_after, reason FROM revocations \
-         WHERE drop_after > $1 OR revoked_at > $2 ORDER BY id",
-    )
-    .bind(now.0)
-    .bind(now.0.saturating_sub(span.secs()))
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let mut live = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let name: String = r.try_get("kind")?;
-        let kind = RevocationKind::from_name(&name).ok_or(DbError::Corrupt { column: "kind" })?;
-        let revoked_at: i64 = r.try_get("revoked_at")?;
-        let drop_after: i64 = r.try_get("drop_after")?;
-        let reason: String = r.try_get("reason")?;
-        let until = entry_until(kind, revoked_at, drop_after, span);
+    };
+    let version = claimed.version;
+    let ids = claimed.outbox_ids;
+    let mut live = Vec::with_capacity(claimed.revocations.len());
+    for r in claimed.revocations {
+        let kind =
+            RevocationKind::from_name(&r.kind).ok_or(StoreError::Corrupt { column: "kind" })?;
+        let until = entry_until(kind, r.revoked_at, r.drop_after, span);
         if until > now.0 {
             live.push((
-                Priority::of(kind, &reason),
-                reason,
+                Priority::of(kind, &r.reason),
+                r.reason,
                 RevocationEntry {
                     kind,
-                    value: r.try_get("value")?,
-                    revoked_at,
+                    value: r.value,
+                    revoked_at: r.revoked_at,
                     until,
                 },
             ));
@@ -391,7 +351,8 @@ pub async fn claim(
         document: RevocationDocument {
             iss: issuer.to_owned(),
             iat: now.0,
-            version: u64::try_from(version).map_err(|_| DbError::Corrupt { column: "version" })?,
+            version: u64::try_from(version)
+                .map_err(|_| StoreError::Corrupt { column: "version" })?,
             entries,
         },
         outbox_ids: ids,
@@ -531,49 +492,22 @@ pub async fn mark_delivered(
     now: UnixTime,
 ) -> Result<usize, PushError> {
     let version = i64::try_from(claim.document.version)
-        .map_err(|_| DbError::Corrupt { column: "version" })?;
-    let mut tx = db.pool.begin().await?;
-    let mut marked = 0usize;
-    for chunk in claim.outbox_ids.chunks(MARK_CHUNK) {
-        let placeholders = (0..chunk.len())
-            .map(|i| format!("${}", i + 3))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE outbox SET delivered_at = $1, version = $2 WHERE delivered_at IS NULL AND id IN ({placeholders})"
-        );
-        let mut q = sqlx::query(&sql).bind(now.0).bind(version);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        let done = q.execute(&mut *tx).await?;
-        marked = marked.saturating_add(usize::try_from(done.rows_affected()).unwrap_or(0));
-    }
-    sqlx::query(
-        "UPDATE revocation_push SET delivered_version = CASE WHEN $1 > delivered_version THEN $2 ELSE delivered_version END, \
-         delivered_at = $3, last_error = NULL, failures = 0, mode = $4, signed_kid = $5 WHERE id = 1",
+        .map_err(|_| StoreError::Corrupt { column: "version" })?;
+    Ok(outbox::mark_delivered(
+        db,
+        &claim.outbox_ids,
+        MARK_CHUNK,
+        version,
+        by.mode,
+        by.kid,
+        now.0,
     )
-    .bind(version)
-    .bind(version)
-    .bind(now.0)
-    .bind(by.mode)
-    .bind(by.kid)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(marked)
+    .await?)
 }
 
 /// Records a failed attempt (the message names no secret).
-pub async fn record_failure(db: &Db, error: &PushError, now: UnixTime) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE revocation_push SET last_error = $1, last_attempt_at = $2, failures = failures + 1 WHERE id = 1",
-    )
-    .bind(error.to_string())
-    .bind(now.0)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+pub async fn record_failure(db: &Db, error: &PushError, now: UnixTime) -> Result<(), StoreError> {
+    outbox::record_failure(db, &error.to_string(), now.0).await
 }
 
 /// Signs the document with the signer at `now`.
@@ -596,12 +530,8 @@ pub async fn republish_due(
     every_secs: i64,
     signer_kid: &str,
     now: UnixTime,
-) -> Result<bool, DbError> {
-    let row = sqlx::query("SELECT delivered_at, signed_kid FROM revocation_push WHERE id = 1")
-        .fetch_one(&db.pool)
-        .await?;
-    let delivered_at: Option<i64> = row.try_get("delivered_at")?;
-    let signed_kid: Option<String> = row.try_get("signed_kid")?;
+) -> Result<bool, StoreError> {
+    let (delivered_at, signed_kid) = outbox::last_delivery(db).await?;
     Ok(delivered_at.is_some_and(|at| {
         now.0.saturating_sub(at) >= every_secs || signed_kid.as_deref() != Some(signer_kid)
     }))
@@ -628,24 +558,8 @@ pub async fn push_pending(
     // PostgreSQL: one pusher at a time across replicas, so documents reach
     // the edge in version order. The lock lives on a connection that is
     // closed when this cycle ends (also if it is cancelled), which releases it.
-    let _lock = match state.db.backend {
-        Backend::Postgres => {
-            let mut conn = state.db.pool.acquire().await?;
-            conn.close_on_drop();
-            // Keyed by ("grvp", schema): advisory locks are database-wide,
-            // and deployments (or tests) in other schemas must not block us.
-            let got: String = sqlx::query(
-                "SELECT pg_try_advisory_lock(1735554672, hashtext(current_schema()))::TEXT AS got",
-            )
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("got")?;
-            if got != "true" {
-                return Ok(Cycle::Busy);
-            }
-            Some(conn)
-        }
-        Backend::Sqlite => None,
+    let Some(_lock) = outbox::try_pusher_lock(&state.db).await? else {
+        return Ok(Cycle::Busy);
     };
     let Some(claim) = claim(
         &state.db,
@@ -689,15 +603,11 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
     let mut failures: u32 = 0;
     tracing::info!(mode = client.target().mode(), "revocation pusher started");
     // `revocations status` shows the server's mode, not the CLI's.
-    if let Err(e) = sqlx::query("UPDATE revocation_push SET mode = $1 WHERE id = 1")
-        .bind(client.target().mode())
-        .execute(&state.db.pool)
-        .await
-    {
+    if let Err(e) = outbox::set_mode(&state.db, client.target().mode()).await {
         tracing::warn!(error = %e, "recording the push mode failed");
     }
     loop {
-        let wait = match push_pending(&state, &client, now()).await {
+        let wait = match push_pending(&state, &client, state.clock.now().secs()).await {
             Ok(Cycle::Delivered {
                 version,
                 rows,
@@ -719,7 +629,7 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
                     .unwrap_or_default();
                 let delay = schedule.backoff(failures, random);
                 tracing::warn!(error = %e, failures, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "revocation push failed");
-                if let Err(db) = record_failure(&state.db, &e, now()).await {
+                if let Err(db) = record_failure(&state.db, &e, state.clock.now().secs()).await {
                     tracing::warn!(error = %db, "recording the push failure failed");
                 }
                 // Back off fully: new revocations must not hammer a failing receiver.
@@ -764,37 +674,20 @@ pub struct PushStatus {
 }
 
 /// Reads the pusher's state.
-pub async fn status(db: &Db, span: CoverSpan, now: UnixTime) -> Result<PushStatus, DbError> {
-    let p = sqlx::query(
-        "SELECT version, delivered_version, delivered_at, last_attempt_at, last_error, failures, \
-         mode, signed_kid FROM revocation_push WHERE id = 1",
-    )
-    .fetch_one(&db.pool)
-    .await?;
-    let o = sqlx::query(
-        "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL",
-    )
-    .fetch_one(&db.pool)
-    .await?;
-    let live = sqlx::query(
-        "SELECT COUNT(*) AS n FROM revocations WHERE drop_after > $1 OR revoked_at > $2",
-    )
-    .bind(now.0)
-    .bind(now.0.saturating_sub(span.secs()))
-    .fetch_one(&db.pool)
-    .await?;
+pub async fn status(db: &Db, span: CoverSpan, now: UnixTime) -> Result<PushStatus, StoreError> {
+    let r = outbox::status(db, now.0, now.0.saturating_sub(span.secs())).await?;
     Ok(PushStatus {
-        mode: p.try_get("mode")?,
-        signed_kid: p.try_get("signed_kid")?,
-        latest_version: p.try_get("version")?,
-        delivered_version: p.try_get("delivered_version")?,
-        delivered_at: p.try_get("delivered_at")?,
-        pending: o.try_get("n")?,
-        oldest_pending_at: o.try_get("oldest")?,
-        last_attempt_at: p.try_get("last_attempt_at")?,
-        last_error: p.try_get("last_error")?,
-        failures: p.try_get("failures")?,
-        live_revocations: live.try_get("n")?,
+        mode: r.mode,
+        signed_kid: r.signed_kid,
+        latest_version: r.latest_version,
+        delivered_version: r.delivered_version,
+        delivered_at: r.delivered_at,
+        pending: r.pending,
+        oldest_pending_at: r.oldest_pending_at,
+        last_attempt_at: r.last_attempt_at,
+        last_error: r.last_error,
+        failures: r.failures,
+        live_revocations: r.live_revocations,
     })
 }
 

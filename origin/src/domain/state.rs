@@ -6,6 +6,7 @@ use crate::domain::error::Error;
 use crate::domain::keys::{self, KeyRing, KeyStoreError, Maintenance};
 use crate::domain::ratelimit::{FailureBackoff, KnownKeys, RateLimiter};
 use crate::store::db::Db;
+use crate::support::clock::SharedClock;
 use crate::support::kek::Kek;
 use crate::support::metrics::Metrics;
 use gatehouse_common::nonce::NonceIssuer;
@@ -54,6 +55,35 @@ pub struct AppState {
     pub login_known: Arc<KnownKeys>,
     /// Failed admin-token attempts per client address, with backoff.
     pub admin_failures: Arc<FailureBackoff>,
+    /// The one clock: read once per request (in the handler) and by the
+    /// background tasks; settable in tests (`SettableClock`, `testkit`).
+    pub clock: SharedClock,
+}
+
+/// What the token path's operations (client authentication, the grants,
+/// exchange, introspection, revocation, DPoP at `/token`) need, instead of
+/// the whole [`AppState`]: storage, configuration, the key ring as it stands
+/// for this request, and the DPoP nonce issuer when nonces are on.
+#[derive(Clone)]
+pub struct TokenPath<'a> {
+    /// Storage.
+    pub db: &'a Db,
+    /// Validated configuration.
+    pub config: &'a Config,
+    /// The key ring, read once for the request.
+    pub keys: Arc<KeyRing>,
+    /// The DPoP nonce issuer, when `dpop_nonce` is on.
+    pub dpop_nonces: Option<&'a NonceIssuer>,
+}
+
+/// The bounded audit of failed client authentications (see
+/// [`AUDITED_AUTH_FAILURES_PER_MINUTE`]).
+#[derive(Clone, Copy)]
+pub struct AuthFailures<'a> {
+    /// Audited failures per IP.
+    pub audited: &'a RateLimiter,
+    /// Failures not audited since the last one that was.
+    pub unaudited: &'a std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,15 +96,17 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the state: runs key maintenance once (creating the first key if
-    /// needed) and loads the key ring.
+    /// Builds the state around `clock`: runs key maintenance once at the
+    /// clock's time (creating the first key if needed) and loads the key ring.
     pub async fn new(
         config: Config,
         db: Db,
         kek: Kek,
-        now: UnixTime,
+        clock: SharedClock,
     ) -> Result<Self, KeyStoreError> {
+        let now = clock.now().secs();
         let state = Self {
+            clock,
             csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 &kek.derive(b"gatehouse authorize csrf v1"),
@@ -137,6 +169,28 @@ impl AppState {
         Ok(())
     }
 
+    /// The token path's inputs, with the key ring as it stands now.
+    pub fn token_path(&self) -> Result<TokenPath<'_>, Error> {
+        Ok(TokenPath {
+            db: &self.db,
+            config: &self.config,
+            keys: self.key_ring()?,
+            dpop_nonces: self
+                .dpop_nonces
+                .as_deref()
+                .filter(|_| self.config.dpop_nonce),
+        })
+    }
+
+    /// The failed-authentication audit's limiter and counter.
+    #[must_use]
+    pub fn auth_failures(&self) -> AuthFailures<'_> {
+        AuthFailures {
+            audited: &self.auth_failure_audit,
+            unaudited: &self.unaudited_failures,
+        }
+    }
+
     /// The current ring.
     pub fn key_ring(&self) -> Result<Arc<KeyRing>, Error> {
         self.keys
@@ -144,23 +198,4 @@ impl AppState {
             .map(|r| Arc::clone(&r))
             .map_err(|_| Error::from(KeyStoreError::RingPoisoned))
     }
-}
-
-/// Milliseconds since the epoch, for rate limiting (read with the request's `now`).
-#[must_use]
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
-/// The current time, read once per request (or command) and passed down.
-#[must_use]
-pub fn now() -> UnixTime {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    UnixTime(i64::try_from(secs).unwrap_or(i64::MAX))
 }

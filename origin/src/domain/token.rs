@@ -3,7 +3,7 @@
 
 use crate::domain::clients::{self, Client};
 use crate::domain::error::Error;
-use crate::domain::state::AppState;
+use crate::domain::state::{AuthFailures, TokenPath};
 use crate::store::audit::{self, AuditEvent};
 use crate::store::group_commit::Write;
 use crate::support::crypto::SigningKey;
@@ -53,12 +53,13 @@ impl PresentedClient {
 /// Authenticates the client at the token, introspection or revocation endpoint.
 /// Failures are audited and answered with `invalid_client` (401).
 pub async fn authenticate(
-    state: &AppState,
+    tp: &TokenPath<'_>,
+    failures: AuthFailures<'_>,
     presented: &PresentedClient,
     ip: Option<IpAddr>,
     now: UnixTime,
 ) -> Result<Client, Error> {
-    let client = clients::get(&state.db, presented.client_id()).await?;
+    let client = clients::get(tp.db, presented.client_id()).await?;
     let ok = match (&client, presented) {
         (Some(c), PresentedClient::Secret { secret, .. }) => {
             !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
@@ -66,11 +67,11 @@ pub async fn authenticate(
         (Some(c), PresentedClient::Assertion { assertion, .. }) => {
             use crate::domain::client_assertion::{verify, VerifyError};
             let verdict = verify(
-                &state.db,
+                tp.db,
                 c,
-                &state.config.issuer,
+                &tp.config.issuer,
                 assertion,
-                state.config.leeway_secs,
+                tp.config.leeway_secs,
                 now,
             )
             .await;
@@ -95,17 +96,18 @@ pub async fn authenticate(
     match client {
         Some(c) if ok => Ok(c),
         _ => {
-            audit_failure(state, presented.client_id(), ip, now).await?;
+            audit_failure(tp, failures, presented.client_id(), ip, now).await?;
             Err(Error::InvalidClient)
         }
     }
 }
 
 /// Audits a failed authentication, at most
-/// [`crate::domain::state::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
+/// [`crate::domain::tp::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
 /// counted and the count goes into the next row written.
 async fn audit_failure(
-    state: &AppState,
+    tp: &TokenPath<'_>,
+    failures: AuthFailures<'_>,
     client_id: &str,
     ip: Option<IpAddr>,
     now: UnixTime,
@@ -113,21 +115,21 @@ async fn audit_failure(
     use std::sync::atomic::Ordering;
     let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
     let now_ms = now.0.saturating_mul(1000);
-    if !state.auth_failure_audit.check(&key, now_ms).allowed {
-        state.unaudited_failures.fetch_add(1, Ordering::Relaxed);
+    if !failures.audited.check(&key, now_ms).allowed {
+        failures.unaudited.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
     let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
     if client_id.len() <= 128 {
         e = e.client(client_id);
     }
-    let skipped = state.unaudited_failures.swap(0, Ordering::Relaxed);
+    let skipped = failures.unaudited.swap(0, Ordering::Relaxed);
     if skipped > 0 {
         e = e.detail(format!(
             "{skipped} earlier failures over the per-address audit rate were not recorded"
         ));
     }
-    audit::record(&state.db.pool, &e).await?;
+    audit::record(&tp.db.pool, &e).await?;
     Ok(())
 }
 
@@ -320,7 +322,7 @@ pub struct RequestContext {
 
 /// The client_credentials grant (RFC 6749 §4.4) for an authenticated client.
 pub async fn client_credentials(
-    state: &AppState,
+    tp: &TokenPath<'_>,
     client: &Client,
     req: ClientCredentialsRequest<'_>,
     ctx: RequestContext,
@@ -348,15 +350,15 @@ pub async fn client_credentials(
     }
     let scopes = grant_scopes(client, scope)?;
     let aud = choose_audience(client, audience, resource)?;
-    let ring = state.key_ring()?;
+    let ring = &tp.keys;
     let signer = ring
         .signer(now)
         .ok_or(crate::domain::keys::KeyStoreError::NoSigner)?;
     let sid = random_id()?;
     let resp = sign_access_token(
         signer,
-        &state.config.issuer,
-        state.config.access_token_ttl,
+        &tp.config.issuer,
+        tp.config.access_token_ttl,
         &AccessTokenClaims {
             sub: &client.client_id,
             client_id: &client.client_id,
@@ -367,8 +369,7 @@ pub async fn client_credentials(
         },
         now,
     )?;
-    state
-        .db
+    tp.db
         .group
         .write(Write::Audit(
             AuditEvent::new("token_issued", now)

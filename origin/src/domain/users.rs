@@ -1,13 +1,13 @@
 //! Users who log in at `/authorize`: argon2id password hashes (PHC strings),
 //! the repository, and the CLI's operations.
 
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Db, StoreError};
+use crate::store::users::{self as rows, UserRow};
 use crate::support::secret::{random_id, Password, RandomError};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::Argon2;
 use gatehouse_common::UnixTime;
 use serde::Serialize;
-use sqlx::Row as _;
 
 /// A user as operators see it (never the hash).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -37,15 +37,19 @@ pub enum UserError {
     Hash,
     /// Storage.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(#[from] StoreError),
     /// Randomness.
     #[error(transparent)]
     Random(#[from] RandomError),
 }
 
-impl From<sqlx::Error> for UserError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Db(e.into())
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            user_id: r.user_id,
+            username: r.username,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -78,24 +82,19 @@ pub async fn create(
         username: username.to_owned(),
         created_at: now.0,
     };
-    let taken = sqlx::query("SELECT user_id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(&db.pool)
-        .await?
-        .is_some();
-    if taken {
+    if rows::username_taken(db, username).await? {
         return Err(UserError::Taken);
     }
-    sqlx::query(
-        "INSERT INTO users (user_id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&user.user_id)
-    .bind(&user.username)
-    .bind(hash)
-    .bind(user.created_at)
-    .execute(&db.pool)
-    .await
-    .map_err(|_| UserError::Taken)?;
+    let row = UserRow {
+        user_id: user.user_id.clone(),
+        username: user.username.clone(),
+        created_at: user.created_at,
+    };
+    // Any refused insert is a lost race for the name (as before the store
+    // had its own error: the unique index is the only constraint it can hit).
+    rows::insert(db, &row, &hash)
+        .await
+        .map_err(|_| UserError::Taken)?;
     Ok(user)
 }
 
@@ -108,26 +107,14 @@ pub async fn verify(
     username: &str,
     password: &Password,
     slot: tokio::sync::OwnedSemaphorePermit,
-) -> Result<Option<User>, DbError> {
+) -> Result<Option<User>, StoreError> {
     let row = if valid_username(username) {
-        sqlx::query(
-            "SELECT user_id, username, password_hash, created_at FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&db.pool)
-        .await?
+        rows::with_hash(db, username).await?
     } else {
         None
     };
-    let (user, hash) = match &row {
-        Some(r) => (
-            Some(User {
-                user_id: r.try_get("user_id")?,
-                username: r.try_get("username")?,
-                created_at: r.try_get("created_at")?,
-            }),
-            r.try_get::<String, _>("password_hash")?,
-        ),
+    let (user, hash) = match row {
+        Some((user, hash)) => (Some(User::from(user)), hash),
         None => (None, String::new()),
     };
     let password = password.clone();
@@ -153,97 +140,25 @@ pub async fn verify(
 }
 
 /// Every user, oldest first.
-pub async fn list(db: &Db) -> Result<Vec<User>, DbError> {
-    let rows = sqlx::query(
-        "SELECT user_id, username, created_at FROM users ORDER BY created_at, username",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(User {
-                user_id: r.try_get("user_id")?,
-                username: r.try_get("username")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+pub async fn list(db: &Db) -> Result<Vec<User>, StoreError> {
+    Ok(rows::list(db).await?.into_iter().map(User::from).collect())
 }
 
 /// Looks a user up by id.
-pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>, DbError> {
-    let row = sqlx::query("SELECT user_id, username, created_at FROM users WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(&db.pool)
-        .await?;
-    row.map(|r| {
-        Ok(User {
-            user_id: r.try_get("user_id")?,
-            username: r.try_get("username")?,
-            created_at: r.try_get("created_at")?,
-        })
-    })
-    .transpose()
+pub async fn get(db: &Db, user_id: &str) -> Result<Option<User>, StoreError> {
+    Ok(rows::get(db, user_id).await?.map(User::from))
 }
 
 /// Deletes a user by username, with their sessions, consents and
 /// outstanding codes, ends every grant of theirs (refresh families included,
-/// a rotation in flight too: [`crate::domain::grants::end_grants`]) and revokes
-/// their access tokens (a `sub` revocation, through the outbox), in one
-/// transaction.
+/// a rotation in flight too: [`crate::store::grants::end_grants`]) and
+/// revokes their access tokens (a `sub` revocation, through the outbox), in
+/// one transaction.
 pub async fn delete(
     db: &Db,
     username: &str,
     span: crate::store::revocation::CoverSpan,
     now: UnixTime,
-) -> Result<Option<User>, DbError> {
-    let mut tx = db.pool.begin().await?;
-    // A write first: on SQLite a transaction that reads before it writes
-    // fails outright when another writer commits in between.
-    let row = sqlx::query(
-        "DELETE FROM users WHERE username = $1 RETURNING user_id, username, created_at",
-    )
-    .bind(username)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(r) = row else {
-        tx.rollback().await?;
-        return Ok(None);
-    };
-    let user = User {
-        user_id: r.try_get("user_id")?,
-        username: r.try_get("username")?,
-        created_at: r.try_get("created_at")?,
-    };
-    for sql in [
-        "DELETE FROM sessions WHERE user_id = $1",
-        "DELETE FROM consents WHERE user_id = $1",
-    ] {
-        sqlx::query(sql)
-            .bind(&user.user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let revoked_at = crate::domain::grants::end_grants(
-        &mut tx,
-        crate::domain::grants::GrantsOf::User(&user.user_id),
-        now,
-    )
-    .await?;
-    sqlx::query("DELETE FROM auth_codes WHERE user_id = $1")
-        .bind(&user.user_id)
-        .execute(&mut *tx)
-        .await?;
-    crate::store::revocation::revoke_in(
-        &mut tx,
-        gatehouse_common::revocation::RevocationKind::Sub,
-        &user.user_id,
-        revoked_at.0.saturating_add(span.secs()),
-        "user deleted",
-        revoked_at,
-    )
-    .await?;
-    tx.commit().await?;
-    db.outbox_notify.notify_one();
-    Ok(Some(user))
+) -> Result<Option<User>, StoreError> {
+    Ok(rows::delete(db, username, span, now).await?.map(User::from))
 }

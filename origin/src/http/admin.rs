@@ -7,7 +7,7 @@ use crate::domain::clients::ClientView;
 use crate::domain::error::Error;
 use crate::domain::keys::{KeyMeta, Retirement};
 use crate::domain::revocation_push::PushStatus;
-use crate::domain::state::{now, AppState};
+use crate::domain::state::AppState;
 use crate::http::form::ClientIp;
 use crate::store::revocation::Revocation;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -52,7 +52,7 @@ async fn require_admin(
         return Err(Error::NotFound);
     };
     let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-    let now_ms = crate::domain::state::now_ms();
+    let now_ms = state.clock.now().millis();
     if let Err(retry_after) = state.admin_failures.check(&key, now_ms) {
         return Err(Error::RateLimited { retry_after });
     }
@@ -262,7 +262,7 @@ async fn create_client(
         &state.config.default_audience,
         body.into(),
         Via::AdminApi,
-        now(),
+        state.clock.now().secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -307,8 +307,14 @@ async fn delete_client(
     State(state): State<AppState>,
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<admin::Deleted>, Error> {
-    let done =
-        admin::delete_client(&state.db, &state.config, &client_id, Via::AdminApi, now()).await?;
+    let done = admin::delete_client(
+        &state.db,
+        &state.config,
+        &client_id,
+        Via::AdminApi,
+        state.clock.now().secs(),
+    )
+    .await?;
     Ok(Json(done))
 }
 
@@ -346,7 +352,7 @@ async fn rotate_secret(
         &client_id,
         q.grace,
         Via::AdminApi,
-        now(),
+        state.clock.now().secs(),
     )
     .await?;
     Ok(Json(rotated))
@@ -366,7 +372,9 @@ async fn rotate_secret(
     security(("admin_token" = []))
 )]
 async fn list_keys(State(state): State<AppState>) -> Result<Json<admin::KeyList>, Error> {
-    Ok(Json(admin::list_keys(&state.db, now()).await?))
+    Ok(Json(
+        admin::list_keys(&state.db, state.clock.now().secs()).await?,
+    ))
 }
 
 /// `POST /admin/keys/rotate` query.
@@ -396,7 +404,14 @@ async fn rotate_keys(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<KeyRotateQuery>,
 ) -> Result<Json<KeyMeta>, Error> {
-    let meta = admin::rotate_key(&state.db, &state.kek, &state.config, q.immediate, now()).await?;
+    let meta = admin::rotate_key(
+        &state.db,
+        &state.kek,
+        &state.config,
+        q.immediate,
+        state.clock.now().secs(),
+    )
+    .await?;
     state.reload_keys().await?;
     Ok(Json(meta))
 }
@@ -431,7 +446,15 @@ async fn retire_key(
     AdminPath(kid): AdminPath<String>,
     AdminQuery(q): AdminQuery<KeyRetireQuery>,
 ) -> Result<Json<Retirement>, Error> {
-    let done = admin::retire_key(&state.db, &state.kek, &state.config, &kid, q.now, now()).await?;
+    let done = admin::retire_key(
+        &state.db,
+        &state.kek,
+        &state.config,
+        &kid,
+        q.now,
+        state.clock.now().secs(),
+    )
+    .await?;
     state.reload_keys().await?;
     Ok(Json(done))
 }
@@ -452,7 +475,9 @@ async fn retire_key(
 async fn list_revocations(
     State(state): State<AppState>,
 ) -> Result<Json<admin::RevocationList>, Error> {
-    Ok(Json(admin::list_revocations(&state.db, now()).await?))
+    Ok(Json(
+        admin::list_revocations(&state.db, state.clock.now().secs()).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -470,7 +495,7 @@ async fn list_revocations(
 )]
 async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushStatus>, Error> {
     Ok(Json(
-        admin::revocation_status(&state.db, &state.config, now()).await?,
+        admin::revocation_status(&state.db, &state.config, state.clock.now().secs()).await?,
     ))
 }
 
@@ -513,7 +538,7 @@ async fn create_revocation(
         kind,
         &body.value,
         Via::AdminApi,
-        now(),
+        state.clock.now().secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(rev)))

@@ -17,7 +17,7 @@
 use crate::domain::clients::{self, Client};
 use crate::domain::error::Error;
 use crate::domain::grants::{self, CodeGrant};
-use crate::domain::state::{now, AppState};
+use crate::domain::state::AppState;
 use crate::domain::token::{choose_audience, grant_scopes};
 use crate::domain::users;
 use crate::http::cookies::{self, CSRF as CSRF_COOKIE, SESSION as SESSION_COOKIE};
@@ -257,7 +257,7 @@ async fn approve(
     now: UnixTime,
 ) -> Result<Response, Error> {
     let code = grants::issue_code(
-        state,
+        &state.db,
         &CodeGrant {
             client_id: req.client.client_id.clone(),
             user_id: user.to_owned(),
@@ -371,8 +371,9 @@ pub async fn authorize(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let now = now();
-    super::limit_ip(&state, ip, crate::domain::state::now_ms())?;
+    let reading = state.clock.now();
+    let now = reading.secs();
+    super::limit_ip(&state, ip, reading.millis())?;
     let query = query.unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
@@ -462,9 +463,10 @@ pub async fn login(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let now = now();
+    let reading = state.clock.now();
+    let now = reading.secs();
     // Password guessing is limited per IP like every credential check.
-    let now_ms = crate::domain::state::now_ms();
+    let now_ms = reading.millis();
     super::limit_ip(&state, ip, now_ms)?;
     check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default().to_owned();
@@ -615,8 +617,9 @@ pub async fn consent(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let now = now();
-    super::limit_ip(&state, ip, crate::domain::state::now_ms())?;
+    let reading = state.clock.now();
+    let now = reading.secs();
+    super::limit_ip(&state, ip, reading.millis())?;
     check_csrf(&state, &headers, &form)?;
     let query = form.get("request").unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())

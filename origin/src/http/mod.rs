@@ -14,7 +14,7 @@ pub mod schema;
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
 use crate::domain::introspect;
-use crate::domain::state::{now, now_ms, AppState};
+use crate::domain::state::AppState;
 use crate::domain::token::{self, RequestContext};
 use crate::http::error::ErrorKind;
 use axum::extract::{Extension, MatchedPath, Request, State};
@@ -216,12 +216,14 @@ async fn token_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let grant_type = GrantType::from_name(form.require("grant_type")?)
         .filter(|g| GRANT_TYPES.contains(g))
         .ok_or(Error::UnsupportedGrantType)?;
-    let client = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let client = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     if client.public {
         limit_public_grant(&state, &client, grant_type, &form, now_ms).await?;
     }
@@ -231,7 +233,7 @@ async fn token_endpoint(
             .iter()
             .map(|v| v.as_bytes())
             .collect();
-        crate::domain::dpop::token_endpoint_proof(&state, &dpop, "/token", now).await?
+        crate::domain::dpop::token_endpoint_proof(&tp, &dpop, "/token", now).await?
     };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let ctx = RequestContext { ip, now };
@@ -243,7 +245,7 @@ async fn token_endpoint(
                 code_verifier: form.get("code_verifier"),
                 jkt,
             };
-            crate::domain::grants::redeem_code(&state, &client, req, ctx).await?
+            crate::domain::grants::redeem_code(&tp, &client, req, ctx).await?
         }
         GrantType::TokenExchange => {
             let req = crate::domain::exchange::ExchangeRequest {
@@ -257,7 +259,7 @@ async fn token_endpoint(
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::domain::exchange::exchange(&state, &client, req, ctx).await?
+            crate::domain::exchange::exchange(&tp, &client, req, ctx).await?
         }
         GrantType::RefreshToken => {
             let req = crate::domain::grants::Refresh {
@@ -265,7 +267,7 @@ async fn token_endpoint(
                 scope: form.get("scope"),
                 jkt,
             };
-            crate::domain::grants::refresh(&state, &client, req, ctx).await?
+            crate::domain::grants::refresh(&tp, &client, req, ctx).await?
         }
         GrantType::ClientCredentials => {
             let req = token::ClientCredentialsRequest {
@@ -274,7 +276,7 @@ async fn token_endpoint(
                 resource: form.get("resource"),
                 jkt,
             };
-            token::client_credentials(&state, &client, req, ctx).await?
+            token::client_credentials(&tp, &client, req, ctx).await?
         }
     };
     state
@@ -296,6 +298,7 @@ async fn token_endpoint(
 /// address already paid; see [`limit_public_grant`] for its grants).
 async fn authenticated_client(
     state: &AppState,
+    tp: &crate::domain::state::TokenPath<'_>,
     ip: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     form: &OAuthForm,
@@ -303,7 +306,7 @@ async fn authenticated_client(
     now_ms: i64,
 ) -> Result<crate::domain::clients::Client, Error> {
     let presented = presented_client(headers, form)?;
-    let client = token::authenticate(state, &presented, ip, now).await?;
+    let client = token::authenticate(tp, state.auth_failures(), &presented, ip, now).await?;
     if !client.public {
         limit_client(state, &client.client_id, now_ms)?;
     }
@@ -361,11 +364,13 @@ async fn introspect_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
-    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
-    let answer = introspect::introspect(&state, &caller, raw, now).await?;
+    let answer = introspect::introspect(&tp, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
 }
 
@@ -392,11 +397,13 @@ async fn revoke_endpoint(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, Error> {
-    let (now, now_ms) = (now(), now_ms());
+    let reading = state.clock.now();
+    let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
-    let caller = authenticated_client(&state, ip, &headers, &form, now, now_ms).await?;
+    let tp = state.token_path()?;
+    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
-    introspect::revoke_token(&state, &caller, raw, RequestContext { ip, now }).await?;
+    introspect::revoke_token(&tp, &caller, raw, RequestContext { ip, now }).await?;
     Ok(no_store(()))
 }
 
@@ -405,7 +412,7 @@ async fn revoke_endpoint(
     summary = "Published signing keys (RFC 7517)",
     responses((status = 200, description = "The JWK set (`Cache-Control: public, max-age`)", body = schema::Jwks)))]
 async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
-    let now = now();
+    let now = state.clock.now().secs();
     let ring = state.key_ring()?;
     let mut resp = Json(ring.jwks(now).to_json()).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", state.config.jwks_max_age))
@@ -416,10 +423,13 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, Error> {
 }
 
 /// The signing algorithms of the published keys.
-fn published_algs(state: &AppState) -> Result<Vec<&'static str>, Error> {
+fn published_algs(
+    state: &AppState,
+    now: gatehouse_common::UnixTime,
+) -> Result<Vec<&'static str>, Error> {
     let ring = state.key_ring()?;
     let mut algs: Vec<&'static str> = ring
-        .jwks(now())
+        .jwks(now)
         .keys()
         .iter()
         .flat_map(|k| k.algorithms().iter().map(|a| a.name()))
@@ -479,7 +489,7 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,
-        "access_token_signing_alg_values_supported": published_algs(&state)?,
+        "access_token_signing_alg_values_supported": published_algs(&state, state.clock.now().secs())?,
         "service_documentation": format!("{iss}/openapi.json"),
     });
     let mut resp = Json(doc).into_response();

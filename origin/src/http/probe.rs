@@ -5,7 +5,7 @@
 //! balancer or a Kubernetes readiness probe takes it out of rotation without
 //! restarting it.
 
-use crate::domain::state::{now, AppState};
+use crate::domain::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -56,7 +56,7 @@ pub async fn check(state: &AppState) -> Result<(), NotReady> {
         }
     }
     let ring = state.key_ring().map_err(|_| NotReady::NoSigningKey)?;
-    if ring.signer(now()).is_none() {
+    if ring.signer(state.clock.now().secs()).is_none() {
         return Err(NotReady::NoSigningKey);
     }
     Ok(())

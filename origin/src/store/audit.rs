@@ -1,6 +1,6 @@
 //! The audit log: who did what, when, from where — never a token or secret value.
 
-use crate::store::db::{Db, DbError, MultiRow};
+use crate::store::db::{Db, MultiRow, StoreError};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
 use sqlx::Row as _;
@@ -69,7 +69,7 @@ impl AuditEvent {
 }
 
 /// Records an event.
-pub async fn record<'c, E>(exec: E, e: &AuditEvent) -> Result<(), DbError>
+pub async fn record<'c, E>(exec: E, e: &AuditEvent) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -96,7 +96,7 @@ where
 pub async fn record_many(
     conn: &mut sqlx::AnyConnection,
     events: &[&AuditEvent],
-) -> Result<(), DbError> {
+) -> Result<(), StoreError> {
     static INSERT: MultiRow = MultiRow::new(
         "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail) VALUES",
         7,
@@ -124,7 +124,7 @@ pub async fn list(
     db: &Db,
     limit: i64,
     client_id: Option<&str>,
-) -> Result<Vec<AuditEvent>, DbError> {
+) -> Result<Vec<AuditEvent>, StoreError> {
     let rows = match client_id {
         Some(c) => sqlx::query(
             "SELECT id, at, event, client_id, subject, jti, source_ip, detail FROM audit_events \

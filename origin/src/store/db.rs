@@ -4,6 +4,7 @@
 //! `BIGINT`/`i64`, booleans are stored as 0/1, lists as JSON text — the
 //! subset of types the `Any` driver maps identically on both backends.
 
+pub use crate::store::error::StoreError;
 use crate::store::group_commit::GroupCommit;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
@@ -40,37 +41,9 @@ pub struct Db {
     pub outbox_notify: Arc<Notify>,
 }
 
-/// A storage failure.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// The driver reported an error.
-    #[error("database: {0}")]
-    Sqlx(#[from] sqlx::Error),
-    /// Migrations failed.
-    #[error("migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The SQLite file's directory could not be created.
-    #[error("cannot create database directory {path}: {source}")]
-    Directory {
-        /// The directory.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The group-commit task is gone (its runtime shut down).
-    #[error("the database writer has stopped")]
-    WriterStopped,
-    /// A stored value could not be decoded.
-    #[error("corrupt stored value in {column}")]
-    Corrupt {
-        /// The column.
-        column: &'static str,
-    },
-}
-
 impl Db {
     /// Connects (creating a SQLite file and its directory if needed).
-    pub async fn connect(url: &str) -> Result<Self, DbError> {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with_schema(url, None).await
     }
 
@@ -78,11 +51,11 @@ impl Db {
     /// (created if absent): tests use this to get a schema of their own. Only
     /// with the `testkit` feature.
     #[cfg(any(test, feature = "testkit"))]
-    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+    pub async fn connect_in_schema(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         Self::connect_with_schema(url, schema).await
     }
 
-    async fn connect_with_schema(url: &str, schema: Option<&str>) -> Result<Self, DbError> {
+    async fn connect_with_schema(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -101,7 +74,7 @@ impl Db {
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
                 {
-                    std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
                         path: dir.display().to_string(),
                         source,
                     })?;
@@ -156,7 +129,7 @@ impl Db {
     }
 
     /// Applies pending migrations for this backend.
-    pub async fn migrate(&self) -> Result<(), DbError> {
+    pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
@@ -165,13 +138,13 @@ impl Db {
     }
 
     /// One round trip (`SELECT 1`), for readiness.
-    pub async fn ping(&self) -> Result<(), DbError> {
+    pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
     /// Connects and migrates.
-    pub async fn open(url: &str) -> Result<Self, DbError> {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
         let db = Self::connect(url).await?;
         db.migrate().await?;
         Ok(db)
@@ -257,9 +230,9 @@ pub fn power_of_two_chunks<T>(items: &[T], max: usize) -> impl Iterator<Item = &
 }
 
 /// Reads a JSON list-of-strings column.
-pub fn json_list(row: &AnyRow, column: &'static str) -> Result<Vec<String>, DbError> {
+pub fn json_list(row: &AnyRow, column: &'static str) -> Result<Vec<String>, StoreError> {
     let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|_| DbError::Corrupt { column })
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { column })
 }
 
 /// Encodes a list of strings for a JSON list column.
@@ -272,9 +245,9 @@ pub fn to_json_list(items: &[String]) -> String {
 pub fn json_values<T: serde::de::DeserializeOwned>(
     row: &AnyRow,
     column: &'static str,
-) -> Result<Vec<T>, DbError> {
+) -> Result<Vec<T>, StoreError> {
     let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|_| DbError::Corrupt { column })
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt { column })
 }
 
 /// Encodes a list for a JSON list column (as [`to_json_list`] does for strings).
@@ -284,7 +257,7 @@ pub fn to_json_values<T: serde::Serialize>(items: &[T]) -> String {
 }
 
 /// Reads a 0/1 column.
-pub fn flag(row: &AnyRow, column: &'static str) -> Result<bool, DbError> {
+pub fn flag(row: &AnyRow, column: &'static str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(column)? != 0)
 }
 

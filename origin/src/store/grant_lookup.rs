@@ -1,7 +1,7 @@
 //! Which session or refresh-token family a presented grant belongs to,
 //! looked up before authentication for the per-family rate limit.
 
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Db, StoreError};
 use sqlx::Row as _;
 
 /// A grant as presented at `/token`, by its hash.
@@ -18,7 +18,7 @@ pub async fn sid_of(
     db: &Db,
     presented: &Presented,
     client_id: &str,
-) -> Result<Option<String>, DbError> {
+) -> Result<Option<String>, StoreError> {
     let (sql, hash) = match presented {
         Presented::Code(h) => (
             "SELECT sid FROM auth_codes WHERE code_hash = $1 AND client_id = $2",

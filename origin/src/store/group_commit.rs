@@ -21,7 +21,7 @@
 //! row cannot fail the others and each caller gets its own answer.
 
 use crate::store::audit::{self, AuditEvent};
-use crate::store::db::{DbError, MultiRow};
+use crate::store::db::{MultiRow, StoreError};
 use crate::store::refresh_tokens::{self, Rotation};
 use sqlx::{AnyPool, Row as _};
 use std::collections::HashSet;
@@ -50,7 +50,7 @@ pub enum Write {
     },
 }
 
-type Reply = oneshot::Sender<Result<bool, DbError>>;
+type Reply = oneshot::Sender<Result<bool, StoreError>>;
 
 /// The handle requests write through; cheap to clone.
 #[derive(Clone, Debug)]
@@ -72,15 +72,15 @@ impl GroupCommit {
     /// was inserted (always, for audit events).
     ///
     /// # Errors
-    /// The database's error for this write, or [`DbError::WriterStopped`]
+    /// The database's error for this write, or [`StoreError::WriterStopped`]
     /// when the committing task is gone (its runtime shut down).
-    pub async fn write(&self, write: Write) -> Result<bool, DbError> {
+    pub async fn write(&self, write: Write) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((write, reply))
             .await
-            .map_err(|_| DbError::WriterStopped)?;
-        answer.await.map_err(|_| DbError::WriterStopped)?
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -103,7 +103,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
     }
 }
 
-async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, DbError> {
+async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, StoreError> {
     let mut tx = pool.begin().await?;
     // The audit rows first, in a few multi-row INSERTs (each statement is a
     // round trip); nothing else in a batch depends on them.
@@ -153,7 +153,7 @@ async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, D
 async fn record_proof_keys(
     conn: &mut sqlx::AnyConnection,
     keys: &[(&str, i64)],
-) -> Result<HashSet<String>, DbError> {
+) -> Result<HashSet<String>, StoreError> {
     static INSERT: MultiRow = MultiRow::new(
         "INSERT INTO dpop_jtis (jti, expires_at) VALUES",
         2,
@@ -173,14 +173,14 @@ async fn record_proof_keys(
 }
 
 /// One write in a transaction of its own (after a batch failed).
-async fn alone(pool: &AnyPool, write: &Write) -> Result<bool, DbError> {
+async fn alone(pool: &AnyPool, write: &Write) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let done = apply(&mut tx, write).await?;
     tx.commit().await?;
     Ok(done)
 }
 
-async fn apply(conn: &mut sqlx::AnyConnection, write: &Write) -> Result<bool, DbError> {
+async fn apply(conn: &mut sqlx::AnyConnection, write: &Write) -> Result<bool, StoreError> {
     match write {
         Write::Audit(event) => {
             audit::record(&mut *conn, event).await?;

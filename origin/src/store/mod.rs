@@ -3,10 +3,18 @@
 //! not services.
 
 pub mod audit;
+pub mod auth_codes;
+pub mod clients;
 pub mod db;
+pub mod error;
 pub mod grant_lookup;
+pub mod grants;
 pub mod group_commit;
+pub mod keys;
+pub mod outbox;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocation;
 pub mod sessions;
+pub mod users;
+pub use error::StoreError;

@@ -2,7 +2,7 @@
 //! group commit applies (one conditional UPDATE decides who wins).
 
 use crate::store::audit::{self, AuditEvent};
-use crate::store::db::{max_rows_for, power_of_two_chunks, DbError, MultiRow};
+use crate::store::db::{max_rows_for, power_of_two_chunks, MultiRow, StoreError};
 use sqlx::Row as _;
 
 /// A refresh token row as stored (the token only as its hash).
@@ -50,7 +50,7 @@ impl RefreshRow {
 }
 
 /// Inserts `row`.
-pub async fn insert_row<'c, E>(exec: E, row: &RefreshRow) -> Result<(), DbError>
+pub async fn insert_row<'c, E>(exec: E, row: &RefreshRow) -> Result<(), StoreError>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
@@ -95,7 +95,7 @@ impl Rotation {
     /// revoked (nothing written). The group commit's fallback re-applies a
     /// batch's rotations one by one, so finding this rotation's own
     /// successor already stored counts as won.
-    pub async fn apply(&self, conn: &mut sqlx::AnyConnection) -> Result<bool, DbError> {
+    pub async fn apply(&self, conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
         let won = sqlx::query(
             "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 \
              AND rotated_at IS NULL AND revoked_at IS NULL",
@@ -131,7 +131,7 @@ impl Rotation {
 pub async fn apply_rotations(
     conn: &mut sqlx::AnyConnection,
     rotations: &[&Rotation],
-) -> Result<Vec<bool>, DbError> {
+) -> Result<Vec<bool>, StoreError> {
     static SUCCESSORS: MultiRow = MultiRow::new(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
          dpop_jkt, created_at, expires_at, family_expires_at) VALUES",
@@ -198,4 +198,84 @@ pub async fn apply_rotations(
         audit::record_many(&mut *conn, &audits).await?;
     }
     Ok(won)
+}
+
+/// A stored refresh token as presented, with whether its grant still stands.
+#[derive(Clone, Debug)]
+pub struct PresentedRefresh {
+    /// `family_id`.
+    pub family_id: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `user_id`.
+    pub user_id: String,
+    /// `scope` (space-separated).
+    pub scope: String,
+    /// `audience`.
+    pub audience: String,
+    /// `dpop_jkt`.
+    pub dpop_jkt: Option<String>,
+    /// `expires_at`.
+    pub expires_at: i64,
+    /// `family_expires_at`.
+    pub family_expires_at: i64,
+    /// `rotated_at`.
+    pub rotated_at: Option<i64>,
+    /// `revoked_at`.
+    pub revoked_at: Option<i64>,
+    /// Whether its user still exists.
+    pub user_exists: bool,
+    /// Whether a `sid`, `sub` or `client_id` revocation was recorded at or
+    /// after it was issued (the grant was ended, even if a token of it
+    /// escaped the UPDATE).
+    pub ended: bool,
+}
+
+/// The refresh token whose hash is `token_hash`.
+pub async fn lookup(
+    db: &crate::store::db::Db,
+    token_hash: &str,
+) -> Result<Option<PresentedRefresh>, StoreError> {
+    let row = sqlx::query(
+        "SELECT r.family_id, r.client_id, r.user_id, r.scope, r.audience, r.dpop_jkt, \
+         r.expires_at, r.family_expires_at, r.rotated_at, r.revoked_at, \
+         (SELECT COUNT(*) FROM users u WHERE u.user_id = r.user_id) AS user_exists, \
+         (SELECT COUNT(*) FROM revocations v WHERE v.revoked_at >= r.created_at AND \
+          ((v.kind = 'sid' AND v.value = r.family_id) OR (v.kind = 'sub' AND v.value = r.user_id) \
+           OR (v.kind = 'client_id' AND v.value = r.client_id))) AS ended \
+         FROM refresh_tokens r WHERE r.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(PresentedRefresh {
+            family_id: r.try_get("family_id")?,
+            client_id: r.try_get("client_id")?,
+            user_id: r.try_get("user_id")?,
+            scope: r.try_get("scope")?,
+            audience: r.try_get("audience")?,
+            dpop_jkt: r.try_get("dpop_jkt")?,
+            expires_at: r.try_get("expires_at")?,
+            family_expires_at: r.try_get("family_expires_at")?,
+            rotated_at: r.try_get("rotated_at")?,
+            revoked_at: r.try_get("revoked_at")?,
+            user_exists: r.try_get::<i64, _>("user_exists")? != 0,
+            ended: r.try_get::<i64, _>("ended")? > 0,
+        })
+    })
+    .transpose()
+}
+
+/// The family and client of the refresh token whose hash is `token_hash`.
+pub async fn family_of(
+    db: &crate::store::db::Db,
+    token_hash: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let row = sqlx::query("SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("family_id")?, r.try_get("client_id")?)))
+        .transpose()
 }

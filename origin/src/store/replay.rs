@@ -3,10 +3,10 @@
 //! is fresh. The token path writes DPoP keys through the group commit
 //! (`Write::ProofJti`); assertions are recorded here directly.
 
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Db, StoreError};
 
 /// Records `key` until `until`; `false` when it was recorded before (a replay).
-pub async fn remember_once(db: &Db, key: &str, until: i64) -> Result<bool, DbError> {
+pub async fn remember_once(db: &Db, key: &str, until: i64) -> Result<bool, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO dpop_jtis (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
     )
@@ -19,7 +19,7 @@ pub async fn remember_once(db: &Db, key: &str, until: i64) -> Result<bool, DbErr
 
 /// Forgets keys kept until before `now`: their proofs are stale anyway.
 /// The number removed.
-pub async fn prune(db: &Db, now: i64) -> Result<u64, DbError> {
+pub async fn prune(db: &Db, now: i64) -> Result<u64, StoreError> {
     let r = sqlx::query("DELETE FROM dpop_jtis WHERE expires_at < $1")
         .bind(now)
         .execute(&db.pool)

@@ -2,7 +2,7 @@
 //! pusher that carries them to the edge reads the outbox), and read back as
 //! `common`'s [`RevocationList`] so the origin's verdict is the edge's.
 
-use crate::store::db::{Db, DbError};
+use crate::store::db::{Db, StoreError};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::revocation::{
     revocable_names, RevocationDocument, RevocationEntry, RevocationKind, RevocationList,
@@ -61,7 +61,7 @@ impl CoverSpan {
 
 /// Raises the persisted longest token lifetime to `ttl` (before tokens with
 /// that lifetime are issued); returns the persisted value.
-pub async fn record_token_ttl(db: &Db, ttl: i64) -> Result<i64, DbError> {
+pub async fn record_token_ttl(db: &Db, ttl: i64) -> Result<i64, StoreError> {
     sqlx::query(
         "UPDATE revocation_push SET max_token_ttl = $1 WHERE id = 1 AND max_token_ttl < $1",
     )
@@ -77,7 +77,7 @@ pub async fn record_token_ttl(db: &Db, ttl: i64) -> Result<i64, DbError> {
 /// The span for `config`: the larger of its TTL and the persisted maximum,
 /// so lowering `GATEHOUSE_ACCESS_TOKEN_TTL` never shortens coverage of
 /// tokens already issued under a longer one.
-pub async fn cover_span(db: &Db, config: &crate::config::Config) -> Result<CoverSpan, DbError> {
+pub async fn cover_span(db: &Db, config: &crate::config::Config) -> Result<CoverSpan, StoreError> {
     let row = sqlx::query("SELECT max_token_ttl FROM revocation_push WHERE id = 1")
         .fetch_one(&db.pool)
         .await?;
@@ -97,7 +97,7 @@ pub async fn revoke(
     drop_after: i64,
     reason: &str,
     now: UnixTime,
-) -> Result<Revocation, DbError> {
+) -> Result<Revocation, StoreError> {
     let mut tx = db.pool.begin().await?;
     let rev = revoke_in(&mut tx, kind, value, drop_after, reason, now).await?;
     tx.commit().await?;
@@ -114,7 +114,7 @@ pub async fn revoke_in(
     drop_after: i64,
     reason: &str,
     now: UnixTime,
-) -> Result<Revocation, DbError> {
+) -> Result<Revocation, StoreError> {
     // An entry only ever grows: a second revocation of the same identifier
     // computed with an earlier clock (another replica, the CLI elsewhere)
     // must not un-revoke the tokens issued between the two.
@@ -153,7 +153,7 @@ pub async fn revoke_in(
     })
 }
 
-fn from_row(r: &sqlx::any::AnyRow) -> Result<Revocation, DbError> {
+fn from_row(r: &sqlx::any::AnyRow) -> Result<Revocation, StoreError> {
     Ok(Revocation {
         kind: r.try_get("kind")?,
         value: r.try_get("value")?,
@@ -164,7 +164,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<Revocation, DbError> {
 }
 
 /// Revocations still in force at `now`.
-pub async fn list(db: &Db, now: UnixTime) -> Result<Vec<Revocation>, DbError> {
+pub async fn list(db: &Db, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
     let rows = sqlx::query(
         "SELECT kind, value, revoked_at, drop_after, reason FROM revocations WHERE drop_after > $1 ORDER BY revoked_at, id",
     )
@@ -177,7 +177,7 @@ pub async fn list(db: &Db, now: UnixTime) -> Result<Vec<Revocation>, DbError> {
 /// Whether `token` is revoked at `now`, decided by `common`'s [`RevocationList`]
 /// over the entries that could name it ([`revocable_names`]: its own ids and
 /// those of every actor in its `act` chain).
-pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<bool, DbError> {
+pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<bool, StoreError> {
     let names = revocable_names(token);
     let conditions = (0..names.len())
         .map(|i| format!("(kind = ${} AND value = ${})", 2 * i + 2, 2 * i + 3))
@@ -195,7 +195,7 @@ pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<b
     for r in &rows {
         let rev = from_row(r)?;
         let kind =
-            RevocationKind::from_name(&rev.kind).ok_or(DbError::Corrupt { column: "kind" })?;
+            RevocationKind::from_name(&rev.kind).ok_or(StoreError::Corrupt { column: "kind" })?;
         entries.push(RevocationEntry {
             kind,
             value: rev.value,
@@ -215,7 +215,7 @@ pub async fn is_revoked(db: &Db, token: &AccessToken, now: UnixTime) -> Result<b
 }
 
 /// Outbox rows not yet delivered (for the pusher and for tests).
-pub async fn pending_outbox(db: &Db) -> Result<Vec<(i64, String)>, DbError> {
+pub async fn pending_outbox(db: &Db) -> Result<Vec<(i64, String)>, StoreError> {
     let rows = sqlx::query("SELECT id, payload FROM outbox WHERE delivered_at IS NULL ORDER BY id")
         .fetch_all(&db.pool)
         .await?;

@@ -1,7 +1,8 @@
-//! Floor 0, support: secrets and randomness, the key-encryption key, the
-//! signing/verifying provider (aws-lc-rs) and metrics. Imports nothing else
+//! Floor 0, support: the clock, secrets and randomness, the key-encryption
+//! key, the signing/verifying provider (aws-lc-rs) and metrics. Imports nothing else
 //! of the crate.
 
+pub mod clock;
 pub mod crypto;
 pub mod kek;
 pub mod metrics;

@@ -74,7 +74,7 @@ async fn secret_grace_is_capped_at_thirty_days_through_the_admin_api_and_the_cli
     assert_eq!(s, 201, "{created}");
     let id = created["client_id"].as_str().unwrap().to_owned();
 
-    let before = gatehouse_origin::domain::state::now().0;
+    let before = crate::support::now().0;
     let (s, api) = admin(
         &state,
         "POST",
@@ -83,14 +83,14 @@ async fn secret_grace_is_capped_at_thirty_days_through_the_admin_api_and_the_cli
     )
     .await;
     assert_eq!(s, 200, "{api}");
-    let after = gatehouse_origin::domain::state::now().0;
+    let after = crate::support::now().0;
     let until = api["previous_secret_expires_at"].as_i64().unwrap();
     assert!(
         (before + THIRTY_DAYS..=after + THIRTY_DAYS).contains(&until),
         "admin API: {until}"
     );
 
-    let before = gatehouse_origin::domain::state::now().0;
+    let before = crate::support::now().0;
     let cli_rotated = cli(
         &tdb.url,
         &[
@@ -101,7 +101,7 @@ async fn secret_grace_is_capped_at_thirty_days_through_the_admin_api_and_the_cli
             &TEN_YEARS.to_string(),
         ],
     );
-    let after = gatehouse_origin::domain::state::now().0;
+    let after = crate::support::now().0;
     let until = cli_rotated["previous_secret_expires_at"].as_i64().unwrap();
     assert!(
         (before + THIRTY_DAYS..=after + THIRTY_DAYS).contains(&until),

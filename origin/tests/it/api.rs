@@ -7,7 +7,7 @@ use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};
 
 fn proof(key: &TestKey, htu: &str, nonce: Option<&str>) -> String {
-    let now = gatehouse_origin::domain::state::now().0;
+    let now = crate::support::now().0;
     let mut claims = json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST", "htu": htu, "iat": now});
     if let Some(n) = nonce {
         claims["nonce"] = n.into();
@@ -410,7 +410,7 @@ async fn introspection_and_revocation_agree_with_common() {
     // Expired: signed by our key long ago.
     let ring = state.key_ring().unwrap();
     let old = gatehouse_origin::domain::token::sign_access_token(
-        ring.signer(gatehouse_origin::domain::state::now()).unwrap(),
+        ring.signer(crate::support::now()).unwrap(),
         "http://127.0.0.1:8080",
         300,
         &gatehouse_origin::domain::token::AccessTokenClaims {
@@ -421,7 +421,7 @@ async fn introspection_and_revocation_agree_with_common() {
             sid: "f",
             jkt: None,
         },
-        gatehouse_common::UnixTime(gatehouse_origin::domain::state::now().0 - 10_000),
+        gatehouse_common::UnixTime(crate::support::now().0 - 10_000),
     )
     .unwrap();
     let (_, _, b) = send(&state, introspect(old.access_token, &c)).await;

@@ -2,11 +2,11 @@
 //! client_id, aud = the issuer (the token endpoint only behind the
 //! per-client compatibility flag: see client_rules.rs), short exp, single-use jti.
 
+use crate::support::now;
 use crate::support::*;
 use axum::body::Body;
 use gatehouse_common::testkit::signer::TestKey;
 use gatehouse_origin::domain::clients::{self, NewClient};
-use gatehouse_origin::domain::state::now;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "http://127.0.0.1:8080";

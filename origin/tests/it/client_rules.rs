@@ -3,13 +3,14 @@
 //! for a token's own client or its resource servers, and the private_key_jwt
 //! audience (draft-ietf-oauth-rfc7523bis).
 
+use crate::support::now;
 use crate::support::*;
 use axum::body::Body;
 use axum::http::Request;
 use gatehouse_common::testkit::signer::TestKey;
 use gatehouse_origin::domain::clients::{self, NewClient};
 use gatehouse_origin::domain::exchange::GRANT;
-use gatehouse_origin::domain::state::{now, AppState};
+use gatehouse_origin::domain::state::AppState;
 use serde_json::{json, Value};
 
 async fn admin_create(state: &AppState, body: Value) -> (u16, Value) {

@@ -136,7 +136,7 @@ async fn a_listed_page_can_read_the_nonce_challenge_and_its_token() {
             "jti": gatehouse_origin::support::secret::random_id().unwrap(),
             "htm": "POST",
             "htu": "http://127.0.0.1:8080/token",
-            "iat": gatehouse_origin::domain::state::now().0,
+            "iat": crate::support::now().0,
         });
         if let Some(n) = nonce {
             claims["nonce"] = n.into();

@@ -43,7 +43,7 @@ async fn exchanger_scoped(
             serves: serves.iter().map(|a| (*a).to_owned()).collect(),
             ..NewClient::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await
     .unwrap();
@@ -70,7 +70,7 @@ async fn exchange(state: &AppState, who: &Registered, params: &[(&str, &str)]) -
 }
 
 fn proof(key: &TestKey) -> String {
-    let now = gatehouse_origin::domain::state::now().0;
+    let now = crate::support::now().0;
     key.sign(
         &json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()}),
         &json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST",
@@ -301,7 +301,7 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
     // chaining exchanges never renews it.
     let ring = state.key_ring().unwrap();
     let short = gatehouse_origin::domain::token::sign_access_token(
-        ring.signer(gatehouse_origin::domain::state::now()).unwrap(),
+        ring.signer(crate::support::now()).unwrap(),
         "http://127.0.0.1:8080",
         20,
         &gatehouse_origin::domain::token::AccessTokenClaims {
@@ -312,7 +312,7 @@ async fn exchange_never_outlives_the_subject_and_scope_is_capped_by_the_client()
             sid: "grant-1",
             jkt: None,
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .unwrap()
     .access_token;
@@ -341,7 +341,7 @@ async fn public_client_holding_the_exchange_grant_is_refused() {
             grant_types: vec![GRANT.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await;
     assert!(refused.is_err(), "registration refuses it");
@@ -355,7 +355,7 @@ async fn public_client_holding_the_exchange_grant_is_refused() {
             audiences: vec![AUD.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await
     .unwrap();

@@ -129,7 +129,8 @@ async fn revoking_a_family_during_a_rotation_revokes_the_successor_too() {
         let revoking = {
             let state = state.clone();
             tokio::spawn(async move {
-                grants::revoke_family(&state, "fam", "refresh token reuse", now).await
+                grants::revoke_family(&state.db, &state.config, "fam", "refresh token reuse", now)
+                    .await
             })
         };
         until_blocked(&db).await;
@@ -280,7 +281,7 @@ async fn alice_code(
     .await
     .unwrap();
     let code = grants::issue_code(
-        state,
+        &state.db,
         &grants::CodeGrant {
             client_id: client_id.to_owned(),
             user_id: "u".into(),
@@ -305,7 +306,7 @@ async fn refresh(
 ) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
 {
     grants::refresh(
-        state,
+        &state.token_path().unwrap(),
         client,
         grants::Refresh {
             refresh_token: rt,
@@ -314,7 +315,7 @@ async fn refresh(
         },
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::domain::state::now(),
+            now: crate::support::now(),
         },
     )
     .await
@@ -327,7 +328,7 @@ async fn redeem(
 ) -> Result<gatehouse_origin::domain::token::TokenResponse, gatehouse_origin::domain::error::Error>
 {
     grants::redeem_code(
-        state,
+        &state.token_path().unwrap(),
         client,
         grants::CodeRedemption {
             code,
@@ -337,7 +338,7 @@ async fn redeem(
         },
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
-            now: gatehouse_origin::domain::state::now(),
+            now: crate::support::now(),
         },
     )
     .await
@@ -357,7 +358,7 @@ async fn a_code_replayed_while_its_first_redemption_is_in_flight_ends_the_refres
     };
     let db = tdb.open().await;
     let state = state_with(Config::for_tests(&tdb.url), db.clone()).await;
-    let now = gatehouse_origin::domain::state::now();
+    let now = crate::support::now();
     let (client, secret) = web_client(&db, false, now).await;
     assert!(secret.is_some());
     let code = alice_code(&state, &client.client_id, now).await;
@@ -535,7 +536,7 @@ async fn a_lost_commit_acknowledgement_does_not_revoke_an_innocent_family() {
         .unwrap();
     db.migrate().await.unwrap();
     let state = state_with(Config::for_tests(&relayed), db.clone()).await;
-    let now = gatehouse_origin::domain::state::now();
+    let now = crate::support::now();
     let (client, _) = web_client(&db, false, now).await;
     let code = alice_code(&state, &client.client_id, now).await;
     let first = redeem(&state, &client, &code).await.unwrap();

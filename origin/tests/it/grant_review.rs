@@ -86,7 +86,7 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
             let raw = format!("code-{}", kind.name());
             insert_code(&state, &raw, &client.client_id, &user.user_id, &sid, T0.0).await;
             let got = grants::redeem_code(
-                &state,
+                &state.token_path().unwrap(),
                 &client,
                 CodeRedemption {
                     code: &raw,
@@ -175,7 +175,7 @@ async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_
             now: UnixTime(T0.0 + 5),
         };
         let stolen = grants::refresh(
-            &state,
+            &state.token_path().unwrap(),
             &client,
             Refresh {
                 refresh_token: "rt-old",
@@ -192,7 +192,7 @@ async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_
             ));
         }
         let rightful = grants::refresh(
-            &state,
+            &state.token_path().unwrap(),
             &client,
             Refresh {
                 refresh_token: "rt-new",

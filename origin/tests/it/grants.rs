@@ -426,7 +426,7 @@ fn redeem(
 }
 
 fn proof(key: &TestKey) -> String {
-    let now = gatehouse_origin::domain::state::now().0;
+    let now = crate::support::now().0;
     key.sign(
         &json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()}),
         &json!({"jti": gatehouse_origin::support::secret::random_id().unwrap(), "htm": "POST", "htu": format!("{ISS}/token"), "iat": now}),
@@ -827,7 +827,7 @@ fn flow(database_url: String) {
     );
     assert!(pk["client_secret"].is_null(), "{pk}");
     let pk_id = pk["client_id"].as_str().unwrap();
-    let now = gatehouse_origin::domain::state::now().0;
+    let now = crate::support::now().0;
     let a = ckey.sign(
         &json!({"alg": "ES256", "typ": "JWT"}),
         &json!({"iss": pk_id, "sub": pk_id, "aud": format!("{ISS}/token"), "exp": now + 60, "jti": "binary-1"}),

@@ -18,6 +18,7 @@ mod admin_parity;
 mod api;
 mod assertion;
 mod client_rules;
+mod clock;
 mod cors;
 mod exchange;
 mod family_revocation;

@@ -3,6 +3,7 @@
 //! rollback, 409 for older versions) and can fail on demand, and a fake
 //! Cloudflare KV API that checks the documented request shape.
 
+use crate::support::now;
 use crate::support::*;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +18,7 @@ use gatehouse_common::revocation::{
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::{CloudflareKv, Config, PushTarget};
 use gatehouse_origin::domain::revocation_push::{self, Cycle, PushClient, PushError, PushSchedule};
-use gatehouse_origin::domain::state::{now, AppState};
+use gatehouse_origin::domain::state::AppState;
 use gatehouse_origin::store::revocation;
 use gatehouse_origin::support::crypto::AwsLc;
 use gatehouse_origin::support::secret::CloudflareApiToken;

@@ -1,11 +1,11 @@
 //! Regression tests for the origin review findings (each failed before its fix).
 
+use crate::support::now;
 use crate::support::*;
 use axum::body::Body;
 use gatehouse_common::revocation::RevocationKind;
 use gatehouse_common::UnixTime;
 use gatehouse_origin::config::Config;
-use gatehouse_origin::domain::state::now;
 use gatehouse_origin::domain::token::{sign_access_token, AccessTokenClaims};
 
 fn introspect_req(tok: &str, who: &Registered) -> axum::http::Request<Body> {
@@ -304,7 +304,7 @@ async fn no_signer_is_a_structured_error() {
         .unwrap()
         .unwrap();
     let e = gatehouse_origin::domain::token::client_credentials(
-        &state,
+        &state.token_path().unwrap(),
         &client,
         gatehouse_origin::domain::token::ClientCredentialsRequest::default(),
         gatehouse_origin::domain::token::RequestContext {

@@ -7,8 +7,10 @@ use gatehouse_origin::config::Config;
 use gatehouse_origin::domain::clients::{self, NewClient};
 use gatehouse_origin::domain::state::AppState;
 use gatehouse_origin::store::db::Db;
+use gatehouse_origin::support::clock::{Clock as _, SettableClock, SharedClock, SystemClock};
 use gatehouse_origin::support::kek::Kek;
 use http_body_util::BodyExt as _;
+use std::sync::Arc;
 use tower::ServiceExt as _;
 
 pub const ADMIN: &str = "test-admin-token-0123456789";
@@ -122,15 +124,33 @@ impl TestDb {
 
 pub const T0: UnixTime = UnixTime(1_800_000_000);
 
+/// The system clock's current time (for fixtures; the server reads its own clock).
+pub fn now() -> UnixTime {
+    SystemClock.now().secs()
+}
+
+/// A state on the system clock.
 pub async fn state_with(config: Config, db: Db) -> AppState {
-    AppState::new(
-        config,
-        db,
-        Kek::from_bytes([7; 32]),
-        gatehouse_origin::domain::state::now(),
-    )
-    .await
-    .unwrap()
+    state_on_clock(config, db, SystemClock::shared()).await
+}
+
+/// A state on `clock` (a [`SettableClock`] moves time without sleeping).
+pub async fn state_on_clock(config: Config, db: Db, clock: SharedClock) -> AppState {
+    AppState::new(config, db, Kek::from_bytes([7; 32]), clock)
+        .await
+        .unwrap()
+}
+
+/// A SQLite state on a settable clock standing at the system clock's time.
+pub async fn sqlite_state_on_settable_clock(
+    f: impl FnOnce(&mut Config),
+) -> (AppState, Arc<SettableClock>) {
+    let tdb = sqlite_db();
+    let mut config = Config::for_tests(&tdb.url);
+    f(&mut config);
+    let clock = SettableClock::starting_now();
+    let state = state_on_clock(config, tdb.open().await, clock.clone()).await;
+    (state, clock)
 }
 
 pub async fn sqlite_state() -> AppState {
@@ -223,7 +243,7 @@ pub async fn register(state: &AppState, scopes: &str, dpop_required: bool) -> Re
             dpop_required,
             ..NewClient::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await
     .unwrap();
@@ -242,7 +262,7 @@ pub async fn register_resource_server(state: &AppState, serves: &str) -> Registe
             serves: vec![serves.into()],
             ..NewClient::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await
     .unwrap();
