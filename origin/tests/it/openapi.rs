@@ -430,7 +430,7 @@ async fn real_answers_match_their_schemas() {
             serves: vec![AUD.into()],
             ..Default::default()
         },
-        gatehouse_origin::domain::state::now(),
+        crate::support::now(),
     )
     .await
     .unwrap();

@@ -7,11 +7,12 @@
 //! back keeps the registered URI's own query (RFC 6749 §3.1.2) and adds
 //! `code`/`error`, `state` and `iss` (RFC 9207) after it.
 
+use crate::support::now;
 use crate::support::{create_user, sqlite_state, AUD};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use gatehouse_origin::domain::clients::{self, NewClient};
-use gatehouse_origin::domain::state::{now, AppState};
+use gatehouse_origin::domain::state::AppState;
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
