@@ -22,55 +22,46 @@ pub const MAX_KEYS: usize = 64;
 pub const MAX_KID_LEN: usize = 256;
 
 /// Why a JWK or JWKS was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwkError {
     /// The JSON itself was refused.
+    #[error("JWK: {0}")]
     Json(json::JsonError),
     /// A required member is absent.
+    #[error("JWK lacks `{member}`")]
     MissingMember {
         /// The member's name.
         member: &'static str,
     },
     /// A member has the wrong JSON type or an undecodable value.
+    #[error("JWK member `{member}` is invalid")]
     InvalidMember {
         /// The member's name.
         member: &'static str,
     },
     /// The JWK carries private key material.
+    #[error("JWK contains private key material")]
     PrivateKeyMaterial,
     /// `kty` or `crv` names something we do not verify with.
+    #[error("unsupported JWK key type or curve")]
     UnsupportedKeyType,
     /// The key's `alg` does not belong to its type or curve.
+    #[error("JWK `alg` does not match its key type")]
     AlgorithmKeyMismatch,
     /// An RSA modulus outside [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`].
+    #[error("RSA modulus of {bits} bits is not allowed")]
     RsaModulusSize {
         /// The modulus size found.
         bits: usize,
     },
     /// `use` is not `sig`, or `key_ops` does not allow `verify`.
+    #[error("JWK is not a signature verification key")]
     NotForSignatures,
     /// A JWKS without a `keys` array, or with too many keys.
+    #[error("malformed JWK set")]
     InvalidKeySet,
 }
-
-impl fmt::Display for JwkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Json(e) => write!(f, "JWK: {e}"),
-            Self::MissingMember { member } => write!(f, "JWK lacks `{member}`"),
-            Self::InvalidMember { member } => write!(f, "JWK member `{member}` is invalid"),
-            Self::PrivateKeyMaterial => f.write_str("JWK contains private key material"),
-            Self::UnsupportedKeyType => f.write_str("unsupported JWK key type or curve"),
-            Self::AlgorithmKeyMismatch => f.write_str("JWK `alg` does not match its key type"),
-            Self::RsaModulusSize { bits } => write!(f, "RSA modulus of {bits} bits is not allowed"),
-            Self::NotForSignatures => f.write_str("JWK is not a signature verification key"),
-            Self::InvalidKeySet => f.write_str("malformed JWK set"),
-        }
-    }
-}
-
-impl std::error::Error for JwkError {}
 
 /// Elliptic curves for `kty: EC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -394,16 +385,20 @@ fn bit_len(v: &[u8]) -> usize {
 }
 
 /// Why no key could be chosen for a token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// No key has this `kid` (the caller may refresh its JWKS, rate-limited).
+    #[error("no key with that key id")]
     UnknownKid,
     /// The token has no `kid` and the set has more than one candidate key.
+    #[error("token has no key id")]
     KidRequired,
     /// Several keys share the `kid`; none is used.
+    #[error("key id is ambiguous")]
     AmbiguousKid,
     /// The header's `alg` is not one the key verifies.
+    #[error("algorithm {header} does not match the key")]
     AlgorithmMismatch {
         /// What the key verifies.
         key: Option<Algorithm>,
@@ -411,21 +406,6 @@ pub enum KeyError {
         header: Algorithm,
     },
 }
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownKid => f.write_str("no key with that key id"),
-            Self::KidRequired => f.write_str("token has no key id"),
-            Self::AmbiguousKid => f.write_str("key id is ambiguous"),
-            Self::AlgorithmMismatch { header, .. } => {
-                write!(f, "algorithm {header} does not match the key")
-            }
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 /// A key chosen for verification, with the algorithm the key decided.
 #[derive(Clone, Copy, Debug)]

@@ -284,31 +284,22 @@ impl RouteRule {
 }
 
 /// A configuration error in the rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
     /// A prefix does not start with `/` or is not a valid path.
+    #[error("route prefix `{prefix}` is invalid")]
     InvalidPrefix {
         /// The offending prefix.
         prefix: String,
     },
     /// Two rules have the same prefix.
+    #[error("route prefix `{prefix}` is repeated")]
     DuplicatePrefix {
         /// The repeated prefix.
         prefix: String,
     },
 }
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidPrefix { prefix } => write!(f, "route prefix `{prefix}` is invalid"),
-            Self::DuplicatePrefix { prefix } => write!(f, "route prefix `{prefix}` is repeated"),
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 /// The rule (or default) that governs a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
