@@ -17,7 +17,9 @@ use std::fmt;
 pub const MAX_PATH_LEN: usize = 8 * 1024;
 
 /// Why a request path has no safe canonical form (the edge answers 400).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The message is [`PathError::description`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.description())]
 #[non_exhaustive]
 pub enum PathError {
     /// Empty, or not starting with `/`.
@@ -69,14 +71,6 @@ impl PathError {
         }
     }
 }
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.description())
-    }
-}
-
-impl std::error::Error for PathError {}
 
 /// A request path in its one canonical form: percent-encodings of
 /// unreserved characters decoded and the rest upper-cased (RFC 3986
