@@ -205,6 +205,9 @@ impl PublicJwk {
                 let x: [u8; 32] = x
                     .try_into()
                     .map_err(|_| JwkError::InvalidMember { member: "x" })?;
+                if is_small_order_ed25519(&x) {
+                    return Err(JwkError::InvalidMember { member: "x" });
+                }
                 let tp = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{xs}"}}"#);
                 (KeyMaterial::Ed25519 { x }, tp)
             }
@@ -372,6 +375,61 @@ fn bytes_member<'a>(
     Ok((s, bytes))
 }
 
+/// The Ed25519 points of small order (1, 2, 4 and 8), as encoded with the
+/// sign bit cleared, including the non-canonical spellings `y = p` and
+/// `y = p + 1`: libsodium's `has_small_order` list. A key among them has no
+/// secret: the identity key verifies `R` = identity, `S` = 0 for every
+/// message, and WebCrypto (BoringSSL) and aws-lc-rs accept that; only a
+/// strict verifier would refuse it. Refused for every provider at parse.
+const SMALL_ORDER_ED25519: [[u8; 32]; 7] = [
+    // 0 (order 4)
+    [0; 32],
+    // 1 (order 1)
+    [
+        0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0,
+    ],
+    // order 8
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // order 8
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    // p - 1 (order 2)
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p (= 0, order 4)
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p + 1 (= 1, order 1)
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether `x` encodes an Ed25519 point of small order (either sign).
+fn is_small_order_ed25519(x: &[u8; 32]) -> bool {
+    let mut y = *x;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f;
+    }
+    SMALL_ORDER_ED25519.contains(&y)
+}
+
 fn strip_leading_zeros(v: Vec<u8>) -> Vec<u8> {
     let first = v.iter().position(|b| *b != 0).unwrap_or(v.len());
     v.get(first..).map(<[u8]>::to_vec).unwrap_or_default()
@@ -507,6 +565,43 @@ impl JwkSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every point of small order, either sign, is refused; each list entry
+    /// that decodes is of small order; an ordinary key is kept. Checked
+    /// against curve25519-dalek's eight-torsion points, not against the list.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn small_order_ed25519_keys_are_refused() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let okp = |x: &[u8; 32]| {
+            PublicJwk::from_json(
+                format!(
+                    r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+                    b64::encode(x)
+                )
+                .as_bytes(),
+            )
+        };
+        for p in EIGHT_TORSION {
+            let x = p.compress().to_bytes();
+            let mut flipped = x;
+            flipped[31] ^= 0x80;
+            for x in [x, flipped] {
+                assert_eq!(
+                    okp(&x),
+                    Err(JwkError::InvalidMember { member: "x" }),
+                    "{x:02x?}"
+                );
+            }
+        }
+        for x in SMALL_ORDER_ED25519 {
+            if let Some(p) = curve25519_dalek::edwards::CompressedEdwardsY(x).decompress() {
+                assert!(p.is_small_order(), "{x:02x?}");
+            }
+        }
+        let base = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
+        assert!(okp(&base).is_ok());
+    }
 
     /// RFC 7638 §3.1: the example RSA key and its thumbprint.
     #[test]
