@@ -13,7 +13,6 @@ use crate::jws::{self, JwsError, Limits, UntrustedJws};
 use crate::profile::TokenProfile;
 use crate::UnixTime;
 use serde_json::Value;
-use std::fmt;
 
 /// What a resource server accepts from one issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,67 +49,58 @@ impl AccessTokenPolicy {
 }
 
 /// Why an access token was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccessTokenError {
     /// The JWS structure or header was refused.
+    #[error(transparent)]
     Jws(JwsError),
     /// Step 1: `typ` is not `at+jwt` / `application/at+jwt`.
+    #[error("token typ is not at+jwt")]
     WrongType,
     /// The header embeds a key (`jwk`); access tokens are verified only with the issuer's keys.
+    #[error("access tokens must not embed a key")]
     EmbeddedKey,
     /// The unverified `iss` names no trusted issuer (refused before any key lookup).
+    #[error("token issuer is not trusted")]
     UntrustedIssuer,
     /// The header's algorithm is not allowed for this issuer.
+    #[error("algorithm {alg} is not allowed")]
     AlgorithmNotAllowed {
         /// The algorithm named.
         alg: Algorithm,
     },
     /// No usable key.
+    #[error(transparent)]
     Key(KeyError),
     /// Step 5: the signature does not verify.
+    #[error("signature verification failed")]
     InvalidSignature,
     /// A claim is missing or malformed.
+    #[error(transparent)]
     Claim(ClaimError),
     /// Step 4: `aud` does not contain our audience.
+    #[error("token audience does not match")]
     AudienceMismatch,
     /// Step 6: the token has expired.
+    #[error("the access token expired")]
     Expired {
         /// The token's `exp`.
         expired_at: i64,
     },
     /// `nbf` is in the future.
+    #[error("the access token is not yet valid")]
     NotYetValid,
     /// `iat` is in the future.
+    #[error("the access token was issued in the future")]
     IssuedInFuture,
     /// `iat` is older than the policy's maximum age.
+    #[error("the access token is too old")]
     TooOld,
     /// `cnf` is present but holds no `jkt` we can check (e.g. mTLS `x5t#S256`).
+    #[error("unsupported confirmation method")]
     UnsupportedConfirmation,
 }
-
-impl fmt::Display for AccessTokenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Jws(e) => e.fmt(f),
-            Self::WrongType => f.write_str("token typ is not at+jwt"),
-            Self::EmbeddedKey => f.write_str("access tokens must not embed a key"),
-            Self::UntrustedIssuer => f.write_str("token issuer is not trusted"),
-            Self::AlgorithmNotAllowed { alg } => write!(f, "algorithm {alg} is not allowed"),
-            Self::Key(e) => e.fmt(f),
-            Self::InvalidSignature => f.write_str("signature verification failed"),
-            Self::Claim(e) => e.fmt(f),
-            Self::AudienceMismatch => f.write_str("token audience does not match"),
-            Self::Expired { .. } => f.write_str("the access token expired"),
-            Self::NotYetValid => f.write_str("the access token is not yet valid"),
-            Self::IssuedInFuture => f.write_str("the access token was issued in the future"),
-            Self::TooOld => f.write_str("the access token is too old"),
-            Self::UnsupportedConfirmation => f.write_str("unsupported confirmation method"),
-        }
-    }
-}
-
-impl std::error::Error for AccessTokenError {}
 
 impl From<JwsError> for AccessTokenError {
     fn from(e: JwsError) -> Self {

@@ -22,14 +22,17 @@ pub enum Algorithm {
 }
 
 /// What a header's `alg` names when it is not one we verify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AlgorithmRefusal {
     /// `none`: unsecured JWS, never accepted (RFC 8725 §3.2).
+    #[error("alg none is not accepted")]
     None,
     /// An HMAC algorithm: never accepted where keys are public (RFC 8725 §2.1).
+    #[error("symmetric algorithms are not accepted")]
     Symmetric,
     /// Anything else we do not implement.
+    #[error("unsupported signature algorithm")]
     Unsupported,
 }
 

@@ -4,16 +4,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 /// A base64url segment could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid base64url")]
 pub struct Base64Error;
-
-impl core::fmt::Display for Base64Error {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("invalid base64url")
-    }
-}
-
-impl std::error::Error for Base64Error {}
 
 /// Decodes unpadded base64url, refusing padding and non-canonical encodings.
 pub fn decode(s: &str) -> Result<Vec<u8>, Base64Error> {

@@ -2,7 +2,6 @@
 //! "absent" (cf. CVE-2026-25537, where a string `exp` skipped expiry checks).
 
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// Latest instant accepted in a NumericDate claim (9999-12-31T23:59:59Z).
 pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
@@ -10,31 +9,22 @@ pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 pub const MAX_STRING_CLAIM: usize = 1024;
 
 /// Why a claim was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClaimError {
     /// A required claim is absent.
+    #[error("missing claim `{claim}`")]
     Missing {
         /// The claim's name.
         claim: &'static str,
     },
     /// Present, but of the wrong JSON type, empty, too long, or out of range.
+    #[error("claim `{claim}` is invalid")]
     Invalid {
         /// The claim's name.
         claim: &'static str,
     },
 }
-
-impl fmt::Display for ClaimError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing { claim } => write!(f, "missing claim `{claim}`"),
-            Self::Invalid { claim } => write!(f, "claim `{claim}` is invalid"),
-        }
-    }
-}
-
-impl std::error::Error for ClaimError {}
 
 /// A required non-empty string claim.
 pub fn string(m: &Map<String, Value>, claim: &'static str) -> Result<String, ClaimError> {

@@ -19,7 +19,6 @@ use crate::nonce::NonceIssuer;
 use crate::rejection::{ErrorCode, Rejection, Scheme};
 use crate::{b64, uri, UnixTime};
 use sha2::{Digest, Sha256};
-use std::fmt;
 use subtle::ConstantTimeEq;
 
 /// What a server accepts in DPoP proofs.
@@ -79,93 +78,82 @@ impl<'a> BoundAccessToken<'a> {
 }
 
 /// Why a DPoP proof was refused. The check number of RFC 9449 §4.3 is given.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DpopError {
     /// No `DPoP` header where one is required.
+    #[error("DPoP proof missing")]
     Missing,
     /// Check 1: more than one `DPoP` header.
+    #[error("more than one DPoP proof")]
     MultipleProofs,
     /// Check 2 (and 5 for `none`/`HS*`): not a single well-formed JWT.
+    #[error("DPoP proof: {0}")]
     Jws(JwsError),
     /// Check 3: a required claim is missing or malformed.
+    #[error("DPoP proof: {0}")]
     Claim(ClaimError),
     /// Check 4: `typ` is not `dpop+jwt`.
+    #[error("DPoP proof typ is not dpop+jwt")]
     WrongType,
     /// Check 5: the algorithm is not allowed by local policy.
+    #[error("DPoP proof algorithm {alg} is not allowed")]
     AlgorithmNotAllowed {
         /// The algorithm named.
         alg: Algorithm,
     },
     /// Check 6/7: the header has no `jwk`.
+    #[error("DPoP proof has no jwk")]
     MissingKey,
     /// Check 7: the `jwk` contains a private key.
+    #[error("DPoP proof jwk contains a private key")]
     PrivateKey,
     /// Check 6: the `jwk` is not a usable public key.
+    #[error("DPoP proof {0}")]
     InvalidKey(JwkError),
     /// Check 5/6: `alg` does not match the `jwk`'s type and curve.
+    #[error("DPoP proof alg does not match its jwk")]
     AlgorithmKeyMismatch,
     /// Check 6: the signature does not verify with the `jwk`.
+    #[error("DPoP proof signature is invalid")]
     InvalidSignature,
     /// Check 8: `htm` is not the request method.
+    #[error("DPoP proof htm does not match the request")]
     MethodMismatch,
     /// Check 9: `htu` is not a valid absolute URI, or carries a query or fragment.
+    #[error("DPoP proof htu is invalid")]
     InvalidHtu,
     /// Check 9: `htu` is not the request URI.
+    #[error("DPoP proof htu does not match the request")]
     UriMismatch,
     /// Check 10: the server requires a nonce and the proof has none.
+    #[error("a DPoP nonce is required")]
     NonceRequired,
     /// Check 10: the proof's nonce is not one the server issued recently.
+    #[error("the DPoP nonce is invalid or stale")]
     NonceInvalid,
     /// Check 11: `iat` is older than the window.
+    #[error("DPoP proof is too old")]
     Stale,
     /// Check 11: `iat` is in the future beyond the skew.
+    #[error("DPoP proof is issued in the future")]
     IssuedInFuture,
     /// Check 12: an access token was presented but the proof has no `ath`.
+    #[error("DPoP proof lacks ath")]
     MissingAth,
     /// Check 12: `ath` is not the hash of the presented access token.
+    #[error("DPoP proof ath does not match the access token")]
     AthMismatch,
     /// Check 12: the access token is not DPoP-bound (no `cnf.jkt`).
+    #[error("access token is not DPoP-bound")]
     TokenNotBound,
     /// Check 12: the token's `cnf.jkt` is not the proof key's thumbprint.
+    #[error("access token is bound to another key")]
     JktMismatch,
     /// RFC 9449 §7.2: a DPoP-bound token was presented with the Bearer scheme.
+    #[error("DPoP-bound token presented as Bearer")]
     BoundTokenAsBearer,
 }
-
-impl fmt::Display for DpopError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing => f.write_str("DPoP proof missing"),
-            Self::MultipleProofs => f.write_str("more than one DPoP proof"),
-            Self::Jws(e) => write!(f, "DPoP proof: {e}"),
-            Self::Claim(e) => write!(f, "DPoP proof: {e}"),
-            Self::WrongType => f.write_str("DPoP proof typ is not dpop+jwt"),
-            Self::AlgorithmNotAllowed { alg } => {
-                write!(f, "DPoP proof algorithm {alg} is not allowed")
-            }
-            Self::MissingKey => f.write_str("DPoP proof has no jwk"),
-            Self::PrivateKey => f.write_str("DPoP proof jwk contains a private key"),
-            Self::InvalidKey(e) => write!(f, "DPoP proof {e}"),
-            Self::AlgorithmKeyMismatch => f.write_str("DPoP proof alg does not match its jwk"),
-            Self::InvalidSignature => f.write_str("DPoP proof signature is invalid"),
-            Self::MethodMismatch => f.write_str("DPoP proof htm does not match the request"),
-            Self::InvalidHtu => f.write_str("DPoP proof htu is invalid"),
-            Self::UriMismatch => f.write_str("DPoP proof htu does not match the request"),
-            Self::NonceRequired => f.write_str("a DPoP nonce is required"),
-            Self::NonceInvalid => f.write_str("the DPoP nonce is invalid or stale"),
-            Self::Stale => f.write_str("DPoP proof is too old"),
-            Self::IssuedInFuture => f.write_str("DPoP proof is issued in the future"),
-            Self::MissingAth => f.write_str("DPoP proof lacks ath"),
-            Self::AthMismatch => f.write_str("DPoP proof ath does not match the access token"),
-            Self::TokenNotBound => f.write_str("access token is not DPoP-bound"),
-            Self::JktMismatch => f.write_str("access token is bound to another key"),
-            Self::BoundTokenAsBearer => f.write_str("DPoP-bound token presented as Bearer"),
-        }
-    }
-}
-
-impl std::error::Error for DpopError {}
 
 impl From<JwsError> for DpopError {
     fn from(e: JwsError) -> Self {

@@ -13,31 +13,22 @@ use std::fmt;
 pub const MAX_DEPTH: usize = 16;
 
 /// Why a JSON document was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JsonError {
     /// Not valid JSON (or not UTF-8).
+    #[error("malformed JSON")]
     Syntax,
     /// Valid JSON, but the top level is not an object.
+    #[error("JSON value is not an object")]
     NotAnObject,
     /// An object repeats a member name.
+    #[error("duplicate JSON member name")]
     DuplicateMember,
     /// Nesting deeper than [`MAX_DEPTH`].
+    #[error("JSON nested too deeply")]
     TooDeep,
 }
-
-impl fmt::Display for JsonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Syntax => "malformed JSON",
-            Self::NotAnObject => "JSON value is not an object",
-            Self::DuplicateMember => "duplicate JSON member name",
-            Self::TooDeep => "JSON nested too deeply",
-        })
-    }
-}
-
-impl std::error::Error for JsonError {}
 
 /// Parses `bytes` as a JSON object, refusing duplicate member names at any depth.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {

@@ -22,55 +22,46 @@ pub const MAX_KEYS: usize = 64;
 pub const MAX_KID_LEN: usize = 256;
 
 /// Why a JWK or JWKS was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwkError {
     /// The JSON itself was refused.
+    #[error("JWK: {0}")]
     Json(json::JsonError),
     /// A required member is absent.
+    #[error("JWK lacks `{member}`")]
     MissingMember {
         /// The member's name.
         member: &'static str,
     },
     /// A member has the wrong JSON type or an undecodable value.
+    #[error("JWK member `{member}` is invalid")]
     InvalidMember {
         /// The member's name.
         member: &'static str,
     },
     /// The JWK carries private key material.
+    #[error("JWK contains private key material")]
     PrivateKeyMaterial,
     /// `kty` or `crv` names something we do not verify with.
+    #[error("unsupported JWK key type or curve")]
     UnsupportedKeyType,
     /// The key's `alg` does not belong to its type or curve.
+    #[error("JWK `alg` does not match its key type")]
     AlgorithmKeyMismatch,
     /// An RSA modulus outside [`MIN_RSA_BITS`]..=[`MAX_RSA_BITS`].
+    #[error("RSA modulus of {bits} bits is not allowed")]
     RsaModulusSize {
         /// The modulus size found.
         bits: usize,
     },
     /// `use` is not `sig`, or `key_ops` does not allow `verify`.
+    #[error("JWK is not a signature verification key")]
     NotForSignatures,
     /// A JWKS without a `keys` array, or with too many keys.
+    #[error("malformed JWK set")]
     InvalidKeySet,
 }
-
-impl fmt::Display for JwkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Json(e) => write!(f, "JWK: {e}"),
-            Self::MissingMember { member } => write!(f, "JWK lacks `{member}`"),
-            Self::InvalidMember { member } => write!(f, "JWK member `{member}` is invalid"),
-            Self::PrivateKeyMaterial => f.write_str("JWK contains private key material"),
-            Self::UnsupportedKeyType => f.write_str("unsupported JWK key type or curve"),
-            Self::AlgorithmKeyMismatch => f.write_str("JWK `alg` does not match its key type"),
-            Self::RsaModulusSize { bits } => write!(f, "RSA modulus of {bits} bits is not allowed"),
-            Self::NotForSignatures => f.write_str("JWK is not a signature verification key"),
-            Self::InvalidKeySet => f.write_str("malformed JWK set"),
-        }
-    }
-}
-
-impl std::error::Error for JwkError {}
 
 /// Elliptic curves for `kty: EC`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -214,6 +205,9 @@ impl PublicJwk {
                 let x: [u8; 32] = x
                     .try_into()
                     .map_err(|_| JwkError::InvalidMember { member: "x" })?;
+                if is_small_order_ed25519(&x) {
+                    return Err(JwkError::InvalidMember { member: "x" });
+                }
                 let tp = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{xs}"}}"#);
                 (KeyMaterial::Ed25519 { x }, tp)
             }
@@ -381,6 +375,61 @@ fn bytes_member<'a>(
     Ok((s, bytes))
 }
 
+/// The Ed25519 points of small order (1, 2, 4 and 8), as encoded with the
+/// sign bit cleared, including the non-canonical spellings `y = p` and
+/// `y = p + 1`: libsodium's `has_small_order` list. A key among them has no
+/// secret: the identity key verifies `R` = identity, `S` = 0 for every
+/// message, and WebCrypto (BoringSSL) and aws-lc-rs accept that; only a
+/// strict verifier would refuse it. Refused for every provider at parse.
+const SMALL_ORDER_ED25519: [[u8; 32]; 7] = [
+    // 0 (order 4)
+    [0; 32],
+    // 1 (order 1)
+    [
+        0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0,
+    ],
+    // order 8
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    // order 8
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+    // p - 1 (order 2)
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p (= 0, order 4)
+    [
+        0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    // p + 1 (= 1, order 1)
+    [
+        0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+];
+
+/// Whether `x` encodes an Ed25519 point of small order (either sign).
+fn is_small_order_ed25519(x: &[u8; 32]) -> bool {
+    let mut y = *x;
+    if let Some(last) = y.last_mut() {
+        *last &= 0x7f;
+    }
+    SMALL_ORDER_ED25519.contains(&y)
+}
+
 fn strip_leading_zeros(v: Vec<u8>) -> Vec<u8> {
     let first = v.iter().position(|b| *b != 0).unwrap_or(v.len());
     v.get(first..).map(<[u8]>::to_vec).unwrap_or_default()
@@ -394,16 +443,20 @@ fn bit_len(v: &[u8]) -> usize {
 }
 
 /// Why no key could be chosen for a token.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// No key has this `kid` (the caller may refresh its JWKS, rate-limited).
+    #[error("no key with that key id")]
     UnknownKid,
     /// The token has no `kid` and the set has more than one candidate key.
+    #[error("token has no key id")]
     KidRequired,
     /// Several keys share the `kid`; none is used.
+    #[error("key id is ambiguous")]
     AmbiguousKid,
     /// The header's `alg` is not one the key verifies.
+    #[error("algorithm {header} does not match the key")]
     AlgorithmMismatch {
         /// What the key verifies.
         key: Option<Algorithm>,
@@ -411,21 +464,6 @@ pub enum KeyError {
         header: Algorithm,
     },
 }
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownKid => f.write_str("no key with that key id"),
-            Self::KidRequired => f.write_str("token has no key id"),
-            Self::AmbiguousKid => f.write_str("key id is ambiguous"),
-            Self::AlgorithmMismatch { header, .. } => {
-                write!(f, "algorithm {header} does not match the key")
-            }
-        }
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 /// A key chosen for verification, with the algorithm the key decided.
 #[derive(Clone, Copy, Debug)]
@@ -527,6 +565,43 @@ impl JwkSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every point of small order, either sign, is refused; each list entry
+    /// that decodes is of small order; an ordinary key is kept. Checked
+    /// against curve25519-dalek's eight-torsion points, not against the list.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn small_order_ed25519_keys_are_refused() {
+        use curve25519_dalek::constants::EIGHT_TORSION;
+        let okp = |x: &[u8; 32]| {
+            PublicJwk::from_json(
+                format!(
+                    r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+                    b64::encode(x)
+                )
+                .as_bytes(),
+            )
+        };
+        for p in EIGHT_TORSION {
+            let x = p.compress().to_bytes();
+            let mut flipped = x;
+            flipped[31] ^= 0x80;
+            for x in [x, flipped] {
+                assert_eq!(
+                    okp(&x),
+                    Err(JwkError::InvalidMember { member: "x" }),
+                    "{x:02x?}"
+                );
+            }
+        }
+        for x in SMALL_ORDER_ED25519 {
+            if let Some(p) = curve25519_dalek::edwards::CompressedEdwardsY(x).decompress() {
+                assert!(p.is_small_order(), "{x:02x?}");
+            }
+        }
+        let base = curve25519_dalek::constants::ED25519_BASEPOINT_COMPRESSED.to_bytes();
+        assert!(okp(&base).is_ok());
+    }
 
     /// RFC 7638 §3.1: the example RSA key and its thumbprint.
     #[test]

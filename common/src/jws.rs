@@ -11,7 +11,6 @@
 use crate::alg::{Algorithm, AlgorithmRefusal};
 use crate::{b64, json};
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// Size caps, checked before decoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,24 +35,29 @@ impl Limits {
 }
 
 /// Why a compact JWS was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwsError {
     /// Longer than the cap (checked before any decoding).
+    #[error("JWS longer than {limit} bytes")]
     TooLarge {
         /// The cap in bytes.
         limit: usize,
     },
     /// Not three dot-separated base64url segments.
+    #[error("not a compact JWS")]
     Malformed,
     /// Five segments: a JWE. Encrypted tokens are not accepted.
+    #[error("encrypted (JWE) tokens are not accepted")]
     Encrypted,
     /// A segment is not strict base64url.
+    #[error("JWS {part} is not base64url")]
     Base64 {
         /// Which segment: `header`, `payload` or `signature`.
         part: &'static str,
     },
     /// The header or payload is not a duplicate-free JSON object.
+    #[error("JWS {part}: {error}")]
     Json {
         /// Which segment.
         part: &'static str,
@@ -61,50 +65,30 @@ pub enum JwsError {
         error: json::JsonError,
     },
     /// The header has no `alg`, or it is not a string.
+    #[error("JWS header has no alg")]
     MissingAlgorithm,
     /// The header's `alg` is refused.
+    #[error("{0}")]
     Algorithm(AlgorithmRefusal),
     /// The header lists critical extensions (`crit`); we implement none.
+    #[error("critical header extensions are not supported")]
     CriticalExtension,
     /// A header parameter we refuse outright (`b64`, `zip`, or `cty: JWT`).
+    #[error("header parameter `{name}` is not accepted")]
     ForbiddenHeader {
         /// The parameter.
         name: &'static str,
     },
     /// A header parameter has the wrong JSON type.
+    #[error("header parameter `{name}` is invalid")]
     InvalidHeader {
         /// The parameter.
         name: &'static str,
     },
     /// The signature length is wrong for the algorithm (P1363 for ECDSA).
+    #[error("signature has the wrong length")]
     SignatureLength,
 }
-
-impl fmt::Display for JwsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooLarge { limit } => write!(f, "JWS longer than {limit} bytes"),
-            Self::Malformed => f.write_str("not a compact JWS"),
-            Self::Encrypted => f.write_str("encrypted (JWE) tokens are not accepted"),
-            Self::Base64 { part } => write!(f, "JWS {part} is not base64url"),
-            Self::Json { part, error } => write!(f, "JWS {part}: {error}"),
-            Self::MissingAlgorithm => f.write_str("JWS header has no alg"),
-            Self::Algorithm(AlgorithmRefusal::None) => f.write_str("alg none is not accepted"),
-            Self::Algorithm(AlgorithmRefusal::Symmetric) => {
-                f.write_str("symmetric algorithms are not accepted")
-            }
-            Self::Algorithm(_) => f.write_str("unsupported signature algorithm"),
-            Self::CriticalExtension => f.write_str("critical header extensions are not supported"),
-            Self::ForbiddenHeader { name } => {
-                write!(f, "header parameter `{name}` is not accepted")
-            }
-            Self::InvalidHeader { name } => write!(f, "header parameter `{name}` is invalid"),
-            Self::SignatureLength => f.write_str("signature has the wrong length"),
-        }
-    }
-}
-
-impl std::error::Error for JwsError {}
 
 /// A JOSE header that passed the generic rules.
 #[derive(Clone, Debug, PartialEq)]

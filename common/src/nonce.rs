@@ -31,16 +31,9 @@ impl fmt::Debug for NonceIssuer {
 }
 
 /// The secret is too short to key the HMAC safely.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("DPoP nonce secret must be at least 32 bytes")]
 pub struct WeakNonceSecret;
-
-impl fmt::Display for WeakNonceSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DPoP nonce secret must be at least 32 bytes")
-    }
-}
-
-impl std::error::Error for WeakNonceSecret {}
 
 impl NonceIssuer {
     /// Default time step: a nonce rotates every minute.

@@ -17,7 +17,9 @@ use std::fmt;
 pub const MAX_PATH_LEN: usize = 8 * 1024;
 
 /// Why a request path has no safe canonical form (the edge answers 400).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The message is [`PathError::description`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.description())]
 #[non_exhaustive]
 pub enum PathError {
     /// Empty, or not starting with `/`.
@@ -69,14 +71,6 @@ impl PathError {
         }
     }
 }
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.description())
-    }
-}
-
-impl std::error::Error for PathError {}
 
 /// A request path in its one canonical form: percent-encodings of
 /// unreserved characters decoded and the rest upper-cased (RFC 3986
@@ -288,31 +282,22 @@ impl RouteRule {
 }
 
 /// A configuration error in the rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PolicyError {
     /// A prefix does not start with `/` or is not a valid path.
+    #[error("route prefix `{prefix}` is invalid")]
     InvalidPrefix {
         /// The offending prefix.
         prefix: String,
     },
     /// Two rules have the same prefix.
+    #[error("route prefix `{prefix}` is repeated")]
     DuplicatePrefix {
         /// The repeated prefix.
         prefix: String,
     },
 }
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidPrefix { prefix } => write!(f, "route prefix `{prefix}` is invalid"),
-            Self::DuplicatePrefix { prefix } => write!(f, "route prefix `{prefix}` is repeated"),
-        }
-    }
-}
-
-impl std::error::Error for PolicyError {}
 
 /// The rule (or default) that governs a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,6 @@ use crate::jws::{self, JwsError, Limits, UntrustedJws};
 use crate::UnixTime;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::fmt;
 
 /// The JOSE `typ` of a revocation document.
 pub const REVOCATIONS_TYP: &str = "gatehouse-revocations+jwt";
@@ -97,34 +96,44 @@ pub struct RevocationDocument {
 }
 
 /// Why a revocation document was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RevocationError {
     /// The JWS was refused.
+    #[error("revocation document: {0}")]
     Jws(JwsError),
     /// `typ` is not `gatehouse-revocations+jwt`.
+    #[error("revocation document has the wrong typ")]
     WrongType,
     /// The header embeds a key.
+    #[error("revocation document must not embed a key")]
     EmbeddedKey,
     /// The algorithm is not allowed.
+    #[error("algorithm {alg} is not allowed")]
     AlgorithmNotAllowed {
         /// The algorithm named.
         alg: Algorithm,
     },
     /// `iss` is not the trusted issuer.
+    #[error("revocation document issuer is not trusted")]
     UntrustedIssuer,
     /// The signature does not verify.
+    #[error("revocation document signature is invalid")]
     InvalidSignature,
     /// A claim is missing or malformed.
+    #[error("revocation document: {0}")]
     Claim(ClaimError),
     /// An entry is malformed (its position in `entries`).
+    #[error("revocation entry {index} is invalid")]
     InvalidEntry {
         /// Index of the entry.
         index: usize,
     },
     /// More than [`MAX_ENTRIES`] entries.
+    #[error("revocation document has too many entries")]
     TooManyEntries,
     /// The document is older than the one already held.
+    #[error("revocation document version {offered} is older than the held {held}")]
     Rollback {
         /// The version held.
         held: u64,
@@ -132,36 +141,14 @@ pub enum RevocationError {
         offered: u64,
     },
     /// `iat` is in the future.
+    #[error("revocation document is issued in the future")]
     IssuedInFuture,
     /// `version` is ahead of the clock ([`latest_version`]): a leaked key
     /// must not be able to raise the floor so far that no later genuine
     /// document is taken.
+    #[error("revocation document version is ahead of the clock")]
     VersionAhead,
 }
-
-impl fmt::Display for RevocationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Jws(e) => write!(f, "revocation document: {e}"),
-            Self::WrongType => f.write_str("revocation document has the wrong typ"),
-            Self::EmbeddedKey => f.write_str("revocation document must not embed a key"),
-            Self::AlgorithmNotAllowed { alg } => write!(f, "algorithm {alg} is not allowed"),
-            Self::UntrustedIssuer => f.write_str("revocation document issuer is not trusted"),
-            Self::InvalidSignature => f.write_str("revocation document signature is invalid"),
-            Self::Claim(e) => write!(f, "revocation document: {e}"),
-            Self::InvalidEntry { index } => write!(f, "revocation entry {index} is invalid"),
-            Self::TooManyEntries => f.write_str("revocation document has too many entries"),
-            Self::Rollback { held, offered } => write!(
-                f,
-                "revocation document version {offered} is older than the held {held}"
-            ),
-            Self::IssuedInFuture => f.write_str("revocation document is issued in the future"),
-            Self::VersionAhead => f.write_str("revocation document version is ahead of the clock"),
-        }
-    }
-}
-
-impl std::error::Error for RevocationError {}
 
 impl From<JwsError> for RevocationError {
     fn from(e: JwsError) -> Self {

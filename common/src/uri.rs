@@ -6,31 +6,20 @@
 //! segments removed; scheme-based normalization (§6.2.3): the default port
 //! dropped and an empty path written as `/`. Userinfo is refused.
 
-use std::fmt;
-
 /// Why a URI could not be normalized.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UriError {
     /// Not `http://` or `https://` followed by a host.
+    #[error("not an absolute http(s) URI")]
     Malformed,
     /// The URI carries userinfo (`user@host`).
+    #[error("URI carries userinfo")]
     Userinfo,
     /// A bad percent-encoding, port or character.
+    #[error("URI has an invalid component")]
     InvalidComponent,
 }
-
-impl fmt::Display for UriError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Malformed => "not an absolute http(s) URI",
-            Self::Userinfo => "URI carries userinfo",
-            Self::InvalidComponent => "URI has an invalid component",
-        })
-    }
-}
-
-impl std::error::Error for UriError {}
 
 /// A normalized `scheme://authority/path`, with whether a query or fragment was cut off.
 #[derive(Clone, Debug, PartialEq, Eq)]

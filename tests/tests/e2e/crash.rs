@@ -16,8 +16,10 @@
 //! is set. `GATEHOUSE_CRASH_KILLS` sets the number of kills (default 3).
 
 use crate::database::{self, Database};
-use crate::grants::{authorize, create_user, CB, VERIFIER};
-use crate::harness::{free_port, http, ClientCreds, Edge, Origin, Stack, TempDir, Upstream};
+use crate::harness::login::{authorize, create_user, CB, VERIFIER};
+use crate::harness::{
+    free_port, http, ClientCreds, Edge, Origin, Stack, StopOnPanic, TempDir, Upstream,
+};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,18 +42,6 @@ const REVOKE_THREADS: usize = 2;
 const REFRESH_FAMILIES: usize = 6;
 /// Load between kills.
 const LOAD_BETWEEN_KILLS: Duration = Duration::from_secs(3);
-
-/// Sets the flag when dropped during a panic, so that the other load
-/// threads of a scope stop and the scope can end (and report the panic).
-pub(crate) struct StopOnPanic<'a>(pub(crate) &'a AtomicBool);
-
-impl Drop for StopOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-}
 
 /// What one request came back with.
 enum Outcome {

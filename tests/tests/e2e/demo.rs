@@ -7,7 +7,7 @@
 //! nonce challenge), and checks the identity the upstream received. The
 //! screenshot is kept in `test-artifacts/demo.png`.
 
-use crate::grants::{create_user, PASSWORD};
+use crate::harness::login::{create_user, PASSWORD};
 use crate::harness::{free_port, repo_root, DemoPage, Stack};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -7,8 +7,8 @@
 //! `GATEHOUSE_FAULT_DOWN_SECS` sets how long the origin stays down (default
 //! 20 s; `scripts/chaos` runs it for minutes).
 
-use crate::harness::{http, Edge, Origin, TempDir, Upstream};
-use crate::hostile::{now, replace_segment, resign, set, sig_of, Forge, AUD};
+use crate::harness::forge::{replace_segment, resign, set, sig_of, Forge, AUD};
+use crate::harness::{http, now, Edge, Origin, TempDir, Upstream};
 use gatehouse_common::b64;
 use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! Flows across origin and edge that no single component test can show.
 
-use crate::harness::{http, Stack, ADMIN_TOKEN};
+use crate::harness::{http, unique, Origin, Stack, ADMIN_TOKEN};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::collections::BTreeSet;
@@ -82,4 +82,143 @@ fn key_rotation_while_requests_flow_refuses_no_valid_request() {
         kids.len() >= 3,
         "the schedule should have switched signers: {kids:?}"
     );
+}
+
+/// The custom claims of an origin access token, as jwt-compact reads them
+/// (`exp`, `nbf` and `iat` are jwt-compact's own `Claims` fields).
+#[derive(serde::Deserialize)]
+struct AccessClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    client_id: String,
+    scope: String,
+    jti: String,
+}
+
+/// jwt-compact's verdict on `token` under `alg` with `key`: its parser, its
+/// signature check and its own `exp`/`nbf` checks (60 s leeway).
+fn jwt_compact_claims<A: jwt_compact::Algorithm>(
+    alg: &A,
+    key: &A::VerifyingKey,
+    token: &str,
+) -> Result<AccessClaims, String> {
+    use jwt_compact::prelude::*;
+    let untrusted = UntrustedToken::new(token).map_err(|e| e.to_string())?;
+    let token = alg
+        .validator::<AccessClaims>(key)
+        .validate(&untrusted)
+        .map_err(|e| e.to_string())?;
+    let time = TimeOptions::default();
+    let claims = token
+        .claims()
+        .validate_expiration(&time)
+        .and_then(|c| c.validate_maturity(&time))
+        .map_err(|e| e.to_string())?;
+    assert!(claims.issued_at.is_some(), "iat");
+    Ok(token.into_parts().1.custom)
+}
+
+/// Tokens minted by the origin binary (aws-lc-rs) verify under an
+/// implementation that shares no code with ours — jwt-compact's parser,
+/// algorithms and time checks over the RustCrypto crates, the key read from
+/// the origin's JWKS by jwt-compact's JWK type — for every algorithm the
+/// origin signs with; and the same token with its payload changed does not.
+#[test]
+fn origin_tokens_verify_with_jwt_compact() {
+    use jwt_compact::alg::{Ed25519, Es256, Rsa};
+    use jwt_compact::jwk::JsonWebKey;
+    use jwt_compact::Algorithm;
+
+    for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+        let origin = Origin::start_on_suite_database(&[("GATEHOUSE_SIGNING_ALG", alg)]);
+        let audience = "https://api.jwt-compact.example";
+        let client = origin.create_client(&unique("jwt-compact"), "read write", audience, &[]);
+        let tok = origin.client_credentials(&client, &[("scope", "read")]);
+        let at = tok["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned();
+        let jwks: serde_json::Value = http()
+            .get(format!("{}/.well-known/jwks.json", origin.url))
+            .send()
+            .expect("GET jwks")
+            .json()
+            .expect("JWKS is JSON");
+        let kid = kid_of(&at);
+        let jwk = jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .expect("the signing key is published")
+            .clone();
+        let jwk: JsonWebKey<'_> = serde_json::from_value(jwk).expect("jwt-compact reads the JWK");
+
+        let mut payload: serde_json::Value = crate::harness::jwt_claims(&at);
+        payload["scope"] = "read write".into();
+        let mut parts: Vec<String> = at.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let tampered = parts.join(".");
+
+        fn both<A: Algorithm>(
+            alg: A,
+            key: &A::VerifyingKey,
+            at: &str,
+            tampered: &str,
+        ) -> (Result<AccessClaims, String>, Result<AccessClaims, String>) {
+            (
+                jwt_compact_claims(&alg, key, at),
+                jwt_compact_claims(&alg, key, tampered),
+            )
+        }
+        let (genuine, forged) = match alg {
+            "ES256" => both(
+                Es256,
+                &(&jwk).try_into().expect("P-256 key"),
+                &at,
+                &tampered,
+            ),
+            "EdDSA" => both(
+                Ed25519,
+                &(&jwk).try_into().expect("Ed25519 key"),
+                &at,
+                &tampered,
+            ),
+            "RS256" => both(
+                Rsa::rs256(),
+                &(&jwk).try_into().expect("RSA key"),
+                &at,
+                &tampered,
+            ),
+            _ => both(
+                Rsa::ps256(),
+                &(&jwk).try_into().expect("RSA key"),
+                &at,
+                &tampered,
+            ),
+        };
+        let claims = genuine.unwrap_or_else(|e| panic!("{alg}: jwt-compact refused: {e}"));
+        assert_eq!(claims.iss, origin.url, "{alg}");
+        assert_eq!(claims.client_id, client.id, "{alg}");
+        assert_eq!(
+            claims.sub, client.id,
+            "{alg}: client_credentials: sub is the client"
+        );
+        assert_eq!(claims.scope, "read", "{alg}");
+        assert!(!claims.jti.is_empty(), "{alg}");
+        assert!(
+            claims.aud == audience
+                || claims
+                    .aud
+                    .as_array()
+                    .is_some_and(|a| a.contains(&audience.into())),
+            "{alg}: aud {}",
+            claims.aud
+        );
+        let err = forged
+            .err()
+            .unwrap_or_else(|| panic!("{alg}: tampered token accepted"));
+        assert!(err.to_lowercase().contains("signature"), "{alg}: {err}");
+    }
 }

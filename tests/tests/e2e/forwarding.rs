@@ -5,8 +5,8 @@
 //! spelled with `_`, forged identity sent straight to the upstream, CORS
 //! headers replacing the upstream's, and unknown methods turned into GET.
 
+use crate::harness::forge::{proof_claims, proof_header};
 use crate::harness::{http, Edge, Origin, Stack, Upstream};
-use crate::hostile::{proof_claims, proof_header};
 use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::testkit::signer::TestKey;
 use serde_json::{json, Value};
@@ -402,7 +402,7 @@ fn forged_identity_sent_straight_to_the_upstream_is_told_apart() {
     // (another key, a tampered claim), or a replayed one are all refused.
     let up = &stack.upstream.url;
     let forger = TestKey::es256("not-the-edge");
-    let t = crate::hostile::now();
+    let t = crate::harness::now();
     let claims = json!({
         "iss": "gatehouse-edge", "aud": up, "iat": t, "exp": t + 60, "jti": "f1",
         "htm": "GET", "path": "/api/admin", "sub": "admin", "client_id": "x", "scope": "admin",

@@ -6,7 +6,7 @@
 //! token bucket drained by strangers, silent codes for public clients, and
 //! authorization parameters that were silently ignored.
 
-use crate::grants::{create_user, PASSWORD};
+use crate::harness::login::{create_user, PASSWORD};
 use crate::harness::{http, web_client_args, Origin, ADMIN_TOKEN};
 use reqwest::blocking::Response;
 use serde_json::Value;

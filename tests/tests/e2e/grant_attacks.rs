@@ -3,7 +3,7 @@
 //! that a refresh one second later walked around, a code burned by another
 //! client's attempt, and codes that outlived their user's deletion.
 
-use crate::grants::{authorize, authorize_url, create_user, login_at, param, CB, VERIFIER};
+use crate::harness::login::{authorize, authorize_url, create_user, login_at, param, CB, VERIFIER};
 use crate::harness::{http, jwt_claims, ClientCreds, Origin};
 use serde_json::Value;
 use std::time::Duration;

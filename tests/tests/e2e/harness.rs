@@ -5,12 +5,19 @@
 //!
 //! Prerequisites (done by `scripts/test`): `cargo build --bins` for the origin
 //! and upstream, and `scripts/build-edge` for the worker bundle.
+//!
+//! Helpers that more than one test module uses live here too: [`login`]
+//! (a user's login and consent through the origin's pages) and [`forge`]
+//! (forged tokens and DPoP proofs).
+
+pub mod forge;
+pub mod login;
 
 use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
@@ -739,4 +746,16 @@ pub fn web_client_args(redirect_uri: &str) -> Vec<&str> {
         "--redirect-uri",
         redirect_uri,
     ]
+}
+
+/// Sets the flag when dropped during a panic, so that the other load
+/// threads of a scope stop and the scope can end (and report the panic).
+pub(crate) struct StopOnPanic<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }

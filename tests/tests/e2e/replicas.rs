@@ -208,9 +208,9 @@ fn until_edge(edge: &Edge, token: &str, want: u16, what: &str) {
 
 #[test]
 fn three_replicas_on_postgres_rotate_once_detect_reuse_and_keep_versions_increasing() {
-    use crate::crash::StopOnPanic;
     use crate::database::{count, query};
-    use crate::grants::{authorize_at, create_user, CB, VERIFIER};
+    use crate::harness::login::{authorize_at, create_user, CB, VERIFIER};
+    use crate::harness::StopOnPanic;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Barrier, Mutex};
 
