@@ -16,7 +16,8 @@ import { keygen, proofMaker, writeProofs, publicJwk } from "./tools.mjs";
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const WORK = process.env.BENCH_WORK || path.join(ROOT, "target/bench");
 const RUN = path.join(WORK, "run");
-const BIN = path.join(ROOT, "target/release");
+// BENCH_BIN: where the origin and upstream binaries are (target/release).
+const BIN = process.env.BENCH_BIN || path.join(ROOT, "target/release");
 const SECS = Number(process.env.BENCH_SECS || 3);
 // Seconds per concurrency-1 run (latency a single user feels).
 const C1_SECS = Number(process.env.BENCH_C1_SECS || 2);
@@ -340,12 +341,14 @@ async function directWorker(name, toml, readyPath) {
   if (!own) throw new Error(`no workerd config captured for ${name}`);
   const config = path.join(cap, own.replace(/\.args$/, ".config"));
   const dport = await freePort();
-  const inspect = process.env.BENCH_INSPECT_DIRECT === name ? [`--inspector-addr=127.0.0.1:${process.env.BENCH_INSPECT_PORT || 9229}`] : [];
+  const profiled = (process.env.BENCH_PROFILE || "").split(",").filter(Boolean);
+  const inspectPort = profiled.includes(name) ? Number(process.env.BENCH_INSPECT_PORT || 9229) + profiled.indexOf(name) : null;
+  const inspect = inspectPort ? [`--inspector-addr=127.0.0.1:${inspectPort}`] : [];
   const child = spawnBg(`${name}-direct`, REAL_WORKERD,
     ["serve", "--binary", "--experimental", `--socket-addr=entry=127.0.0.1:${dport}`,
       `--external-addr=loopback=127.0.0.1:${await loopback()}`, ...inspect, "-"],
     { stdin: fs.openSync(config, "r") });
-  const d = { name, port: dport, url: `http://127.0.0.1:${dport}`, child, direct: true };
+  const d = { name, port: dport, url: `http://127.0.0.1:${dport}`, child, direct: true, inspectPort };
   await waitUp(d.url + readyPath, child, 60000);
   return d;
 }
@@ -580,6 +583,34 @@ async function main() {
         if (r.status !== 200) throw new Error(`${impl} (${v.name}) refused ${row.label}: ${r.status}`);
       }
 
+  // BENCH_PROFILE=gatehouse,jose: CPU profiles of those direct workers under
+  // each row's load (bench/profile.mjs), printed; then stop.
+  if (process.env.BENCH_PROFILE) {
+    for (const name of process.env.BENCH_PROFILE.split(",").filter(Boolean)) {
+      const d = direct[name];
+      if (!d || !d.inspectPort) continue;
+      for (const row of rows) {
+        if (!implsOf(row).includes(name)) continue;
+        const url = `${d.url}/orders/1`;
+        const secs = Number(process.env.BENCH_PROFILE_SECS || 6);
+        let proofs;
+        if (row.dpop) {
+          proofs = path.join(RUN, `proofs-profile-${name}.txt`);
+          writeProofs(dpopKey, "GET", url, 40000, proofs, tokens.dpop);
+        }
+        const out = path.join(RUN, `profile-${name}-${row.key}.cpuprofile`);
+        const prof = spawn("node", [path.join(ROOT, "bench/profile.mjs"), String(d.inspectPort), String(secs - 1), out, "core:user"], { stdio: ["ignore", "pipe", "inherit"] });
+        let text = "";
+        prof.stdout.on("data", (b) => (text += b));
+        await sleep(300);
+        const r = measured(d, { url, auth: row.auth(), proofs, secs });
+        await new Promise((res) => prof.once("exit", res));
+        console.log(`\n=== profile ${name} ${row.label}: ${r.rps.toFixed(0)} req/s, ${r.cpu.worker.toFixed(0)} µs CPU/request, non-2xx ${r.non2xx}\n${text}`);
+      }
+    }
+    return;
+  }
+
   // Configurations; every round runs each one once, in this order, for every view.
   const cfgsOf = (v) => {
     const W = v.W;
@@ -644,8 +675,13 @@ async function main() {
       );
   } catch {}
 
-  // BENCH_EDGE_ONLY=1: the edge comparison alone (for trying a change; BENCHMARKS.md is left alone).
-  if (EDGE_ONLY) return;
+  // BENCH_EDGE_ONLY=1: the edge comparison alone (for trying a change;
+  // BENCHMARKS.md is left alone unless BENCH_REPORT=1).
+  if (EDGE_ONLY) {
+    results.loadEnd = os.loadavg();
+    results.edgeOnly = true;
+    return;
+  }
 
   // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
   const issuance = async (label, o, client) => {
@@ -743,7 +779,7 @@ try {
   results.config = { SECS, ROUNDS, CONC, ISSUE_SECS, C1_SECS };
   fs.writeFileSync(path.join(WORK, EDGE_ONLY ? "results-edge.json" : "results.json"), JSON.stringify(results, null, 2));
   const md = report(results, ROOT);
-  if (!EDGE_ONLY) fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
+  if (!EDGE_ONLY || process.env.BENCH_REPORT === "1") fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
   console.log(md);
   await cleanup();
   process.exit(0);
