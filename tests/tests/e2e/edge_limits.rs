@@ -331,7 +331,10 @@ fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
     // address budget is large, so every forged proof reaches the check.
     let s = Setup::start(
         &[&issuer],
-        &[("RATE_LIMIT_CLIENT", "40/600"), ("RATE_LIMIT_IP", "1000/60")],
+        &[
+            ("RATE_LIMIT_CLIENT", "40/600"),
+            ("RATE_LIMIT_IP", "1000/60"),
+        ],
     );
     let key = TestKey::es256(&unique("holder-key"));
     let attacker = TestKey::es256(&unique("attacker-key"));
@@ -385,7 +388,11 @@ fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
         &token,
         &proof(&key, "GET", &url, &token, None),
     );
-    assert_eq!(a.status, 200, "the forged proofs spoiled the holder's: {}", a.body);
+    assert_eq!(
+        a.status, 200,
+        "the forged proofs spoiled the holder's: {}",
+        a.body
+    );
     // Replaying a valid proof is still refused.
     let a = dpop(&s.edge, "/f", &token, &used[used.len() - 1]);
     assert_eq!(a.status, 401, "{}", a.body);
