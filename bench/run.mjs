@@ -433,6 +433,8 @@ async function timed(url, headers) {
 }
 
 const results = { validation: {}, floors: {}, cold: {}, issuance: [], revocation: null, sizes: {}, notes: [] };
+if (process.env.BENCH_BIN)
+  results.notes.push(`The origins (token and JWKS source) and the demo upstream ran from \`${path.relative(ROOT, BIN) || BIN}\` (BENCH_BIN), not the release build.`);
 
 async function main() {
   // Sizes of the two builds scripts/bench made (copied beside the run).
