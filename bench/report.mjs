@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { edgeSection, edgeTargets, edgeWhy } from "./report-edge.mjs";
 
 const sh = (cmd, args, opts = {}) => {
   try {
@@ -53,11 +54,12 @@ export function report(r, root) {
     ["PostgreSQL server", pgV],
   ];
   const { CONC, SECS, ROUNDS, ISSUE_SECS } = r.config;
-  const V = r.validation;
-  const F = r.floors;
-  const perReq = (rps) => 1e6 / rps; // µs of machine time per request at this concurrency
-  const C = r.costs;
-  const hopCost = C ? C.floor.pt1 : perReq(F.pt1.rps) - perReq(F.pt.rps);
+  const names = {
+    gatehouse: "Gatehouse edge (Rust→wasm)",
+    jose: "jose " + pkgVersion(root, "jose"),
+    jose_replay: `jose ${pkgVersion(root, "jose")} + replay guard Durable Object (as ours)`,
+    webcrypto: "bare WebCrypto",
+  };
   const L = [];
   const p = (s = "") => L.push(s);
 
@@ -69,50 +71,16 @@ export function report(r, root) {
   p(`- Machine: ${os.cpus().length} logical CPUs (\`nproc\`), ${cpu}, ${mem} GiB RAM, ${os.type()} ${os.release()}`);
   p(`- Load average (1/5/15 min) at start: ${r.loadStart.map(f2).join(" / ")}; at end: ${(r.loadEnd || []).map(f2).join(" / ")}. The load at the start includes scripts/bench's own release builds just before; a load above 2 during the run means the benchmark shared the CPUs with other work, which lowers every throughput alike (configurations are interleaved round by round for that reason).`);
   p(`- Versions: ${versions.map(([k, v]) => `${k} ${v}`).join("; ")}`);
-  p(`- Load: wrk, 1 thread, ${CONC} connections, ${SECS} s per run, ${ROUNDS} rounds interleaving every configuration; each figure is the median over the rounds. Everything on 127.0.0.1: wrk, workerd (\`wrangler dev --local\`), the demo upstream and the origins share the two CPUs.`);
+  p(`- Load: wrk, 1 thread, ${CONC} connections, ${SECS} s per run (edge: also ${r.config.C1_SECS} s at 1 connection), ${ROUNDS} rounds interleaving every configuration; each figure is the median over the rounds. Everything on 127.0.0.1: wrk, workerd, the demo upstream and the origins share the two CPUs.`);
+  if (r.edgeOnly) p("- This is an edge-only run (`BENCH_EDGE_ONLY=1 BENCH_REPORT=1`), made without builds of its own just before: the load above is other engineers' builds and test suites sharing the machine during the whole run.");
+  if (r.loadEdge) p(`- Load average (1 min) during the edge rounds: ${r.loadEdge.map(f2).join(", ")} (one reading at the start of each view's round; \`nproc\` = 2).`);
   p();
 
   // ---------- targets ----------
-  const rows = ["es256", "dpop", "eddsa"].filter((k) => V[k]);
-  const cost = (k, impl) => (C ? C.rows[k][impl] : perReq(V[k][impl].rps) - perReq(F.pt.rps));
-  // Per request our edge makes one Durable Object round trip more than the JS
-  // workers for DPoP (the replay guard); the rate limiter's round trip is
-  // leased (one per up to 16 requests of a busy client), and the edge runs
-  // with REQUEST_LOG=refused here, so forwarded requests write no log line.
-  const hopsOf = (k) => (k === "dpop" ? 1 : 0);
-  const logCost = C && C.floor.ptlog != null ? C.floor.ptlog : F.ptlog ? perReq(F.ptlog.rps) - perReq(F.pt.rps) : 0;
-  const hopsCost = (k) => (k === "dpop" ? hopCost : 0);
   const targets = [];
-  for (const k of rows) {
-    const ours = V[k].gatehouse, jose = V[k].jose;
-    targets.push([
-      `${V[k].label}: ours ≥ jose (req/s)`,
-      `${f0(ours.rps)} vs ${f0(jose.rps)} req/s (${f2(ours.rps / jose.rps)}×); p50 ${ms(ours.p50)} vs ${ms(jose.p50)} ms`,
-      ours.rps >= jose.rps,
-    ]);
-  }
-  for (const k of rows) {
-    const jr = V[k].jose_replay;
-    if (!jr) continue;
-    const ours = V[k].gatehouse;
-    targets.push([
-      `${V[k].label}, equal work: ours ≥ jose with the same replay guard (a Durable Object per jkt)`,
-      `${f0(ours.rps)} vs ${f0(jr.rps)} req/s (${f2(ours.rps / jr.rps)}×); p50 ${ms(ours.p50)} vs ${ms(jr.p50)} ms`,
-      ours.rps >= jr.rps,
-    ]);
-  }
-  for (const k of rows) {
-    const wc = cost(k, "webcrypto");
-    const ratio = cost(k, "gatehouse") / wc;
-    const adj = (cost(k, "gatehouse") - hopsCost(k)) / wc;
-    // Below ~25 µs the WebCrypto worker's cost is within the round-to-round noise.
-    const measurable = wc >= 25;
-    targets.push([
-      `${V[k].label}: validation cost ≤ 1.15× bare WebCrypto`,
-      `${f0(cost(k, "gatehouse"))} vs ${f0(wc)} µs/request${measurable ? ` (${f2(ratio)}×)` : ""}; ours without its ${hopsOf(k)} Durable Object hop(s) (${f0(hopsCost(k))} µs, priced on the pass-through): ${f0(cost(k, "gatehouse") - hopsCost(k))} µs${measurable ? ` (${f2(adj)}×)` : ""}; req/s ours/WebCrypto ${f2(V[k].gatehouse.rps / V[k].webcrypto.rps)}`,
-      measurable ? ratio <= 1.15 : "inconclusive",
-    ]);
-  }
+  if (r.edge)
+    for (const v of Object.keys(r.edge.views))
+      for (const [t, m, ok] of edgeTargets(r, v)) targets.push([`${t} — ${v === "direct" ? "workerd directly" : "wrangler dev"}`, m, ok]);
   const rel = r.sizes.release;
   if (rel) targets.push(["Worker ≤ 1 MiB gzip (release build)", `${kb(rel.gz)} gzip`, rel.gz <= 1024 * 1024]);
   const ccSqlite = r.issuance.find((x) => x.db === "SQLite" && x.grant === "client_credentials");
@@ -135,7 +103,7 @@ export function report(r, root) {
     : hasRefresh(root)
       ? "not measured in this run (see the log)"
       : "not measured: the origin has no refresh_token grant in this revision";
-  targets.push(
+  if (!r.edgeOnly) targets.push(
     refSqlite
       ? ["≥ 2,000 refreshes/s on SQLite", `${f0(refSqlite.rps)} refreshes/s, p99 ${ms(refSqlite.p99_us)} ms, ${refSqlite.non2xx} non-2xx`, refSqlite.rps >= 2000 && refSqlite.non2xx === 0]
       : ["≥ 2,000 refreshes/s on SQLite", refreshNote, null],
@@ -146,7 +114,7 @@ export function report(r, root) {
       `p50 ${f1(r.revocation.p50)} ms, p99 ${f1(r.revocation.p99)} ms over ${r.revocation.n}`,
       r.revocation.p99 <= 1000,
     ]);
-  p("## Targets (issue 9)");
+  p("## Targets");
   p();
   p("| target | measured | verdict |");
   p("|---|---|---|");
@@ -155,62 +123,14 @@ export function report(r, root) {
   p();
   p("Why the misses (when there are any):");
   p();
-  const variant = (key) => (F[key] ? `${f0(F[key].rps)} req/s (ours as measured: ${f0(V.es256.gatehouse.rps)})` : "not measured");
-  p(`- **What our edge does that the JS workers do not.** A global rate limit per client (a \`RateLimiter\` Durable Object per key, which leases a busy client up to 16 admissions at a time, so most requests skip the round trip — with \`RATE_LIMIT_LEASE_MAX=1\`, a round trip on every request: ${variant("ghnolease")}), a replay guard for DPoP proofs (one Durable Object round trip per DPoP request; one hop costs ${f0(hopCost)} µs on the pass-through here), the signed revocation list, and refusal logging. The rows above run our edge with \`REQUEST_LOG=refused\`; out of the box (\`all\`, a log line per request, ${f0(logCost)} µs each on the pass-through) it makes ${variant("ghlog")}. The plain jose and WebCrypto workers have no rate limit, no replay protection (a captured DPoP proof can be replayed against them within its iat window) and no revocation${V.dpop && V.dpop.jose_replay ? `; the "jose + replay guard" configuration adds the same replay guard as ours (a Durable Object per \`jkt\` remembering each proof until its iat window closes), so the DPoP row can be compared at equal work: ${f0(V.dpop.gatehouse.rps)} vs ${f0(V.dpop.jose_replay.rps)} req/s (${f2(V.dpop.gatehouse.rps / V.dpop.jose_replay.rps)}×)` : ""}.`);
-  if (V.es256) {
-    const gap = cost("es256", "gatehouse") - cost("es256", "jose");
-    const leased = hopCost / 16;
-    p(`- **The rest of the Bearer gap.** Above the pass-through an ES256 Bearer request costs ours ${f0(cost("es256", "gatehouse"))} µs and jose ${f0(cost("es256", "jose"))} µs. Of the ${f0(gap)} µs difference, the leased rate-limit round trip accounts for about ${f0(leased)} µs (one ${f0(hopCost)} µs hop per 16 requests at the default lease size); the remainder is per-request work in and around the wasm module — the forwarded request's headers set one wasm→JS call at a time, the upstream response re-wrapped once to add the RateLimit headers (it was rebuilt three times through worker-rs's \`Response\` wrapper before; the edge now keeps the JS objects), worker-build's entrypoint shim (a \`Proxy\` around each request's handler, for panic recovery), the revocation-list lookup, the parse and claim checks in Rust — not profiled to the function (an inspector CPU profile under \`wrangler dev\` was distorted: with the inspector attached, wrangler's proxy leaked a socket per request). The round-to-round spread (per-round table) is of the same order as the gap.`);
-  }
-  p(`- **The floor is wrangler dev itself.** A worker that answers without any upstream manages ${F.const ? f0(F.const.rps) : "–"} req/s here (p50 ${F.const ? ms(F.const.p50) : "–"} ms at ${CONC} connections): \`wrangler dev\` puts a proxy workerd and a Node process in front of the worker's own workerd, so each request costs milliseconds of CPU on this shared machine, against ~0.1 ms for a signature verification. Differences of a few hundred µs between workers are within the round-to-round noise (see the per-round table).`);
-  p(`- **Issuance.** wrk, the origin and (for PostgreSQL) the database server share the two CPUs (see the load average above), so the throughput target is judged on a machine with well under two free cores; the per-vCPU figure divides by 2. Every token issued writes an audit row and every DPoP proof its jti, durably before the answer; concurrent requests share one transaction for those rows (group commit, \`origin/src/group_commit.rs\`), so SQLite — one writer at a time, a WAL fsync per commit — is not limited to one commit per token, and a batch's rows go in multi-row statements (each statement is a thread hop to SQLite's worker thread or a network round trip to PostgreSQL; \`perf\` showed 60 % of the origin's CPU time in the kernel, mostly context switches, before that change, which took client_credentials on SQLite from ~4,790 to ~6,000 tokens/s in an interleaved A/B on this machine). The targets are absolute figures: compare the pass-through floor of section 1 between runs to see how fast the machine itself was.`);
+  if (r.edge) for (const b of edgeWhy(r)) p(`- ${b}`);
+  if (!r.edgeOnly) p(`- **Issuance.** wrk, the origin and (for PostgreSQL) the database server share the two CPUs (see the load average above), so the throughput target is judged on a machine with well under two free cores; the per-vCPU figure divides by 2. Every token issued writes an audit row and every DPoP proof its jti, durably before the answer; concurrent requests share one transaction for those rows (group commit, \`origin/src/group_commit.rs\`), so SQLite — one writer at a time, a WAL fsync per commit — is not limited to one commit per token, and a batch's rows go in multi-row statements (each statement is a thread hop to SQLite's worker thread or a network round trip to PostgreSQL; \`perf\` showed 60 % of the origin's CPU time in the kernel, mostly context switches, before that change, which took client_credentials on SQLite from ~4,790 to ~6,000 tokens/s in an interleaved A/B on this machine). The targets are absolute figures: compare the pass-through floor of section 1 between runs to see how fast the machine itself was.`);
   p();
 
   // ---------- validation ----------
-  p("## 1. Edge validation in workerd");
-  p();
-  p("Same pre-generated tokens for every worker: an ES256 access token and an ES256 DPoP-bound access token from the origin (SQLite, ES256 default), and an EdDSA token from a second origin started with `GATEHOUSE_SIGNING_ALG=EdDSA`; audience `https://api.bench.example`. For DPoP each request carries a fresh proof (pre-generated, one per request, `ath` and `jkt` bound), because the edge's replay guard refuses a reused proof. Upstream: `gatehouse-demo-upstream` (a small JSON echo). Rate limits on our edge raised to 4e9/60 s so they never refuse; `DPOP_MAX_AGE_SECS=300` on both our edge and the jose worker so proofs generated just before a run stay valid.");
-  p();
-  p("| row | worker | req/s | p50 ms | p99 ms | non-2xx/errors |");
-  p("|---|---|---:|---:|---:|---:|");
-  for (const key of ["const", "pt", "pt1", "pt2", "ptlog", "ghlog", "ghnolease"].filter((k) => F[k])) {
-    const x = F[key];
-    p(`| ${key.startsWith("gh") ? "variant" : "floor"} | ${x.label} | ${f0(x.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${x.non2xx} |`);
+  if (r.edge) {
+    p(edgeSection(r, names));
   }
-  const names = {
-    gatehouse: "Gatehouse edge (Rust→wasm)",
-    jose: "jose " + pkgVersion(root, "jose"),
-    jose_replay: `jose ${pkgVersion(root, "jose")} + replay guard Durable Object (as ours)`,
-    webcrypto: "bare WebCrypto",
-  };
-  const implsOf = (k) => ["gatehouse", "jose", "jose_replay", "webcrypto"].filter((impl) => V[k][impl]);
-  for (const k of rows)
-    for (const impl of implsOf(k)) {
-      const x = V[k][impl];
-      p(`| ${V[k].label} | ${names[impl]} | ${f0(x.rps)} | ${ms(x.p50)} | ${ms(x.p99)} | ${x.non2xx} |`);
-    }
-  p();
-  p("Ratios and per-request validation cost. Cost = machine time per request above the pass-through floor, `1e6/rps − 1e6/rps(pass-through)` in µs, computed per round against a pass-through run made just before that row (so slow drifts in the background load cancel), median over the rounds (at a fixed concurrency on a saturated machine this is what each request costs the CPUs); Δp50 = p50 minus the overall pass-through p50.");
-  p();
-  p("| row | ours/jose req/s | jose p50 / ours p50 | cost ours µs | cost jose µs | cost WebCrypto µs | ours/WebCrypto | ours minus DO hops + log / WebCrypto | Δp50 ours / jose / WebCrypto ms |");
-  p("|---|---:|---:|---:|---:|---:|---:|---:|---|");
-  for (const k of rows) {
-    const g = V[k].gatehouse, j = V[k].jose, w = V[k].webcrypto;
-    p(
-      `| ${V[k].label} | ${f2(g.rps / j.rps)} | ${f2(j.p50 / g.p50)} | ${f0(cost(k, "gatehouse"))} | ${f0(cost(k, "jose"))} | ${f0(cost(k, "webcrypto"))} | ${f2(cost(k, "gatehouse") / cost(k, "webcrypto"))} | ${f2((cost(k, "gatehouse") - hopsCost(k)) / cost(k, "webcrypto"))} | ${ms(g.p50 - F.pt.p50)} / ${ms(j.p50 - F.pt.p50)} / ${ms(w.p50 - F.pt.p50)} |`,
-    );
-  }
-  p();
-  p("Per-round req/s (to judge the noise):");
-  p();
-  p("| configuration | " + Array.from({ length: ROUNDS }, (_, i) => `round ${i + 1}`).join(" | ") + " |");
-  p("|---|" + "---:|".repeat(ROUNDS));
-  for (const key of ["const", "pt", "pt1", "pt2", "ptlog", "ghlog", "ghnolease"].filter((k) => F[k])) p(`| ${F[key].label} | ${F[key].all.map((a) => f0(a.rps)).join(" | ")} |`);
-  if (r.floorRuns) for (const k of rows) p(`| pass-through before ${V[k].label} | ${r.floorRuns[k].map((a) => f0(a)).join(" | ")} |`);
-  for (const k of rows)
-    for (const impl of implsOf(k))
-      p(`| ${V[k].label}, ${impl} | ${V[k][impl].all.map((a) => f0(a.rps)).join(" | ")} |`);
-  p();
 
   // ---------- sizes ----------
   p("## 2. Worker size");
@@ -228,7 +148,14 @@ export function report(r, root) {
     p(`\nwasm-opt saves ${f1((1 - r.sizes.release.gz / r.sizes.noopt.gz) * 100)} % gzip. Limit: 1 MiB gzip target; Cloudflare's free plan allows 3 MiB.`);
   p();
 
+  if (r.edgeOnly) {
+    p("## 3.–4. Origin issuance, revocation");
+    p();
+    p("Not run: this file comes from an edge-only run (`BENCH_EDGE_ONLY=1 BENCH_REPORT=1 scripts/bench`), made while `origin/src` was being restructured on another branch. The origin issuance and revocation figures of the last full run are in this file's git history (2026-11-30); `scripts/bench` without `BENCH_EDGE_ONLY` measures everything again.");
+    p();
+  }
   // ---------- issuance ----------
+  if (!r.edgeOnly) {
   p("## 3. Origin issuance");
   p();
   p(`\`POST /token\`, \`grant_type=client_credentials\`, client_secret_basic, wrk with ${CONC} connections for ${ISSUE_SECS} s (one run each); with DPoP each request carries its own pre-generated proof (\`htm\` POST, \`htu\` the token endpoint). \`GATEHOUSE_TOKEN_RATE\` raised to 1e8/min so the origin's own limiter never refuses; \`GATEHOUSE_LOG=warn\`. SQLite in a fresh file; PostgreSQL in a freshly created database \`gatehouse_bench\` on the local server. Keycloak's published sizing (Red Hat build of Keycloak 26.4, high-availability guide): 120 client-credential grants/s per vCPU, i.e. 240/s on this 2-vCPU machine.`);
@@ -259,6 +186,7 @@ export function report(r, root) {
   p("```");
   p();
 
+  }
   // ---------- cold ----------
   p("## 5. Cold path");
   p();

@@ -10,13 +10,19 @@ import { randomBytes, createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createRequire } from "node:module";
 import { keygen, proofMaker, writeProofs, publicJwk } from "./tools.mjs";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const WORK = process.env.BENCH_WORK || path.join(ROOT, "target/bench");
 const RUN = path.join(WORK, "run");
-const BIN = path.join(ROOT, "target/release");
-const SECS = Number(process.env.BENCH_SECS || 4);
+// BENCH_BIN: where the origin and upstream binaries are (target/release).
+const BIN = process.env.BENCH_BIN || path.join(ROOT, "target/release");
+const SECS = Number(process.env.BENCH_SECS || 3);
+// Seconds per concurrency-1 run (latency a single user feels).
+const C1_SECS = Number(process.env.BENCH_C1_SECS || 2);
+// BENCH_DIRECT=0 skips the second view (each worker's workerd run directly).
+const DIRECT = process.env.BENCH_DIRECT !== "0";
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
 const CONC = Number(process.env.BENCH_CONCURRENCY || 16);
 const ISSUE_SECS = Number(process.env.BENCH_ISSUE_SECS || 8);
@@ -39,7 +45,7 @@ function spawnBg(name, cmd, args, opts = {}) {
   const child = spawn(cmd, args, {
     cwd: opts.cwd || ROOT,
     env: opts.env || process.env,
-    stdio: ["ignore", out, out],
+    stdio: [opts.stdin ?? "ignore", out, out],
     detached: true, // own process group
   });
   child.benchName = name;
@@ -283,6 +289,114 @@ async function startWorker(name, toml, readyPath, port_) {
   return w;
 }
 
+// ---------- the same workers on workerd directly ----------
+// wrangler dev runs two workerd processes per worker (its proxy on the dev
+// port, then the worker's own behind Miniflare's entry service) and a Node
+// process. For the direct view, wrangler is started once more with
+// MINIFLARE_WORKERD_PATH pointing at bench/workerd-capture.sh, which records
+// the arguments and the binary config Miniflare hands each workerd; wrangler
+// is then stopped and the worker's own workerd started from that config on a
+// port of ours, with nothing in front of it. Its loopback (Miniflare's Node
+// side: pretty error pages, never asked on a 2xx) points at a stub here.
+const REAL_WORKERD = createRequire(import.meta.url)("workerd").default;
+let loopbackPort;
+async function loopback() {
+  if (loopbackPort) return loopbackPort;
+  const http = await import("node:http");
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.end(""));
+  });
+  await new Promise((r) => srv.listen(0, "127.0.0.1", r));
+  srv.unref();
+  loopbackPort = srv.address().port;
+  return loopbackPort;
+}
+async function directWorker(name, toml, readyPath) {
+  const dir = path.join(RUN, `direct-${name}`);
+  const cap = path.join(dir, "capture");
+  fs.mkdirSync(cap, { recursive: true });
+  fs.writeFileSync(path.join(dir, "wrangler.toml"), toml);
+  const env = {
+    ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", WRANGLER_SEND_ERROR_REPORTS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_LOG_PATH: path.join(dir, "wrangler-logs"),
+    MINIFLARE_WORKERD_PATH: path.join(ROOT, "bench/workerd-capture.sh"),
+    BENCH_CAPTURE_DIR: cap, BENCH_REAL_WORKERD: REAL_WORKERD,
+  };
+  const port = await freePort();
+  const w = spawnBg(`${name}-capture`, path.join(ROOT, "node_modules/.bin/wrangler"),
+    ["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false",
+      "--config", path.join(dir, "wrangler.toml"), "--port", String(port),
+      "--inspector-port", String(await freePort()), "--persist-to", path.join(dir, "state")], { env });
+  await waitUp(`http://127.0.0.1:${port}${readyPath}`, w, 180000);
+  const exited = new Promise((r) => w.once("exit", r));
+  stop(w);
+  await Promise.race([exited, sleep(10000)]);
+  try {
+    process.kill(-w.pid, "SIGKILL");
+  } catch {}
+  // The worker's own workerd is the one with an inspector (the proxy has none).
+  const own = fs.readdirSync(cap).filter((f) => f.endsWith(".args"))
+    .find((f) => fs.readFileSync(path.join(cap, f), "utf8").includes("--inspector-addr"));
+  if (!own) throw new Error(`no workerd config captured for ${name}`);
+  const config = path.join(cap, own.replace(/\.args$/, ".config"));
+  const dport = await freePort();
+  const profiled = (process.env.BENCH_PROFILE || "").split(",").filter(Boolean);
+  const inspectPort = profiled.includes(name) ? Number(process.env.BENCH_INSPECT_PORT || 9229) + profiled.indexOf(name) : null;
+  const inspect = inspectPort ? [`--inspector-addr=127.0.0.1:${inspectPort}`] : [];
+  const child = spawnBg(`${name}-direct`, REAL_WORKERD,
+    ["serve", "--binary", "--experimental", `--socket-addr=entry=127.0.0.1:${dport}`,
+      `--external-addr=loopback=127.0.0.1:${await loopback()}`, ...inspect, "-"],
+    { stdin: fs.openSync(config, "r") });
+  const d = { name, port: dport, url: `http://127.0.0.1:${dport}`, child, direct: true, inspectPort };
+  await waitUp(d.url + readyPath, child, 60000);
+  return d;
+}
+
+// ---------- CPU time per worker ----------
+// utime + stime from /proc/<pid>/stat of every process in the worker's
+// process group (wrangler dev: its Node, its proxy workerd, the worker's own
+// workerd; direct: the one workerd), read before and after each load run.
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+const roleOf = new Map(); // pid -> "worker" | "proxy" | "node"
+function groupTicks(w) {
+  const out = { worker: 0, proxy: 0, node: 0 };
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    let st;
+    try {
+      st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    const close = st.lastIndexOf(")");
+    const f = st.slice(close + 2).split(" ");
+    if (Number(f[2]) !== w.child.pid) continue;
+    let role = roleOf.get(d);
+    if (!role) {
+      const comm = st.slice(st.indexOf("(") + 1, close);
+      let cmd = "";
+      try {
+        cmd = fs.readFileSync(`/proc/${d}/cmdline`, "utf8");
+      } catch {}
+      role = comm !== "workerd" ? "node" : w.direct || cmd.includes("--inspector-addr") ? "worker" : "proxy";
+      roleOf.set(d, role);
+    }
+    out[role] += Number(f[11]) + Number(f[12]);
+  }
+  return out;
+}
+// One wrk run against worker `w`, with the CPU each of its processes spent
+// per request served (µs).
+function measured(w, opts) {
+  const a = groupTicks(w);
+  const r = wrk(opts);
+  const b = groupTicks(w);
+  const per = (k) => (((b[k] - a[k]) / CLK_TCK) * 1e6) / Math.max(1, r.requests);
+  r.cpu = { worker: per("worker"), proxy: per("proxy"), node: per("node") };
+  return r;
+}
+
 // ---------- wrk ----------
 function wrk({ url, method = "GET", auth, body, ct, proofs, refreshTokens, secs = SECS, conc = CONC }) {
   const env = { ...process.env, BENCH_METHOD: method, BENCH_PATH: new URL(url).pathname };
@@ -319,6 +433,8 @@ async function timed(url, headers) {
 }
 
 const results = { validation: {}, floors: {}, cold: {}, issuance: [], revocation: null, sizes: {}, notes: [] };
+if (process.env.BENCH_BIN)
+  results.notes.push(`The origins (token and JWKS source) and the demo upstream ran from \`${path.relative(ROOT, BIN) || BIN}\` (BENCH_BIN), not the release build.`);
 
 async function main() {
   // Sizes of the two builds scripts/bench made (copied beside the run).
@@ -387,34 +503,33 @@ async function main() {
     // REQUEST_LOG=all, is measured separately below).
     REQUEST_LOG: "refused",
   };
+  // [name, wrangler.toml, readiness path, port]
   const specs = [
-    ["gatehouse", async () => {
-      // Our edge on the port the origin pushes revocations to.
-      return startWorker("gatehouse", edgeToml(release, edgeVars), "/.gatehouse/health", edgePort);
-    }],
+    // Our edge on the port the origin pushes revocations to.
+    ["gatehouse", edgeToml(release, edgeVars), "/.gatehouse/health", edgePort],
     // Our edge as configured out of the box (a log line per request), and
     // with every request asking the rate limiter (no leases): what each costs.
-    ["gatehouse_logall", () => startWorker("gatehouse_logall", edgeToml(release, { ...edgeVars, REQUEST_LOG: "all" }), "/.gatehouse/health")],
-    ["gatehouse_nolease", () => startWorker("gatehouse_nolease", edgeToml(release, { ...edgeVars, RATE_LIMIT_LEASE_MAX: "1" }), "/.gatehouse/health")],
-    ["jose", () => startWorker("jose", jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), {
+    ["gatehouse_logall", edgeToml(release, { ...edgeVars, REQUEST_LOG: "all" }), "/.gatehouse/health"],
+    ["gatehouse_nolease", edgeToml(release, { ...edgeVars, RATE_LIMIT_LEASE_MAX: "1" }), "/.gatehouse/health"],
+    ["jose", jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), {
       ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
       AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
-    }), "/")],
+    }), "/"],
     // jose with the same DPoP replay guard as ours (a Durable Object per jkt):
     // the DPoP row's equal-work comparison.
-    ["jose_replay", () => startWorker("jose_replay", jsToml("bench-jose-replay", path.join(ROOT, "bench/jose-worker/index.mjs"), {
+    ["jose_replay", jsToml("bench-jose-replay", path.join(ROOT, "bench/jose-worker/index.mjs"), {
       ISSUERS: JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]),
       AUDIENCE: AUD, UPSTREAM_URL: upstream.url, DPOP_MAX_AGE_SECS: "300",
-    }, `[[durable_objects.bindings]]\nname = "REPLAY_GUARD"\nclass_name = "ReplayGuard"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["ReplayGuard"]\n`), "/")],
-    ["webcrypto", () => startWorker("webcrypto", jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), {
+    }, `[[durable_objects.bindings]]\nname = "REPLAY_GUARD"\nclass_name = "ReplayGuard"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["ReplayGuard"]\n`), "/"],
+    ["webcrypto", jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), {
       JWKS_URLS: JSON.stringify([jwks(es), jwks(ed)]), UPSTREAM_URL: upstream.url,
-    }), "/")],
-    ["passthrough", () => startWorker("passthrough", jsToml("bench-passthrough", path.join(ROOT, "bench/passthrough-worker/index.mjs"), {
+    }), "/"],
+    ["passthrough", jsToml("bench-passthrough", path.join(ROOT, "bench/passthrough-worker/index.mjs"), {
       UPSTREAM_URL: upstream.url,
-    }, `[[durable_objects.bindings]]\nname = "HOP"\nclass_name = "Hop"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Hop"]\n`), "/ready")],
+    }, `[[durable_objects.bindings]]\nname = "HOP"\nclass_name = "Hop"\n\n[[migrations]]\ntag = "v1"\nnew_sqlite_classes = ["Hop"]\n`), "/ready"],
   ];
-  for (const [name, start] of specs) {
-    const w = await start();
+  for (const [name, toml, ready, port] of specs) {
+    const w = await startWorker(name, toml, ready, port);
     workers[name] = w;
     // Cold path: the first authenticated request after the worker is ready
     // (JWKS fetch + key import), then warm requests on the same token.
@@ -432,6 +547,23 @@ async function main() {
     log(`${name} up on ${w.url} in ${w.startupMs} ms`);
   }
 
+  // Direct view: each worker's own workerd run straight from the config
+  // wrangler generates for it (captured, see directWorker), without
+  // wrangler's proxy workerd and Node process in front of it.
+  const direct = {};
+  if (DIRECT) {
+    for (const [name, toml, ready] of specs) {
+      if (name === "gatehouse_logall" || name === "gatehouse_nolease") continue;
+      try {
+        direct[name] = await directWorker(name, toml, ready);
+        log(`${name} direct on ${direct[name].url}`);
+      } catch (e) {
+        results.notes.push(`Direct workerd view not measured for ${name}: ${e.message.split("\n")[0]}`);
+        log(`direct ${name} failed:`, e.message.split("\n")[0]);
+      }
+    }
+  }
+
   // Sanity: every worker accepts every row once before the load.
   const rows = [
     { key: "es256", label: "ES256 Bearer", auth: () => `Bearer ${tokens.es256}` },
@@ -440,77 +572,99 @@ async function main() {
   ];
   const impls = ["gatehouse", "jose", "webcrypto"];
   const implsOf = (row) => [...impls, ...(row.extra || [])];
-  for (const row of rows)
-    for (const impl of implsOf(row)) {
-      const url = `${workers[impl].url}/orders/1`;
-      const h = { authorization: row.auth() };
-      if (row.dpop) h.dpop = mkProof("GET", url, tokens.dpop);
-      const r = await timed(url, h);
-      if (r.status !== 200) throw new Error(`${impl} refused ${row.label}: ${r.status}`);
-    }
-
-  // Load: rounds interleave every configuration so background load hits all alike.
-  const floorCfgs = [
-    { key: "const", label: "worker answers itself (no upstream)", path: "/const" },
-    { key: "pt", label: "pass-through", hops: 0 },
-    { key: "pt1", label: "pass-through + 1 DO hop", hops: 1 },
-    { key: "ptlog", label: "pass-through + 1 console.log line", path: "/log/orders/1" },
-    { key: "ghlog", label: "Gatehouse edge, ES256 Bearer, REQUEST_LOG=all (the default)", worker: "gatehouse_logall", token: "es256" },
-    { key: "ghnolease", label: "Gatehouse edge, ES256 Bearer, RATE_LIMIT_LEASE_MAX=1 (a rate-limiter round trip per request)", worker: "gatehouse_nolease", token: "es256" },
-  ];
-  const runs = {};
-  const push = (k, r) => (runs[k] ||= []).push(r);
-  const lastRps = {};
-  for (let round = 1; round <= ROUNDS; round++) {
-    log(`validation round ${round}/${ROUNDS} (${SECS}s per run, concurrency ${CONC}), load ${os.loadavg()[0].toFixed(2)}`);
-    for (const f of floorCfgs) {
-      const path_ = f.path || (f.hops ? `/hops${f.hops}/orders/1` : "/orders/1");
-      const auth = f.token ? `Bearer ${tokens[f.token]}` : undefined;
-      const r = wrk({ url: `${workers[f.worker || "passthrough"].url}${path_}`, auth });
-      push(f.key, r);
-    }
-    for (const row of rows) {
-      // A pass-through run right before each row: the floor its costs are taken against.
-      push(`pt:${row.key}`, wrk({ url: `${workers.passthrough.url}/orders/1` }));
+  const views = [{ name: "wrangler", W: workers }];
+  if (DIRECT && ["gatehouse", "jose", "jose_replay", "webcrypto", "passthrough"].every((n) => direct[n]))
+    views.push({ name: "direct", W: direct });
+  for (const v of views)
+    for (const row of rows)
       for (const impl of implsOf(row)) {
-        const url = `${workers[impl].url}/orders/1`;
+        const url = `${v.W[impl].url}/orders/1`;
+        const h = { authorization: row.auth() };
+        if (row.dpop) h.dpop = mkProof("GET", url, tokens.dpop);
+        const r = await timed(url, h);
+        if (r.status !== 200) throw new Error(`${impl} (${v.name}) refused ${row.label}: ${r.status}`);
+      }
+
+  // BENCH_PROFILE=gatehouse,jose: CPU profiles of those direct workers under
+  // each row's load (bench/profile.mjs), printed; then stop.
+  if (process.env.BENCH_PROFILE) {
+    for (const name of process.env.BENCH_PROFILE.split(",").filter(Boolean)) {
+      const d = direct[name];
+      if (!d || !d.inspectPort) continue;
+      for (const row of rows) {
+        if (!implsOf(row).includes(name)) continue;
+        const url = `${d.url}/orders/1`;
+        const secs = Number(process.env.BENCH_PROFILE_SECS || 6);
         let proofs;
         if (row.dpop) {
-          const est = lastRps[impl] || 3000;
-          const n = Math.min(400000, Math.ceil(est * SECS * 2) + 2000);
-          proofs = path.join(RUN, `proofs-${impl}.txt`);
+          proofs = path.join(RUN, `proofs-profile-${name}.txt`);
+          writeProofs(dpopKey, "GET", url, 40000, proofs, tokens.dpop);
+        }
+        const out = path.join(RUN, `profile-${name}-${row.key}.cpuprofile`);
+        const prof = spawn("node", [path.join(ROOT, "bench/profile.mjs"), String(d.inspectPort), String(secs - 1), out, "core:user"], { stdio: ["ignore", "pipe", "inherit"] });
+        let text = "";
+        prof.stdout.on("data", (b) => (text += b));
+        await sleep(300);
+        const r = measured(d, { url, auth: row.auth(), proofs, secs });
+        await new Promise((res) => prof.once("exit", res));
+        console.log(`\n=== profile ${name} ${row.label}: ${r.rps.toFixed(0)} req/s, ${r.cpu.worker.toFixed(0)} µs CPU/request, non-2xx ${r.non2xx}\n${text}`);
+      }
+    }
+    return;
+  }
+
+  // Configurations; every round runs each one once, in this order, for every view.
+  const cfgsOf = (v) => {
+    const W = v.W;
+    const list = [
+      { key: "const", label: "worker answers itself (no upstream)", w: W.passthrough, path: "/const" },
+      { key: "pt", label: "pass-through", w: W.passthrough, path: "/orders/1" },
+      { key: "pt1", label: "pass-through + 1 DO hop", w: W.passthrough, path: "/hops1/orders/1" },
+      { key: "ptlog", label: "pass-through + 1 console.log line", w: W.passthrough, path: "/log/orders/1" },
+    ];
+    if (W.gatehouse_logall)
+      list.push({ key: "ghlog", label: "Gatehouse edge, ES256 Bearer, REQUEST_LOG=all (the default)", w: W.gatehouse_logall, auth: `Bearer ${tokens.es256}` });
+    if (W.gatehouse_nolease)
+      list.push({ key: "ghnolease", label: "Gatehouse edge, ES256 Bearer, RATE_LIMIT_LEASE_MAX=1 (a rate-limiter round trip per request)", w: W.gatehouse_nolease, auth: `Bearer ${tokens.es256}` });
+    for (const row of rows)
+      for (const impl of implsOf(row))
+        list.push({ key: `${row.key}:${impl}`, label: `${row.label}, ${impl}`, w: W[impl], impl, auth: row.auth(), dpop: row.dpop });
+    // Concurrency 1: what a single user feels.
+    list.push({ key: "c1:pt", label: "pass-through, concurrency 1", w: W.passthrough, path: "/orders/1", conc: 1, secs: C1_SECS });
+    for (const row of rows)
+      for (const impl of implsOf(row))
+        list.push({ key: `c1:${row.key}:${impl}`, label: `${row.label}, ${impl}, concurrency 1`, w: W[impl], impl, auth: row.auth(), dpop: row.dpop, conc: 1, secs: C1_SECS });
+    return list;
+  };
+  const edge = (results.edge = { views: {}, rows: rows.map(({ key, label, extra }) => ({ key, label, extra: extra || [] })) });
+  for (const v of views) edge.views[v.name] = { cfgs: {} };
+  const lastRps = {};
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const v of views) {
+      (results.loadEdge ||= []).push(os.loadavg()[0]);
+      log(`edge round ${round}/${ROUNDS}, ${v.name} view (${SECS}s per run at concurrency ${CONC}, ${C1_SECS}s at 1), load ${os.loadavg()[0].toFixed(2)}`);
+      for (const c of cfgsOf(v)) {
+        const url = `${c.w.url}${c.path || "/orders/1"}`;
+        const secs = c.secs || SECS;
+        let proofs;
+        if (c.dpop) {
+          const est = lastRps[`${v.name}:${c.impl}:${c.conc || CONC}`] || (c.conc === 1 ? 500 : 3000);
+          const n = Math.min(400000, Math.ceil(est * secs * 2) + 2000);
+          proofs = path.join(RUN, `proofs-${v.name}-${c.impl}.txt`);
           writeProofs(dpopKey, "GET", url, n, proofs, tokens.dpop);
         }
-        const r = wrk({ url, auth: row.auth(), proofs });
-        if (!row.dpop) lastRps[impl] = Math.max(lastRps[impl] || 0, r.rps);
-        push(`${row.key}:${impl}`, r);
+        const r = measured(c.w, { url, auth: c.auth, proofs, secs, conc: c.conc || CONC });
+        if (!c.dpop && c.impl) {
+          const k = `${v.name}:${c.impl}:${c.conc || CONC}`;
+          lastRps[k] = Math.max(lastRps[k] || 0, r.rps);
+        }
+        const slot = (edge.views[v.name].cfgs[c.key] ||= { label: c.label, conc: c.conc || CONC, runs: [] });
+        slot.runs.push(r);
       }
     }
   }
-  const summarize = (rs) => ({
-    rps: median(rs.map((r) => r.rps)),
-    p50: median(rs.map((r) => r.p50_us)),
-    p99: median(rs.map((r) => r.p99_us)),
-    mean: median(rs.map((r) => r.mean_us)),
-    non2xx: rs.reduce((a, r) => a + r.non2xx + r.connect_err + r.read_err + r.timeout, 0),
-    requests: rs.reduce((a, r) => a + r.requests, 0),
-    all: rs,
-  });
-  for (const f of floorCfgs) results.floors[f.key] = { label: f.label, ...summarize(runs[f.key]) };
-  // Per-round costs against the adjacent floor, then the median over rounds.
-  const us = (r) => 1e6 / r.rps;
-  const costOf = (key, floorKey) => median(runs[key].map((r, i) => us(r) - us(runs[floorKey][i])));
-  results.costs = { floor: {}, rows: {} };
-  results.floorRuns = Object.fromEntries(rows.map((row) => [row.key, runs[`pt:${row.key}`].map((r) => r.rps)]));
-  for (const f of floorCfgs) if (f.key !== "pt") results.costs.floor[f.key] = costOf(f.key, "pt");
-  for (const row of rows) {
-    results.costs.rows[row.key] = { floorRps: median(runs[`pt:${row.key}`].map((r) => r.rps)) };
-    for (const impl of implsOf(row)) results.costs.rows[row.key][impl] = costOf(`${row.key}:${impl}`, `pt:${row.key}`);
-  }
-  for (const row of rows) {
-    results.validation[row.key] = { label: row.label };
-    for (const impl of implsOf(row)) results.validation[row.key][impl] = summarize(runs[`${row.key}:${impl}`]);
-  }
+  edge.clkTck = CLK_TCK;
+  edge.direct = views.some((v) => v.name === "direct");
 
   // What our edge's own log says about the refused/failed requests under load.
   try {
@@ -523,8 +677,13 @@ async function main() {
       );
   } catch {}
 
-  // BENCH_EDGE_ONLY=1: the edge comparison alone (for trying a change; BENCHMARKS.md is left alone).
-  if (EDGE_ONLY) return;
+  // BENCH_EDGE_ONLY=1: the edge comparison alone (for trying a change;
+  // BENCHMARKS.md is left alone unless BENCH_REPORT=1).
+  if (EDGE_ONLY) {
+    results.loadEnd = os.loadavg();
+    results.edgeOnly = true;
+    return;
+  }
 
   // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
   const issuance = async (label, o, client) => {
@@ -555,7 +714,8 @@ async function main() {
     log(`refresh ${label}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
   };
   // Stop the workers we no longer need first (less background noise).
-  for (const n of ["jose", "jose_replay", "webcrypto", "passthrough"]) stop(workers[n].child);
+  for (const n of ["jose", "jose_replay", "webcrypto", "passthrough", "gatehouse_logall", "gatehouse_nolease"]) stop(workers[n].child);
+  for (const d of Object.values(direct)) stop(d.child);
   stop(ed.child);
   await sleep(1000);
   log("issuance on SQLite");
@@ -618,10 +778,10 @@ try {
   await main();
   results.started = started.toISOString();
   results.loadStart = loadStart;
-  results.config = { SECS, ROUNDS, CONC, ISSUE_SECS };
+  results.config = { SECS, ROUNDS, CONC, ISSUE_SECS, C1_SECS };
   fs.writeFileSync(path.join(WORK, EDGE_ONLY ? "results-edge.json" : "results.json"), JSON.stringify(results, null, 2));
   const md = report(results, ROOT);
-  if (!EDGE_ONLY) fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
+  if (!EDGE_ONLY || process.env.BENCH_REPORT === "1") fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);
   console.log(md);
   await cleanup();
   process.exit(0);

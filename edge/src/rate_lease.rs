@@ -128,6 +128,19 @@ pub fn local(lease: &mut Lease, now_ms: i64) -> Option<Decision> {
     None
 }
 
+/// Whether the lease would admit a request now without asking the object
+/// (nothing is spent; a concurrent request may still spend it first).
+#[must_use]
+pub fn would_admit(lease: &Lease, now_ms: i64) -> bool {
+    lease.left > 0 && now_ms < lease.until_ms
+}
+
+/// Whether a refusal is remembered now (and no admission is left to spend).
+#[must_use]
+pub fn is_refused(lease: &Lease, now_ms: i64) -> bool {
+    !would_admit(lease, now_ms) && now_ms < lease.refused_until_ms
+}
+
 /// The next lease size: doubled when the last one was spent in time, halved
 /// when it expired unspent.
 pub fn next_size(lease: &Lease, now_ms: i64, cap: u32) -> u32 {
@@ -200,6 +213,28 @@ mod tests {
         assert_eq!(local(&mut l, 10), None, "spent: ask again");
         assert_eq!(next_size(&l, 10, 16), 8, "spent in time: doubled");
         assert_eq!(next_size(&l, 10, 5), 5, "within the cap");
+    }
+
+    /// The edge asks the DPoP replay guard before charging the caller only
+    /// when the caller's lease would admit it: peeking spends nothing, an
+    /// exhausted or expired lease or a remembered refusal does not admit.
+    #[test]
+    fn peeking_at_a_lease_spends_nothing() {
+        let mut l = Lease::default();
+        assert!(!would_admit(&l, 0), "nothing held");
+        assert!(!is_refused(&l, 0));
+        granted(&mut l, &verdict(true, 2, 0), 2, 0);
+        assert!(would_admit(&l, 1));
+        assert!(would_admit(&l, 1), "peeking twice spends nothing");
+        assert!(local(&mut l, 1).is_some_and(|d| d.allowed), "the one left");
+        assert!(!would_admit(&l, 1), "spent");
+        granted(&mut l, &verdict(true, 2, 0), 2, 2);
+        assert!(!would_admit(&l, LEASE_TTL_MS + 2), "expired");
+        let mut r = Lease::default();
+        granted(&mut r, &verdict(false, 0, 0), 1, 100);
+        assert!(!would_admit(&r, 200));
+        assert!(is_refused(&r, 200), "refused until Retry-After");
+        assert!(!is_refused(&r, 1_600), "then asked again");
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //! `RATE_LIMIT_LEASE_MAX=1` asks the object on every request.
 
 use crate::config::{EdgeConfig, FailMode};
-use crate::rate_lease::{granted, lease_cap, local, next_size, Lease, RateCheck, RateVerdict};
+use crate::rate_lease::{
+    granted, is_refused, lease_cap, local, next_size, would_admit, Lease, RateCheck, RateVerdict,
+};
 use gatehouse_common::ratelimit::{check_many, Decision, GcraState, Quota};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -119,6 +121,23 @@ fn with_lease<R>(key: &str, f: impl FnOnce(&mut Lease) -> R) -> R {
         }
         f(l.entry(key.to_owned()).or_default())
     })
+}
+
+fn peek_lease(key: &str, quota: &Quota, f: impl FnOnce(&Lease, i64) -> bool) -> bool {
+    let now_ms = worker::Date::now().as_millis() as i64;
+    let slot = format!("{}|{key}", quota.name);
+    LEASES.with(|l| l.borrow().get(&slot).is_some_and(|lease| f(lease, now_ms)))
+}
+
+/// Whether this isolate's lease for `key` would admit one more request now,
+/// without asking the object (read only: nothing is spent or charged).
+pub fn admits_locally(key: &str, quota: &Quota) -> bool {
+    peek_lease(key, quota, would_admit)
+}
+
+/// Whether this isolate remembers a refusal of `key` now (read only).
+pub fn refused_locally(key: &str, quota: &Quota) -> bool {
+    peek_lease(key, quota, is_refused)
 }
 
 /// Charges one request to `key` under `quota`.

@@ -182,13 +182,19 @@ fn log_request(log: &LogLine, method: &str, path: &str, status: u16, started: u6
 
 /// A caller whose access token (and DPoP proof) verified. The revocation
 /// list is asked next (before the caller's limit, so a revoked token is a
-/// failed attempt charged to the presenting address); the replay guard only
-/// after the caller's limit.
+/// failed attempt charged to the presenting address); the replay guard's
+/// answer (asked during the proof's signature check) is applied after the
+/// caller's limit.
 struct Verified {
     token: AccessToken,
     scheme: Scheme,
-    /// The accepted DPoP proof (DPoP scheme only), still to be checked for replay.
+    /// The accepted DPoP proof (DPoP scheme only).
     proof: Option<DpopProof>,
+    /// The replay guard's answer for `proof`, asked while its signature was
+    /// verified; applied only where the guard was asked before (after the
+    /// revocation list, the caller's limit and the route), so who pays for a
+    /// replayed proof is unchanged. `None`: not asked yet.
+    replay: Option<std::result::Result<(), Refused>>,
 }
 
 /// Why authentication produced no caller, and whose budget pays for it.
@@ -230,7 +236,7 @@ async fn handle(
         log.outcome = "public";
         return proxy::forward(req, &path, cfg, None, now).await;
     }
-    let verified = match verify(&req, cfg, now).await {
+    let verified = match verify(&req, cfg, env, now).await {
         Ok(v) => v,
         Err(Refused::Outage(r)) => return outage(&r, cfg, log).map(Into::into),
         Err(Refused::Attempt(rejection)) => {
@@ -256,6 +262,7 @@ async fn handle(
         token,
         scheme,
         proof,
+        replay: replay_verdict,
     } = verified;
     log.client_id = Some(token.client_id.clone());
     log.iss = Some(token.iss.clone());
@@ -268,7 +275,9 @@ async fn handle(
         return refused_before_limit(refused, &req, env, cfg, now, log).await;
     }
     // The caller's limits come before any further work: route refusals are
-    // charged too, and an over-limit caller costs no replay-guard write.
+    // charged too. (The replay guard was asked already, during the proof's
+    // signature check: an over-limit DPoP caller costs one replay-guard
+    // write per request, as it costs one rate-limiter answer.)
     let mut extra = match charge_caller(env, cfg, &token, now, log).await? {
         Ok(headers) => headers,
         Err(limited) => return Ok(limited.into()),
@@ -282,9 +291,12 @@ async fn handle(
         return Ok(limited.into());
     }
     if let Some(proof) = &proof {
-        match check_replay(env, cfg, proof).await {
-            Ok(()) => {}
-            Err(refused) => return refused_after_limit(refused, cfg, log),
+        let verdict = match replay_verdict {
+            Some(v) => v,
+            None => check_replay(env, cfg, proof).await,
+        };
+        if let Err(refused) = verdict {
+            return refused_after_limit(refused, cfg, log);
         }
         if let Some(n) = cfg.nonces.as_ref() {
             let current = n.issue(now);
@@ -466,12 +478,15 @@ fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
     Rejection::new(ErrorCode::ServerError, scheme, what)
 }
 
-/// Verifies the access token and, for the DPoP scheme, the proof (no
-/// Durable Object is asked here: the revocation list comes next, the replay
-/// guard after the caller's limit).
+/// Verifies the access token and, for the DPoP scheme, the proof. For a
+/// proof that passes every check but its signature's, the replay guard is
+/// asked while WebCrypto verifies the signature (the Durable Object hop
+/// overlaps the crypto); its answer is applied by the caller, after the
+/// revocation list and the caller's limit.
 async fn verify(
     req: &Incoming,
     cfg: &EdgeConfig,
+    env: &Env,
     now: UnixTime,
 ) -> std::result::Result<Verified, Refused> {
     let header = req.header("authorization");
@@ -525,6 +540,7 @@ async fn verify(
             token,
             scheme,
             proof: None,
+            replay: None,
         });
     }
     let proof_header = req.header("dpop");
@@ -533,25 +549,58 @@ async fn verify(
     // Whether the proof is signed by the key the token is bound to (decides
     // who pays for a missing nonce).
     let by_token_key = token.cnf_jkt.as_deref() == Some(proof.jwk().thumbprint());
-    // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
-    let proof_valid = webcrypto::verify(
-        proof.jwk(),
-        proof.alg(),
-        proof.signing_input(),
-        proof.signature(),
-    )
-    .await;
     let request = DpopRequest {
         method: &req.method,
         uri: req.url.as_str(),
         access_token: Some(BoundAccessToken::new(creds.token, &token)),
         nonces,
     };
-    match proof.accept(proof_valid, &cfg.dpop, &request, now) {
+    // What the signature check needs, kept before `accept` consumes the proof.
+    let (jwk, alg, signing_input, signature) = (
+        proof.jwk().clone(),
+        proof.alg(),
+        proof.signing_input(),
+        proof.signature().to_vec(),
+    );
+    // Checks 8–12 first, as if the signature were valid (`accept` checks the
+    // signature first and nothing else depends on it); the real verdict on
+    // check 6 is applied below, before any other, so every refusal is the
+    // one the sequential order gives.
+    let provisional = proof.accept(true, &cfg.dpop, &request, now);
+    // The proof's key is imported through the bounded CryptoKey cache (by thumbprint).
+    let signature_check = webcrypto::verify(&jwk, alg, signing_input, &signature);
+    let (proof_valid, replay) = match &provisional {
+        // Every check but the signature passed: the token is verified and
+        // the proof's key is the one it is bound to (check 12), so the
+        // guard is asked only about that key's own shard, while WebCrypto
+        // verifies. If the signature then fails, the jti stays recorded
+        // until the proof would be stale anyway; that costs its holder
+        // nothing: a proof's jti is the holder's random choice, so whoever
+        // can send a proof with it (forged or not) has seen the holder's
+        // proof and could replay that one instead (docs/security.md).
+        //
+        // Only when the caller's limit will admit the request from this
+        // isolate's lease and its address is not being refused: an
+        // over-limit caller, or an address over its failed-attempt budget,
+        // still costs no replay-guard write (issue 17.13); those requests
+        // take the sequential path (`handle` asks the guard last).
+        Ok(p) if replay_may_overlap(req, cfg, &token) => {
+            let (valid, replay) =
+                futures_util::future::join(signature_check, check_replay(env, cfg, p)).await;
+            (valid, Some(replay))
+        }
+        _ => (signature_check.await, None),
+    };
+    // Check 6 comes first, as in `accept`.
+    if !proof_valid {
+        return Err(dpop_reject(DpopError::InvalidSignature));
+    }
+    match provisional {
         Ok(proof) => Ok(Verified {
             token,
             scheme,
             proof: Some(proof),
+            replay,
         }),
         // Check 6 passed (the signature is verified before the nonce is
         // looked at) and the key is the token's: its holder only lacks the
@@ -561,6 +610,24 @@ async fn verify(
         }
         Err(e) => Err(dpop_reject(e)),
     }
+}
+
+/// Whether the replay guard may be asked before the caller's limit is
+/// charged: every bucket `charge_caller` will charge admits the request from
+/// this isolate's lease (nothing is spent here), and no refusal of the
+/// presenting address is remembered.
+fn replay_may_overlap(req: &Incoming, cfg: &EdgeConfig, token: &AccessToken) -> bool {
+    let subject = subject_key(&token.iss, &token.client_id, &token.sub);
+    if !ratelimit::admits_locally(&subject, &cfg.client_quota) {
+        return false;
+    }
+    if let Some(q) = &cfg.client_total_quota {
+        if !ratelimit::admits_locally(&client_key(&token.iss, &token.client_id), q) {
+            return false;
+        }
+    }
+    let address = format!("ip:{}", address_key(&req.client_ip()));
+    !ratelimit::refused_locally(&address, &cfg.ip_quota)
 }
 
 /// Revocations (the issuer's signed list). "No document" is nothing
@@ -602,9 +669,11 @@ async fn check_revocations(
 
 /// The replay guard, sharded by `jkt`; unreachable means refuse (fail
 /// closed). The clock is read again here, after the waits since the
-/// request's start (key fetch, rate limiter, revocation list): the proof
-/// must still be acceptable now, and the guard is told this instant, which
-/// it refuses when older than its own clock minus its pruning margin.
+/// request's start (key fetch): the proof must still be acceptable now (the
+/// guard records it until `replay_until`, after which `accept` refuses it as
+/// stale, so a record made before then covers every later replay), and the
+/// guard is told this instant, which it refuses when older than its own
+/// clock minus its pruning margin.
 async fn check_replay(
     env: &Env,
     cfg: &EdgeConfig,

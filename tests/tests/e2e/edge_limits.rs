@@ -315,6 +315,96 @@ fn an_over_limit_client_costs_no_replay_guard_write() {
     );
 }
 
+/// Issue 21: the replay guard is asked while the proof's signature is
+/// verified (when the caller's lease admits the request), so the guard may
+/// record the `jti` of a proof whose signature then fails. A forged proof —
+/// the holder's public key in its header, every claim right, signed with
+/// another key, presented with the holder's (stolen) token — must be refused
+/// as a bad signature, charged to the presenting address and never to the
+/// holder, and must spoil none of the holder's own proofs; a replayed valid
+/// proof is still refused.
+#[test]
+fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
+    let issuer = Issuer::start(Mode::Good);
+    // Leases of up to 2 admissions (5% of 40), so some forged proofs come
+    // while the holder's lease admits locally (the overlapped path); the
+    // address budget is large, so every forged proof reaches the check.
+    let s = Setup::start(
+        &[&issuer],
+        &[
+            ("RATE_LIMIT_CLIENT", "40/600"),
+            ("RATE_LIMIT_IP", "1000/60"),
+        ],
+    );
+    let key = TestKey::es256(&unique("holder-key"));
+    let attacker = TestKey::es256(&unique("attacker-key"));
+    let token = issuer.mint(&s.edge, "ivan", "app", "read", Some(&key));
+    let url = format!("{}/f", s.edge.url);
+    let forged = |jti: &str| {
+        attacker.sign(
+            &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
+            &json!({"jti": jti, "htm": "GET", "htu": url, "iat": now(), "ath": ath(&token)}),
+        )
+    };
+    let from_attacker = |p: &str| {
+        get(
+            &s.edge,
+            "/f",
+            &[
+                ("authorization", &format!("DPoP {token}")),
+                ("dpop", p),
+                ("cf-connecting-ip", "203.0.113.66"),
+            ],
+        )
+    };
+    let mut used = Vec::new();
+    for round in 0..4 {
+        // The holder's requests (they also grow the lease).
+        for _ in 0..=round {
+            let p = proof(&key, "GET", &url, &token, None);
+            let a = dpop(&s.edge, "/f", &token, &p);
+            assert_eq!(a.status, 200, "round {round}: {}", a.body);
+            used.push(p);
+        }
+        // Forged proofs, each with a fresh jti, refused for their signature.
+        for i in 0..12 {
+            let a = from_attacker(&forged(&unique("forged")));
+            assert_eq!(a.status, 401, "round {round}, forged {i}: {}", a.body);
+            assert_eq!(a.body["error"], "invalid_dpop_proof", "{}", a.body);
+            assert!(
+                a.body["error_description"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("signature")),
+                "{}",
+                a.body
+            );
+        }
+    }
+    // 10 of the holder's 40 were spent, none by the 48 forged proofs: the
+    // holder's next proof (a jti of its own) is accepted.
+    let a = dpop(
+        &s.edge,
+        "/f",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
+    assert_eq!(
+        a.status, 200,
+        "the forged proofs spoiled the holder's: {}",
+        a.body
+    );
+    // Replaying a valid proof is still refused.
+    let a = dpop(&s.edge, "/f", &token, &used[used.len() - 1]);
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("already used")),
+        "{}",
+        a.body
+    );
+}
+
 /// Issue 17.13: refusals after authentication (403 `insufficient_scope`)
 /// charged no bucket, so a client could make them without limit.
 #[test]
