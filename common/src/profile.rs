@@ -41,6 +41,11 @@ pub struct TokenProfile {
     /// Claims that must be present with exactly this string value (e.g.
     /// Keycloak's `"typ": "Bearer"`, which its ID tokens do not carry).
     pub required_claims: Vec<(String, String)>,
+    /// Claims whose mere presence marks another kind of token: an ID
+    /// token's `nonce`, `at_hash`, `c_hash` (OpenID Connect Core §2,
+    /// §3.1.3.6, §3.3.2.11) for vendors whose ID tokens are signed by the
+    /// same keys, share the `typ` and may name the API as `aud`.
+    pub refused_claims: Vec<String>,
 }
 
 impl Default for TokenProfile {
@@ -61,6 +66,7 @@ impl TokenProfile {
             role_claims: Vec::new(),
             require_jti: true,
             required_claims: Vec::new(),
+            refused_claims: Vec::new(),
         }
     }
 
@@ -107,7 +113,11 @@ impl TokenProfile {
                 Some(Value::Array(a)) => strings(a).ok_or(invalid.clone())?,
                 Some(_) => return Err(invalid),
             };
-            if found.iter().any(|s| s.contains(' ')) {
+            // Array entries (Auth0 `permissions`) are scopes too: each an
+            // RFC 6749 §3.3 scope-token, as the space-separated form is, so
+            // no tab, CR/LF, quote or non-ASCII byte reaches Gatehouse-Scope
+            // or splits into another scope upstream.
+            if !found.iter().all(|s| crate::claims::is_scope_token(s)) {
                 return Err(invalid);
             }
             merge(&mut out, found).ok_or(invalid)?;
@@ -137,8 +147,17 @@ impl TokenProfile {
         Ok(out)
     }
 
-    /// Checks [`Self::required_claims`].
+    /// Checks [`Self::required_claims`] and [`Self::refused_claims`].
     pub fn check_required(&self, c: &Map<String, Value>) -> Result<(), ClaimError> {
+        if let Some(name) = self
+            .refused_claims
+            .iter()
+            .find(|n| c.contains_key(n.as_str()))
+        {
+            return Err(ClaimError::Invalid {
+                claim: static_name(name, "ID token claim"),
+            });
+        }
         for (name, want) in &self.required_claims {
             let claim = static_name(name, "required claim");
             match c.get(name.as_str()) {
@@ -153,7 +172,7 @@ impl TokenProfile {
 
 /// A claim name for an error: the well-known ones by name, others as `fallback`.
 fn static_name(name: &str, fallback: &'static str) -> &'static str {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 14] = [
         "client_id",
         "azp",
         "appid",
@@ -165,6 +184,9 @@ fn static_name(name: &str, fallback: &'static str) -> &'static str {
         "ver",
         "jti",
         "gty",
+        "nonce",
+        "at_hash",
+        "c_hash",
     ];
     KNOWN.into_iter().find(|k| *k == name).unwrap_or(fallback)
 }
@@ -247,6 +269,13 @@ mod tests {
         assert!(p.check_required(&obj(json!({"typ": "ID"}))).is_err());
         assert!(p.check_required(&obj(json!({}))).is_err());
         assert!(p.check_required(&obj(json!({"typ": "Bearer"}))).is_ok());
+        p.refused_claims = vec!["nonce".into()];
+        assert!(p
+            .check_required(&obj(json!({"typ": "Bearer", "nonce": "n"})))
+            .is_err());
+        p.scope_claims = vec!["permissions".into()];
+        assert!(p.scopes(&obj(json!({"permissions": ["a\tb"]}))).is_err());
+        assert!(p.scopes(&obj(json!({"permissions": ["a\"b"]}))).is_err());
         let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("r{i}")).collect();
         assert!(p.roles(&obj(json!({ "roles": many }))).is_err());
     }
