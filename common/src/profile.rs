@@ -79,12 +79,25 @@ impl TokenProfile {
         })
     }
 
-    /// The client id: the first of [`Self::client_id_claims`] present.
+    /// The client id: the first of [`Self::client_id_claims`] present;
+    /// every other one present must be a string naming the same client
+    /// (Keycloak's service-account tokens carry `azp` and `client_id`
+    /// alike), else the token is ambiguous and refused.
     pub fn client_id(&self, c: &Map<String, Value>) -> Result<String, ClaimError> {
+        let mut found: Option<String> = None;
         for name in &self.client_id_claims {
             if c.contains_key(name.as_str()) {
-                return crate::claims::string(c, static_name(name, "client_id"));
+                let claim = static_name(name, "client_id");
+                let v = crate::claims::string(c, claim)?;
+                match &found {
+                    None => found = Some(v),
+                    Some(first) if *first == v => {}
+                    Some(_) => return Err(ClaimError::Invalid { claim }),
+                }
             }
+        }
+        if let Some(v) = found {
+            return Ok(v);
         }
         Err(ClaimError::Missing {
             claim: static_name(
@@ -110,7 +123,9 @@ impl TokenProfile {
                     one.insert("scope".to_owned(), Value::String(s.clone()));
                     crate::claims::scopes(&one).map_err(|_| invalid.clone())?
                 }
-                Some(Value::Array(a)) => strings(a).ok_or(invalid.clone())?,
+                // `scope` is a space-separated string (RFC 9068 §2.2.3 by
+                // RFC 8693 §4.2); other claims (Auth0 `permissions`) may be arrays.
+                Some(Value::Array(a)) if name != "scope" => strings(a).ok_or(invalid.clone())?,
                 Some(_) => return Err(invalid),
             };
             // Array entries (Auth0 `permissions`) are scopes too: each an
@@ -238,7 +253,12 @@ mod tests {
             "realm_access": {"roles": ["admin"]}, "resource_access": {"api": {"roles": ["r"]}, "x": {"roles": ["no"]}}}),
         );
         p.client_id_claims = vec!["client_id".into(), "azp".into(), "appid".into()];
-        assert_eq!(p.client_id(&c).unwrap(), "app", "first present wins");
+        assert!(
+            p.client_id(&c).is_err(),
+            "azp and appid naming different clients are ambiguous"
+        );
+        p.client_id_claims = vec!["client_id".into(), "azp".into()];
+        assert_eq!(p.client_id(&c).unwrap(), "app", "the one present");
         p.client_id_claims = vec!["client_id".into()];
         assert_eq!(
             p.client_id(&c),
@@ -273,6 +293,24 @@ mod tests {
         assert!(p
             .check_required(&obj(json!({"typ": "Bearer", "nonce": "n"})))
             .is_err());
+        // Review of issue 20: two client-id claims that disagree are
+        // ambiguous, not "the first one wins" (an upstream reading the other
+        // would see another client); `scope` itself is a string (RFC 9068
+        // §2.2.3 by RFC 8693 §4.2), even though other scope claims may be arrays.
+        p.client_id_claims = vec!["azp".into(), "client_id".into()];
+        assert!(p
+            .client_id(&obj(json!({"azp": "app", "client_id": "admin-cli"})))
+            .is_err());
+        assert_eq!(
+            p.client_id(&obj(json!({"azp": "app", "client_id": "app"})))
+                .unwrap(),
+            "app"
+        );
+        assert!(p
+            .client_id(&obj(json!({"azp": "app", "client_id": 5})))
+            .is_err());
+        p.scope_claims = vec!["scope".into()];
+        assert!(p.scopes(&obj(json!({"scope": ["admin"]}))).is_err());
         p.scope_claims = vec!["permissions".into()];
         assert!(p.scopes(&obj(json!({"permissions": ["a\tb"]}))).is_err());
         assert!(p.scopes(&obj(json!({"permissions": ["a\"b"]}))).is_err());
