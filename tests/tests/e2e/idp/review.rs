@@ -293,4 +293,36 @@ fn review_attacks_on_profiles_discovery_and_roles() {
         "role",
         "strict issuer roles",
     );
+
+    // 8. Claims confusion: `azp` and `client_id` naming different clients
+    //    (an upstream reading the other would see another client), and a
+    //    `scope` array under the strict profile, are refused.
+    let t = idps.mint(Shape::KeycloakDefault, false, &alice, "orders-admin", |c| {
+        c["client_id"] = "admin-cli".into();
+    });
+    assert_refused(
+        &get(&edge, "/profile", &t),
+        401,
+        "invalid_token",
+        "",
+        "azp vs client_id",
+    );
+    let t = idps.mint(Shape::KeycloakDefault, false, &alice, "orders-admin", |c| {
+        c["client_id"] = "web-app".into();
+    });
+    assert_eq!(
+        get(&edge, "/profile", &t).status,
+        200,
+        "azp and client_id agree"
+    );
+    let t = idps.mint(Shape::Auth0Rfc9068, true, &alice, "orders-admin", |c| {
+        c["scope"] = json!(["openid", "read:orders"]);
+    });
+    assert_refused(
+        &get(&edge, "/profile", &t),
+        401,
+        "invalid_token",
+        "scope",
+        "scope array",
+    );
 }
