@@ -253,6 +253,14 @@ fn is_http_url(v: &str) -> bool {
     (v.starts_with("https://") || v.starts_with("http://")) && !v.contains(char::is_whitespace)
 }
 
+/// Whether fetching `url` for `issuer` would step down from https to
+/// plain http (where a network attacker could substitute the metadata or
+/// the keys; the document's own https check cannot catch an http document
+/// naming the attacker's https `jwks_uri`).
+fn downgrades(issuer: &str, url: &str) -> bool {
+    issuer.trim().starts_with("https://") && !url.trim().starts_with("https://")
+}
+
 /// The problem with one entry (no values echoed).
 pub type Problem = &'static str;
 
@@ -321,6 +329,9 @@ impl IssuerFile {
                 if !is_http_url(u) {
                     return Err("jwks_url must be an http(s) URL");
                 }
+                if downgrades(&self.issuer, u) {
+                    return Err("an https issuer's jwks_url must be https");
+                }
                 JwksSource::Url(u.trim().trim_end_matches('/').to_owned())
             }
             (None, d) => JwksSource::Discovery(discovery_url(&self.issuer, d.as_deref())?),
@@ -364,7 +375,12 @@ pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem>
                 path.trim_end_matches('/')
             ))
         }
-        Some(url) if is_http_url(url) => Ok(url.to_owned()),
+        Some(url) if is_http_url(url) => {
+            if downgrades(issuer, url) {
+                return Err("an https issuer's discovery URL must be https");
+            }
+            Ok(url.to_owned())
+        }
         Some(_) => {
             Err("discovery must be openid-configuration, oauth-authorization-server or a URL")
         }

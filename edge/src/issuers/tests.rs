@@ -651,3 +651,69 @@ fn discovery_documents_are_compared_exactly() {
         "duplicate issuer member"
     );
 }
+
+/// An https issuer's metadata and keys are never fetched over plain http,
+/// whatever the configuration says: a network attacker on an http
+/// discovery fetch could name an https `jwks_uri` of their own (the
+/// document's https check would pass), and on an http JWKS fetch hand over
+/// keys directly.
+#[test]
+fn an_https_issuer_is_never_configured_with_http_metadata_or_keys() {
+    assert!(discovery_url(
+        KC,
+        Some("http://kc.example/realms/demo/.well-known/openid-configuration")
+    )
+    .is_err());
+    let file = |extra: Value| -> IssuerFile {
+        let mut e = json!({"issuer": KC, "audiences": [API], "preset": "keycloak"});
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        serde_json::from_value(e).unwrap()
+    };
+    assert!(file(json!({"jwks_url": "http://kc.example/certs"}))
+        .resolve()
+        .is_err());
+    assert!(file(json!({"discovery": "http://kc.example/meta"}))
+        .resolve()
+        .is_err());
+    assert!(file(json!({"jwks_url": "https://kc.example/certs"}))
+        .resolve()
+        .is_ok());
+    // An http issuer (a test or a private network) may use http.
+    assert!(discovery_url(
+        "http://127.0.0.1:8080/realms/demo",
+        Some("http://127.0.0.1:8080/meta")
+    )
+    .is_ok());
+}
+
+/// Route-limit keys cannot be made to collide through separators in
+/// client ids or subjects (they are JSON arrays, issuer-qualified).
+#[test]
+fn route_limit_keys_do_not_collide_through_separators() {
+    use crate::route_limits::{RouteLimit, RouteLimits};
+    use gatehouse_common::policy::{CanonicalPath, DefaultAction, RoutePolicy, RouteRule};
+    use gatehouse_common::ratelimit::Quota;
+    let policy =
+        RoutePolicy::new(DefaultAction::Deny, vec![RouteRule::new("/r", &[], false)]).unwrap();
+    let path = CanonicalPath::parse("/r/x").unwrap();
+    let route = policy.route(&path);
+    let mut limits = RouteLimits::default();
+    limits.add(
+        "/r",
+        vec![RouteLimit::new("client+subject", Quota::new("route", 1, 60)).unwrap()],
+    );
+    let t = trust(false);
+    let key = |client: &str, sub: &str| {
+        let mut c = claims(Shape::Auth0Rfc9068);
+        c["client_id"] = client.into();
+        c["sub"] = sub.into();
+        let tok = t.verify(&mint(Shape::Auth0Rfc9068, &c), NOW).unwrap();
+        limits.buckets(&route, &tok, "192.0.2.1").remove(0).0
+    };
+    assert_ne!(key("a", "b|c"), key("a|b", "c"));
+    assert_ne!(key("a\",\"b", "c"), key("a", "b\",\"c"));
+    assert_ne!(key("a", "b"), key("b", "a"));
+    assert_eq!(key("a", "b"), key("a", "b"));
+}
