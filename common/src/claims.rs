@@ -97,6 +97,15 @@ pub fn audiences(m: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
     }
 }
 
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` — no
+/// whitespace, control, quote, backslash or non-ASCII byte.
+#[must_use]
+pub fn is_scope_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
 /// `scope` (RFC 9068 §2.2.3, RFC 6749 §3.3): space-delimited, absent → empty.
 pub fn scopes(m: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
     match m.get("scope") {
@@ -107,11 +116,7 @@ pub fn scopes(m: &Map<String, Value>) -> Result<Vec<String>, ClaimError> {
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned)
                 .collect();
-            // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-            if scopes.iter().all(|t| {
-                t.bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-            }) {
+            if scopes.iter().all(|t| is_scope_token(t)) {
                 Ok(scopes)
             } else {
                 Err(ClaimError::Invalid { claim: "scope" })

@@ -41,6 +41,11 @@ pub struct TokenProfile {
     /// Claims that must be present with exactly this string value (e.g.
     /// Keycloak's `"typ": "Bearer"`, which its ID tokens do not carry).
     pub required_claims: Vec<(String, String)>,
+    /// Claims whose mere presence marks another kind of token: an ID
+    /// token's `nonce`, `at_hash`, `c_hash` (OpenID Connect Core §2,
+    /// §3.1.3.6, §3.3.2.11) for vendors whose ID tokens are signed by the
+    /// same keys, share the `typ` and may name the API as `aud`.
+    pub refused_claims: Vec<String>,
 }
 
 impl Default for TokenProfile {
@@ -61,6 +66,7 @@ impl TokenProfile {
             role_claims: Vec::new(),
             require_jti: true,
             required_claims: Vec::new(),
+            refused_claims: Vec::new(),
         }
     }
 
@@ -73,12 +79,25 @@ impl TokenProfile {
         })
     }
 
-    /// The client id: the first of [`Self::client_id_claims`] present.
+    /// The client id: the first of [`Self::client_id_claims`] present;
+    /// every other one present must be a string naming the same client
+    /// (Keycloak's service-account tokens carry `azp` and `client_id`
+    /// alike), else the token is ambiguous and refused.
     pub fn client_id(&self, c: &Map<String, Value>) -> Result<String, ClaimError> {
+        let mut found: Option<String> = None;
         for name in &self.client_id_claims {
             if c.contains_key(name.as_str()) {
-                return crate::claims::string(c, static_name(name, "client_id"));
+                let claim = static_name(name, "client_id");
+                let v = crate::claims::string(c, claim)?;
+                match &found {
+                    None => found = Some(v),
+                    Some(first) if *first == v => {}
+                    Some(_) => return Err(ClaimError::Invalid { claim }),
+                }
             }
+        }
+        if let Some(v) = found {
+            return Ok(v);
         }
         Err(ClaimError::Missing {
             claim: static_name(
@@ -104,10 +123,16 @@ impl TokenProfile {
                     one.insert("scope".to_owned(), Value::String(s.clone()));
                     crate::claims::scopes(&one).map_err(|_| invalid.clone())?
                 }
-                Some(Value::Array(a)) => strings(a).ok_or(invalid.clone())?,
+                // `scope` is a space-separated string (RFC 9068 §2.2.3 by
+                // RFC 8693 §4.2); other claims (Auth0 `permissions`) may be arrays.
+                Some(Value::Array(a)) if name != "scope" => strings(a).ok_or(invalid.clone())?,
                 Some(_) => return Err(invalid),
             };
-            if found.iter().any(|s| s.contains(' ')) {
+            // Array entries (Auth0 `permissions`) are scopes too: each an
+            // RFC 6749 §3.3 scope-token, as the space-separated form is, so
+            // no tab, CR/LF, quote or non-ASCII byte reaches Gatehouse-Scope
+            // or splits into another scope upstream.
+            if !found.iter().all(|s| crate::claims::is_scope_token(s)) {
                 return Err(invalid);
             }
             merge(&mut out, found).ok_or(invalid)?;
@@ -137,8 +162,17 @@ impl TokenProfile {
         Ok(out)
     }
 
-    /// Checks [`Self::required_claims`].
+    /// Checks [`Self::required_claims`] and [`Self::refused_claims`].
     pub fn check_required(&self, c: &Map<String, Value>) -> Result<(), ClaimError> {
+        if let Some(name) = self
+            .refused_claims
+            .iter()
+            .find(|n| c.contains_key(n.as_str()))
+        {
+            return Err(ClaimError::Invalid {
+                claim: static_name(name, "ID token claim"),
+            });
+        }
         for (name, want) in &self.required_claims {
             let claim = static_name(name, "required claim");
             match c.get(name.as_str()) {
@@ -153,7 +187,7 @@ impl TokenProfile {
 
 /// A claim name for an error: the well-known ones by name, others as `fallback`.
 fn static_name(name: &str, fallback: &'static str) -> &'static str {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 14] = [
         "client_id",
         "azp",
         "appid",
@@ -165,6 +199,9 @@ fn static_name(name: &str, fallback: &'static str) -> &'static str {
         "ver",
         "jti",
         "gty",
+        "nonce",
+        "at_hash",
+        "c_hash",
     ];
     KNOWN.into_iter().find(|k| *k == name).unwrap_or(fallback)
 }
@@ -216,7 +253,12 @@ mod tests {
             "realm_access": {"roles": ["admin"]}, "resource_access": {"api": {"roles": ["r"]}, "x": {"roles": ["no"]}}}),
         );
         p.client_id_claims = vec!["client_id".into(), "azp".into(), "appid".into()];
-        assert_eq!(p.client_id(&c).unwrap(), "app", "first present wins");
+        assert!(
+            p.client_id(&c).is_err(),
+            "azp and appid naming different clients are ambiguous"
+        );
+        p.client_id_claims = vec!["client_id".into(), "azp".into()];
+        assert_eq!(p.client_id(&c).unwrap(), "app", "the one present");
         p.client_id_claims = vec!["client_id".into()];
         assert_eq!(
             p.client_id(&c),
@@ -247,6 +289,31 @@ mod tests {
         assert!(p.check_required(&obj(json!({"typ": "ID"}))).is_err());
         assert!(p.check_required(&obj(json!({}))).is_err());
         assert!(p.check_required(&obj(json!({"typ": "Bearer"}))).is_ok());
+        p.refused_claims = vec!["nonce".into()];
+        assert!(p
+            .check_required(&obj(json!({"typ": "Bearer", "nonce": "n"})))
+            .is_err());
+        // Review of issue 20: two client-id claims that disagree are
+        // ambiguous, not "the first one wins" (an upstream reading the other
+        // would see another client); `scope` itself is a string (RFC 9068
+        // §2.2.3 by RFC 8693 §4.2), even though other scope claims may be arrays.
+        p.client_id_claims = vec!["azp".into(), "client_id".into()];
+        assert!(p
+            .client_id(&obj(json!({"azp": "app", "client_id": "admin-cli"})))
+            .is_err());
+        assert_eq!(
+            p.client_id(&obj(json!({"azp": "app", "client_id": "app"})))
+                .unwrap(),
+            "app"
+        );
+        assert!(p
+            .client_id(&obj(json!({"azp": "app", "client_id": 5})))
+            .is_err());
+        p.scope_claims = vec!["scope".into()];
+        assert!(p.scopes(&obj(json!({"scope": ["admin"]}))).is_err());
+        p.scope_claims = vec!["permissions".into()];
+        assert!(p.scopes(&obj(json!({"permissions": ["a\tb"]}))).is_err());
+        assert!(p.scopes(&obj(json!({"permissions": ["a\"b"]}))).is_err());
         let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("r{i}")).collect();
         assert!(p.roles(&obj(json!({ "roles": many }))).is_err());
     }

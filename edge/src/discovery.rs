@@ -69,7 +69,11 @@ async fn fetch(
     signal: worker::AbortSignal,
 ) -> Option<(Discovered, Option<i64>)> {
     let mut init = RequestInit::new();
-    init.with_method(Method::Get);
+    // Not following redirects (a 3xx is a failure): the document must be
+    // at the issuer's well-known URL (OpenID Connect Discovery §4, RFC 8414
+    // §3), not wherever that URL points to.
+    init.with_method(Method::Get)
+        .with_redirect(worker::RequestRedirect::Manual);
     let req = Request::new_with_init(&url, &init).ok()?;
     let mut resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
     if resp.status_code() != 200 {

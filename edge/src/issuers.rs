@@ -60,6 +60,14 @@ pub const MAX_LEEWAY_SECS: i64 = 300;
 /// Largest discovery document read, bytes.
 pub const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
 
+/// Claims only ID tokens carry (OpenID Connect Core 1.0 §2: `nonce`,
+/// `at_hash`; §3.3.2.11: `c_hash`). Auth0's and Entra ID's ID tokens share
+/// the access tokens' keys and header `typ` ("JWT") and have no payload
+/// `typ` to tell them apart (unlike Keycloak's `"typ": "ID"`); their access
+/// tokens carry none of these (Auth0 and Entra access-token claim references
+/// cited above), so a token holding one is refused under those presets.
+const ID_TOKEN_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash"];
+
 /// A named preset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
@@ -119,12 +127,14 @@ impl Preset {
                 p.required_claims = vec![("typ".to_owned(), "Bearer".to_owned())];
             }
             Self::Auth0 => {
+                p.refused_claims = names(ID_TOKEN_CLAIMS);
                 p.typ = names(&["JWT", "at+jwt"]);
                 p.client_id_claims = names(&["azp", "client_id"]);
                 p.scope_claims = names(&["scope", "permissions"]);
                 p.require_jti = false;
             }
             Self::Entra => {
+                p.refused_claims = names(ID_TOKEN_CLAIMS);
                 p.typ = names(&["JWT"]);
                 p.client_id_claims = names(&["azp", "appid"]);
                 p.scope_claims = names(&["scp"]);
@@ -243,6 +253,14 @@ fn is_http_url(v: &str) -> bool {
     (v.starts_with("https://") || v.starts_with("http://")) && !v.contains(char::is_whitespace)
 }
 
+/// Whether fetching `url` for `issuer` would step down from https to
+/// plain http (where a network attacker could substitute the metadata or
+/// the keys; the document's own https check cannot catch an http document
+/// naming the attacker's https `jwks_uri`).
+fn downgrades(issuer: &str, url: &str) -> bool {
+    issuer.trim().starts_with("https://") && !url.trim().starts_with("https://")
+}
+
 /// The problem with one entry (no values echoed).
 pub type Problem = &'static str;
 
@@ -287,8 +305,18 @@ impl IssuerFile {
         if let Some(j) = self.require_jti {
             profile.require_jti = j;
         }
+        // Added to the preset's own requirements, never replacing them: the
+        // Keycloak preset's `typ: "Bearer"` is what keeps its ID tokens out.
         if let Some(req) = &self.required_claims {
-            profile.required_claims = req.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            for (k, v) in req {
+                match profile.required_claims.iter().find(|(name, _)| name == k) {
+                    Some((_, want)) if want == v => {}
+                    Some(_) => {
+                        return Err("required_claims may add claims but not change the preset's")
+                    }
+                    None => profile.required_claims.push((k.clone(), v.clone())),
+                }
+            }
         }
         if let Some(l) = self.leeway_secs {
             if !(0..=MAX_LEEWAY_SECS).contains(&l) {
@@ -300,6 +328,9 @@ impl IssuerFile {
             (Some(u), None) => {
                 if !is_http_url(u) {
                     return Err("jwks_url must be an http(s) URL");
+                }
+                if downgrades(&self.issuer, u) {
+                    return Err("an https issuer's jwks_url must be https");
                 }
                 JwksSource::Url(u.trim().trim_end_matches('/').to_owned())
             }
@@ -344,7 +375,12 @@ pub fn discovery_url(issuer: &str, how: Option<&str>) -> Result<String, Problem>
                 path.trim_end_matches('/')
             ))
         }
-        Some(url) if is_http_url(url) => Ok(url.to_owned()),
+        Some(url) if is_http_url(url) => {
+            if downgrades(issuer, url) {
+                return Err("an https issuer's discovery URL must be https");
+            }
+            Ok(url.to_owned())
+        }
         Some(_) => {
             Err("discovery must be openid-configuration, oauth-authorization-server or a URL")
         }
@@ -376,8 +412,10 @@ pub fn read_discovery(issuer: &str, body: &[u8]) -> Result<Discovered, Discovery
     if body.len() > MAX_DISCOVERY_BYTES {
         return Err(DiscoveryError::NotJson);
     }
-    let doc: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|_| DiscoveryError::NotJson)?;
+    // Duplicate member names are refused (RFC 8259 §4 leaves them to the
+    // parser; serde_json keeps the last): no two readings of `issuer` or
+    // `jwks_uri`.
+    let doc = gatehouse_common::json::parse_object(body).map_err(|_| DiscoveryError::NotJson)?;
     if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
         return Err(DiscoveryError::IssuerMismatch);
     }

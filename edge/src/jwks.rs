@@ -156,7 +156,11 @@ async fn fetch(
         }
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Get);
+    // Redirects are not followed (a 3xx is a failed fetch): the keys are
+    // at the configured or discovered URL, and a redirect must not take an
+    // https issuer's keys over http or to another host.
+    init.with_method(Method::Get)
+        .with_redirect(worker::RequestRedirect::Manual);
     let req = Request::new_with_init(&url, &init).ok()?;
     let resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
     let (body, max_age) = read(resp).await?;

@@ -502,3 +502,5 @@ fn a_per_subject_quota_refuses_one_user_while_another_of_the_same_client_passes(
     assert_eq!(b.status, 200, "bob: {}", b.body);
     assert_eq!(get(&edge, "/orders/1", &ta).status, 200);
 }
+
+mod review;
