@@ -1,5 +1,5 @@
 //! The origin's native crypto provider on aws-lc-rs: key generation, JWS
-//! signing, and [`SignatureVerifier`] for `common`'s validation.
+//! signing, and [`SignaturePrimitives`] for `common`'s validation.
 //!
 //! Verification applies the same rules as `common`'s portable provider:
 //! ECDSA signatures are fixed-length P1363 (`r ‖ s`), RSA moduli are
@@ -11,8 +11,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::b64;
-use gatehouse_common::jwk::{EcCurve, KeyMaterial, PublicJwk};
-use gatehouse_common::provider::SignatureVerifier;
+use gatehouse_common::jwk::PublicJwk;
+use gatehouse_common::provider::SignaturePrimitives;
 use serde_json::{json, Value};
 use std::fmt;
 
@@ -20,60 +20,38 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AwsLc;
 
-impl SignatureVerifier for AwsLc {
-    fn verify(&self, key: &PublicJwk, alg: Algorithm, signing_input: &[u8], sig: &[u8]) -> bool {
-        if !key.algorithms().contains(&alg) {
-            return false;
-        }
-        match (key.material(), alg) {
-            (
-                KeyMaterial::Ec {
-                    curve: EcCurve::P256,
-                    x,
-                    y,
-                },
-                Algorithm::Es256,
-            ) => {
-                sig.len() == 64
-                    && UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point(x, y))
-                        .verify(signing_input, sig)
-                        .is_ok()
-            }
-            (
-                KeyMaterial::Ec {
-                    curve: EcCurve::P384,
-                    x,
-                    y,
-                },
-                Algorithm::Es384,
-            ) => {
-                sig.len() == 96
-                    && UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point(x, y))
-                        .verify(signing_input, sig)
-                        .is_ok()
-            }
-            (KeyMaterial::Ed25519 { x }, Algorithm::EdDsa) => {
-                sig.len() == 64
-                    && UnparsedPublicKey::new(&signature::ED25519, x)
-                        .verify(signing_input, sig)
-                        .is_ok()
-            }
-            (KeyMaterial::Rsa { n, e }, Algorithm::Rs256 | Algorithm::Ps256) => {
-                let params = if alg == Algorithm::Rs256 {
-                    &signature::RSA_PKCS1_2048_8192_SHA256
-                } else {
-                    &signature::RSA_PSS_2048_8192_SHA256
-                };
-                sig.len() == n.len()
-                    && signature::RsaPublicKeyComponents {
-                        n: n.as_slice(),
-                        e: e.as_slice(),
-                    }
-                    .verify(params, signing_input, sig)
-                    .is_ok()
-            }
-            _ => false,
-        }
+/// Primitives only: `common` (`provider::primitive`) has already checked that
+/// the key allows the algorithm, that its type and curve are the
+/// algorithm's, and the signature's exact length.
+impl SignaturePrimitives for AwsLc {
+    fn es256(&self, x: &[u8; 32], y: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+        UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point(x, y))
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    fn es384(&self, x: &[u8; 48], y: &[u8; 48], msg: &[u8], sig: &[u8; 96]) -> bool {
+        UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point(x, y))
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    fn ed25519(&self, x: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+        UnparsedPublicKey::new(&signature::ED25519, x)
+            .verify(msg, sig)
+            .is_ok()
+    }
+
+    fn rs256(&self, n: &[u8], e: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        signature::RsaPublicKeyComponents { n, e }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+            .is_ok()
+    }
+
+    fn ps256(&self, n: &[u8], e: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        signature::RsaPublicKeyComponents { n, e }
+            .verify(&signature::RSA_PSS_2048_8192_SHA256, msg, sig)
+            .is_ok()
     }
 }
 
@@ -266,7 +244,7 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_common::provider::RustCrypto;
+    use gatehouse_common::provider::{RustCrypto, SignatureVerifier as _};
 
     #[test]
     fn every_algorithm_signs_and_both_providers_verify() {
