@@ -63,3 +63,63 @@ async fn a_duplicate_username_is_still_a_conflict() {
         assert_eq!(err.into_response().status().as_u16(), 409, "{}", tdb.name);
     }
 }
+
+/// `redirect_to` now builds the `Location` with the `url` crate: a
+/// registered redirect URI's own query stays as registered (byte for
+/// byte), and a hostile `state` (a `#`, a second `code`, a backslash, an
+/// encoded `#`, non-ASCII, quotes) comes back as one `state` value, with no
+/// fragment and no parameter of its own.
+#[tokio::test]
+async fn a_hostile_state_stays_one_parameter_after_a_registered_query() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use gatehouse_origin::domain::clients::{self, NewClient};
+    let state = sqlite_state().await;
+    let registered = "https://app.example/cb?x=1&y=%2F";
+    let (client, _) = clients::create(
+        &state.db,
+        &NewClient {
+            name: "web".into(),
+            public: true,
+            scopes: vec!["read".into()],
+            audiences: vec![AUD.into()],
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![registered.into()],
+            ..NewClient::default()
+        },
+        now(),
+    )
+    .await
+    .unwrap();
+    let hostile = "a#b&code=evil\\c%23 \u{e9}<\"'>";
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client.client_id)
+        .append_pair("redirect_uri", registered)
+        .append_pair("scope", "not-granted")
+        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", hostile)
+        .finish();
+    let req = Request::get(format!("/authorize?{q}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&state, req).await;
+    assert!((300..400).contains(&status), "status {status}");
+    let location = headers.get("location").unwrap().to_str().unwrap();
+    assert!(
+        location.starts_with("https://app.example/cb?x=1&y=%2F&"),
+        "{location}"
+    );
+    let url = url::Url::parse(location).unwrap();
+    assert_eq!(url.fragment(), None, "{location}");
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let states: Vec<_> = pairs.iter().filter(|(k, _)| k == "state").collect();
+    assert_eq!(states.len(), 1, "{location}");
+    assert_eq!(states[0].1, hostile);
+    assert!(!pairs.iter().any(|(k, _)| k == "code"), "{location}");
+    assert_eq!(
+        pairs.iter().find(|(k, _)| k == "error").map(|p| p.1.as_str()),
+        Some("invalid_scope")
+    );
+}
