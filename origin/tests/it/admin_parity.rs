@@ -158,12 +158,26 @@ async fn a_client_refused_by_the_admin_api_is_refused_by_the_cli() {
         (
             json!({"name": "w", "scope": "read", "grant_types": ["authorization_code"],
                    "redirect_uris": ["http://app.example/cb"]}),
-            &["--scope", "read", "--grant", "authorization_code", "--redirect-uri", "http://app.example/cb"],
+            &[
+                "--scope",
+                "read",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "http://app.example/cb",
+            ],
         ),
         (
             json!({"name": "w", "scope": "read", "grant_types": ["authorization_code"],
                    "redirect_uris": ["https://u:p@app.example/cb"]}),
-            &["--scope", "read", "--grant", "authorization_code", "--redirect-uri", "https://u:p@app.example/cb"],
+            &[
+                "--scope",
+                "read",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "https://u:p@app.example/cb",
+            ],
         ),
         (
             json!({"name": "w", "scope": "re\"ad"}),
@@ -198,5 +212,9 @@ async fn a_client_refused_by_the_admin_api_is_refused_by_the_cli() {
         .env("GATEHOUSE_ISSUER", "http://issuer.test")
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }

@@ -48,7 +48,11 @@ async fn a_failed_user_insert_is_not_a_taken_username() {
         .await
         .unwrap_err();
         let status = err.into_response().status().as_u16();
-        assert_eq!(status, 500, "{}: a database failure must be a 500", tdb.name);
+        assert_eq!(
+            status, 500,
+            "{}: a database failure must be a 500",
+            tdb.name
+        );
     }
 }
 
@@ -97,7 +101,10 @@ async fn a_hostile_state_stays_one_parameter_after_a_registered_query() {
         .append_pair("client_id", &client.client_id)
         .append_pair("redirect_uri", registered)
         .append_pair("scope", "not-granted")
-        .append_pair("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        .append_pair(
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        )
         .append_pair("code_challenge_method", "S256")
         .append_pair("state", hostile)
         .finish();
@@ -119,7 +126,10 @@ async fn a_hostile_state_stays_one_parameter_after_a_registered_query() {
     assert_eq!(states[0].1, hostile);
     assert!(!pairs.iter().any(|(k, _)| k == "code"), "{location}");
     assert_eq!(
-        pairs.iter().find(|(k, _)| k == "error").map(|p| p.1.as_str()),
+        pairs
+            .iter()
+            .find(|(k, _)| k == "error")
+            .map(|p| p.1.as_str()),
         Some("invalid_scope")
     );
 }
