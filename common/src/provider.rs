@@ -299,6 +299,23 @@ mod tests {
         ))
     }
 
+    /// Issue 18 review: an OKP key on another curve (X25519 is a
+    /// key-agreement key, RFC 8037 §2) never reaches the Ed25519 primitive;
+    /// nor does an RSA modulus under 2048 bits reach RS256/PS256.
+    #[test]
+    fn keys_of_the_wrong_curve_or_size_are_refused_before_dispatch() {
+        for crv in ["X25519", "X448", "Ed448", "ed25519"] {
+            let json = format!(
+                r#"{{"kty":"OKP","crv":"{crv}","x":"{}"}}"#,
+                b64::encode(&[9; 32])
+            );
+            assert!(PublicJwk::from_json(json.as_bytes()).is_err(), "{crv}");
+        }
+        let n = [0xc5; 128];
+        let json = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64::encode(&n));
+        assert!(PublicJwk::from_json(json.as_bytes()).is_err(), "RSA-1024");
+    }
+
     #[test]
     fn the_key_decides_the_primitive_and_lengths_are_checked_before_any_math() {
         let ed = ed25519_jwk(&[9; 32]);

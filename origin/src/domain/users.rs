@@ -90,11 +90,13 @@ pub async fn create(
         username: user.username.clone(),
         created_at: user.created_at,
     };
-    // Any refused insert is a lost race for the name (as before the store
-    // had its own error: the unique index is the only constraint it can hit).
-    rows::insert(db, &row, &hash)
-        .await
-        .map_err(|_| UserError::Taken)?;
+    // A unique-index refusal is a lost race for the name; any other failure
+    // (a lost connection, a full disk) stays a storage error (a 500), not a
+    // 409 that would hide the outage.
+    rows::insert(db, &row, &hash).await.map_err(|e| match e {
+        StoreError::Conflict(_) => UserError::Taken,
+        e => UserError::Db(e),
+    })?;
     Ok(user)
 }
 

@@ -145,3 +145,76 @@ async fn a_client_created_through_the_cli_and_the_admin_api_gets_the_same_defaul
     }
     assert_eq!(api["grant_types"], json!(["client_credentials"]));
 }
+
+/// Review of issue 18: the rules that refuse a client are the same through
+/// both doors: a cleartext or userinfo redirect URI, a scope token with a
+/// quote, a grant type Gatehouse does not offer (`password`). The admin API
+/// answers 400 and the CLI exits non-zero, and neither stores a client.
+#[tokio::test]
+async fn a_client_refused_by_the_admin_api_is_refused_by_the_cli() {
+    let tdb = sqlite_db();
+    let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+    let cases: [(Value, &[&str]); 4] = [
+        (
+            json!({"name": "w", "scope": "read", "grant_types": ["authorization_code"],
+                   "redirect_uris": ["http://app.example/cb"]}),
+            &[
+                "--scope",
+                "read",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "http://app.example/cb",
+            ],
+        ),
+        (
+            json!({"name": "w", "scope": "read", "grant_types": ["authorization_code"],
+                   "redirect_uris": ["https://u:p@app.example/cb"]}),
+            &[
+                "--scope",
+                "read",
+                "--grant",
+                "authorization_code",
+                "--redirect-uri",
+                "https://u:p@app.example/cb",
+            ],
+        ),
+        (
+            json!({"name": "w", "scope": "re\"ad"}),
+            &["--scope", "re\"ad"],
+        ),
+        (
+            json!({"name": "w", "scope": "read", "grant_types": ["password"]}),
+            &["--scope", "read", "--grant", "password"],
+        ),
+    ];
+    for (body, args) in cases {
+        let (s, v) = admin(&state, "POST", "/admin/clients", Some(body.clone())).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        let out = Command::new(BIN)
+            .args(["client", "create", "--name", "w"])
+            .args(args)
+            .env_remove("GATEHOUSE_CONFIG")
+            .env("GATEHOUSE_DATABASE_URL", &tdb.url)
+            .env("GATEHOUSE_ISSUER", "http://issuer.test")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted by the CLI");
+    }
+    let (_, list) = admin(&state, "GET", "/admin/clients", None).await;
+    assert_eq!(list["clients"], json!([]), "{list}");
+    // The same invocation with valid values succeeds (the refusals above
+    // are the rules', not the environment's).
+    let ok = Command::new(BIN)
+        .args(["client", "create", "--name", "w", "--scope", "read"])
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATABASE_URL", &tdb.url)
+        .env("GATEHOUSE_ISSUER", "http://issuer.test")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

@@ -30,5 +30,6 @@ mod process;
 mod push;
 mod ready;
 mod review;
+mod review18;
 mod storage;
 mod support;

@@ -460,3 +460,38 @@ async fn a_redirect_uri_keeps_its_query_and_may_not_have_a_fragment() {
         assert_eq!((a.status, a.location()), (400, ""), "{with_fragment}");
     }
 }
+
+/// Review of issue 18: a `#`, quotes, angle brackets or a raw space put in
+/// the login form's `request` field (the form is the user's to edit) come
+/// back percent-encoded in the `Location` to `/authorize`, which stays a
+/// relative URL on this site with no fragment.
+#[tokio::test]
+async fn a_login_request_field_cannot_gain_a_fragment_or_leave_the_site() {
+    let state = sqlite_state().await;
+    let _ = create_user(&state.db, "alice", now()).await;
+    let cb = "https://app.example/cb";
+    let id = client(&state, "web", &["read"], cb).await;
+    let q = query(&id, cb, &[]);
+    let page = get(&state, &format!("/authorize?{q}"), "").await;
+    let smuggled = format!("{q}&state=x#@evil.example/\"<> y");
+    let done = post(
+        &state,
+        "/authorize/login",
+        &page.cookie("__Host-gh_csrf").unwrap(),
+        &[
+            ("request", &smuggled),
+            ("csrf", &hidden(&page.body, "csrf")),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let location = done.location();
+    assert!(location.starts_with("/authorize?"), "{location}");
+    assert!(!location.contains(['#', '"', '<', '>', ' ']), "{location}");
+    assert_eq!(
+        location,
+        format!("/authorize?{q}&state=x%23@evil.example/%22%3C%3E%20y")
+    );
+}
