@@ -444,6 +444,30 @@ fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
         "the forged proofs spoiled the holder's: {}",
         a.body
     );
+    // Review of issue 21: a forged proof carrying the jti of a proof the
+    // guard has already recorded (the guard answers "replayed" while the
+    // signature check fails) gets the signature error, as on the sequential
+    // path, never "already used".
+    for p in [&used[0], &used[used.len() - 1]] {
+        use base64::Engine as _;
+        let payload = p.split('.').nth(1).expect("a JWS");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64url"),
+        )
+        .expect("JSON claims");
+        let jti = claims["jti"].as_str().expect("jti");
+        let a = from_attacker(&forged(jti));
+        assert_eq!(a.status, 401, "{}", a.body);
+        assert!(
+            a.body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("signature")),
+            "a forged proof with a recorded jti: {}",
+            a.body
+        );
+    }
     // Replaying a valid proof is still refused.
     let a = dpop(&s.edge, "/f", &token, &used[used.len() - 1]);
     assert_eq!(a.status, 401, "{}", a.body);
