@@ -236,7 +236,7 @@ async fn handle(
         log.outcome = "public";
         return proxy::forward(req, &path, cfg, None, now).await;
     }
-    let verified = match verify(&req, cfg, env, now).await {
+    let verified = match verify(&req, cfg, env, &route, now).await {
         Ok(v) => v,
         Err(Refused::Outage(r)) => return outage(&r, cfg, log).map(Into::into),
         Err(Refused::Attempt(rejection)) => {
@@ -276,8 +276,10 @@ async fn handle(
     }
     // The caller's limits come before any further work: route refusals are
     // charged too. (The replay guard was asked already, during the proof's
-    // signature check: an over-limit DPoP caller costs one replay-guard
-    // write per request, as it costs one rate-limiter answer.)
+    // signature check, only if this isolate's leases for the caller's and
+    // the route's limits admitted the request: an over-limit caller costs a
+    // replay-guard write only in the race where the lease admits locally
+    // and the limiter then refuses, `replay_may_overlap`.)
     let mut extra = match charge_caller(env, cfg, &token, now, log).await? {
         Ok(headers) => headers,
         Err(limited) => return Ok(limited.into()),
@@ -487,6 +489,7 @@ async fn verify(
     req: &Incoming,
     cfg: &EdgeConfig,
     env: &Env,
+    route: &gatehouse_common::policy::Route<'_>,
     now: UnixTime,
 ) -> std::result::Result<Verified, Refused> {
     let header = req.header("authorization");
@@ -584,7 +587,7 @@ async fn verify(
         // over-limit caller, or an address over its failed-attempt budget,
         // still costs no replay-guard write (issue 17.13); those requests
         // take the sequential path (`handle` asks the guard last).
-        Ok(p) if replay_may_overlap(req, cfg, &token) => {
+        Ok(p) if replay_may_overlap(req, cfg, route, &token, scheme) => {
             let (valid, replay) =
                 futures_util::future::join(signature_check, check_replay(env, cfg, p)).await;
             (valid, Some(replay))
@@ -613,10 +616,19 @@ async fn verify(
 }
 
 /// Whether the replay guard may be asked before the caller's limit is
-/// charged: every bucket `charge_caller` will charge admits the request from
-/// this isolate's lease (nothing is spent here), and no refusal of the
-/// presenting address is remembered.
-fn replay_may_overlap(req: &Incoming, cfg: &EdgeConfig, token: &AccessToken) -> bool {
+/// charged: every bucket `charge_caller` and `charge_route` will charge
+/// admits the request from this isolate's lease (nothing is spent here), the
+/// route's policy admits the token, and no refusal of the presenting address
+/// is remembered. (Review of issue 21: the route's own limits and policy
+/// were not looked at, so a caller over a route's limit, or refused by it,
+/// still cost a replay-guard write per request and burnt its proof.)
+fn replay_may_overlap(
+    req: &Incoming,
+    cfg: &EdgeConfig,
+    route: &gatehouse_common::policy::Route<'_>,
+    token: &AccessToken,
+    scheme: Scheme,
+) -> bool {
     let subject = subject_key(&token.iss, &token.client_id, &token.sub);
     if !ratelimit::admits_locally(&subject, &cfg.client_quota) {
         return false;
@@ -625,6 +637,18 @@ fn replay_may_overlap(req: &Incoming, cfg: &EdgeConfig, token: &AccessToken) -> 
         if !ratelimit::admits_locally(&client_key(&token.iss, &token.client_id), q) {
             return false;
         }
+    }
+    if route.authorize(token, scheme).is_err() {
+        return false;
+    }
+    if !cfg.route_limits.is_empty()
+        && !cfg
+            .route_limits
+            .buckets(route, token, &req.client_ip())
+            .iter()
+            .all(|(key, quota)| ratelimit::admits_locally(key, quota))
+    {
+        return false;
     }
     let address = format!("ip:{}", address_key(&req.client_ip()));
     !ratelimit::refused_locally(&address, &cfg.ip_quota)

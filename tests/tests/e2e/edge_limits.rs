@@ -315,6 +315,57 @@ fn an_over_limit_client_costs_no_replay_guard_write() {
     );
 }
 
+/// Review of issue 21 (with issue 20's per-route limits): the replay guard
+/// was asked during the proof's signature check whenever the caller's
+/// *client* lease admitted the request, without looking at the route's own
+/// limits, so a caller over a route's limit (429) still cost a replay-guard
+/// write per request and its refused proof was burnt. Observable as in
+/// `an_over_limit_client_costs_no_replay_guard_write`: a proof refused 429
+/// by the route's limit is accepted once the route allows again.
+#[test]
+fn an_over_route_limit_caller_costs_no_replay_guard_write() {
+    let issuer = Issuer::start(Mode::Good);
+    let routes = r#"[{"prefix": "/rl", "rate_limits": [{"key": "subject", "quota": "1/3"}]}]"#;
+    // A large client limit: the caller's lease admits locally after its
+    // first request (the overlapped path), only the route refuses.
+    let s = Setup::start(
+        &[&issuer],
+        &[("RATE_LIMIT_CLIENT", "1000/60"), ("ROUTES", routes)],
+    );
+    let key = TestKey::es256(&unique("route-limit-key"));
+    let token = issuer.mint(&s.edge, "rita", "app", "read", Some(&key));
+    // Grow the caller's lease (sizes 1, 2, 4) on a route without a limit of
+    // its own, so the next requests are admitted from it locally.
+    let warm = format!("{}/warm", s.edge.url);
+    for i in 0..4 {
+        let p = proof(&key, "GET", &warm, &token, None);
+        let a = dpop(&s.edge, "/warm", &token, &p);
+        assert_eq!(a.status, 200, "warm-up {i}: {}", a.body);
+    }
+    let url = format!("{}/rl", s.edge.url);
+    let first = dpop(
+        &s.edge,
+        "/rl",
+        &token,
+        &proof(&key, "GET", &url, &token, None),
+    );
+    assert_eq!(first.status, 200, "{}", first.body);
+    let p2 = proof(&key, "GET", &url, &token, None);
+    let refused = dpop(&s.edge, "/rl", &token, &p2);
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    let retry: u64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    std::thread::sleep(Duration::from_millis(retry * 1000 + 300));
+    let again = dpop(&s.edge, "/rl", &token, &p2);
+    assert_eq!(
+        again.status, 200,
+        "the route's 429 must not have recorded the proof in the replay guard: {}",
+        again.body
+    );
+}
+
 /// Issue 21: the replay guard is asked while the proof's signature is
 /// verified (when the caller's lease admits the request), so the guard may
 /// record the `jti` of a proof whose signature then fails. A forged proof —
@@ -393,6 +444,30 @@ fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
         "the forged proofs spoiled the holder's: {}",
         a.body
     );
+    // Review of issue 21: a forged proof carrying the jti of a proof the
+    // guard has already recorded (the guard answers "replayed" while the
+    // signature check fails) gets the signature error, as on the sequential
+    // path, never "already used".
+    for p in [&used[0], &used[used.len() - 1]] {
+        use base64::Engine as _;
+        let payload = p.split('.').nth(1).expect("a JWS");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .expect("base64url"),
+        )
+        .expect("JSON claims");
+        let jti = claims["jti"].as_str().expect("jti");
+        let a = from_attacker(&forged(jti));
+        assert_eq!(a.status, 401, "{}", a.body);
+        assert!(
+            a.body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("signature")),
+            "a forged proof with a recorded jti: {}",
+            a.body
+        );
+    }
     // Replaying a valid proof is still refused.
     let a = dpop(&s.edge, "/f", &token, &used[used.len() - 1]);
     assert_eq!(a.status, 401, "{}", a.body);
