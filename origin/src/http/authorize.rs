@@ -745,6 +745,13 @@ pub async fn consent(
     let Some(session) = session_of(&state, &headers, now).await? else {
         return Err(Error::AuthorizePage("your session has ended; start again"));
     };
+    // The page may have waited: a `max_age` the session has outgrown since
+    // is not approved with the old authentication.
+    if oidc::too_old(session.auth_time, req.max_age, now) {
+        return Err(Error::AuthorizePage(
+            "your sign-in is older than this request allows; start again",
+        ));
+    }
     match form.get("decision") {
         Some("approve") => {
             sessions::insert_consent(

@@ -636,6 +636,21 @@ async fn prompt_login_and_max_age_force_a_new_login_and_move_auth_time() {
     let (_, c4) = verify_id_token(&state, tok["id_token"].as_str().unwrap(), &c.id).await;
     assert_eq!(c4["auth_time"], first_login + 220);
 
+    // A consent page left open past max_age approves nothing.
+    let other = oidc_client(&state, false).await;
+    let q = query(&other.id, &[("scope", "openid"), ("max_age", "30")]);
+    let page = b.get(&state, &format!("/authorize?{q}")).await;
+    assert!(page.body.contains("decision"), "the consent page");
+    clock.advance_secs(31);
+    let late = b.approve(&state, &page).await;
+    assert_eq!(late.status, 400, "{}", late.location());
+    assert!(late.param("code").is_none());
+    let login = b.get(&state, &format!("/authorize?{q}")).await;
+    let back = b.log_in(&state, &login, "alice").await;
+    let page = b.get(&state, &back.location()).await;
+    let done = b.approve(&state, &page).await;
+    assert!(done.param("code").is_some(), "{}", done.location());
+
     // max_age=0: like prompt=login.
     let zero = query(&c.id, &[("scope", "openid"), ("max_age", "0")]);
     let page = b.get(&state, &format!("/authorize?{zero}")).await;
