@@ -138,7 +138,7 @@ async function signIn(authorizationUrl) {
   return location;
 }
 
-/** Authorization code + PKCE S256 + DPoP, through PAR when it is served. */
+/** Authorization code + PKCE S256 (+ DPoP with a `dpop` handle), through PAR with `usePar`. */
 async function codeFlow(dpop, { usePar }) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -152,7 +152,7 @@ async function codeFlow(dpop, { usePar }) {
   };
   if (nonce) params.nonce = nonce;
   const url = usePar
-    ? await client.buildAuthorizationUrlWithPAR(config, params, { DPoP: dpop })
+    ? await client.buildAuthorizationUrlWithPAR(config, params, dpop ? { DPoP: dpop } : undefined)
     : client.buildAuthorizationUrl(config, params);
   if (usePar) {
     assert.ok(url.searchParams.get("request_uri"), "PAR: a request_uri");
@@ -164,9 +164,9 @@ async function codeFlow(dpop, { usePar }) {
     back,
     { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: !!nonce },
     undefined,
-    { DPoP: dpop },
+    dpop ? { DPoP: dpop } : undefined,
   );
-  assert.equal(tokens.token_type.toLowerCase(), "dpop", "a DPoP-bound access token");
+  assert.equal(tokens.token_type.toLowerCase(), dpop ? "dpop" : "bearer", "the access token's type");
   assert.ok(tokens.refresh_token, "a refresh token");
   return tokens;
 }
@@ -248,6 +248,10 @@ if (userinfo) {
   const bare = await fetch(meta.userinfo_endpoint, { headers: { authorization: `Bearer ${t1.access_token}` } });
   assert.equal(bare.status, 401, "userinfo refuses the DPoP-bound token without its proof");
   ok("userinfo refuses the DPoP-bound token as a Bearer token (401)");
+  const bearer = await codeFlow(undefined, { usePar: false });
+  const plain = await client.fetchUserInfo(config, bearer.access_token, sub);
+  assert.equal(plain.sub, sub);
+  ok("userinfo with a Bearer access token (a grant without DPoP)");
 } else {
   skip("userinfo (Bearer and DPoP): no userinfo_endpoint in discovery");
 }

@@ -138,3 +138,66 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
         ],
     );
 }
+
+#[test]
+fn authlib_completes_code_dpop_refresh_introspection_and_revocation_as_a_public_client() {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/setup installs tests/requirements.txt into .venv",
+        python.display()
+    );
+    let stack = Stack::start_linked(&[], &[]);
+    let sub = create_user(&stack.origin, "paula");
+    let mut args = vec!["--public", "--dpop-required"];
+    args.extend(web_client_args(REDIRECT_URI));
+    let client = stack
+        .origin
+        .create_client("authlib", "read", &stack.edge.url, &args);
+    assert!(client.secret.is_none(), "a public client has no secret");
+    // The resource server: it introspects tokens for the edge's audience.
+    let rs = stack.origin.create_client(
+        "authlib resource server",
+        "",
+        &stack.edge.url,
+        &["--serves", &stack.edge.url],
+    );
+    let rs_secret = rs.secret.clone().expect("a confidential client");
+    let script = repo_root().join("tests/clients/authlib_flow.py");
+    let (ok, output) = run_driver(
+        python.to_str().expect("utf-8 path"),
+        &[script.to_str().expect("utf-8 path")],
+        &[
+            ("GH_ISSUER", stack.origin.url.as_str()),
+            ("GH_EDGE", stack.edge.url.as_str()),
+            ("GH_CLIENT_ID", client.id.as_str()),
+            ("GH_REDIRECT_URI", REDIRECT_URI),
+            ("GH_RS_ID", rs.id.as_str()),
+            ("GH_RS_SECRET", rs_secret.as_str()),
+            ("GH_USER", "paula"),
+            ("GH_PASSWORD", PASSWORD),
+            ("GH_SUB", sub.as_str()),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_proved(
+        &stack,
+        "authlib",
+        ok,
+        &output,
+        &[
+            "discovery",
+            "authorization code + PKCE S256 + DPoP (public client",
+            "edge: the DPoP-bound token with a proof → 200",
+            "without its proof → 401",
+            "introspection (RFC 7662",
+            "refresh_token (DPoP-bound public client)",
+            "another key → invalid_grant",
+            "reuse of the old refresh token → invalid_grant",
+            "reuse revoked the family",
+            "revoke_token (RFC 7009)",
+            "revoke_token of the refresh token",
+        ],
+    );
+}
