@@ -52,6 +52,7 @@ from authlib.oidc.core import CodeIDToken  # noqa: E402
 from authlib.oidc.discovery import OpenIDProviderMetadata  # noqa: E402
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey, KeySet  # noqa: E402
+from joserfc.jws import JWSRegistry  # noqa: E402
 
 NAME = "authlib"
 
@@ -251,7 +252,11 @@ ok(
 def validate_id_token(tok, expected_nonce):
     """Authlib's own id_token validation (as its OpenID client does it)."""
     keys = KeySet.import_key_set(requests.get(metadata["jwks_uri"], timeout=TIMEOUT).json())
-    decoded = jwt.decode(tok["id_token"], keys)
+    registry = JWSRegistry(
+        algorithms=metadata.get("id_token_signing_alg_values_supported"),
+        strict_check_header=False,
+    )
+    decoded = jwt.decode(tok["id_token"], keys, registry=registry)
     claims = CodeIDToken(
         decoded.claims,
         decoded.header,
@@ -266,6 +271,7 @@ if ID_TOKENS:
     claims = validate_id_token(token, nonce)
     check(claims["sub"] == SUB, "id_token sub")
     check(claims.get("sid"), "id_token sid")
+    check(claims.get("at_hash"), "id_token at_hash (Authlib checks it when present)")
     first_sid = claims["sid"]
     ok("id_token validated by Authlib's CodeIDToken (signature, iss, aud, exp, nonce, at_hash)")
 else:

@@ -207,6 +207,7 @@ if (idTokens) {
   assert.ok(claims, "an id_token");
   assert.equal(claims.sub, sub);
   assert.ok(claims.sid, "id_token sid");
+  assert.ok(claims.at_hash, "id_token at_hash (openid-client checks it when present)");
   ok("id_token validated by openid-client (signature, iss, aud, exp, nonce, at_hash)");
 } else {
   skip("id_token with nonce and at_hash: no `openid` scope in discovery");
@@ -334,6 +335,15 @@ if (par) {
   const seen = await r.json();
   assert.equal(seen.identity["gatehouse-sub"], clientId, "client_credentials: sub is the client");
   ok("clientCredentialsGrant with DPoP: the edge accepts it, sub is the client");
+}
+
+// ---- a grant without DPoP ------------------------------------------------------------------
+{
+  const bearer = await codeFlow(undefined, { usePar: false });
+  const r = await atEdge(bearer.access_token, undefined);
+  assert.equal(r.status, 200, "the edge accepts the Bearer token");
+  assert.equal((await r.json()).identity["gatehouse-sub"], sub);
+  ok("authorization code + PKCE without DPoP: a Bearer token the edge accepts (fetchProtectedResource)");
 }
 
 console.log("openid-client: all steps passed");

@@ -11,11 +11,15 @@
 //! finish.
 
 use crate::harness::login::{create_user, PASSWORD};
-use crate::harness::{repo_root, web_client_args, Stack};
+use crate::harness::{http, repo_root, web_client_args, Stack};
+use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const REDIRECT_URI: &str = "https://app.example/cb";
+/// The drivers ask for `read`, and for `openid read` once the origin
+/// advertises the `openid` scope.
+const SCOPES: &str = "openid read";
 
 /// Runs `program args…` in the repository root with `envs`, killing it after
 /// `limit`; returns whether it succeeded and its output.
@@ -56,6 +60,45 @@ fn run_driver(
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     (ok, text)
+}
+
+/// The steps a driver must prove for what the origin's discovery advertises
+/// (OpenID Connect, userinfo, PAR): a driver skips them only while absent.
+fn advertised_steps(stack: &Stack, par_too: bool) -> Vec<&'static str> {
+    let mut steps = Vec::new();
+    let rfc8414: Value = http()
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            stack.origin.url
+        ))
+        .send()
+        .expect("RFC 8414 metadata")
+        .json()
+        .expect("JSON metadata");
+    if par_too && rfc8414["pushed_authorization_request_endpoint"].is_string() {
+        steps.push("PAR (RFC 9126)");
+    }
+    let resp = http()
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            stack.origin.url
+        ))
+        .send()
+        .expect("origin answers");
+    if resp.status() != 200 {
+        return steps;
+    }
+    let oidc: Value = resp.json().expect("JSON OpenID configuration");
+    let openid = oidc["scopes_supported"]
+        .as_array()
+        .is_some_and(|s| s.contains(&"openid".into()));
+    if openid {
+        steps.extend(["id_token validated", "a new id_token for the same sid"]);
+    }
+    if oidc["userinfo_endpoint"].is_string() {
+        steps.push("userinfo");
+    }
+    steps
 }
 
 /// Asserts that a driver's run succeeded and proved every step in `required`.
@@ -100,7 +143,7 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
     ]);
     let client = stack
         .origin
-        .create_client("openid-client", "read", &stack.edge.url, &args);
+        .create_client("openid-client", SCOPES, &stack.edge.url, &args);
     let secret = client.secret.clone().expect("a confidential client");
     let script = repo_root().join("tests/clients/openid-client.mjs");
     let (ok, output) = run_driver(
@@ -135,7 +178,11 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
             "token exchange (RFC 8693",
             "tokenRevocation (RFC 7009)",
             "clientCredentialsGrant",
-        ],
+            "without DPoP: a Bearer token the edge accepts",
+        ]
+        .into_iter()
+        .chain(advertised_steps(&stack, true))
+        .collect::<Vec<_>>(),
     );
 }
 
@@ -153,7 +200,7 @@ fn authlib_completes_code_dpop_refresh_introspection_and_revocation_as_a_public_
     args.extend(web_client_args(REDIRECT_URI));
     let client = stack
         .origin
-        .create_client("authlib", "read", &stack.edge.url, &args);
+        .create_client("authlib", SCOPES, &stack.edge.url, &args);
     assert!(client.secret.is_none(), "a public client has no secret");
     // The resource server: it introspects tokens for the edge's audience.
     let rs = stack.origin.create_client(
@@ -198,6 +245,9 @@ fn authlib_completes_code_dpop_refresh_introspection_and_revocation_as_a_public_
             "reuse revoked the family",
             "revoke_token (RFC 7009)",
             "revoke_token of the refresh token",
-        ],
+        ]
+        .into_iter()
+        .chain(advertised_steps(&stack, false))
+        .collect::<Vec<_>>(),
     );
 }
