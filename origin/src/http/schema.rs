@@ -258,6 +258,10 @@ pub struct Metadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// As at `/token`.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/introspect` (as at `/token`).
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/revoke` (as at `/token`).
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// RFC 9449 §5.1: proof algorithms.
     pub dpop_signing_alg_values_supported: Vec<String>,
     /// Algorithms of the published keys.
@@ -269,7 +273,9 @@ pub struct Metadata {
 }
 
 /// OpenID Provider metadata (OpenID Connect Discovery 1.0 §3): the
-/// authorization server metadata ([`Metadata`]) and the fields below it.
+/// authorization server metadata ([`Metadata`]: the same fields, kept equal —
+/// the OpenAPI test checks real answers of both against their closed
+/// schemas) and the fields after `scopes_supported`.
 #[derive(Serialize, ToSchema)]
 pub struct OpenIdConfiguration {
     /// The issuer.
@@ -306,6 +312,10 @@ pub struct OpenIdConfiguration {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// As at `/token`.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/introspect` (as at `/token`).
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/revoke` (as at `/token`).
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// RFC 9449 §5.1: proof algorithms.
     pub dpop_signing_alg_values_supported: Vec<String>,
     /// Algorithms of the published keys.
