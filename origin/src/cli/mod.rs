@@ -111,6 +111,9 @@ pub enum ClientCommand {
         /// the assertion's `aud` (default: the issuer identifier only).
         #[arg(long)]
         legacy_assertion_audience: bool,
+        /// Where RP-initiated logout may send the user back (repeatable; exact match).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
     },
     /// List clients.
     List,
@@ -150,6 +153,20 @@ pub enum UserCommand {
     },
     /// List users (never their hashes).
     List,
+    /// List a user's live browser sessions and grants (offline ones included), as JSON.
+    Sessions {
+        /// The login name.
+        username: String,
+    },
+    /// End one of a user's browser sessions (and its online grants; offline
+    /// grants stay), or revoke one grant (offline or not) by its grant id.
+    RevokeSession {
+        /// The login name.
+        username: String,
+        /// A session id or grant id of that user (from `user sessions`).
+        #[arg(allow_hyphen_values = true)]
+        sid: String,
+    },
     /// Delete a user, end their sessions and revoke their tokens.
     Delete {
         /// Login name.
@@ -363,6 +380,16 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
             print(&admin::create_user(&db, &username, &password, now).await?)
         }
         UserCommand::List => print(&admin::list_users(&db).await?),
+        UserCommand::Sessions { username } => print(
+            &admin::user_sessions(&db, &username, now)
+                .await
+                .map_err(named("user", &username))?,
+        ),
+        UserCommand::RevokeSession { username, sid } => print(
+            &admin::revoke_session(&db, &config, &username, &sid, Via::Cli, now)
+                .await
+                .map_err(named("session of user", &username))?,
+        ),
         UserCommand::Delete { username } => print(
             &admin::delete_user(&db, &config, &username, now)
                 .await
@@ -386,6 +413,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             jwks_file,
             serves,
             legacy_assertion_audience,
+            post_logout_redirect_uris,
         } => {
             let jwks = match jwks_file {
                 Some(p) => Some(std::fs::read_to_string(p)?),
@@ -402,6 +430,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 jwks,
                 serves,
                 legacy_assertion_audience,
+                post_logout_redirect_uris,
             };
             print(
                 &admin::create_client(&db, &config.default_audience, request, Via::Cli, now)

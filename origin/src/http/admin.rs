@@ -37,6 +37,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_revocations, create_revocation))
         .routes(routes!(revocation_status))
         .routes(routes!(list_audit))
+        .routes(routes!(user_sessions))
+        .routes(routes!(revoke_session))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -201,6 +203,9 @@ pub struct CreateClient {
     /// private_key_jwt: also accept the token endpoint URL as `aud`.
     #[serde(default)]
     pub legacy_assertion_audience: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl From<CreateClient> for ClientRequest {
@@ -216,6 +221,7 @@ impl From<CreateClient> for ClientRequest {
             jwks: b.jwks.map(|j| j.to_string()),
             serves: b.serves,
             legacy_assertion_audience: b.legacy_assertion_audience,
+            post_logout_redirect_uris: b.post_logout_redirect_uris,
         }
     }
 }
@@ -576,4 +582,64 @@ async fn list_audit(
     let events =
         admin::list_audit(&state.db, q.limit.unwrap_or(100), q.client_id.as_deref()).await?;
     Ok(Json(events))
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/{username}/sessions",
+    tag = "admin",
+    summary = "A user's live browser sessions and grants (offline ones included)",
+    params(("username" = String, Path, description = "The user's login name")),
+    responses(
+        (status = 200, description = "The sessions and grants", body = schema::UserSessions),
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn user_sessions(
+    State(state): State<AppState>,
+    AdminPath(username): AdminPath<String>,
+) -> Result<Json<admin::UserSessions>, Error> {
+    Ok(Json(
+        admin::user_sessions(&state.db, &username, state.clock.now().secs()).await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{username}/sessions/{sid}",
+    tag = "admin",
+    summary = "End one of a user's browser sessions (and its online grants) or revoke one grant",
+    description = "`sid` is a session id (the session ends and its online grants are revoked; \
+                   offline grants stay) or a grant id (that grant is revoked, offline or not). \
+                   Only the user's own sessions and grants are found.",
+    params(
+        ("username" = String, Path, description = "The user's login name"),
+        ("sid" = String, Path, description = "A session id or a grant id of that user"),
+    ),
+    responses(
+        (status = 200, description = "Ended", body = schema::RevokedSession),
+        (status = 404, description = "No such user, or no such session or grant of theirs (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn revoke_session(
+    State(state): State<AppState>,
+    AdminPath((username, sid)): AdminPath<(String, String)>,
+) -> Result<Json<admin::RevokedSession>, Error> {
+    Ok(Json(
+        admin::revoke_session(
+            &state.db,
+            &state.config,
+            &username,
+            &sid,
+            Via::AdminApi,
+            state.clock.now().secs(),
+        )
+        .await?,
+    ))
 }
