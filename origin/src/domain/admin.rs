@@ -502,10 +502,10 @@ pub struct RevokedSession {
 
 /// The user named `username` ([`Error::NotFound`] if there is none).
 async fn user_named(db: &Db, username: &str) -> Result<User, Error> {
-    Ok(crate::store::users::with_hash(db, username)
+    crate::store::users::with_hash(db, username)
         .await?
         .map(|(row, _)| User::from(row))
-        .ok_or(Error::NotFound)?)
+        .ok_or(Error::NotFound)
 }
 
 /// `username`'s live browser sessions and grants at `now`.

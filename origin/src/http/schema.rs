@@ -336,6 +336,8 @@ pub struct OpenIdConfiguration {
     pub claims_parameter_supported: bool,
     /// `normal`.
     pub claim_types_supported: Vec<String>,
+    /// `{issuer}/logout` (OpenID Connect RP-Initiated Logout 1.0 §2.1).
+    pub end_session_endpoint: String,
 }
 
 /// `GET /readyz`'s answer.

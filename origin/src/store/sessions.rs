@@ -226,8 +226,9 @@ pub async fn delete_session(db: &Db, user_id: &str, sid: &str) -> Result<bool, S
 
 /// The online grants approved in the browser session `session_sid` of
 /// `user_id` that may still be in use at `now`: the refresh families
-/// (`grant_sessions`, not offline) and the codes not yet redeemed (their
-/// `sid` names the family they would start). Offline grants are not listed.
+/// (`grant_sessions`, not offline, not already revoked) and the codes not
+/// yet redeemed (their `sid` names the family they would start). Offline
+/// grants are not listed.
 pub async fn online_grants_of_session(
     db: &Db,
     user_id: &str,
@@ -235,8 +236,10 @@ pub async fn online_grants_of_session(
     now: i64,
 ) -> Result<Vec<String>, StoreError> {
     let rows = sqlx::query(
-        "SELECT family_id AS grant_id FROM grant_sessions \
+        "SELECT family_id AS grant_id FROM grant_sessions g \
          WHERE session_sid = $1 AND user_id = $2 AND offline = 0 AND expires_at > $3 \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r \
+         WHERE r.family_id = g.family_id AND r.revoked_at IS NOT NULL) \
          UNION SELECT sid AS grant_id FROM auth_codes \
          WHERE session_sid = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3",
     )

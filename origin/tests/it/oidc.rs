@@ -784,7 +784,6 @@ async fn discovery_is_one_document_extended() {
     // Nothing that is not served.
     for absent in [
         "userinfo_endpoint",
-        "end_session_endpoint",
         "registration_endpoint",
         "acr_values_supported",
     ] {
