@@ -26,3 +26,4 @@ mod replicas;
 mod revocation;
 mod revocation_attacks;
 mod skeleton;
+mod userinfo;
