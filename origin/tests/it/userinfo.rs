@@ -726,3 +726,90 @@ async fn userinfo_is_advertised_and_open_to_listed_browser_origins() {
         .unwrap()
         .contains("WWW-Authenticate"));
 }
+
+#[tokio::test]
+async fn with_nonces_on_a_proof_without_the_servers_nonce_gets_one() {
+    let fx = fixture_with(|c| c.dpop_nonce = true).await;
+    let key = TestKey::es256("userinfo-holder");
+    let now = fx.state.clock.now().secs();
+    let nonces = fx.state.dpop_nonces.clone().unwrap();
+    // The token, bound at /token with a nonce of the server's.
+    let code = grants::issue_code(
+        &fx.state.db,
+        &CodeGrant {
+            client_id: fx.client.id.clone(),
+            user_id: fx.user.user_id.clone(),
+            redirect_uri: CB.into(),
+            scopes: vec!["openid".into()],
+            audience: AUD.into(),
+            code_challenge: CHALLENGE.into(),
+            dpop_jkt: None,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let signed = |htm: &str, htu: String, token: Option<&str>, nonce: Option<String>| {
+        let mut c = json!({"jti": random_id().unwrap(), "htm": htm, "htu": htu, "iat": now.0});
+        if let Some(t) = token {
+            c["ath"] = gatehouse_common::dpop::ath(t).into();
+        }
+        if let Some(n) = nonce {
+            c["nonce"] = n.into();
+        }
+        key.sign(
+            &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
+            &c,
+        )
+    };
+    let body = format!(
+        "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&code_verifier={VERIFIER}",
+        code.expose()
+    );
+    let (s, _, t) = send(
+        &fx.state,
+        form_post("/token", Some(&basic(&fx.client.id, &fx.client.secret)), "")
+            .header(
+                "dpop",
+                signed(
+                    "POST",
+                    format!("{}/token", iss(&fx)),
+                    None,
+                    Some(nonces.issue(now)),
+                ),
+            )
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let htu = format!("{}/userinfo", iss(&fx));
+    let r = call(
+        &fx.state,
+        "GET",
+        "/userinfo",
+        &[
+            ("authorization", format!("DPoP {token}")),
+            ("dpop", signed("GET", htu.clone(), Some(&token), None)),
+        ],
+        "",
+    )
+    .await;
+    refused(&r, 401, "use_dpop_nonce", Some(&token));
+    assert!(challenge(&r.1).contains("DPoP error=\"use_dpop_nonce\""));
+    let nonce = r.1["dpop-nonce"].to_str().unwrap().to_owned();
+    let r = call(
+        &fx.state,
+        "GET",
+        "/userinfo",
+        &[
+            ("authorization", format!("DPoP {token}")),
+            ("dpop", signed("GET", htu, Some(&token), Some(nonce))),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(r.2, json!({"sub": fx.user.user_id}));
+}
