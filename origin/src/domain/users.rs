@@ -239,7 +239,7 @@ pub async fn create_with_profile(
 
 /// Changes the profile of the user named `username` ([`ProfileInput`]:
 /// absent fields stay, empty ones are cleared) and sets `updated_at` to
-/// `now`. `Ok(None)` when there is no such user.
+/// `now` if anything changed. `Ok(None)` when there is no such user.
 pub async fn update_profile(
     db: &Db,
     username: &str,
@@ -254,7 +254,17 @@ pub async fn update_profile(
         email: row.email,
         email_verified: row.email_verified,
     };
-    let profile = apply(current, input)?;
+    let profile = apply(current.clone(), input)?;
+    if profile == current {
+        // Nothing changes: neither the row nor `updated_at` (OIDC Core
+        // §5.1: the time the information was last updated).
+        return Ok(Some(User::from(UserRow {
+            name: current.name,
+            email: current.email,
+            email_verified: current.email_verified,
+            ..row
+        })));
+    }
     // `updated_at` never goes back, even if the clock does.
     let at = UnixTime(now.0.max(row.updated_at));
     Ok(rows::update_profile(db, &row.user_id, &profile, at)

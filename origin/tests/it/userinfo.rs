@@ -657,6 +657,21 @@ async fn the_claims_follow_profile_changes_and_omit_what_is_unset() {
     .await
     .unwrap();
     assert_eq!(changed.updated_at, now.0);
+    // Setting what is already there is no change: updated_at stays.
+    fx.clock.advance_secs(5);
+    let same = admin::update_user(
+        &fx.state.db,
+        "alice",
+        &ProfileInput {
+            email: Some("alice@wonderland.example".into()),
+            ..ProfileInput::default()
+        },
+        admin::Via::Cli,
+        fx.state.clock.now().secs(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same, changed);
     let (s, _, b) = bearer(&fx.state, &token).await;
     assert_eq!(s, 200, "{b}");
     // The name is cleared; the new address is not the verified one.
