@@ -828,3 +828,22 @@ async fn with_nonces_on_a_proof_without_the_servers_nonce_gets_one() {
     assert_eq!(r.0, 200, "{}", r.2);
     assert_eq!(r.2, json!({"sub": fx.user.user_id}));
 }
+
+#[tokio::test]
+async fn anonymous_floods_are_limited_per_address() {
+    let fx = fixture_with(|c| c.token_rate_per_minute = 2).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let mut req = Request::get("/userinfo")
+            .header("authorization", "Bearer a.b.c")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [10, 0, 0, 7],
+                40_000,
+            ))));
+        statuses.push(send(&fx.state, req).await.0);
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+}
