@@ -159,7 +159,7 @@ pub enum UserCommand {
     },
     /// Change a user's profile: given fields change (an empty value clears
     /// it), others stay; a new email is unverified unless --email-verified
-    /// says otherwise. `updated_at` becomes now.
+    /// says otherwise. `updated_at` becomes now if anything changed.
     Update {
         /// Login name.
         username: String,

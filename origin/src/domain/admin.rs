@@ -431,7 +431,7 @@ pub async fn create_user_with_profile(
 /// Changes a user's profile (`user update`, `PATCH /admin/users/{username}`):
 /// absent fields stay, empty ones are cleared, a new email address is
 /// unverified unless `email_verified` comes with it; `updated_at` becomes
-/// `now`. Records `user_updated`. [`Error::NotFound`] for no such user.
+/// `now` if anything changed. Records `user_updated`. [`Error::NotFound`] for no such user.
 pub async fn update_user(
     db: &Db,
     username: &str,

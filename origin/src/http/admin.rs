@@ -676,7 +676,7 @@ async fn create_user(
     patch,
     path = "/users/{username}",
     tag = "admin",
-    summary = "Change a user's profile (name, email, email_verified); updated_at becomes now",
+    summary = "Change a user's profile (name, email, email_verified); updated_at becomes now if anything changed",
     params(("username" = String, Path, description = "The login name")),
     request_body(content = UpdateUser, content_type = "application/json"),
     responses(

@@ -26,6 +26,7 @@ fn token_elsewhere(text: &[u8]) -> bool {
     form_urlencoded::parse(text).any(|(k, _)| k == "access_token")
 }
 
+/// 400 `invalid_request` for a token sent outside the header, saying where.
 fn refuse_elsewhere(place: &'static str) -> Response {
     render(&Rejection::new(
         ErrorCode::InvalidRequest,
@@ -67,12 +68,15 @@ fn render(r: &Rejection) -> Response {
     resp
 }
 
+/// One UserInfo request: the per-address limit, then the token's places
+/// (`body` is the POST body, empty for GET), then the domain's answer.
 async fn answer(
     state: &AppState,
     ip: Option<std::net::IpAddr>,
     method: &str,
     uri: &Uri,
     headers: &HeaderMap,
+    body: &[u8],
 ) -> Result<Response, Error> {
     let reading = state.clock.now();
     let (now, now_ms) = (reading.secs(), reading.millis());
@@ -80,6 +84,11 @@ async fn answer(
     if uri.query().is_some_and(|q| token_elsewhere(q.as_bytes())) {
         return Ok(refuse_elsewhere(
             "send the access token in the Authorization header, not in the URL",
+        ));
+    }
+    if token_elsewhere(body) {
+        return Ok(refuse_elsewhere(
+            "send the access token in the Authorization header, not in the request body",
         ));
     }
     let tp = state.token_path()?;
@@ -132,7 +141,7 @@ pub async fn userinfo_get(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    answer(&state, ip, "GET", &uri, &headers).await
+    answer(&state, ip, "GET", &uri, &headers, &[]).await
 }
 
 /// `POST /userinfo` (OpenID Connect Core 1.0 §5.3.1): the token in the
@@ -162,10 +171,5 @@ pub async fn userinfo_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
-    if token_elsewhere(&body) {
-        return Ok(refuse_elsewhere(
-            "send the access token in the Authorization header, not in the request body",
-        ));
-    }
-    answer(&state, ip, "POST", &uri, &headers).await
+    answer(&state, ip, "POST", &uri, &headers, &body).await
 }
