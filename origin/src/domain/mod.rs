@@ -1,6 +1,7 @@
 //! Floor 3, domain: the OAuth operations (clients, client authentication,
 //! users, tokens, grants, exchange, introspection, revocation, keys, the
-//! revocation push, DPoP, rate limits, admin operations). Returns the
+//! revocation push, DPoP, rate limits, admin operations, OpenID Connect
+//! UserInfo). Returns the
 //! domain [`error::Error`], which knows nothing of HTTP.
 
 pub mod admin;
@@ -18,4 +19,5 @@ pub mod ratelimit;
 pub mod revocation_push;
 pub mod state;
 pub mod token;
+pub mod userinfo;
 pub mod users;

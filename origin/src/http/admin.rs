@@ -1,5 +1,5 @@
-//! The admin API under `/admin`: clients, keys, revocations and audit
-//! events, behind a bearer admin token compared in constant time. Disabled
+//! The admin API under `/admin`: clients, users, keys, revocations and
+//! audit events, behind a bearer admin token compared in constant time. Disabled
 //! (404) when no admin token is configured.
 
 use crate::domain::admin::{self, ClientRequest, Via};
@@ -8,6 +8,7 @@ use crate::domain::error::Error;
 use crate::domain::keys::{KeyMeta, Retirement};
 use crate::domain::revocation_push::PushStatus;
 use crate::domain::state::AppState;
+use crate::domain::users::{ProfileInput, User};
 use crate::http::form::ClientIp;
 use crate::store::revocation::Revocation;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -37,6 +38,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_revocations, create_revocation))
         .routes(routes!(revocation_status))
         .routes(routes!(list_audit))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user, delete_user))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -576,4 +579,161 @@ async fn list_audit(
     let events =
         admin::list_audit(&state.db, q.limit.unwrap_or(100), q.client_id.as_deref()).await?;
     Ok(Json(events))
+}
+
+/// `POST /admin/users` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Login name (OIDC `preferred_username`): 1-64 characters, no spaces.
+    pub username: String,
+    /// Password: 8-1024 characters (stored as an argon2id hash only).
+    pub password: String,
+    /// Full name (OIDC `name`): 1-256 characters, no control characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address (OIDC `email`), at most 254 characters.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether the email address is verified (needs `email`).
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// `PATCH /admin/users/{username}` body: members given change (an empty
+/// text clears `name` or `email`), others stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// Full name (OIDC `name`); `""` clears it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address (OIDC `email`); `""` clears it. A new address is
+    /// unverified unless `email_verified` comes with it.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether the email address is verified.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "admin",
+    summary = "List users (never their password hashes)",
+    responses(
+        (status = 200, description = "Every user, oldest first", body = schema::UserList),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn list_users(State(state): State<AppState>) -> Result<Json<admin::UserList>, Error> {
+    Ok(Json(admin::list_users(&state.db).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "admin",
+    summary = "Create a user who logs in at /authorize, with their OpenID Connect profile",
+    request_body(content = CreateUser, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The user", body = schema::User),
+        (status = 400, description = "invalid_request: a field is refused", body = schema::OAuthError),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 409, description = "The username is taken", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn create_user(
+    State(state): State<AppState>,
+    AdminJson(body): AdminJson<CreateUser>,
+) -> Result<(StatusCode, Json<User>), Error> {
+    let password = crate::support::secret::Password::new(body.password);
+    let profile = ProfileInput {
+        name: body.name,
+        email: body.email,
+        email_verified: Some(body.email_verified),
+    };
+    let user = admin::create_user_with_profile(
+        &state.db,
+        &body.username,
+        &password,
+        &profile,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/users/{username}",
+    tag = "admin",
+    summary = "Change a user's profile (name, email, email_verified); updated_at becomes now if anything changed",
+    params(("username" = String, Path, description = "The login name")),
+    request_body(content = UpdateUser, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user as changed", body = schema::User),
+        (status = 400, description = "invalid_request: a field is refused", body = schema::OAuthError),
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn update_user(
+    State(state): State<AppState>,
+    AdminPath(username): AdminPath<String>,
+    AdminJson(body): AdminJson<UpdateUser>,
+) -> Result<Json<User>, Error> {
+    let profile = ProfileInput {
+        name: body.name,
+        email: body.email,
+        email_verified: body.email_verified,
+    };
+    let user = admin::update_user(
+        &state.db,
+        &username,
+        &profile,
+        Via::AdminApi,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok(Json(user))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{username}",
+    tag = "admin",
+    summary = "Delete a user, end their sessions and grants and revoke their tokens",
+    params(("username" = String, Path, description = "The login name")),
+    responses(
+        (status = 200, description = "Deleted", body = schema::DeletedUser),
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn delete_user(
+    State(state): State<AppState>,
+    AdminPath(username): AdminPath<String>,
+) -> Result<Json<admin::DeletedUser>, Error> {
+    let done = admin::delete_user(
+        &state.db,
+        &state.config,
+        &username,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok(Json(done))
 }

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod pages;
 pub mod probe;
 pub mod schema;
+pub mod userinfo;
 
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
@@ -47,6 +48,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(authorize::consent))
         .routes(routes!(introspect_endpoint))
         .routes(routes!(revoke_endpoint))
+        .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
         .routes(routes!(jwks))
         .routes(routes!(metadata))
         .routes(routes!(openapi::document))
@@ -475,6 +477,9 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{iss}/introspect"),
         "revocation_endpoint": format!("{iss}/revoke"),
+        // OpenID Connect Core 1.0 §5.3 (carried into the OIDC discovery
+        // document, which names it among its members).
+        "userinfo_endpoint": format!("{iss}{}", crate::domain::userinfo::PATH),
         "authorization_endpoint": format!("{iss}/authorize"),
         "grant_types_supported": GRANT_TYPES,
         "response_types_supported": ["code"],

@@ -231,6 +231,8 @@ pub struct Metadata {
     pub introspection_endpoint: String,
     /// `{issuer}/revoke`.
     pub revocation_endpoint: String,
+    /// OpenID Connect UserInfo (Core 1.0 §5.3).
+    pub userinfo_endpoint: String,
     /// `{issuer}/authorize`.
     pub authorization_endpoint: String,
     /// The grants `/token` serves.
@@ -621,4 +623,74 @@ pub struct AuditEvent {
 pub struct AuditList {
     /// Newest first.
     pub events: Vec<AuditEvent>,
+}
+
+// ---- users and /userinfo ------------------------------------------------------
+
+/// A user as operators see it, never the password hash (`domain::users::User`).
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    /// Stable id: the `sub` of their tokens.
+    pub user_id: String,
+    /// Login name (OIDC `preferred_username`).
+    pub username: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Full name (OIDC `name`), if set.
+    pub name: Option<String>,
+    /// Email address (OIDC `email`), if set.
+    pub email: Option<String>,
+    /// Whether the email address is verified (OIDC `email_verified`).
+    pub email_verified: bool,
+    /// Creation or the last profile change (OIDC `updated_at`).
+    pub updated_at: i64,
+}
+
+/// Every user (`domain::admin::UserList`).
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    /// Oldest first.
+    pub users: Vec<User>,
+}
+
+/// A deleted user (`domain::admin::DeletedUser`).
+#[derive(Serialize, ToSchema)]
+pub struct DeletedUser {
+    /// The login name.
+    pub deleted: String,
+    /// Their id.
+    pub user_id: String,
+}
+
+/// The UserInfo response (OpenID Connect Core 1.0 §5.3.2): `sub` always,
+/// the others by the token's scopes (`profile`: `name`,
+/// `preferred_username`, `updated_at`; `email`: `email`, `email_verified`),
+/// absent values omitted.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    /// The user's stable id (the token's `sub`).
+    pub sub: String,
+    /// `profile`: full name.
+    pub name: Option<String>,
+    /// `profile`: the login name.
+    pub preferred_username: Option<String>,
+    /// `profile`: last change of the profile, seconds since the epoch.
+    pub updated_at: Option<i64>,
+    /// `email`: the address.
+    pub email: Option<String>,
+    /// `email`: whether the address is verified.
+    pub email_verified: Option<bool>,
+}
+
+/// An RFC 6750 §3 / RFC 9449 §7.1 refusal at a protected resource (also
+/// in `WWW-Authenticate`).
+#[derive(Serialize, ToSchema)]
+pub struct BearerError {
+    /// `invalid_request`, `invalid_token`, `insufficient_scope`,
+    /// `invalid_dpop_proof` or `use_dpop_nonce`.
+    pub error: String,
+    /// A fixed human-readable text (never the token).
+    pub error_description: String,
+    /// For an expired token, its `exp`.
+    pub expires_at: Option<i64>,
 }

@@ -33,3 +33,4 @@ mod review;
 mod review18;
 mod storage;
 mod support;
+mod userinfo;

@@ -27,3 +27,4 @@ mod replicas;
 mod revocation;
 mod revocation_attacks;
 mod skeleton;
+mod userinfo;

@@ -79,13 +79,18 @@ pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &s
 /// `/authorize` at `origin` for `client_id`: code flow with PKCE ([`CHALLENGE`]),
 /// scope `read`, redirect URI [`CB`].
 pub(crate) fn authorize_url(origin: &str, client_id: &str) -> reqwest::Url {
+    authorize_url_scoped(origin, client_id, "read")
+}
+
+/// [`authorize_url`] asking for `scope`.
+pub(crate) fn authorize_url_scoped(origin: &str, client_id: &str, scope: &str) -> reqwest::Url {
     reqwest::Url::parse_with_params(
         &format!("{origin}/authorize"),
         &[
             ("response_type", "code"),
             ("client_id", client_id),
             ("redirect_uri", CB),
-            ("scope", "read"),
+            ("scope", scope),
             ("state", "e2e-state"),
             ("code_challenge", CHALLENGE),
             ("code_challenge_method", "S256"),
@@ -101,7 +106,18 @@ pub(crate) fn login_at(
     client_id: &str,
     user: &str,
 ) -> (String, Vec<String>) {
-    let url = authorize_url(origin, client_id);
+    login_scoped(origin, issuer, client_id, user, "read")
+}
+
+/// [`login_at`] asking for `scope` (e.g. `openid profile email`).
+pub(crate) fn login_scoped(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+    scope: &str,
+) -> (String, Vec<String>) {
+    let url = authorize_url_scoped(origin, client_id, scope);
     let mut jar = Vec::new();
     let page = http().get(url).send().expect("GET /authorize");
     assert_eq!(page.status(), 200);
