@@ -6,14 +6,16 @@ use crate::config::Config;
 use crate::domain::clients::Client;
 use crate::domain::error::Error;
 use crate::domain::keys::KeyStoreError;
+use crate::domain::oidc::{self, IdTokenClaims};
 use crate::domain::state::TokenPath;
 use crate::domain::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
 use crate::store::audit::{self, AuditEvent};
-use crate::store::auth_codes::{self, NewCode, Redemption};
+use crate::store::auth_codes::{self, CodeSession, NewCode, Redemption};
 use crate::store::db::Db;
 use crate::store::group_commit::Write;
 use crate::store::refresh_tokens::{self, RefreshRow, Rotation};
 use crate::store::revocation;
+use crate::store::sessions::{self, GrantSession};
 use crate::support::secret::{ct_eq, random_id, AuthCode, RefreshToken};
 use gatehouse_common::b64;
 use gatehouse_common::UnixTime;
@@ -39,6 +41,22 @@ pub struct CodeGrant {
     pub code_challenge: String,
     /// `dpop_jkt` from the authorization request, if any.
     pub dpop_jkt: Option<String>,
+    /// The browser session the user approved in.
+    pub session: ApprovingSession,
+    /// OpenID Connect `nonce` from the authorization request, if any.
+    pub nonce: Option<String>,
+}
+
+/// The browser session a code is approved in: what its id_token says about
+/// the user's authentication, and what logout finds the grant by.
+#[derive(Clone, Debug)]
+pub struct ApprovingSession {
+    /// The session's public id (the id_token's `sid`).
+    pub sid: String,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// How (`amr`, space-separated).
+    pub amr: String,
 }
 
 /// Stores a fresh single-use code for `grant`; returns it (shown once, in the redirect).
@@ -58,6 +76,12 @@ pub async fn issue_code(db: &Db, grant: &CodeGrant, now: UnixTime) -> Result<Aut
             code_challenge: &grant.code_challenge,
             dpop_jkt: grant.dpop_jkt.as_deref(),
             sid: &sid,
+            session: Some(CodeSession {
+                sid: &grant.session.sid,
+                auth_time: grant.session.auth_time,
+                amr: &grant.session.amr,
+            }),
+            nonce: grant.nonce.as_deref(),
             created_at: now.0,
             expires_at: now.0.saturating_add(CODE_TTL_SECS),
         },
@@ -189,6 +213,27 @@ pub async fn redeem_code(
     // transaction; a token signed for a redemption that loses is never
     // handed out.
     let mut resp = sign(tp, client, user_id, audience, &scopes, sid, req.jkt, now)?;
+    // The browser session the code was approved in (codes from before
+    // sessions had a public id carry none, and get no id_token).
+    let session = match (&row.session_sid, row.auth_time, &row.amr) {
+        (Some(session_sid), Some(auth_time), Some(amr)) => Some(GrantSession {
+            family_id: sid.to_owned(),
+            session_sid: session_sid.clone(),
+            user_id: user_id.to_owned(),
+            client_id: client.client_id.clone(),
+            auth_time,
+            amr: amr.clone(),
+            created_at: now.0,
+            expires_at: now
+                .0
+                .saturating_add(tp.config.refresh_token_ttl.max(0))
+                .saturating_add(tp.config.access_token_ttl),
+        }),
+        _ => None,
+    };
+    if let (true, Some(g)) = (oidc::is_openid(&scopes), &session) {
+        resp.id_token = Some(id_token(tp, client, g, row.nonce.as_deref(), &resp, now)?);
+    }
     // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
     let wants_refresh = client
         .grant_types
@@ -223,6 +268,7 @@ pub async fn redeem_code(
         row.expires_at,
         now.0,
         refresh_row.as_ref(),
+        session.as_ref(),
         &issued,
     )
     .await?
@@ -307,6 +353,34 @@ fn sign(
             sid,
             jkt,
         },
+        now,
+    )
+}
+
+/// The id_token (OpenID Connect Core §3.1.3.6) that goes with `resp`'s
+/// access token, signed by the same key, valid as long as it.
+fn id_token(
+    tp: &TokenPath<'_>,
+    client: &Client,
+    g: &GrantSession,
+    nonce: Option<&str>,
+    resp: &TokenResponse,
+    now: UnixTime,
+) -> Result<String, Error> {
+    let signer = tp.keys.signer(now).ok_or(KeyStoreError::NoSigner)?;
+    oidc::sign_id_token(
+        signer,
+        &tp.config.issuer,
+        tp.config.access_token_ttl,
+        &IdTokenClaims {
+            sub: &g.user_id,
+            client_id: &client.client_id,
+            session_sid: &g.session_sid,
+            auth_time: g.auth_time,
+            amr: &g.amr,
+            nonce,
+        },
+        &resp.access_token,
         now,
     )
 }
@@ -400,6 +474,15 @@ pub async fn refresh(
         tp, client, user_id, audience, &scopes, family_id, req.jkt, now,
     )?;
     resp.refresh_token = Some(next.expose().to_owned());
+    // An `openid` grant keeps issuing id_tokens for the session it was
+    // approved in (same `sid`, `auth_time`, `amr`; no `nonce`, §12.2).
+    if oidc::is_openid(&scopes) {
+        if let Some(g) = sessions::grant_session(tp.db, family_id).await? {
+            if g.user_id == user_id && g.client_id == client.client_id {
+                resp.id_token = Some(id_token(tp, client, &g, None, &resp, now)?);
+            }
+        }
+    }
     let successor = NewRefresh {
         family_id,
         client_id: &client.client_id,

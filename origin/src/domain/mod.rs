@@ -1,7 +1,7 @@
 //! Floor 3, domain: the OAuth operations (clients, client authentication,
-//! users, tokens, grants, exchange, introspection, revocation, keys, the
-//! revocation push, DPoP, rate limits, admin operations, OpenID Connect
-//! UserInfo). Returns the
+//! users, tokens, OpenID Connect (id_tokens, authorization request
+//! parameters, UserInfo), grants, exchange, introspection, revocation, keys,
+//! the revocation push, DPoP, rate limits, admin operations). Returns the
 //! domain [`error::Error`], which knows nothing of HTTP.
 
 pub mod admin;
@@ -14,6 +14,7 @@ pub mod grant_type;
 pub mod grants;
 pub mod introspect;
 pub mod keys;
+pub mod oidc;
 pub mod ratelimit;
 
 pub mod revocation_push;

@@ -200,6 +200,10 @@ pub struct TokenResponse {
     /// A rotating refresh token (authorization_code and refresh_token grants).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// OpenID Connect `id_token` (authorization code and refresh grants of
+    /// an `openid` request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// RFC 8693 §2.2.1 `issued_token_type` (token exchange only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
@@ -222,6 +226,7 @@ impl std::fmt::Debug for TokenResponse {
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("id_token", &self.id_token.as_ref().map(|_| "[redacted]"))
             .field("jti", &self.jti)
             .field("alg", &self.alg)
             .finish()
@@ -292,6 +297,7 @@ pub fn sign_access_token_acting(
         expires_in: ttl,
         scope,
         refresh_token: None,
+        id_token: None,
         issued_token_type: None,
         jti,
         alg: signer.alg(),

@@ -26,7 +26,22 @@ use serde_json::{Map, Value};
 pub const PATH: &str = "/userinfo";
 
 /// The scope a token needs here (OpenID Connect Core 1.0 §5.3).
-pub const OPENID: &str = "openid";
+pub const OPENID: &str = crate::domain::oidc::OPENID;
+
+/// The scope releasing `name`, `preferred_username`, `updated_at` (§5.4).
+pub const PROFILE: &str = "profile";
+
+/// The scope releasing `email`, `email_verified` (§5.4).
+pub const EMAIL: &str = "email";
+
+/// The claims UserInfo may release (besides `sub`).
+pub const CLAIMS: [&str; 5] = [
+    "name",
+    "preferred_username",
+    "updated_at",
+    "email",
+    "email_verified",
+];
 
 /// One UserInfo request, as received.
 #[derive(Clone, Copy, Debug)]
@@ -164,14 +179,14 @@ pub fn claims(user: &users::User, scopes: &[String]) -> Value {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let mut m = Map::new();
     m.insert("sub".into(), user.user_id.clone().into());
-    if has("profile") {
+    if has(PROFILE) {
         if let Some(name) = &user.name {
             m.insert("name".into(), name.clone().into());
         }
         m.insert("preferred_username".into(), user.username.clone().into());
         m.insert("updated_at".into(), user.updated_at.into());
     }
-    if has("email") {
+    if has(EMAIL) {
         if let Some(email) = &user.email {
             m.insert("email".into(), email.clone().into());
             m.insert("email_verified".into(), user.email_verified.into());

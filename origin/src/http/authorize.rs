@@ -16,20 +16,23 @@
 
 use crate::domain::clients::{self, Client};
 use crate::domain::error::Error;
-use crate::domain::grants::{self, CodeGrant};
+use crate::domain::grants::{self, ApprovingSession, CodeGrant};
+use crate::domain::oidc::{self, Prompt, PromptError};
 use crate::domain::state::AppState;
 use crate::domain::token::{choose_audience, grant_scopes};
 use crate::domain::users;
 use crate::http::cookies::{self, CSRF as CSRF_COOKIE, SESSION as SESSION_COOKIE};
 use crate::http::form::{ClientIp, OAuthForm};
 use crate::http::pages;
-use crate::store::sessions;
-use crate::support::secret::{ct_eq, CsrfToken, Password, SessionId};
+use crate::store::sessions::{self, NewSession, Session};
+use crate::support::secret::{ct_eq, random_id, CsrfToken, Password, SessionId};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gatehouse_common::UnixTime;
 
+/// How a password login authenticates (OpenID Connect `amr`, RFC 8176).
+const AMR_PASSWORD: &str = "pwd";
 /// Browser session lifetime, seconds.
 pub const SESSION_TTL_SECS: i64 = 8 * 3600;
 /// How long a login waits for a password-hash slot before it is refused (429).
@@ -52,6 +55,15 @@ pub struct AuthzRequest {
     pub code_challenge: String,
     /// RFC 9449 §10 `dpop_jkt`.
     pub dpop_jkt: Option<String>,
+    /// OpenID Connect `nonce`, echoed in the id_token.
+    pub nonce: Option<String>,
+    /// OpenID Connect `prompt`.
+    pub prompt: Prompt,
+    /// OpenID Connect `max_age`, seconds.
+    pub max_age: Option<i64>,
+    /// OpenID Connect `login_hint` (pre-fills the username; a value too
+    /// long or with control characters is ignored).
+    pub login_hint: Option<String>,
 }
 
 /// The redirect to the client: the registered `uri` with `params` plus
@@ -139,9 +151,29 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
             "only response_mode=query is supported",
         ));
     }
-    if q.get("prompt").is_some() {
-        return Err(fail("invalid_request", "prompt is not supported"));
-    }
+    // OpenID Connect Core §3.1.2.1. An unsupported prompt value (one not in
+    // prompt_values_supported, e.g. select_account) is invalid_request
+    // (OpenID Connect Prompt Create §4.1).
+    let prompt = Prompt::parse(q.get("prompt")).map_err(|e| match e {
+        PromptError::SelectAccount => {
+            fail("invalid_request", "prompt=select_account is not supported")
+        }
+        PromptError::Invalid => fail(
+            "invalid_request",
+            "prompt must be none, or any of login and consent",
+        ),
+    })?;
+    let max_age = oidc::parse_max_age(q.get("max_age"))
+        .map_err(|_| fail("invalid_request", "max_age is malformed"))?;
+    let nonce = match q.get("nonce") {
+        Some(n) if oidc::valid_nonce(n) => Some(n.to_owned()),
+        Some(_) => return Err(fail("invalid_request", "nonce is malformed or too long")),
+        None => None,
+    };
+    let login_hint = q
+        .get("login_hint")
+        .filter(|h| h.len() <= oidc::MAX_LOGIN_HINT_LEN && !h.chars().any(char::is_control))
+        .map(str::to_owned);
     if q.get("response_type") != Some("code") {
         return Err(fail(
             "unsupported_response_type",
@@ -207,6 +239,10 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         audience,
         code_challenge: challenge,
         dpop_jkt,
+        nonce,
+        prompt,
+        max_age,
+        login_hint,
         client,
     })
 }
@@ -225,15 +261,16 @@ fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
     gatehouse_common::b64::encode(ctx.sign().as_ref())
 }
 
-async fn session_user(
+/// The browser's live session, if any.
+async fn session_of(
     state: &AppState,
     headers: &HeaderMap,
     now: UnixTime,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<Session>, Error> {
     let Some(raw) = cookies::get(headers, SESSION_COOKIE)? else {
         return Ok(None);
     };
-    Ok(sessions::user_of(&state.db, &SessionId::new(raw).hash_b64(), now.0).await?)
+    Ok(sessions::live(&state.db, &SessionId::new(raw).hash_b64(), now.0).await?)
 }
 
 /// What a consent covers: the scopes and the audience (a newline, which no
@@ -252,7 +289,7 @@ async fn has_consent(state: &AppState, user: &str, req: &AuthzRequest) -> Result
 /// Issues the code and redirects with `code`, `state`, `iss`.
 async fn approve(
     state: &AppState,
-    user: &str,
+    session: &Session,
     req: &AuthzRequest,
     now: UnixTime,
 ) -> Result<Response, Error> {
@@ -260,12 +297,18 @@ async fn approve(
         &state.db,
         &CodeGrant {
             client_id: req.client.client_id.clone(),
-            user_id: user.to_owned(),
+            user_id: session.user_id.clone(),
             redirect_uri: req.redirect_uri.clone(),
             scopes: req.scopes.clone(),
             audience: req.audience.clone(),
             code_challenge: req.code_challenge.clone(),
             dpop_jkt: req.dpop_jkt.clone(),
+            session: ApprovingSession {
+                sid: session.sid.clone(),
+                auth_time: session.auth_time,
+                amr: session.amr.clone(),
+            },
+            nonce: req.nonce.clone(),
         },
         now,
     )
@@ -378,20 +421,47 @@ pub async fn authorize(
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
     let req = validate(&state, &q).await?;
-    match session_user(&state, &headers, now).await? {
-        None => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            pages::login(&query, csrf, None)
-        }),
-        // A public client cannot prove the redirect reaches it (any local
-        // process may listen on a loopback port, RFC 8252 §8.6): the user
-        // approves every code (RFC 6749 §10.2).
-        Some(user) if !req.client.public && has_consent(&state, &user, &req).await? => {
-            approve(&state, &user, &req, now).await
+    let fail = |code, desc: &str| {
+        redirect_error(
+            &req.redirect_uri,
+            req.state.as_deref(),
+            &state.config.issuer,
+            code,
+            desc,
+        )
+    };
+    // A session counts unless the client asks for a fresh login
+    // (`prompt=login`) or it authenticated longer ago than `max_age`.
+    let session = session_of(&state, &headers, now)
+        .await?
+        .filter(|s| !req.prompt.login && !oidc::too_old(s.auth_time, req.max_age, now));
+    let Some(session) = session else {
+        if req.prompt.none {
+            return Err(fail("login_required", "the user must sign in"));
         }
-        Some(_) => with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            pages::consent(&query, csrf, &req.client.name, &req.audience, &req.scopes)
-        }),
+        return with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+            pages::login(&query, csrf, None, req.login_hint.as_deref())
+        });
+    };
+    // A public client cannot prove the redirect reaches it (any local
+    // process may listen on a loopback port, RFC 8252 §8.6): the user
+    // approves every code (RFC 6749 §10.2) — so `prompt=none` from a public
+    // client is always `consent_required`.
+    if !req.client.public
+        && !req.prompt.consent
+        && has_consent(&state, &session.user_id, &req).await?
+    {
+        return approve(&state, &session, &req, now).await;
     }
+    if req.prompt.none {
+        return Err(fail(
+            "consent_required",
+            "the user must approve this request",
+        ));
+    }
+    with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+        pages::consent(&query, csrf, &req.client.name, &req.audience, &req.scopes)
+    })
 }
 
 fn check_csrf(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
@@ -434,7 +504,7 @@ fn login_refused(
     retry_after: u64,
 ) -> Result<Response, Error> {
     let mut resp = with_csrf(state, headers, &req.redirect_uri, |csrf| {
-        pages::login(query, csrf, Some(message))
+        pages::login(query, csrf, Some(message), req.login_hint.as_deref())
     })?;
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     resp.headers_mut()
@@ -556,27 +626,41 @@ pub async fn login(
             .await?;
         }
         let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
-            pages::login(&query, csrf, Some("Wrong username or password."))
+            pages::login(
+                &query,
+                csrf,
+                Some("Wrong username or password."),
+                req.login_hint.as_deref(),
+            )
         })?;
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
-    let sid = SessionId::generate()?;
-    sessions::insert(
+    // A new cookie at every login (no fixation); the same user signing in
+    // again in this browser keeps the session's public `sid`.
+    let cookie = SessionId::generate()?;
+    let previous =
+        cookies::get(&headers, SESSION_COOKIE)?.map(|raw| SessionId::new(raw).hash_b64());
+    sessions::login(
         &state.db,
-        &sid.hash_b64(),
-        &user.user_id,
-        now.0,
-        now.0.saturating_add(SESSION_TTL_SECS),
+        previous.as_deref(),
+        &NewSession {
+            id_hash: &cookie.hash_b64(),
+            sid: &random_id()?,
+            user_id: &user.user_id,
+            amr: AMR_PASSWORD,
+            now: now.0,
+            expires_at: now.0.saturating_add(SESSION_TTL_SECS),
+        },
     )
     .await?;
     let mut resp = StatusCode::SEE_OTHER.into_response();
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&back_to_authorize(&query)) {
+    if let Ok(v) = HeaderValue::from_str(&back_to_authorize(&after_login(&query))) {
         h.insert(header::LOCATION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let session = cookies::set(SESSION_COOKIE, sid.expose().to_owned(), SESSION_TTL_SECS);
+    let session = cookies::set(SESSION_COOKIE, cookie.expose().to_owned(), SESSION_TTL_SECS);
     Ok((session, resp).into_response())
 }
 
@@ -588,6 +672,39 @@ const QUERY: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'#')
     .add(b'<')
     .add(b'>');
+
+/// The request to return to after a login: the original one without
+/// `prompt=login` and `max_age=0`, which that login has just satisfied
+/// (kept, they would ask for it again, forever). Any other `max_age` holds
+/// for the fresh session by itself. Every other parameter stays as sent.
+fn after_login(query: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    // Segment by segment: every other parameter stays exactly as sent.
+    for segment in query.split('&') {
+        let Some((k, v)) = form_urlencoded::parse(segment.as_bytes()).next() else {
+            kept.push(segment.to_owned());
+            continue;
+        };
+        match k.as_ref() {
+            "prompt" => {
+                let rest: Vec<&str> = v
+                    .split(' ')
+                    .filter(|p| !p.is_empty() && *p != "login")
+                    .collect();
+                if !rest.is_empty() {
+                    kept.push(
+                        form_urlencoded::Serializer::new(String::new())
+                            .append_pair("prompt", &rest.join(" "))
+                            .finish(),
+                    );
+                }
+            }
+            "max_age" if v == "0" => {}
+            _ => kept.push(segment.to_owned()),
+        }
+    }
+    kept.join("&")
+}
 
 /// `/authorize` with the original request's query, encoded as the `url`
 /// crate would (a `#` in it cannot start a fragment).
@@ -625,20 +742,27 @@ pub async fn consent(
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
     let req = validate(&state, &q).await?;
-    let Some(user) = session_user(&state, &headers, now).await? else {
+    let Some(session) = session_of(&state, &headers, now).await? else {
         return Err(Error::AuthorizePage("your session has ended; start again"));
     };
+    // The page may have waited: a `max_age` the session has outgrown since
+    // is not approved with the old authentication.
+    if oidc::too_old(session.auth_time, req.max_age, now) {
+        return Err(Error::AuthorizePage(
+            "your sign-in is older than this request allows; start again",
+        ));
+    }
     match form.get("decision") {
         Some("approve") => {
             sessions::insert_consent(
                 &state.db,
-                &user,
+                &session.user_id,
                 &req.client.client_id,
                 &consent_key(&req),
                 now.0,
             )
             .await?;
-            approve(&state, &user, &req, now).await
+            approve(&state, &session, &req, now).await
         }
         _ => Err(redirect_error(
             &req.redirect_uri,
@@ -685,6 +809,22 @@ mod tests {
         ] {
             assert!(to(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn after_login_drops_only_what_the_login_satisfied() {
+        use super::after_login;
+        assert_eq!(after_login("a=1&state=x%20y#z"), "a=1&state=x%20y#z");
+        assert_eq!(after_login("a=1&prompt=login&b=2"), "a=1&b=2");
+        assert_eq!(
+            after_login("prompt=login%20consent&max_age=0"),
+            "prompt=consent"
+        );
+        assert_eq!(
+            after_login("prompt=consent+login&max_age=10"),
+            "prompt=consent&max_age=10"
+        );
+        assert_eq!(after_login("prompt=none"), "prompt=none");
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
         .routes(routes!(jwks))
         .routes(routes!(metadata))
+        .routes(routes!(openid_configuration))
         .routes(routes!(openapi::document))
         .routes(routes!(metrics))
         .routes(routes!(health))
@@ -449,6 +450,53 @@ fn published_algs(
     summary = "Authorization server metadata (RFC 8414)",
     responses((status = 200, description = "The metadata", body = schema::Metadata)))]
 async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
+    Ok(discovery_answer(server_metadata(&state)?))
+}
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0
+/// §3): the RFC 8414 document ([`server_metadata`], the one builder of
+/// both, so they cannot drift) with the OpenID Provider fields added.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
+    summary = "OpenID Provider metadata (OpenID Connect Discovery 1.0)",
+    description = "The authorization server metadata plus what an OpenID Connect client needs: subject types, id_token algorithms, claims and prompt values.",
+    responses((status = 200, description = "The metadata", body = schema::OpenIdConfiguration)))]
+async fn openid_configuration(State(state): State<AppState>) -> Result<Response, Error> {
+    let mut doc = server_metadata(&state)?;
+    let algs = published_algs(&state, state.clock.now().secs())?;
+    if let Some(m) = doc.as_object_mut() {
+        // id_tokens are signed by the access tokens' key ring.
+        m.insert("id_token_signing_alg_values_supported".into(), json!(algs));
+        m.insert("subject_types_supported".into(), json!(["public"]));
+        m.insert(
+            "claims_supported".into(),
+            json!(crate::domain::oidc::CLAIMS_SUPPORTED
+                .iter()
+                .chain(crate::domain::userinfo::CLAIMS.iter())
+                .collect::<Vec<_>>()),
+        );
+        m.insert(
+            "prompt_values_supported".into(),
+            json!(crate::domain::oidc::PROMPT_VALUES),
+        );
+        m.insert("claims_parameter_supported".into(), json!(false));
+        m.insert("claim_types_supported".into(), json!(["normal"]));
+    }
+    Ok(discovery_answer(doc))
+}
+
+/// A discovery document's answer: JSON, cacheable for five minutes.
+fn discovery_answer(doc: serde_json::Value) -> Response {
+    let mut resp = Json(doc).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
+
+/// The RFC 8414 metadata: only what is served. The OpenID Provider
+/// document ([`openid_configuration`]) extends it.
+fn server_metadata(state: &AppState) -> Result<serde_json::Value, Error> {
     let iss = &state.config.issuer;
     // Public clients authenticate with `none` at /token (authorization_code,
     // refresh_token) and /revoke; they may not introspect.
@@ -498,15 +546,23 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,
-        "access_token_signing_alg_values_supported": published_algs(&state, state.clock.now().secs())?,
+        "access_token_signing_alg_values_supported": published_algs(state, state.clock.now().secs())?,
         "service_documentation": format!("{iss}/openapi.json"),
+        "scopes_supported": scopes_supported(),
     });
-    let mut resp = Json(doc).into_response();
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    Ok(resp)
+    Ok(doc)
+}
+
+/// `scopes_supported`: the OpenID Connect scopes the origin acts on
+/// (`openid` for id_tokens; `profile` and `email` for UserInfo's claims).
+/// Every other scope token is the clients' own vocabulary (registered per
+/// client, RFC 8414 §2 allows listing only some).
+fn scopes_supported() -> [&'static str; 3] {
+    [
+        crate::domain::oidc::OPENID,
+        crate::domain::userinfo::PROFILE,
+        crate::domain::userinfo::EMAIL,
+    ]
 }
 
 /// `GET /metrics`: Prometheus text format.

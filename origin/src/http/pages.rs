@@ -45,9 +45,10 @@ pub fn error(reason: &str) -> String {
 
 /// The sign-in form: it posts the original authorization request (`query`,
 /// the raw query string of `GET /authorize`) back with the CSRF token and
-/// the credentials; `error` is shown above it.
+/// the credentials; `error` is shown above it; `username` pre-fills the
+/// username field (OpenID Connect `login_hint`).
 #[must_use]
-pub fn login(query: &str, csrf: &str, error: Option<&str>) -> String {
+pub fn login(query: &str, csrf: &str, error: Option<&str>, username: Option<&str>) -> String {
     page(
         "Sign in",
         &html! {
@@ -57,7 +58,10 @@ pub fn login(query: &str, csrf: &str, error: Option<&str>) -> String {
             form method="post" action="/authorize/login" {
                 input type="hidden" name="request" value=(query);
                 input type="hidden" name="csrf" value=(csrf);
-                label { "Username " input name="username" autocomplete="username" required; }
+                label {
+                    "Username "
+                    input name="username" autocomplete="username" required value=[username];
+                }
                 label {
                     "Password "
                     input name="password" type="password" autocomplete="current-password" required;
@@ -114,8 +118,9 @@ mod tests {
     fn every_reflected_value_is_escaped() {
         let query = format!("client_id=c&state={HOSTILE}");
         assert_inert(&error(HOSTILE));
-        assert_inert(&login(&query, HOSTILE, None));
-        assert_inert(&login("state=x", "t", Some(HOSTILE)));
+        assert_inert(&login(&query, HOSTILE, None, None));
+        assert_inert(&login("state=x", "t", Some(HOSTILE), None));
+        assert_inert(&login("state=x", "t", None, Some(HOSTILE)));
         assert_inert(&consent(&query, "t", "web", "https://a.example", &[]));
         assert_inert(&consent("q", HOSTILE, "web", "https://a.example", &[]));
         assert_inert(&consent("q", "t", HOSTILE, "https://a.example", &[]));
@@ -135,6 +140,7 @@ mod tests {
             "a=1&state=x%20y",
             "tok",
             Some("Wrong username or password."),
+            None,
         );
         assert!(
             html.starts_with("<!DOCTYPE html><html lang=\"en\">"),
@@ -153,6 +159,17 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required>"), "{html}");
+        assert!(
+            html.contains("<input name=\"username\" autocomplete=\"username\" required>"),
+            "{html}"
+        );
+        let html = login("a=1", "tok", None, Some("alice"));
+        assert!(
+            html.contains(
+                "<input name=\"username\" autocomplete=\"username\" required value=\"alice\">"
+            ),
+            "{html}"
+        );
         let html = consent(
             "q",
             "tok",

@@ -130,6 +130,9 @@ pub struct TokenResponse {
     pub scope: String,
     /// A rotating refresh token (authorization_code and refresh_token grants).
     pub refresh_token: Option<String>,
+    /// OpenID Connect: the id_token (authorization_code and refresh_token
+    /// grants of a request with the `openid` scope).
+    pub id_token: Option<String>,
     /// RFC 8693 §2.2.1 (token exchange only).
     pub issued_token_type: Option<String>,
 }
@@ -267,6 +270,76 @@ pub struct Metadata {
     pub access_token_signing_alg_values_supported: Vec<String>,
     /// `{issuer}/openapi.json`.
     pub service_documentation: String,
+    /// `openid`, `profile`, `email`: the scopes the origin itself acts on.
+    pub scopes_supported: Vec<String>,
+}
+
+/// OpenID Provider metadata (OpenID Connect Discovery 1.0 §3): the
+/// authorization server metadata ([`Metadata`]: the same fields, kept equal —
+/// the OpenAPI test checks real answers of both against their closed
+/// schemas) and the fields after `scopes_supported`.
+#[derive(Serialize, ToSchema)]
+pub struct OpenIdConfiguration {
+    /// The issuer.
+    pub issuer: String,
+    /// `{issuer}/token`.
+    pub token_endpoint: String,
+    /// `{issuer}/.well-known/jwks.json`.
+    pub jwks_uri: String,
+    /// `{issuer}/introspect`.
+    pub introspection_endpoint: String,
+    /// `{issuer}/revoke`.
+    pub revocation_endpoint: String,
+    /// OpenID Connect UserInfo (Core 1.0 §5.3).
+    pub userinfo_endpoint: String,
+    /// `{issuer}/authorize`.
+    pub authorization_endpoint: String,
+    /// The grants `/token` serves.
+    pub grant_types_supported: Vec<GrantType>,
+    /// `code`.
+    pub response_types_supported: Vec<String>,
+    /// `query`.
+    pub response_modes_supported: Vec<String>,
+    /// `S256`.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// RFC 9207: `iss` in the authorization response.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9101 request objects: refused.
+    pub request_parameter_supported: bool,
+    /// RFC 9101 request URIs: refused.
+    pub request_uri_parameter_supported: bool,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, `none`.
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// As at `/token` but without `none`.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    /// As at `/token`.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/introspect` (as at `/token`).
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/revoke` (as at `/token`).
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 9449 §5.1: proof algorithms.
+    pub dpop_signing_alg_values_supported: Vec<String>,
+    /// Algorithms of the published keys.
+    pub access_token_signing_alg_values_supported: Vec<String>,
+    /// `{issuer}/openapi.json`.
+    pub service_documentation: String,
+    /// `openid`, `profile`, `email`: the scopes the origin itself acts on.
+    pub scopes_supported: Vec<String>,
+    /// The id_token's algorithms: those of the published keys.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// `public`: `sub` is the user id.
+    pub subject_types_supported: Vec<String>,
+    /// The claims an id_token may carry.
+    pub claims_supported: Vec<String>,
+    /// `none`, `login`, `consent`.
+    pub prompt_values_supported: Vec<String>,
+    /// `false`: the `claims` request parameter is not supported.
+    pub claims_parameter_supported: bool,
+    /// `normal`.
+    pub claim_types_supported: Vec<String>,
 }
 
 /// `GET /readyz`'s answer.
@@ -324,6 +397,17 @@ pub struct AuthorizeQuery {
     pub audience: Option<String>,
     /// RFC 9449 §10: bind the code to this key thumbprint.
     pub dpop_jkt: Option<String>,
+    /// OpenID Connect: echoed in the id_token (at most 255 bytes).
+    pub nonce: Option<String>,
+    /// OpenID Connect: `none`, or any of `login` and `consent`,
+    /// space-separated. `none` answers `login_required` or
+    /// `consent_required` instead of showing a page.
+    pub prompt: Option<String>,
+    /// OpenID Connect: the longest time since the user authenticated,
+    /// seconds; older sessions sign in again (`0` is like `prompt=login`).
+    pub max_age: Option<u32>,
+    /// OpenID Connect: pre-fills the username on the sign-in page.
+    pub login_hint: Option<String>,
 }
 
 /// `POST /authorize/login`, form-encoded.

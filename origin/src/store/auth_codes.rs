@@ -6,6 +6,7 @@
 use crate::store::audit::{self, AuditEvent};
 use crate::store::db::{Db, StoreError};
 use crate::store::refresh_tokens::{insert_row, RefreshRow};
+use crate::store::sessions::{insert_grant_session, GrantSession};
 use sqlx::Row as _;
 
 /// A new `auth_codes` row (unused).
@@ -29,18 +30,35 @@ pub struct NewCode<'a> {
     pub dpop_jkt: Option<&'a str>,
     /// `sid`: the grant (and refresh family) this code starts.
     pub sid: &'a str,
+    /// The browser session the code was approved in (`session_sid`,
+    /// `auth_time`, `amr`).
+    pub session: Option<CodeSession<'a>>,
+    /// `nonce` from the authorization request.
+    pub nonce: Option<&'a str>,
     /// `created_at`.
     pub created_at: i64,
     /// `expires_at`.
     pub expires_at: i64,
 }
 
+/// The session columns of a code.
+#[derive(Clone, Copy, Debug)]
+pub struct CodeSession<'a> {
+    /// `session_sid`: the browser session's public id.
+    pub sid: &'a str,
+    /// `auth_time`.
+    pub auth_time: i64,
+    /// `amr` (space-separated).
+    pub amr: &'a str,
+}
+
 /// Inserts a code.
 pub async fn insert(db: &Db, c: &NewCode<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, audience, \
-         code_challenge, dpop_jkt, sid, created_at, expires_at, used_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL)",
+         code_challenge, dpop_jkt, sid, created_at, expires_at, used_at, session_sid, auth_time, \
+         amr, nonce) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15)",
     )
     .bind(c.code_hash)
     .bind(c.client_id)
@@ -53,6 +71,10 @@ pub async fn insert(db: &Db, c: &NewCode<'_>) -> Result<(), StoreError> {
     .bind(c.sid)
     .bind(c.created_at)
     .bind(c.expires_at)
+    .bind(c.session.map(|x| x.sid.to_owned()))
+    .bind(c.session.map(|x| x.auth_time))
+    .bind(c.session.map(|x| x.amr.to_owned()))
+    .bind(c.nonce.map(str::to_owned))
     .execute(&db.pool)
     .await?;
     Ok(())
@@ -77,6 +99,14 @@ pub struct PresentedCode {
     pub dpop_jkt: Option<String>,
     /// `sid`.
     pub sid: String,
+    /// `session_sid` (codes from before sessions had one: `None`).
+    pub session_sid: Option<String>,
+    /// `auth_time`.
+    pub auth_time: Option<i64>,
+    /// `amr`.
+    pub amr: Option<String>,
+    /// `nonce`.
+    pub nonce: Option<String>,
     /// `expires_at`.
     pub expires_at: i64,
     /// Whether the code's user still exists.
@@ -90,7 +120,7 @@ pub struct PresentedCode {
 pub async fn lookup(db: &Db, code_hash: &str) -> Result<Option<PresentedCode>, StoreError> {
     let row = sqlx::query(
         "SELECT c.client_id, c.user_id, c.redirect_uri, c.scope, c.audience, c.code_challenge, \
-         c.dpop_jkt, c.sid, c.expires_at, \
+         c.dpop_jkt, c.sid, c.session_sid, c.auth_time, c.amr, c.nonce, c.expires_at, \
          (SELECT COUNT(*) FROM users u WHERE u.user_id = c.user_id) AS user_exists, \
          (SELECT COUNT(*) FROM revocations v WHERE v.revoked_at >= c.created_at AND \
           ((v.kind = 'sid' AND v.value = c.sid) OR (v.kind = 'sub' AND v.value = c.user_id) \
@@ -110,6 +140,10 @@ pub async fn lookup(db: &Db, code_hash: &str) -> Result<Option<PresentedCode>, S
             code_challenge: r.try_get("code_challenge")?,
             dpop_jkt: r.try_get("dpop_jkt")?,
             sid: r.try_get("sid")?,
+            session_sid: r.try_get("session_sid")?,
+            auth_time: r.try_get("auth_time")?,
+            amr: r.try_get("amr")?,
+            nonce: r.try_get("nonce")?,
             expires_at: r.try_get("expires_at")?,
             user_exists: r.try_get::<i64, _>("user_exists")? != 0,
             ended: r.try_get::<i64, _>("ended")? > 0,
@@ -130,15 +164,17 @@ pub enum Redemption {
 }
 
 /// Consumes the code (exactly one redemption wins, by a conditional
-/// UPDATE) and, in the same transaction, inserts `refresh` and records
-/// `audit`: a replay waits on the code's row and then sees the refresh
-/// token that its revocation must cover.
+/// UPDATE) and, in the same transaction, inserts `refresh` and `session`
+/// (the grant's browser session) and records `audit`: a replay waits on the
+/// code's row and then sees the refresh token that its revocation must cover.
+#[allow(clippy::too_many_arguments)]
 pub async fn redeem(
     db: &Db,
     code_hash: &str,
     expires_at: i64,
     now: i64,
     refresh: Option<&RefreshRow>,
+    session: Option<&GrantSession>,
     audit: &AuditEvent,
 ) -> Result<Redemption, StoreError> {
     let mut tx = db.pool.begin().await?;
@@ -158,6 +194,9 @@ pub async fn redeem(
     }
     if let Some(row) = refresh {
         insert_row(&mut *tx, row).await?;
+    }
+    if let Some(g) = session {
+        insert_grant_session(&mut *tx, g).await?;
     }
     audit::record(&mut *tx, audit).await?;
     tx.commit().await?;

@@ -163,7 +163,8 @@ pub async fn end_and_revoke(
 
 /// Forgets what can no longer be used: codes that expired before
 /// `codes_before`, sessions that expired before `sessions_before`, refresh
-/// tokens whose family expired before `refresh_before`. Returns rows deleted.
+/// tokens whose family expired before `refresh_before` (and the grants'
+/// session rows, `grant_sessions`, that ended by then). Returns rows deleted.
 pub async fn prune(
     db: &Db,
     codes_before: i64,
@@ -179,6 +180,10 @@ pub async fn prune(
         ),
         (
             "DELETE FROM refresh_tokens WHERE family_expires_at < $1",
+            refresh_before,
+        ),
+        (
+            "DELETE FROM grant_sessions WHERE expires_at < $1",
             refresh_before,
         ),
     ] {

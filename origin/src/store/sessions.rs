@@ -1,40 +1,101 @@
 //! The `sessions` and `consents` tables: a signed-in user's browser session
-//! (stored only as the hash of its id) and the consents they gave.
+//! (keyed by the hash of its cookie; named in tokens and by logout by a
+//! separate public `sid`) and the consents they gave.
 
 use crate::store::db::{Db, StoreError};
 use sqlx::Row as _;
 
-/// The user of the live session whose id hashes to `id_hash`.
-pub async fn user_of(db: &Db, id_hash: &str, now: i64) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT user_id FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(match row {
-        Some(r) => Some(r.try_get("user_id")?),
-        None => None,
-    })
+/// A live browser session (the row of `sessions`, without its key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The public session id (OpenID Connect `sid`): random, unrelated to
+    /// the cookie.
+    pub sid: String,
+    /// The signed-in user.
+    pub user_id: String,
+    /// When the user last authenticated in this session (OIDC `auth_time`).
+    pub auth_time: i64,
+    /// How they authenticated (OIDC `amr` values, space-separated).
+    pub amr: String,
 }
 
-/// Inserts a session.
-pub async fn insert(
-    db: &Db,
-    id_hash: &str,
-    user_id: &str,
-    created_at: i64,
-    expires_at: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+/// The live session whose cookie hashes to `id_hash`.
+pub async fn live(db: &Db, id_hash: &str, now: i64) -> Result<Option<Session>, StoreError> {
+    let row = sqlx::query(
+        "SELECT sid, user_id, auth_time, amr FROM sessions WHERE id_hash = $1 AND expires_at > $2",
     )
     .bind(id_hash)
-    .bind(user_id)
-    .bind(created_at)
-    .bind(expires_at)
+    .bind(now)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(Session {
+            sid: r.try_get("sid")?,
+            user_id: r.try_get("user_id")?,
+            auth_time: r.try_get("auth_time")?,
+            amr: r.try_get("amr")?,
+        })
+    })
+    .transpose()
+}
+
+/// A new session row.
+#[derive(Clone, Copy, Debug)]
+pub struct NewSession<'a> {
+    /// The hash of the cookie value.
+    pub id_hash: &'a str,
+    /// The public session id.
+    pub sid: &'a str,
+    /// The user.
+    pub user_id: &'a str,
+    /// `amr`, space-separated.
+    pub amr: &'a str,
+    /// Login time (`created_at` and `auth_time`).
+    pub now: i64,
+    /// `expires_at`.
+    pub expires_at: i64,
+}
+
+/// Starts a session at a login. When the browser already held a live
+/// session of the same user (`previous`, a cookie hash), that session is
+/// re-keyed instead: it keeps its public `sid` (so what was granted in it
+/// stays findable by `sid`) and gains the new cookie, `auth_time` and
+/// expiry; the old cookie stops working. Returns the session's `sid`.
+pub async fn login(
+    db: &Db,
+    previous: Option<&str>,
+    s: &NewSession<'_>,
+) -> Result<String, StoreError> {
+    if let Some(old) = previous {
+        let row = sqlx::query(
+            "UPDATE sessions SET id_hash = $1, auth_time = $2, amr = $3, expires_at = $4 \
+             WHERE id_hash = $5 AND user_id = $6 AND expires_at > $2 RETURNING sid",
+        )
+        .bind(s.id_hash)
+        .bind(s.now)
+        .bind(s.amr)
+        .bind(s.expires_at)
+        .bind(old)
+        .bind(s.user_id)
+        .fetch_optional(&db.pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(r.try_get("sid")?);
+        }
+    }
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, sid, user_id, auth_time, amr, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $4, $6)",
+    )
+    .bind(s.id_hash)
+    .bind(s.sid)
+    .bind(s.user_id)
+    .bind(s.now)
+    .bind(s.amr)
+    .bind(s.expires_at)
     .execute(&db.pool)
     .await?;
-    Ok(())
+    Ok(s.sid.to_owned())
 }
 
 /// Whether `user` consented to `client_id` for `key` (scopes and audience).
@@ -74,4 +135,72 @@ pub async fn insert_consent(
     .execute(&db.pool)
     .await?;
     Ok(())
+}
+
+/// A row of `grant_sessions`: the browser session a grant (its refresh
+/// family, and the `sid` of its access tokens) was approved in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantSession {
+    /// The grant: the refresh family id, the access tokens' `sid`.
+    pub family_id: String,
+    /// The browser session's public `sid`.
+    pub session_sid: String,
+    /// The user.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+    /// When the user authenticated in that session before the code was issued.
+    pub auth_time: i64,
+    /// How (space-separated `amr` values).
+    pub amr: String,
+    /// When the grant started.
+    pub created_at: i64,
+    /// When the grant can no longer be used (pruned after).
+    pub expires_at: i64,
+}
+
+/// Inserts `g` (in the caller's transaction).
+pub async fn insert_grant_session<'c, E>(exec: E, g: &GrantSession) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO grant_sessions (family_id, session_sid, user_id, client_id, auth_time, amr, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&g.family_id)
+    .bind(&g.session_sid)
+    .bind(&g.user_id)
+    .bind(&g.client_id)
+    .bind(g.auth_time)
+    .bind(&g.amr)
+    .bind(g.created_at)
+    .bind(g.expires_at)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// The session grant `family_id` came from, if recorded.
+pub async fn grant_session(db: &Db, family_id: &str) -> Result<Option<GrantSession>, StoreError> {
+    let row = sqlx::query(
+        "SELECT family_id, session_sid, user_id, client_id, auth_time, amr, created_at, \
+         expires_at FROM grant_sessions WHERE family_id = $1",
+    )
+    .bind(family_id)
+    .fetch_optional(&db.pool)
+    .await?;
+    row.map(|r| {
+        Ok(GrantSession {
+            family_id: r.try_get("family_id")?,
+            session_sid: r.try_get("session_sid")?,
+            user_id: r.try_get("user_id")?,
+            client_id: r.try_get("client_id")?,
+            auth_time: r.try_get("auth_time")?,
+            amr: r.try_get("amr")?,
+            created_at: r.try_get("created_at")?,
+            expires_at: r.try_get("expires_at")?,
+        })
+    })
+    .transpose()
 }

@@ -174,6 +174,7 @@ pub async fn delete(
     for sql in [
         "DELETE FROM sessions WHERE user_id = $1",
         "DELETE FROM consents WHERE user_id = $1",
+        "DELETE FROM grant_sessions WHERE user_id = $1",
     ] {
         sqlx::query(sql)
             .bind(&user.user_id)

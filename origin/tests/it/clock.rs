@@ -25,6 +25,12 @@ async fn code_for(
             audience: AUD.into(),
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
+            session: grants::ApprovingSession {
+                sid: "session-1".into(),
+                auth_time: 1,
+                amr: "pwd".into(),
+            },
+            nonce: None,
         },
         state.clock.now().secs(),
     )

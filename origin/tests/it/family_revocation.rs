@@ -290,6 +290,12 @@ async fn alice_code(
             audience: AUD.into(),
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
+            session: grants::ApprovingSession {
+                sid: "session-1".into(),
+                auth_time: 1,
+                amr: "pwd".into(),
+            },
+            nonce: None,
         },
         now,
     )

@@ -116,6 +116,7 @@ async fn the_document_names_every_operation_of_the_origin() {
         "post /revoke",
         "get /.well-known/jwks.json",
         "get /.well-known/oauth-authorization-server",
+        "get /.well-known/openid-configuration",
         "get /openapi.json",
         "get /metrics",
         "get /healthz",
@@ -488,6 +489,15 @@ async fn real_answers_match_their_schemas() {
         200,
         &meta,
     );
+    let (s, oidc) = call(
+        &state,
+        Request::get("/.well-known/openid-configuration")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    check(&doc, "get", "/.well-known/openid-configuration", 200, &oidc);
     let (s, ready) = call(&state, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(s, 200);
     check(&doc, "get", "/readyz", 200, &ready);
@@ -674,6 +684,12 @@ async fn userinfo_and_user_answers_match_their_schemas() {
                 audience: AUD.into(),
                 code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
                 dpop_jkt: None,
+                session: gatehouse_origin::domain::grants::ApprovingSession {
+                    sid: "session-1".into(),
+                    auth_time: 1,
+                    amr: "pwd".into(),
+                },
+                nonce: None,
             },
             crate::support::now(),
         )

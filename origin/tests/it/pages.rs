@@ -242,7 +242,7 @@ async fn every_reflected_value_on_every_page_is_escaped() {
         &state,
         &format!(
             "/authorize?{}",
-            query(&id, cb, &[("state", XSS), ("prompt", "none")])
+            query(&id, cb, &[("state", XSS), ("prompt", "select_account")])
         ),
         "",
     )
@@ -254,7 +254,10 @@ async fn every_reflected_value_on_every_page_is_escaped() {
         params,
         [
             ("error".into(), "invalid_request".into()),
-            ("error_description".into(), "prompt is not supported".into()),
+            (
+                "error_description".into(),
+                "prompt=select_account is not supported".into()
+            ),
             ("state".into(), XSS.into()),
             ("iss".into(), state.config.issuer.clone()),
         ]
@@ -423,7 +426,7 @@ async fn a_redirect_uri_keeps_its_query_and_may_not_have_a_fragment() {
             .unwrap_or_else(|| panic!("{loc}"));
         assert!(code.ends_with(&format!("&state=s+t&iss={iss}")), "{loc}");
         // An error before the user is asked goes back the same way.
-        let refused = get(&state, &format!("{url}&prompt=login"), "").await;
+        let refused = get(&state, &format!("{url}&prompt=select_account"), "").await;
         assert!(
             refused
                 .location()

@@ -105,6 +105,12 @@ async fn issue(fx: &Fx, scopes: &str, key: Option<&TestKey>) -> String {
             audience: AUD.into(),
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
+            session: gatehouse_origin::domain::grants::ApprovingSession {
+                sid: "session-1".into(),
+                auth_time: 1,
+                amr: "pwd".into(),
+            },
+            nonce: None,
         },
         now,
     )
@@ -759,6 +765,12 @@ async fn with_nonces_on_a_proof_without_the_servers_nonce_gets_one() {
             audience: AUD.into(),
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
+            session: gatehouse_origin::domain::grants::ApprovingSession {
+                sid: "session-1".into(),
+                auth_time: 1,
+                amr: "pwd".into(),
+            },
+            nonce: None,
         },
         now,
     )

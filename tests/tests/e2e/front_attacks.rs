@@ -592,7 +592,9 @@ fn a_public_client_never_gets_a_silent_code() {
 }
 
 /// Issue 17.10: `request`, `request_uri`, `response_mode` and `prompt` were
-/// silently ignored; they are refused as RFC 9101 and OpenID Connect say.
+/// silently ignored; they are refused as RFC 9101 and OpenID Connect say
+/// (since issue 19, `prompt` is honoured and only values the origin does not
+/// support, or `none` with another, are refused).
 #[test]
 fn unsupported_authorization_parameters_are_refused_not_ignored() {
     let origin = Origin::start();
@@ -610,8 +612,9 @@ fn unsupported_authorization_parameters_are_refused_not_ignored() {
         ),
         ("response_mode", "fragment", "invalid_request"),
         ("response_mode", "form_post", "invalid_request"),
-        ("prompt", "none", "invalid_request"),
-        ("prompt", "login", "invalid_request"),
+        // OpenID Connect: unsupported or contradictory prompt values.
+        ("prompt", "select_account", "invalid_request"),
+        ("prompt", "none login", "invalid_request"),
     ];
     for (name, value, error) in cases {
         let r = http()

@@ -22,6 +22,7 @@ mod harness;
 mod hostile;
 mod idp;
 mod kv_unreadable;
+mod oidc;
 mod ratelimit_accuracy;
 mod replicas;
 mod revocation;

@@ -79,34 +79,30 @@ pub(crate) fn authorize_at(origin: &str, issuer: &str, client_id: &str, user: &s
 /// `/authorize` at `origin` for `client_id`: code flow with PKCE ([`CHALLENGE`]),
 /// scope `read`, redirect URI [`CB`].
 pub(crate) fn authorize_url(origin: &str, client_id: &str) -> reqwest::Url {
-    authorize_url_scoped(origin, client_id, "read")
+    authorize_url_with(origin, client_id, &[])
 }
 
-/// [`authorize_url`] asking for `scope`.
-pub(crate) fn authorize_url_scoped(origin: &str, client_id: &str, scope: &str) -> reqwest::Url {
-    reqwest::Url::parse_with_params(
-        &format!("{origin}/authorize"),
-        &[
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", CB),
-            ("scope", scope),
-            ("state", "e2e-state"),
-            ("code_challenge", CHALLENGE),
-            ("code_challenge_method", "S256"),
-        ],
-    )
-    .expect("authorize URL")
-}
-
-/// [`authorize_at`], also returning the browser's cookies (its session).
-pub(crate) fn login_at(
+/// [`authorize_url`] with `extra` parameters added, or replacing the
+/// defaults of the same name (e.g. `scope`).
+pub(crate) fn authorize_url_with(
     origin: &str,
-    issuer: &str,
     client_id: &str,
-    user: &str,
-) -> (String, Vec<String>) {
-    login_scoped(origin, issuer, client_id, user, "read")
+    extra: &[(&str, &str)],
+) -> reqwest::Url {
+    let mut params: Vec<(&str, &str)> = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CB),
+        ("scope", "read"),
+        ("state", "e2e-state"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+    .collect();
+    params.extend_from_slice(extra);
+    reqwest::Url::parse_with_params(&format!("{origin}/authorize"), &params).expect("authorize URL")
 }
 
 /// [`login_at`] asking for `scope` (e.g. `openid profile email`).
@@ -117,7 +113,29 @@ pub(crate) fn login_scoped(
     user: &str,
     scope: &str,
 ) -> (String, Vec<String>) {
-    let url = authorize_url_scoped(origin, client_id, scope);
+    login_with(origin, issuer, client_id, user, &[("scope", scope)])
+}
+
+/// [`authorize_at`], also returning the browser's cookies (its session).
+pub(crate) fn login_at(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+) -> (String, Vec<String>) {
+    login_with(origin, issuer, client_id, user, &[])
+}
+
+/// [`login_at`] with `extra` authorization request parameters (see
+/// [`authorize_url_with`]).
+pub(crate) fn login_with(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+    extra: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let url = authorize_url_with(origin, client_id, extra);
     let mut jar = Vec::new();
     let page = http().get(url).send().expect("GET /authorize");
     assert_eq!(page.status(), 200);
