@@ -13,6 +13,7 @@ pub mod grant_type;
 pub mod grants;
 pub mod introspect;
 pub mod keys;
+pub mod par;
 pub mod ratelimit;
 
 pub mod revocation_push;

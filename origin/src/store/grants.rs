@@ -163,7 +163,8 @@ pub async fn end_and_revoke(
 
 /// Forgets what can no longer be used: codes that expired before
 /// `codes_before`, sessions that expired before `sessions_before`, refresh
-/// tokens whose family expired before `refresh_before`. Returns rows deleted.
+/// tokens whose family expired before `refresh_before`, pushed authorization
+/// requests that expired before `sessions_before`. Returns rows deleted.
 pub async fn prune(
     db: &Db,
     codes_before: i64,
@@ -180,6 +181,10 @@ pub async fn prune(
         (
             "DELETE FROM refresh_tokens WHERE family_expires_at < $1",
             refresh_before,
+        ),
+        (
+            "DELETE FROM pushed_requests WHERE expires_at < $1",
+            sessions_before,
         ),
     ] {
         n = n.saturating_add(

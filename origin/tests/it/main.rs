@@ -26,6 +26,7 @@ mod grant_review;
 mod grants;
 mod openapi;
 mod pages;
+mod par;
 mod process;
 mod push;
 mod ready;

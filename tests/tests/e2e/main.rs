@@ -21,6 +21,7 @@ mod harness;
 mod hostile;
 mod idp;
 mod kv_unreadable;
+mod par;
 mod ratelimit_accuracy;
 mod replicas;
 mod revocation;

@@ -101,7 +101,19 @@ pub(crate) fn login_at(
     client_id: &str,
     user: &str,
 ) -> (String, Vec<String>) {
-    let url = authorize_url(origin, client_id);
+    login_with(origin, issuer, authorize_url(origin, client_id), user)
+}
+
+/// Logs in as `user` and consents through the origin's pages, starting at
+/// the authorization request `url` (state `e2e-state`, redirect URI [`CB`]),
+/// e.g. a pushed request's `/authorize?client_id=…&request_uri=…`; returns
+/// the code and the browser's cookies.
+pub(crate) fn login_with(
+    origin: &str,
+    issuer: &str,
+    url: reqwest::Url,
+    user: &str,
+) -> (String, Vec<String>) {
     let mut jar = Vec::new();
     let page = http().get(url).send().expect("GET /authorize");
     assert_eq!(page.status(), 200);
