@@ -231,6 +231,22 @@ async fn setup() -> (
     (state, clock)
 }
 
+/// [`setup`] on every test database (SQLite; PostgreSQL when configured).
+async fn setups() -> Vec<(
+    AppState,
+    std::sync::Arc<gatehouse_origin::support::clock::SettableClock>,
+)> {
+    let mut out = Vec::new();
+    for tdb in crate::support::databases() {
+        let clock = gatehouse_origin::support::clock::SettableClock::starting_now();
+        let config = gatehouse_origin::config::Config::for_tests(&tdb.url);
+        let state = crate::support::state_on_clock(config, tdb.open().await, clock.clone()).await;
+        create_user(&state.db, "alice", now()).await;
+        out.push((state, clock));
+    }
+    out
+}
+
 #[tokio::test]
 async fn par_answers_201_no_store_with_a_single_use_urn() {
     let (state, _) = setup().await;
@@ -449,7 +465,13 @@ async fn a_request_uri_works_only_for_its_client() {
 
 #[tokio::test]
 async fn an_expired_request_uri_is_refused_and_an_opened_one_lasts_the_interaction() {
-    let (state, clock) = setup().await;
+    for (state, clock) in setups().await {
+        expiry_on(&state, &clock).await;
+    }
+}
+
+async fn expiry_on(state: &AppState, clock: &gatehouse_origin::support::clock::SettableClock) {
+    let state = state.clone();
     let (id, secret) = web(&state, false, false).await;
     let secret = secret.unwrap();
     // Never opened within expires_in: gone.
@@ -518,7 +540,12 @@ async fn the_pushed_flow_issues_one_code_and_the_request_uri_is_then_spent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_approvals_of_one_pushed_request_issue_at_most_one_code() {
-    let (state, _) = setup().await;
+    for (state, _) in setups().await {
+        race_on(state).await;
+    }
+}
+
+async fn race_on(state: AppState) {
     let (id, secret) = web(&state, false, false).await;
     let uri = pushed(&state, &id, secret.as_deref().unwrap()).await;
     let (cookie, consent) = sign_in(&state, &front(&id, &uri)).await;
