@@ -773,3 +773,74 @@ async fn metadata_advertises_the_par_endpoint_truthfully() {
     let a = get(&state, "/par", "").await;
     assert_eq!(a.status, 405, "{}", a.body);
 }
+
+fn dpop_proof(key: &gatehouse_common::testkit::signer::TestKey, htu: &str) -> String {
+    key.sign(
+        &serde_json::json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()}),
+        &serde_json::json!({
+            "jti": gatehouse_origin::support::secret::random_id().unwrap(),
+            "htm": "POST",
+            "htu": htu,
+            "iat": now().0,
+        }),
+    )
+}
+
+/// RFC 9449 §10.1: a DPoP proof at `/par` binds the code to its key, as
+/// `dpop_jkt` does; a `dpop_jkt` naming another key is refused, and so is a
+/// proof made for another endpoint.
+#[tokio::test]
+async fn a_dpop_proof_at_par_binds_the_code_to_its_key() {
+    use gatehouse_common::testkit::signer::TestKey;
+    let (state, _) = setup().await;
+    let (id, secret) = web(&state, false, false).await;
+    let secret = secret.unwrap();
+    let key = TestKey::es256("par-dpop");
+    let other = TestKey::es256("par-other");
+    let other_jkt = other.public_jwk(None).unwrap().thumbprint().to_owned();
+    let push = |proof: String, extra: Vec<(&'static str, String)>| {
+        let mut p: Vec<(&str, &str)> = authz(&[]);
+        p.extend(extra.iter().map(|(k, v)| (*k, v.as_str())));
+        let req = form_post("/par", Some(&basic(&id, &secret)), "")
+            .header("dpop", proof)
+            .body(Body::from(encode(&p)))
+            .unwrap();
+        call(&state, req)
+    };
+    let a = push(
+        dpop_proof(&key, "http://127.0.0.1:8080/par"),
+        vec![("dpop_jkt", other_jkt)],
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["error"], "invalid_dpop_proof");
+    let a = push(dpop_proof(&key, "http://127.0.0.1:8080/token"), vec![]).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.json()["error"], "invalid_dpop_proof");
+    let a = push(dpop_proof(&key, "http://127.0.0.1:8080/par"), vec![]).await;
+    assert_eq!(a.status, 201, "{}", a.body);
+    let uri = a.json()["request_uri"].as_str().unwrap().to_owned();
+    let (cookie, consent) = sign_in(&state, &front(&id, &uri)).await;
+    let done = approve(&state, &cookie, &consent).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let code = param(done.location(), "code").unwrap();
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", CB),
+        ("code_verifier", VERIFIER),
+    ]);
+    let redeem = |proof: Option<String>| {
+        let mut b = form_post("/token", Some(&basic(&id, &secret)), "");
+        if let Some(p) = proof {
+            b = b.header("dpop", p);
+        }
+        send(&state, b.body(Body::from(body.clone())).unwrap())
+    };
+    // Without the key: refused (and the code is not burnt by it).
+    let (s, _, v) = redeem(None).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _, v) = redeem(Some(dpop_proof(&key, "http://127.0.0.1:8080/token"))).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["token_type"], "DPoP");
+}
