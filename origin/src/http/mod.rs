@@ -493,6 +493,10 @@ async fn metadata(State(state): State<AppState>) -> Result<Response, Error> {
         "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        // RFC 8414 §2: required where private_key_jwt is advertised; the
+        // same client authentication serves all three endpoints.
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": introspection_auth_methods,
         "revocation_endpoint_auth_methods_supported": revocation_auth_methods,
         "dpop_signing_alg_values_supported": dpop_algs,

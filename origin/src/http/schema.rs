@@ -261,6 +261,10 @@ pub struct Metadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// As at `/token`.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/introspect` (as at `/token`).
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// private_key_jwt assertion algorithms at `/revoke` (as at `/token`).
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// RFC 9449 §5.1: proof algorithms.
     pub dpop_signing_alg_values_supported: Vec<String>,
     /// Algorithms of the published keys.

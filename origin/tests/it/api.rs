@@ -697,6 +697,22 @@ async fn discovery_metadata_openapi_and_metrics() {
         m.get("device_authorization_endpoint").is_none(),
         "nothing advertised that is not served"
     );
+    // RFC 8414 §2: an endpoint that accepts private_key_jwt names its
+    // assertion algorithms (Authlib's metadata validator refuses it otherwise).
+    for endpoint in ["token", "introspection", "revocation"] {
+        let methods = m[format!("{endpoint}_endpoint_auth_methods_supported")]
+            .as_array()
+            .expect("auth methods")
+            .clone();
+        if methods.contains(&json!("private_key_jwt")) {
+            let algs = &m[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
+            assert!(
+                algs.as_array()
+                    .is_some_and(|a| a.contains(&json!("ES256")) && !a.contains(&json!("none"))),
+                "{endpoint}: {algs}"
+            );
+        }
+    }
     let (s, _, doc) = send(
         &state,
         Request::get("/openapi.json").body(Body::empty()).unwrap(),

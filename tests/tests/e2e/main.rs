@@ -3,6 +3,7 @@
 //! binary with a module per flow (every file in tests/ would be its own
 //! slow-to-link binary).
 
+mod clients;
 mod crash;
 mod database;
 mod demo;
