@@ -111,6 +111,10 @@ pub enum ClientCommand {
         /// the assertion's `aud` (default: the issuer identifier only).
         #[arg(long)]
         legacy_assertion_audience: bool,
+        /// RFC 9126 §6: the client must push its authorization requests to
+        /// `/par`; a front-channel `/authorize` without `request_uri` is refused.
+        #[arg(long = "require-par")]
+        require_par: bool,
     },
     /// List clients.
     List,
@@ -438,6 +442,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             jwks_file,
             serves,
             legacy_assertion_audience,
+            require_par,
         } => {
             let jwks = match jwks_file {
                 Some(p) => Some(std::fs::read_to_string(p)?),
@@ -454,6 +459,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 jwks,
                 serves,
                 legacy_assertion_audience,
+                require_pushed_authorization_requests: require_par,
             };
             print(
                 &admin::create_client(&db, &config.default_audience, request, Via::Cli, now)

@@ -70,6 +70,8 @@ pub struct ClientRequest {
     pub serves: Vec<String>,
     /// private_key_jwt: also accept the token endpoint URL as `aud`.
     pub legacy_assertion_audience: bool,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientRequest {
@@ -100,6 +102,7 @@ impl ClientRequest {
             jwks: self.jwks,
             serves: self.serves,
             legacy_assertion_audience: self.legacy_assertion_audience,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
         }
     }
 }

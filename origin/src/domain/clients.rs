@@ -40,6 +40,9 @@ pub struct Client {
     /// private_key_jwt compatibility: also accept the token endpoint URL as
     /// an assertion's `aud` (off by default; draft-ietf-oauth-rfc7523bis).
     pub legacy_assertion_audience: bool,
+    /// RFC 9126 §6: authorization requests must be pushed (`/par`); a
+    /// front-channel `/authorize` without `request_uri` is refused.
+    pub require_pushed_authorization_requests: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
@@ -71,6 +74,8 @@ pub struct ClientView {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working, if one is in its grace period.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -101,6 +106,7 @@ impl Client {
             dpop_required: self.dpop_required,
             serves: self.serves.clone(),
             legacy_assertion_audience: self.legacy_assertion_audience,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             previous_secret_expires_at: self.previous_secret_expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -149,6 +155,8 @@ pub struct NewClient {
     pub serves: Vec<String>,
     /// Accept the token endpoint URL as a private_key_jwt `aud` (compatibility).
     pub legacy_assertion_audience: bool,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Why a client registration was refused.
@@ -371,6 +379,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: r.jwks,
             serves: r.serves,
             legacy_assertion_audience: r.legacy_assertion_audience,
+            require_pushed_authorization_requests: r.require_pushed_authorization_requests,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -398,6 +407,7 @@ impl From<&Client> for ClientRow {
             jwks: c.jwks.clone(),
             serves: c.serves.clone(),
             legacy_assertion_audience: c.legacy_assertion_audience,
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -435,6 +445,7 @@ pub async fn create(
         jwks: new.jwks.clone(),
         serves: new.serves.clone(),
         legacy_assertion_audience: new.legacy_assertion_audience,
+        require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         created_at: now.0,
         updated_at: now.0,
     };

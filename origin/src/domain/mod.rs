@@ -15,6 +15,7 @@ pub mod grants;
 pub mod introspect;
 pub mod keys;
 pub mod oidc;
+pub mod par;
 pub mod ratelimit;
 
 pub mod revocation_push;

@@ -204,6 +204,9 @@ pub struct CreateClient {
     /// private_key_jwt: also accept the token endpoint URL as `aud`.
     #[serde(default)]
     pub legacy_assertion_audience: bool,
+    /// RFC 9126 §6: authorization requests must be pushed to `/par`.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl From<CreateClient> for ClientRequest {
@@ -219,6 +222,7 @@ impl From<CreateClient> for ClientRequest {
             jwks: b.jwks.map(|j| j.to_string()),
             serves: b.serves,
             legacy_assertion_audience: b.legacy_assertion_audience,
+            require_pushed_authorization_requests: b.require_pushed_authorization_requests,
         }
     }
 }

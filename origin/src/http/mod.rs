@@ -8,6 +8,7 @@ pub mod error;
 pub mod form;
 pub mod openapi;
 pub mod pages;
+pub mod par;
 pub mod probe;
 pub mod schema;
 pub mod userinfo;
@@ -46,6 +47,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(authorize::authorize))
         .routes(routes!(authorize::login))
         .routes(routes!(authorize::consent))
+        .routes(routes!(par::pushed_authorization_request))
         .routes(routes!(introspect_endpoint))
         .routes(routes!(revoke_endpoint))
         .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
@@ -299,7 +301,7 @@ async fn token_endpoint(
 /// is named, not authenticated: anyone may send its `client_id`, so its
 /// requests are not charged to one bucket all its users share (the caller's
 /// address already paid; see [`limit_public_grant`] for its grants).
-async fn authenticated_client(
+pub(crate) async fn authenticated_client(
     state: &AppState,
     tp: &crate::domain::state::TokenPath<'_>,
     ip: Option<std::net::IpAddr>,
@@ -529,6 +531,11 @@ fn server_metadata(state: &AppState) -> Result<serde_json::Value, Error> {
         // document, which names it among its members).
         "userinfo_endpoint": format!("{iss}{}", crate::domain::userinfo::PATH),
         "authorization_endpoint": format!("{iss}/authorize"),
+        // RFC 9126 §5: a request_uri from /par works whatever
+        // request_uri_parameter_supported says (that concerns RFC 9101
+        // request_uri values hosted elsewhere, which are refused).
+        "pushed_authorization_request_endpoint": format!("{iss}/par"),
+        "require_pushed_authorization_requests": state.config.require_pushed_authorization_requests,
         "grant_types_supported": GRANT_TYPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -576,7 +583,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-fn no_store(body: impl IntoResponse) -> Response {
+pub(crate) fn no_store(body: impl IntoResponse) -> Response {
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

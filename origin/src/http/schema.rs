@@ -238,6 +238,11 @@ pub struct Metadata {
     pub userinfo_endpoint: String,
     /// `{issuer}/authorize`.
     pub authorization_endpoint: String,
+    /// `{issuer}/par` (RFC 9126 §5).
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: whether every client must push (`GATEHOUSE_REQUIRE_PAR`;
+    /// a client can be required to on its own, `require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: bool,
     /// The grants `/token` serves.
     pub grant_types_supported: Vec<GrantType>,
     /// `code`.
@@ -250,7 +255,8 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// RFC 9101 request objects: refused.
     pub request_parameter_supported: bool,
-    /// RFC 9101 request URIs: refused.
+    /// RFC 9101 request URIs from elsewhere: refused (`false`); those from
+    /// `/par` work regardless (RFC 9126 §5).
     pub request_uri_parameter_supported: bool,
     /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, `none`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -294,6 +300,10 @@ pub struct OpenIdConfiguration {
     pub userinfo_endpoint: String,
     /// `{issuer}/authorize`.
     pub authorization_endpoint: String,
+    /// `{issuer}/par` (RFC 9126 §5).
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: whether every client must push.
+    pub require_pushed_authorization_requests: bool,
     /// The grants `/token` serves.
     pub grant_types_supported: Vec<GrantType>,
     /// `code`.
@@ -377,17 +387,52 @@ pub enum NotReadyReason {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
-    /// `code`.
-    pub response_type: String,
+    /// `code` (not with `request_uri`).
+    pub response_type: Option<String>,
     /// The client.
     pub client_id: String,
+    /// RFC 9126: a `request_uri` from `/par`; the pushed parameters are then
+    /// used and every other one here but `client_id` is ignored.
+    pub request_uri: Option<String>,
     /// One of the client's registered redirect URIs (optional if it has one).
     pub redirect_uri: Option<String>,
     /// Space-separated scopes.
     pub scope: Option<String>,
     /// Returned unchanged.
     pub state: Option<String>,
-    /// The PKCE challenge (required).
+    /// The PKCE challenge (required, unless pushed).
+    pub code_challenge: Option<String>,
+    /// `S256` (required, unless pushed).
+    pub code_challenge_method: Option<String>,
+    /// RFC 8707 resource.
+    pub resource: Option<String>,
+    /// The audience, by name.
+    pub audience: Option<String>,
+    /// RFC 9449 §10: bind the code to this key thumbprint.
+    pub dpop_jkt: Option<String>,
+}
+
+/// `POST /par` (RFC 9126 §2.1), form-encoded: the authorization request's
+/// parameters (as at `/authorize`) and the client's authentication (as at `/token`).
+#[derive(Serialize, ToSchema)]
+pub struct PushedAuthorizationRequest {
+    /// `code`.
+    pub response_type: String,
+    /// client_secret_post, private_key_jwt or a public client.
+    pub client_id: Option<String>,
+    /// client_secret_post.
+    pub client_secret: Option<String>,
+    /// private_key_jwt.
+    pub client_assertion_type: Option<ClientAssertionType>,
+    /// private_key_jwt: the signed assertion.
+    pub client_assertion: Option<String>,
+    /// One of the client's registered redirect URIs (optional if it has one).
+    pub redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Returned unchanged.
+    pub state: Option<String>,
+    /// The PKCE challenge.
     pub code_challenge: String,
     /// `S256`.
     pub code_challenge_method: String,
@@ -395,7 +440,7 @@ pub struct AuthorizeQuery {
     pub resource: Option<String>,
     /// The audience, by name.
     pub audience: Option<String>,
-    /// RFC 9449 §10: bind the code to this key thumbprint.
+    /// RFC 9449 §10: bind the code to this key thumbprint (a DPoP proof header does the same).
     pub dpop_jkt: Option<String>,
     /// OpenID Connect: echoed in the id_token (at most 255 bytes).
     pub nonce: Option<String>,
@@ -408,6 +453,15 @@ pub struct AuthorizeQuery {
     pub max_age: Option<u32>,
     /// OpenID Connect: pre-fills the username on the sign-in page.
     pub login_hint: Option<String>,
+}
+
+/// `POST /par`'s answer (RFC 9126 §2.2), 201.
+#[derive(Serialize, ToSchema)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:…`, for `/authorize?client_id=…&request_uri=…`.
+    pub request_uri: String,
+    /// Seconds it stays usable (60).
+    pub expires_in: i64,
 }
 
 /// `POST /authorize/login`, form-encoded.
@@ -471,6 +525,8 @@ pub struct ClientView {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -505,6 +561,8 @@ pub struct CreatedClient {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.

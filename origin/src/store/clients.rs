@@ -41,6 +41,8 @@ pub struct ClientRow {
     pub serves: Vec<String>,
     /// `legacy_assertion_audience`.
     pub legacy_assertion_audience: bool,
+    /// `require_pushed_authorization_requests`.
+    pub require_pushed_authorization_requests: bool,
     /// `created_at`.
     pub created_at: i64,
     /// `updated_at`.
@@ -63,6 +65,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRow, StoreError> {
         jwks: row.try_get("jwks")?,
         serves: json_list(row, "serves")?,
         legacy_assertion_audience: flag(row, "legacy_assertion_audience")?,
+        require_pushed_authorization_requests: flag(row, "require_pushed_authorization_requests")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -70,12 +73,13 @@ fn from_row(row: &AnyRow) -> Result<ClientRow, StoreError> {
 
 const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
      previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
-     dpop_required, jwks, serves, legacy_assertion_audience, created_at, updated_at";
+     dpop_required, jwks, serves, legacy_assertion_audience, created_at, updated_at, \
+     require_pushed_authorization_requests";
 
 /// Inserts a new client row.
 pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
     sqlx::query(&format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
     ))
     .bind(&client.client_id)
     .bind(&client.name)
@@ -93,6 +97,7 @@ pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
     .bind(i64::from(client.legacy_assertion_audience))
     .bind(client.created_at)
     .bind(client.updated_at)
+    .bind(i64::from(client.require_pushed_authorization_requests))
     .execute(&db.pool)
     .await?;
     Ok(())

@@ -446,3 +446,54 @@ async fn a_profile_refused_by_the_admin_api_is_refused_by_the_cli() {
     let (_, list) = admin(&state, "GET", "/admin/users", None).await;
     assert_eq!(list["users"][0], before, "{list}");
 }
+
+/// RFC 9126 §6: `require_pushed_authorization_requests` is set through the
+/// same domain function by `client create --require-par` and the admin API,
+/// shows the same in both views, and defaults to off in both.
+#[tokio::test]
+async fn require_par_is_the_same_setting_through_the_cli_and_the_admin_api() {
+    let tdb = sqlite_db();
+    let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+    let web = |extra: Option<bool>| {
+        let mut b = json!({"name": "web", "scope": "read", "grant_types": ["authorization_code"],
+                           "redirect_uris": ["https://app.example/cb"]});
+        if let Some(v) = extra {
+            b["require_pushed_authorization_requests"] = json!(v);
+        }
+        b
+    };
+    let args = [
+        "client",
+        "create",
+        "--name",
+        "web",
+        "--scope",
+        "read",
+        "--grant",
+        "authorization_code",
+        "--redirect-uri",
+        "https://app.example/cb",
+    ];
+    let (s, api_on) = admin(&state, "POST", "/admin/clients", Some(web(Some(true)))).await;
+    assert_eq!(s, 201, "{api_on}");
+    let cli_on = cli(&tdb.url, &[&args[..], &["--require-par"]].concat());
+    assert_eq!(api_on["require_pushed_authorization_requests"], true);
+    assert_eq!(cli_on["require_pushed_authorization_requests"], true);
+    assert_eq!(keys(&api_on), keys(&cli_on));
+    let (s, api_off) = admin(&state, "POST", "/admin/clients", Some(web(None))).await;
+    assert_eq!(s, 201, "{api_off}");
+    let cli_off = cli(&tdb.url, &args);
+    assert_eq!(api_off["require_pushed_authorization_requests"], false);
+    assert_eq!(cli_off["require_pushed_authorization_requests"], false);
+    // Stored: the views read back agree with what was created.
+    for v in [&api_on, &cli_on, &api_off, &cli_off] {
+        let id = v["client_id"].as_str().unwrap();
+        let (s, shown) = admin(&state, "GET", &format!("/admin/clients/{id}"), None).await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            shown["require_pushed_authorization_requests"],
+            v["require_pushed_authorization_requests"]
+        );
+        assert_eq!(shown, cli(&tdb.url, &["client", "show", id]));
+    }
+}

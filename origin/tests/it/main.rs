@@ -27,6 +27,7 @@ mod grants;
 mod oidc;
 mod openapi;
 mod pages;
+mod par;
 mod process;
 mod push;
 mod ready;

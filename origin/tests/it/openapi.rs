@@ -112,6 +112,7 @@ async fn the_document_names_every_operation_of_the_origin() {
         "get /authorize",
         "post /authorize/login",
         "post /authorize/consent",
+        "post /par",
         "post /introspect",
         "post /revoke",
         "get /.well-known/jwks.json",

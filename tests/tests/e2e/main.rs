@@ -23,6 +23,7 @@ mod hostile;
 mod idp;
 mod kv_unreadable;
 mod oidc;
+mod par;
 mod ratelimit_accuracy;
 mod replicas;
 mod revocation;
