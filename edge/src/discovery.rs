@@ -3,7 +3,7 @@
 //! JWKS URL. The document is read with the JWKS cache's own rules (the same
 //! [`JwksState`] timing and [`CachePolicy`]): fresh for its clamped
 //! `max-age`, refreshed by one request of the isolate at a time while the
-//! others wait on their own timers (single flight, as in `jwks`), not asked
+//! others wait on their own timers ([`crate::single_flight`], as in `jwks`), not asked
 //! again within the cooldown after a failure, and the last good document
 //! used up to the stale limit while the issuer is unreachable
 //! (stale-if-error). A document whose `issuer` is not exactly the
@@ -18,14 +18,11 @@ use gatehouse_common::UnixTime;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::pin;
-use std::time::Duration;
 use worker::{AbortController, Delay, Fetch, Method, Request, RequestInit};
 
 #[derive(Default)]
 struct Entry {
     state: JwksState<Discovered>,
-    in_flight: bool,
-    generation: u64,
 }
 
 thread_local! {
@@ -33,24 +30,8 @@ thread_local! {
     static STATE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
 }
 
-const WAIT_STEP: Duration = Duration::from_millis(5);
-const WAIT_LIMIT: Duration = Duration::from_secs(10);
-
 fn with_entry<R>(iss: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
-}
-
-struct InFlight<'a> {
-    iss: &'a str,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        with_entry(self.iss, |e| {
-            e.in_flight = false;
-            e.generation = e.generation.wrapping_add(1);
-        });
-    }
 }
 
 fn policy(cfg: &EdgeConfig) -> CachePolicy {
@@ -101,22 +82,13 @@ async fn fetch(
 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, url: &str, now: UnixTime) {
     let iss = issuer.policy.issuer.as_str();
+    crate::single_flight::run("discovery", iss, fetch_document(cfg, iss, url, now)).await;
+}
+
+/// One document fetch (the single flight's leader), under the fetch
+/// deadline: the result, or the failure, goes into the issuer's entry.
+async fn fetch_document(cfg: &EdgeConfig, iss: &str, url: &str, now: UnixTime) {
     let p = policy(cfg);
-    let (leader, generation) = with_entry(iss, |e| {
-        let leader = !e.in_flight;
-        e.in_flight = true;
-        (leader, e.generation)
-    });
-    if !leader {
-        let mut waited = Duration::ZERO;
-        while waited < WAIT_LIMIT && with_entry(iss, |e| e.in_flight && e.generation == generation)
-        {
-            Delay::from(WAIT_STEP).await;
-            waited += WAIT_STEP;
-        }
-        return;
-    }
-    let _in_flight = InFlight { iss };
     let controller = AbortController::default();
     let work = pin!(fetch(url.to_owned(), iss.to_owned(), controller.signal()));
     let deadline = pin!(Delay::from(crate::jwks::FETCH_DEADLINE));

@@ -4,7 +4,6 @@
 //! key rotation picked up on an unknown `kid`, and the origin going away.
 
 use crate::harness::{http, now, serve_jwks, unique, Edge, Origin, Stack, Upstream};
-use gatehouse_common::dpop::ath;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
 };
@@ -96,17 +95,7 @@ fn proof(
     token: Option<&str>,
     nonce: Option<&str>,
 ) -> String {
-    let mut claims = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
-    if let Some(t) = token {
-        claims["ath"] = ath(t).into();
-    }
-    if let Some(n) = nonce {
-        claims["nonce"] = n.into();
-    }
-    key.sign(
-        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
-        &claims,
-    )
+    crate::harness::forge::dpop_proof(key, method, url, token, nonce)
 }
 
 /// A DPoP-bound token for `client` from the origin, bound to `key`.
