@@ -1,7 +1,7 @@
 //! Discovery at the edge: for an issuer configured by its URL alone, its
 //! metadata document (OpenID Connect Discovery 1.0 or RFC 8414) names the
 //! JWKS URL. The document is read with the JWKS cache's own rules (the same
-//! [`JwksState`] timing and [`CachePolicy`]): fresh for its clamped
+//! [`JwksState`] timing and [`CachePolicy`](crate::jwks_cache::CachePolicy)): fresh for its clamped
 //! `max-age`, refreshed by one request of the isolate at a time while the
 //! others wait on their own timers ([`crate::single_flight`], as in `jwks`), not asked
 //! again within the cooldown after a failure, and the last good document
@@ -12,7 +12,7 @@
 
 use crate::config::{EdgeConfig, IssuerConfig};
 use crate::issuers::{self, Discovered, JwksSource, MAX_DISCOVERY_BYTES};
-use crate::jwks_cache::{self, Action, CachePolicy, JwksState};
+use crate::jwks_cache::{Action, JwksState};
 use futures_util::future::{select, Either};
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
@@ -34,15 +34,6 @@ fn with_entry<R>(iss: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
 }
 
-fn policy(cfg: &EdgeConfig) -> CachePolicy {
-    CachePolicy {
-        min_ttl: cfg.jwks_min_ttl_secs,
-        max_ttl: cfg.jwks_max_ttl_secs,
-        max_stale: cfg.jwks_max_stale_secs,
-        cooldown: cfg.jwks_refresh_cooldown_secs,
-    }
-}
-
 /// Fetches and reads the document (under `signal`): the document and its `max-age`.
 async fn fetch(
     url: String,
@@ -56,17 +47,8 @@ async fn fetch(
     init.with_method(Method::Get)
         .with_redirect(worker::RequestRedirect::Manual);
     let req = Request::new_with_init(&url, &init).ok()?;
-    let mut resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
-    if resp.status_code() != 200 {
-        return None;
-    }
-    let max_age = resp
-        .headers()
-        .get("cache-control")
-        .ok()
-        .flatten()
-        .and_then(|v| jwks_cache::max_age(&v));
-    let body = crate::body::read_capped(resp.stream().ok()?, MAX_DISCOVERY_BYTES).await?;
+    let resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
+    let (body, max_age) = crate::body::read_ok_with_max_age(resp, MAX_DISCOVERY_BYTES).await?;
     match issuers::read_discovery(&issuer, &body) {
         Ok(d) => Some((d, max_age)),
         Err(e) => {
@@ -88,7 +70,7 @@ async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, url: &str, now: UnixTi
 /// One document fetch (the single flight's leader), under the fetch
 /// deadline: the result, or the failure, goes into the issuer's entry.
 async fn fetch_document(cfg: &EdgeConfig, iss: &str, url: &str, now: UnixTime) {
-    let p = policy(cfg);
+    let p = crate::jwks::policy(cfg);
     let controller = AbortController::default();
     let work = pin!(fetch(url.to_owned(), iss.to_owned(), controller.signal()));
     let deadline = pin!(Delay::from(crate::jwks::FETCH_DEADLINE));
@@ -119,7 +101,7 @@ pub async fn jwks_url(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime) ->
         JwksSource::Url(u) => return Some(u.clone()),
         JwksSource::Discovery(url) => url,
     };
-    let p = policy(cfg);
+    let p = crate::jwks::policy(cfg);
     let iss = issuer.policy.issuer.as_str();
     if with_entry(iss, |e| e.state.before_lookup(now, &p)) == Action::Fetch {
         refresh(cfg, issuer, url, now).await;

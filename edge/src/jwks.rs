@@ -48,7 +48,8 @@ thread_local! {
     static STATE: RefCell<HashMap<String, Issuer>> = RefCell::new(HashMap::new());
 }
 
-fn policy(cfg: &EdgeConfig) -> CachePolicy {
+/// The cache rules of `cfg` (keys and discovery documents alike).
+pub(crate) fn policy(cfg: &EdgeConfig) -> CachePolicy {
     CachePolicy {
         min_ttl: cfg.jwks_min_ttl_secs,
         max_ttl: cfg.jwks_max_ttl_secs,
@@ -69,18 +70,8 @@ fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
 }
 
 /// A 200 answer's body (at most [`MAX_JWKS_BYTES`]) and `max-age`.
-async fn read(mut resp: Response) -> Option<(Vec<u8>, Option<i64>)> {
-    if resp.status_code() != 200 {
-        return None;
-    }
-    let max_age = resp
-        .headers()
-        .get("cache-control")
-        .ok()
-        .flatten()
-        .and_then(|v| jwks_cache::max_age(&v));
-    let body = crate::body::read_capped(resp.stream().ok()?, MAX_JWKS_BYTES).await?;
-    Some((body, max_age))
+async fn read(resp: Response) -> Option<(Vec<u8>, Option<i64>)> {
+    crate::body::read_ok_with_max_age(resp, MAX_JWKS_BYTES).await
 }
 
 /// The shared Cache API entry for `url`, if this deployment sealed it and it

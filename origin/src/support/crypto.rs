@@ -375,14 +375,17 @@ mod tests {
     use super::*;
     use gatehouse_common::provider::RustCrypto;
 
+    /// Every algorithm the origin signs with.
+    const SIGNING_ALGS: [Algorithm; 4] = [
+        Algorithm::Es256,
+        Algorithm::EdDsa,
+        Algorithm::Rs256,
+        Algorithm::Ps256,
+    ];
+
     #[test]
     fn every_algorithm_signs_and_both_providers_verify() {
-        for alg in [
-            Algorithm::Es256,
-            Algorithm::EdDsa,
-            Algorithm::Rs256,
-            Algorithm::Ps256,
-        ] {
+        for alg in SIGNING_ALGS {
             let g = SigningKey::generate(alg, "k1").unwrap();
             let again = SigningKey::from_pkcs8(alg, "k1", &g.pkcs8).unwrap();
             assert_eq!(again.public(), g.key.public());
@@ -413,12 +416,7 @@ mod tests {
     #[test]
     fn jws_goes_through_jwt_compact_with_the_old_header_and_jose_signatures() {
         use jwt_compact::{AlgorithmExt as _, UntrustedToken};
-        for alg in [
-            Algorithm::Es256,
-            Algorithm::EdDsa,
-            Algorithm::Rs256,
-            Algorithm::Ps256,
-        ] {
+        for alg in SIGNING_ALGS {
             let g = SigningKey::generate(alg, "k1").unwrap();
             let claims = json!({"iss": "https://i", "exp": 20, "iat": 10});
             let jws = g.key.sign_jws("at+jwt", &claims).unwrap();

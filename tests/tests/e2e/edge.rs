@@ -3,6 +3,7 @@
 //! replay guard, revocation ingest, route policy, CORS, health, rate limits,
 //! key rotation picked up on an unknown `kid`, and the origin going away.
 
+use crate::harness::forge::dpop_proof as proof;
 use crate::harness::{http, now, serve_jwks, unique, Edge, Origin, Stack, Upstream};
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
@@ -86,16 +87,6 @@ fn stack_with(vars: impl FnOnce(&Origin, &str) -> Vec<(String, String)>) -> (Sta
         },
         (),
     )
-}
-
-fn proof(
-    key: &TestKey,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    nonce: Option<&str>,
-) -> String {
-    crate::harness::forge::dpop_proof(key, method, url, token, nonce)
 }
 
 /// A DPoP-bound token for `client` from the origin, bound to `key`.
