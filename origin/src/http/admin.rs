@@ -11,6 +11,7 @@ use crate::domain::state::AppState;
 use crate::domain::users::{ProfileInput, User};
 use crate::http::form::ClientIp;
 use crate::store::revocation::Revocation;
+use crate::support::clock::Reading;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -55,7 +56,10 @@ async fn require_admin(
         return Err(Error::NotFound);
     };
     let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-    let now_ms = state.clock.now().millis();
+    // The request's one clock reading: the backoff's milliseconds here, the
+    // handler's seconds through [`AdminNow`].
+    let reading = state.clock.now();
+    let now_ms = reading.millis();
     if let Err(retry_after) = state.admin_failures.check(&key, now_ms) {
         return Err(Error::RateLimited { retry_after });
     }
@@ -76,6 +80,8 @@ async fn require_admin(
                     "the path or query contains a control character".into(),
                 ));
             }
+            let mut req = req;
+            req.extensions_mut().insert(AdminNow(reading));
             Ok(next.run(req).await)
         }
         _ => {
@@ -104,6 +110,62 @@ fn has_escaped_control(body: &[u8]) -> bool {
                 .and_then(|hex| u16::from_str_radix(hex, 16).ok())
                 .is_some_and(|c| c < 0x20 || c == 0x7f)
     })
+}
+
+/// The request's clock reading, taken once by [`require_admin`] (which
+/// needs its milliseconds for the backoff) and handed to the handler.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminNow(pub Reading);
+
+impl FromRequestParts<AppState> for AdminNow {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // Outside `require_admin` (never on `/admin`) the handler reads the clock itself.
+        Ok(parts
+            .extensions
+            .get::<Self>()
+            .copied()
+            .unwrap_or_else(|| Self(state.clock.now())))
+    }
+}
+
+/// What [`require_admin`] answers on every admin route, named once in each
+/// handler's `responses(...)`. A handler that looks a resource up lists its
+/// own 404 after this set, which replaces this set's 404 in the document.
+/// Documentation only: the refusals themselves are [`Error`]s.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminRefusals {
+    /// No admin token is configured.
+    #[response(status = 404, description = "No admin token is configured")]
+    Disabled(schema::OAuthError),
+    /// No or a wrong token.
+    #[response(
+        status = 401,
+        description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off"
+    )]
+    Unauthorized(schema::OAuthError),
+    /// Backing off.
+    #[response(
+        status = 429,
+        description = "Too many failed attempts from this address"
+    )]
+    TooManyFailures(schema::OAuthError),
+}
+
+/// What [`AdminJson`] answers for a refused body (documentation only: the
+/// refusals themselves are [`Error`]s).
+#[derive(utoipa::IntoResponses)]
+pub enum JsonBodyRefusals {
+    /// A refused field, query or path.
+    #[response(
+        status = 400,
+        description = "invalid_request: a field, the query or the path is refused"
+    )]
+    InvalidRequest(schema::OAuthError),
+    /// Not JSON.
+    #[response(status = 415, description = "Not application/json")]
+    UnsupportedMediaType(schema::OAuthError),
 }
 
 /// A query string that refuses with [`Error`] (RFC 6749 §5.2 body, 400).
@@ -234,9 +296,7 @@ impl From<CreateClient> for ClientRequest {
     summary = "List clients",
     responses(
         (status = 200, description = "Every client, oldest first", body = schema::ClientList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
@@ -252,16 +312,14 @@ async fn list_clients(State(state): State<AppState>) -> Result<Json<admin::Clien
     request_body(content = CreateClient, content_type = "application/json"),
     responses(
         (status = 201, description = "The client and, if confidential, its secret", body = schema::CreatedClient),
-        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 415, description = "Not application/json", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
+        JsonBodyRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn create_client(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateClient>,
 ) -> Result<(StatusCode, Json<admin::CreatedClient>), Error> {
     let created = admin::create_client(
@@ -269,7 +327,7 @@ async fn create_client(
         &state.config.default_audience,
         body.into(),
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -283,9 +341,8 @@ async fn create_client(
     params(("client_id" = String, Path, description = "The client")),
     responses(
         (status = 200, description = "The client", body = schema::ClientView),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
@@ -304,14 +361,14 @@ async fn show_client(
     params(("client_id" = String, Path, description = "The client")),
     responses(
         (status = 200, description = "Deleted", body = schema::Deleted),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn delete_client(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<admin::Deleted>, Error> {
     let done = admin::delete_client(
@@ -319,7 +376,7 @@ async fn delete_client(
         &state.config,
         &client_id,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok(Json(done))
@@ -341,15 +398,15 @@ pub struct RotateQuery {
     params(("client_id" = String, Path, description = "The client"), RotateQuery),
     responses(
         (status = 200, description = "The new secret, shown once", body = schema::RotatedSecret),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
         (status = 409, description = "A public client has no secret", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn rotate_secret(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(client_id): AdminPath<String>,
     AdminQuery(q): AdminQuery<RotateQuery>,
 ) -> Result<Json<admin::RotatedSecret>, Error> {
@@ -359,7 +416,7 @@ async fn rotate_secret(
         &client_id,
         q.grace,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok(Json(rotated))
@@ -372,16 +429,15 @@ async fn rotate_secret(
     summary = "Signing keys and their schedule",
     responses(
         (status = 200, description = "Every key with its state now", body = schema::KeyList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
-async fn list_keys(State(state): State<AppState>) -> Result<Json<admin::KeyList>, Error> {
-    Ok(Json(
-        admin::list_keys(&state.db, state.clock.now().secs()).await?,
-    ))
+async fn list_keys(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+) -> Result<Json<admin::KeyList>, Error> {
+    Ok(Json(admin::list_keys(&state.db, now.secs()).await?))
 }
 
 /// `POST /admin/keys/rotate` query.
@@ -401,14 +457,13 @@ pub struct KeyRotateQuery {
     params(KeyRotateQuery),
     responses(
         (status = 200, description = "The new key", body = schema::KeyMeta),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn rotate_keys(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminQuery(q): AdminQuery<KeyRotateQuery>,
 ) -> Result<Json<KeyMeta>, Error> {
     let meta = admin::rotate_key(
@@ -416,7 +471,7 @@ async fn rotate_keys(
         &state.kek,
         &state.config,
         q.immediate,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     state.reload_keys().await?;
@@ -440,9 +495,8 @@ pub struct KeyRetireQuery {
     params(("kid" = String, Path, description = "The key id"), KeyRetireQuery),
     responses(
         (status = 200, description = "What the retirement did", body = schema::Retirement),
+        AdminRefusals,
         (status = 404, description = "No such key (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
@@ -450,6 +504,7 @@ pub struct KeyRetireQuery {
 /// at once, so it never signs with the key again and stops publishing it.
 async fn retire_key(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(kid): AdminPath<String>,
     AdminQuery(q): AdminQuery<KeyRetireQuery>,
 ) -> Result<Json<Retirement>, Error> {
@@ -459,7 +514,7 @@ async fn retire_key(
         &state.config,
         &kid,
         q.now,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     state.reload_keys().await?;
@@ -473,18 +528,15 @@ async fn retire_key(
     summary = "Revocations in force",
     responses(
         (status = 200, description = "The revocations", body = schema::RevocationList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn list_revocations(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
 ) -> Result<Json<admin::RevocationList>, Error> {
-    Ok(Json(
-        admin::list_revocations(&state.db, state.clock.now().secs()).await?,
-    ))
+    Ok(Json(admin::list_revocations(&state.db, now.secs()).await?))
 }
 
 #[utoipa::path(
@@ -494,15 +546,16 @@ async fn list_revocations(
     summary = "The revocation pusher: latest and delivered versions, pending outbox rows, last error",
     responses(
         (status = 200, description = "The pusher's state", body = schema::PushStatus),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
-async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushStatus>, Error> {
+async fn revocation_status(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+) -> Result<Json<PushStatus>, Error> {
     Ok(Json(
-        admin::revocation_status(&state.db, &state.config, state.clock.now().secs()).await?,
+        admin::revocation_status(&state.db, &state.config, now.secs()).await?,
     ))
 }
 
@@ -525,16 +578,14 @@ pub struct CreateRevocation {
     request_body(content = CreateRevocation, content_type = "application/json"),
     responses(
         (status = 201, description = "The revocation", body = schema::Revocation),
-        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 415, description = "Not application/json", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
+        JsonBodyRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn create_revocation(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateRevocation>,
 ) -> Result<(StatusCode, Json<Revocation>), Error> {
     let kind = RevocationKind::from_name(&body.kind)
@@ -545,7 +596,7 @@ async fn create_revocation(
         kind,
         &body.value,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(rev)))
@@ -570,9 +621,7 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "The events", body = schema::AuditList),
         (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]

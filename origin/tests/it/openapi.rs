@@ -761,3 +761,55 @@ async fn enumerations_are_the_servers() {
     reasons.sort();
     assert_eq!(listed("NotReadyReason"), reasons);
 }
+
+/// The admin refusals are one shared set (`http::admin::AdminRefusals`,
+/// `JsonBodyRefusals`) that every admin operation names once: each has the
+/// 401 and 429 of the token check, JSON bodies their 400 and 415, and an
+/// operation that looks a resource up keeps its own 404 over the set's.
+#[tokio::test]
+async fn every_admin_operation_documents_the_shared_refusals() {
+    let state = sqlite_state().await;
+    let doc = document(&state).await;
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/admin") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let r = &op["responses"];
+            seen += 1;
+            for status in ["401", "404", "429"] {
+                assert!(
+                    r[status]["description"].is_string(),
+                    "{method} {path}: no {status}"
+                );
+            }
+            assert!(
+                r["401"]["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("admin token"),
+                "{method} {path}"
+            );
+            if op.get("requestBody").is_some() {
+                assert!(
+                    r["400"].is_object() && r["415"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(seen >= 12, "{seen} admin operations");
+    let not_found = |path: &str, method: &str| {
+        doc["paths"][path][method]["responses"]["404"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(not_found("/admin/clients/{client_id}", "get").starts_with("No such client"));
+    assert!(not_found("/admin/keys/{kid}/retire", "post").starts_with("No such key"));
+    assert_eq!(
+        not_found("/admin/clients", "get"),
+        "No admin token is configured"
+    );
+}
