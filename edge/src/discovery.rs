@@ -1,9 +1,9 @@
 //! Discovery at the edge: for an issuer configured by its URL alone, its
 //! metadata document (OpenID Connect Discovery 1.0 or RFC 8414) names the
 //! JWKS URL. The document is read with the JWKS cache's own rules (the same
-//! [`JwksState`] timing and [`CachePolicy`]): fresh for its clamped
+//! [`JwksState`] timing and [`CachePolicy`](crate::jwks_cache::CachePolicy)): fresh for its clamped
 //! `max-age`, refreshed by one request of the isolate at a time while the
-//! others wait on their own timers (single flight, as in `jwks`), not asked
+//! others wait on their own timers ([`crate::single_flight`], as in `jwks`), not asked
 //! again within the cooldown after a failure, and the last good document
 //! used up to the stale limit while the issuer is unreachable
 //! (stale-if-error). A document whose `issuer` is not exactly the
@@ -12,20 +12,17 @@
 
 use crate::config::{EdgeConfig, IssuerConfig};
 use crate::issuers::{self, Discovered, JwksSource, MAX_DISCOVERY_BYTES};
-use crate::jwks_cache::{self, Action, CachePolicy, JwksState};
+use crate::jwks_cache::{Action, JwksState};
 use futures_util::future::{select, Either};
 use gatehouse_common::UnixTime;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::pin;
-use std::time::Duration;
 use worker::{AbortController, Delay, Fetch, Method, Request, RequestInit};
 
 #[derive(Default)]
 struct Entry {
     state: JwksState<Discovered>,
-    in_flight: bool,
-    generation: u64,
 }
 
 thread_local! {
@@ -33,33 +30,8 @@ thread_local! {
     static STATE: RefCell<HashMap<String, Entry>> = RefCell::new(HashMap::new());
 }
 
-const WAIT_STEP: Duration = Duration::from_millis(5);
-const WAIT_LIMIT: Duration = Duration::from_secs(10);
-
 fn with_entry<R>(iss: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     STATE.with(|s| f(s.borrow_mut().entry(iss.to_owned()).or_default()))
-}
-
-struct InFlight<'a> {
-    iss: &'a str,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        with_entry(self.iss, |e| {
-            e.in_flight = false;
-            e.generation = e.generation.wrapping_add(1);
-        });
-    }
-}
-
-fn policy(cfg: &EdgeConfig) -> CachePolicy {
-    CachePolicy {
-        min_ttl: cfg.jwks_min_ttl_secs,
-        max_ttl: cfg.jwks_max_ttl_secs,
-        max_stale: cfg.jwks_max_stale_secs,
-        cooldown: cfg.jwks_refresh_cooldown_secs,
-    }
 }
 
 /// Fetches and reads the document (under `signal`): the document and its `max-age`.
@@ -75,17 +47,8 @@ async fn fetch(
     init.with_method(Method::Get)
         .with_redirect(worker::RequestRedirect::Manual);
     let req = Request::new_with_init(&url, &init).ok()?;
-    let mut resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
-    if resp.status_code() != 200 {
-        return None;
-    }
-    let max_age = resp
-        .headers()
-        .get("cache-control")
-        .ok()
-        .flatten()
-        .and_then(|v| jwks_cache::max_age(&v));
-    let body = crate::body::read_capped(resp.stream().ok()?, MAX_DISCOVERY_BYTES).await?;
+    let resp = Fetch::Request(req).send_with_signal(&signal).await.ok()?;
+    let (body, max_age) = crate::body::read_ok_with_max_age(resp, MAX_DISCOVERY_BYTES).await?;
     match issuers::read_discovery(&issuer, &body) {
         Ok(d) => Some((d, max_age)),
         Err(e) => {
@@ -101,22 +64,13 @@ async fn fetch(
 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, url: &str, now: UnixTime) {
     let iss = issuer.policy.issuer.as_str();
-    let p = policy(cfg);
-    let (leader, generation) = with_entry(iss, |e| {
-        let leader = !e.in_flight;
-        e.in_flight = true;
-        (leader, e.generation)
-    });
-    if !leader {
-        let mut waited = Duration::ZERO;
-        while waited < WAIT_LIMIT && with_entry(iss, |e| e.in_flight && e.generation == generation)
-        {
-            Delay::from(WAIT_STEP).await;
-            waited += WAIT_STEP;
-        }
-        return;
-    }
-    let _in_flight = InFlight { iss };
+    crate::single_flight::run("discovery", iss, fetch_document(cfg, iss, url, now)).await;
+}
+
+/// One document fetch (the single flight's leader), under the fetch
+/// deadline: the result, or the failure, goes into the issuer's entry.
+async fn fetch_document(cfg: &EdgeConfig, iss: &str, url: &str, now: UnixTime) {
+    let p = crate::jwks::policy(cfg);
     let controller = AbortController::default();
     let work = pin!(fetch(url.to_owned(), iss.to_owned(), controller.signal()));
     let deadline = pin!(Delay::from(crate::jwks::FETCH_DEADLINE));
@@ -147,7 +101,7 @@ pub async fn jwks_url(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime) ->
         JwksSource::Url(u) => return Some(u.clone()),
         JwksSource::Discovery(url) => url,
     };
-    let p = policy(cfg);
+    let p = crate::jwks::policy(cfg);
     let iss = issuer.policy.issuer.as_str();
     if with_entry(iss, |e| e.state.before_lookup(now, &p)) == Action::Fetch {
         refresh(cfg, issuer, url, now).await;

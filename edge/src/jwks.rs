@@ -2,12 +2,10 @@
 //! `JWKS_CACHE_SECRET`, shared between isolates of a location through the
 //! Cache API in sealed entries (see [`crate::jwks_cache`] for the rules;
 //! `caches.default` is shared with every Worker of the zone, so an unsealed
-//! entry is never trusted). Every fetch has a deadline. Refreshes are single-flight per
-//! issuer: one request fetches; concurrent requests of the isolate wait for
-//! it on timers of their own and then read the result from isolate memory.
-//! They never await the fetching request's future: workerd ties a promise to
-//! the request that created it, and a request woken from another request's
-//! context is cancelled as hung.
+//! entry is never trusted). Every fetch has a deadline. Refreshes are
+//! single-flight per issuer ([`crate::single_flight`]): one request fetches;
+//! concurrent requests of the isolate wait for it on timers of their own and
+//! then read the result from isolate memory.
 
 use crate::config::{EdgeConfig, IssuerConfig};
 use crate::jwks_cache::{self, Action, CachePolicy, CacheSeal, JwksState, SharedEntry};
@@ -43,28 +41,6 @@ type Fetched = Option<Got>;
 #[derive(Default)]
 struct Issuer {
     state: JwksState,
-    /// A request of this isolate is fetching (cleared when it finishes or is dropped).
-    in_flight: bool,
-    /// Counts finished fetches, so a waiter sees that "its" fetch ended.
-    generation: u64,
-}
-
-/// How often a waiting request looks whether the fetch finished, and for how long.
-const WAIT_STEP: Duration = Duration::from_millis(5);
-const WAIT_LIMIT: Duration = Duration::from_secs(10);
-
-/// Clears `in_flight` when the fetching request finishes or is cancelled.
-struct InFlight<'a> {
-    iss: &'a str,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        with_issuer(self.iss, |i| {
-            i.in_flight = false;
-            i.generation = i.generation.wrapping_add(1);
-        });
-    }
 }
 
 thread_local! {
@@ -72,7 +48,8 @@ thread_local! {
     static STATE: RefCell<HashMap<String, Issuer>> = RefCell::new(HashMap::new());
 }
 
-fn policy(cfg: &EdgeConfig) -> CachePolicy {
+/// The cache rules of `cfg` (keys and discovery documents alike).
+pub(crate) fn policy(cfg: &EdgeConfig) -> CachePolicy {
     CachePolicy {
         min_ttl: cfg.jwks_min_ttl_secs,
         max_ttl: cfg.jwks_max_ttl_secs,
@@ -93,18 +70,8 @@ fn with_issuer<R>(iss: &str, f: impl FnOnce(&mut Issuer) -> R) -> R {
 }
 
 /// A 200 answer's body (at most [`MAX_JWKS_BYTES`]) and `max-age`.
-async fn read(mut resp: Response) -> Option<(Vec<u8>, Option<i64>)> {
-    if resp.status_code() != 200 {
-        return None;
-    }
-    let max_age = resp
-        .headers()
-        .get("cache-control")
-        .ok()
-        .flatten()
-        .and_then(|v| jwks_cache::max_age(&v));
-    let body = crate::body::read_capped(resp.stream().ok()?, MAX_JWKS_BYTES).await?;
-    Some((body, max_age))
+async fn read(resp: Response) -> Option<(Vec<u8>, Option<i64>)> {
+    crate::body::read_ok_with_max_age(resp, MAX_JWKS_BYTES).await
 }
 
 /// The shared Cache API entry for `url`, if this deployment sealed it and it
@@ -217,23 +184,14 @@ async fn fetch_with_deadline(
 
 async fn refresh(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
     let iss = issuer.policy.issuer.as_str();
+    crate::single_flight::run("jwks", iss, fetch_keys(cfg, issuer, now, bypass_shared)).await;
+}
+
+/// One key fetch (the single flight's leader): the result, or the failure,
+/// goes into the issuer's state.
+async fn fetch_keys(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypass_shared: bool) {
+    let iss = issuer.policy.issuer.as_str();
     let p = policy(cfg);
-    let (leader, generation) = with_issuer(iss, |i| {
-        let leader = !i.in_flight;
-        i.in_flight = true;
-        (leader, i.generation)
-    });
-    if !leader {
-        // Wait on our own timers until the fetching request is done.
-        let mut waited = Duration::ZERO;
-        while waited < WAIT_LIMIT && with_issuer(iss, |i| i.in_flight && i.generation == generation)
-        {
-            Delay::from(WAIT_STEP).await;
-            waited += WAIT_STEP;
-        }
-        return;
-    }
-    let _in_flight = InFlight { iss };
     // An issuer configured by discovery: its metadata document names the
     // JWKS URL (cached by the same rules; a failure fails this fetch).
     let Some(jwks_url) = crate::discovery::jwks_url(cfg, issuer, now).await else {

@@ -34,6 +34,8 @@ pub mod ratelimit;
 pub mod replay;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod revocations;
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
+mod single_flight;
 #[cfg(target_arch = "wasm32")]
 pub mod webcrypto;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]

@@ -91,7 +91,7 @@ fn spawn_pusher(state: &AppState) -> Result<Option<tokio::task::JoinHandle<()>>,
     let schedule = PushSchedule::default();
     let client = PushClient::new(target, &schedule)?;
     Ok(Some(tokio::spawn(crate::domain::revocation_push::run(
-        state.clone(),
+        state.pusher(),
         client,
         schedule,
     ))))

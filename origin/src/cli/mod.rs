@@ -114,6 +114,10 @@ pub enum ClientCommand {
         /// Where RP-initiated logout may send the user back (repeatable; exact match).
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// RFC 9126 §6: the client must push its authorization requests to
+        /// `/par`; a front-channel `/authorize` without `request_uri` is refused.
+        #[arg(long = "require-par")]
+        require_par: bool,
     },
     /// List clients.
     List,
@@ -148,8 +152,33 @@ pub enum UserCommand {
     /// Create a user. The password is read from GATEHOUSE_USER_PASSWORD if
     /// set, else from the first line of standard input (never an argument).
     Create {
+        /// Login name (OIDC `preferred_username`).
+        username: String,
+        /// Full name (OIDC `name`): 1-256 characters, no control characters.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address (OIDC `email`).
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address is verified (OIDC `email_verified`).
+        #[arg(long)]
+        email_verified: bool,
+    },
+    /// Change a user's profile: given fields change (an empty value clears
+    /// it), others stay; a new email is unverified unless --email-verified
+    /// says otherwise. `updated_at` becomes now if anything changed.
+    Update {
         /// Login name.
         username: String,
+        /// Full name (OIDC `name`); empty clears it.
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address (OIDC `email`); empty clears it.
+        #[arg(long)]
+        email: Option<String>,
+        /// Whether the email address is verified: `true` or `false`.
+        #[arg(long)]
+        email_verified: Option<bool>,
     },
     /// List users (never their hashes).
     List,
@@ -367,7 +396,12 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
     let db = Db::open(&config.database_url).await?;
     let now = SystemClock.now().secs();
     match cmd {
-        UserCommand::Create { username } => {
+        UserCommand::Create {
+            username,
+            name,
+            email,
+            email_verified,
+        } => {
             let password = match std::env::var("GATEHOUSE_USER_PASSWORD") {
                 Ok(p) if !p.is_empty() => p,
                 _ => {
@@ -377,7 +411,29 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                 }
             };
             let password = crate::support::secret::Password::new(password);
-            print(&admin::create_user(&db, &username, &password, now).await?)
+            let profile = crate::domain::users::ProfileInput {
+                name,
+                email,
+                email_verified: Some(email_verified),
+            };
+            print(&admin::create_user_with_profile(&db, &username, &password, &profile, now).await?)
+        }
+        UserCommand::Update {
+            username,
+            name,
+            email,
+            email_verified,
+        } => {
+            let profile = crate::domain::users::ProfileInput {
+                name,
+                email,
+                email_verified,
+            };
+            print(
+                &admin::update_user(&db, &username, &profile, Via::Cli, now)
+                    .await
+                    .map_err(named("user", &username))?,
+            )
         }
         UserCommand::List => print(&admin::list_users(&db).await?),
         UserCommand::Sessions { username } => print(
@@ -414,6 +470,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             serves,
             legacy_assertion_audience,
             post_logout_redirect_uris,
+            require_par,
         } => {
             let jwks = match jwks_file {
                 Some(p) => Some(std::fs::read_to_string(p)?),
@@ -431,6 +488,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 serves,
                 legacy_assertion_audience,
                 post_logout_redirect_uris,
+                require_pushed_authorization_requests: require_par,
             };
             print(
                 &admin::create_client(&db, &config.default_audience, request, Via::Cli, now)

@@ -68,6 +68,9 @@ pub struct FileConfig {
     pub jwks_max_age: Option<i64>,
     /// `GATEHOUSE_DPOP_NONCE`: require server-issued DPoP nonces at `/token`.
     pub dpop_nonce: Option<bool>,
+    /// `GATEHOUSE_REQUIRE_PAR`: every client must push its authorization
+    /// requests (RFC 9126 §6 `require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: Option<bool>,
     /// `GATEHOUSE_SECRET_GRACE`: seconds an old client secret keeps working after rotation.
     pub secret_grace: Option<i64>,
     /// `GATEHOUSE_TOKEN_RATE`: token requests per minute allowed per client and per IP (bursts up to the same number).
@@ -142,6 +145,8 @@ pub struct Config {
     pub jwks_max_age: i64,
     /// Whether `/token` requires DPoP nonces.
     pub dpop_nonce: bool,
+    /// Whether every client must use pushed authorization requests (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// Grace period of a rotated client secret, seconds.
     pub secret_grace: i64,
     /// Token endpoint rate: requests per minute per client and per IP.
@@ -224,6 +229,10 @@ impl std::fmt::Debug for Config {
             .field("key_check_secs", &self.key_check_secs)
             .field("jwks_max_age", &self.jwks_max_age)
             .field("dpop_nonce", &self.dpop_nonce)
+            .field(
+                "require_pushed_authorization_requests",
+                &self.require_pushed_authorization_requests,
+            )
             .field("secret_grace", &self.secret_grace)
             .field("token_rate_per_minute", &self.token_rate_per_minute)
             .field("revocation_push", &self.revocation_push)
@@ -407,6 +416,11 @@ impl FileConfig {
         n(env, "GATEHOUSE_KEY_CHECK_SECS", &mut self.key_check_secs)?;
         n(env, "GATEHOUSE_JWKS_MAX_AGE", &mut self.jwks_max_age)?;
         n(env, "GATEHOUSE_DPOP_NONCE", &mut self.dpop_nonce)?;
+        n(
+            env,
+            "GATEHOUSE_REQUIRE_PAR",
+            &mut self.require_pushed_authorization_requests,
+        )?;
         n(env, "GATEHOUSE_SECRET_GRACE", &mut self.secret_grace)?;
         n(env, "GATEHOUSE_TOKEN_RATE", &mut self.token_rate_per_minute)?;
         s(env, "GATEHOUSE_REVOCATION_PUSH", &mut self.revocation_push);
@@ -751,6 +765,9 @@ impl FileConfig {
             key_check_secs,
             jwks_max_age,
             dpop_nonce: self.dpop_nonce.unwrap_or(false),
+            require_pushed_authorization_requests: self
+                .require_pushed_authorization_requests
+                .unwrap_or(false),
             secret_grace,
             token_rate_per_minute,
             revocation_push,
@@ -917,6 +934,7 @@ impl Config {
             key_check_secs: 30,
             jwks_max_age: 300,
             dpop_nonce: false,
+            require_pushed_authorization_requests: false,
             secret_grace: 86_400,
             token_rate_per_minute: 600,
             revocation_push: PushTarget::Off,

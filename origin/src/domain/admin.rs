@@ -9,7 +9,7 @@ use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
 use crate::domain::keys::{self, KeyMeta, KeyView, Retirement};
 use crate::domain::revocation_push::{self, PushStatus};
-use crate::domain::users::{self, User, UserError};
+use crate::domain::users::{self, ProfileInput, User, UserError};
 use crate::store::audit::{self, AuditEvent};
 use crate::store::db::Db;
 use crate::store::revocation::{self, Revocation};
@@ -72,6 +72,8 @@ pub struct ClientRequest {
     pub legacy_assertion_audience: bool,
     /// Where RP-initiated logout may send the user back (exact match).
     pub post_logout_redirect_uris: Vec<String>,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientRequest {
@@ -103,6 +105,7 @@ impl ClientRequest {
             serves: self.serves,
             legacy_assertion_audience: self.legacy_assertion_audience,
             post_logout_redirect_uris: self.post_logout_redirect_uris,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
         }
     }
 }
@@ -198,6 +201,9 @@ impl From<UserError> for Error {
             ),
             UserError::InvalidPassword => {
                 Self::InvalidRequest("the password must be 8-1024 characters".into())
+            }
+            UserError::InvalidName | UserError::InvalidEmail | UserError::VerifiedWithoutEmail => {
+                Self::InvalidRequest(e.to_string().into())
             }
             UserError::Taken => Self::Conflict("the username is taken"),
             UserError::Hash => Self::internal(e),
@@ -405,14 +411,51 @@ pub async fn list_audit(db: &Db, limit: i64, client_id: Option<&str>) -> Result<
     })
 }
 
-/// Creates a user who logs in at `/authorize`.
+/// Creates a user who logs in at `/authorize`, without profile fields
+/// ([`create_user_with_profile`] with none).
 pub async fn create_user(
     db: &Db,
     username: &str,
     password: &Password,
     now: UnixTime,
 ) -> Result<User, Error> {
-    Ok(users::create(db, username, password, now).await?)
+    create_user_with_profile(db, username, password, &ProfileInput::default(), now).await
+}
+
+/// Creates a user who logs in at `/authorize`, with their OpenID Connect
+/// profile (`user create --name --email --email-verified`, `POST /admin/users`).
+pub async fn create_user_with_profile(
+    db: &Db,
+    username: &str,
+    password: &Password,
+    profile: &ProfileInput,
+    now: UnixTime,
+) -> Result<User, Error> {
+    Ok(users::create_with_profile(db, username, password, profile, now).await?)
+}
+
+/// Changes a user's profile (`user update`, `PATCH /admin/users/{username}`):
+/// absent fields stay, empty ones are cleared, a new email address is
+/// unverified unless `email_verified` comes with it; `updated_at` becomes
+/// `now` if anything changed. Records `user_updated`. [`Error::NotFound`] for no such user.
+pub async fn update_user(
+    db: &Db,
+    username: &str,
+    profile: &ProfileInput,
+    via: Via,
+    now: UnixTime,
+) -> Result<User, Error> {
+    let user = users::update_profile(db, username, profile, now)
+        .await?
+        .ok_or(Error::NotFound)?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("user_updated", now)
+            .subject(&user.user_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(user)
 }
 
 /// Every user.

@@ -43,6 +43,9 @@ pub struct Client {
     /// Where RP-initiated logout may send the user back (exact match;
     /// OpenID Connect RP-Initiated Logout 1.0 §3).
     pub post_logout_redirect_uris: Vec<String>,
+    /// RFC 9126 §6: authorization requests must be pushed (`/par`); a
+    /// front-channel `/authorize` without `request_uri` is refused.
+    pub require_pushed_authorization_requests: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last update.
@@ -76,6 +79,8 @@ pub struct ClientView {
     pub legacy_assertion_audience: bool,
     /// Post-logout redirect URIs.
     pub post_logout_redirect_uris: Vec<String>,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working, if one is in its grace period.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -107,6 +112,7 @@ impl Client {
             serves: self.serves.clone(),
             legacy_assertion_audience: self.legacy_assertion_audience,
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             previous_secret_expires_at: self.previous_secret_expires_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -157,6 +163,8 @@ pub struct NewClient {
     pub legacy_assertion_audience: bool,
     /// Post-logout redirect URIs (same rules as redirect URIs).
     pub post_logout_redirect_uris: Vec<String>,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Why a client registration was refused.
@@ -391,6 +399,7 @@ impl TryFrom<ClientRow> for Client {
             serves: r.serves,
             legacy_assertion_audience: r.legacy_assertion_audience,
             post_logout_redirect_uris: r.post_logout_redirect_uris,
+            require_pushed_authorization_requests: r.require_pushed_authorization_requests,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -419,6 +428,7 @@ impl From<&Client> for ClientRow {
             serves: c.serves.clone(),
             legacy_assertion_audience: c.legacy_assertion_audience,
             post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -457,6 +467,7 @@ pub async fn create(
         serves: new.serves.clone(),
         legacy_assertion_audience: new.legacy_assertion_audience,
         post_logout_redirect_uris: new.post_logout_redirect_uris.clone(),
+        require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         created_at: now.0,
         updated_at: now.0,
     };

@@ -1,12 +1,15 @@
-//! DPoP at the token endpoint (RFC 9449 §5): the proof is validated by
-//! `common` (checks 1–12), verified with the native provider, and its `jti`
-//! remembered in the database so a proof cannot be replayed at any replica.
+//! DPoP at the token endpoint (RFC 9449 §5) and at `/userinfo` (§7): the
+//! proof is validated by `common` (checks 1–12), verified with the native
+//! provider, and its `jti` remembered in the database so a proof cannot be
+//! replayed at any replica.
 
 use crate::domain::error::Error;
 use crate::domain::state::TokenPath;
 use crate::store::group_commit::Write;
 use crate::support::crypto::AwsLc;
-use gatehouse_common::dpop::{DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof};
+use gatehouse_common::dpop::{
+    BoundAccessToken, DpopError, DpopPolicy, DpopProof, DpopRequest, UntrustedDpopProof,
+};
 use gatehouse_common::nonce::NonceIssuer;
 use gatehouse_common::provider::SignatureVerifier as _;
 use gatehouse_common::UnixTime;
@@ -19,23 +22,64 @@ pub async fn token_endpoint_proof(
     path: &str,
     now: UnixTime,
 ) -> Result<Option<DpopProof>, Error> {
-    let values: Vec<&str> = headers
+    let values = ascii_values(headers)
+        .ok_or_else(|| Error::InvalidDpopProof("the DPoP header is not ASCII".into()))?;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let nonces = tp.dpop_nonces;
+    let target = ProofTarget {
+        method: "POST",
+        path,
+        access_token: None,
+    };
+    let proof = check(tp, &values, &target, now).map_err(|e| refusal(&e, nonces, now))?;
+    if !remember(tp, &proof).await? {
+        return Err(Error::InvalidDpopProof(
+            "the DPoP proof was already used".into(),
+        ));
+    }
+    Ok(Some(proof))
+}
+
+/// The request a proof is checked against: `{method} {issuer}{path}`, with
+/// the access token it accompanies at a protected resource.
+#[derive(Clone, Copy, Debug)]
+pub struct ProofTarget<'a> {
+    /// The request method, as received.
+    pub method: &'a str,
+    /// The path on the issuer (`/token`, `/userinfo`).
+    pub path: &'a str,
+    /// At a protected resource, the (verified) token presented with the
+    /// proof: its `ath` and `cnf.jkt` must match (RFC 9449 §4.3 check 12).
+    pub access_token: Option<BoundAccessToken<'a>>,
+}
+
+/// The `DPoP` header values as text: `None` if one is not visible ASCII.
+#[must_use]
+pub fn ascii_values<'a>(headers: &[&'a [u8]]) -> Option<Vec<&'a str>> {
+    headers
         .iter()
         .map(|v| {
             std::str::from_utf8(v)
                 .ok()
                 .filter(|s| s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
-                .ok_or_else(|| Error::InvalidDpopProof("the DPoP header is not ASCII".into()))
         })
-        .collect::<Result<_, _>>()?;
-    if values.is_empty() {
-        return Ok(None);
-    }
+        .collect()
+}
+
+/// RFC 9449 §4.3 checks 1-12 of the proof in `values` for `target` (by
+/// `common`, the signature by the native provider), without the replay
+/// record: call [`remember`] once the request is otherwise accepted.
+pub fn check(
+    tp: &TokenPath<'_>,
+    values: &[&str],
+    target: &ProofTarget<'_>,
+    now: UnixTime,
+) -> Result<DpopProof, DpopError> {
     let policy = policy();
-    let uri = format!("{}{path}", tp.config.issuer);
-    let nonces = tp.dpop_nonces;
-    let untrusted =
-        UntrustedDpopProof::parse(&values, &policy).map_err(|e| refusal(&e, nonces, now))?;
+    let uri = format!("{}{}", tp.config.issuer, target.path);
+    let untrusted = UntrustedDpopProof::parse(values, &policy)?;
     let ok = AwsLc.verify(
         untrusted.jwk(),
         untrusted.alg(),
@@ -43,29 +87,25 @@ pub async fn token_endpoint_proof(
         untrusted.signature(),
     );
     let request = DpopRequest {
-        method: "POST",
+        method: target.method,
         uri: &uri,
-        access_token: None,
-        nonces,
+        access_token: target.access_token,
+        nonces: tp.dpop_nonces,
     };
-    let proof = untrusted
-        .accept(ok, &policy, &request, now)
-        .map_err(|e| refusal(&e, nonces, now))?;
-    // Replay: the proof's (jti, htu) may be used once while it is fresh.
-    let new = tp
+    untrusted.accept(ok, &policy, &request, now)
+}
+
+/// Records the proof's (jti, htu) while it is fresh, at every replica:
+/// `false` when it was used already (a replay).
+pub async fn remember(tp: &TokenPath<'_>, proof: &DpopProof) -> Result<bool, Error> {
+    Ok(tp
         .db
         .group
         .write(Write::ProofJti {
             key: proof.replay_key.clone(),
             until: proof.replay_until.0,
         })
-        .await?;
-    if !new {
-        return Err(Error::InvalidDpopProof(
-            "the DPoP proof was already used".into(),
-        ));
-    }
-    Ok(Some(proof))
+        .await?)
 }
 
 /// The proof policy `/token` applies (and the metadata advertises).

@@ -87,6 +87,16 @@ pub enum Error {
         /// The RFC 6749 §4.1.2.1 code (for metrics).
         code: &'static str,
     },
+    /// An authorization request refused where the answer is JSON, not a
+    /// redirect: at the pushed authorization request endpoint (RFC 9126
+    /// §2.3), with the code `/authorize` would have redirected with.
+    #[error("authorization request refused: {code}")]
+    AuthorizationRequest {
+        /// The RFC 6749 §4.1.2.1 (or RFC 9101 §6.2) code.
+        code: &'static str,
+        /// The `error_description`.
+        description: Cow<'static, str>,
+    },
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -123,7 +133,7 @@ impl Error {
             Self::AdminUnauthorized => "invalid_token",
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
-            Self::AuthorizeRedirect { code, .. } => code,
+            Self::AuthorizeRedirect { code, .. } | Self::AuthorizationRequest { code, .. } => code,
             Self::Internal(_) => "server_error",
         }
     }
@@ -132,7 +142,9 @@ impl Error {
     #[must_use]
     pub fn description(&self) -> Cow<'static, str> {
         match self {
-            Self::InvalidRequest(d) | Self::InvalidDpopProof(d) => d.clone(),
+            Self::InvalidRequest(d)
+            | Self::InvalidDpopProof(d)
+            | Self::AuthorizationRequest { description: d, .. } => d.clone(),
             Self::InvalidClientField { field, reason } => format!("{field}: {reason}").into(),
             Self::InvalidClient => "client authentication failed".into(),
             Self::InvalidGrant(d)

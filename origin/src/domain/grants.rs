@@ -593,7 +593,8 @@ pub async fn revoke_refresh(
 
 /// Forgets what can no longer be used: codes an hour past expiry (a replay
 /// inside that hour still revokes the grant), ended sessions, and refresh
-/// tokens past their family's absolute lifetime. Returns rows deleted.
+/// tokens past their family's absolute lifetime, expired pushed
+/// authorization requests. Returns rows deleted.
 pub async fn prune(db: &Db, config: &Config, now: UnixTime) -> Result<u64, Error> {
     Ok(crate::store::grants::prune(
         db,

@@ -60,6 +60,17 @@ pub async fn verify_own(
     raw: &str,
     now: UnixTime,
 ) -> Result<Option<AccessToken>, Error> {
+    Ok(verify_own_checked(tp, raw, now).await?.ok())
+}
+
+/// [`verify_own`] with the reason a token is refused (for a protected
+/// resource's `error_description` and `expires_at`, RFC 6750 §3): the outer
+/// error is the server's (storage), the inner one the token's.
+pub async fn verify_own_checked(
+    tp: &TokenPath<'_>,
+    raw: &str,
+    now: UnixTime,
+) -> Result<Result<AccessToken, AccessTokenError>, Error> {
     let policy = tp.config.token_policy(audiences_for(tp, raw).await?);
     let ring = &tp.keys;
     let jwks = ring.jwks(now);
@@ -74,7 +85,7 @@ pub async fn verify_own(
         );
         untrusted.accept(ok, &policy, now)
     })();
-    Ok(verdict.ok())
+    Ok(verdict)
 }
 
 /// Whether `caller` may learn about `token` (RFC 7662 §4: the server

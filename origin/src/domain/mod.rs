@@ -1,7 +1,7 @@
 //! Floor 3, domain: the OAuth operations (clients, client authentication,
 //! users, tokens, OpenID Connect (id_tokens, authorization request
-//! parameters), grants, exchange, introspection, revocation, keys, the
-//! revocation push, DPoP, rate limits, admin operations). Returns the
+//! parameters, UserInfo), grants, exchange, introspection, revocation, keys,
+//! the revocation push, DPoP, rate limits, admin operations). Returns the
 //! domain [`error::Error`], which knows nothing of HTTP.
 
 pub mod admin;
@@ -16,9 +16,11 @@ pub mod introspect;
 pub mod keys;
 pub mod logout;
 pub mod oidc;
+pub mod par;
 pub mod ratelimit;
 
 pub mod revocation_push;
 pub mod state;
 pub mod token;
+pub mod userinfo;
 pub mod users;

@@ -17,17 +17,82 @@
 //! document with a new version, after exponential backoff with jitter.
 //! Pending rows survive any crash, so a restarted origin pushes them.
 
-use crate::config::{CloudflareKv, PushTarget};
-use crate::domain::state::AppState;
+use crate::config::{CloudflareKv, Config, PushTarget};
+use crate::domain::keys::KeyRing;
 use crate::store::db::{Db, StoreError};
 use crate::store::outbox;
 use crate::store::revocation::CoverSpan;
+use crate::support::clock::SharedClock;
+use crate::support::metrics::Metrics;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
 };
 use gatehouse_common::UnixTime;
 use serde::Serialize;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// The configuration the pusher reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushSettings {
+    /// The issuer named in every document.
+    pub issuer: String,
+    /// Seconds after which a delivered document is published again.
+    pub republish_secs: i64,
+    /// The configured access token TTL (with the persisted maximum, how
+    /// long entries are carried).
+    pub access_token_ttl: i64,
+    /// The validators' clock leeway.
+    pub leeway_secs: i64,
+}
+
+impl PushSettings {
+    /// The pusher's slice of `config`.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            issuer: config.issuer.clone(),
+            republish_secs: config.republish_secs,
+            access_token_ttl: config.access_token_ttl,
+            leeway_secs: config.leeway_secs,
+        }
+    }
+}
+
+/// What the pusher needs, instead of the whole server state: storage, its
+/// configuration, the key ring (swapped by key maintenance), metrics and
+/// the clock. The HTTP client is the [`PushClient`] passed beside it.
+#[derive(Clone)]
+pub struct Pusher {
+    /// Storage.
+    pub db: Db,
+    /// Its configuration.
+    pub settings: PushSettings,
+    /// The key ring as key maintenance leaves it.
+    pub keys: Arc<RwLock<Arc<KeyRing>>>,
+    /// Metrics (document size).
+    pub metrics: Arc<Metrics>,
+    /// The one clock (the background loop reads it once per cycle).
+    pub clock: SharedClock,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// The current ring.
+    fn ring(&self) -> Result<Arc<KeyRing>, PushError> {
+        self.keys
+            .read()
+            .map(|r| Arc::clone(&r))
+            .map_err(|_| PushError::NoSigner)
+    }
+}
 
 /// Outbox rows claimed per document (the document always carries every
 /// revocation; this only bounds one UPDATE).
@@ -510,13 +575,8 @@ pub async fn record_failure(db: &Db, error: &PushError, now: UnixTime) -> Result
     outbox::record_failure(db, &error.to_string(), now.0).await
 }
 
-/// Signs the document with the signer at `now`.
-pub fn sign(
-    state: &AppState,
-    doc: &RevocationDocument,
-    now: UnixTime,
-) -> Result<String, PushError> {
-    let ring = state.key_ring().map_err(|_| PushError::NoSigner)?;
+/// Signs the document with `ring`'s signer at `now`.
+pub fn sign(ring: &KeyRing, doc: &RevocationDocument, now: UnixTime) -> Result<String, PushError> {
     let signer = ring.signer(now).ok_or(PushError::NoSigner)?;
     Ok(signer.sign_jws(REVOCATIONS_TYP, &doc.to_claims())?)
 }
@@ -539,32 +599,39 @@ pub async fn republish_due(
 
 /// One push cycle: lock, claim, sign, send, mark delivered on acknowledgement.
 pub async fn push_pending(
-    state: &AppState,
+    pusher: &Pusher,
     client: &PushClient,
     now: UnixTime,
 ) -> Result<Cycle, PushError> {
-    let signer_kid = {
-        let ring = state.key_ring().map_err(|_| PushError::NoSigner)?;
-        ring.signer(now)
-            .map(|k| k.kid().to_owned())
-            .ok_or(PushError::NoSigner)?
-    };
-    let pending = has_pending(&state.db).await?;
+    let settings = &pusher.settings;
+    let db = &pusher.db;
+    // One ring for the cycle: the kid recorded is the kid that signed.
+    let ring = pusher.ring()?;
+    let signer_kid = ring
+        .signer(now)
+        .map(|k| k.kid().to_owned())
+        .ok_or(PushError::NoSigner)?;
+    let pending = has_pending(db).await?;
     let republish =
-        !pending && republish_due(&state.db, state.config.republish_secs, &signer_kid, now).await?;
+        !pending && republish_due(db, settings.republish_secs, &signer_kid, now).await?;
     if !pending && !republish {
         return Ok(Cycle::Idle);
     }
     // PostgreSQL: one pusher at a time across replicas, so documents reach
     // the edge in version order. The lock lives on a connection that is
     // closed when this cycle ends (also if it is cancelled), which releases it.
-    let Some(_lock) = outbox::try_pusher_lock(&state.db).await? else {
+    let Some(_lock) = outbox::try_pusher_lock(db).await? else {
         return Ok(Cycle::Busy);
     };
     let Some(claim) = claim(
-        &state.db,
-        &state.config.issuer,
-        crate::store::revocation::cover_span(&state.db, &state.config).await?,
+        db,
+        &settings.issuer,
+        crate::store::revocation::cover_span_for(
+            db,
+            settings.access_token_ttl,
+            settings.leeway_secs,
+        )
+        .await?,
         republish,
         now,
     )
@@ -573,7 +640,7 @@ pub async fn push_pending(
         return Ok(Cycle::Idle);
     };
     let carried = claim.document.entries.len();
-    state.metrics.revocation_document(claim.live, carried);
+    pusher.metrics.revocation_document(claim.live, carried);
     if claim.live >= NEAR_CAP {
         tracing::warn!(
             live = claim.live,
@@ -582,13 +649,13 @@ pub async fn push_pending(
             "revocation document near its entry cap: single-token revocations are left out first (operator revocations never)"
         );
     }
-    let jws = sign(state, &claim.document, now)?;
+    let jws = sign(&ring, &claim.document, now)?;
     client.send(&jws).await?;
     let by = Delivery {
         mode: client.target().mode(),
         kid: &signer_kid,
     };
-    let rows = mark_delivered(&state.db, &claim, by, now).await?;
+    let rows = mark_delivered(db, &claim, by, now).await?;
     Ok(Cycle::Delivered {
         version: claim.document.version,
         rows,
@@ -598,16 +665,16 @@ pub async fn push_pending(
 
 /// The pusher task: runs until aborted. Wakes on this process's
 /// revocations, polls for other processes', backs off after failures.
-pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
-    let notify = state.db.outbox_notify.clone();
+pub async fn run(pusher: Pusher, client: PushClient, schedule: PushSchedule) {
+    let notify = pusher.db.outbox_notify.clone();
     let mut failures: u32 = 0;
     tracing::info!(mode = client.target().mode(), "revocation pusher started");
     // `revocations status` shows the server's mode, not the CLI's.
-    if let Err(e) = outbox::set_mode(&state.db, client.target().mode()).await {
+    if let Err(e) = outbox::set_mode(&pusher.db, client.target().mode()).await {
         tracing::warn!(error = %e, "recording the push mode failed");
     }
     loop {
-        let wait = match push_pending(&state, &client, state.clock.now().secs()).await {
+        let wait = match push_pending(&pusher, &client, pusher.clock.now().secs()).await {
             Ok(Cycle::Delivered {
                 version,
                 rows,
@@ -629,7 +696,7 @@ pub async fn run(state: AppState, client: PushClient, schedule: PushSchedule) {
                     .unwrap_or_default();
                 let delay = schedule.backoff(failures, random);
                 tracing::warn!(error = %e, failures, retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), "revocation push failed");
-                if let Err(db) = record_failure(&state.db, &e, state.clock.now().secs()).await {
+                if let Err(db) = record_failure(&pusher.db, &e, pusher.clock.now().secs()).await {
                     tracing::warn!(error = %db, "recording the push failure failed");
                 }
                 // Back off fully: new revocations must not hammer a failing receiver.

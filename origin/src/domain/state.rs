@@ -182,6 +182,18 @@ impl AppState {
         })
     }
 
+    /// The revocation pusher's inputs.
+    #[must_use]
+    pub fn pusher(&self) -> crate::domain::revocation_push::Pusher {
+        crate::domain::revocation_push::Pusher {
+            db: self.db.clone(),
+            settings: crate::domain::revocation_push::PushSettings::from_config(&self.config),
+            keys: Arc::clone(&self.keys),
+            metrics: Arc::clone(&self.metrics),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+
     /// The failed-authentication audit's limiter and counter.
     #[must_use]
     pub fn auth_failures(&self) -> AuthFailures<'_> {

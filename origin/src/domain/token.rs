@@ -6,11 +6,10 @@ use crate::domain::error::Error;
 use crate::domain::state::{AuthFailures, TokenPath};
 use crate::store::audit::{self, AuditEvent};
 use crate::store::group_commit::Write;
-use crate::support::crypto::SigningKey;
+use crate::support::crypto::{timed_claims, SigningKey};
 use crate::support::secret::{random_id, ClientSecret};
 use gatehouse_common::UnixTime;
 use serde::Serialize;
-use serde_json::json;
 use std::net::IpAddr;
 
 /// Client credentials as presented (RFC 6749 §2.3.1).
@@ -250,6 +249,29 @@ pub struct AccessTokenClaims<'a> {
     pub jkt: Option<&'a str>,
 }
 
+/// An access token's claims other than its times (RFC 9068 §2.2), in the
+/// order they are written; jwt-compact's `Claims` adds `exp`, `nbf`, `iat`.
+#[derive(Serialize)]
+struct AccessTokenBody<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    jti: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    sid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a serde_json::Value>,
+}
+
+/// RFC 9449 §6.1 `cnf`: the DPoP key's thumbprint.
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
+}
+
 /// Signs an RFC 9068 access token at `now`.
 pub fn sign_access_token(
     signer: &SigningKey,
@@ -272,25 +294,18 @@ pub fn sign_access_token_acting(
 ) -> Result<TokenResponse, Error> {
     let jti = random_id()?;
     let scope = c.scopes.join(" ");
-    let mut claims = json!({
-        "iss": issuer,
-        "sub": c.sub,
-        "aud": c.aud,
-        "exp": now.0.saturating_add(ttl),
-        "iat": now.0,
-        "nbf": now.0,
-        "jti": jti,
-        "client_id": c.client_id,
-        "scope": scope,
-        "sid": c.sid,
-    });
-    if let (Some(jkt), Some(m)) = (c.jkt, claims.as_object_mut()) {
-        m.insert("cnf".into(), json!({ "jkt": jkt }));
-    }
-    if let (Some(act), Some(m)) = (act, claims.as_object_mut()) {
-        m.insert("act".into(), act.clone());
-    }
-    let access_token = signer.sign_jws("at+jwt", &claims)?;
+    let body = AccessTokenBody {
+        iss: issuer,
+        sub: c.sub,
+        aud: c.aud,
+        jti: &jti,
+        client_id: c.client_id,
+        scope: &scope,
+        sid: c.sid,
+        cnf: c.jkt.map(|jkt| Confirmation { jkt }),
+        act,
+    };
+    let access_token = signer.sign_claims("at+jwt", &timed_claims(body, ttl, now)?)?;
     Ok(TokenResponse {
         access_token,
         token_type: if c.jkt.is_some() { "DPoP" } else { "Bearer" },

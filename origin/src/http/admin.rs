@@ -1,5 +1,5 @@
-//! The admin API under `/admin`: clients, keys, revocations and audit
-//! events, behind a bearer admin token compared in constant time. Disabled
+//! The admin API under `/admin`: clients, users, keys, revocations and
+//! audit events, behind a bearer admin token compared in constant time. Disabled
 //! (404) when no admin token is configured.
 
 use crate::domain::admin::{self, ClientRequest, Via};
@@ -8,8 +8,10 @@ use crate::domain::error::Error;
 use crate::domain::keys::{KeyMeta, Retirement};
 use crate::domain::revocation_push::PushStatus;
 use crate::domain::state::AppState;
+use crate::domain::users::{ProfileInput, User};
 use crate::http::form::ClientIp;
 use crate::store::revocation::Revocation;
+use crate::support::clock::Reading;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -37,6 +39,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_revocations, create_revocation))
         .routes(routes!(revocation_status))
         .routes(routes!(list_audit))
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user, delete_user))
         .routes(routes!(user_sessions))
         .routes(routes!(revoke_session))
         .layer(middleware::from_fn_with_state(state, require_admin))
@@ -54,7 +58,10 @@ async fn require_admin(
         return Err(Error::NotFound);
     };
     let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-    let now_ms = state.clock.now().millis();
+    // The request's one clock reading: the backoff's milliseconds here, the
+    // handler's seconds through [`AdminNow`].
+    let reading = state.clock.now();
+    let now_ms = reading.millis();
     if let Err(retry_after) = state.admin_failures.check(&key, now_ms) {
         return Err(Error::RateLimited { retry_after });
     }
@@ -75,6 +82,8 @@ async fn require_admin(
                     "the path or query contains a control character".into(),
                 ));
             }
+            let mut req = req;
+            req.extensions_mut().insert(AdminNow(reading));
             Ok(next.run(req).await)
         }
         _ => {
@@ -103,6 +112,62 @@ fn has_escaped_control(body: &[u8]) -> bool {
                 .and_then(|hex| u16::from_str_radix(hex, 16).ok())
                 .is_some_and(|c| c < 0x20 || c == 0x7f)
     })
+}
+
+/// The request's clock reading, taken once by [`require_admin`] (which
+/// needs its milliseconds for the backoff) and handed to the handler.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminNow(pub Reading);
+
+impl FromRequestParts<AppState> for AdminNow {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // Outside `require_admin` (never on `/admin`) the handler reads the clock itself.
+        Ok(parts
+            .extensions
+            .get::<Self>()
+            .copied()
+            .unwrap_or_else(|| Self(state.clock.now())))
+    }
+}
+
+/// What [`require_admin`] answers on every admin route, named once in each
+/// handler's `responses(...)`. A handler that looks a resource up lists its
+/// own 404 after this set, which replaces this set's 404 in the document.
+/// Documentation only: the refusals themselves are [`Error`]s.
+#[derive(utoipa::IntoResponses)]
+pub enum AdminRefusals {
+    /// No admin token is configured.
+    #[response(status = 404, description = "No admin token is configured")]
+    Disabled(schema::OAuthError),
+    /// No or a wrong token.
+    #[response(
+        status = 401,
+        description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off"
+    )]
+    Unauthorized(schema::OAuthError),
+    /// Backing off.
+    #[response(
+        status = 429,
+        description = "Too many failed attempts from this address"
+    )]
+    TooManyFailures(schema::OAuthError),
+}
+
+/// What [`AdminJson`] answers for a refused body (documentation only: the
+/// refusals themselves are [`Error`]s).
+#[derive(utoipa::IntoResponses)]
+pub enum JsonBodyRefusals {
+    /// A refused field, query or path.
+    #[response(
+        status = 400,
+        description = "invalid_request: a field, the query or the path is refused"
+    )]
+    InvalidRequest(schema::OAuthError),
+    /// Not JSON.
+    #[response(status = 415, description = "Not application/json")]
+    UnsupportedMediaType(schema::OAuthError),
 }
 
 /// A query string that refuses with [`Error`] (RFC 6749 §5.2 body, 400).
@@ -203,6 +268,9 @@ pub struct CreateClient {
     /// private_key_jwt: also accept the token endpoint URL as `aud`.
     #[serde(default)]
     pub legacy_assertion_audience: bool,
+    /// RFC 9126 §6: authorization requests must be pushed to `/par`.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// Where RP-initiated logout may send the user back (exact match).
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -221,6 +289,7 @@ impl From<CreateClient> for ClientRequest {
             jwks: b.jwks.map(|j| j.to_string()),
             serves: b.serves,
             legacy_assertion_audience: b.legacy_assertion_audience,
+            require_pushed_authorization_requests: b.require_pushed_authorization_requests,
             post_logout_redirect_uris: b.post_logout_redirect_uris,
         }
     }
@@ -233,9 +302,7 @@ impl From<CreateClient> for ClientRequest {
     summary = "List clients",
     responses(
         (status = 200, description = "Every client, oldest first", body = schema::ClientList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
@@ -251,16 +318,14 @@ async fn list_clients(State(state): State<AppState>) -> Result<Json<admin::Clien
     request_body(content = CreateClient, content_type = "application/json"),
     responses(
         (status = 201, description = "The client and, if confidential, its secret", body = schema::CreatedClient),
-        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 415, description = "Not application/json", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
+        JsonBodyRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn create_client(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateClient>,
 ) -> Result<(StatusCode, Json<admin::CreatedClient>), Error> {
     let created = admin::create_client(
@@ -268,7 +333,7 @@ async fn create_client(
         &state.config.default_audience,
         body.into(),
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -282,9 +347,8 @@ async fn create_client(
     params(("client_id" = String, Path, description = "The client")),
     responses(
         (status = 200, description = "The client", body = schema::ClientView),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
@@ -303,14 +367,14 @@ async fn show_client(
     params(("client_id" = String, Path, description = "The client")),
     responses(
         (status = 200, description = "Deleted", body = schema::Deleted),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn delete_client(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(client_id): AdminPath<String>,
 ) -> Result<Json<admin::Deleted>, Error> {
     let done = admin::delete_client(
@@ -318,7 +382,7 @@ async fn delete_client(
         &state.config,
         &client_id,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok(Json(done))
@@ -340,15 +404,15 @@ pub struct RotateQuery {
     params(("client_id" = String, Path, description = "The client"), RotateQuery),
     responses(
         (status = 200, description = "The new secret, shown once", body = schema::RotatedSecret),
+        AdminRefusals,
         (status = 404, description = "No such client (or no admin token configured)", body = schema::OAuthError),
         (status = 409, description = "A public client has no secret", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn rotate_secret(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(client_id): AdminPath<String>,
     AdminQuery(q): AdminQuery<RotateQuery>,
 ) -> Result<Json<admin::RotatedSecret>, Error> {
@@ -358,7 +422,7 @@ async fn rotate_secret(
         &client_id,
         q.grace,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok(Json(rotated))
@@ -371,16 +435,15 @@ async fn rotate_secret(
     summary = "Signing keys and their schedule",
     responses(
         (status = 200, description = "Every key with its state now", body = schema::KeyList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
-async fn list_keys(State(state): State<AppState>) -> Result<Json<admin::KeyList>, Error> {
-    Ok(Json(
-        admin::list_keys(&state.db, state.clock.now().secs()).await?,
-    ))
+async fn list_keys(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+) -> Result<Json<admin::KeyList>, Error> {
+    Ok(Json(admin::list_keys(&state.db, now.secs()).await?))
 }
 
 /// `POST /admin/keys/rotate` query.
@@ -400,14 +463,13 @@ pub struct KeyRotateQuery {
     params(KeyRotateQuery),
     responses(
         (status = 200, description = "The new key", body = schema::KeyMeta),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn rotate_keys(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminQuery(q): AdminQuery<KeyRotateQuery>,
 ) -> Result<Json<KeyMeta>, Error> {
     let meta = admin::rotate_key(
@@ -415,7 +477,7 @@ async fn rotate_keys(
         &state.kek,
         &state.config,
         q.immediate,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     state.reload_keys().await?;
@@ -439,9 +501,8 @@ pub struct KeyRetireQuery {
     params(("kid" = String, Path, description = "The key id"), KeyRetireQuery),
     responses(
         (status = 200, description = "What the retirement did", body = schema::Retirement),
+        AdminRefusals,
         (status = 404, description = "No such key (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
@@ -449,6 +510,7 @@ pub struct KeyRetireQuery {
 /// at once, so it never signs with the key again and stops publishing it.
 async fn retire_key(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(kid): AdminPath<String>,
     AdminQuery(q): AdminQuery<KeyRetireQuery>,
 ) -> Result<Json<Retirement>, Error> {
@@ -458,7 +520,7 @@ async fn retire_key(
         &state.config,
         &kid,
         q.now,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     state.reload_keys().await?;
@@ -472,18 +534,15 @@ async fn retire_key(
     summary = "Revocations in force",
     responses(
         (status = 200, description = "The revocations", body = schema::RevocationList),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn list_revocations(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
 ) -> Result<Json<admin::RevocationList>, Error> {
-    Ok(Json(
-        admin::list_revocations(&state.db, state.clock.now().secs()).await?,
-    ))
+    Ok(Json(admin::list_revocations(&state.db, now.secs()).await?))
 }
 
 #[utoipa::path(
@@ -493,15 +552,16 @@ async fn list_revocations(
     summary = "The revocation pusher: latest and delivered versions, pending outbox rows, last error",
     responses(
         (status = 200, description = "The pusher's state", body = schema::PushStatus),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
-async fn revocation_status(State(state): State<AppState>) -> Result<Json<PushStatus>, Error> {
+async fn revocation_status(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+) -> Result<Json<PushStatus>, Error> {
     Ok(Json(
-        admin::revocation_status(&state.db, &state.config, state.clock.now().secs()).await?,
+        admin::revocation_status(&state.db, &state.config, now.secs()).await?,
     ))
 }
 
@@ -524,16 +584,14 @@ pub struct CreateRevocation {
     request_body(content = CreateRevocation, content_type = "application/json"),
     responses(
         (status = 201, description = "The revocation", body = schema::Revocation),
-        (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 415, description = "Not application/json", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
+        JsonBodyRefusals,
     ),
     security(("admin_token" = []))
 )]
 async fn create_revocation(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateRevocation>,
 ) -> Result<(StatusCode, Json<Revocation>), Error> {
     let kind = RevocationKind::from_name(&body.kind)
@@ -544,7 +602,7 @@ async fn create_revocation(
         kind,
         &body.value,
         Via::AdminApi,
-        state.clock.now().secs(),
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(rev)))
@@ -569,9 +627,7 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "The events", body = schema::AuditList),
         (status = 400, description = "invalid_request: a field, the query or the path is refused", body = schema::OAuthError),
-        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+        AdminRefusals,
     ),
     security(("admin_token" = []))
 )]
@@ -584,6 +640,163 @@ async fn list_audit(
     Ok(Json(events))
 }
 
+/// `POST /admin/users` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Login name (OIDC `preferred_username`): 1-64 characters, no spaces.
+    pub username: String,
+    /// Password: 8-1024 characters (stored as an argon2id hash only).
+    pub password: String,
+    /// Full name (OIDC `name`): 1-256 characters, no control characters.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address (OIDC `email`), at most 254 characters.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether the email address is verified (needs `email`).
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// `PATCH /admin/users/{username}` body: members given change (an empty
+/// text clears `name` or `email`), others stay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// Full name (OIDC `name`); `""` clears it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Email address (OIDC `email`); `""` clears it. A new address is
+    /// unverified unless `email_verified` comes with it.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether the email address is verified.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "admin",
+    summary = "List users (never their password hashes)",
+    responses(
+        (status = 200, description = "Every user, oldest first", body = schema::UserList),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn list_users(State(state): State<AppState>) -> Result<Json<admin::UserList>, Error> {
+    Ok(Json(admin::list_users(&state.db).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "admin",
+    summary = "Create a user who logs in at /authorize, with their OpenID Connect profile",
+    request_body(content = CreateUser, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The user", body = schema::User),
+        (status = 400, description = "invalid_request: a field is refused", body = schema::OAuthError),
+        (status = 404, description = "No admin token is configured", body = schema::OAuthError),
+        (status = 409, description = "The username is taken", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn create_user(
+    State(state): State<AppState>,
+    AdminJson(body): AdminJson<CreateUser>,
+) -> Result<(StatusCode, Json<User>), Error> {
+    let password = crate::support::secret::Password::new(body.password);
+    let profile = ProfileInput {
+        name: body.name,
+        email: body.email,
+        email_verified: Some(body.email_verified),
+    };
+    let user = admin::create_user_with_profile(
+        &state.db,
+        &body.username,
+        &password,
+        &profile,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/users/{username}",
+    tag = "admin",
+    summary = "Change a user's profile (name, email, email_verified); updated_at becomes now if anything changed",
+    params(("username" = String, Path, description = "The login name")),
+    request_body(content = UpdateUser, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user as changed", body = schema::User),
+        (status = 400, description = "invalid_request: a field is refused", body = schema::OAuthError),
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+        (status = 415, description = "Not application/json", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn update_user(
+    State(state): State<AppState>,
+    AdminPath(username): AdminPath<String>,
+    AdminJson(body): AdminJson<UpdateUser>,
+) -> Result<Json<User>, Error> {
+    let profile = ProfileInput {
+        name: body.name,
+        email: body.email,
+        email_verified: body.email_verified,
+    };
+    let user = admin::update_user(
+        &state.db,
+        &username,
+        &profile,
+        Via::AdminApi,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok(Json(user))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{username}",
+    tag = "admin",
+    summary = "Delete a user, end their sessions and grants and revoke their tokens",
+    params(("username" = String, Path, description = "The login name")),
+    responses(
+        (status = 200, description = "Deleted", body = schema::DeletedUser),
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
+        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn delete_user(
+    State(state): State<AppState>,
+    AdminPath(username): AdminPath<String>,
+) -> Result<Json<admin::DeletedUser>, Error> {
+    let done = admin::delete_user(
+        &state.db,
+        &state.config,
+        &username,
+        state.clock.now().secs(),
+    )
+    .await?;
+    Ok(Json(done))
+}
+
 #[utoipa::path(
     get,
     path = "/users/{username}/sessions",
@@ -592,18 +805,18 @@ async fn list_audit(
     params(("username" = String, Path, description = "The user's login name")),
     responses(
         (status = 200, description = "The sessions and grants", body = schema::UserSessions),
+        AdminRefusals,
         (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn user_sessions(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(username): AdminPath<String>,
 ) -> Result<Json<admin::UserSessions>, Error> {
     Ok(Json(
-        admin::user_sessions(&state.db, &username, state.clock.now().secs()).await?,
+        admin::user_sessions(&state.db, &username, now.secs()).await?,
     ))
 }
 
@@ -621,14 +834,14 @@ async fn user_sessions(
     ),
     responses(
         (status = 200, description = "Ended", body = schema::RevokedSession),
+        AdminRefusals,
         (status = 404, description = "No such user, or no such session or grant of theirs (or no admin token configured)", body = schema::OAuthError),
-        (status = 401, description = "No or a wrong admin token (`WWW-Authenticate: Bearer`); repeated failures back off", body = schema::OAuthError),
-        (status = 429, description = "Too many failed attempts from this address", body = schema::OAuthError),
     ),
     security(("admin_token" = []))
 )]
 async fn revoke_session(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath((username, sid)): AdminPath<(String, String)>,
 ) -> Result<Json<admin::RevokedSession>, Error> {
     Ok(Json(
@@ -638,7 +851,7 @@ async fn revoke_session(
             &username,
             &sid,
             Via::AdminApi,
-            state.clock.now().secs(),
+            now.secs(),
         )
         .await?,
     ))

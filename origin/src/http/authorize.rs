@@ -41,6 +41,9 @@ const HASH_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// A validated authorization request.
 #[derive(Clone, Debug)]
 pub struct AuthzRequest {
+    /// The stored pushed request (RFC 9126) this came from, consumed when
+    /// the code is issued (`http::par`).
+    pub pushed: Option<String>,
     /// The client.
     pub client: Client,
     /// The exact registered redirect URI.
@@ -242,6 +245,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         None => None,
     };
     Ok(AuthzRequest {
+        pushed: None,
         redirect_uri,
         state: st.map(str::to_owned),
         scopes,
@@ -302,6 +306,14 @@ async fn approve(
     req: &AuthzRequest,
     now: UnixTime,
 ) -> Result<Response, Error> {
+    // One code per pushed request, however many approvals race (RFC 9126 §4).
+    if let Some(pushed) = &req.pushed {
+        if !crate::domain::par::consume(&state.db, pushed, now).await? {
+            return Err(Error::AuthorizePage(
+                "this authorization request was already used or has expired; start again from the application",
+            ));
+        }
+    }
     let code = grants::issue_code(
         &state.db,
         &CodeGrant {
@@ -429,7 +441,7 @@ pub async fn authorize(
     let query = query.unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
-    let req = validate(&state, &q).await?;
+    let req = super::par::authorization_request(&state, &q).await?;
     let fail = |code, desc: &str| {
         redirect_error(
             &req.redirect_uri,
@@ -558,7 +570,7 @@ pub async fn login(
     let query = form.get("request").unwrap_or_default().to_owned();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
-    let req = validate(&state, &q).await?;
+    let req = super::par::authorization_request(&state, &q).await?;
     let username = form.get("username").unwrap_or_default();
     let password = Password::new(form.get("password").unwrap_or_default().to_owned());
     // Guessing a password backs off per username (known or not: the same
@@ -757,7 +769,7 @@ pub async fn consent(
     let query = form.get("request").unwrap_or_default();
     let q = OAuthForm::parse(query.as_bytes())
         .map_err(|_| Error::AuthorizePage("the request is malformed"))?;
-    let req = validate(&state, &q).await?;
+    let req = super::par::authorization_request(&state, &q).await?;
     let Some(session) = session_of(&state, &headers, now).await? else {
         return Err(Error::AuthorizePage("your session has ended; start again"));
     };

@@ -18,10 +18,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The cross-origin endpoints and the one method each serves.
-pub const CORS_ROUTES: [(&str, &str); 4] = [
+/// The cross-origin endpoints and the methods each serves.
+pub const CORS_ROUTES: [(&str, &str); 5] = [
     ("/token", "POST"),
     ("/revoke", "POST"),
+    ("/userinfo", "GET, POST"),
     ("/.well-known/oauth-authorization-server", "GET"),
     ("/.well-known/jwks.json", "GET"),
 ];

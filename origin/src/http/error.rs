@@ -21,6 +21,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         | Error::InvalidTarget(_)
         | Error::InvalidDpopProof(_)
         | Error::UseDpopNonce { .. }
+        | Error::AuthorizationRequest { .. }
         | Error::AuthorizePage(_) => StatusCode::BAD_REQUEST,
         Error::InvalidClient | Error::AdminUnauthorized => StatusCode::UNAUTHORIZED,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

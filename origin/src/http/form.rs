@@ -77,6 +77,11 @@ impl OAuthForm {
         self.params.get(name).map(String::as_str)
     }
 
+    /// Every parameter, by name.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// A required parameter.
     pub fn require(&self, name: &'static str) -> Result<&str, Error> {
         self.get(name)

@@ -9,8 +9,10 @@ pub mod form;
 pub mod logout;
 pub mod openapi;
 pub mod pages;
+pub mod par;
 pub mod probe;
 pub mod schema;
+pub mod userinfo;
 
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
@@ -47,8 +49,10 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(authorize::login))
         .routes(routes!(authorize::consent))
         .routes(routes!(logout::logout_get, logout::logout_post))
+        .routes(routes!(par::pushed_authorization_request))
         .routes(routes!(introspect_endpoint))
         .routes(routes!(revoke_endpoint))
+        .routes(routes!(userinfo::userinfo_get, userinfo::userinfo_post))
         .routes(routes!(jwks))
         .routes(routes!(metadata))
         .routes(routes!(openid_configuration))
@@ -299,7 +303,7 @@ async fn token_endpoint(
 /// is named, not authenticated: anyone may send its `client_id`, so its
 /// requests are not charged to one bucket all its users share (the caller's
 /// address already paid; see [`limit_public_grant`] for its grants).
-async fn authenticated_client(
+pub(crate) async fn authenticated_client(
     state: &AppState,
     tp: &crate::domain::state::TokenPath<'_>,
     ip: Option<std::net::IpAddr>,
@@ -469,7 +473,10 @@ async fn openid_configuration(State(state): State<AppState>) -> Result<Response,
         m.insert("subject_types_supported".into(), json!(["public"]));
         m.insert(
             "claims_supported".into(),
-            json!(crate::domain::oidc::CLAIMS_SUPPORTED),
+            json!(crate::domain::oidc::CLAIMS_SUPPORTED
+                .iter()
+                .chain(crate::domain::userinfo::CLAIMS.iter())
+                .collect::<Vec<_>>()),
         );
         m.insert(
             "prompt_values_supported".into(),
@@ -527,7 +534,15 @@ fn server_metadata(state: &AppState) -> Result<serde_json::Value, Error> {
         "jwks_uri": format!("{iss}/.well-known/jwks.json"),
         "introspection_endpoint": format!("{iss}/introspect"),
         "revocation_endpoint": format!("{iss}/revoke"),
+        // OpenID Connect Core 1.0 §5.3 (carried into the OIDC discovery
+        // document, which names it among its members).
+        "userinfo_endpoint": format!("{iss}{}", crate::domain::userinfo::PATH),
         "authorization_endpoint": format!("{iss}/authorize"),
+        // RFC 9126 §5: a request_uri from /par works whatever
+        // request_uri_parameter_supported says (that concerns RFC 9101
+        // request_uri values hosted elsewhere, which are refused).
+        "pushed_authorization_request_endpoint": format!("{iss}/par"),
+        "require_pushed_authorization_requests": state.config.require_pushed_authorization_requests,
         "grant_types_supported": GRANT_TYPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -553,12 +568,15 @@ fn server_metadata(state: &AppState) -> Result<serde_json::Value, Error> {
 }
 
 /// `scopes_supported`: the OpenID Connect scopes the origin acts on
-/// (`openid`, and `offline_access` for clients registered for it). Every
-/// other scope token is the clients' own vocabulary (registered per
-/// client, RFC 8414 §2 allows listing only some).
-fn scopes_supported() -> [&'static str; 2] {
+/// (`openid` for id_tokens; `profile` and `email` for UserInfo's claims;
+/// `offline_access` for clients registered for it). Every other scope
+/// token is the clients' own vocabulary (registered per client, RFC 8414
+/// §2 allows listing only some).
+fn scopes_supported() -> [&'static str; 4] {
     [
         crate::domain::oidc::OPENID,
+        crate::domain::userinfo::PROFILE,
+        crate::domain::userinfo::EMAIL,
         crate::domain::oidc::OFFLINE_ACCESS,
     ]
 }
@@ -574,7 +592,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-fn no_store(body: impl IntoResponse) -> Response {
+pub(crate) fn no_store(body: impl IntoResponse) -> Response {
     let mut resp = body.into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -40,6 +40,8 @@ pub struct ApiDoc;
 pub const CLIENT_SECRET_BASIC: &str = "client_secret_basic";
 /// Security scheme of the admin API's bearer token.
 pub const ADMIN_TOKEN: &str = "admin_token";
+/// Security scheme of `/userinfo`: an access token of this server.
+pub const ACCESS_TOKEN: &str = "access_token";
 
 /// Completes the document the router collected: the issuer as its server
 /// and the security schemes.
@@ -56,6 +58,14 @@ pub fn finish(mut doc: OpenApi, issuer: &str) -> OpenApi {
     let mut bearer = Http::new(HttpAuthScheme::Bearer);
     bearer.description = Some("GATEHOUSE_ADMIN_TOKEN".to_owned());
     components.add_security_scheme(ADMIN_TOKEN, SecurityScheme::Http(bearer));
+    let mut access = Http::new(HttpAuthScheme::Bearer);
+    access.bearer_format = Some("JWT".to_owned());
+    access.description = Some(
+        "An access token of this server (RFC 9068): `Authorization: Bearer`, or, for a \
+         DPoP-bound token, `Authorization: DPoP` with a `DPoP` proof header (RFC 9449 §7.1)"
+            .to_owned(),
+    );
+    components.add_security_scheme(ACCESS_TOKEN, SecurityScheme::Http(access));
     doc
 }
 

@@ -234,8 +234,15 @@ pub struct Metadata {
     pub introspection_endpoint: String,
     /// `{issuer}/revoke`.
     pub revocation_endpoint: String,
+    /// OpenID Connect UserInfo (Core 1.0 §5.3).
+    pub userinfo_endpoint: String,
     /// `{issuer}/authorize`.
     pub authorization_endpoint: String,
+    /// `{issuer}/par` (RFC 9126 §5).
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: whether every client must push (`GATEHOUSE_REQUIRE_PAR`;
+    /// a client can be required to on its own, `require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: bool,
     /// The grants `/token` serves.
     pub grant_types_supported: Vec<GrantType>,
     /// `code`.
@@ -248,7 +255,8 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// RFC 9101 request objects: refused.
     pub request_parameter_supported: bool,
-    /// RFC 9101 request URIs: refused.
+    /// RFC 9101 request URIs from elsewhere: refused (`false`); those from
+    /// `/par` work regardless (RFC 9126 §5).
     pub request_uri_parameter_supported: bool,
     /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, `none`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -268,7 +276,7 @@ pub struct Metadata {
     pub access_token_signing_alg_values_supported: Vec<String>,
     /// `{issuer}/openapi.json`.
     pub service_documentation: String,
-    /// `openid`: the scope the origin itself acts on.
+    /// `openid`, `profile`, `email`: the scopes the origin itself acts on.
     pub scopes_supported: Vec<String>,
 }
 
@@ -288,8 +296,14 @@ pub struct OpenIdConfiguration {
     pub introspection_endpoint: String,
     /// `{issuer}/revoke`.
     pub revocation_endpoint: String,
+    /// OpenID Connect UserInfo (Core 1.0 §5.3).
+    pub userinfo_endpoint: String,
     /// `{issuer}/authorize`.
     pub authorization_endpoint: String,
+    /// `{issuer}/par` (RFC 9126 §5).
+    pub pushed_authorization_request_endpoint: String,
+    /// RFC 9126 §5: whether every client must push.
+    pub require_pushed_authorization_requests: bool,
     /// The grants `/token` serves.
     pub grant_types_supported: Vec<GrantType>,
     /// `code`.
@@ -322,7 +336,7 @@ pub struct OpenIdConfiguration {
     pub access_token_signing_alg_values_supported: Vec<String>,
     /// `{issuer}/openapi.json`.
     pub service_documentation: String,
-    /// `openid`: the scope the origin itself acts on.
+    /// `openid`, `profile`, `email`: the scopes the origin itself acts on.
     pub scopes_supported: Vec<String>,
     /// The id_token's algorithms: those of the published keys.
     pub id_token_signing_alg_values_supported: Vec<String>,
@@ -375,17 +389,52 @@ pub enum NotReadyReason {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
-    /// `code`.
-    pub response_type: String,
+    /// `code` (not with `request_uri`).
+    pub response_type: Option<String>,
     /// The client.
     pub client_id: String,
+    /// RFC 9126: a `request_uri` from `/par`; the pushed parameters are then
+    /// used and every other one here but `client_id` is ignored.
+    pub request_uri: Option<String>,
     /// One of the client's registered redirect URIs (optional if it has one).
     pub redirect_uri: Option<String>,
     /// Space-separated scopes.
     pub scope: Option<String>,
     /// Returned unchanged.
     pub state: Option<String>,
-    /// The PKCE challenge (required).
+    /// The PKCE challenge (required, unless pushed).
+    pub code_challenge: Option<String>,
+    /// `S256` (required, unless pushed).
+    pub code_challenge_method: Option<String>,
+    /// RFC 8707 resource.
+    pub resource: Option<String>,
+    /// The audience, by name.
+    pub audience: Option<String>,
+    /// RFC 9449 §10: bind the code to this key thumbprint.
+    pub dpop_jkt: Option<String>,
+}
+
+/// `POST /par` (RFC 9126 §2.1), form-encoded: the authorization request's
+/// parameters (as at `/authorize`) and the client's authentication (as at `/token`).
+#[derive(Serialize, ToSchema)]
+pub struct PushedAuthorizationRequest {
+    /// `code`.
+    pub response_type: String,
+    /// client_secret_post, private_key_jwt or a public client.
+    pub client_id: Option<String>,
+    /// client_secret_post.
+    pub client_secret: Option<String>,
+    /// private_key_jwt.
+    pub client_assertion_type: Option<ClientAssertionType>,
+    /// private_key_jwt: the signed assertion.
+    pub client_assertion: Option<String>,
+    /// One of the client's registered redirect URIs (optional if it has one).
+    pub redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    pub scope: Option<String>,
+    /// Returned unchanged.
+    pub state: Option<String>,
+    /// The PKCE challenge.
     pub code_challenge: String,
     /// `S256`.
     pub code_challenge_method: String,
@@ -393,7 +442,7 @@ pub struct AuthorizeQuery {
     pub resource: Option<String>,
     /// The audience, by name.
     pub audience: Option<String>,
-    /// RFC 9449 §10: bind the code to this key thumbprint.
+    /// RFC 9449 §10: bind the code to this key thumbprint (a DPoP proof header does the same).
     pub dpop_jkt: Option<String>,
     /// OpenID Connect: echoed in the id_token (at most 255 bytes).
     pub nonce: Option<String>,
@@ -406,6 +455,15 @@ pub struct AuthorizeQuery {
     pub max_age: Option<u32>,
     /// OpenID Connect: pre-fills the username on the sign-in page.
     pub login_hint: Option<String>,
+}
+
+/// `POST /par`'s answer (RFC 9126 §2.2), 201.
+#[derive(Serialize, ToSchema)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:…`, for `/authorize?client_id=…&request_uri=…`.
+    pub request_uri: String,
+    /// Seconds it stays usable (60).
+    pub expires_in: i64,
 }
 
 /// `POST /authorize/login`, form-encoded.
@@ -510,6 +568,8 @@ pub struct ClientView {
     pub legacy_assertion_audience: bool,
     /// Where RP-initiated logout may send the user back (exact match).
     pub post_logout_redirect_uris: Vec<String>,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -546,6 +606,8 @@ pub struct CreatedClient {
     pub legacy_assertion_audience: bool,
     /// Where RP-initiated logout may send the user back (exact match).
     pub post_logout_redirect_uris: Vec<String>,
+    /// Whether authorization requests must be pushed (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
     pub previous_secret_expires_at: Option<i64>,
     /// Creation time.
@@ -808,4 +870,74 @@ pub struct AuditEvent {
 pub struct AuditList {
     /// Newest first.
     pub events: Vec<AuditEvent>,
+}
+
+// ---- users and /userinfo ------------------------------------------------------
+
+/// A user as operators see it, never the password hash (`domain::users::User`).
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    /// Stable id: the `sub` of their tokens.
+    pub user_id: String,
+    /// Login name (OIDC `preferred_username`).
+    pub username: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Full name (OIDC `name`), if set.
+    pub name: Option<String>,
+    /// Email address (OIDC `email`), if set.
+    pub email: Option<String>,
+    /// Whether the email address is verified (OIDC `email_verified`).
+    pub email_verified: bool,
+    /// Creation or the last profile change (OIDC `updated_at`).
+    pub updated_at: i64,
+}
+
+/// Every user (`domain::admin::UserList`).
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    /// Oldest first.
+    pub users: Vec<User>,
+}
+
+/// A deleted user (`domain::admin::DeletedUser`).
+#[derive(Serialize, ToSchema)]
+pub struct DeletedUser {
+    /// The login name.
+    pub deleted: String,
+    /// Their id.
+    pub user_id: String,
+}
+
+/// The UserInfo response (OpenID Connect Core 1.0 §5.3.2): `sub` always,
+/// the others by the token's scopes (`profile`: `name`,
+/// `preferred_username`, `updated_at`; `email`: `email`, `email_verified`),
+/// absent values omitted.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    /// The user's stable id (the token's `sub`).
+    pub sub: String,
+    /// `profile`: full name.
+    pub name: Option<String>,
+    /// `profile`: the login name.
+    pub preferred_username: Option<String>,
+    /// `profile`: last change of the profile, seconds since the epoch.
+    pub updated_at: Option<i64>,
+    /// `email`: the address.
+    pub email: Option<String>,
+    /// `email`: whether the address is verified.
+    pub email_verified: Option<bool>,
+}
+
+/// An RFC 6750 §3 / RFC 9449 §7.1 refusal at a protected resource (also
+/// in `WWW-Authenticate`).
+#[derive(Serialize, ToSchema)]
+pub struct BearerError {
+    /// `invalid_request`, `invalid_token`, `insufficient_scope`,
+    /// `invalid_dpop_proof` or `use_dpop_nonce`.
+    pub error: String,
+    /// A fixed human-readable text (never the token).
+    pub error_description: String,
+    /// For an expired token, its `exp`.
+    pub expires_at: Option<i64>,
 }

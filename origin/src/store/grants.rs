@@ -164,7 +164,8 @@ pub async fn end_and_revoke(
 /// Forgets what can no longer be used: codes that expired before
 /// `codes_before`, sessions that expired before `sessions_before`, refresh
 /// tokens whose family expired before `refresh_before` (and the grants'
-/// session rows, `grant_sessions`, that ended by then). Returns rows deleted.
+/// session rows, `grant_sessions`, that ended by then), pushed authorization
+/// requests that expired before `sessions_before`. Returns rows deleted.
 pub async fn prune(
     db: &Db,
     codes_before: i64,
@@ -185,6 +186,10 @@ pub async fn prune(
         (
             "DELETE FROM grant_sessions WHERE expires_at < $1",
             refresh_before,
+        ),
+        (
+            "DELETE FROM pushed_requests WHERE expires_at < $1",
+            sessions_before,
         ),
     ] {
         n = n.saturating_add(

@@ -12,6 +12,7 @@ pub mod grants;
 pub mod group_commit;
 pub mod keys;
 pub mod outbox;
+pub mod pushed;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocation;

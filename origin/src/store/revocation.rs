@@ -78,13 +78,23 @@ pub async fn record_token_ttl(db: &Db, ttl: i64) -> Result<i64, StoreError> {
 /// so lowering `GATEHOUSE_ACCESS_TOKEN_TTL` never shortens coverage of
 /// tokens already issued under a longer one.
 pub async fn cover_span(db: &Db, config: &crate::config::Config) -> Result<CoverSpan, StoreError> {
+    cover_span_for(db, config.access_token_ttl, config.leeway_secs).await
+}
+
+/// [`cover_span`] from the two settings it reads: the configured access
+/// token TTL and the validators' clock leeway.
+pub async fn cover_span_for(
+    db: &Db,
+    access_token_ttl: i64,
+    leeway_secs: i64,
+) -> Result<CoverSpan, StoreError> {
     let row = sqlx::query("SELECT max_token_ttl FROM revocation_push WHERE id = 1")
         .fetch_one(&db.pool)
         .await?;
     let persisted: i64 = row.try_get("max_token_ttl")?;
     Ok(CoverSpan {
-        max_token_ttl: persisted.max(config.access_token_ttl),
-        leeway_secs: config.leeway_secs,
+        max_token_ttl: persisted.max(access_token_ttl),
+        leeway_secs,
     })
 }
 

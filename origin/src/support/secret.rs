@@ -98,6 +98,11 @@ secret_type!(
     SessionId
 );
 secret_type!(
+    /// The random part of a pushed request's `request_uri` (RFC 9126): 256-bit
+    /// random, single-use, stored as its SHA-256.
+    PushedRequestHandle
+);
+secret_type!(
     /// A CSRF token (double-submitted: cookie and form field).
     CsrfToken
 );
@@ -122,7 +127,13 @@ macro_rules! random_secret {
         }
     )*};
 }
-random_secret!(RefreshToken, AuthCode, SessionId, CsrfToken);
+random_secret!(
+    RefreshToken,
+    AuthCode,
+    SessionId,
+    CsrfToken,
+    PushedRequestHandle
+);
 
 impl ClientSecret {
     /// A fresh secret with 256 bits of entropy, base64url (43 characters).

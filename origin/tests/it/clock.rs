@@ -155,3 +155,53 @@ async fn keys_rotate_and_leave_the_jwks_on_the_servers_clock() {
     let later = jwks(&state).await;
     assert!(!later.contains(&first[0]), "{later:?}");
 }
+
+/// The system clock, counting its readings.
+#[derive(Debug, Default)]
+struct CountingClock {
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl gatehouse_origin::support::clock::Clock for CountingClock {
+    fn now(&self) -> gatehouse_origin::support::clock::Reading {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        gatehouse_origin::support::clock::SystemClock.now()
+    }
+}
+
+/// An admin request reads the clock once: the backoff middleware's reading
+/// (milliseconds) is the one the handler uses (seconds); a refused token
+/// reads it once too.
+#[tokio::test]
+async fn an_admin_request_reads_the_clock_once() {
+    use std::sync::atomic::Ordering;
+    let tdb = sqlite_db();
+    let clock = std::sync::Arc::new(CountingClock::default());
+    let state = state_on_clock(
+        gatehouse_origin::config::Config::for_tests(&tdb.url),
+        tdb.open().await,
+        clock.clone(),
+    )
+    .await;
+    for (path, token, status) in [
+        ("/admin/keys", ADMIN, 200),
+        ("/admin/revocations/status", ADMIN, 200),
+        ("/admin/keys", "wrong-token", 401),
+    ] {
+        let before = clock.reads.load(Ordering::SeqCst);
+        let (s, _, body) = send(
+            &state,
+            axum::http::Request::get(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(s, status, "{path}: {body}");
+        assert_eq!(
+            clock.reads.load(Ordering::SeqCst) - before,
+            1,
+            "{path} with {token}"
+        );
+    }
+}

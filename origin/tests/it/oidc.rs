@@ -781,12 +781,21 @@ async fn discovery_is_one_document_extended() {
         oidc["id_token_signing_alg_values_supported"],
         serde_json::json!(published)
     );
+    assert_eq!(
+        oidc["userinfo_endpoint"],
+        format!("{}/userinfo", oidc["issuer"].as_str().unwrap())
+    );
+    for claim in ["email", "email_verified", "preferred_username", "name"] {
+        assert!(
+            oidc["claims_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&claim.into()),
+            "{claim}"
+        );
+    }
     // Nothing that is not served.
-    for absent in [
-        "userinfo_endpoint",
-        "registration_endpoint",
-        "acr_values_supported",
-    ] {
+    for absent in ["registration_endpoint", "acr_values_supported"] {
         assert!(oidc.get(absent).is_none(), "{absent}");
     }
 }

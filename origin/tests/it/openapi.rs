@@ -112,6 +112,7 @@ async fn the_document_names_every_operation_of_the_origin() {
         "get /authorize",
         "post /authorize/login",
         "post /authorize/consent",
+        "post /par",
         "post /introspect",
         "post /revoke",
         "get /.well-known/jwks.json",
@@ -137,6 +138,12 @@ async fn the_document_names_every_operation_of_the_origin() {
         "post /logout",
         "get /admin/users/{username}/sessions",
         "delete /admin/users/{username}/sessions/{sid}",
+        "get /userinfo",
+        "post /userinfo",
+        "get /admin/users",
+        "post /admin/users",
+        "patch /admin/users/{username}",
+        "delete /admin/users/{username}",
     ];
     expected.sort_unstable();
     assert_eq!(documented, expected);
@@ -612,6 +619,136 @@ async fn real_answers_match_their_schemas() {
     check(&doc, "get", "/admin/keys", 401, &err);
 }
 
+/// Issue 19: the UserInfo answers (claims, and the RFC 6750 refusals) and
+/// the admin API's user answers match their schemas.
+#[tokio::test]
+async fn userinfo_and_user_answers_match_their_schemas() {
+    use gatehouse_origin::domain::grants::{issue_code, CodeGrant};
+    let state = sqlite_state().await;
+    let doc = document(&state).await;
+    let (s, created) = call(
+        &state,
+        admin(
+            "POST",
+            "/admin/users",
+            Some(
+                json!({"username": "alice", "password": "correct horse battery",
+                        "name": "Alice", "email": "alice@example.com", "email_verified": true}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    check(&doc, "post", "/admin/users", 201, &created);
+    let steps: Vec<(&str, &str, &str, u16, Option<Value>)> = vec![
+        ("get", "/admin/users", "/admin/users", 200, None),
+        (
+            "patch",
+            "/admin/users/alice",
+            "/admin/users/{username}",
+            200,
+            Some(json!({"name": "Alice L."})),
+        ),
+        (
+            "patch",
+            "/admin/users/alice",
+            "/admin/users/{username}",
+            400,
+            Some(json!({"email": "nope"})),
+        ),
+        (
+            "patch",
+            "/admin/users/nobody",
+            "/admin/users/{username}",
+            404,
+            Some(json!({"name": "N"})),
+        ),
+        (
+            "post",
+            "/admin/users",
+            "/admin/users",
+            409,
+            Some(json!({"username": "alice", "password": "correct horse battery"})),
+        ),
+    ];
+    for (method, uri, path, status, body) in steps {
+        let (s, answer) = call(&state, admin(&method.to_uppercase(), uri, body)).await;
+        assert_eq!(s, status, "{method} {uri}: {answer}");
+        check(&doc, method, path, status, &answer);
+    }
+
+    let (web, secret) = gatehouse_origin::domain::clients::create(
+        &state.db,
+        &gatehouse_origin::domain::clients::NewClient {
+            name: "rp".into(),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            audiences: vec![AUD.into()],
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![CB.into()],
+            ..Default::default()
+        },
+        crate::support::now(),
+    )
+    .await
+    .unwrap();
+    let web = Registered::new(web, secret);
+    let mut tokens = Vec::new();
+    for scopes in ["openid profile email", "profile"] {
+        let code = issue_code(
+            &state.db,
+            &CodeGrant {
+                client_id: web.id.clone(),
+                user_id: created["user_id"].as_str().unwrap().to_owned(),
+                redirect_uri: CB.into(),
+                scopes: scopes.split(' ').map(str::to_owned).collect(),
+                audience: AUD.into(),
+                code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+                dpop_jkt: None,
+                session: gatehouse_origin::domain::grants::ApprovingSession {
+                    sid: "session-1".into(),
+                    auth_time: 1,
+                    amr: "pwd".into(),
+                },
+                nonce: None,
+            },
+            crate::support::now(),
+        )
+        .await
+        .unwrap();
+        let body = format!(
+            "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb\
+             &code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            code.expose()
+        );
+        let (s, _, t) = token(&state, &web, &body).await;
+        assert_eq!(s, 200, "{t}");
+        tokens.push(t["access_token"].as_str().unwrap().to_owned());
+    }
+    let cases = [
+        (Some(tokens[0].as_str()), None, 200),
+        (Some(tokens[1].as_str()), None, 403),
+        (Some("not-a-token"), None, 401),
+        (None, None, 401),
+        (Some(tokens[0].as_str()), Some("?access_token=x"), 400),
+    ];
+    for method in ["get", "post"] {
+        for (tok, query, status) in cases {
+            let mut req = Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(format!("/userinfo{}", query.unwrap_or_default()));
+            if let Some(t) = tok {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let (s, answer) = call(&state, req.body(Body::empty()).unwrap()).await;
+            assert_eq!(s, status, "{method} {answer}");
+            check(&doc, method, "/userinfo", status, &answer);
+        }
+    }
+    let (s, deleted) = call(&state, admin("DELETE", "/admin/users/alice", None)).await;
+    assert_eq!(s, 200, "{deleted}");
+    check(&doc, "delete", "/admin/users/{username}", 200, &deleted);
+}
+
 /// The closed lists of the document are the server's: grant types
 /// (`GrantType::ALL`) and readiness reasons (`http::probe::NotReady`).
 #[tokio::test]
@@ -642,4 +779,56 @@ async fn enumerations_are_the_servers() {
         .collect();
     reasons.sort();
     assert_eq!(listed("NotReadyReason"), reasons);
+}
+
+/// The admin refusals are one shared set (`http::admin::AdminRefusals`,
+/// `JsonBodyRefusals`) that every admin operation names once: each has the
+/// 401 and 429 of the token check, JSON bodies their 400 and 415, and an
+/// operation that looks a resource up keeps its own 404 over the set's.
+#[tokio::test]
+async fn every_admin_operation_documents_the_shared_refusals() {
+    let state = sqlite_state().await;
+    let doc = document(&state).await;
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/admin") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let r = &op["responses"];
+            seen += 1;
+            for status in ["401", "404", "429"] {
+                assert!(
+                    r[status]["description"].is_string(),
+                    "{method} {path}: no {status}"
+                );
+            }
+            assert!(
+                r["401"]["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("admin token"),
+                "{method} {path}"
+            );
+            if op.get("requestBody").is_some() {
+                assert!(
+                    r["400"].is_object() && r["415"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert!(seen >= 12, "{seen} admin operations");
+    let not_found = |path: &str, method: &str| {
+        doc["paths"][path][method]["responses"]["404"]["description"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(not_found("/admin/clients/{client_id}", "get").starts_with("No such client"));
+    assert!(not_found("/admin/keys/{kid}/retire", "post").starts_with("No such key"));
+    assert_eq!(
+        not_found("/admin/clients", "get"),
+        "No admin token is configured"
+    );
 }

@@ -144,7 +144,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
         let client = edge_client(&url);
         let t = now();
         assert_eq!(
-            revocation_push::push_pending(&state, &client, t)
+            revocation_push::push_pending(&state.pusher(), &client, t)
                 .await
                 .unwrap(),
             Cycle::Idle
@@ -168,7 +168,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
         .unwrap();
         edge.lock().unwrap().fail_next = 3;
         for attempt in 1..=3 {
-            let e = revocation_push::push_pending(&state, &client, t)
+            let e = revocation_push::push_pending(&state.pusher(), &client, t)
                 .await
                 .unwrap_err();
             assert!(
@@ -199,7 +199,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             );
             assert!(s.last_error.unwrap().contains("503"));
         }
-        let done = revocation_push::push_pending(&state, &client, t)
+        let done = revocation_push::push_pending(&state.pusher(), &client, t)
             .await
             .unwrap();
         // Every attempt reserved a version: the acknowledged one is the 4th
@@ -243,7 +243,7 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
         }
         // Nothing new: nothing sent.
         assert_eq!(
-            revocation_push::push_pending(&state, &client, t)
+            revocation_push::push_pending(&state.pusher(), &client, t)
                 .await
                 .unwrap(),
             Cycle::Idle
@@ -263,7 +263,7 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
         revocation::revoke(&state.db, RevocationKind::Jti, "j1", t.0 + 300, "test", t)
             .await
             .unwrap();
-        let first = revocation_push::push_pending(&state, &client, t)
+        let first = revocation_push::push_pending(&state.pusher(), &client, t)
             .await
             .unwrap();
         assert!(
@@ -278,7 +278,7 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
         assert_eq!(s.mode.as_deref(), Some("edge"), "{}", tdb.name);
         // Fresh: nothing to do.
         assert_eq!(
-            revocation_push::push_pending(&state, &client, t)
+            revocation_push::push_pending(&state.pusher(), &client, t)
                 .await
                 .unwrap(),
             Cycle::Idle
@@ -289,7 +289,7 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
             .execute(&state.db.pool)
             .await
             .unwrap();
-        let again = revocation_push::push_pending(&state, &client, t)
+        let again = revocation_push::push_pending(&state.pusher(), &client, t)
             .await
             .unwrap();
         assert!(
@@ -325,7 +325,7 @@ async fn the_document_is_republished_periodically_and_after_rotation() {
         .unwrap();
         state.reload_keys().await.unwrap();
         edge.lock().unwrap().jwks = Some(state.key_ring().unwrap().jwks(t));
-        let resigned = revocation_push::push_pending(&state, &client, t)
+        let resigned = revocation_push::push_pending(&state.pusher(), &client, t)
             .await
             .unwrap();
         assert!(
@@ -362,7 +362,7 @@ async fn a_restarted_origin_pushes_what_a_dead_one_committed() {
             )
             .await
             .unwrap();
-            let e = revocation_push::push_pending(&state, &client, t)
+            let e = revocation_push::push_pending(&state.pusher(), &client, t)
                 .await
                 .unwrap_err();
             assert!(matches!(e, PushError::Transport { .. }), "{e}");
@@ -372,7 +372,7 @@ async fn a_restarted_origin_pushes_what_a_dead_one_committed() {
         let state = state_on(&tdb.url, tdb.schema.as_deref()).await;
         let (edge, url) = new_edge(&state).await;
         let task = tokio::spawn(revocation_push::run(
-            state.clone(),
+            state.pusher(),
             edge_client(&url),
             fast(),
         ));
@@ -431,12 +431,12 @@ async fn two_pushers_on_one_postgres_never_send_versions_backwards() {
     let b = state_on(&url, Some(&schema)).await;
     let (edge, edge_url) = new_edge(&a).await;
     let ta = tokio::spawn(revocation_push::run(
-        a.clone(),
+        a.pusher(),
         edge_client(&edge_url),
         fast(),
     ));
     let tb = tokio::spawn(revocation_push::run(
-        b.clone(),
+        b.pusher(),
         edge_client(&edge_url),
         fast(),
     ));
@@ -579,7 +579,7 @@ async fn the_cloudflare_kv_client_sends_the_documented_request() {
         .unwrap();
     // A wrong token is refused and nothing is marked delivered.
     let bad = PushClient::new(kv(&base, "wrong"), &fast()).unwrap();
-    let e = revocation_push::push_pending(&state, &bad, t)
+    let e = revocation_push::push_pending(&state.pusher(), &bad, t)
         .await
         .unwrap_err();
     assert!(matches!(e, PushError::Refused { status: 403, .. }), "{e}");
@@ -590,7 +590,7 @@ async fn the_cloudflare_kv_client_sends_the_documented_request() {
     );
     let good = PushClient::new(kv(&base, "cf-test-token"), &fast()).unwrap();
     assert!(!format!("{good:?}").contains("cf-test-token"));
-    let done = revocation_push::push_pending(&state, &good, t)
+    let done = revocation_push::push_pending(&state.pusher(), &good, t)
         .await
         .unwrap();
     assert!(
@@ -635,7 +635,7 @@ async fn cloudflare_without_success_true_is_not_an_acknowledgement() {
         .await
         .unwrap();
     let c = PushClient::new(kv(&base, "t"), &fast()).unwrap();
-    let e = revocation_push::push_pending(&state, &c, t)
+    let e = revocation_push::push_pending(&state.pusher(), &c, t)
         .await
         .unwrap_err();
     assert!(matches!(e, PushError::NotAcknowledged), "{e}");
@@ -711,7 +711,7 @@ async fn an_admin_sub_revocation_is_pushed_even_over_the_entry_cap() {
         )
         .await
         .unwrap();
-        let done = revocation_push::push_pending(&state, &client, t).await;
+        let done = revocation_push::push_pending(&state.pusher(), &client, t).await;
         // As many as fit in the edge's 8 MiB (fewer than MAX_ENTRIES here).
         assert!(
             matches!(done, Ok(Cycle::Delivered { entries, .. }) if entries > 60_000 && entries <= MAX_ENTRIES),
@@ -788,7 +788,7 @@ async fn a_flood_of_own_revocations_cannot_push_out_another_clients_revocation()
         let reason: String = sqlx::Row::try_get(&row, "reason").unwrap();
         let t = now();
         insert_jti_flood(&state.db, MAX_ENTRIES + 50, t.0 + 1, drop_after, &reason).await;
-        let done = revocation_push::push_pending(&state, &client, UnixTime(t.0 + 1)).await;
+        let done = revocation_push::push_pending(&state.pusher(), &client, UnixTime(t.0 + 1)).await;
         assert!(
             matches!(done, Ok(Cycle::Delivered { .. })),
             "{}: {done:?}",

@@ -194,7 +194,10 @@ fn authlib_completes_code_dpop_refresh_introspection_and_revocation_as_a_public_
         "{} is missing: scripts/setup installs tests/requirements.txt into .venv",
         python.display()
     );
-    let stack = Stack::start_linked(&[], &[]);
+    // Authlib's OpenIDProviderMetadata requires RS256 among the id_token
+    // algorithms (OpenID Connect Discovery §3); the origin advertises only
+    // what its keys sign with, so this origin signs with RS256.
+    let stack = Stack::start_linked(&[("GATEHOUSE_SIGNING_ALG", "RS256")], &[]);
     let sub = create_user(&stack.origin, "paula");
     let mut args = vec!["--public", "--dpop-required"];
     args.extend(web_client_args(REDIRECT_URI));

@@ -3,8 +3,8 @@
 //! replay guard, revocation ingest, route policy, CORS, health, rate limits,
 //! key rotation picked up on an unknown `kid`, and the origin going away.
 
+use crate::harness::forge::dpop_proof as proof;
 use crate::harness::{http, now, serve_jwks, unique, Edge, Origin, Stack, Upstream};
-use gatehouse_common::dpop::ath;
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
 };
@@ -86,26 +86,6 @@ fn stack_with(vars: impl FnOnce(&Origin, &str) -> Vec<(String, String)>) -> (Sta
             origin,
         },
         (),
-    )
-}
-
-fn proof(
-    key: &TestKey,
-    method: &str,
-    url: &str,
-    token: Option<&str>,
-    nonce: Option<&str>,
-) -> String {
-    let mut claims = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
-    if let Some(t) = token {
-        claims["ath"] = ath(t).into();
-    }
-    if let Some(n) = nonce {
-        claims["nonce"] = n.into();
-    }
-    key.sign(
-        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
-        &claims,
     )
 }
 

@@ -5,6 +5,7 @@
 //! fetch, and what the public health endpoint tells. Tokens come from a
 //! test issuer whose JWKS endpoint can be switched to fail or stall.
 
+use crate::harness::forge::{proof_claims, proof_header};
 use crate::harness::{http, now, unique, Edge, Origin, Upstream, HEALTH_TOKEN};
 use gatehouse_common::dpop::ath;
 use gatehouse_common::testkit::signer::TestKey;
@@ -165,16 +166,7 @@ impl Setup {
 }
 
 fn proof(key: &TestKey, method: &str, url: &str, token: &str, nonce: Option<&str>) -> String {
-    let mut claims = json!({
-        "jti": unique("proof"), "htm": method, "htu": url, "iat": now(), "ath": ath(token),
-    });
-    if let Some(n) = nonce {
-        claims["nonce"] = n.into();
-    }
-    key.sign(
-        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
-        &claims,
-    )
+    crate::harness::forge::dpop_proof(key, method, url, Some(token), nonce)
 }
 
 struct Answer {
@@ -392,10 +384,9 @@ fn a_forged_proof_is_refused_and_spoils_none_of_the_holders_proofs() {
     let token = issuer.mint(&s.edge, "ivan", "app", "read", Some(&key));
     let url = format!("{}/f", s.edge.url);
     let forged = |jti: &str| {
-        attacker.sign(
-            &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
-            &json!({"jti": jti, "htm": "GET", "htu": url, "iat": now(), "ath": ath(&token)}),
-        )
+        let mut claims = proof_claims("GET", &url, Some(&token));
+        claims["jti"] = jti.into();
+        attacker.sign(&proof_header(&key), &claims)
     };
     let from_attacker = |p: &str| {
         get(

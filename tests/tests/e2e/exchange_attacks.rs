@@ -3,27 +3,15 @@
 //! 8693, a client that is not an audience of a token cannot exchange it,
 //! and an exchanged token never outlives its subject.
 
-use crate::harness::{http, jwt_claims, now, ClientCreds, Origin, Stack};
+use crate::harness::{http, jwt_claims, ClientCreds, Origin, Stack};
 use gatehouse_common::testkit::signer::TestKey;
-use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
+use serde_json::Value;
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 fn proof(key: &TestKey, method: &str, url: &str, token: Option<&str>) -> String {
-    let mut claims = json!({
-        "jti": format!("{}-{}", std::process::id(), SystemTime::now()
-            .duration_since(UNIX_EPOCH).expect("clock").as_nanos()),
-        "htm": method, "htu": url, "iat": now(),
-    });
-    if let Some(t) = token {
-        claims["ath"] = gatehouse_common::dpop::ath(t).into();
-    }
-    key.sign(
-        &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk_json()}),
-        &claims,
-    )
+    crate::harness::forge::dpop_proof(key, method, url, token, None)
 }
 
 /// POST /token as `client` (client_secret_basic), with an optional DPoP proof.

@@ -10,6 +10,7 @@
 //! (a user's login and consent through the origin's pages) and [`forge`]
 //! (forged tokens and DPoP proofs).
 
+pub mod fake_issuer;
 pub mod forge;
 pub mod login;
 

@@ -9,69 +9,15 @@
 //! each vendor's token on a route requiring a role, the strict default's
 //! refusals, and a per-subject quota on a shared client.
 
+use crate::harness::fake_issuer::FakeIssuer;
 use crate::harness::{http, now, unique, Edge, Origin, Upstream};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 include!("../../fixtures/vendors.rs");
 use vendors::{RsaTestKey, Shape, AUTH0_ROLES_CLAIM, ENTRA_TENANT};
 
 /// The API's audience at every issuer.
 const API: &str = "https://orders.example";
-
-/// A fake identity provider: fixed documents by path, and a count of
-/// requests per path.
-struct FakeIdp {
-    base: String,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl FakeIdp {
-    /// Serves `docs(base)` (path → JSON body) on a fresh port.
-    fn start(docs: impl FnOnce(&str) -> Vec<(String, Value)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let docs: HashMap<String, String> = docs(&base)
-            .into_iter()
-            .map(|(p, v)| (p, v.to_string()))
-            .collect();
-        let hits = Arc::new(Mutex::new(HashMap::new()));
-        let counter = Arc::clone(&hits);
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut buf = [0u8; 8192];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                let path = head
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .split('?')
-                    .next()
-                    .unwrap_or("/")
-                    .to_owned();
-                *counter.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                let resp = match docs.get(&path) {
-                    Some(body) => format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: public, max-age=300\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    ),
-                    None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        .to_owned(),
-                };
-                let _ = stream.write_all(resp.as_bytes());
-            }
-        });
-        Self { base, hits }
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
 
 /// A discovery document as OpenID Connect Discovery 1.0 §3 lists it.
 fn discovery(issuer: &str, jwks_uri: &str) -> Value {
@@ -89,8 +35,8 @@ fn jwks(key: &RsaTestKey) -> Value {
 }
 
 /// Keycloak: realm `demo`, keys at the realm's `certs` endpoint.
-fn keycloak(key: &RsaTestKey) -> (FakeIdp, String) {
-    let idp = FakeIdp::start(|base| {
+fn keycloak(key: &RsaTestKey) -> (FakeIssuer, String) {
+    let idp = FakeIssuer::serving(|base| {
         let iss = format!("{base}/realms/demo");
         let certs = format!("{iss}/protocol/openid-connect/certs");
         vec![
@@ -109,8 +55,8 @@ fn keycloak(key: &RsaTestKey) -> (FakeIdp, String) {
 }
 
 /// Auth0: the tenant's issuer ends with `/`.
-fn auth0(key: &RsaTestKey) -> (FakeIdp, String) {
-    let idp = FakeIdp::start(|base| {
+fn auth0(key: &RsaTestKey) -> (FakeIssuer, String) {
+    let idp = FakeIssuer::serving(|base| {
         vec![
             (
                 "/.well-known/openid-configuration".into(),
@@ -128,8 +74,8 @@ fn auth0(key: &RsaTestKey) -> (FakeIdp, String) {
 
 /// Entra ID: one tenant's v1.0 (`/{tid}/`) and v2.0 (`/{tid}/v2.0`)
 /// issuers, sharing the tenant's keys.
-fn entra(key: &RsaTestKey) -> (FakeIdp, String, String) {
-    let idp = FakeIdp::start(|base| {
+fn entra(key: &RsaTestKey) -> (FakeIssuer, String, String) {
+    let idp = FakeIssuer::serving(|base| {
         let v1 = format!("{base}/{ENTRA_TENANT}/");
         let v2 = format!("{base}/{ENTRA_TENANT}/v2.0");
         vec![
@@ -155,15 +101,15 @@ struct Idps {
     kc_key: RsaTestKey,
     auth0_key: RsaTestKey,
     entra_key: RsaTestKey,
-    kc: (FakeIdp, String),
-    auth0: (FakeIdp, String),
-    entra: (FakeIdp, String, String),
+    kc: (FakeIssuer, String),
+    auth0: (FakeIssuer, String),
+    entra: (FakeIssuer, String, String),
     /// The same vendors' servers again, trusted with no preset (rfc9068).
-    strict_kc: (FakeIdp, String),
-    strict_auth0: (FakeIdp, String),
-    strict_entra: (FakeIdp, String, String),
+    strict_kc: (FakeIssuer, String),
+    strict_auth0: (FakeIssuer, String),
+    strict_entra: (FakeIssuer, String, String),
     /// Its discovery document names another issuer.
-    mixup: (FakeIdp, String),
+    mixup: (FakeIssuer, String),
 }
 
 impl Idps {
@@ -171,7 +117,7 @@ impl Idps {
         let kc_key = RsaTestKey::load("keycloak", "kc-rs256-1");
         let auth0_key = RsaTestKey::load("auth0", "auth0-key-1");
         let entra_key = RsaTestKey::load("entra", "entra-x5t-1");
-        let mixup = FakeIdp::start(|base| {
+        let mixup = FakeIssuer::serving(|base| {
             vec![
                 (
                     "/.well-known/openid-configuration".into(),

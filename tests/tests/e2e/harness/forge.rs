@@ -408,7 +408,7 @@ impl Forge {
     }
 }
 
-/// A DPoP proof by `key` for `method url`, with `ath` of `token`.
+/// A DPoP proof's claims for `method url`, with `ath` of `token`.
 pub(crate) fn proof_claims(method: &str, url: &str, token: Option<&str>) -> Value {
     let mut c = json!({"jti": unique("proof"), "htm": method, "htu": url, "iat": now()});
     if let Some(t) = token {
@@ -419,4 +419,20 @@ pub(crate) fn proof_claims(method: &str, url: &str, token: Option<&str>) -> Valu
 
 pub(crate) fn proof_header(key: &TestKey) -> Value {
     json!({"typ": "dpop+jwt", "alg": key.alg().name(), "jwk": key.public_jwk_json()})
+}
+
+/// A DPoP proof by `key` for `method url`: `ath` of `token` and the
+/// server's `nonce` when given, a fresh `jti`, `iat` now.
+pub(crate) fn dpop_proof(
+    key: &TestKey,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    nonce: Option<&str>,
+) -> String {
+    let mut claims = proof_claims(method, url, token);
+    if let Some(n) = nonce {
+        claims["nonce"] = n.into();
+    }
+    key.sign(&proof_header(key), &claims)
 }

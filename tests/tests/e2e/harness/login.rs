@@ -105,6 +105,17 @@ pub(crate) fn authorize_url_with(
     reqwest::Url::parse_with_params(&format!("{origin}/authorize"), &params).expect("authorize URL")
 }
 
+/// [`login_at`] asking for `scope` (e.g. `openid profile email`).
+pub(crate) fn login_scoped(
+    origin: &str,
+    issuer: &str,
+    client_id: &str,
+    user: &str,
+    scope: &str,
+) -> (String, Vec<String>) {
+    login_with(origin, issuer, client_id, user, &[("scope", scope)])
+}
+
 /// [`authorize_at`], also returning the browser's cookies (its session).
 pub(crate) fn login_at(
     origin: &str,
@@ -124,7 +135,24 @@ pub(crate) fn login_with(
     user: &str,
     extra: &[(&str, &str)],
 ) -> (String, Vec<String>) {
-    let url = authorize_url_with(origin, client_id, extra);
+    login_from(
+        origin,
+        issuer,
+        authorize_url_with(origin, client_id, extra),
+        user,
+    )
+}
+
+/// Logs in as `user` and consents through the origin's pages, starting at
+/// the authorization request `url` (state `e2e-state`, redirect URI [`CB`]),
+/// e.g. a pushed request's `/authorize?client_id=…&request_uri=…`; returns
+/// the code and the browser's cookies.
+pub(crate) fn login_from(
+    origin: &str,
+    issuer: &str,
+    url: reqwest::Url,
+    user: &str,
+) -> (String, Vec<String>) {
     let mut jar = Vec::new();
     let page = http().get(url).send().expect("GET /authorize");
     assert_eq!(page.status(), 200);

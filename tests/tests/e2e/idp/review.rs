@@ -3,69 +3,8 @@
 //! Fake issuers as in the parent module, plus ones that redirect or hang.
 
 use super::*;
+use crate::harness::fake_issuer::Reply;
 use std::time::{Duration, Instant};
-
-/// What a scripted fake answers for one path.
-#[derive(Clone)]
-enum Reply {
-    Json(Value),
-    Redirect(String),
-    /// Accepts the connection and never answers.
-    Hang,
-}
-
-/// A fake issuer answering by path with `routes(base)`.
-struct Scripted {
-    base: String,
-    hits: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Scripted {
-    fn start(routes: impl FnOnce(&str) -> Vec<(String, Reply)>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let routes: Arc<HashMap<String, Reply>> = Arc::new(routes(&base).into_iter().collect());
-        let hits = Arc::new(Mutex::new(HashMap::new()));
-        let counter = Arc::clone(&hits);
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let routes = Arc::clone(&routes);
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 8192];
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    *counter.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
-                    let resp = match routes.get(&path) {
-                        Some(Reply::Json(v)) => {
-                            let body = v.to_string();
-                            format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                                body.len()
-                            )
-                        }
-                        Some(Reply::Redirect(to)) => format!(
-                            "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        ),
-                        Some(Reply::Hang) => {
-                            std::thread::sleep(Duration::from_secs(120));
-                            return;
-                        }
-                        None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                            .to_owned(),
-                    };
-                    let _ = stream.write_all(resp.as_bytes());
-                });
-            }
-        });
-        Self { base, hits }
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
-}
 
 const WK: &str = "/.well-known/openid-configuration";
 
@@ -88,7 +27,7 @@ fn review_attacks_on_profiles_discovery_and_roles() {
     let idps = Idps::start();
     let key = RsaTestKey::load("auth0", "mixup-1");
     // Its discovery document is reached only through a redirect.
-    let redirecting = Scripted::start(|base| {
+    let redirecting = FakeIssuer::start(|base| {
         vec![
             (
                 WK.into(),
@@ -102,7 +41,7 @@ fn review_attacks_on_profiles_discovery_and_roles() {
         ]
     });
     // Its jwks_uri redirects elsewhere.
-    let jwks_redirect = Scripted::start(|base| {
+    let jwks_redirect = FakeIssuer::start(|base| {
         vec![
             (
                 WK.into(),
@@ -116,7 +55,7 @@ fn review_attacks_on_profiles_discovery_and_roles() {
         ]
     });
     // Its discovery never answers.
-    let hanging = Scripted::start(|_| vec![(WK.into(), Reply::Hang)]);
+    let hanging = FakeIssuer::start(|_| vec![(WK.into(), Reply::Hang)]);
 
     let mut trusted: Vec<Value> = serde_json::from_str(&idps.trusted_issuers()).unwrap();
     for f in [&redirecting, &jwks_redirect, &hanging] {
