@@ -1040,3 +1040,76 @@ async fn an_operator_ends_only_the_named_users_sessions() {
     .await;
     assert_eq!(s, 401);
 }
+
+/// The store's queries (the session's online grants, the user's live
+/// grants with their last use, a session or grant of one user) on SQLite
+/// and, when configured, PostgreSQL.
+#[tokio::test]
+async fn logout_and_the_sessions_operations_run_on_every_database() {
+    for tdb in crate::support::databases() {
+        let clock = SettableClock::starting_now();
+        let state = crate::support::state_on_clock(
+            gatehouse_origin::config::Config::for_tests(&tdb.url),
+            tdb.open().await,
+            clock.clone(),
+        )
+        .await;
+        create_user(&state.db, "alice", crate::support::now()).await;
+        create_user(&state.db, "bob", crate::support::now()).await;
+        let c = rp(&state, true, &[BYE]).await;
+        let mut b = Browser::default();
+        let code = b
+            .code_as(&state, &query(&c.id, &[("scope", "openid read")]), "alice")
+            .await;
+        let online = redeem(&state, &c, &code).await;
+        let code = b
+            .code_as(
+                &state,
+                &query(&c.id, &[("scope", "openid offline_access")]),
+                "alice",
+            )
+            .await;
+        let offline = redeem(&state, &c, &code).await;
+        clock.advance_secs(5);
+        let (s, rotated) = refresh(&state, &c, online["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(s, 200, "{}: {rotated}", tdb.name);
+        let listed = admin::user_sessions(&state.db, "alice", clock.now().secs())
+            .await
+            .unwrap();
+        assert_eq!(listed.sessions.len(), 1, "{}", tdb.name);
+        assert_eq!(listed.grants.len(), 2, "{}: {listed:?}", tdb.name);
+        let online_grant = listed.grants.iter().find(|g| !g.offline).unwrap();
+        assert_eq!(online_grant.last_used, clock.now().secs().0, "{}", tdb.name);
+        let sid = listed.sessions[0].sid.clone();
+        assert!(admin::revoke_session(
+            &state.db,
+            &state.config,
+            "bob",
+            &sid,
+            admin::Via::Cli,
+            clock.now().secs()
+        )
+        .await
+        .is_err());
+        let a = b
+            .get(
+                &state,
+                &logout_uri(&[
+                    ("id_token_hint", online["id_token"].as_str().unwrap()),
+                    ("post_logout_redirect_uri", BYE),
+                ]),
+            )
+            .await;
+        assert_eq!(a.status, 303, "{}: {}", tdb.name, a.body);
+        let (s, _) = refresh(&state, &c, rotated["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(s, 400, "{}", tdb.name);
+        let (s, _) = refresh(&state, &c, offline["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(s, 200, "{}", tdb.name);
+        let listed = admin::user_sessions(&state.db, "alice", clock.now().secs())
+            .await
+            .unwrap();
+        assert!(listed.sessions.is_empty(), "{}", tdb.name);
+        assert_eq!(listed.grants.len(), 1, "{}", tdb.name);
+        assert!(listed.grants[0].offline);
+    }
+}
