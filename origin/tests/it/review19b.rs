@@ -59,44 +59,47 @@ fn proof(key: &TestKey, htm: &str, htu: &str, token: &str, iat: i64) -> String {
     )
 }
 
-/// A DPoP-bound `openid` token of a fresh user, through `/token`.
-async fn bound_token(state: &AppState, key: &TestKey) -> String {
-    let now = state.clock.now().secs();
+/// A client allowed `openid`, `openidx` and `profile`.
+async fn rp(state: &AppState) -> Registered {
     let (c, s) = clients::create(
         &state.db,
         &NewClient {
             name: "rp".into(),
-            scopes: vec!["openid".into()],
+            scopes: ["openid", "openidx", "profile"].map(str::to_owned).to_vec(),
             audiences: vec![AUD.into()],
             grant_types: vec!["authorization_code".into()],
             redirect_uris: vec![CB.into()],
             ..NewClient::default()
         },
-        now,
+        state.clock.now().secs(),
     )
     .await
     .unwrap();
-    let client = Registered::new(c, s);
-    let user = users::create(
-        &state.db,
-        "alice",
-        &Password::new("correct horse battery".into()),
-        now,
-    )
-    .await
-    .unwrap();
+    Registered::new(c, s)
+}
+
+/// A token of `user_id` with `scopes` through `/token` (authorization
+/// code), bound to `key` when given.
+async fn issue(
+    state: &AppState,
+    client: &Registered,
+    user_id: &str,
+    scopes: &str,
+    key: Option<&TestKey>,
+) -> String {
+    let now = state.clock.now().secs();
     let code = grants::issue_code(
         &state.db,
         &CodeGrant {
             client_id: client.id.clone(),
-            user_id: user.user_id.clone(),
+            user_id: user_id.to_owned(),
             redirect_uri: CB.into(),
-            scopes: vec!["openid".into()],
+            scopes: scopes.split(' ').map(str::to_owned).collect(),
             audience: AUD.into(),
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: gatehouse_origin::domain::grants::ApprovingSession {
-                sid: "session-1".into(),
+                sid: random_id().unwrap(),
                 auth_time: 1,
                 amr: "pwd".into(),
             },
@@ -110,13 +113,72 @@ async fn bound_token(state: &AppState, key: &TestKey) -> String {
         "grant_type=authorization_code&code={}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&code_verifier={VERIFIER}",
         code.expose()
     );
-    let htu = format!("{}/token", state.config.issuer);
-    let req = form_post("/token", Some(&basic(&client.id, &client.secret)), "")
-        .header("dpop", proof(key, "POST", &htu, "unused", now.0));
+    let mut req = form_post("/token", Some(&basic(&client.id, &client.secret)), "");
+    if let Some(k) = key {
+        let htu = format!("{}/token", state.config.issuer);
+        req = req.header("dpop", proof(k, "POST", &htu, "unused", now.0));
+    }
     let (s, _, t) = send(state, req.body(Body::from(body)).unwrap()).await;
     assert_eq!(s, 200, "{t}");
-    assert_eq!(t["token_type"], "DPoP");
     t["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn new_user(state: &AppState, username: &str) -> users::User {
+    users::create(
+        &state.db,
+        username,
+        &Password::new("correct horse battery".into()),
+        state.clock.now().secs(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A DPoP-bound `openid` token of a fresh user, through `/token`.
+async fn bound_token(state: &AppState, key: &TestKey) -> String {
+    let client = rp(state).await;
+    let user = new_user(state, "alice").await;
+    issue(state, &client, &user.user_id, "openid", Some(key)).await
+}
+
+async fn bearer_userinfo(state: &AppState, token: &str) -> (u16, Value) {
+    let (s, _, b) = send(
+        state,
+        Request::get("/userinfo")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    (s, b)
+}
+
+/// Held: a deleted user's token stays refused after a new user takes the
+/// username (`sub` is the random `user_id`), and `openid` is a whole scope,
+/// not a prefix.
+#[tokio::test]
+async fn a_recreated_username_and_a_lookalike_scope_get_nothing() {
+    let state = sqlite_state().await;
+    let client = rp(&state).await;
+    let first = new_user(&state, "alice").await;
+    let old = issue(&state, &client, &first.user_id, "openid profile", None).await;
+    assert_eq!(bearer_userinfo(&state, &old).await.0, 200);
+    let (s, _) = admin_call(&state, "DELETE", "/admin/users/alice", None).await;
+    assert_eq!(s, 200);
+    let second = new_user(&state, "alice").await;
+    assert_ne!(first.user_id, second.user_id);
+    let (s, b) = bearer_userinfo(&state, &old).await;
+    assert_eq!(s, 401, "the old token reads the new alice: {b}");
+    assert_eq!(b["error"], "invalid_token");
+    let new = issue(&state, &client, &second.user_id, "openid profile", None).await;
+    let (s, b) = bearer_userinfo(&state, &new).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["sub"], json!(second.user_id));
+
+    let lookalike = issue(&state, &client, &second.user_id, "openidx profile", None).await;
+    let (s, b) = bearer_userinfo(&state, &lookalike).await;
+    assert_eq!(s, 403, "{b}");
+    assert_eq!(b["error"], "insufficient_scope");
 }
 
 async fn userinfo(state: &AppState, method: &str, token: &str, dpop: &str) -> (u16, Value) {
