@@ -399,7 +399,17 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                 email,
                 email_verified: Some(email_verified),
             };
-            print(&admin::create_user_with_profile(&db, &username, &password, &profile, now).await?)
+            print(
+                &admin::create_user_with_profile(
+                    &db,
+                    &username,
+                    &password,
+                    &profile,
+                    Via::Cli,
+                    now,
+                )
+                .await?,
+            )
         }
         UserCommand::Update {
             username,
@@ -420,7 +430,7 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
         }
         UserCommand::List => print(&admin::list_users(&db).await?),
         UserCommand::Delete { username } => print(
-            &admin::delete_user(&db, &config, &username, now)
+            &admin::delete_user(&db, &config, &username, Via::Cli, now)
                 .await
                 .map_err(named("user", &username))?,
         ),
