@@ -416,7 +416,17 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                 email,
                 email_verified: Some(email_verified),
             };
-            print(&admin::create_user_with_profile(&db, &username, &password, &profile, now).await?)
+            print(
+                &admin::create_user_with_profile(
+                    &db,
+                    &username,
+                    &password,
+                    &profile,
+                    Via::Cli,
+                    now,
+                )
+                .await?,
+            )
         }
         UserCommand::Update {
             username,
@@ -447,7 +457,7 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                 .map_err(named("session of user", &username))?,
         ),
         UserCommand::Delete { username } => print(
-            &admin::delete_user(&db, &config, &username, now)
+            &admin::delete_user(&db, &config, &username, Via::Cli, now)
                 .await
                 .map_err(named("user", &username))?,
         ),

@@ -197,7 +197,7 @@ impl From<UserError> for Error {
     fn from(e: UserError) -> Self {
         match e {
             UserError::InvalidUsername => Self::InvalidRequest(
-                "the username must be 1-64 characters without spaces or control characters".into(),
+                "the username must be 1-64 characters without spaces, control or invisible characters".into(),
             ),
             UserError::InvalidPassword => {
                 Self::InvalidRequest("the password must be 8-1024 characters".into())
@@ -417,21 +417,32 @@ pub async fn create_user(
     db: &Db,
     username: &str,
     password: &Password,
+    via: Via,
     now: UnixTime,
 ) -> Result<User, Error> {
-    create_user_with_profile(db, username, password, &ProfileInput::default(), now).await
+    create_user_with_profile(db, username, password, &ProfileInput::default(), via, now).await
 }
 
 /// Creates a user who logs in at `/authorize`, with their OpenID Connect
 /// profile (`user create --name --email --email-verified`, `POST /admin/users`).
+/// Records `user_created`.
 pub async fn create_user_with_profile(
     db: &Db,
     username: &str,
     password: &Password,
     profile: &ProfileInput,
+    via: Via,
     now: UnixTime,
 ) -> Result<User, Error> {
-    Ok(users::create_with_profile(db, username, password, profile, now).await?)
+    let user = users::create_with_profile(db, username, password, profile, now).await?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("user_created", now)
+            .subject(&user.user_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(user)
 }
 
 /// Changes a user's profile (`user update`, `PATCH /admin/users/{username}`):
@@ -466,17 +477,25 @@ pub async fn list_users(db: &Db) -> Result<UserList, Error> {
 }
 
 /// Deletes a user, ends their sessions and grants and revokes their tokens.
-/// [`Error::NotFound`] for no such user.
+/// Records `user_deleted`. [`Error::NotFound`] for no such user.
 pub async fn delete_user(
     db: &Db,
     config: &Config,
     username: &str,
+    via: Via,
     now: UnixTime,
 ) -> Result<DeletedUser, Error> {
     let span = revocation::cover_span(db, config).await?;
     let user = users::delete(db, username, span, now)
         .await?
         .ok_or(Error::NotFound)?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("user_deleted", now)
+            .subject(&user.user_id)
+            .detail(via.as_str()),
+    )
+    .await?;
     Ok(DeletedUser {
         deleted: user.username,
         user_id: user.user_id,

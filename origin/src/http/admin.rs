@@ -712,6 +712,7 @@ async fn list_users(State(state): State<AppState>) -> Result<Json<admin::UserLis
 )]
 async fn create_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), Error> {
     let password = crate::support::secret::Password::new(body.password);
@@ -725,7 +726,8 @@ async fn create_user(
         &body.username,
         &password,
         &profile,
-        state.clock.now().secs(),
+        Via::AdminApi,
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -750,6 +752,7 @@ async fn create_user(
 )]
 async fn update_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(username): AdminPath<String>,
     AdminJson(body): AdminJson<UpdateUser>,
 ) -> Result<Json<User>, Error> {
@@ -758,14 +761,8 @@ async fn update_user(
         email: body.email,
         email_verified: body.email_verified,
     };
-    let user = admin::update_user(
-        &state.db,
-        &username,
-        &profile,
-        Via::AdminApi,
-        state.clock.now().secs(),
-    )
-    .await?;
+    let user =
+        admin::update_user(&state.db, &username, &profile, Via::AdminApi, now.secs()).await?;
     Ok(Json(user))
 }
 
@@ -785,13 +782,15 @@ async fn update_user(
 )]
 async fn delete_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(username): AdminPath<String>,
 ) -> Result<Json<admin::DeletedUser>, Error> {
     let done = admin::delete_user(
         &state.db,
         &state.config,
         &username,
-        state.clock.now().secs(),
+        Via::AdminApi,
+        now.secs(),
     )
     .await?;
     Ok(Json(done))
