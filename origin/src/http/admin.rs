@@ -41,6 +41,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit))
         .routes(routes!(list_users, create_user))
         .routes(routes!(update_user, delete_user))
+        .routes(routes!(user_sessions))
+        .routes(routes!(revoke_session))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -269,6 +271,9 @@ pub struct CreateClient {
     /// RFC 9126 §6: authorization requests must be pushed to `/par`.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl From<CreateClient> for ClientRequest {
@@ -285,6 +290,7 @@ impl From<CreateClient> for ClientRequest {
             serves: b.serves,
             legacy_assertion_audience: b.legacy_assertion_audience,
             require_pushed_authorization_requests: b.require_pushed_authorization_requests,
+            post_logout_redirect_uris: b.post_logout_redirect_uris,
         }
     }
 }
@@ -788,4 +794,64 @@ async fn delete_user(
     )
     .await?;
     Ok(Json(done))
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/{username}/sessions",
+    tag = "admin",
+    summary = "A user's live browser sessions and grants (offline ones included)",
+    params(("username" = String, Path, description = "The user's login name")),
+    responses(
+        (status = 200, description = "The sessions and grants", body = schema::UserSessions),
+        AdminRefusals,
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn user_sessions(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+    AdminPath(username): AdminPath<String>,
+) -> Result<Json<admin::UserSessions>, Error> {
+    Ok(Json(
+        admin::user_sessions(&state.db, &username, now.secs()).await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{username}/sessions/{sid}",
+    tag = "admin",
+    summary = "End one of a user's browser sessions (and its online grants) or revoke one grant",
+    description = "`sid` is a session id (the session ends and its online grants are revoked; \
+                   offline grants stay) or a grant id (that grant is revoked, offline or not). \
+                   Only the user's own sessions and grants are found.",
+    params(
+        ("username" = String, Path, description = "The user's login name"),
+        ("sid" = String, Path, description = "A session id or a grant id of that user"),
+    ),
+    responses(
+        (status = 200, description = "Ended", body = schema::RevokedSession),
+        AdminRefusals,
+        (status = 404, description = "No such user, or no such session or grant of theirs (or no admin token configured)", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn revoke_session(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+    AdminPath((username, sid)): AdminPath<(String, String)>,
+) -> Result<Json<admin::RevokedSession>, Error> {
+    Ok(Json(
+        admin::revoke_session(
+            &state.db,
+            &state.config,
+            &username,
+            &sid,
+            Via::AdminApi,
+            now.secs(),
+        )
+        .await?,
+    ))
 }

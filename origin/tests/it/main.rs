@@ -24,6 +24,7 @@ mod exchange;
 mod family_revocation;
 mod grant_review;
 mod grants;
+mod logout;
 mod oidc;
 mod openapi;
 mod pages;
