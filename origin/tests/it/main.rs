@@ -35,6 +35,7 @@ mod ready;
 mod review;
 mod review18;
 mod review19b;
+mod review19c;
 mod storage;
 mod support;
 mod userinfo;
