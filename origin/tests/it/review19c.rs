@@ -234,3 +234,53 @@ async fn the_sessions_listing_reveals_no_secret() {
         ]
     );
 }
+
+/// alice signs in and approves an app; then bob signs in in the same
+/// browser (`prompt=login`): alice's session cookie is replaced, so no
+/// logout in this browser can reach her session again. Her session must
+/// end there and then (her online grants revoked, as at a logout), not
+/// linger with live grants that only its expiry or an operator ends.
+#[tokio::test]
+async fn signing_in_as_another_user_ends_the_replaced_session() {
+    let (state, _clock) = setup().await;
+    let c = rp(&state, false, &[BYE]).await;
+    let (mut b, alice_tok) = signed_in(&state, &c).await;
+    let q = crate::logout::query(&c.id, &[("scope", "openid read"), ("prompt", "login")]);
+    let code = b.code_as(&state, &q, "bob").await;
+    let bob_tok = redeem(&state, &c, &code).await;
+    assert_ne!(
+        claims_of(bob_tok["id_token"].as_str().unwrap())["sub"],
+        claims_of(alice_tok["id_token"].as_str().unwrap())["sub"]
+    );
+    // alice's app signs her out with her own hint: the browser's session is
+    // bob's, so the user is asked; whatever the answer, alice's grant is over.
+    let a = b
+        .get(
+            &state,
+            &logout_uri(&[("id_token_hint", alice_tok["id_token"].as_str().unwrap())]),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let (s, v) =
+        crate::logout::refresh(&state, &c, alice_tok["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "alice's grant outlived her session: {v}"
+    );
+    let (s, _, list) = send(
+        &state,
+        Request::get("/admin/users/alice/sessions")
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["sessions"].as_array().map(Vec::len), Some(0), "{list}");
+    // bob's session and grant stand.
+    assert!(b.signed_in(&state, &c.id).await);
+    let (s, v) =
+        crate::logout::refresh(&state, &c, bob_tok["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{v}");
+}
