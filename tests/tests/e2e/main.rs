@@ -27,6 +27,7 @@ mod oidc;
 mod par;
 mod ratelimit_accuracy;
 mod replicas;
+mod review19c;
 mod revocation;
 mod revocation_attacks;
 mod skeleton;
