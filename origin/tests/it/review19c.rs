@@ -284,3 +284,58 @@ async fn signing_in_as_another_user_ends_the_replaced_session() {
         crate::logout::refresh(&state, &c, bob_tok["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{v}");
 }
+
+/// RP-initiated logout sent as a cross-site form `POST` (§2 allows it;
+/// openid-client and others can) reaches the origin without the
+/// `SameSite=Lax` session cookie. Answering it as "nothing to end" sent the
+/// user back to the RP as signed out while their session and its grants
+/// lived on (the next person at that browser is signed in as them). The
+/// origin moves such a request to a `GET` of itself — a top-level
+/// navigation, which carries the Lax cookie — and ends the session there.
+#[tokio::test]
+async fn a_cross_site_post_logout_does_not_report_success_without_ending_the_session() {
+    let (state, _clock) = setup().await;
+    let c = rp(&state, false, &[BYE]).await;
+    let (mut b, tok) = signed_in(&state, &c).await;
+    let hint = tok["id_token"].as_str().unwrap();
+    // The browser's cross-site POST: its Lax session cookie is withheld.
+    let mut cross_site = Browser::default();
+    let a = cross_site
+        .post(
+            &state,
+            "/logout",
+            &[
+                ("id_token_hint", hint),
+                ("post_logout_redirect_uri", BYE),
+                ("state", "s-1"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    let next = a.location();
+    assert!(
+        next.starts_with("/logout?"),
+        "the RP was told the user is signed out while the session lives: {next}"
+    );
+    assert!(b.signed_in(&state, &c.id).await);
+    // The navigation that follows carries the cookie: the session ends.
+    let a = b.get(&state, &next).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.location(), format!("{BYE}?state=s-1"));
+    assert!(!b.signed_in(&state, &c.id).await);
+    let (s, _) = crate::logout::refresh(&state, &c, tok["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 400);
+    // A POST that fails validation is the error page at once.
+    let a = Browser::default()
+        .post(
+            &state,
+            "/logout",
+            &[
+                ("client_id", &c.id),
+                ("post_logout_redirect_uri", "https://evil.example/"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(a.location().is_empty());
+}
