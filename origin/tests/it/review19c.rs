@@ -339,3 +339,32 @@ async fn a_cross_site_post_logout_does_not_report_success_without_ending_the_ses
     assert_eq!(a.status, 400);
     assert!(a.location().is_empty());
 }
+
+/// A logout whose revocations fail (here: the outbox is gone) used to have
+/// deleted the session row first: the user saw an error, a second logout
+/// found no session and ended nothing, and the grants lived on. The
+/// session now stands until its grants are revoked, so the logout can be
+/// repeated.
+#[tokio::test]
+async fn a_logout_that_fails_midway_leaves_the_session_to_log_out_again() {
+    let (state, _clock) = setup().await;
+    let c = rp(&state, false, &[BYE]).await;
+    let (mut b, tok) = signed_in(&state, &c).await;
+    sqlx::query("ALTER TABLE outbox RENAME TO outbox_gone")
+        .execute(&state.db.pool)
+        .await
+        .unwrap();
+    let hint = tok["id_token"].as_str().unwrap();
+    let a = b.get(&state, &logout_uri(&[("id_token_hint", hint)])).await;
+    assert!(a.status >= 500, "{} {}", a.status, a.body);
+    sqlx::query("ALTER TABLE outbox_gone RENAME TO outbox")
+        .execute(&state.db.pool)
+        .await
+        .unwrap();
+    // The session is still there: logging out again ends it and its grant.
+    assert!(b.signed_in(&state, &c.id).await, "the session was lost");
+    let a = b.get(&state, &logout_uri(&[("id_token_hint", hint)])).await;
+    assert!(a.body.contains("You are signed out."), "{}", a.body);
+    let (s, _) = crate::logout::refresh(&state, &c, tok["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 400, "the grant outlived the logout");
+}
