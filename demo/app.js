@@ -253,6 +253,12 @@ async function finishSignIn(config, client, params) {
   if (body.token_type !== "DPoP") {
     throw new Error(`expected a DPoP-bound token, got token_type ${body.token_type}`);
   }
+  // OpenID Connect: nothing of the response is used unless its id_token verifies.
+  let idClaims = null;
+  if (oidc) {
+    if (!body.id_token) throw new Error("the origin sent no id_token for scope openid");
+    idClaims = await verifyIdToken(body.id_token, body.access_token, pending.nonce, config);
+  }
   session = body;
   const claims = claimsOf(body.access_token);
   $("token-type").textContent = body.token_type;
@@ -263,13 +269,11 @@ async function finishSignIn(config, client, params) {
   $("call-edge").disabled = false;
   $("sign-in").textContent = "Sign in again";
   status(`Signed in as ${claims.sub}. The token is bound to this browser's key.`);
-  if (oidc) await showOpenIdConnect(config, client, pending.nonce);
+  if (idClaims) await showOpenIdConnect(client, idClaims);
 }
 
-/** The verified id_token's claims and the userinfo answer. */
-async function showOpenIdConnect(config, client, nonce) {
-  if (!session.id_token) throw new Error("the origin sent no id_token for scope openid");
-  const claims = await verifyIdToken(session.id_token, session.access_token, nonce, config);
+/** The verified id_token's claims, and the userinfo answer. */
+async function showOpenIdConnect(client, claims) {
   showClaims($("id-claims"), claims);
   const verdict = $("id-token-verdict");
   const header = jsonOf(session.id_token.split(".")[0]);

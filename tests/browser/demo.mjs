@@ -66,6 +66,25 @@ async function callEdgeWith(page, token) {
   }, token);
 }
 
+/** Waits for the page's error and returns its text. */
+async function errorShown(page) {
+  await page.locator("#error").waitFor();
+  return (await page.locator("#error").textContent()).trim();
+}
+
+/** Logs in on the origin's login page and allows on its consent page. */
+async function loginAndAllow(page) {
+  await page.getByLabel("Username").fill(env("DEMO_USER"));
+  await page.getByLabel("Password").fill(env("DEMO_PASSWORD"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  // The consent page, unless this user already allowed this client and scope.
+  const allow = page.getByRole("button", { name: "Allow" });
+  const back = page.waitForURL((u) => u.origin === pageOrigin);
+  const consent = await Promise.race([allow.waitFor().then(() => true), back.then(() => false)]);
+  if (consent) await allow.click();
+  return consent;
+}
+
 /** Waits for `selector` to show, failing at once with the page's error if that shows first. */
 async function shown(page, selector) {
   await page.locator(`${selector}, #error`).locator("visible=true").first().waitFor();
@@ -123,14 +142,7 @@ try {
   );
   const nonce = authorize.searchParams.get("nonce");
   assert.match(nonce ?? "", /^[A-Za-z0-9_-]{22,}$/, "the page sends a random nonce");
-  await page.getByLabel("Username").fill(env("DEMO_USER"));
-  await page.getByLabel("Password").fill(env("DEMO_PASSWORD"));
-  await page.getByRole("button", { name: "Sign in" }).click();
-  // The consent page, unless this user already allowed this client and scope.
-  const allow = page.getByRole("button", { name: "Allow" });
-  const back = page.waitForURL((u) => u.origin === pageOrigin);
-  const consent = await Promise.race([allow.waitFor().then(() => true), back.then(() => false)]);
-  if (consent) await allow.click();
+  const consent = await loginAndAllow(page);
   console.log(`demo: consent ${consent ? "shown and given" : "remembered"}`);
 
   // 3. Back on the page: the code was redeemed for a DPoP-bound token.
@@ -212,6 +224,34 @@ try {
   assert.match(after.challenge, /invalid_token/);
   console.log(`demo: signed out; the edge refused the old token after ${Date.now() - start} ms`);
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-signed-out.png"), fullPage: true });
+
+  // 7. A sign-out "return" this page did not start (a forged link) is refused.
+  await page.goto(`${url}?state=forged-by-another-site`);
+  assert.match(await errorShown(page), /Sign-out failed: the state does not match/);
+  assert.equal(await page.locator("#signed-out").isHidden(), true);
+
+  // 8. An id_token issued for another nonce (an attacker's authorization
+  //    request, or a replayed response) is refused, and nothing of that
+  //    token response is used: the nonce is swapped on its way to the origin.
+  await page.goto(url);
+  await signIn.and(page.locator(":enabled")).waitFor();
+  await page.route(
+    (u) => u.origin === expected.issuer && u.pathname === "/authorize" && u.searchParams.has("nonce"),
+    (route) => {
+      const swapped = new URL(route.request().url());
+      swapped.searchParams.set("nonce", "chosen-by-the-attacker-0123456789");
+      return route.continue({ url: swapped.toString() });
+    },
+  );
+  await signIn.click();
+  await page.waitForURL((u) => u.pathname === "/authorize" && u.origin !== pageOrigin);
+  await loginAndAllow(page);
+  await page.waitForURL((u) => u.origin === pageOrigin);
+  assert.match(await errorShown(page), /Sign-in failed: the id_token is refused: nonce is not the one this page sent/);
+  assert.equal(await page.locator("#token").isHidden(), true, "no token is shown");
+  assert.equal(await page.locator("#id-token").isHidden(), true, "no claims are shown");
+  assert.equal(await page.locator("#call-edge").isDisabled(), true);
+  console.log("demo: a forged sign-out return and an id_token for another nonce were refused");
 } catch (e) {
   console.error(`demo: ${e.stack ?? e}`);
   if (page) {

@@ -9,7 +9,8 @@
 //! checks the identity the upstream received. Then it signs out through the
 //! origin's `end_session_endpoint` (RP-initiated logout back to the page),
 //! checks the page's signed-out state and that the edge refuses the old
-//! access token within 2 s. The screenshots are kept in
+//! access token within 2 s; a forged sign-out return and an id_token for
+//! another nonce are refused by the page. The screenshots are kept in
 //! `test-artifacts/demo.png` and `demo-signed-out.png`.
 
 use crate::harness::login::{create_user, PASSWORD};
@@ -138,7 +139,10 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
         output.contains("demo: consent shown and given")
             && output.contains("demo: id_token claims and userinfo shown")
             && output.contains("demo: verified identity shown")
-            && output.contains("demo: signed out; the edge refused the old token"),
+            && output.contains("demo: signed out; the edge refused the old token")
+            && output.contains(
+                "demo: a forged sign-out return and an id_token for another nonce were refused"
+            ),
         "{output}"
     );
 
@@ -152,6 +156,30 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
     assert!(
         screenshot.with_file_name("demo-signed-out.png").is_file(),
         "the signed-out page was captured"
+    );
+
+    // Behind the page: the sign-out ended the origin session the id_token
+    // named and revoked its grant (the audit trail says so).
+    let audit = Command::new(crate::harness::origin_binary())
+        .args(["audit", "--limit", "200"])
+        .env("GATEHOUSE_ISSUER", &stack.origin.url)
+        .env("GATEHOUSE_DATABASE_URL", &stack.origin.database_url)
+        .env("GATEHOUSE_DATA_DIR", stack.origin.data.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .output()
+        .expect("run gatehouse-origin audit");
+    let audit: serde_json::Value =
+        serde_json::from_slice(&audit.stdout).expect("audit prints JSON");
+    let ended = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["event"] == "session_ended" && e["subject"] == sub.as_str())
+        .unwrap_or_else(|| panic!("no session_ended event for {sub}:\n{audit}"));
+    let detail = ended["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("grants_revoked=") && !detail.contains("grants_revoked=0"),
+        "the sign-out revoked no grant: {detail}"
     );
 
     // Behind the page: the origin issued a DPoP-bound token through the
