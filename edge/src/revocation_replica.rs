@@ -22,7 +22,7 @@ use worker::{
 };
 
 /// The Durable Object binding of the replicas.
-pub const BINDING: &str = "REVOCATION_REPLICAS";
+pub const BINDING: &str = "REVOCATION_REPLICA";
 
 /// How long the ingest store waits for one replica's acknowledgement.
 pub const PUT_DEADLINE: Duration = Duration::from_secs(2);
