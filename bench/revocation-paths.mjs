@@ -217,7 +217,7 @@ p("|---|---|---:|---:|---:|---:|");
 p(`| fast (regional replicas) | \`REVOCATION_REFRESH_SECS=${N}\`, 9 local replicas, KV TTL ${KV_TTL} s beside | ${fast.n} | ${f0(fast.p50)} | ${f0(fast.p99)} | ${f0(fast.max)} |`);
 p(`| KV only | \`REVOCATION_REPLICAS=off\`, \`REVOCATION_TTL_SECS=${KV_TTL}\` | ${kvOnly.n} | ${f0(kvOnly.p50)} | ${f0(kvOnly.p99)} | ${f0(kvOnly.max)} |`);
 p();
-p(`With ${SAMPLES} samples p99 is the largest but one. The fast path is bounded by N (a read starts at most every ${N} s, on the next request after that) plus the push and one local Durable Object round trip; the e2e test \`fast_revocation::a_revocation_is_refused_within_n_plus_one_seconds_through_the_replicas\` holds it to N + 1 s with the KV TTL at an hour.`);
+p(`With ${SAMPLES} samples p99 is the largest sample. The fast path is bounded by N (a read starts at most every ${N} s, on the next request after that) plus the push and one local Durable Object round trip; the e2e test \`fast_revocation::a_revocation_is_refused_within_n_plus_one_seconds_through_the_replicas\` holds it to N + 1 s with the KV TTL at an hour.`);
 p();
 p("**Paper model, worldwide.** Assumptions: " +
   `${M.colos} Cloudflare locations with ${M.isolatesPerColo} busy isolates each (${f0(isolates)} isolates, all serving traffic); one issuer; ${M.regions} replicas (every location hint); N = ${M.n} s; \`REVOCATION_TTL_SECS\` = ${M.kvTtl} s; ` +
@@ -238,7 +238,7 @@ for (const rps of M.apiRps) {
 }
 p(`| replica duration (each kept awake by its region's reads: 128 MB × 30 days) | – | ≈ $${f1(durationUsdMonth)} per month for ${M.regions} replicas |`);
 p();
-p(`Reads are request-driven: an idle isolate reads nothing, and an isolate serving fewer than one request per N s reads at most once per request; the per-million figures use min(1, isolates × reads per second / API requests per second). At ${f0(isolates)} busy isolates the fast path costs ${f0(isolates * doPerIsolateMin)} Durable Object requests a minute (≈ $${f1(isolates * doPerIsolateMin * 60 * 24 * 30 / 1e6 * M.doPerMillion)} a month) plus the replicas' duration, whatever the traffic; raising N halves it per doubling, and with the fast path carrying revocations \`REVOCATION_TTL_SECS\` can be raised (KV stays the fallback) to cut the KV reads it adds to. In the origin's \`cloudflare\` push mode (KV written directly) the replicas are not fed and KV's time applies.`);
+p(`Reads are request-driven: an idle isolate reads nothing, and an isolate serving fewer than one request per N s reads at most once per request; the per-million figures use min(1, isolates × reads per second / API requests per second). Once all ${f0(isolates)} isolates are busy (each serving at least one request per N s) the fast path costs at most ${f0(isolates * doPerIsolateMin)} Durable Object requests a minute (≈ $${f1(isolates * doPerIsolateMin * 60 * 24 * 30 / 1e6 * M.doPerMillion)} a month) plus the replicas' duration, however much more traffic comes; at low traffic (the 100 req/s row) the cap is the requests themselves; raising N halves it per doubling, and with the fast path carrying revocations \`REVOCATION_TTL_SECS\` can be raised (KV stays the fallback) to cut the KV reads it adds to. In the origin's \`cloudflare\` push mode (KV written directly) the replicas are not fed and KV's time applies.`);
 p();
 fs.writeFileSync(path.join(WORK, "revocation_paths.md"), L.join("\n"));
 log(`wrote ${path.join(WORK, "revocation_paths.md")}`);
