@@ -315,3 +315,133 @@ fn a_flood_reads_the_replica_at_most_once_per_period() {
         "{reads} replica reads in {elapsed:.1} s (at most {most})"
     );
 }
+
+/// A JWKS the test can change while the edge runs (served like
+/// `harness::serve_jwks`, with the current body on every request).
+fn serve_mutable_jwks(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let now = body.lock().map(|b| b.clone()).unwrap_or_default();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                now.len(),
+                now
+            );
+            let _ = stream.write_all(resp.as_bytes());
+        }
+    });
+    url
+}
+
+/// A replica serving a document whose signature the isolate can no longer
+/// verify: an attacker with a leaked key `k2` pushed a genuine-looking
+/// version 2 un-revoking the victim (taken by the ingest and fanned out),
+/// and the operator retired `k2` from the JWKS before this isolate's next
+/// replica read. The isolate refuses the document (unknown key after a
+/// JWKS refetch): the victim stays revoked, the version stays 1, and the
+/// refusal is counted.
+#[test]
+fn a_replica_document_that_no_longer_verifies_is_refused() {
+    use gatehouse_common::revocation::{
+        RevocationDocument, RevocationEntry, RevocationKind, REVOCATIONS_TYP,
+    };
+    use gatehouse_common::testkit::signer::TestKey;
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
+
+    let k1 = TestKey::es256("gatehouse-e2e-fast-revocation-k1");
+    let k2 = TestKey::es256("gatehouse-e2e-fast-revocation-k2");
+    let jwk = |k: &TestKey, kid: &str| {
+        let mut j = k.public_jwk_json();
+        j["kid"] = kid.into();
+        j["alg"] = "ES256".into();
+        j
+    };
+    let jwks = Arc::new(Mutex::new(
+        json!({ "keys": [jwk(&k1, "k1"), jwk(&k2, "k2")] }).to_string(),
+    ));
+    let iss = serve_mutable_jwks(Arc::clone(&jwks));
+    let trusted = json!([{
+        "issuer": iss,
+        "jwks_url": format!("{iss}/jwks.json"),
+        "audiences": ["{EDGE}"],
+        "algorithms": ["ES256"],
+    }])
+    .to_string();
+    let origin = Origin::start();
+    let upstream = Upstream::start();
+    let mut vars: Vec<(&str, &str)> = vec![("TRUSTED_ISSUERS", trusted.as_str())];
+    vars.extend(fast_vars(&[
+        ("REVOCATION_TTL_SECS", "3600"),
+        ("REVOCATION_REFRESH_SECS", "3"),
+        ("JWKS_MIN_TTL_SECS", "0"),
+        ("JWKS_MAX_TTL_SECS", "1"),
+        ("JWKS_REFRESH_COOLDOWN_SECS", "0"),
+    ]));
+    let edge = Edge::start_retrying(&origin, &upstream, &vars);
+    let document = |key: &TestKey, kid: &str, version: u64, subs: &[&str]| {
+        let doc = RevocationDocument {
+            iss: iss.clone(),
+            iat: now(),
+            version,
+            entries: subs
+                .iter()
+                .map(|s| RevocationEntry {
+                    kind: RevocationKind::Sub,
+                    value: (*s).to_owned(),
+                    revoked_at: now(),
+                    until: now() + 3600,
+                })
+                .collect(),
+        };
+        key.sign(
+            &json!({"alg": "ES256", "typ": REVOCATIONS_TYP, "kid": kid}),
+            &doc.to_claims(),
+        )
+    };
+    let t = now();
+    let victim = k1.sign(
+        &json!({"alg": "ES256", "typ": "at+jwt", "kid": "k1"}),
+        &json!({
+            "iss": iss, "aud": edge.url, "sub": "victim", "client_id": "c",
+            "jti": format!("victim-{t}"), "iat": t - 5, "nbf": t - 5, "exp": t + 300,
+            "scope": "read",
+        }),
+    );
+    assert_eq!(edge_status(&edge, &victim), 200);
+    // Version 1 (k1) revokes the victim; it arrives through the replica.
+    assert_eq!(ingest(&edge, &document(&k1, "k1", 1, &["victim"])), 204);
+    assert!(
+        refused_within(&edge, &victim, Duration::from_secs(3 + 2)).is_some(),
+        "version 1 never arrived through the replica"
+    );
+    // The leaked k2 signs version 2 without the victim; then k2 is retired.
+    assert_eq!(ingest(&edge, &document(&k2, "k2", 2, &[])), 204);
+    *jwks.lock().expect("jwks") = json!({ "keys": [jwk(&k1, "k1")] }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert_eq!(
+            edge_status(&edge, &victim),
+            401,
+            "a document signed by a retired key un-revoked the victim"
+        );
+        let r = revocations(&edge, &iss);
+        assert_eq!(r["version"], 1, "{r}");
+        if counter(&r, "refused") >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica's version 2 was never read: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
