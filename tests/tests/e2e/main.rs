@@ -11,6 +11,7 @@ mod deploy;
 mod edge;
 mod edge_limits;
 mod exchange_attacks;
+mod fast_revocation;
 mod faults;
 mod flows;
 mod forwarding;
