@@ -196,6 +196,31 @@ pub fn too_old(auth_time: i64, max_age: Option<i64>, now: UnixTime) -> bool {
     max_age.is_some_and(|m| m == 0 || now.0.saturating_sub(auth_time) > m)
 }
 
+/// Whether a session authenticated at `auth_time` may serve a request with
+/// `prompt=login` (`login`) and `max_age` at `now`.
+///
+/// A request asking for a fresh login (`prompt=login`, or `max_age=0`) is
+/// served only by a login made during this interaction: at or after
+/// `fresh_since`, when `/authorize` first opened the pushed request
+/// (RFC 9126). A front-channel request has no such time (`None`): its
+/// login form returns to `/authorize` without `prompt=login` and
+/// `max_age=0`, so while it still carries them no session serves it. Any
+/// other `max_age` is measured from `auth_time` ([`too_old`]).
+#[must_use]
+pub fn session_serves(
+    auth_time: i64,
+    login: bool,
+    max_age: Option<i64>,
+    fresh_since: Option<i64>,
+    now: UnixTime,
+) -> bool {
+    let fresh_login = login || max_age == Some(0);
+    if fresh_login && fresh_since.is_none_or(|t| auth_time < t) {
+        return false;
+    }
+    !max_age.is_some_and(|m| m > 0 && too_old(auth_time, Some(m), now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +267,35 @@ mod tests {
         assert!(!too_old(100, Some(10), UnixTime(110)));
         assert!(too_old(100, Some(10), UnixTime(111)));
         assert!(!too_old(100, None, UnixTime(1_000_000)));
+        // A fresh login: only one made since the pushed request was opened.
+        assert!(!session_serves(100, true, None, None, UnixTime(100)));
+        assert!(!session_serves(99, true, None, Some(100), UnixTime(100)));
+        assert!(session_serves(100, true, None, Some(100), UnixTime(500)));
+        assert!(!session_serves(
+            99,
+            false,
+            Some(0),
+            Some(100),
+            UnixTime(100)
+        ));
+        assert!(session_serves(
+            100,
+            false,
+            Some(0),
+            Some(100),
+            UnixTime(100)
+        ));
+        // Any other max_age still counts from auth_time.
+        assert!(!session_serves(
+            100,
+            true,
+            Some(10),
+            Some(100),
+            UnixTime(111)
+        ));
+        assert!(session_serves(100, false, Some(10), None, UnixTime(110)));
+        assert!(!session_serves(100, false, Some(10), None, UnixTime(111)));
+        assert!(session_serves(1, false, None, None, UnixTime(1_000_000)));
         assert!(valid_nonce("n-0S6_WzA2Mj"));
         assert!(!valid_nonce(""));
         assert!(!valid_nonce(&"a".repeat(256)));

@@ -44,6 +44,10 @@ pub struct AuthzRequest {
     /// The stored pushed request (RFC 9126) this came from, consumed when
     /// the code is issued (`http::par`).
     pub pushed: Option<String>,
+    /// When `/authorize` first opened that pushed request: a login since
+    /// then satisfies its `prompt=login` or `max_age=0`
+    /// ([`oidc::session_serves`]).
+    pub opened_at: Option<i64>,
     /// The client.
     pub client: Client,
     /// The exact registered redirect URI.
@@ -237,6 +241,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
     };
     Ok(AuthzRequest {
         pushed: None,
+        opened_at: None,
         redirect_uri,
         state: st.map(str::to_owned),
         scopes,
@@ -263,6 +268,18 @@ fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
         ctx.update(SessionId::new(s.to_owned()).hash_b64().as_bytes());
     }
     gatehouse_common::b64::encode(ctx.sign().as_ref())
+}
+
+/// Whether `session` may serve `req` at `now` without a new login
+/// (`prompt=login`, `max_age`; [`oidc::session_serves`]).
+fn serves(req: &AuthzRequest, session: &Session, now: UnixTime) -> bool {
+    oidc::session_serves(
+        session.auth_time,
+        req.prompt.login,
+        req.max_age,
+        req.opened_at,
+        now,
+    )
 }
 
 /// The browser's live session, if any.
@@ -443,10 +460,11 @@ pub async fn authorize(
         )
     };
     // A session counts unless the client asks for a fresh login
-    // (`prompt=login`) or it authenticated longer ago than `max_age`.
+    // (`prompt=login`, `max_age=0`: one made in this interaction) or it
+    // authenticated longer ago than `max_age`.
     let session = session_of(&state, &headers, now)
         .await?
-        .filter(|s| !req.prompt.login && !oidc::too_old(s.auth_time, req.max_age, now));
+        .filter(|s| serves(&req, s, now));
     let Some(session) = session else {
         if req.prompt.none {
             return Err(fail("login_required", "the user must sign in"));
@@ -758,8 +776,11 @@ pub async fn consent(
         return Err(Error::AuthorizePage("your session has ended; start again"));
     };
     // The page may have waited: a `max_age` the session has outgrown since
-    // is not approved with the old authentication.
-    if oidc::too_old(session.auth_time, req.max_age, now) {
+    // is not approved with the old authentication; nor is a request that
+    // asks for a login (`prompt=login`, `max_age=0`) not made in this
+    // interaction — the login page's own `request` and `csrf` posted here
+    // would otherwise skip it.
+    if !serves(&req, &session, now) {
         return Err(Error::AuthorizePage(
             "your sign-in is older than this request allows; start again",
         ));

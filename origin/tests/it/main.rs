@@ -33,6 +33,7 @@ mod push;
 mod ready;
 mod review;
 mod review18;
+mod review19;
 mod storage;
 mod support;
 mod userinfo;
