@@ -126,6 +126,36 @@ pub fn valid_nonce(n: &str) -> bool {
     !n.is_empty() && n.len() <= MAX_NONCE_LEN && !n.chars().any(char::is_control)
 }
 
+/// The longest `id_token_hint` accepted, bytes.
+pub const MAX_ID_TOKEN_HINT_LEN: usize = 8192;
+
+/// An `id_token_hint` that is not a compact JWT whose payload names a `sub`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("id_token_hint is not an id_token")]
+pub struct MalformedHint;
+
+/// The `sub` an `id_token_hint` (§3.1.2.1) names: the only user a session
+/// may serve the request for. Its signature, issuer and expiry are not
+/// checked: the hint only narrows which signed-in user is served (a forged
+/// one can only bring a login page or `login_required`), never widens it.
+pub fn hint_subject(raw: &str) -> Result<String, MalformedHint> {
+    if raw.len() > MAX_ID_TOKEN_HINT_LEN {
+        return Err(MalformedHint);
+    }
+    let mut parts = raw.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(MalformedHint);
+    };
+    let bytes = b64::decode(payload).map_err(|_| MalformedHint)?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| MalformedHint)?;
+    match claims.get("sub").and_then(serde_json::Value::as_str) {
+        Some(sub) if !sub.is_empty() => Ok(sub.to_owned()),
+        _ => Err(MalformedHint),
+    }
+}
+
 /// The parsed `prompt` (§3.1.2.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prompt {
@@ -296,6 +326,20 @@ mod tests {
         assert!(session_serves(100, false, Some(10), None, UnixTime(110)));
         assert!(!session_serves(100, false, Some(10), None, UnixTime(111)));
         assert!(session_serves(1, false, None, None, UnixTime(1_000_000)));
+        let hint = |json: &str| format!("e30.{}.sig", b64::encode(json.as_bytes()));
+        assert_eq!(hint_subject(&hint(r#"{"sub":"u1"}"#)), Ok("u1".into()));
+        for bad in [
+            hint(r#"{"sub":""}"#),
+            hint(r#"{"sub":1}"#),
+            hint("[]"),
+            "a.b".into(),
+            "a.b.c.d".into(),
+            "e30.!!!.x".into(),
+            format!("{}.x", hint(r#"{"sub":"u1"}"#)),
+            "a".repeat(MAX_ID_TOKEN_HINT_LEN + 1),
+        ] {
+            assert_eq!(hint_subject(&bad), Err(MalformedHint), "{bad}");
+        }
         assert!(valid_nonce("n-0S6_WzA2Mj"));
         assert!(!valid_nonce(""));
         assert!(!valid_nonce(&"a".repeat(256)));

@@ -71,6 +71,9 @@ pub struct AuthzRequest {
     /// OpenID Connect `login_hint` (pre-fills the username; a value too
     /// long or with control characters is ignored).
     pub login_hint: Option<String>,
+    /// The `sub` of OpenID Connect `id_token_hint`: the only user a
+    /// session may serve this request for.
+    pub hint_sub: Option<String>,
 }
 
 /// The redirect to the client: the registered `uri` with `params` plus
@@ -177,6 +180,11 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         Some(_) => return Err(fail("invalid_request", "nonce is malformed or too long")),
         None => None,
     };
+    let hint_sub = q
+        .get("id_token_hint")
+        .map(oidc::hint_subject)
+        .transpose()
+        .map_err(|_| fail("invalid_request", "id_token_hint is malformed"))?;
     let login_hint = q
         .get("login_hint")
         .filter(|h| h.len() <= oidc::MAX_LOGIN_HINT_LEN && !h.chars().any(char::is_control))
@@ -252,6 +260,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         prompt,
         max_age,
         login_hint,
+        hint_sub,
         client,
     })
 }
@@ -270,16 +279,18 @@ fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
     gatehouse_common::b64::encode(ctx.sign().as_ref())
 }
 
-/// Whether `session` may serve `req` at `now` without a new login
+/// Whether `session` may serve `req` at `now` without a new login: it is
+/// the user `id_token_hint` names, if any, and fresh enough
 /// (`prompt=login`, `max_age`; [`oidc::session_serves`]).
 fn serves(req: &AuthzRequest, session: &Session, now: UnixTime) -> bool {
-    oidc::session_serves(
-        session.auth_time,
-        req.prompt.login,
-        req.max_age,
-        req.opened_at,
-        now,
-    )
+    req.hint_sub.as_ref().is_none_or(|h| *h == session.user_id)
+        && oidc::session_serves(
+            session.auth_time,
+            req.prompt.login,
+            req.max_age,
+            req.opened_at,
+            now,
+        )
 }
 
 /// The browser's live session, if any.
@@ -666,6 +677,20 @@ pub async fn login(
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
+    // The application asked for one account (`id_token_hint`): another
+    // one signing in would only be sent back here.
+    if req.hint_sub.as_ref().is_some_and(|h| *h != user.user_id) {
+        let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+            pages::login(
+                &query,
+                csrf,
+                Some("The application asked for another account; sign in as that user."),
+                req.login_hint.as_deref(),
+            )
+        })?;
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(resp);
+    }
     // A new cookie at every login (no fixation); the same user signing in
     // again in this browser keeps the session's public `sid`.
     let cookie = SessionId::generate()?;
@@ -729,7 +754,8 @@ fn after_login(query: &str) -> String {
                     );
                 }
             }
-            "max_age" if v == "0" => {}
+            // `0` however written (`00` parses as zero too).
+            "max_age" if oidc::parse_max_age(Some(&v)) == Ok(Some(0)) => {}
             _ => kept.push(segment.to_owned()),
         }
     }
@@ -778,11 +804,11 @@ pub async fn consent(
     // The page may have waited: a `max_age` the session has outgrown since
     // is not approved with the old authentication; nor is a request that
     // asks for a login (`prompt=login`, `max_age=0`) not made in this
-    // interaction — the login page's own `request` and `csrf` posted here
-    // would otherwise skip it.
+    // interaction, or for another user (`id_token_hint`) — the login page's
+    // own `request` and `csrf` posted here would otherwise skip it.
     if !serves(&req, &session, now) {
         return Err(Error::AuthorizePage(
-            "your sign-in is older than this request allows; start again",
+            "your sign-in does not fit this request (it is too old, or another account's); start again",
         ));
     }
     match form.get("decision") {
@@ -858,6 +884,8 @@ mod tests {
             "prompt=consent&max_age=10"
         );
         assert_eq!(after_login("prompt=none"), "prompt=none");
+        assert_eq!(after_login("a=1&max_age=000"), "a=1");
+        assert_eq!(after_login("max_age=010"), "max_age=010");
     }
 
     #[test]

@@ -103,21 +103,25 @@ impl Browser {
 
     /// Signs in as `alice` on the login page `page`; the 303 back.
     async fn log_in(&mut self, state: &AppState, page: &Answer) -> Answer {
-        assert!(page.is_login_page(), "a login page: {}", page.body);
-        let done = self
-            .post(
-                state,
-                "/authorize/login",
-                &[
-                    ("request", &hidden(&page.body, "request")),
-                    ("csrf", &hidden(&page.body, "csrf")),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
+        let done = self.log_in_as(state, page, "alice").await;
         assert_eq!(done.status, 303, "{}", done.body);
         done
+    }
+
+    /// Posts the login form of `page` as `user`.
+    async fn log_in_as(&mut self, state: &AppState, page: &Answer, user: &str) -> Answer {
+        assert!(page.is_login_page(), "a login page: {}", page.body);
+        self.post(
+            state,
+            "/authorize/login",
+            &[
+                ("request", &hidden(&page.body, "request")),
+                ("csrf", &hidden(&page.body, "csrf")),
+                ("username", user),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
     }
 
     /// Posts the consent form of `page` (any page with `request` and `csrf`).
@@ -352,5 +356,133 @@ async fn the_consent_form_refuses_a_front_channel_request_still_asking_for_a_log
         assert!(page.is_login_page(), "{extra:?}");
         let skipped = b.approve(&state, &page).await;
         assert_eq!(skipped.status, 400, "{extra:?}: {}", skipped.location());
+    }
+}
+
+/// Finding 3: a front-channel `max_age` of zero written with leading zeros
+/// (`00`) is `max_age=0` to the parser, but the login form's return kept
+/// it (it dropped only the exact text `0`): the login page came back
+/// forever.
+#[tokio::test]
+async fn max_age_zero_with_leading_zeros_does_not_loop_the_login() {
+    let (state, _) = setup().await;
+    let (id, _) = client(&state).await;
+    let mut b = Browser::default();
+    let q = encode(&authz(&id, &[("max_age", "000")]));
+    let page = b.get(&state, &format!("/authorize?{q}")).await;
+    let back = b.log_in(&state, &page).await;
+    let next = b.get(&state, &back.location()).await;
+    assert!(
+        next.is_consent_page(),
+        "the login satisfies max_age=000: {}",
+        next.body
+    );
+}
+
+/// A browser signed in as `user` that has approved `id` once (consent
+/// remembered), and the id_token of that approval.
+async fn approved_as(state: &AppState, id: &str, secret: &str, user: &str) -> (Browser, String) {
+    let mut b = Browser::default();
+    let q = encode(&authz(id, &[("nonce", "n-1")]));
+    let page = b.get(state, &format!("/authorize?{q}")).await;
+    let back = b.log_in_as(state, &page, user).await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let next = b.get(state, &back.location()).await;
+    let done = if next.is_consent_page() {
+        b.approve(state, &next).await
+    } else {
+        next
+    };
+    let code = done.param("code").expect("a code");
+    let tokens = redeem(state, id, secret, &code).await;
+    (b, tokens["id_token"].as_str().unwrap().to_owned())
+}
+
+/// Finding 4: `id_token_hint` was ignored. A client re-authenticating
+/// silently (`prompt=none`) with alice's id_token as the hint got a code
+/// for whoever was signed in — bob — instead of `login_required` (OpenID
+/// Connect Core §3.1.2.1); without `prompt=none` bob's session was used
+/// with no chance to sign in as alice.
+#[tokio::test]
+async fn id_token_hint_names_the_only_user_a_session_may_serve() {
+    let (state, _) = setup().await;
+    create_user(&state.db, "bob", now()).await;
+    let (id, secret) = client(&state).await;
+    let (_, alice_hint) = approved_as(&state, &id, &secret, "alice").await;
+    let alice_sub = claims_of(&alice_hint)["sub"].as_str().unwrap().to_owned();
+    let (mut bob, bob_hint) = approved_as(&state, &id, &secret, "bob").await;
+
+    // prompt=none for alice in bob's browser: login_required, no code.
+    let q = encode(&authz(
+        &id,
+        &[("prompt", "none"), ("id_token_hint", &alice_hint)],
+    ));
+    let a = bob.get(&state, &format!("/authorize?{q}")).await;
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(
+        a.param("error").as_deref(),
+        Some("login_required"),
+        "{}",
+        a.location()
+    );
+    assert!(a.param("code").is_none());
+
+    // The same pushed.
+    let uri = push(
+        &state,
+        &id,
+        &secret,
+        &authz(&id, &[("prompt", "none"), ("id_token_hint", &alice_hint)]),
+    )
+    .await;
+    let a = bob.get(&state, &front(&id, &uri)).await;
+    assert_eq!(
+        a.param("error").as_deref(),
+        Some("login_required"),
+        "{}",
+        a.location()
+    );
+
+    // Without prompt=none: the login page, not bob's code; bob signing in
+    // there is refused; alice signing in gets the code, for alice.
+    let q = encode(&authz(&id, &[("id_token_hint", &alice_hint)]));
+    let page = bob.get(&state, &format!("/authorize?{q}")).await;
+    assert!(page.is_login_page(), "{} {}", page.status, page.location());
+    let wrong = bob.log_in_as(&state, &page, "bob").await;
+    assert_ne!(wrong.status, 303, "bob is not the hinted user");
+    assert!(
+        wrong.is_login_page() || wrong.status == 401,
+        "{}",
+        wrong.body
+    );
+    let back = bob.log_in_as(&state, &page, "alice").await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let done = bob.get(&state, &back.location()).await;
+    let code = done.param("code").expect("alice's consent is remembered");
+    let tokens = redeem(&state, &id, &secret, &code).await;
+    assert_eq!(
+        claims_of(tokens["id_token"].as_str().unwrap())["sub"],
+        alice_sub.as_str()
+    );
+
+    // The hint of the signed-in user: served silently.
+    let (mut bob, _) = approved_as(&state, &id, &secret, "bob").await;
+    let q = encode(&authz(
+        &id,
+        &[("prompt", "none"), ("id_token_hint", &bob_hint)],
+    ));
+    let a = bob.get(&state, &format!("/authorize?{q}")).await;
+    assert!(a.param("code").is_some(), "{}", a.location());
+
+    // A hint that is not a JWT: invalid_request (never ignored).
+    for bad in ["not-a-jwt", "a.b.c", &"a".repeat(9000)] {
+        let q = encode(&authz(&id, &[("id_token_hint", bad)]));
+        let a = bob.get(&state, &format!("/authorize?{q}")).await;
+        assert_eq!(
+            a.param("error").as_deref(),
+            Some("invalid_request"),
+            "{}",
+            a.location()
+        );
     }
 }
