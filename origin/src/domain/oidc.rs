@@ -226,13 +226,19 @@ pub fn too_old(auth_time: i64, max_age: Option<i64>, now: UnixTime) -> bool {
     max_age.is_some_and(|m| m == 0 || now.0.saturating_sub(auth_time) > m)
 }
 
+/// How much earlier than the opening of a pushed request a login may be
+/// and still count as made in its interaction: the clocks of the replicas
+/// that read the two times may differ by this much.
+pub const FRESH_LOGIN_SKEW_SECS: i64 = 5;
+
 /// Whether a session authenticated at `auth_time` may serve a request with
 /// `prompt=login` (`login`) and `max_age` at `now`.
 ///
 /// A request asking for a fresh login (`prompt=login`, or `max_age=0`) is
 /// served only by a login made during this interaction: at or after
 /// `fresh_since`, when `/authorize` first opened the pushed request
-/// (RFC 9126). A front-channel request has no such time (`None`): its
+/// (RFC 9126), less [`FRESH_LOGIN_SKEW_SECS`] (replicas' clocks: the
+/// opening and the login may be read on different ones). A front-channel request has no such time (`None`): its
 /// login form returns to `/authorize` without `prompt=login` and
 /// `max_age=0`, so while it still carries them no session serves it. Any
 /// other `max_age` is measured from `auth_time` ([`too_old`]).
@@ -245,7 +251,9 @@ pub fn session_serves(
     now: UnixTime,
 ) -> bool {
     let fresh_login = login || max_age == Some(0);
-    if fresh_login && fresh_since.is_none_or(|t| auth_time < t) {
+    if fresh_login
+        && fresh_since.is_none_or(|t| auth_time < t.saturating_sub(FRESH_LOGIN_SKEW_SECS))
+    {
         return false;
     }
     !max_age.is_some_and(|m| m > 0 && too_old(auth_time, Some(m), now))
@@ -299,10 +307,11 @@ mod tests {
         assert!(!too_old(100, None, UnixTime(1_000_000)));
         // A fresh login: only one made since the pushed request was opened.
         assert!(!session_serves(100, true, None, None, UnixTime(100)));
-        assert!(!session_serves(99, true, None, Some(100), UnixTime(100)));
+        assert!(!session_serves(94, true, None, Some(100), UnixTime(100)));
+        assert!(session_serves(95, true, None, Some(100), UnixTime(100)));
         assert!(session_serves(100, true, None, Some(100), UnixTime(500)));
         assert!(!session_serves(
-            99,
+            94,
             false,
             Some(0),
             Some(100),
