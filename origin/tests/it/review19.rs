@@ -448,6 +448,9 @@ async fn id_token_hint_names_the_only_user_a_session_may_serve() {
     let q = encode(&authz(&id, &[("id_token_hint", &alice_hint)]));
     let page = bob.get(&state, &format!("/authorize?{q}")).await;
     assert!(page.is_login_page(), "{} {}", page.status, page.location());
+    // The login page's form posted to the consent endpoint: refused.
+    let skipped = bob.approve(&state, &page).await;
+    assert_eq!(skipped.status, 400, "{}", skipped.location());
     let wrong = bob.log_in_as(&state, &page, "bob").await;
     assert_ne!(wrong.status, 303, "bob is not the hinted user");
     assert!(
