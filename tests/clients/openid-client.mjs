@@ -19,6 +19,8 @@
 //   GH_CLIENT_SECRET  its secret
 //   GH_REDIRECT_URI   its registered redirect URI
 //   GH_USER, GH_PASSWORD, GH_SUB   the user to sign in as, and its `sub`
+//   GH_POST_LOGOUT_REDIRECT_URI    (optional) the client's registered
+//                     post-logout redirect URI, for the logout step
 
 import assert from "node:assert/strict";
 import * as client from "openid-client";
@@ -37,6 +39,7 @@ const redirectUri = env("GH_REDIRECT_URI");
 const user = env("GH_USER");
 const password = env("GH_PASSWORD");
 const sub = env("GH_SUB");
+const postLogoutRedirectUri = process.env.GH_POST_LOGOUT_REDIRECT_URI;
 
 const ok = (msg) => console.log(`openid-client: ok: ${msg}`);
 const skip = (msg) => console.log(`openid-client: skip: ${msg} (not served yet)`);
@@ -70,6 +73,7 @@ const scopesSupported = meta.scopes_supported ?? [];
 const idTokens = oidc && scopesSupported.includes("openid");
 const userinfo = oidc && typeof meta.userinfo_endpoint === "string";
 const par = typeof meta.pushed_authorization_request_endpoint === "string";
+const endSession = idTokens && typeof meta.end_session_endpoint === "string";
 
 // ---- the user's part: the origin's login and consent forms -----------------
 
@@ -95,9 +99,9 @@ function hidden(html, name) {
   return m[1].replaceAll("&quot;", '"').replaceAll("&amp;", "&");
 }
 
-/** Signs in at `authorizationUrl` and consents; returns the redirect it ends with. */
-async function signIn(authorizationUrl) {
-  const jar = new Jar();
+/** Signs in at `authorizationUrl` and consents in the browser `jar`; returns
+ * the redirect it ends with. */
+async function signIn(authorizationUrl, jar = new Jar()) {
   const get = async (url) => {
     const r = await fetch(url, { redirect: "manual", headers: { cookie: jar.header() } });
     jar.take(r);
@@ -138,8 +142,9 @@ async function signIn(authorizationUrl) {
   return location;
 }
 
-/** Authorization code + PKCE S256 (+ DPoP with a `dpop` handle), through PAR with `usePar`. */
-async function codeFlow(dpop, { usePar }) {
+/** Authorization code + PKCE S256 (+ DPoP with a `dpop` handle), through
+ * PAR with `usePar`, signing in with the browser `jar` (a new one by default). */
+async function codeFlow(dpop, { usePar, jar }) {
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = idTokens ? client.randomNonce() : undefined;
@@ -158,7 +163,7 @@ async function codeFlow(dpop, { usePar }) {
     assert.ok(url.searchParams.get("request_uri"), "PAR: a request_uri");
     assert.equal(url.searchParams.get("code_challenge"), null, "PAR: the request stays pushed");
   }
-  const back = await signIn(url);
+  const back = await signIn(url, jar);
   const tokens = await client.authorizationCodeGrant(
     config,
     back,
@@ -344,6 +349,37 @@ if (par) {
   assert.equal(r.status, 200, "the edge accepts the Bearer token");
   assert.equal((await r.json()).identity["gatehouse-sub"], sub);
   ok("authorization code + PKCE without DPoP: a Bearer token the edge accepts (fetchProtectedResource)");
+}
+
+// ---- RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0) ------------------------
+if (endSession) {
+  const browser = new Jar();
+  const dpop4 = client.getDPoPHandle(config, await client.randomDPoPKeyPair("ES256"));
+  const t = await codeFlow(dpop4, { usePar: false, jar: browser });
+  assert.equal((await atEdge(t.access_token, dpop4)).status, 200, "the session's access token works");
+  const state = client.randomState();
+  const params = { id_token_hint: t.id_token, state };
+  if (postLogoutRedirectUri) params.post_logout_redirect_uri = postLogoutRedirectUri;
+  const url = client.buildEndSessionUrl(config, params);
+  assert.equal(url.origin + url.pathname, meta.end_session_endpoint);
+  // The browser follows it through the real origin, with its session cookie.
+  const r = await fetch(url, { redirect: "manual", headers: { cookie: browser.header() } });
+  browser.take(r);
+  if (postLogoutRedirectUri) {
+    assert.equal(r.status, 303, "back to the RP without a confirmation page (the hint names this session)");
+    const back = new URL(r.headers.get("location"));
+    assert.equal(back.origin + back.pathname, postLogoutRedirectUri);
+    assert.equal(back.searchParams.get("state"), state, "state echoed");
+  } else {
+    assert.equal(r.status, 200, "the signed-out page");
+    assert.match(await r.text(), /You are signed out/);
+  }
+  const ms = await untilEdgeRefuses(t.access_token, dpop4, "the logged-out session's access token");
+  assert.ok(ms < 1000, `the edge refused the session's token only after ${ms} ms`);
+  await expectInvalidGrant(client.refreshTokenGrant(config, t.refresh_token, undefined, { DPoP: dpop4 }), "the logged-out session's refresh token");
+  ok(`RP-initiated logout: buildEndSessionUrl with id_token_hint, followed through the origin (session ended, back to the RP with state); the edge refused the session's access token after ${ms} ms; its refresh token → invalid_grant`);
+} else {
+  skip("RP-initiated logout: no end_session_endpoint in discovery");
 }
 
 console.log("openid-client: all steps passed");

@@ -111,6 +111,9 @@ pub enum ClientCommand {
         /// the assertion's `aud` (default: the issuer identifier only).
         #[arg(long)]
         legacy_assertion_audience: bool,
+        /// Where RP-initiated logout may send the user back (repeatable; exact match).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
         /// RFC 9126 §6: the client must push its authorization requests to
         /// `/par`; a front-channel `/authorize` without `request_uri` is refused.
         #[arg(long = "require-par")]
@@ -179,6 +182,20 @@ pub enum UserCommand {
     },
     /// List users (never their hashes).
     List,
+    /// List a user's live browser sessions and grants (offline ones included), as JSON.
+    Sessions {
+        /// The login name.
+        username: String,
+    },
+    /// End one of a user's browser sessions (and its online grants; offline
+    /// grants stay), or revoke one grant (offline or not) by its grant id.
+    RevokeSession {
+        /// The login name.
+        username: String,
+        /// A session id or grant id of that user (from `user sessions`).
+        #[arg(allow_hyphen_values = true)]
+        sid: String,
+    },
     /// Delete a user, end their sessions and revoke their tokens.
     Delete {
         /// Login name.
@@ -399,7 +416,17 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
                 email,
                 email_verified: Some(email_verified),
             };
-            print(&admin::create_user_with_profile(&db, &username, &password, &profile, now).await?)
+            print(
+                &admin::create_user_with_profile(
+                    &db,
+                    &username,
+                    &password,
+                    &profile,
+                    Via::Cli,
+                    now,
+                )
+                .await?,
+            )
         }
         UserCommand::Update {
             username,
@@ -419,8 +446,18 @@ async fn user(cmd: UserCommand, config: Config) -> CliResult {
             )
         }
         UserCommand::List => print(&admin::list_users(&db).await?),
+        UserCommand::Sessions { username } => print(
+            &admin::user_sessions(&db, &username, now)
+                .await
+                .map_err(named("user", &username))?,
+        ),
+        UserCommand::RevokeSession { username, sid } => print(
+            &admin::revoke_session(&db, &config, &username, &sid, Via::Cli, now)
+                .await
+                .map_err(named("session of user", &username))?,
+        ),
         UserCommand::Delete { username } => print(
-            &admin::delete_user(&db, &config, &username, now)
+            &admin::delete_user(&db, &config, &username, Via::Cli, now)
                 .await
                 .map_err(named("user", &username))?,
         ),
@@ -442,6 +479,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
             jwks_file,
             serves,
             legacy_assertion_audience,
+            post_logout_redirect_uris,
             require_par,
         } => {
             let jwks = match jwks_file {
@@ -459,6 +497,7 @@ async fn client(cmd: ClientCommand, config: Config) -> CliResult {
                 jwks,
                 serves,
                 legacy_assertion_audience,
+                post_logout_redirect_uris,
                 require_pushed_authorization_requests: require_par,
             };
             print(

@@ -37,6 +37,11 @@ pub struct FileConfig {
     /// `GATEHOUSE_REFRESH_IDLE_TTL`: a refresh token unused this long expires
     /// (default 1 day).
     pub refresh_idle_ttl: Option<i64>,
+    /// `GATEHOUSE_OFFLINE_REFRESH_TTL`: absolute lifetime of an offline
+    /// refresh family (`scope=offline_access`, OpenID Connect Core §11),
+    /// seconds (default 90 days). No idle limit applies to it, and logging
+    /// out of the browser session it came from does not end it.
+    pub offline_refresh_ttl: Option<i64>,
     /// `GATEHOUSE_REPUBLISH_SECS`: the pusher re-publishes the revocation
     /// document this often even with nothing pending (default 300).
     pub republish_secs: Option<i64>,
@@ -120,6 +125,8 @@ pub struct Config {
     pub refresh_token_ttl: i64,
     /// Idle lifetime of a refresh token, seconds.
     pub refresh_idle_ttl: i64,
+    /// Absolute lifetime of an offline refresh family, seconds (no idle limit).
+    pub offline_refresh_ttl: i64,
     /// Admin bearer token, if the admin API is enabled.
     pub admin_token: Option<AdminToken>,
     /// Tracing filter.
@@ -381,6 +388,11 @@ impl FileConfig {
             "GATEHOUSE_REFRESH_IDLE_TTL",
             &mut self.refresh_idle_ttl,
         )?;
+        n(
+            env,
+            "GATEHOUSE_OFFLINE_REFRESH_TTL",
+            &mut self.offline_refresh_ttl,
+        )?;
         s(env, "GATEHOUSE_ADMIN_TOKEN", &mut self.admin_token);
         s(env, "GATEHOUSE_LOG", &mut self.log);
         s(env, "GATEHOUSE_KEK", &mut self.kek);
@@ -629,6 +641,13 @@ impl FileConfig {
                 "refresh lifetimes must be 60 s to 1 year, idle at most the absolute lifetime",
             ));
         }
+        let offline_refresh_ttl = self.offline_refresh_ttl.unwrap_or(90 * 86_400);
+        if !(60..=3 * 365 * 86_400).contains(&offline_refresh_ttl) {
+            return Err(invalid(
+                "GATEHOUSE_OFFLINE_REFRESH_TTL",
+                "must be between 60 seconds and 3 years",
+            ));
+        }
         let admin_token = match self.admin_token {
             None => None,
             Some(t) if t.is_empty() => None,
@@ -734,6 +753,7 @@ impl FileConfig {
             republish_secs,
             refresh_token_ttl,
             refresh_idle_ttl,
+            offline_refresh_ttl,
             admin_token,
             log: self.log.unwrap_or_else(|| "info".into()),
             kek,
@@ -900,6 +920,7 @@ impl Config {
             republish_secs: 300,
             refresh_token_ttl: 30 * 86_400,
             refresh_idle_ttl: 86_400,
+            offline_refresh_ttl: 90 * 86_400,
             admin_token: Some(AdminToken::new("test-admin-token-0123456789".into())),
             log: "info".into(),
             kek: Some(crate::support::kek::Kek::from_bytes([7; 32])),

@@ -70,6 +70,8 @@ pub struct ClientRequest {
     pub serves: Vec<String>,
     /// private_key_jwt: also accept the token endpoint URL as `aud`.
     pub legacy_assertion_audience: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
 }
@@ -102,6 +104,7 @@ impl ClientRequest {
             jwks: self.jwks,
             serves: self.serves,
             legacy_assertion_audience: self.legacy_assertion_audience,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
         }
     }
@@ -194,7 +197,7 @@ impl From<UserError> for Error {
     fn from(e: UserError) -> Self {
         match e {
             UserError::InvalidUsername => Self::InvalidRequest(
-                "the username must be 1-64 characters without spaces or control characters".into(),
+                "the username must be 1-64 characters without spaces, control or invisible characters".into(),
             ),
             UserError::InvalidPassword => {
                 Self::InvalidRequest("the password must be 8-1024 characters".into())
@@ -414,21 +417,32 @@ pub async fn create_user(
     db: &Db,
     username: &str,
     password: &Password,
+    via: Via,
     now: UnixTime,
 ) -> Result<User, Error> {
-    create_user_with_profile(db, username, password, &ProfileInput::default(), now).await
+    create_user_with_profile(db, username, password, &ProfileInput::default(), via, now).await
 }
 
 /// Creates a user who logs in at `/authorize`, with their OpenID Connect
 /// profile (`user create --name --email --email-verified`, `POST /admin/users`).
+/// Records `user_created`.
 pub async fn create_user_with_profile(
     db: &Db,
     username: &str,
     password: &Password,
     profile: &ProfileInput,
+    via: Via,
     now: UnixTime,
 ) -> Result<User, Error> {
-    Ok(users::create_with_profile(db, username, password, profile, now).await?)
+    let user = users::create_with_profile(db, username, password, profile, now).await?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("user_created", now)
+            .subject(&user.user_id)
+            .detail(via.as_str()),
+    )
+    .await?;
+    Ok(user)
 }
 
 /// Changes a user's profile (`user update`, `PATCH /admin/users/{username}`):
@@ -463,21 +477,180 @@ pub async fn list_users(db: &Db) -> Result<UserList, Error> {
 }
 
 /// Deletes a user, ends their sessions and grants and revokes their tokens.
-/// [`Error::NotFound`] for no such user.
+/// Records `user_deleted`. [`Error::NotFound`] for no such user.
 pub async fn delete_user(
     db: &Db,
     config: &Config,
     username: &str,
+    via: Via,
     now: UnixTime,
 ) -> Result<DeletedUser, Error> {
     let span = revocation::cover_span(db, config).await?;
     let user = users::delete(db, username, span, now)
         .await?
         .ok_or(Error::NotFound)?;
+    audit::record(
+        &db.pool,
+        &AuditEvent::new("user_deleted", now)
+            .subject(&user.user_id)
+            .detail(via.as_str()),
+    )
+    .await?;
     Ok(DeletedUser {
         deleted: user.username,
         user_id: user.user_id,
     })
+}
+
+/// A live browser session as an operator sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionView {
+    /// The public session id (the id_tokens' `sid`).
+    pub sid: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When the user last authenticated in it.
+    pub auth_time: i64,
+    /// When it ends unless the user logs out first.
+    pub expires_at: i64,
+}
+
+/// A live grant (a refresh family) as an operator sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct GrantView {
+    /// The grant id: the refresh family, the `sid` of its access tokens.
+    pub grant_id: String,
+    /// The browser session it was approved in.
+    pub session_sid: String,
+    /// The client.
+    pub client_id: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When it was last used: its latest refresh rotation, or its issue.
+    pub last_used: i64,
+    /// Offline (`offline_access`): survives the session's logout.
+    pub offline: bool,
+    /// When its current refresh token expires unless used.
+    pub expires_at: i64,
+    /// When the grant ends whatever happens.
+    pub family_expires_at: i64,
+}
+
+/// A user's live sessions and grants.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserSessions {
+    /// The login name.
+    pub username: String,
+    /// Their id (`sub`).
+    pub user_id: String,
+    /// Live browser sessions, oldest first.
+    pub sessions: Vec<SessionView>,
+    /// Grants with a usable refresh token, oldest first.
+    pub grants: Vec<GrantView>,
+}
+
+/// What `revoke_session` ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct RevokedSession {
+    /// The user.
+    pub username: String,
+    /// The session id or grant id asked for.
+    pub revoked: String,
+    /// Whether a live browser session was ended.
+    pub session_ended: bool,
+    /// The grants revoked.
+    pub grants_revoked: Vec<String>,
+}
+
+/// The user named `username` ([`Error::NotFound`] if there is none).
+async fn user_named(db: &Db, username: &str) -> Result<User, Error> {
+    crate::store::users::with_hash(db, username)
+        .await?
+        .map(|(row, _)| User::from(row))
+        .ok_or(Error::NotFound)
+}
+
+/// `username`'s live browser sessions and grants at `now`.
+/// [`Error::NotFound`] for no such user.
+pub async fn user_sessions(db: &Db, username: &str, now: UnixTime) -> Result<UserSessions, Error> {
+    let user = user_named(db, username).await?;
+    let sessions = crate::store::sessions::sessions_of_user(db, &user.user_id, now.0)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            sid: s.sid,
+            created_at: s.created_at,
+            auth_time: s.auth_time,
+            expires_at: s.expires_at,
+        })
+        .collect();
+    let grants = crate::store::sessions::grants_of_user(db, &user.user_id, now.0)
+        .await?
+        .into_iter()
+        .map(|g| GrantView {
+            grant_id: g.grant_id,
+            session_sid: g.session_sid,
+            client_id: g.client_id,
+            created_at: g.created_at,
+            last_used: g.last_used,
+            offline: g.offline,
+            expires_at: g.expires_at,
+            family_expires_at: g.family_expires_at,
+        })
+        .collect();
+    Ok(UserSessions {
+        username: user.username,
+        user_id: user.user_id,
+        sessions,
+        grants,
+    })
+}
+
+/// Ends one of `username`'s sessions or grants: `id` is a browser
+/// session's `sid` (the session ends and its online grants are revoked, as
+/// at logout; its offline grants stay) or a grant id (that grant is
+/// revoked, offline or not). Only what belongs to `username` is found:
+/// anything else is [`Error::NotFound`].
+pub async fn revoke_session(
+    db: &Db,
+    config: &Config,
+    username: &str,
+    id: &str,
+    via: Via,
+    now: UnixTime,
+) -> Result<RevokedSession, Error> {
+    let user = user_named(db, username).await?;
+    let reason = format!("session revoked ({})", via.as_str());
+    if crate::store::sessions::is_session_of(db, &user.user_id, id).await? {
+        let ended =
+            crate::domain::logout::end_session(db, config, &user.user_id, id, &reason, now).await?;
+        return Ok(RevokedSession {
+            username: user.username,
+            revoked: id.to_owned(),
+            session_ended: ended.session_ended,
+            grants_revoked: ended.grants_revoked,
+        });
+    }
+    match crate::store::sessions::grant_session(db, id).await? {
+        Some(g) if g.user_id == user.user_id => {
+            crate::domain::grants::revoke_family(db, config, id, &reason, now).await?;
+            audit::record(
+                &db.pool,
+                &AuditEvent::new("grant_revoked", now)
+                    .subject(&user.user_id)
+                    .client(&g.client_id)
+                    .detail(format!("grant={id} offline={} ({reason})", g.offline)),
+            )
+            .await?;
+            Ok(RevokedSession {
+                username: user.username,
+                revoked: id.to_owned(),
+                session_ended: false,
+                grants_revoked: vec![id.to_owned()],
+            })
+        }
+        _ => Err(Error::NotFound),
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct Client {
     /// private_key_jwt compatibility: also accept the token endpoint URL as
     /// an assertion's `aud` (off by default; draft-ietf-oauth-rfc7523bis).
     pub legacy_assertion_audience: bool,
+    /// Where RP-initiated logout may send the user back (exact match;
+    /// OpenID Connect RP-Initiated Logout 1.0 §3).
+    pub post_logout_redirect_uris: Vec<String>,
     /// RFC 9126 §6: authorization requests must be pushed (`/par`); a
     /// front-channel `/authorize` without `request_uri` is refused.
     pub require_pushed_authorization_requests: bool,
@@ -74,6 +77,8 @@ pub struct ClientView {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
     /// Whether authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working, if one is in its grace period.
@@ -106,6 +111,7 @@ impl Client {
             dpop_required: self.dpop_required,
             serves: self.serves.clone(),
             legacy_assertion_audience: self.legacy_assertion_audience,
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             previous_secret_expires_at: self.previous_secret_expires_at,
             created_at: self.created_at,
@@ -155,6 +161,8 @@ pub struct NewClient {
     pub serves: Vec<String>,
     /// Accept the token endpoint URL as a private_key_jwt `aud` (compatibility).
     pub legacy_assertion_audience: bool,
+    /// Post-logout redirect URIs (same rules as redirect URIs).
+    pub post_logout_redirect_uris: Vec<String>,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
 }
@@ -275,6 +283,17 @@ impl NewClient {
                 "redirect URIs must be absolute https URIs without fragment (http only on loopback: 127.0.0.1, [::1], localhost)",
             );
         }
+        if self.post_logout_redirect_uris.len() > 32
+            || !self
+                .post_logout_redirect_uris
+                .iter()
+                .all(|a| is_registrable_redirect_uri(a))
+        {
+            return bad(
+                "post_logout_redirect_uri",
+                "post-logout redirect URIs must be at most 32 absolute https URIs without fragment (http only on loopback: 127.0.0.1, [::1], localhost)",
+            );
+        }
         if self.serves.len() > 32 || !self.serves.iter().all(|a| is_absolute_uri(a)) {
             return bad(
                 "serves",
@@ -379,6 +398,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: r.jwks,
             serves: r.serves,
             legacy_assertion_audience: r.legacy_assertion_audience,
+            post_logout_redirect_uris: r.post_logout_redirect_uris,
             require_pushed_authorization_requests: r.require_pushed_authorization_requests,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -407,6 +427,7 @@ impl From<&Client> for ClientRow {
             jwks: c.jwks.clone(),
             serves: c.serves.clone(),
             legacy_assertion_audience: c.legacy_assertion_audience,
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
             require_pushed_authorization_requests: c.require_pushed_authorization_requests,
             created_at: c.created_at,
             updated_at: c.updated_at,
@@ -445,6 +466,7 @@ pub async fn create(
         jwks: new.jwks.clone(),
         serves: new.serves.clone(),
         legacy_assertion_audience: new.legacy_assertion_audience,
+        post_logout_redirect_uris: new.post_logout_redirect_uris.clone(),
         require_pushed_authorization_requests: new.require_pushed_authorization_requests,
         created_at: now.0,
         updated_at: now.0,

@@ -213,6 +213,20 @@ pub async fn redeem_code(
     // transaction; a token signed for a redemption that loses is never
     // handed out.
     let mut resp = sign(tp, client, user_id, audience, &scopes, sid, req.jkt, now)?;
+    // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
+    let wants_refresh = client
+        .grant_types
+        .contains(&crate::domain::grant_type::GrantType::RefreshToken)
+        && (!client.public || req.jkt.is_some());
+    // An offline grant (OpenID Connect Core §11; `/authorize` kept the scope
+    // only where consent was shown): its family lives up to the offline
+    // lifetime with no idle limit, and logout of its session leaves it.
+    let offline = wants_refresh && oidc::is_offline(&scopes);
+    let family_ttl = if offline {
+        tp.config.offline_refresh_ttl
+    } else {
+        tp.config.refresh_token_ttl
+    };
     // The browser session the code was approved in (codes from before
     // sessions had a public id carry none, and get no id_token).
     let session = match (&row.session_sid, row.auth_time, &row.amr) {
@@ -226,22 +240,19 @@ pub async fn redeem_code(
             created_at: now.0,
             expires_at: now
                 .0
-                .saturating_add(tp.config.refresh_token_ttl.max(0))
+                .saturating_add(family_ttl.max(0))
                 .saturating_add(tp.config.access_token_ttl),
+            offline,
         }),
         _ => None,
     };
     if let (true, Some(g)) = (oidc::is_openid(&scopes), &session) {
         resp.id_token = Some(id_token(tp, client, g, row.nonce.as_deref(), &resp, now)?);
     }
-    // Public clients get refresh tokens only when DPoP-bound (OAuth 2.1 §4.3.1).
-    let wants_refresh = client
-        .grant_types
-        .contains(&crate::domain::grant_type::GrantType::RefreshToken);
     let mut refresh_row = None;
-    if wants_refresh && (!client.public || req.jkt.is_some()) {
+    if wants_refresh {
         let refresh = RefreshToken::generate()?;
-        let family_expires_at = now.0.saturating_add(tp.config.refresh_token_ttl);
+        let family_expires_at = now.0.saturating_add(family_ttl);
         refresh_row = Some(
             NewRefresh {
                 family_id: sid,
@@ -252,7 +263,7 @@ pub async fn redeem_code(
                 jkt: req.jkt,
                 family_expires_at,
             }
-            .row(&refresh, tp.config.refresh_idle_ttl, now),
+            .row(&refresh, idle_ttl(tp.config, offline), now),
         );
         resp.refresh_token = Some(refresh.expose().to_owned());
     }
@@ -297,6 +308,16 @@ pub async fn redeem_code(
             ))
         }
         Redemption::Expired => Err(Error::InvalidGrant("the authorization code has expired")),
+    }
+}
+
+/// How long a refresh token may go unused: the configured idle limit, or
+/// for an offline family none but its absolute lifetime.
+fn idle_ttl(config: &Config, offline: bool) -> i64 {
+    if offline {
+        config.offline_refresh_ttl
+    } else {
+        config.refresh_idle_ttl
     }
 }
 
@@ -492,7 +513,11 @@ pub async fn refresh(
         jkt: bound,
         family_expires_at,
     }
-    .row(&next, tp.config.refresh_idle_ttl, now);
+    .row(
+        &next,
+        idle_ttl(tp.config, family_scopes.contains(&oidc::OFFLINE_ACCESS)),
+        now,
+    );
     // Rotation: exactly one request consumes this token (conditional UPDATE),
     // committed together with other requests' rotations (group commit).
     let won = tp

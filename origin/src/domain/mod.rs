@@ -14,6 +14,7 @@ pub mod grant_type;
 pub mod grants;
 pub mod introspect;
 pub mod keys;
+pub mod logout;
 pub mod oidc;
 pub mod par;
 pub mod ratelimit;

@@ -25,6 +25,10 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 /// The scope that makes a request an OpenID Connect request.
 pub const OPENID: &str = "openid";
 
+/// The scope asking for a refresh token that outlives the browser
+/// session (OpenID Connect Core §11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
 /// The longest `nonce` accepted, bytes.
 pub const MAX_NONCE_LEN: usize = 255;
 
@@ -53,6 +57,31 @@ pub const PROMPT_VALUES: [&str; 3] = ["none", "login", "consent"];
 #[must_use]
 pub fn is_openid(scopes: &[String]) -> bool {
     scopes.iter().any(|s| s == OPENID)
+}
+
+/// Whether `scopes` ask for offline access.
+#[must_use]
+pub fn is_offline(scopes: &[String]) -> bool {
+    scopes.iter().any(|s| s == OFFLINE_ACCESS)
+}
+
+/// The scopes of an authorization request after OpenID Connect Core §11:
+/// `offline_access` is kept only in an OpenID Connect request (`openid`)
+/// whose client may use refresh tokens (the only response that could carry
+/// one) and which may show the consent page (not `prompt=none`: consent
+/// cannot be asked, so the request is served without offline access).
+/// Elsewhere it is ignored (dropped), as §11 requires. That the client is
+/// registered for the scope at all is checked before, like any scope.
+#[must_use]
+pub fn offline_access_scopes(
+    mut scopes: Vec<String>,
+    client_refreshes: bool,
+    prompt: Prompt,
+) -> Vec<String> {
+    if is_offline(&scopes) && !(is_openid(&scopes) && client_refreshes && !prompt.none) {
+        scopes.retain(|s| s != OFFLINE_ACCESS);
+    }
+    scopes
 }
 
 /// `at_hash` (§3.1.3.6): the base64url left half of the hash of the
@@ -291,6 +320,32 @@ mod tests {
         assert_eq!(
             Prompt::parse(Some("select_account")),
             Err(PromptError::SelectAccount)
+        );
+    }
+
+    #[test]
+    fn offline_access_only_where_consent_and_a_refresh_token_can_follow() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<String>>();
+        let none = Prompt {
+            none: true,
+            ..Prompt::default()
+        };
+        let asked = s(&["openid", "offline_access", "read"]);
+        assert_eq!(
+            offline_access_scopes(asked.clone(), true, Prompt::default()),
+            asked
+        );
+        assert_eq!(
+            offline_access_scopes(asked.clone(), false, Prompt::default()),
+            s(&["openid", "read"])
+        );
+        assert_eq!(
+            offline_access_scopes(asked, true, none),
+            s(&["openid", "read"])
+        );
+        assert_eq!(
+            offline_access_scopes(s(&["offline_access", "read"]), true, Prompt::default()),
+            s(&["read"])
         );
     }
 

@@ -46,7 +46,7 @@ pub const CLAIMS: [&str; 5] = [
 /// One UserInfo request, as received.
 #[derive(Clone, Copy, Debug)]
 pub struct UserinfoRequest<'a> {
-    /// `GET` or `POST` (a proof's `htm` must match it).
+    /// `GET`, `HEAD` or `POST`, as received (a proof's `htm` must match it).
     pub method: &'a str,
     /// The `Authorization` header values, each as sent.
     pub authorization: &'a [&'a [u8]],

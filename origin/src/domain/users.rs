@@ -53,7 +53,9 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     /// The username is not 1-64 visible characters.
-    #[error("the username must be 1-64 characters without spaces or control characters")]
+    #[error(
+        "the username must be 1-64 characters without spaces, control or invisible characters"
+    )]
     InvalidUsername,
     /// The password is shorter than 8 characters or longer than 1024.
     #[error("the password must be 8-1024 characters")]
@@ -182,6 +184,39 @@ fn valid_username(u: &str) -> bool {
     !u.is_empty() && u.len() <= 64 && !u.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// Invisible characters: format characters (zero-width spaces and joiners,
+/// the soft hyphen, the byte-order mark, tags, the bidirectional marks,
+/// embeddings, overrides and isolates), the combining grapheme joiner and
+/// the Hangul fillers. A username holding one displays as another user's.
+fn invisible(c: char) -> bool {
+    forbidden_in_name(c)
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
+}
+
+/// A new username: [`valid_username`] without invisible characters
+/// ([`invisible`]; it is `preferred_username` at `/userinfo` and is shown on
+/// the login and consent pages). Only checked at creation: an existing user
+/// named so can still log in, be changed and be deleted.
+fn valid_new_username(u: &str) -> bool {
+    valid_username(u) && !u.chars().any(invisible)
+}
+
 /// Creates a user with an argon2id hash of `password` and no profile fields.
 pub async fn create(
     db: &Db,
@@ -201,7 +236,7 @@ pub async fn create_with_profile(
     profile: &ProfileInput,
     now: UnixTime,
 ) -> Result<User, UserError> {
-    if !valid_username(username) {
+    if !valid_new_username(username) {
         return Err(UserError::InvalidUsername);
     }
     let profile = apply(Profile::default(), profile)?;

@@ -41,6 +41,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(list_audit))
         .routes(routes!(list_users, create_user))
         .routes(routes!(update_user, delete_user))
+        .routes(routes!(user_sessions))
+        .routes(routes!(revoke_session))
         .layer(middleware::from_fn_with_state(state, require_admin))
 }
 
@@ -269,6 +271,9 @@ pub struct CreateClient {
     /// RFC 9126 §6: authorization requests must be pushed to `/par`.
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl From<CreateClient> for ClientRequest {
@@ -285,6 +290,7 @@ impl From<CreateClient> for ClientRequest {
             serves: b.serves,
             legacy_assertion_audience: b.legacy_assertion_audience,
             require_pushed_authorization_requests: b.require_pushed_authorization_requests,
+            post_logout_redirect_uris: b.post_logout_redirect_uris,
         }
     }
 }
@@ -706,6 +712,7 @@ async fn list_users(State(state): State<AppState>) -> Result<Json<admin::UserLis
 )]
 async fn create_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminJson(body): AdminJson<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), Error> {
     let password = crate::support::secret::Password::new(body.password);
@@ -719,7 +726,8 @@ async fn create_user(
         &body.username,
         &password,
         &profile,
-        state.clock.now().secs(),
+        Via::AdminApi,
+        now.secs(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -744,6 +752,7 @@ async fn create_user(
 )]
 async fn update_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(username): AdminPath<String>,
     AdminJson(body): AdminJson<UpdateUser>,
 ) -> Result<Json<User>, Error> {
@@ -752,14 +761,8 @@ async fn update_user(
         email: body.email,
         email_verified: body.email_verified,
     };
-    let user = admin::update_user(
-        &state.db,
-        &username,
-        &profile,
-        Via::AdminApi,
-        state.clock.now().secs(),
-    )
-    .await?;
+    let user =
+        admin::update_user(&state.db, &username, &profile, Via::AdminApi, now.secs()).await?;
     Ok(Json(user))
 }
 
@@ -779,14 +782,76 @@ async fn update_user(
 )]
 async fn delete_user(
     State(state): State<AppState>,
+    AdminNow(now): AdminNow,
     AdminPath(username): AdminPath<String>,
 ) -> Result<Json<admin::DeletedUser>, Error> {
     let done = admin::delete_user(
         &state.db,
         &state.config,
         &username,
-        state.clock.now().secs(),
+        Via::AdminApi,
+        now.secs(),
     )
     .await?;
     Ok(Json(done))
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/{username}/sessions",
+    tag = "admin",
+    summary = "A user's live browser sessions and grants (offline ones included)",
+    params(("username" = String, Path, description = "The user's login name")),
+    responses(
+        (status = 200, description = "The sessions and grants", body = schema::UserSessions),
+        AdminRefusals,
+        (status = 404, description = "No such user (or no admin token configured)", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn user_sessions(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+    AdminPath(username): AdminPath<String>,
+) -> Result<Json<admin::UserSessions>, Error> {
+    Ok(Json(
+        admin::user_sessions(&state.db, &username, now.secs()).await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/users/{username}/sessions/{sid}",
+    tag = "admin",
+    summary = "End one of a user's browser sessions (and its online grants) or revoke one grant",
+    description = "`sid` is a session id (the session ends and its online grants are revoked; \
+                   offline grants stay) or a grant id (that grant is revoked, offline or not). \
+                   Only the user's own sessions and grants are found.",
+    params(
+        ("username" = String, Path, description = "The user's login name"),
+        ("sid" = String, Path, description = "A session id or a grant id of that user"),
+    ),
+    responses(
+        (status = 200, description = "Ended", body = schema::RevokedSession),
+        AdminRefusals,
+        (status = 404, description = "No such user, or no such session or grant of theirs (or no admin token configured)", body = schema::OAuthError),
+    ),
+    security(("admin_token" = []))
+)]
+async fn revoke_session(
+    State(state): State<AppState>,
+    AdminNow(now): AdminNow,
+    AdminPath((username, sid)): AdminPath<(String, String)>,
+) -> Result<Json<admin::RevokedSession>, Error> {
+    Ok(Json(
+        admin::revoke_session(
+            &state.db,
+            &state.config,
+            &username,
+            &sid,
+            Via::AdminApi,
+            now.secs(),
+        )
+        .await?,
+    ))
 }

@@ -229,6 +229,15 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
             "a requested scope is not allowed for this client",
         )
     })?;
+    // OpenID Connect Core §11: `offline_access` only where consent is shown
+    // and a refresh token can follow; otherwise ignored.
+    let scopes = oidc::offline_access_scopes(
+        scopes,
+        client
+            .grant_types
+            .contains(&crate::domain::grant_type::GrantType::RefreshToken),
+        prompt,
+    );
     let audience =
         choose_audience(&client, q.get("audience"), q.get("resource")).map_err(|_| {
             fail(
@@ -294,7 +303,7 @@ fn serves(req: &AuthzRequest, session: &Session, now: UnixTime) -> bool {
 }
 
 /// The browser's live session, if any.
-async fn session_of(
+pub(crate) async fn session_of(
     state: &AppState,
     headers: &HeaderMap,
     now: UnixTime,
@@ -402,7 +411,7 @@ pub fn page_csp(redirect_uri: &str) -> String {
 
 /// Renders `body` with a CSRF token (for the request's CSRF cookie, or a
 /// new one, and its login session), for a request that returns to `redirect_uri`.
-fn with_csrf(
+pub(crate) fn with_csrf(
     state: &AppState,
     headers: &HeaderMap,
     redirect_uri: &str,
@@ -488,8 +497,11 @@ pub async fn authorize(
     // process may listen on a loopback port, RFC 8252 §8.6): the user
     // approves every code (RFC 6749 §10.2) — so `prompt=none` from a public
     // client is always `consent_required`.
+    // Offline access is never approved from a remembered consent: the user
+    // sees the consent page for it every time (OpenID Connect Core §11).
     if !req.client.public
         && !req.prompt.consent
+        && !oidc::is_offline(&req.scopes)
         && has_consent(&state, &session.user_id, &req).await?
     {
         return approve(&state, &session, &req, now).await;
@@ -505,7 +517,11 @@ pub async fn authorize(
     })
 }
 
-fn check_csrf(state: &AppState, headers: &HeaderMap, form: &OAuthForm) -> Result<(), Error> {
+pub(crate) fn check_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<(), Error> {
     let session = cookies::get(headers, SESSION_COOKIE)?;
     match (cookies::get(headers, CSRF_COOKIE)?, form.get("csrf")) {
         (Some(c), Some(f))

@@ -6,6 +6,7 @@ pub mod cookies;
 pub mod cors;
 pub mod error;
 pub mod form;
+pub mod logout;
 pub mod openapi;
 pub mod pages;
 pub mod par;
@@ -47,6 +48,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(authorize::authorize))
         .routes(routes!(authorize::login))
         .routes(routes!(authorize::consent))
+        .routes(routes!(logout::logout_get, logout::logout_post))
         .routes(routes!(par::pushed_authorization_request))
         .routes(routes!(introspect_endpoint))
         .routes(routes!(revoke_endpoint))
@@ -482,6 +484,11 @@ async fn openid_configuration(State(state): State<AppState>) -> Result<Response,
         );
         m.insert("claims_parameter_supported".into(), json!(false));
         m.insert("claim_types_supported".into(), json!(["normal"]));
+        // OpenID Connect RP-Initiated Logout 1.0 §2.1.
+        m.insert(
+            "end_session_endpoint".into(),
+            json!(format!("{}/logout", state.config.issuer)),
+        );
     }
     Ok(discovery_answer(doc))
 }
@@ -561,14 +568,16 @@ fn server_metadata(state: &AppState) -> Result<serde_json::Value, Error> {
 }
 
 /// `scopes_supported`: the OpenID Connect scopes the origin acts on
-/// (`openid` for id_tokens; `profile` and `email` for UserInfo's claims).
-/// Every other scope token is the clients' own vocabulary (registered per
-/// client, RFC 8414 §2 allows listing only some).
-fn scopes_supported() -> [&'static str; 3] {
+/// (`openid` for id_tokens; `profile` and `email` for UserInfo's claims;
+/// `offline_access` for clients registered for it). Every other scope
+/// token is the clients' own vocabulary (registered per client, RFC 8414
+/// §2 allows listing only some).
+fn scopes_supported() -> [&'static str; 4] {
     [
         crate::domain::oidc::OPENID,
         crate::domain::userinfo::PROFILE,
         crate::domain::userinfo::EMAIL,
+        crate::domain::oidc::OFFLINE_ACCESS,
     ]
 }
 

@@ -1,6 +1,7 @@
 //! The server-rendered pages of `/authorize`: sign-in, consent and the
 //! error page shown when a request cannot be redirected back
-//! (RFC 6749 §4.1.2.1). No front-end framework, no script, no style.
+//! (RFC 6749 §4.1.2.1); and of `/logout`: the confirmation and the
+//! signed-out page. No front-end framework, no script, no style.
 //!
 //! Templates: maud. Every value interpolated with `(…)` is HTML-escaped
 //! (`&`, `<`, `>`, `"`; attribute values are always double-quoted), so no
@@ -84,19 +85,81 @@ pub fn consent(query: &str, csrf: &str, client: &str, audience: &str, scopes: &[
                     li { (s) }
                 }
             }
+            @if scopes.iter().any(|s| s == "offline_access") {
+                p role="note" {
+                    "offline_access: " (client) " keeps access after you sign out, until you or an administrator revoke it."
+                }
+            }
             form method="post" action="/authorize/consent" {
                 input type="hidden" name="request" value=(query);
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" name="decision" value="approve" { "Allow" }
                 button type="submit" name="decision" value="deny" { "Deny" }
             }
+            p { a href="/logout" { "Sign out" } }
         },
+    )
+}
+
+/// The hidden fields a logout confirmation carries back: the validated
+/// request (`client_id`, `post_logout_redirect_uri`, `state`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogoutFields<'a> {
+    /// The client the request named.
+    pub client_id: Option<&'a str>,
+    /// The registered post-logout redirect URI.
+    pub post_logout_redirect_uri: Option<&'a str>,
+    /// `state`.
+    pub state: Option<&'a str>,
+}
+
+/// The logout confirmation (OpenID Connect RP-Initiated Logout §2): a
+/// CSRF-protected form; `client` names the app that asked, if any.
+#[must_use]
+pub fn logout_confirm(csrf: &str, client: Option<&str>, fields: &LogoutFields<'_>) -> String {
+    page(
+        "Sign out?",
+        &html! {
+            @if let Some(c) = client {
+                p { strong { (c) } " asks to sign you out." }
+            }
+            p { "Sign out of this server? Apps that keep offline access keep it." }
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                @if let Some(v) = fields.client_id {
+                    input type="hidden" name="client_id" value=(v);
+                }
+                @if let Some(v) = fields.post_logout_redirect_uri {
+                    input type="hidden" name="post_logout_redirect_uri" value=(v);
+                }
+                @if let Some(v) = fields.state {
+                    input type="hidden" name="state" value=(v);
+                }
+                button type="submit" name="decision" value="logout" { "Sign out" }
+                button type="submit" name="decision" value="stay" { "Stay signed in" }
+            }
+        },
+    )
+}
+
+/// The page after a logout, or when there was no session to end.
+#[must_use]
+pub fn signed_out() -> String {
+    page("Signed out", &html! { p { "You are signed out." } })
+}
+
+/// The page when the user chose to stay signed in.
+#[must_use]
+pub fn still_signed_in() -> String {
+    page(
+        "Still signed in",
+        &html! { p { "You are still signed in." } },
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{consent, error, login};
+    use super::{consent, error, login, logout_confirm, LogoutFields};
 
     /// Markup that would run or break out if it reached the page as is:
     /// element content, a double-quoted attribute, a single-quoted one.
@@ -132,6 +195,29 @@ mod tests {
             "a",
             &["read".into(), HOSTILE.into()],
         ));
+        assert_inert(&consent("q", "t", HOSTILE, "a", &["offline_access".into()]));
+        assert_inert(&logout_confirm(HOSTILE, None, &LogoutFields::default()));
+        assert_inert(&logout_confirm(
+            "t",
+            Some(HOSTILE),
+            &LogoutFields::default(),
+        ));
+        for f in [
+            LogoutFields {
+                client_id: Some(HOSTILE),
+                ..LogoutFields::default()
+            },
+            LogoutFields {
+                post_logout_redirect_uri: Some(HOSTILE),
+                ..LogoutFields::default()
+            },
+            LogoutFields {
+                state: Some(HOSTILE),
+                ..LogoutFields::default()
+            },
+        ] {
+            assert_inert(&logout_confirm("t", None, &f));
+        }
     }
 
     #[test]

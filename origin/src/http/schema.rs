@@ -350,6 +350,8 @@ pub struct OpenIdConfiguration {
     pub claims_parameter_supported: bool,
     /// `normal`.
     pub claim_types_supported: Vec<String>,
+    /// `{issuer}/logout` (OpenID Connect RP-Initiated Logout 1.0 §2.1).
+    pub end_session_endpoint: String,
 }
 
 /// `GET /readyz`'s answer.
@@ -502,6 +504,45 @@ pub struct ConsentForm {
     pub decision: Decision,
 }
 
+// ---- /logout ----------------------------------------------------------------
+
+/// `GET`/`POST /logout` (OpenID Connect RP-Initiated Logout 1.0 §2). Every
+/// parameter is optional: without any, the user is asked to confirm.
+#[derive(IntoParams, Serialize, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct LogoutQuery {
+    /// An id_token this server issued to the client (expired ones accepted).
+    /// When its `sid` is the browser's session, no confirmation is asked.
+    pub id_token_hint: Option<String>,
+    /// The client asking (must be the hint's audience when both are sent).
+    pub client_id: Option<String>,
+    /// Where to send the user afterwards: exactly one of the client's
+    /// registered `post_logout_redirect_uris`.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Echoed on that redirect (at most 1024 bytes).
+    pub state: Option<String>,
+    /// The user the RP believes is signed in; when it names someone else,
+    /// the user confirms.
+    pub logout_hint: Option<String>,
+    /// Accepted and ignored (the pages are in English).
+    pub ui_locales: Option<String>,
+}
+
+/// `POST /logout` from the confirmation page, form-encoded.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutConfirmForm {
+    /// The CSRF token of the page (double-submitted with its cookie).
+    pub csrf: String,
+    /// `logout` signs out; anything else stays signed in.
+    pub decision: String,
+    /// The client the request named.
+    pub client_id: Option<String>,
+    /// The registered post-logout redirect URI.
+    pub post_logout_redirect_uri: Option<String>,
+    /// Echoed on the redirect.
+    pub state: Option<String>,
+}
+
 // ---- /admin -----------------------------------------------------------------
 
 /// What an operator sees of a client (`domain::clients::ClientView`).
@@ -529,6 +570,8 @@ pub struct ClientView {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     /// Whether authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
@@ -565,6 +608,8 @@ pub struct CreatedClient {
     pub serves: Vec<String>,
     /// Whether a private_key_jwt assertion may name the token endpoint.
     pub legacy_assertion_audience: bool,
+    /// Where RP-initiated logout may send the user back (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
     /// Whether authorization requests must be pushed (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
     /// When a rotated-out secret stops working.
@@ -707,6 +752,66 @@ pub struct Revocation {
     pub drop_after: i64,
     /// Why (`rfc7009`, `admin api`, `cli`, …).
     pub reason: String,
+}
+
+/// A live browser session (`domain::admin::SessionView`).
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    /// The public session id (the id_tokens' `sid`).
+    pub sid: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When the user last authenticated in it.
+    pub auth_time: i64,
+    /// When it ends unless the user logs out first.
+    pub expires_at: i64,
+}
+
+/// A live grant, a refresh family (`domain::admin::GrantView`).
+#[derive(Serialize, ToSchema)]
+pub struct GrantView {
+    /// The grant id: the refresh family, the `sid` of its access tokens.
+    pub grant_id: String,
+    /// The browser session it was approved in.
+    pub session_sid: String,
+    /// The client.
+    pub client_id: String,
+    /// When it started.
+    pub created_at: i64,
+    /// Its latest refresh rotation, or its issue.
+    pub last_used: i64,
+    /// Offline (`offline_access`): survives the session's logout.
+    pub offline: bool,
+    /// When its current refresh token expires unless used.
+    pub expires_at: i64,
+    /// When the grant ends whatever happens.
+    pub family_expires_at: i64,
+}
+
+/// A user's live sessions and grants (`domain::admin::UserSessions`).
+#[derive(Serialize, ToSchema)]
+pub struct UserSessions {
+    /// The login name.
+    pub username: String,
+    /// Their id (`sub`).
+    pub user_id: String,
+    /// Live browser sessions, oldest first.
+    pub sessions: Vec<SessionView>,
+    /// Grants with a usable refresh token, oldest first.
+    pub grants: Vec<GrantView>,
+}
+
+/// What a session revocation ended (`domain::admin::RevokedSession`).
+#[derive(Serialize, ToSchema)]
+pub struct RevokedSession {
+    /// The user.
+    pub username: String,
+    /// The session id or grant id asked for.
+    pub revoked: String,
+    /// Whether a live browser session was ended.
+    pub session_ended: bool,
+    /// The grants revoked.
+    pub grants_revoked: Vec<String>,
 }
 
 /// Revocations in force (`domain::admin::RevocationList`).

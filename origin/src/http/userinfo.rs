@@ -13,7 +13,7 @@ use crate::http::error::ErrorKind;
 use crate::http::form::ClientIp;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gatehouse_common::rejection::{Challenge, ErrorCode, Rejection, Scheme};
@@ -114,7 +114,8 @@ async fn answer(
     }
 }
 
-/// `GET /userinfo` (OpenID Connect Core 1.0 §5.3.1).
+/// `GET /userinfo` (OpenID Connect Core 1.0 §5.3.1), and `HEAD` (a proof
+/// for it names `HEAD`).
 #[utoipa::path(
     get,
     path = "/userinfo",
@@ -138,10 +139,14 @@ async fn answer(
 pub async fn userinfo_get(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    answer(&state, ip, "GET", &uri, &headers, &[]).await
+    // axum answers `HEAD` here too: a proof's `htm` is checked against the
+    // method received (RFC 9449 §4.3 check 8), so a proof signed for `GET`
+    // is not spent by a `HEAD`.
+    answer(&state, ip, method.as_str(), &uri, &headers, &[]).await
 }
 
 /// `POST /userinfo` (OpenID Connect Core 1.0 §5.3.1): the token in the

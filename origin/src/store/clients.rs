@@ -41,6 +41,8 @@ pub struct ClientRow {
     pub serves: Vec<String>,
     /// `legacy_assertion_audience`.
     pub legacy_assertion_audience: bool,
+    /// `post_logout_redirect_uris`.
+    pub post_logout_redirect_uris: Vec<String>,
     /// `require_pushed_authorization_requests`.
     pub require_pushed_authorization_requests: bool,
     /// `created_at`.
@@ -65,6 +67,7 @@ fn from_row(row: &AnyRow) -> Result<ClientRow, StoreError> {
         jwks: row.try_get("jwks")?,
         serves: json_list(row, "serves")?,
         legacy_assertion_audience: flag(row, "legacy_assertion_audience")?,
+        post_logout_redirect_uris: json_list(row, "post_logout_redirect_uris")?,
         require_pushed_authorization_requests: flag(row, "require_pushed_authorization_requests")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -74,12 +77,12 @@ fn from_row(row: &AnyRow) -> Result<ClientRow, StoreError> {
 const COLUMNS: &str = "client_id, name, is_public, secret_hash, previous_secret_hash, \
      previous_secret_expires_at, redirect_uris, grant_types, scopes, audiences, \
      dpop_required, jwks, serves, legacy_assertion_audience, created_at, updated_at, \
-     require_pushed_authorization_requests";
+     require_pushed_authorization_requests, post_logout_redirect_uris";
 
 /// Inserts a new client row.
 pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
     sqlx::query(&format!(
-        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        "INSERT INTO clients ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
     ))
     .bind(&client.client_id)
     .bind(&client.name)
@@ -98,6 +101,7 @@ pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
     .bind(client.created_at)
     .bind(client.updated_at)
     .bind(i64::from(client.require_pushed_authorization_requests))
+    .bind(to_json_list(&client.post_logout_redirect_uris))
     .execute(&db.pool)
     .await?;
     Ok(())

@@ -2,7 +2,7 @@
 //! (keyed by the hash of its cookie; named in tokens and by logout by a
 //! separate public `sid`) and the consents they gave.
 
-use crate::store::db::{Db, StoreError};
+use crate::store::db::{flag, Db, StoreError};
 use sqlx::Row as _;
 
 /// A live browser session (the row of `sessions`, without its key).
@@ -157,6 +157,9 @@ pub struct GrantSession {
     pub created_at: i64,
     /// When the grant can no longer be used (pruned after).
     pub expires_at: i64,
+    /// An offline grant (`offline_access`, OpenID Connect Core §11): it
+    /// outlives its browser session's logout.
+    pub offline: bool,
 }
 
 /// Inserts `g` (in the caller's transaction).
@@ -166,7 +169,7 @@ where
 {
     sqlx::query(
         "INSERT INTO grant_sessions (family_id, session_sid, user_id, client_id, auth_time, amr, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         created_at, expires_at, offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&g.family_id)
     .bind(&g.session_sid)
@@ -176,6 +179,7 @@ where
     .bind(&g.amr)
     .bind(g.created_at)
     .bind(g.expires_at)
+    .bind(i64::from(g.offline))
     .execute(exec)
     .await?;
     Ok(())
@@ -185,7 +189,7 @@ where
 pub async fn grant_session(db: &Db, family_id: &str) -> Result<Option<GrantSession>, StoreError> {
     let row = sqlx::query(
         "SELECT family_id, session_sid, user_id, client_id, auth_time, amr, created_at, \
-         expires_at FROM grant_sessions WHERE family_id = $1",
+         expires_at, offline FROM grant_sessions WHERE family_id = $1",
     )
     .bind(family_id)
     .fetch_optional(&db.pool)
@@ -200,7 +204,160 @@ pub async fn grant_session(db: &Db, family_id: &str) -> Result<Option<GrantSessi
             amr: r.try_get("amr")?,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
+            offline: flag(&r, "offline")?,
         })
     })
     .transpose()
+}
+
+/// Ends the browser session `sid` of `user_id` (deletes its row: its cookie
+/// stops working at once). Returns whether there was one.
+pub async fn delete_session(db: &Db, user_id: &str, sid: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE sid = $1 AND user_id = $2")
+            .bind(sid)
+            .bind(user_id)
+            .execute(&db.pool)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+/// The online grants approved in the browser session `session_sid` of
+/// `user_id` that may still be in use at `now`: the refresh families
+/// (`grant_sessions`, not offline, not already revoked) and the codes not
+/// yet redeemed (their `sid` names the family they would start). Offline
+/// grants are not listed.
+pub async fn online_grants_of_session(
+    db: &Db,
+    user_id: &str,
+    session_sid: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT family_id AS grant_id FROM grant_sessions g \
+         WHERE session_sid = $1 AND user_id = $2 AND offline = 0 AND expires_at > $3 \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r \
+         WHERE r.family_id = g.family_id AND r.revoked_at IS NOT NULL) \
+         UNION SELECT sid AS grant_id FROM auth_codes \
+         WHERE session_sid = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3",
+    )
+    .bind(session_sid)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("grant_id")?))
+        .collect()
+}
+
+/// A live browser session as an operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The public session id.
+    pub sid: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When the user last authenticated in it.
+    pub auth_time: i64,
+    /// When it ends.
+    pub expires_at: i64,
+}
+
+/// `user_id`'s live browser sessions at `now`, oldest first.
+pub async fn sessions_of_user(
+    db: &Db,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT sid, created_at, auth_time, expires_at FROM sessions \
+         WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at, sid",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SessionRow {
+                sid: r.try_get("sid")?,
+                created_at: r.try_get("created_at")?,
+                auth_time: r.try_get("auth_time")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// A live grant (a refresh family with a usable token) as an operator sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantRow {
+    /// The grant id: the refresh family, the access tokens' `sid`.
+    pub grant_id: String,
+    /// The browser session it was approved in.
+    pub session_sid: String,
+    /// The client.
+    pub client_id: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When its current refresh token was issued (the latest rotation, or
+    /// the code's redemption).
+    pub last_used: i64,
+    /// Whether it is offline.
+    pub offline: bool,
+    /// When its current refresh token expires unless used (the idle limit,
+    /// within the family's absolute lifetime).
+    pub expires_at: i64,
+    /// The family's absolute end.
+    pub family_expires_at: i64,
+}
+
+/// `user_id`'s grants whose current refresh token is usable at `now`
+/// (neither rotated nor revoked nor expired), oldest first.
+pub async fn grants_of_user(db: &Db, user_id: &str, now: i64) -> Result<Vec<GrantRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT g.family_id, g.session_sid, g.client_id, g.created_at, g.offline, \
+         MAX(r.created_at) AS last_used, MAX(r.expires_at) AS expires_at, \
+         MAX(r.family_expires_at) AS family_expires_at \
+         FROM grant_sessions g JOIN refresh_tokens r ON r.family_id = g.family_id \
+         WHERE g.user_id = $1 AND r.user_id = $1 AND r.rotated_at IS NULL \
+         AND r.revoked_at IS NULL AND r.expires_at > $2 AND r.family_expires_at > $2 \
+         GROUP BY g.family_id, g.session_sid, g.client_id, g.created_at, g.offline \
+         ORDER BY g.created_at, g.family_id",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(GrantRow {
+                grant_id: r.try_get("family_id")?,
+                session_sid: r.try_get("session_sid")?,
+                client_id: r.try_get("client_id")?,
+                created_at: r.try_get("created_at")?,
+                last_used: r.try_get("last_used")?,
+                offline: flag(r, "offline")?,
+                expires_at: r.try_get("expires_at")?,
+                family_expires_at: r.try_get("family_expires_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Whether `session_sid` names a browser session of `user_id`: a live
+/// session row, or grants approved in one.
+pub async fn is_session_of(db: &Db, user_id: &str, session_sid: &str) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "SELECT sid FROM sessions WHERE sid = $1 AND user_id = $2 \
+         UNION SELECT session_sid AS sid FROM grant_sessions WHERE session_sid = $1 AND user_id = $2",
+    )
+    .bind(session_sid)
+    .bind(user_id)
+    .fetch_optional(&db.pool)
+    .await?
+    .is_some())
 }

@@ -219,6 +219,71 @@ async fn a_client_refused_by_the_admin_api_is_refused_by_the_cli() {
     );
 }
 
+/// Issue 19: a user's sessions and grants are listed and ended the same way
+/// through both doors, and neither ends another user's.
+#[tokio::test]
+async fn a_users_sessions_are_listed_and_ended_alike_through_the_cli_and_the_admin_api() {
+    use crate::logout::{query, redeem, rp, Browser};
+    let tdb = sqlite_db();
+    let state = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
+    create_user(&state.db, "alice", now()).await;
+    create_user(&state.db, "bob", now()).await;
+    let c = rp(&state, false, &[]).await;
+    for _ in 0..2 {
+        let mut b = Browser::default();
+        let code = b
+            .code_as(&state, &query(&c.id, &[("scope", "openid read")]), "alice")
+            .await;
+        redeem(&state, &c, &code).await;
+    }
+    let (s, api) = admin(&state, "GET", "/admin/users/alice/sessions", None).await;
+    assert_eq!(s, 200, "{api}");
+    assert_eq!(api, cli(&tdb.url, &["user", "sessions", "alice"]));
+    assert_eq!(api["sessions"].as_array().unwrap().len(), 2, "{api}");
+    assert_eq!(api["grants"].as_array().unwrap().len(), 2, "{api}");
+    let sid1 = api["sessions"][0]["sid"].as_str().unwrap().to_owned();
+    let sid2 = api["sessions"][1]["sid"].as_str().unwrap().to_owned();
+
+    // Not through another user, by either door.
+    let (s, _) = admin(
+        &state,
+        "DELETE",
+        &format!("/admin/users/bob/sessions/{sid1}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let out = Command::new(BIN)
+        .args(["user", "revoke-session", "bob", &sid2])
+        .env_remove("GATEHOUSE_CONFIG")
+        .env("GATEHOUSE_DATABASE_URL", &tdb.url)
+        .env("GATEHOUSE_ISSUER", "http://issuer.test")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the CLI ended bob's? {out:?}");
+    let (_, unchanged) = admin(&state, "GET", "/admin/users/alice/sessions", None).await;
+    assert_eq!(unchanged, api);
+
+    let (s, by_api) = admin(
+        &state,
+        "DELETE",
+        &format!("/admin/users/alice/sessions/{sid1}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{by_api}");
+    let by_cli = cli(&tdb.url, &["user", "revoke-session", "alice", &sid2]);
+    assert_eq!(keys(&by_api), keys(&by_cli));
+    for answer in [&by_api, &by_cli] {
+        assert_eq!(answer["session_ended"], true, "{answer}");
+        assert_eq!(answer["grants_revoked"].as_array().unwrap().len(), 1);
+    }
+    let (_, after) = admin(&state, "GET", "/admin/users/alice/sessions", None).await;
+    assert_eq!(after["sessions"], json!([]));
+    assert_eq!(after["grants"], json!([]));
+    assert_eq!(after, cli(&tdb.url, &["user", "sessions", "alice"]));
+}
+
 /// The CLI with `GATEHOUSE_USER_PASSWORD` set: its status and stdout.
 fn cli_user(database_url: &str, args: &[&str]) -> (bool, Value) {
     let out = Command::new(BIN)

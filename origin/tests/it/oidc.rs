@@ -795,11 +795,7 @@ async fn discovery_is_one_document_extended() {
         );
     }
     // Nothing that is not served.
-    for absent in [
-        "end_session_endpoint",
-        "registration_endpoint",
-        "acr_values_supported",
-    ] {
+    for absent in ["registration_endpoint", "acr_values_supported"] {
         assert!(oidc.get(absent).is_none(), "{absent}");
     }
 }

@@ -134,6 +134,10 @@ async fn the_document_names_every_operation_of_the_origin() {
         "post /admin/revocations",
         "get /admin/revocations/status",
         "get /admin/audit",
+        "get /logout",
+        "post /logout",
+        "get /admin/users/{username}/sessions",
+        "delete /admin/users/{username}/sessions/{sid}",
         "get /userinfo",
         "post /userinfo",
         "get /admin/users",
@@ -516,6 +520,7 @@ async fn real_answers_match_their_schemas() {
     assert_eq!(s, 201);
     check(&doc, "post", "/admin/clients", 201, &created);
     let id = created["client_id"].as_str().unwrap().to_owned();
+    crate::support::create_user(&state.db, "alice", crate::support::now()).await;
     let steps: Vec<(&str, String, &str, u16, Option<Value>)> = vec![
         ("get", "/admin/clients".into(), "/admin/clients", 200, None),
         (
@@ -555,6 +560,20 @@ async fn real_answers_match_their_schemas() {
             None,
         ),
         ("get", "/admin/audit".into(), "/admin/audit", 200, None),
+        (
+            "get",
+            "/admin/users/alice/sessions".into(),
+            "/admin/users/{username}/sessions",
+            200,
+            None,
+        ),
+        (
+            "delete",
+            "/admin/users/alice/sessions/nope".into(),
+            "/admin/users/{username}/sessions/{sid}",
+            404,
+            None,
+        ),
         (
             "post",
             "/admin/keys/rotate".into(),

@@ -43,6 +43,7 @@ async fn a_failed_user_insert_is_not_a_taken_username() {
             &db,
             "alice",
             &Password::new("correct horse battery".into()),
+            admin::Via::Cli,
             T0,
         )
         .await
@@ -62,8 +63,12 @@ async fn a_duplicate_username_is_still_a_conflict() {
     for tdb in databases() {
         let db = tdb.open().await;
         let pw = Password::new("correct horse battery".into());
-        admin::create_user(&db, "bob", &pw, T0).await.unwrap();
-        let err = admin::create_user(&db, "bob", &pw, T0).await.unwrap_err();
+        admin::create_user(&db, "bob", &pw, admin::Via::Cli, T0)
+            .await
+            .unwrap();
+        let err = admin::create_user(&db, "bob", &pw, admin::Via::Cli, T0)
+            .await
+            .unwrap_err();
         assert_eq!(err.into_response().status().as_u16(), 409, "{}", tdb.name);
     }
 }

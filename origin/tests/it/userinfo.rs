@@ -321,9 +321,15 @@ async fn a_token_revoked_at_revoke_or_by_deleting_the_user_is_refused() {
     let other = issue(&fx, "openid profile", None).await;
     assert_eq!(bearer(&fx.state, &other).await.0, 200);
     let now = fx.state.clock.now().secs();
-    admin::delete_user(&fx.state.db, &fx.state.config, "alice", now)
-        .await
-        .unwrap();
+    admin::delete_user(
+        &fx.state.db,
+        &fx.state.config,
+        "alice",
+        admin::Via::AdminApi,
+        now,
+    )
+    .await
+    .unwrap();
     refused(
         &bearer(&fx.state, &other).await,
         401,

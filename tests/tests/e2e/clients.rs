@@ -5,8 +5,8 @@
 //! public one. Each driver does discovery, authorization code + PKCE + DPoP
 //! through the origin's real login and consent forms, calls the edge,
 //! refreshes with rotation and reuse detection, introspects and revokes;
-//! OpenID Connect steps (id_token, userinfo, PAR) run as soon as the origin's
-//! discovery advertises them. A driver prints one `ok:` line per proven
+//! OpenID Connect steps (id_token, userinfo, PAR, RP-initiated logout) run
+//! as soon as the origin's discovery advertises them. A driver prints one `ok:` line per proven
 //! step; the test fails if it exits non-zero, prints a failure, or does not
 //! finish.
 
@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const REDIRECT_URI: &str = "https://app.example/cb";
+/// The openid-client driver's registered post-logout redirect URI.
+const POST_LOGOUT_REDIRECT_URI: &str = "https://app.example/signed-out";
 /// The drivers ask for `read`, and for `openid read` once the origin
 /// advertises the `openid` scope.
 const SCOPES: &str = "openid read";
@@ -63,8 +65,9 @@ fn run_driver(
 }
 
 /// The steps a driver must prove for what the origin's discovery advertises
-/// (OpenID Connect, userinfo, PAR): a driver skips them only while absent.
-fn advertised_steps(stack: &Stack, par_too: bool) -> Vec<&'static str> {
+/// (OpenID Connect, userinfo, PAR, RP-initiated logout): a driver skips them
+/// only while absent. `par_too`, `logout_too`: the driver implements those.
+fn advertised_steps(stack: &Stack, par_too: bool, logout_too: bool) -> Vec<&'static str> {
     let mut steps = Vec::new();
     let rfc8414: Value = http()
         .get(format!(
@@ -97,6 +100,9 @@ fn advertised_steps(stack: &Stack, par_too: bool) -> Vec<&'static str> {
     }
     if oidc["userinfo_endpoint"].is_string() {
         steps.push("userinfo");
+    }
+    if logout_too && openid && oidc["end_session_endpoint"].is_string() {
+        steps.push("RP-initiated logout");
     }
     steps
 }
@@ -133,6 +139,8 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
     let sub = create_user(&stack.origin, "olivia");
     let mut args = web_client_args(REDIRECT_URI);
     args.extend_from_slice(&[
+        "--post-logout-redirect-uri",
+        POST_LOGOUT_REDIRECT_URI,
         "--grant",
         "client_credentials",
         "--grant",
@@ -158,6 +166,7 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
             ("GH_USER", "olivia"),
             ("GH_PASSWORD", PASSWORD),
             ("GH_SUB", sub.as_str()),
+            ("GH_POST_LOGOUT_REDIRECT_URI", POST_LOGOUT_REDIRECT_URI),
         ],
         Duration::from_secs(60),
     );
@@ -181,7 +190,7 @@ fn openid_client_completes_code_dpop_refresh_introspection_revocation_and_exchan
             "without DPoP: a Bearer token the edge accepts",
         ]
         .into_iter()
-        .chain(advertised_steps(&stack, true))
+        .chain(advertised_steps(&stack, true, true))
         .collect::<Vec<_>>(),
     );
 }
@@ -250,7 +259,7 @@ fn authlib_completes_code_dpop_refresh_introspection_and_revocation_as_a_public_
             "revoke_token of the refresh token",
         ]
         .into_iter()
-        .chain(advertised_steps(&stack, false))
+        .chain(advertised_steps(&stack, false, false))
         .collect::<Vec<_>>(),
     );
 }

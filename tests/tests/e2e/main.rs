@@ -22,6 +22,7 @@ mod harness;
 mod hostile;
 mod idp;
 mod kv_unreadable;
+mod logout;
 mod oidc;
 mod par;
 mod ratelimit_accuracy;
