@@ -34,6 +34,7 @@ mod push;
 mod ready;
 mod review;
 mod review18;
+mod review19;
 mod review19b;
 mod storage;
 mod support;
