@@ -19,7 +19,6 @@ use crate::domain::error::Error;
 use crate::support::crypto::{CryptoError, SigningKey};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::{b64, UnixTime};
-use serde_json::json;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 /// The scope that makes a request an OpenID Connect request.
@@ -107,14 +106,34 @@ pub struct IdTokenClaims<'a> {
     pub sub: &'a str,
     /// `aud` and `azp`: the client.
     pub client_id: &'a str,
-    /// `sid`: the browser session's public id.
-    pub session_sid: &'a str,
+    /// `sid`: the browser session's public id, while that session lasts
+    /// (an offline grant refreshed after logout names none: no RP may take
+    /// its id_token for a session that has ended).
+    pub session_sid: Option<&'a str>,
     /// `auth_time`.
     pub auth_time: i64,
     /// `amr` values, space-separated.
     pub amr: &'a str,
     /// `nonce`, echoed (only in the code's token response).
     pub nonce: Option<&'a str>,
+}
+
+/// The claims of an id_token as signed (OpenID Connect Core §2).
+#[derive(serde::Serialize)]
+struct IdTokenBody<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    at_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    amr: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
 }
 
 /// Signs an id_token for the access token `access_token`, valid for `ttl`
@@ -130,21 +149,19 @@ pub fn sign_id_token(
     let amr: Vec<&str> = c.amr.split(' ').filter(|a| !a.is_empty()).collect();
     let at_hash = at_hash(signer.alg(), access_token)
         .ok_or(CryptoError::UnsupportedAlgorithm(signer.alg()))?;
-    let mut claims = json!({
-        "iss": issuer,
-        "sub": c.sub,
-        "aud": c.client_id,
-        "azp": c.client_id,
-        "exp": now.0.saturating_add(ttl),
-        "iat": now.0,
-        "auth_time": c.auth_time,
-        "at_hash": at_hash,
-        "sid": c.session_sid,
-        "amr": amr,
-    });
-    if let (Some(n), Some(m)) = (c.nonce, claims.as_object_mut()) {
-        m.insert("nonce".into(), json!(n));
-    }
+    let claims = IdTokenBody {
+        iss: issuer,
+        sub: c.sub,
+        aud: c.client_id,
+        azp: c.client_id,
+        exp: now.0.saturating_add(ttl),
+        iat: now.0,
+        auth_time: c.auth_time,
+        at_hash: &at_hash,
+        sid: c.session_sid,
+        amr,
+        nonce: c.nonce,
+    };
     Ok(signer.sign_jws("JWT", &claims)?)
 }
 
