@@ -452,3 +452,81 @@ async fn the_dashboard_and_alerts_name_only_exported_metrics() {
         "{problems:#?}\nexported: {exported:#?}"
     );
 }
+
+/// The pusher's gauges through a failed push, then an acknowledged one, on
+/// the server's clock: pending rows, consecutive failures, the acknowledged
+/// version and the seconds since it.
+#[tokio::test]
+async fn the_pusher_gauges_follow_failure_and_acknowledgement() {
+    use gatehouse_common::revocation::RevocationKind;
+    use gatehouse_origin::config::PushTarget;
+    use gatehouse_origin::domain::revocation_push::{self, Cycle, PushClient, PushSchedule};
+
+    let (state, clock) = sqlite_state_on_settable_clock(|_| {}).await;
+    let client_to =
+        |url: String| PushClient::new(PushTarget::Edge { url }, &PushSchedule::default()).unwrap();
+    // A receiver that acknowledges anything, and a port nothing listens on.
+    let app = axum::Router::new().route(
+        "/.gatehouse/revocations",
+        axum::routing::post(|| async { axum::http::StatusCode::NO_CONTENT }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ok_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dead_url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+
+    let t = state.clock.now().secs();
+    gatehouse_origin::store::revocation::revoke(
+        &state.db,
+        RevocationKind::Jti,
+        "j1",
+        t.0 + 300,
+        "test",
+        t,
+    )
+    .await
+    .unwrap();
+    let got = samples(&scrape(&state).await.1);
+    assert_eq!(got["gatehouse_revocations_total{kind=\"jti\"}"], 1.0);
+    assert_eq!(got["gatehouse_revocation_pusher_pending"], 1.0);
+
+    clock.advance_secs(3);
+    let t = state.clock.now().secs();
+    let e = revocation_push::push_pending(&state.pusher(), &client_to(dead_url), t)
+        .await
+        .unwrap_err();
+    revocation_push::record_failure(&state.db, &e, t)
+        .await
+        .unwrap();
+    let got = samples(&scrape(&state).await.1);
+    assert_eq!(got["gatehouse_revocation_pusher_failures"], 1.0);
+    assert_eq!(got["gatehouse_revocation_pusher_pending"], 1.0);
+    assert_eq!(
+        got["gatehouse_revocation_pusher_oldest_pending_seconds"],
+        3.0
+    );
+    assert_eq!(got["gatehouse_revocation_pusher_since_ack_seconds"], -1.0);
+
+    let done = revocation_push::push_pending(&state.pusher(), &client_to(ok_url), t)
+        .await
+        .unwrap();
+    let Cycle::Delivered { version, .. } = done else {
+        panic!("not delivered: {done:?}");
+    };
+    clock.advance_secs(7);
+    let got = samples(&scrape(&state).await.1);
+    assert_eq!(got["gatehouse_revocation_pusher_pending"], 0.0);
+    assert_eq!(
+        got["gatehouse_revocation_pusher_oldest_pending_seconds"],
+        0.0
+    );
+    assert_eq!(got["gatehouse_revocation_pusher_failures"], 0.0);
+    #[allow(clippy::cast_precision_loss)]
+    let version = version as f64;
+    assert_eq!(got["gatehouse_revocation_pusher_acked_version"], version);
+    assert_eq!(got["gatehouse_revocation_pusher_since_ack_seconds"], 7.0);
+    assert_eq!(got["gatehouse_revocations_live"], 1.0);
+}
