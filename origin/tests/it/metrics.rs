@@ -530,3 +530,56 @@ async fn the_pusher_gauges_follow_failure_and_acknowledgement() {
     assert_eq!(got["gatehouse_revocation_pusher_since_ack_seconds"], 7.0);
     assert_eq!(got["gatehouse_revocations_live"], 1.0);
 }
+
+/// A malformed DPoP proof counts as a DPoP failure by its error code; a
+/// key rotated through the admin API counts as a manual rotation, the
+/// first key at start-up as a scheduled one.
+#[tokio::test]
+async fn dpop_failures_and_key_rotations_count() {
+    let state = sqlite_state().await;
+    let c = register(&state, "read", false).await;
+    let (s, _, e) = send(
+        &state,
+        form_post("/token", Some(&basic(&c.id, &c.secret)), "")
+            .header("dpop", "not.a.proof")
+            .body(Body::from("grant_type=client_credentials"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"].as_str()),
+        (400, Some("invalid_dpop_proof")),
+        "{e}"
+    );
+    let got = samples(&scrape(&state).await.1);
+    assert_eq!(
+        got["gatehouse_dpop_failures_total{reason=\"invalid_dpop_proof\"}"],
+        1.0
+    );
+    assert_eq!(
+        got["gatehouse_dpop_failures_total{reason=\"use_dpop_nonce\"}"],
+        0.0
+    );
+    assert_eq!(
+        got["gatehouse_key_rotations_total{trigger=\"schedule\"}"],
+        1.0
+    );
+    assert_eq!(
+        got["gatehouse_key_rotations_total{trigger=\"manual\"}"],
+        0.0
+    );
+    let (s, _, k) = send(
+        &state,
+        Request::post("/admin/keys/rotate")
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "{k}");
+    let got = samples(&scrape(&state).await.1);
+    assert_eq!(
+        got["gatehouse_key_rotations_total{trigger=\"manual\"}"],
+        1.0
+    );
+}
