@@ -567,6 +567,7 @@ async fn reuse(
         ctx.now,
     )
     .await?;
+    tp.db.metrics.refresh_reuse(&client.client_id);
     audit::record(
         &tp.db.pool,
         &AuditEvent::new("refresh_reuse", ctx.now)

@@ -25,6 +25,7 @@ mod family_revocation;
 mod grant_review;
 mod grants;
 mod logout;
+mod metrics;
 mod oidc;
 mod openapi;
 mod pages;
