@@ -28,6 +28,7 @@ mod oidc;
 mod par;
 mod ratelimit_accuracy;
 mod replicas;
+mod review21r;
 mod revocation;
 mod revocation_attacks;
 mod skeleton;
