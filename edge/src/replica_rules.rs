@@ -80,6 +80,15 @@ pub fn region_for(
     }
 }
 
+/// The isolate's region after a request whose `request.cf` maps to `seen`:
+/// the first known region is kept for the isolate's life; a request that
+/// tells nothing (no `cf`, Tor's `T1`, an unknown continent) pins nothing,
+/// so it cannot send the isolate to the first configured replica for good.
+#[must_use]
+pub fn settle(pinned: Option<&'static str>, seen: Option<&'static str>) -> Option<&'static str> {
+    pinned.or(seen)
+}
+
 /// Neighbours tried, in order, when a region has no replica configured.
 fn neighbours(region: &str) -> &'static [&'static str] {
     match region {
@@ -226,6 +235,25 @@ mod tests {
         assert_eq!(region_for(Some("AF"), Some("ZA"), None), Some("afr"));
         assert_eq!(region_for(None, None, None), None);
         assert_eq!(region_for(Some("XX"), None, None), None);
+    }
+
+    #[test]
+    fn a_request_that_tells_nothing_does_not_pin_the_region() {
+        // Tor: Cloudflare reports `T1`, no longitude.
+        let tor = region_for(Some("T1"), Some("T1"), None);
+        assert_eq!(tor, None);
+        let after_tor = settle(None, tor);
+        assert_eq!(after_tor, None);
+        // The next request that tells its region pins it...
+        let later = settle(after_tor, region_for(Some("AS"), Some("SG"), Some(103.8)));
+        assert_eq!(later, Some("apac"));
+        assert_eq!(pick(later, &REGIONS), Some("apac"));
+        // ...for good.
+        assert_eq!(
+            settle(later, region_for(Some("NA"), Some("US"), Some(-122.0))),
+            Some("apac")
+        );
+        assert_eq!(settle(later, None), Some("apac"));
     }
 
     #[test]

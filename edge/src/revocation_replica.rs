@@ -34,9 +34,9 @@ const VERSION_HEADER: &str = "gatehouse-version";
 const HAVE_HEADER: &str = "gatehouse-have";
 
 thread_local! {
-    /// The isolate's own region (from its first request's `request.cf`):
-    /// `None` until a request was seen, `Some(None)` when `cf` told nothing.
-    static NATURAL: Cell<Option<Option<&'static str>>> = const { Cell::new(None) };
+    /// The isolate's own region, from the first request whose `request.cf`
+    /// told it (`None` until then: a request that tells nothing pins nothing).
+    static NATURAL: Cell<Option<&'static str>> = const { Cell::new(None) };
 }
 
 fn cf_field(cf: &JsValue, name: &str) -> Option<String> {
@@ -45,14 +45,14 @@ fn cf_field(cf: &JsValue, name: &str) -> Option<String> {
         .and_then(|v| v.as_string().or_else(|| v.as_f64().map(|f| f.to_string())))
 }
 
-/// Notes the isolate's region from `request.cf` (once per isolate: an
-/// isolate runs in one colo).
+/// Notes the isolate's region from `request.cf` (kept once known: an
+/// isolate runs in one colo; see [`replica_rules::settle`]).
 pub fn note_location(raw: &web_sys::Request) {
     if NATURAL.with(Cell::get).is_some() {
         return;
     }
     let cf = js_sys::Reflect::get(raw, &JsValue::from_str("cf")).unwrap_or(JsValue::UNDEFINED);
-    let region = if cf.is_object() {
+    let seen = if cf.is_object() {
         region_for(
             cf_field(&cf, "continent").as_deref(),
             cf_field(&cf, "country").as_deref(),
@@ -61,14 +61,14 @@ pub fn note_location(raw: &web_sys::Request) {
     } else {
         None
     };
-    NATURAL.with(|n| n.set(Some(region)));
+    NATURAL.with(|n| n.set(replica_rules::settle(n.get(), seen)));
 }
 
 /// The replica this isolate reads, among the configured ones (`None`: the
 /// fast path is off).
 #[must_use]
 pub fn region(configured: &[&'static str]) -> Option<&'static str> {
-    pick(NATURAL.with(Cell::get).flatten(), configured)
+    pick(NATURAL.with(Cell::get), configured)
 }
 
 fn stub(env: &Env, region: &str) -> worker::Result<Stub> {

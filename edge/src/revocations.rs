@@ -292,7 +292,11 @@ pub async fn ingest(
     store(env, &iss, version, raw).await?;
     if cfg.revocation_adopt_on_ingest {
         with_state(&iss, |s| {
-            s.list = Some((Rc::new(list), fingerprint(raw)));
+            // A replica read or KV re-read that finished while the store
+            // worked may already have brought a newer list: never go back.
+            if takes_version(s.list.as_ref().map(|(l, _)| l.version()), version) {
+                s.list = Some((Rc::new(list), fingerprint(raw)));
+            }
             s.checked_at = Some(now);
             s.failed = false;
         });
