@@ -179,6 +179,12 @@ export function report(r, root) {
     p(`| ${r.revocation.n} | ${f1(r.revocation.p50)} | ${f1(r.revocation.p99)} | ${f1(r.revocation.max)} |`);
     p();
   }
+  // The fast path vs KV only (bench/revocation-paths.mjs, run first by scripts/bench).
+  const paths = path.join(process.env.BENCH_WORK || path.join(root, "target/bench"), "revocation_paths.md");
+  if (fs.existsSync(paths)) {
+    p(fs.readFileSync(paths, "utf8").trim());
+    p();
+  }
   p("Document size, decode-and-index time and lookup cost (\`target/release/gatehouse-revocation-size\`, from \`bench/revocation-size\`: an ES256 document signed with the origin's signer, parsed and indexed with \`common\`'s code as at the edge, the signature checked natively with aws-lc-rs (the edge uses WebCrypto), 2,000 lookups × 50):");
   p();
   p("```");

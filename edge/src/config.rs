@@ -154,6 +154,16 @@ pub struct EdgeConfig {
     pub revocation_fail: RevocationFail,
     /// How long an isolate trusts its revocation list before re-reading KV.
     pub revocation_ttl_secs: i64,
+    /// The regional revocation replicas (`REVOCATION_REPLICAS`; empty: the
+    /// fast path is off and KV alone carries revocations).
+    pub revocation_replicas: Vec<&'static str>,
+    /// At most one replica read per isolate and issuer per this many seconds
+    /// (`REVOCATION_REFRESH_SECS`).
+    pub revocation_refresh_secs: i64,
+    /// Whether the isolate that took a pushed document uses it at once
+    /// (`REVOCATION_ADOPT_ON_INGEST`; off in tests and the bench, so that
+    /// isolate learns of it like every other: through a replica or KV).
+    pub revocation_adopt_on_ingest: bool,
     /// Whether `Authorization` and `DPoP` are removed before forwarding.
     pub strip_credentials: bool,
     /// Cross-origin settings.
@@ -528,6 +538,17 @@ impl EdgeConfig {
             request_log,
             revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
+            revocation_replicas: crate::replica_rules::parse_regions(
+                get("REVOCATION_REPLICAS").as_deref(),
+            )
+            .map_err(|_| {
+                err(
+                    "REVOCATION_REPLICAS",
+                    "must be off or a comma-separated list of Durable Object location hints",
+                )
+            })?,
+            revocation_refresh_secs: secs("REVOCATION_REFRESH_SECS", 2)?,
+            revocation_adopt_on_ingest: flag("REVOCATION_ADOPT_ON_INGEST", true)?,
             strip_credentials: flag("STRIP_CREDENTIALS", true)?,
             cors: CorsConfig {
                 allow_origins: get("CORS_ALLOW_ORIGINS")
@@ -598,6 +619,9 @@ mod tests {
         assert!(cfg.nonces.is_none());
         assert_eq!(cfg.rate_limit_fail, FailMode::Open);
         assert_eq!(cfg.revocation_fail, RevocationFail::Closed, "fails closed");
+        assert_eq!(cfg.revocation_replicas.len(), 9, "every region by default");
+        assert_eq!(cfg.revocation_refresh_secs, 2);
+        assert!(cfg.revocation_adopt_on_ingest);
         assert_eq!(cfg.client_quota.limit, 600);
         assert_eq!(cfg.ingest_quota.limit, 120);
         assert!(cfg.strip_credentials);
@@ -717,6 +741,18 @@ mod tests {
             (&[("REQUEST_LOG", "verbose")], "REQUEST_LOG"),
             (&[("RATE_LIMIT_LEASE_MAX", "many")], "RATE_LIMIT_LEASE_MAX"),
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
+            (
+                &[("REVOCATION_REPLICAS", "weur,mars")],
+                "REVOCATION_REPLICAS",
+            ),
+            (
+                &[("REVOCATION_REFRESH_SECS", "-1")],
+                "REVOCATION_REFRESH_SECS",
+            ),
+            (
+                &[("REVOCATION_ADOPT_ON_INGEST", "maybe")],
+                "REVOCATION_ADOPT_ON_INGEST",
+            ),
             (&[("STRIP_CREDENTIALS", "perhaps")], "STRIP_CREDENTIALS"),
             (&[("TRUSTED_ISSUERS", "{}")], "TRUSTED_ISSUERS"),
             (&[("JWKS_CACHE_SECRET", "short")], "JWKS_CACHE_SECRET"),

@@ -14,6 +14,7 @@ pub mod issuers;
 pub mod jwks_cache;
 pub mod rate_lease;
 pub mod replay_window;
+pub mod replica_rules;
 pub mod revocation_rules;
 pub mod route_limits;
 
@@ -32,6 +33,8 @@ mod proxy;
 pub mod ratelimit;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 pub mod replay;
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
+mod revocation_replica;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod revocations;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]

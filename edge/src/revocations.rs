@@ -23,8 +23,9 @@
 //! refused by `common` (`RevocationError::VersionAhead`).
 
 use crate::config::{EdgeConfig, IssuerConfig};
+use crate::replica_rules::read_due;
 use crate::revocation_rules::{fingerprint, floor, fresh_for_ingest, needs_reread, takes_version};
-use crate::{jwks, webcrypto};
+use crate::{jwks, revocation_replica, webcrypto};
 use futures_util::lock::Mutex;
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::jwk::KeyError;
@@ -57,6 +58,29 @@ struct IssuerState {
     checked_at: Option<UnixTime>,
     /// Whether that read (or the verification) failed.
     failed: bool,
+    /// The fast path's reads of this issuer from the isolate's replica.
+    replica: ReplicaReads,
+}
+
+/// What an isolate did with its replica for one issuer.
+#[derive(Default, Clone, Copy)]
+pub struct ReplicaReads {
+    /// When the last read started (milliseconds since the epoch).
+    started_ms: Option<f64>,
+    /// A read is running (single flight).
+    in_flight: bool,
+    /// The version last received from the replica (sent with the next read,
+    /// so an unchanged replica answers 304).
+    seen: Option<u64>,
+    /// Reads started.
+    pub reads: u64,
+    /// Documents taken from the replica (newer than the list held).
+    pub taken: u64,
+    /// Documents the replica served that were not taken (older than held,
+    /// or not verifying).
+    pub refused: u64,
+    /// Reads that failed (unreachable, failed or slower than the deadline).
+    pub failed: u64,
 }
 
 thread_local! {
@@ -93,6 +117,11 @@ pub fn held(iss: &str) -> Option<Rc<RevocationList>> {
             .get(iss)
             .and_then(|x| x.list.as_ref().map(|(l, _)| Rc::clone(l)))
     })
+}
+
+/// The isolate's replica reads for `iss` (for the health details).
+pub fn replica_reads(iss: &str) -> ReplicaReads {
+    HELD.with(|h| h.borrow().get(iss).map(|x| x.replica).unwrap_or_default())
 }
 
 /// The issuer's list could not be read from KV or did not verify.
@@ -261,11 +290,17 @@ pub async fn ingest(
     }
     let version = list.version();
     store(env, &iss, version, raw).await?;
-    with_state(&iss, |s| {
-        s.list = Some((Rc::new(list), fingerprint(raw)));
-        s.checked_at = Some(now);
-        s.failed = false;
-    });
+    if cfg.revocation_adopt_on_ingest {
+        with_state(&iss, |s| {
+            // A replica read or KV re-read that finished while the store
+            // worked may already have brought a newer list: never go back.
+            if takes_version(s.list.as_ref().map(|(l, _)| l.version()), version) {
+                s.list = Some((Rc::new(list), fingerprint(raw)));
+            }
+            s.checked_at = Some(now);
+            s.failed = false;
+        });
+    }
     Ok((iss, version))
 }
 
@@ -307,7 +342,21 @@ pub struct RevocationStore {
     /// One KV write at a time (a KV write is external I/O, during which the
     /// object's input gate lets other requests in).
     lock: Mutex<()>,
+    /// The last document taken (version, text), for the replicas' retries.
+    last: RefCell<Option<(u64, Rc<str>)>>,
 }
+
+/// Replicas that have not acknowledged a version yet (kept in the store's
+/// storage under [`FANOUT_KEY`], retried by its alarm).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Fanout {
+    iss: String,
+    version: u64,
+    regions: Vec<String>,
+    attempt: u32,
+}
+
+const FANOUT_KEY: &str = "fanout";
 
 impl RevocationStore {
     async fn take(&self, iss: &str, version: u64, raw: &str) -> worker::Result<u16> {
@@ -346,7 +395,101 @@ impl RevocationStore {
             }
             return Err(e.into());
         }
+        let raw: Rc<str> = raw.into();
+        *self.last.borrow_mut() = Some((version, Rc::clone(&raw)));
+        // The fast path: every regional replica, in parallel and bounded;
+        // the ones that did not acknowledge are retried by the alarm (KV,
+        // written above, covers them meanwhile).
+        let regions = revocation_replica::configured(&self.env);
+        let missed = revocation_replica::put_all(&self.env, &regions, iss, version, &raw).await;
+        self.remember_missed(iss, version, &missed, 0).await?;
         Ok(204)
+    }
+
+    /// Records the replicas still to be written (or that none are) and sets
+    /// the alarm that retries them.
+    async fn remember_missed(
+        &self,
+        iss: &str,
+        version: u64,
+        missed: &[&'static str],
+        attempt: u32,
+    ) -> worker::Result<()> {
+        let storage = self.state.storage();
+        if missed.is_empty() {
+            storage.delete(FANOUT_KEY).await?;
+            return Ok(());
+        }
+        worker::console_warn!(
+            r#"{{"event":"revocation_replicas_behind","version":{version},"replicas":{}}}"#,
+            serde_json::Value::from(missed.to_vec())
+        );
+        let pending = Fanout {
+            iss: iss.to_owned(),
+            version,
+            regions: missed.iter().map(|r| (*r).to_owned()).collect(),
+            attempt,
+        };
+        storage.put(FANOUT_KEY, &pending).await?;
+        let delay = crate::replica_rules::retry_delay_ms(attempt);
+        storage
+            .set_alarm(std::time::Duration::from_millis(delay))
+            .await
+    }
+
+    /// The alarm: writes the pending version to the replicas that have not
+    /// acknowledged it (from memory, or from KV after an eviction).
+    async fn retry_replicas(&self) -> worker::Result<()> {
+        let _one_at_a_time = self.lock.lock().await;
+        let storage = self.state.storage();
+        let Some(pending) = storage.get::<Fanout>(FANOUT_KEY).await? else {
+            return Ok(());
+        };
+        let in_memory = self
+            .last
+            .borrow()
+            .as_ref()
+            .filter(|(v, _)| *v == pending.version)
+            .map(|(_, raw)| Rc::clone(raw));
+        let raw = match in_memory {
+            Some(raw) => raw,
+            None => {
+                // KV holds what this store wrote, or something newer that
+                // the origin wrote past it; only what reaches this version
+                // is sent (replicas refuse anything older than they hold).
+                let text = self
+                    .env
+                    .kv(BINDING)?
+                    .get(&kv_key(&pending.iss))
+                    .text()
+                    .await?;
+                match text.filter(|t| {
+                    UntrustedRevocationDocument::parse(t, &RevocationPolicy::new(&pending.iss))
+                        .is_ok_and(|d| d.version() == pending.version)
+                }) {
+                    Some(t) => t.into(),
+                    None => {
+                        storage.delete(FANOUT_KEY).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let regions: Vec<&'static str> = crate::replica_rules::REGIONS
+            .iter()
+            .copied()
+            .filter(|r| pending.regions.iter().any(|p| p == r))
+            .collect();
+        let missed =
+            revocation_replica::put_all(&self.env, &regions, &pending.iss, pending.version, &raw)
+                .await;
+        self.remember_missed(
+            &pending.iss,
+            pending.version,
+            &missed,
+            pending.attempt.saturating_add(1),
+        )
+        .await
     }
 }
 
@@ -356,7 +499,23 @@ impl DurableObject for RevocationStore {
             state,
             env,
             lock: Mutex::new(()),
+            last: RefCell::new(None),
         }
+    }
+
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.retry_replicas().await {
+            worker::console_error!(
+                r#"{{"event":"revocation_replicas_retry_failed","error":{}}}"#,
+                serde_json::Value::from(e.to_string())
+            );
+            // Try again later rather than never.
+            self.state
+                .storage()
+                .set_alarm(std::time::Duration::from_secs(60))
+                .await?;
+        }
+        Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -384,9 +543,12 @@ impl DurableObject for RevocationStore {
     }
 }
 
-/// The issuer's current list (re-read from KV after the TTL). `Ok(None)`:
-/// KV holds no document for this issuer (nothing revoked). `Err`: KV could
-/// not be read, or its document did not verify (remembered for the TTL).
+/// The issuer's current list: re-read from KV after the TTL and, beside
+/// it, refreshed from the isolate's regional replica at most every
+/// `REVOCATION_REFRESH_SECS` (the fast path; it can only move the list to a
+/// newer verified version). `Ok(None)`: no document anywhere (nothing
+/// revoked). `Err`: KV could not be read, or its document did not verify
+/// (remembered for the TTL) — the replica never changes that outcome.
 pub async fn current(
     cfg: &EdgeConfig,
     issuer: &IssuerConfig,
@@ -394,12 +556,117 @@ pub async fn current(
     now: UnixTime,
 ) -> Result<Option<Rc<RevocationList>>, Unavailable> {
     let iss = issuer.policy.issuer.as_str();
+    let (_, from_kv) = futures_util::future::join(
+        from_replica(cfg, issuer, env, now),
+        from_kv(cfg, issuer, env, now),
+    )
+    .await;
+    // The newest list held, whichever path brought it.
+    from_kv.map(|_| held(iss))
+}
+
+/// Clears a replica read's in-flight mark when it ends or is dropped.
+struct ReadInFlight<'a>(&'a str);
+
+impl Drop for ReadInFlight<'_> {
+    fn drop(&mut self) {
+        with_state(self.0, |s| s.replica.in_flight = false);
+    }
+}
+
+/// The fast path: one read of the isolate's replica when due (single
+/// flight; the request that starts it waits at most
+/// [`revocation_replica::READ_DEADLINE`] for the answer, the others do not
+/// wait). A document is verified as KV's is and taken only when newer than
+/// the list held; anything else is counted, logged, and changes nothing.
+async fn from_replica(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: UnixTime) {
+    let Some(region) = revocation_replica::region(&cfg.revocation_replicas) else {
+        return;
+    };
+    let iss = issuer.policy.issuer.as_str();
+    #[allow(clippy::cast_precision_loss)] // milliseconds since the epoch, below 2^52
+    let now_ms = worker::Date::now().as_millis() as f64;
+    let have = with_state(iss, |s| {
+        let r = &mut s.replica;
+        read_due(
+            r.started_ms,
+            r.in_flight,
+            cfg.revocation_refresh_secs,
+            now_ms,
+        )
+        .then(|| {
+            r.started_ms = Some(now_ms);
+            r.in_flight = true;
+            r.reads += 1;
+            r.seen
+        })
+    });
+    let Some(have) = have else {
+        return;
+    };
+    let _in_flight = ReadInFlight(iss);
+    let raw = match revocation_replica::read(env, region, iss, have).await {
+        Ok(revocation_replica::Answer::Document(raw)) => raw,
+        Ok(_) => return,
+        Err(()) => {
+            with_state(iss, |s| s.replica.failed += 1);
+            warn("revocation_replica_unreachable", region);
+            return;
+        }
+    };
+    let fp = fingerprint(&raw);
+    if with_state(iss, |s| s.list.as_ref().is_some_and(|(_, f)| *f == fp)) {
+        with_state(iss, |s| {
+            s.replica.seen = s.list.as_ref().map(|(l, _)| l.version())
+        });
+        return;
+    }
+    match verify(&raw, cfg, issuer, held_version(iss), now).await {
+        Ok(mut list) => {
+            list.prune(now);
+            let version = list.version();
+            with_state(iss, |s| {
+                s.replica.seen = Some(version);
+                // A KV read that finished meanwhile may hold a newer one.
+                if s.list.as_ref().is_none_or(|(l, _)| l.version() < version) {
+                    s.list = Some((Rc::new(list), fp));
+                    s.replica.taken += 1;
+                }
+            });
+        }
+        Err(e) => {
+            let version = UntrustedRevocationDocument::parse(&raw, &policy(issuer))
+                .ok()
+                .map(|d| d.version());
+            with_state(iss, |s| {
+                s.replica.refused += 1;
+                // Not downloaded again until the replica moves on; except
+                // after an outage of the keys, retried at the next read.
+                s.replica.seen = match e {
+                    IngestError::Unavailable(_) | IngestError::UnknownKey => None,
+                    IngestError::Rollback | IngestError::Invalid(_) => version,
+                };
+            });
+            if !matches!(e, IngestError::Rollback) {
+                warn("revocation_replica_refused", &reason(&e));
+            }
+        }
+    }
+}
+
+/// The KV path (unchanged rules): the held answer within the TTL, else a
+/// re-read of KV.
+async fn from_kv(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    env: &Env,
+    now: UnixTime,
+) -> Result<(), Unavailable> {
+    let iss = issuer.policy.issuer.as_str();
     let cached = with_state(iss, |s| match s.checked_at {
-        Some(at) if !needs_reread(at.0, cfg.revocation_ttl_secs, now.0) => Some(if s.failed {
-            Err(Unavailable)
-        } else {
-            Ok(s.list.as_ref().map(|(l, _)| Rc::clone(l)))
-        }),
+        Some(at) if !needs_reread(at.0, cfg.revocation_ttl_secs, now.0) => {
+            Some(if s.failed { Err(Unavailable) } else { Ok(()) })
+        }
         _ => None,
     });
     if let Some(answer) = cached {
@@ -409,8 +676,17 @@ pub async fn current(
     with_state(iss, |s| {
         s.checked_at = Some(now);
         s.failed = outcome.is_err();
-        outcome.map(|()| s.list.as_ref().map(|(l, _)| Rc::clone(l)))
-    })
+    });
+    outcome
+}
+
+fn reason(e: &IngestError) -> String {
+    match e {
+        IngestError::Rollback => "rollback refused".to_owned(),
+        IngestError::Invalid(e) => e.to_string(),
+        IngestError::Unavailable(why) => (*why).to_owned(),
+        IngestError::UnknownKey => UNKNOWN_KEY.to_owned(),
+    }
 }
 
 fn warn(event: &str, reason: &str) {
@@ -452,20 +728,20 @@ async fn reload(
     match verify(&raw, cfg, issuer, held_version(iss), now).await {
         Ok(mut list) => {
             list.prune(now);
-            with_state(iss, |s| s.list = Some((Rc::new(list), fp)));
+            let version = list.version();
+            with_state(iss, |s| {
+                // The replica may have brought a newer one meanwhile.
+                if s.list.as_ref().is_none_or(|(l, _)| l.version() < version) {
+                    s.list = Some((Rc::new(list), fp));
+                }
+            });
             Ok(())
         }
         // KV still shows an older document than this isolate took (KV
         // propagation): the held, newer list stays in use.
         Err(IngestError::Rollback) => Ok(()),
         Err(e) => {
-            let reason = match e {
-                IngestError::Rollback => "rollback refused".to_owned(),
-                IngestError::Invalid(e) => e.to_string(),
-                IngestError::Unavailable(why) => why.to_owned(),
-                IngestError::UnknownKey => UNKNOWN_KEY.to_owned(),
-            };
-            warn("revocations_not_taken", &reason);
+            warn("revocations_not_taken", &reason(&e));
             Err(Unavailable)
         }
     }

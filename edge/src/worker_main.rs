@@ -102,6 +102,7 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         }
     };
     let now = now_secs();
+    crate::revocation_replica::note_location(&raw);
     let req = Incoming::new(raw)?;
     let method = req.method.clone();
     let path = req.path().to_owned();
@@ -903,7 +904,16 @@ fn health(cfg: &EdgeConfig, now: UnixTime, details: bool) -> Result<Response> {
                     crate::issuers::JwksSource::Url(_) => None,
                 },
                 "jwks": { "age_secs": age, "kids": kids },
-                "revocations": { "version": revocations::held_version(&i.policy.issuer) },
+                "revocations": {
+                    "version": revocations::held_version(&i.policy.issuer),
+                    "replica": {
+                        "region": crate::revocation_replica::region(&cfg.revocation_replicas),
+                        "reads": revocations::replica_reads(&i.policy.issuer).reads,
+                        "taken": revocations::replica_reads(&i.policy.issuer).taken,
+                        "refused": revocations::replica_reads(&i.policy.issuer).refused,
+                        "failed": revocations::replica_reads(&i.policy.issuer).failed,
+                    },
+                },
             })
         })
         .collect();
@@ -928,6 +938,9 @@ fn health(cfg: &EdgeConfig, now: UnixTime, details: bool) -> Result<Response> {
             "jwks_max_stale_secs": cfg.jwks_max_stale_secs,
             "jwks_shared_cache": cfg.jwks_cache_seal.is_some(),
             "revocation_ttl_secs": cfg.revocation_ttl_secs,
+            "revocation_replicas": cfg.revocation_replicas,
+            "revocation_refresh_secs": cfg.revocation_refresh_secs,
+            "revocation_adopt_on_ingest": cfg.revocation_adopt_on_ingest,
             "strip_credentials": cfg.strip_credentials,
             "cors_allow_origins": cfg.cors.allow_origins,
         }

@@ -347,6 +347,7 @@ pub async fn rotate_key(
         now,
     )
     .await?;
+    db.metrics.key_rotated(true);
     audit::record(
         &db.pool,
         &AuditEvent::new("key_rotated", now)

@@ -253,7 +253,15 @@ pub async fn redeem_code(
         _ => None,
     };
     if let (true, Some(g)) = (oidc::is_openid(&scopes), &session) {
-        resp.id_token = Some(id_token(tp, client, g, row.nonce.as_deref(), &resp, now)?);
+        resp.id_token = Some(id_token(
+            tp,
+            client,
+            g,
+            true,
+            row.nonce.as_deref(),
+            &resp,
+            now,
+        )?);
     }
     let mut refresh_row = None;
     if wants_refresh {
@@ -390,6 +398,7 @@ fn id_token(
     tp: &TokenPath<'_>,
     client: &Client,
     g: &GrantSession,
+    live_session: bool,
     nonce: Option<&str>,
     resp: &TokenResponse,
     now: UnixTime,
@@ -402,7 +411,7 @@ fn id_token(
         &IdTokenClaims {
             sub: &g.user_id,
             client_id: &client.client_id,
-            session_sid: &g.session_sid,
+            session_sid: live_session.then_some(g.session_sid.as_str()),
             auth_time: g.auth_time,
             amr: &g.amr,
             nonce,
@@ -502,11 +511,14 @@ pub async fn refresh(
     )?;
     resp.refresh_token = Some(next.expose().to_owned());
     // An `openid` grant keeps issuing id_tokens for the session it was
-    // approved in (same `sid`, `auth_time`, `amr`; no `nonce`, §12.2).
+    // approved in (same `auth_time`, `amr`; no `nonce`, §12.2), naming its
+    // `sid` while that browser session lasts: an offline grant refreshed
+    // after logout gets an id_token without `sid`.
     if oidc::is_openid(&scopes) {
         if let Some(g) = sessions::grant_session(tp.db, family_id).await? {
             if g.user_id == user_id && g.client_id == client.client_id {
-                resp.id_token = Some(id_token(tp, client, &g, None, &resp, now)?);
+                let live = sessions::is_live(tp.db, &g.session_sid, now.0).await?;
+                resp.id_token = Some(id_token(tp, client, &g, live, None, &resp, now)?);
             }
         }
     }
@@ -561,6 +573,7 @@ async fn reuse(
         ctx.now,
     )
     .await?;
+    tp.db.metrics.refresh_reuse(&client.client_id);
     audit::record(
         &tp.db.pool,
         &AuditEvent::new("refresh_reuse", ctx.now)

@@ -190,6 +190,12 @@ impl KeyRing {
         signer_at(&self.keys, now).map(|k| &k.key.key)
     }
 
+    /// The stored schedule of the signer at `now` (for its age in metrics).
+    #[must_use]
+    pub fn signer_meta(&self, now: UnixTime) -> Option<&KeyMeta> {
+        signer_at(&self.keys, now).map(|k| &k.key.meta)
+    }
+
     /// The JWKS at `now`: `common::keys::published_at`.
     #[must_use]
     pub fn jwks(&self, now: UnixTime) -> JwkSet {

@@ -19,7 +19,6 @@ use crate::domain::error::Error;
 use crate::support::crypto::{CryptoError, SigningKey};
 use gatehouse_common::alg::Algorithm;
 use gatehouse_common::{b64, UnixTime};
-use serde_json::json;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 /// The scope that makes a request an OpenID Connect request.
@@ -107,14 +106,34 @@ pub struct IdTokenClaims<'a> {
     pub sub: &'a str,
     /// `aud` and `azp`: the client.
     pub client_id: &'a str,
-    /// `sid`: the browser session's public id.
-    pub session_sid: &'a str,
+    /// `sid`: the browser session's public id, while that session lasts
+    /// (an offline grant refreshed after logout names none: no RP may take
+    /// its id_token for a session that has ended).
+    pub session_sid: Option<&'a str>,
     /// `auth_time`.
     pub auth_time: i64,
     /// `amr` values, space-separated.
     pub amr: &'a str,
     /// `nonce`, echoed (only in the code's token response).
     pub nonce: Option<&'a str>,
+}
+
+/// The claims of an id_token as signed (OpenID Connect Core §2).
+#[derive(serde::Serialize)]
+struct IdTokenBody<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    at_hash: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
+    amr: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
 }
 
 /// Signs an id_token for the access token `access_token`, valid for `ttl`
@@ -130,21 +149,19 @@ pub fn sign_id_token(
     let amr: Vec<&str> = c.amr.split(' ').filter(|a| !a.is_empty()).collect();
     let at_hash = at_hash(signer.alg(), access_token)
         .ok_or(CryptoError::UnsupportedAlgorithm(signer.alg()))?;
-    let mut claims = json!({
-        "iss": issuer,
-        "sub": c.sub,
-        "aud": c.client_id,
-        "azp": c.client_id,
-        "exp": now.0.saturating_add(ttl),
-        "iat": now.0,
-        "auth_time": c.auth_time,
-        "at_hash": at_hash,
-        "sid": c.session_sid,
-        "amr": amr,
-    });
-    if let (Some(n), Some(m)) = (c.nonce, claims.as_object_mut()) {
-        m.insert("nonce".into(), json!(n));
-    }
+    let claims = IdTokenBody {
+        iss: issuer,
+        sub: c.sub,
+        aud: c.client_id,
+        azp: c.client_id,
+        exp: now.0.saturating_add(ttl),
+        iat: now.0,
+        auth_time: c.auth_time,
+        at_hash: &at_hash,
+        sid: c.session_sid,
+        amr,
+        nonce: c.nonce,
+    };
     Ok(signer.sign_jws("JWT", &claims)?)
 }
 
@@ -153,6 +170,36 @@ pub fn sign_id_token(
 #[must_use]
 pub fn valid_nonce(n: &str) -> bool {
     !n.is_empty() && n.len() <= MAX_NONCE_LEN && !n.chars().any(char::is_control)
+}
+
+/// The longest `id_token_hint` accepted, bytes.
+pub const MAX_ID_TOKEN_HINT_LEN: usize = 8192;
+
+/// An `id_token_hint` that is not a compact JWT whose payload names a `sub`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("id_token_hint is not an id_token")]
+pub struct MalformedHint;
+
+/// The `sub` an `id_token_hint` (§3.1.2.1) names: the only user a session
+/// may serve the request for. Its signature, issuer and expiry are not
+/// checked: the hint only narrows which signed-in user is served (a forged
+/// one can only bring a login page or `login_required`), never widens it.
+pub fn hint_subject(raw: &str) -> Result<String, MalformedHint> {
+    if raw.len() > MAX_ID_TOKEN_HINT_LEN {
+        return Err(MalformedHint);
+    }
+    let mut parts = raw.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(MalformedHint);
+    };
+    let bytes = b64::decode(payload).map_err(|_| MalformedHint)?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| MalformedHint)?;
+    match claims.get("sub").and_then(serde_json::Value::as_str) {
+        Some(sub) if !sub.is_empty() => Ok(sub.to_owned()),
+        _ => Err(MalformedHint),
+    }
 }
 
 /// The parsed `prompt` (§3.1.2.1).
@@ -223,6 +270,39 @@ pub fn parse_max_age(raw: Option<&str>) -> Result<Option<i64>, MalformedMaxAge> 
 #[must_use]
 pub fn too_old(auth_time: i64, max_age: Option<i64>, now: UnixTime) -> bool {
     max_age.is_some_and(|m| m == 0 || now.0.saturating_sub(auth_time) > m)
+}
+
+/// How much earlier than the opening of a pushed request a login may be
+/// and still count as made in its interaction: the clocks of the replicas
+/// that read the two times may differ by this much.
+pub const FRESH_LOGIN_SKEW_SECS: i64 = 5;
+
+/// Whether a session authenticated at `auth_time` may serve a request with
+/// `prompt=login` (`login`) and `max_age` at `now`.
+///
+/// A request asking for a fresh login (`prompt=login`, or `max_age=0`) is
+/// served only by a login made during this interaction: at or after
+/// `fresh_since`, when `/authorize` first opened the pushed request
+/// (RFC 9126), less [`FRESH_LOGIN_SKEW_SECS`] (replicas' clocks: the
+/// opening and the login may be read on different ones). A front-channel request has no such time (`None`): its
+/// login form returns to `/authorize` without `prompt=login` and
+/// `max_age=0`, so while it still carries them no session serves it. Any
+/// other `max_age` is measured from `auth_time` ([`too_old`]).
+#[must_use]
+pub fn session_serves(
+    auth_time: i64,
+    login: bool,
+    max_age: Option<i64>,
+    fresh_since: Option<i64>,
+    now: UnixTime,
+) -> bool {
+    let fresh_login = login || max_age == Some(0);
+    if fresh_login
+        && fresh_since.is_none_or(|t| auth_time < t.saturating_sub(FRESH_LOGIN_SKEW_SECS))
+    {
+        return false;
+    }
+    !max_age.is_some_and(|m| m > 0 && too_old(auth_time, Some(m), now))
 }
 
 #[cfg(test)]
@@ -297,6 +377,50 @@ mod tests {
         assert!(!too_old(100, Some(10), UnixTime(110)));
         assert!(too_old(100, Some(10), UnixTime(111)));
         assert!(!too_old(100, None, UnixTime(1_000_000)));
+        // A fresh login: only one made since the pushed request was opened.
+        assert!(!session_serves(100, true, None, None, UnixTime(100)));
+        assert!(!session_serves(94, true, None, Some(100), UnixTime(100)));
+        assert!(session_serves(95, true, None, Some(100), UnixTime(100)));
+        assert!(session_serves(100, true, None, Some(100), UnixTime(500)));
+        assert!(!session_serves(
+            94,
+            false,
+            Some(0),
+            Some(100),
+            UnixTime(100)
+        ));
+        assert!(session_serves(
+            100,
+            false,
+            Some(0),
+            Some(100),
+            UnixTime(100)
+        ));
+        // Any other max_age still counts from auth_time.
+        assert!(!session_serves(
+            100,
+            true,
+            Some(10),
+            Some(100),
+            UnixTime(111)
+        ));
+        assert!(session_serves(100, false, Some(10), None, UnixTime(110)));
+        assert!(!session_serves(100, false, Some(10), None, UnixTime(111)));
+        assert!(session_serves(1, false, None, None, UnixTime(1_000_000)));
+        let hint = |json: &str| format!("e30.{}.sig", b64::encode(json.as_bytes()));
+        assert_eq!(hint_subject(&hint(r#"{"sub":"u1"}"#)), Ok("u1".into()));
+        for bad in [
+            hint(r#"{"sub":""}"#),
+            hint(r#"{"sub":1}"#),
+            hint("[]"),
+            "a.b".into(),
+            "a.b.c.d".into(),
+            "e30.!!!.x".into(),
+            format!("{}.x", hint(r#"{"sub":"u1"}"#)),
+            "a".repeat(MAX_ID_TOKEN_HINT_LEN + 1),
+        ] {
+            assert_eq!(hint_subject(&bad), Err(MalformedHint), "{bad}");
+        }
         assert!(valid_nonce("n-0S6_WzA2Mj"));
         assert!(!valid_nonce(""));
         assert!(!valid_nonce(&"a".repeat(256)));

@@ -41,6 +41,9 @@ pub struct Opened {
     pub params: String,
     /// The stored handle (hash) that [`consume`] takes.
     pub handle_hash: String,
+    /// When `/authorize` first opened it: a login since then is a login
+    /// of this interaction (`prompt=login`, `max_age=0`).
+    pub opened_at: i64,
 }
 
 /// Stores `params` (the pushed form string, already validated) for `client_id`.
@@ -92,9 +95,10 @@ pub async fn open(
         now.0.saturating_add(INTERACTION_SECS),
     )
     .await?;
-    Ok(params.map(|params| Opened {
+    Ok(params.map(|(params, opened_at)| Opened {
         params,
         handle_hash,
+        opened_at,
     }))
 }
 

@@ -122,7 +122,7 @@ impl AppState {
                 AUDITED_AUTH_FAILURES_PER_MINUTE,
             )),
             unaudited_failures: Arc::default(),
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::clone(&db.metrics),
             password_hashes: Arc::new(tokio::sync::Semaphore::new(config.login_concurrency)),
             login_failures: Arc::default(),
             // 20 free failures an hour from anywhere, then 30 s doubling up to 15 minutes.
@@ -156,6 +156,9 @@ impl AppState {
             now,
         )
         .await?;
+        if done.created.is_some() {
+            self.metrics.key_rotated(false);
+        }
         self.reload_keys().await?;
         Ok(done)
     }

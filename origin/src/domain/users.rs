@@ -345,7 +345,9 @@ pub async fn verify(
     })
     .await
     .unwrap_or(false);
-    Ok(user.filter(|_| ok))
+    let user = user.filter(|_| ok);
+    db.metrics.login(user.is_some());
+    Ok(user)
 }
 
 /// Every user, oldest first.

@@ -44,6 +44,10 @@ pub struct AuthzRequest {
     /// The stored pushed request (RFC 9126) this came from, consumed when
     /// the code is issued (`http::par`).
     pub pushed: Option<String>,
+    /// When `/authorize` first opened that pushed request: a login since
+    /// then satisfies its `prompt=login` or `max_age=0`
+    /// ([`oidc::session_serves`]).
+    pub opened_at: Option<i64>,
     /// The client.
     pub client: Client,
     /// The exact registered redirect URI.
@@ -67,6 +71,9 @@ pub struct AuthzRequest {
     /// OpenID Connect `login_hint` (pre-fills the username; a value too
     /// long or with control characters is ignored).
     pub login_hint: Option<String>,
+    /// The `sub` of OpenID Connect `id_token_hint`: the only user a
+    /// session may serve this request for.
+    pub hint_sub: Option<String>,
 }
 
 /// The redirect to the client: the registered `uri` with `params` plus
@@ -173,6 +180,11 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         Some(_) => return Err(fail("invalid_request", "nonce is malformed or too long")),
         None => None,
     };
+    let hint_sub = q
+        .get("id_token_hint")
+        .map(oidc::hint_subject)
+        .transpose()
+        .map_err(|_| fail("invalid_request", "id_token_hint is malformed"))?;
     let login_hint = q
         .get("login_hint")
         .filter(|h| h.len() <= oidc::MAX_LOGIN_HINT_LEN && !h.chars().any(char::is_control))
@@ -246,6 +258,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
     };
     Ok(AuthzRequest {
         pushed: None,
+        opened_at: None,
         redirect_uri,
         state: st.map(str::to_owned),
         scopes,
@@ -256,6 +269,7 @@ pub async fn validate(state: &AppState, q: &OAuthForm) -> Result<AuthzRequest, E
         prompt,
         max_age,
         login_hint,
+        hint_sub,
         client,
     })
 }
@@ -272,6 +286,20 @@ fn csrf_token(state: &AppState, cookie: &str, session: Option<&str>) -> String {
         ctx.update(SessionId::new(s.to_owned()).hash_b64().as_bytes());
     }
     gatehouse_common::b64::encode(ctx.sign().as_ref())
+}
+
+/// Whether `session` may serve `req` at `now` without a new login: it is
+/// the user `id_token_hint` names, if any, and fresh enough
+/// (`prompt=login`, `max_age`; [`oidc::session_serves`]).
+fn serves(req: &AuthzRequest, session: &Session, now: UnixTime) -> bool {
+    req.hint_sub.as_ref().is_none_or(|h| *h == session.user_id)
+        && oidc::session_serves(
+            session.auth_time,
+            req.prompt.login,
+            req.max_age,
+            req.opened_at,
+            now,
+        )
 }
 
 /// The browser's live session, if any.
@@ -452,10 +480,11 @@ pub async fn authorize(
         )
     };
     // A session counts unless the client asks for a fresh login
-    // (`prompt=login`) or it authenticated longer ago than `max_age`.
+    // (`prompt=login`, `max_age=0`: one made in this interaction) or it
+    // authenticated longer ago than `max_age`.
     let session = session_of(&state, &headers, now)
         .await?
-        .filter(|s| !req.prompt.login && !oidc::too_old(s.auth_time, req.max_age, now));
+        .filter(|s| serves(&req, s, now));
     let Some(session) = session else {
         if req.prompt.none {
             return Err(fail("login_required", "the user must sign in"));
@@ -664,6 +693,20 @@ pub async fn login(
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
+    // The application asked for one account (`id_token_hint`): another
+    // one signing in would only be sent back here.
+    if req.hint_sub.as_ref().is_some_and(|h| *h != user.user_id) {
+        let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
+            pages::login(
+                &query,
+                csrf,
+                Some("The application asked for another account; sign in as that user."),
+                req.login_hint.as_deref(),
+            )
+        })?;
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return Ok(resp);
+    }
     // Another user's live session in this browser loses its cookie to this
     // login, so no logout here could reach it again: it ends now, as at a
     // logout (its online grants revoked; offline ones stay).
@@ -743,7 +786,8 @@ fn after_login(query: &str) -> String {
                     );
                 }
             }
-            "max_age" if v == "0" => {}
+            // `0` however written (`00` parses as zero too).
+            "max_age" if oidc::parse_max_age(Some(&v)) == Ok(Some(0)) => {}
             _ => kept.push(segment.to_owned()),
         }
     }
@@ -790,10 +834,13 @@ pub async fn consent(
         return Err(Error::AuthorizePage("your session has ended; start again"));
     };
     // The page may have waited: a `max_age` the session has outgrown since
-    // is not approved with the old authentication.
-    if oidc::too_old(session.auth_time, req.max_age, now) {
+    // is not approved with the old authentication; nor is a request that
+    // asks for a login (`prompt=login`, `max_age=0`) not made in this
+    // interaction, or for another user (`id_token_hint`) — the login page's
+    // own `request` and `csrf` posted here would otherwise skip it.
+    if !serves(&req, &session, now) {
         return Err(Error::AuthorizePage(
-            "your sign-in is older than this request allows; start again",
+            "your sign-in does not fit this request (it is too old, or another account's); start again",
         ));
     }
     match form.get("decision") {
@@ -869,6 +916,8 @@ mod tests {
             "prompt=consent&max_age=10"
         );
         assert_eq!(after_login("prompt=none"), "prompt=none");
+        assert_eq!(after_login("a=1&max_age=000"), "a=1");
+        assert_eq!(after_login("max_age=010"), "max_age=010");
     }
 
     #[test]

@@ -19,11 +19,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The cross-origin endpoints and the methods each serves.
-pub const CORS_ROUTES: [(&str, &str); 5] = [
+pub const CORS_ROUTES: [(&str, &str); 6] = [
     ("/token", "POST"),
     ("/revoke", "POST"),
     ("/userinfo", "GET, POST"),
     ("/.well-known/oauth-authorization-server", "GET"),
+    ("/.well-known/openid-configuration", "GET"),
     ("/.well-known/jwks.json", "GET"),
 ];
 

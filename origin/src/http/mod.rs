@@ -190,9 +190,12 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
     let kind = resp.extensions().get::<ErrorKind>().map(|k| k.0);
-    state
-        .metrics
-        .request(&route, started.elapsed().as_secs_f64(), kind);
+    state.metrics.request(
+        &route,
+        started.elapsed().as_secs_f64(),
+        resp.status().as_u16(),
+        kind,
+    );
     resp
 }
 
@@ -286,9 +289,15 @@ async fn token_endpoint(
             token::client_credentials(&tp, &client, req, ctx).await?
         }
     };
-    state
-        .metrics
-        .token_issued(grant_type.as_str(), issued.alg.name(), issued.token_type);
+    state.metrics.token_issued(
+        grant_type.as_str(),
+        issued.alg.name(),
+        issued.token_type,
+        &client.client_id,
+    );
+    if grant_type == GrantType::RefreshToken {
+        state.metrics.refresh_rotated(&client.client_id);
+    }
     let mut resp = no_store(Json(issued));
     if let (true, Some(n)) = (state.config.dpop_nonce, &state.dpop_nonces) {
         if let Ok(v) = HeaderValue::from_str(&n.issue(now)) {
@@ -581,15 +590,53 @@ fn scopes_supported() -> [&'static str; 4] {
     ]
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: OpenMetrics text. The gauges describing state (signing
+/// key age, the revocation pusher's lag, the database pool) are read now;
+/// a database that does not answer leaves the pusher's gauges as they were
+/// (and the scrape still succeeds: the counters matter most then).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format 0.0.4", body = String, content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics text exposition format 1.0.0", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.set_scrape(&scrape_state(&state).await);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::support::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The state `/metrics` reports at this instant.
+async fn scrape_state(state: &AppState) -> crate::support::metrics::ScrapeState {
+    let now = state.clock.now().secs();
+    let mut s = crate::support::metrics::ScrapeState {
+        signing_key_period: state.config.key_schedule.active_period,
+        db_pool_size: state.db.pool.size(),
+        db_pool_idle: state.db.pool.num_idle(),
+        ..Default::default()
+    };
+    if let Ok(ring) = state.key_ring() {
+        s.signing_key_age = ring
+            .signer_meta(now)
+            .map(|m| now.0.saturating_sub(m.active_at));
+    }
+    let status = match crate::store::revocation::cover_span(&state.db, &state.config).await {
+        Ok(span) => crate::domain::revocation_push::status(&state.db, span, now).await,
+        Err(e) => Err(e),
+    };
+    match status {
+        Ok(p) => {
+            s.pusher_pending = p.pending;
+            s.pusher_oldest_pending_age = p
+                .oldest_pending_at
+                .map_or(0, |at| now.0.saturating_sub(at).max(0));
+            s.pusher_acked_version = p.delivered_version;
+            s.pusher_since_ack = p.delivered_at.map(|at| now.0.saturating_sub(at).max(0));
+            s.pusher_failures = p.failures;
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: reading the pusher's state failed"),
+    }
+    s
 }
 
 pub(crate) fn no_store(body: impl IntoResponse) -> Response {

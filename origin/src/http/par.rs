@@ -68,6 +68,7 @@ pub async fn authorization_request(state: &AppState, q: &OAuthForm) -> Result<Au
         .map_err(|_| Error::AuthorizePage("the pushed request is malformed"))?;
     let mut req = authorize::validate(state, &pushed).await?;
     req.pushed = Some(opened.handle_hash);
+    req.opened_at = Some(opened.opened_at);
     Ok(req)
 }
 

@@ -455,6 +455,10 @@ pub struct PushedAuthorizationRequest {
     pub max_age: Option<u32>,
     /// OpenID Connect: pre-fills the username on the sign-in page.
     pub login_hint: Option<String>,
+    /// OpenID Connect: an id_token naming (`sub`) the only user this request
+    /// may be served for; another signed-in user is `login_required` with
+    /// `prompt=none`, else the sign-in page. Malformed: `invalid_request`.
+    pub id_token_hint: Option<String>,
 }
 
 /// `POST /par`'s answer (RFC 9126 §2.2), 201.

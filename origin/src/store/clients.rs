@@ -167,6 +167,7 @@ pub async fn delete_and_revoke(
     )
     .await?;
     tx.commit().await?;
+    db.metrics.revocation(RevocationKind::ClientId.name());
     db.outbox_notify.notify_one();
     Ok(true)
 }

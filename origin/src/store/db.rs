@@ -39,6 +39,9 @@ pub struct Db {
     /// Woken after every committed outbox row, so this process's revocation
     /// pusher starts at once (rows from other processes are found by polling).
     pub outbox_notify: Arc<Notify>,
+    /// The process's metrics: writes that count (revocations, logins,
+    /// refresh reuse) count where they are made; `AppState` shares it.
+    pub metrics: Arc<crate::support::metrics::Metrics>,
 }
 
 impl Db {
@@ -125,6 +128,7 @@ impl Db {
             pool,
             backend,
             outbox_notify: Arc::new(Notify::new()),
+            metrics: Arc::default(),
         })
     }
 

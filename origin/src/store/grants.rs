@@ -157,6 +157,7 @@ pub async fn end_and_revoke(
     )
     .await?;
     tx.commit().await?;
+    db.metrics.revocation(of.kind().name());
     db.outbox_notify.notify_one();
     Ok(rev)
 }

@@ -29,16 +29,17 @@ pub async fn insert(
     Ok(())
 }
 
-/// The parameters of `client_id`'s unexpired request `handle_hash`; the
-/// first call marks it opened and moves its expiry to `opened_until` (once:
-/// later calls do not extend it). `None` if there is no such live row.
+/// The parameters of `client_id`'s unexpired request `handle_hash`, and
+/// when it was first opened; the first call marks it opened (at `now`) and
+/// moves its expiry to `opened_until` (once: later calls do not extend it).
+/// `None` if there is no such live row.
 pub async fn open(
     db: &Db,
     handle_hash: &str,
     client_id: &str,
     now: i64,
     opened_until: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<(String, i64)>, StoreError> {
     sqlx::query(
         "UPDATE pushed_requests SET opened_at = $1, \
          expires_at = CASE WHEN expires_at > $2 THEN expires_at ELSE $2 END \
@@ -51,17 +52,18 @@ pub async fn open(
     .execute(&db.pool)
     .await?;
     let row = sqlx::query(
-        "SELECT params FROM pushed_requests \
-         WHERE handle_hash = $1 AND client_id = $2 AND expires_at > $3",
+        "SELECT params, opened_at FROM pushed_requests \
+         WHERE handle_hash = $1 AND client_id = $2 AND expires_at > $3 AND opened_at IS NOT NULL",
     )
     .bind(handle_hash)
     .bind(client_id)
     .bind(now)
     .fetch_optional(&db.pool)
     .await?;
-    row.map(|r| r.try_get("params"))
-        .transpose()
-        .map_err(Into::into)
+    row.map(|r| -> Result<(String, i64), StoreError> {
+        Ok((r.try_get("params")?, r.try_get("opened_at")?))
+    })
+    .transpose()
 }
 
 /// Uses the request up: deletes the live row. `true` for exactly one caller

@@ -111,6 +111,7 @@ pub async fn revoke(
     let mut tx = db.pool.begin().await?;
     let rev = revoke_in(&mut tx, kind, value, drop_after, reason, now).await?;
     tx.commit().await?;
+    db.metrics.revocation(kind.name());
     db.outbox_notify.notify_one();
     Ok(rev)
 }

@@ -348,6 +348,19 @@ pub async fn grants_of_user(db: &Db, user_id: &str, now: i64) -> Result<Vec<Gran
         .collect()
 }
 
+/// Whether the browser session `sid` is live (not ended by logout or
+/// revocation, not expired at `now`).
+pub async fn is_live(db: &Db, sid: &str, now: i64) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT sid FROM sessions WHERE sid = $1 AND expires_at > $2")
+            .bind(sid)
+            .bind(now)
+            .fetch_optional(&db.pool)
+            .await?
+            .is_some(),
+    )
+}
+
 /// Whether `session_sid` names a browser session of `user_id`: a live
 /// session row, or grants approved in one.
 pub async fn is_session_of(db: &Db, user_id: &str, session_sid: &str) -> Result<bool, StoreError> {

@@ -196,6 +196,7 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    db.metrics.revocation(RevocationKind::Sub.name());
     db.outbox_notify.notify_one();
     Ok(Some(user))
 }

@@ -737,7 +737,7 @@ async fn discovery_metadata_openapi_and_metrics() {
             .to_vec(),
     )
     .unwrap();
-    assert!(text.contains("gatehouse_tokens_issued_total{grant=\"client_credentials\",alg=\"ES256\",token_type=\"Bearer\"} 1"), "{text}");
+    assert!(text.contains(&format!("gatehouse_tokens_issued_total{{grant=\"client_credentials\",alg=\"ES256\",token_type=\"Bearer\",client=\"{}\"}} 1", c.id)), "{text}");
     assert!(text.contains("gatehouse_request_duration_seconds_count{route=\"/token\"}"));
 }
 

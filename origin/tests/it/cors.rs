@@ -195,3 +195,32 @@ async fn a_listed_page_can_read_the_nonce_challenge_and_its_token() {
         .iter()
         .any(|v| v.to_str().unwrap().contains("Origin")));
 }
+
+#[tokio::test]
+async fn a_listed_page_can_read_the_openid_configuration_and_no_other_page_can() {
+    // A browser relying party discovers the userinfo, JWKS and end-session
+    // endpoints from its own origin (OpenID Connect Discovery 1.0 §4).
+    let state = cors_state().await;
+    let get = |origin: &str| {
+        Request::get("/.well-known/openid-configuration")
+            .header("origin", origin)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, h, body) = send(&state, get(PAGE)).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["access-control-allow-origin"], PAGE);
+    assert!(!h.contains_key("access-control-allow-credentials"));
+    assert!(body["userinfo_endpoint"].is_string(), "{body}");
+    let (s, h, _) = send(&state, get(OTHER)).await;
+    assert_eq!(s, 200);
+    assert!(cors_headers(&h).is_empty(), "{h:?}");
+    // GET only: no preflight for a POST.
+    let (s, h, _) = send(
+        &state,
+        preflight("/.well-known/openid-configuration", OTHER),
+    )
+    .await;
+    assert_eq!(s, 405);
+    assert!(cors_headers(&h).is_empty(), "{h:?}");
+}

@@ -821,10 +821,18 @@ async fn an_offline_grant_survives_logout_and_idle_but_not_revoke_session() {
     clock.advance_secs(state.config.refresh_token_ttl + 60);
     let (s, next) = refresh(&state, &c, offline["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{next}");
-    assert!(next["id_token"].is_string(), "an id_token for the same sid");
+    assert!(next["id_token"].is_string(), "{next}");
+    // The browser session has ended: the id_token names no `sid` an RP
+    // could take for a live session (same user, same original auth_time).
+    let renewed = claims_of(next["id_token"].as_str().unwrap());
+    assert!(renewed.get("sid").is_none(), "{renewed}");
     assert_eq!(
-        claims_of(next["id_token"].as_str().unwrap())["sid"],
-        sid.as_str()
+        renewed["sub"],
+        claims_of(offline["id_token"].as_str().unwrap())["sub"]
+    );
+    assert_eq!(
+        renewed["auth_time"],
+        claims_of(offline["id_token"].as_str().unwrap())["auth_time"]
     );
     let listed = admin::user_sessions(&state.db, "alice", clock.now().secs())
         .await

@@ -6,7 +6,8 @@
 //! `gatehouse-demo-page --dir demo --listen 127.0.0.1:8070 --origin URL --edge URL --client-id ID`
 //!
 //! `GET /config.json` tells the page where the origin and the edge are and
-//! which public client it is; the page's redirect URI is `http://LISTEN/`.
+//! which public client it is; the page's redirect URI and its post-logout
+//! redirect URI are both `http://LISTEN/`.
 //! Only files with a known type under `--dir` are served, by plain names
 //! (no `..`, no hidden files); every answer carries a strict CSP that lets
 //! the page connect only to itself, the origin and the edge.
@@ -157,6 +158,9 @@ async fn run() -> Result<(), String> {
             "edge": edge,
             "client_id": client_id,
             "redirect_uri": format!("http://{addr}/"),
+            // Where the origin sends the browser after RP-initiated logout
+            // (registered for the client as a post-logout redirect URI).
+            "post_logout_redirect_uri": format!("http://{addr}/"),
         }),
         csp: HeaderValue::from_str(&csp).map_err(|_| "bad CSP value".to_owned())?,
     };

@@ -3,9 +3,15 @@
 //! opens the demo page on an origin of its own, signs in on the origin's
 //! login and consent pages (authorization code + PKCE S256, `dpop_jkt`),
 //! redeems the code cross-origin for a DPoP-bound token (with the origin's
-//! nonce challenge), calls the edge twice with fresh proofs (with the edge's
-//! nonce challenge), and checks the identity the upstream received. The
-//! screenshot is kept in `test-artifacts/demo.png`.
+//! nonce challenge) and an id_token (`scope=openid profile`, a `nonce`),
+//! checks the id_token claims and the userinfo answer the page shows, calls
+//! the edge twice with fresh proofs (with the edge's nonce challenge), and
+//! checks the identity the upstream received. Then it signs out through the
+//! origin's `end_session_endpoint` (RP-initiated logout back to the page),
+//! checks the page's signed-out state and that the edge refuses the old
+//! access token within 2 s; a forged sign-out return and an id_token for
+//! another nonce are refused by the page. The screenshots are kept in
+//! `test-artifacts/demo.png` and `demo-signed-out.png`.
 
 use crate::harness::login::{create_user, PASSWORD};
 use crate::harness::{free_port, repo_root, DemoPage, Stack};
@@ -82,10 +88,11 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
         ],
     );
     let sub = create_user(&stack.origin, USER);
+    // The page is both the redirect URI and the post-logout redirect URI.
     let redirect_uri = format!("{page_origin}/");
     let client = stack.origin.create_client(
         "Gatehouse demo page",
-        "read",
+        "read openid profile",
         &stack.edge.url,
         &[
             "--public",
@@ -93,6 +100,8 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
             "--grant",
             "authorization_code",
             "--redirect-uri",
+            &redirect_uri,
+            "--post-logout-redirect-uri",
             &redirect_uri,
         ],
     );
@@ -102,6 +111,7 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
     let screenshot = repo_root().join("test-artifacts/demo.png");
     let _ = std::fs::remove_file(&screenshot);
     let _ = std::fs::remove_file(screenshot.with_file_name("demo-failure.png"));
+    let _ = std::fs::remove_file(screenshot.with_file_name("demo-signed-out.png"));
     let screenshot_text = screenshot.display().to_string();
     let (ok, output) = run_browser(
         &[
@@ -127,7 +137,12 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
     // A fresh user: the consent page was shown and approved in the browser.
     assert!(
         output.contains("demo: consent shown and given")
-            && output.contains("demo: verified identity shown"),
+            && output.contains("demo: id_token claims and userinfo shown")
+            && output.contains("demo: verified identity shown")
+            && output.contains("demo: signed out; the edge refused the old token")
+            && output.contains(
+                "demo: a forged sign-out return and an id_token for another nonce were refused"
+            ),
         "{output}"
     );
 
@@ -138,6 +153,34 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
     assert_eq!(width, 1100, "viewport width");
     assert!(height >= 700, "a full page, {height} px high");
     assert!(png.len() > 30_000, "{} bytes: an empty page?", png.len());
+    assert!(
+        screenshot.with_file_name("demo-signed-out.png").is_file(),
+        "the signed-out page was captured"
+    );
+
+    // Behind the page: the sign-out ended the origin session the id_token
+    // named and revoked its grant (the audit trail says so).
+    let audit = Command::new(crate::harness::origin_binary())
+        .args(["audit", "--limit", "200"])
+        .env("GATEHOUSE_ISSUER", &stack.origin.url)
+        .env("GATEHOUSE_DATABASE_URL", &stack.origin.database_url)
+        .env("GATEHOUSE_DATA_DIR", stack.origin.data.path())
+        .env_remove("GATEHOUSE_CONFIG")
+        .output()
+        .expect("run gatehouse-origin audit");
+    let audit: serde_json::Value =
+        serde_json::from_slice(&audit.stdout).expect("audit prints JSON");
+    let ended = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["event"] == "session_ended" && e["subject"] == sub.as_str())
+        .unwrap_or_else(|| panic!("no session_ended event for {sub}:\n{audit}"));
+    let detail = ended["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("grants_revoked=") && !detail.contains("grants_revoked=0"),
+        "the sign-out revoked no grant: {detail}"
+    );
 
     // Behind the page: the origin issued a DPoP-bound token through the
     // authorization_code grant.

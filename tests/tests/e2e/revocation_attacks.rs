@@ -18,13 +18,13 @@ const KID: &str = "rv-k1";
 
 /// An issuer whose JWKS a thread here serves, so the test signs genuine
 /// revocation documents and tokens (as the origin's pusher would).
-struct Issuer {
-    url: String,
+pub(crate) struct Issuer {
+    pub(crate) url: String,
     key: TestKey,
 }
 
 impl Issuer {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let key = TestKey::es256("gatehouse-e2e-revocation-attacks");
         let mut jwk = key.public_jwk_json();
         jwk["kid"] = KID.into();
@@ -34,7 +34,7 @@ impl Issuer {
         Self { url, key }
     }
 
-    fn trusted_issuers_var(&self) -> String {
+    pub(crate) fn trusted_issuers_var(&self) -> String {
         json!([{
             "issuer": self.url,
             "jwks_url": format!("{}/jwks.json", self.url),
@@ -44,7 +44,7 @@ impl Issuer {
         .to_string()
     }
 
-    fn token(&self, aud: &str, sub: &str) -> String {
+    pub(crate) fn token(&self, aud: &str, sub: &str) -> String {
         let t = now();
         self.key.sign(
             &json!({"alg": "ES256", "typ": "at+jwt", "kid": KID}),
@@ -57,7 +57,7 @@ impl Issuer {
     }
 
     /// A genuine document issued at `iat`, revoking the subjects `subs`.
-    fn document(&self, version: u64, iat: i64, subs: &[&str]) -> String {
+    pub(crate) fn document(&self, version: u64, iat: i64, subs: &[&str]) -> String {
         let doc = RevocationDocument {
             iss: self.url.clone(),
             iat,
@@ -79,7 +79,7 @@ impl Issuer {
     }
 }
 
-fn ingest(edge: &Edge, body: &str) -> u16 {
+pub(crate) fn ingest(edge: &Edge, body: &str) -> u16 {
     http()
         .post(format!("{}/.gatehouse/revocations", edge.url))
         .body(body.to_owned())
@@ -89,7 +89,7 @@ fn ingest(edge: &Edge, body: &str) -> u16 {
         .as_u16()
 }
 
-fn edge_status(edge: &Edge, token: &str) -> u16 {
+pub(crate) fn edge_status(edge: &Edge, token: &str) -> u16 {
     http()
         .get(format!("{}/orders/7", edge.url))
         .header("authorization", format!("Bearer {token}"))
