@@ -64,7 +64,7 @@ pub async fn issue_code(db: &Db, grant: &CodeGrant, now: UnixTime) -> Result<Aut
     let code = AuthCode::generate()?;
     let scope = grant.scopes.join(" ");
     let sid = random_id()?;
-    auth_codes::insert(
+    let inserted = auth_codes::insert(
         db,
         &NewCode {
             code_hash: &code.hash_b64(),
@@ -87,6 +87,12 @@ pub async fn issue_code(db: &Db, grant: &CodeGrant, now: UnixTime) -> Result<Aut
         },
     )
     .await?;
+    // The session ended (a logout) after the approval read it: no code.
+    if !inserted {
+        return Err(Error::AuthorizePage(
+            "your session has ended; start again from the application",
+        ));
+    }
     Ok(code)
 }
 

@@ -268,12 +268,15 @@ pub async fn end_session(
     reason: &str,
     now: UnixTime,
 ) -> Result<Ended, Error> {
-    // The row first: from here on the cookie approves nothing new.
+    // The grants first, while the session row stands: if a revocation
+    // fails, the session is still there and a second logout (or the
+    // operator) finds everything again. Then the row: from there on no code
+    // can be issued in it (`store::auth_codes::insert`). Then what it
+    // approved between the two.
+    let mut grants_revoked = Vec::new();
+    revoke_online_grants(db, config, user_id, sid, reason, now, &mut grants_revoked).await?;
     let session_ended = sessions::delete_session(db, user_id, sid).await?;
-    let grants_revoked = sessions::online_grants_of_session(db, user_id, sid, now.0).await?;
-    for family in &grants_revoked {
-        grants::revoke_family(db, config, family, reason, now).await?;
-    }
+    revoke_online_grants(db, config, user_id, sid, reason, now, &mut grants_revoked).await?;
     audit::record(
         &db.pool,
         &AuditEvent::new("session_ended", now)
@@ -288,4 +291,24 @@ pub async fn end_session(
         session_ended,
         grants_revoked,
     })
+}
+
+/// Revokes the online grants of `user_id`'s session `sid` not yet in
+/// `done`, and adds them to it.
+async fn revoke_online_grants(
+    db: &Db,
+    config: &Config,
+    user_id: &str,
+    sid: &str,
+    reason: &str,
+    now: UnixTime,
+    done: &mut Vec<String>,
+) -> Result<(), Error> {
+    for family in sessions::online_grants_of_session(db, user_id, sid, now.0).await? {
+        if !done.contains(&family) {
+            grants::revoke_family(db, config, &family, reason, now).await?;
+            done.push(family);
+        }
+    }
+    Ok(())
 }

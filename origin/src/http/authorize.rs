@@ -707,6 +707,22 @@ pub async fn login(
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     }
+    // Another user's live session in this browser loses its cookie to this
+    // login, so no logout here could reach it again: it ends now, as at a
+    // logout (its online grants revoked; offline ones stay).
+    if let Some(replaced) = session_of(&state, &headers, now).await? {
+        if replaced.user_id != user.user_id {
+            crate::domain::logout::end_session(
+                &state.db,
+                &state.config,
+                &replaced.user_id,
+                &replaced.sid,
+                "another user signed in in this browser",
+                now,
+            )
+            .await?;
+        }
+    }
     // A new cookie at every login (no fixation); the same user signing in
     // again in this browser keeps the session's public `sid`.
     let cookie = SessionId::generate()?;

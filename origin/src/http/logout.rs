@@ -9,7 +9,8 @@
 //! the browser's session); otherwise the user confirms on a page, so a
 //! cross-site link or form cannot sign them out. A `POST` carrying `csrf`
 //! is that page's answer; any other `POST` is a logout request sent as a
-//! form (§2 allows both methods).
+//! form (§2 allows both methods) — without the session cookie, which a
+//! cross-site `POST` does not carry, it moves to a `GET` of this endpoint.
 
 use crate::domain::error::Error;
 use crate::domain::logout::{self, LogoutParams, LogoutRequest};
@@ -66,11 +67,13 @@ pub async fn logout_get(
     tag = "authorize",
     summary = "End-session endpoint, form-encoded; also the confirmation page's answer",
     description = "With `csrf`: the confirmation (CSRF-checked); `decision=logout` signs out. \
-                   Without: a logout request with the parameters of GET /logout.",
+                   Without: a logout request with the parameters of GET /logout; sent without the \
+                   session cookie (a cross-site form: SameSite=Lax), it is validated and answered \
+                   with a 303 to GET /logout carrying them, a navigation that carries the cookie.",
     request_body(content = super::schema::LogoutConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The confirmation page, the signed-out or still-signed-in page", body = String, content_type = "text/html"),
-        (status = 303, description = "To the registered post_logout_redirect_uri, with `state`"),
+        (status = 303, description = "To the registered post_logout_redirect_uri, with `state`; or to GET /logout with the request's parameters"),
         (status = 400, description = "An error page", body = String, content_type = "text/html"),
         (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
     )
@@ -85,6 +88,15 @@ pub async fn logout_post(
     super::limit_ip(&state, ip, reading.millis())?;
     let now = reading.secs();
     if form.get("csrf").is_none() {
+        // A logout request sent as a cross-site form carries no session
+        // cookie (`SameSite=Lax`): "nothing to end" would send the user back
+        // to the RP as signed out while the session lives on. Validated,
+        // it moves to a `GET` of this endpoint — a top-level navigation,
+        // which carries the cookie.
+        if cookies::get(&headers, SESSION_COOKIE)?.is_none() {
+            validate(&state, &params(&form), now).await?;
+            return Ok(as_get(&form));
+        }
         return request(&state, &headers, &form, now).await;
     }
     check_csrf(&state, &headers, &form)?;
@@ -118,6 +130,42 @@ async fn validate(
     logout::validate(&state.db, &ring, &state.config.issuer, *p, now).await
 }
 
+/// The logout request parameters (§2) of `q`.
+fn params(q: &OAuthForm) -> LogoutParams<'_> {
+    LogoutParams {
+        id_token_hint: q.get("id_token_hint"),
+        client_id: q.get("client_id"),
+        post_logout_redirect_uri: q.get("post_logout_redirect_uri"),
+        state: q.get("state"),
+        logout_hint: q.get("logout_hint"),
+    }
+}
+
+/// A 303 to `GET /logout` with the logout request parameters of `form`
+/// (only those: nothing else is carried).
+fn as_get(form: &OAuthForm) -> Response {
+    let p = params(form);
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [
+        ("id_token_hint", p.id_token_hint),
+        ("client_id", p.client_id),
+        ("post_logout_redirect_uri", p.post_logout_redirect_uri),
+        ("state", p.state),
+        ("logout_hint", p.logout_hint),
+    ] {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/logout?{}", query.finish())) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// A logout request (§2): ends the session when the request proves it
 /// comes from the RP, else asks the user.
 async fn request(
@@ -126,18 +174,7 @@ async fn request(
     q: &OAuthForm,
     now: UnixTime,
 ) -> Result<Response, Error> {
-    let req = validate(
-        state,
-        &LogoutParams {
-            id_token_hint: q.get("id_token_hint"),
-            client_id: q.get("client_id"),
-            post_logout_redirect_uri: q.get("post_logout_redirect_uri"),
-            state: q.get("state"),
-            logout_hint: q.get("logout_hint"),
-        },
-        now,
-    )
-    .await?;
+    let req = validate(state, &params(q), now).await?;
     let Some(session) = session_of(state, headers, now).await? else {
         // Nothing to end (signed out already, or another browser).
         return finish(state, &req, None, now).await;

@@ -4,7 +4,7 @@
 //! was exchanged for.
 
 use crate::store::audit::{self, AuditEvent};
-use crate::store::db::{Db, StoreError};
+use crate::store::db::{Backend, Db, StoreError};
 use crate::store::refresh_tokens::{insert_row, RefreshRow};
 use crate::store::sessions::{insert_grant_session, GrantSession};
 use sqlx::Row as _;
@@ -52,32 +52,51 @@ pub struct CodeSession<'a> {
     pub amr: &'a str,
 }
 
-/// Inserts a code.
-pub async fn insert(db: &Db, c: &NewCode<'_>) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, audience, \
-         code_challenge, dpop_jkt, sid, created_at, expires_at, used_at, session_sid, auth_time, \
-         amr, nonce) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15)",
-    )
-    .bind(c.code_hash)
-    .bind(c.client_id)
-    .bind(c.user_id)
-    .bind(c.redirect_uri)
-    .bind(c.scope)
-    .bind(c.audience)
-    .bind(c.code_challenge)
-    .bind(c.dpop_jkt.map(str::to_owned))
-    .bind(c.sid)
-    .bind(c.created_at)
-    .bind(c.expires_at)
-    .bind(c.session.map(|x| x.sid.to_owned()))
-    .bind(c.session.map(|x| x.auth_time))
-    .bind(c.session.map(|x| x.amr.to_owned()))
-    .bind(c.nonce.map(str::to_owned))
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+/// Inserts a code. A code approved in a browser session is inserted only
+/// while that session's row exists (`false` otherwise): an approval that
+/// read the session just before a logout deleted it cannot leave a code,
+/// and so a grant, that the logout did not see and revoke. Under
+/// PostgreSQL the session row is locked `FOR SHARE` for the statement, so
+/// a concurrent logout's `DELETE` either waits for this code to commit
+/// (and then finds it) or commits first (and no code is inserted); SQLite
+/// runs one writer at a time.
+pub async fn insert(db: &Db, c: &NewCode<'_>) -> Result<bool, StoreError> {
+    let lock = match db.backend {
+        Backend::Postgres => " FOR SHARE",
+        Backend::Sqlite => "",
+    };
+    let columns = "INSERT INTO auth_codes (code_hash, client_id, user_id, redirect_uri, scope, \
+         audience, code_challenge, dpop_jkt, sid, created_at, expires_at, used_at, session_sid, \
+         auth_time, amr, nonce) ";
+    let values = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $13, $14, $15";
+    let sql = if c.session.is_some() {
+        format!(
+            "{columns}SELECT {values} WHERE EXISTS \
+             (SELECT 1 FROM sessions WHERE sid = $12 AND user_id = $3{lock})"
+        )
+    } else {
+        format!("{columns}VALUES ({values})")
+    };
+    let inserted = sqlx::query(&sql)
+        .bind(c.code_hash)
+        .bind(c.client_id)
+        .bind(c.user_id)
+        .bind(c.redirect_uri)
+        .bind(c.scope)
+        .bind(c.audience)
+        .bind(c.code_challenge)
+        .bind(c.dpop_jkt.map(str::to_owned))
+        .bind(c.sid)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.session.map(|x| x.sid.to_owned()))
+        .bind(c.session.map(|x| x.auth_time))
+        .bind(c.session.map(|x| x.amr.to_owned()))
+        .bind(c.nonce.map(str::to_owned))
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok(inserted > 0)
 }
 
 /// A stored code as presented, with whether its grant still stands.

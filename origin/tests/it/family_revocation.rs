@@ -291,7 +291,7 @@ async fn alice_code(
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: grants::ApprovingSession {
-                sid: "session-1".into(),
+                sid: crate::support::live_session(&state.db, "u").await,
                 auth_time: 1,
                 amr: "pwd".into(),
             },

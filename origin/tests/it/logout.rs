@@ -24,12 +24,12 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 /// RFC 7636 Appendix B.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const PASSWORD: &str = "correct horse battery";
 /// The relying party's redirect URI and its post-logout redirect URI.
-const CB: &str = "https://rp.example/cb";
-const BYE: &str = "https://rp.example/bye";
+pub const CB: &str = "https://rp.example/cb";
+pub const BYE: &str = "https://rp.example/bye";
 /// Another client's post-logout redirect URI.
 const OTHER_BYE: &str = "https://other.example/bye";
 
@@ -161,7 +161,7 @@ impl Browser {
     /// Whether this browser still holds a live session: `/authorize` with
     /// `prompt=none` answers with a code or `consent_required`, not
     /// `login_required`.
-    async fn signed_in(&mut self, state: &AppState, client_id: &str) -> bool {
+    pub async fn signed_in(&mut self, state: &AppState, client_id: &str) -> bool {
         let a = self
             .get(
                 state,
@@ -207,7 +207,7 @@ pub fn query(client_id: &str, extra: &[(&str, &str)]) -> String {
 }
 
 /// `/logout?…`.
-fn logout_uri(params: &[(&str, &str)]) -> String {
+pub fn logout_uri(params: &[(&str, &str)]) -> String {
     format!(
         "/logout?{}",
         form_urlencoded::Serializer::new(String::new())
@@ -249,7 +249,7 @@ pub async fn rp(state: &AppState, offline: bool, post_logout: &[&str]) -> Rp {
     }
 }
 
-async fn token(state: &AppState, c: &Rp, form: &[(&str, &str)]) -> (u16, Value) {
+pub async fn token(state: &AppState, c: &Rp, form: &[(&str, &str)]) -> (u16, Value) {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
@@ -276,7 +276,7 @@ pub async fn redeem(state: &AppState, c: &Rp, code: &str) -> Value {
     tok
 }
 
-async fn refresh(state: &AppState, c: &Rp, rt: &str) -> (u16, Value) {
+pub async fn refresh(state: &AppState, c: &Rp, rt: &str) -> (u16, Value) {
     token(
         state,
         c,
@@ -286,7 +286,7 @@ async fn refresh(state: &AppState, c: &Rp, rt: &str) -> (u16, Value) {
 }
 
 /// Whether introspection by its own client says `at` is active.
-async fn active(state: &AppState, c: &Rp, at: &str) -> bool {
+pub async fn active(state: &AppState, c: &Rp, at: &str) -> bool {
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("token", at)
         .finish();
@@ -299,7 +299,7 @@ async fn active(state: &AppState, c: &Rp, at: &str) -> bool {
 }
 
 /// The claims of a JWT, unverified.
-fn claims_of(jwt: &str) -> Value {
+pub fn claims_of(jwt: &str) -> Value {
     use base64::Engine as _;
     let part = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(
@@ -310,7 +310,7 @@ fn claims_of(jwt: &str) -> Value {
     .unwrap()
 }
 
-async fn setup() -> (AppState, Arc<SettableClock>) {
+pub async fn setup() -> (AppState, Arc<SettableClock>) {
     let (state, clock) = sqlite_state_on_settable_clock(|_| {}).await;
     create_user(&state.db, "alice", crate::support::now()).await;
     create_user(&state.db, "bob", crate::support::now()).await;
@@ -318,7 +318,7 @@ async fn setup() -> (AppState, Arc<SettableClock>) {
 }
 
 /// A browser signed in as alice with an `openid read` grant of `c`.
-async fn signed_in(state: &AppState, c: &Rp) -> (Browser, Value) {
+pub async fn signed_in(state: &AppState, c: &Rp) -> (Browser, Value) {
     let mut b = Browser::default();
     let code = b
         .code_as(state, &query(&c.id, &[("scope", "openid read")]), "alice")

@@ -37,6 +37,7 @@ mod review;
 mod review18;
 mod review19;
 mod review19b;
+mod review19c;
 mod storage;
 mod support;
 mod userinfo;

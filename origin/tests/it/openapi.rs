@@ -705,7 +705,11 @@ async fn userinfo_and_user_answers_match_their_schemas() {
                 code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
                 dpop_jkt: None,
                 session: gatehouse_origin::domain::grants::ApprovingSession {
-                    sid: "session-1".into(),
+                    sid: crate::support::live_session(
+                        &state.db,
+                        created["user_id"].as_str().unwrap(),
+                    )
+                    .await,
                     auth_time: 1,
                     amr: "pwd".into(),
                 },

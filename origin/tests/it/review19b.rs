@@ -99,7 +99,7 @@ async fn issue(
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: gatehouse_origin::domain::grants::ApprovingSession {
-                sid: random_id().unwrap(),
+                sid: crate::support::live_session(&state.db, user_id).await,
                 auth_time: 1,
                 amr: "pwd".into(),
             },

@@ -331,3 +331,26 @@ pub async fn post_assertion(state: &AppState, assertion: &str) -> (u16, serde_js
     .await;
     (s, b)
 }
+
+/// Starts a live browser session of `user_id` and returns its public
+/// `sid`: a code approved "in" a session is issued only while its row
+/// exists (`store::auth_codes::insert`), so tests that issue codes directly
+/// need one.
+pub async fn live_session(db: &gatehouse_origin::store::db::Db, user_id: &str) -> String {
+    let sid = gatehouse_origin::support::secret::random_id().unwrap();
+    let at = now().0;
+    gatehouse_origin::store::sessions::login(
+        db,
+        None,
+        &gatehouse_origin::store::sessions::NewSession {
+            id_hash: &format!("test-{sid}"),
+            sid: &sid,
+            user_id,
+            amr: "pwd",
+            now: at,
+            expires_at: at + 86_400,
+        },
+    )
+    .await
+    .unwrap()
+}

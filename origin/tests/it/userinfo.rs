@@ -106,7 +106,7 @@ async fn issue(fx: &Fx, scopes: &str, key: Option<&TestKey>) -> String {
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: gatehouse_origin::domain::grants::ApprovingSession {
-                sid: "session-1".into(),
+                sid: crate::support::live_session(&fx.state.db, &fx.user.user_id).await,
                 auth_time: 1,
                 amr: "pwd".into(),
             },
@@ -772,7 +772,7 @@ async fn with_nonces_on_a_proof_without_the_servers_nonce_gets_one() {
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: gatehouse_origin::domain::grants::ApprovingSession {
-                sid: "session-1".into(),
+                sid: crate::support::live_session(&fx.state.db, &fx.user.user_id).await,
                 auth_time: 1,
                 amr: "pwd".into(),
             },

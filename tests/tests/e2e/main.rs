@@ -29,6 +29,7 @@ mod par;
 mod ratelimit_accuracy;
 mod replicas;
 mod review19;
+mod review19c;
 mod review21r;
 mod revocation;
 mod revocation_attacks;
