@@ -9,7 +9,7 @@ use crate::domain::keys::KeyStoreError;
 use crate::domain::oidc::{self, IdTokenClaims};
 use crate::domain::state::TokenPath;
 use crate::domain::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::AuditEvent;
 use crate::store::auth_codes::{self, CodeSession, NewCode, Redemption};
 use crate::store::db::Db;
 use crate::store::group_commit::Write;
@@ -303,14 +303,15 @@ pub async fn redeem_code(
                 now,
             )
             .await?;
-            audit::record(
-                &tp.db.pool,
-                &AuditEvent::new("code_replayed", now)
-                    .client(&client.client_id)
-                    .ip(ctx.ip)
-                    .detail(format!("sid={sid}")),
-            )
-            .await?;
+            tp.failures
+                .record(
+                    tp.db,
+                    AuditEvent::new("code_replayed", now)
+                        .client(&client.client_id)
+                        .ip(ctx.ip)
+                        .detail(format!("sid={sid}")),
+                )
+                .await?;
             Err(Error::InvalidGrant(
                 "the authorization code was already used",
             ))
@@ -568,14 +569,15 @@ async fn reuse(
     )
     .await?;
     tp.db.metrics.refresh_reuse(&client.client_id);
-    audit::record(
-        &tp.db.pool,
-        &AuditEvent::new("refresh_reuse", ctx.now)
-            .client(&client.client_id)
-            .ip(ctx.ip)
-            .detail(format!("sid={family_id} revoked")),
-    )
-    .await?;
+    tp.failures
+        .record(
+            tp.db,
+            AuditEvent::new("refresh_reuse", ctx.now)
+                .client(&client.client_id)
+                .ip(ctx.ip)
+                .detail(format!("sid={family_id} revoked")),
+        )
+        .await?;
     Ok(Error::InvalidGrant("the refresh token was already used"))
 }
 
