@@ -481,3 +481,46 @@ async fn audit_cli_and_admin_api_filter_alike() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[tokio::test]
+async fn audit_filters_combine_on_every_database() {
+    for tdb in databases() {
+        let db = tdb.open().await;
+        let t = gatehouse_common::UnixTime;
+        let mut tagged = AuditEvent::new("login_failed", t(10)).client("c1");
+        tagged.request_id = Some("r1".into());
+        for e in [
+            tagged,
+            AuditEvent::new("token_issued", t(20))
+                .client("c1")
+                .subject("u1"),
+            AuditEvent::new("token_issued", t(30))
+                .client("c2")
+                .subject("u1"),
+        ] {
+            audit::record(&db.pool, &e).await.unwrap();
+        }
+        let count = |f: AuditFilter| {
+            let db = db.clone();
+            async move { audit::list(&db, 100, &f).await.unwrap().len() }
+        };
+        let f = AuditFilter::default;
+        assert_eq!(count(f()).await, 3, "{}", tdb.name);
+        let both = AuditFilter {
+            kind: Some("token_issued".into()),
+            subject: Some("u1".into()),
+            since: Some(25),
+            ..f()
+        };
+        assert_eq!(count(both).await, 1, "{}", tdb.name);
+        let by_request = AuditFilter {
+            request_id: Some("r1".into()),
+            until: Some(10),
+            ..f()
+        };
+        let r = audit::list(&db, 100, &by_request).await.unwrap();
+        assert_eq!(r.len(), 1, "{}", tdb.name);
+        assert_eq!(r[0].request_id.as_deref(), Some("r1"));
+        assert_eq!(count(AuditFilter::client("c2")).await, 1, "{}", tdb.name);
+    }
+}
