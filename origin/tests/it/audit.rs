@@ -524,3 +524,27 @@ async fn audit_filters_combine_on_every_database() {
         assert_eq!(count(AuditFilter::client("c2")).await, 1, "{}", tdb.name);
     }
 }
+
+#[tokio::test]
+async fn audit_revoking_another_clients_token_names_the_caller_and_address() {
+    let state = sqlite_state().await;
+    let owner = register(&state, "read", false).await;
+    let other = register(&state, "read", false).await;
+    let (s, _, t) = token(&state, &owner, "grant_type=client_credentials").await;
+    assert_eq!(s, 200, "{t}");
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    let (s, _, _) = from(
+        &state,
+        "198.51.100.77",
+        form_post("/revoke", Some(&basic(&other.id, &other.secret)), "")
+            .body(Body::from(format!("token={at}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200, "RFC 7009: the same answer");
+    let r = rows(&state, "revocation_refused").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].client_id.as_deref(), Some(other.id.as_str()));
+    assert_eq!(r[0].source_ip.as_deref(), Some("198.51.100.77"));
+    assert!(!serde_json::to_string(&r).unwrap().contains(&at));
+}
