@@ -308,6 +308,7 @@ pub async fn redeem_code(
                     tp.db,
                     AuditEvent::new("code_replayed", now)
                         .client(&client.client_id)
+                        .subject(user_id)
                         .ip(ctx.ip)
                         .detail(format!("sid={sid}")),
                 )
@@ -469,7 +470,7 @@ pub async fn refresh(
         }
     }
     if row.rotated_at.is_some() {
-        return Err(reuse(tp, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, &row.user_id, ctx).await?);
     }
     let family_expires_at = row.family_expires_at;
     if now.0 >= row.expires_at || now.0 >= family_expires_at {
@@ -548,7 +549,7 @@ pub async fn refresh(
         })))
         .await?;
     if !won {
-        return Err(reuse(tp, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, user_id, ctx).await?);
     }
     Ok(resp)
 }
@@ -558,6 +559,7 @@ async fn reuse(
     tp: &TokenPath<'_>,
     client: &Client,
     family_id: &str,
+    user_id: &str,
     ctx: RequestContext,
 ) -> Result<Error, Error> {
     revoke_family(
@@ -574,6 +576,7 @@ async fn reuse(
             tp.db,
             AuditEvent::new("refresh_reuse", ctx.now)
                 .client(&client.client_id)
+                .subject(user_id)
                 .ip(ctx.ip)
                 .detail(format!("sid={family_id} revoked")),
         )

@@ -265,6 +265,7 @@ async fn audit_code_replay_and_refresh_reuse_name_client_and_address() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].client_id.as_deref(), Some(c.id.as_str()));
     assert_eq!(r[0].source_ip.as_deref(), Some("192.0.2.11"));
+    assert_eq!(r[0].subject.as_deref(), Some(user.user_id.as_str()));
     assert!(!serde_json::to_string(&r).unwrap().contains(&first));
 
     // A code presented again.
@@ -278,6 +279,7 @@ async fn audit_code_replay_and_refresh_reuse_name_client_and_address() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].client_id.as_deref(), Some(c.id.as_str()));
     assert_eq!(r[0].source_ip.as_deref(), Some("192.0.2.12"));
+    assert_eq!(r[0].subject.as_deref(), Some(user.user_id.as_str()));
     assert!(!serde_json::to_string(&r).unwrap().contains(&code));
 }
 
