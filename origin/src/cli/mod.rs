@@ -63,14 +63,30 @@ pub enum Command {
     /// The revocation pusher.
     #[command(subcommand)]
     Revocations(RevocationsCommand),
-    /// Show recent audit events.
+    /// Show recent audit events as JSON lines, one event per line, newest
+    /// first (the admin API's `GET /admin/audit` order and filters).
     Audit {
         /// How many events.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Only this kind (`login_failed`, `token_issued`, …).
+        #[arg(long, allow_hyphen_values = true)]
+        kind: Option<String>,
         /// Only this client's events.
         #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
+        /// Only this subject's events.
+        #[arg(long, allow_hyphen_values = true)]
+        subject: Option<String>,
+        /// Only at or after this time (Unix seconds).
+        #[arg(long)]
+        since: Option<i64>,
+        /// Only at or before this time (Unix seconds).
+        #[arg(long)]
+        until: Option<i64>,
+        /// Only this request's events (`X-Request-Id`).
+        #[arg(long, allow_hyphen_values = true)]
+        request_id: Option<String>,
     },
 }
 
@@ -385,9 +401,28 @@ async fn run(command: Command, config: Config) -> CliResult {
                 RevocationsCommand::List => print(&admin::list_revocations(&db, now).await?),
             }
         }
-        Command::Audit { limit, client } => {
+        Command::Audit {
+            limit,
+            kind,
+            client,
+            subject,
+            since,
+            until,
+            request_id,
+        } => {
             let db = Db::open(&config.database_url).await?;
-            print(&admin::list_audit(&db, limit, client.as_deref()).await?)
+            let filter = crate::store::audit::AuditFilter {
+                kind,
+                client_id: client,
+                subject,
+                since,
+                until,
+                request_id,
+            };
+            for event in admin::list_audit(&db, limit, &filter).await?.events {
+                print(&event)?;
+            }
+            Ok(())
         }
     }
 }

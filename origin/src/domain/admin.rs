@@ -405,10 +405,39 @@ pub async fn revoke(
     crate::domain::introspect::revoke_identifier(db, span, kind, value, via.as_str(), now).await
 }
 
-/// Recent audit events (`limit` within 1..=[`MAX_AUDIT_EVENTS`]).
-pub async fn list_audit(db: &Db, limit: i64, client_id: Option<&str>) -> Result<AuditList, Error> {
+/// Longest value an audit filter field takes (no identifier is longer).
+const MAX_AUDIT_FILTER_LEN: usize = 256;
+
+/// Recent audit events matching `filter`, newest first (`limit` within
+/// 1..=[`MAX_AUDIT_EVENTS`]): the admin API's `GET /admin/audit` and the
+/// CLI's `audit`, with the same filters and the same answer.
+pub async fn list_audit(
+    db: &Db,
+    limit: i64,
+    filter: &audit::AuditFilter,
+) -> Result<AuditList, Error> {
+    for (name, value) in [
+        ("kind", &filter.kind),
+        ("client_id", &filter.client_id),
+        ("subject", &filter.subject),
+        ("request_id", &filter.request_id),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > MAX_AUDIT_FILTER_LEN)
+        {
+            return Err(Error::InvalidRequest(
+                format!("{name} must be 1-{MAX_AUDIT_FILTER_LEN} bytes").into(),
+            ));
+        }
+    }
+    if let (Some(since), Some(until)) = (filter.since, filter.until) {
+        if since > until {
+            return Err(Error::InvalidRequest("since is after until".into()));
+        }
+    }
     Ok(AuditList {
-        events: audit::list(db, limit.clamp(1, MAX_AUDIT_EVENTS), client_id).await?,
+        events: audit::list(db, limit.clamp(1, MAX_AUDIT_EVENTS), filter).await?,
     })
 }
 

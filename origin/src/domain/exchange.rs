@@ -112,14 +112,15 @@ pub async fn exchange(
         Ok(resp) => Ok(resp),
         Err(Error::Internal(e)) => Err(Error::Internal(e)),
         Err(refused) => {
-            audit::record(
-                &tp.db.pool,
-                &AuditEvent::new("token_exchange_refused", ctx.now)
-                    .client(&client.client_id)
-                    .ip(ctx.ip)
-                    .detail(format!("grant=token-exchange {refused}")),
-            )
-            .await?;
+            tp.failures
+                .record(
+                    tp.db,
+                    AuditEvent::new("token_exchange_refused", ctx.now)
+                        .client(&client.client_id)
+                        .ip(ctx.ip)
+                        .detail(format!("grant=token-exchange {refused}")),
+                )
+                .await?;
             Err(refused)
         }
     }

@@ -9,7 +9,7 @@ use crate::domain::keys::KeyStoreError;
 use crate::domain::oidc::{self, IdTokenClaims};
 use crate::domain::state::TokenPath;
 use crate::domain::token::{sign_access_token, AccessTokenClaims, RequestContext, TokenResponse};
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::AuditEvent;
 use crate::store::auth_codes::{self, CodeSession, NewCode, Redemption};
 use crate::store::db::Db;
 use crate::store::group_commit::Write;
@@ -309,14 +309,16 @@ pub async fn redeem_code(
                 now,
             )
             .await?;
-            audit::record(
-                &tp.db.pool,
-                &AuditEvent::new("code_replayed", now)
-                    .client(&client.client_id)
-                    .ip(ctx.ip)
-                    .detail(format!("sid={sid}")),
-            )
-            .await?;
+            tp.failures
+                .record(
+                    tp.db,
+                    AuditEvent::new("code_replayed", now)
+                        .client(&client.client_id)
+                        .subject(user_id)
+                        .ip(ctx.ip)
+                        .detail(format!("sid={sid}")),
+                )
+                .await?;
             Err(Error::InvalidGrant(
                 "the authorization code was already used",
             ))
@@ -474,7 +476,7 @@ pub async fn refresh(
         }
     }
     if row.rotated_at.is_some() {
-        return Err(reuse(tp, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, &row.user_id, ctx).await?);
     }
     let family_expires_at = row.family_expires_at;
     if now.0 >= row.expires_at || now.0 >= family_expires_at {
@@ -553,7 +555,7 @@ pub async fn refresh(
         })))
         .await?;
     if !won {
-        return Err(reuse(tp, client, family_id, ctx).await?);
+        return Err(reuse(tp, client, family_id, user_id, ctx).await?);
     }
     Ok(resp)
 }
@@ -563,6 +565,7 @@ async fn reuse(
     tp: &TokenPath<'_>,
     client: &Client,
     family_id: &str,
+    user_id: &str,
     ctx: RequestContext,
 ) -> Result<Error, Error> {
     revoke_family(
@@ -574,14 +577,16 @@ async fn reuse(
     )
     .await?;
     tp.db.metrics.refresh_reuse(&client.client_id);
-    audit::record(
-        &tp.db.pool,
-        &AuditEvent::new("refresh_reuse", ctx.now)
-            .client(&client.client_id)
-            .ip(ctx.ip)
-            .detail(format!("sid={family_id} revoked")),
-    )
-    .await?;
+    tp.failures
+        .record(
+            tp.db,
+            AuditEvent::new("refresh_reuse", ctx.now)
+                .client(&client.client_id)
+                .subject(user_id)
+                .ip(ctx.ip)
+                .detail(format!("sid={family_id} revoked")),
+        )
+        .await?;
     Ok(Error::InvalidGrant("the refresh token was already used"))
 }
 

@@ -159,15 +159,16 @@ pub async fn revoke_token(
         return Ok(());
     };
     if token.client_id != caller.client_id {
-        audit::record(
-            &tp.db.pool,
-            &AuditEvent::new("revocation_refused", ctx.now)
-                .client(&caller.client_id)
-                .jti(&token.jti)
-                .ip(ctx.ip)
-                .detail("token belongs to another client"),
-        )
-        .await?;
+        tp.failures
+            .record(
+                tp.db,
+                AuditEvent::new("revocation_refused", ctx.now)
+                    .client(&caller.client_id)
+                    .jti(&token.jti)
+                    .ip(ctx.ip)
+                    .detail("token belongs to another client"),
+            )
+            .await?;
         return Ok(());
     }
     revocation::revoke(

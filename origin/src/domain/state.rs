@@ -31,6 +31,9 @@ pub struct AppState {
     pub keys: Arc<RwLock<Arc<KeyRing>>>,
     /// HMAC key for the authorization form's CSRF tokens (derived from the KEK).
     pub csrf_key: Arc<aws_lc_rs::hmac::Key>,
+    /// HMAC key for the usernames in failed-login audit rows (derived from
+    /// the KEK): rows for one name match, without the name itself.
+    pub audit_name_key: Arc<aws_lc_rs::hmac::Key>,
     /// DPoP nonce issuer (keyed from the KEK; used when `dpop_nonce` is on).
     pub dpop_nonces: Option<Arc<NonceIssuer>>,
     /// Token endpoint limit per client.
@@ -74,6 +77,9 @@ pub struct TokenPath<'a> {
     pub keys: Arc<KeyRing>,
     /// The DPoP nonce issuer, when `dpop_nonce` is on.
     pub dpop_nonces: Option<&'a NonceIssuer>,
+    /// The bounded audit of refusals (failed authentication, refused
+    /// exchange, code replay, refresh reuse).
+    pub failures: AuthFailures<'a>,
 }
 
 /// The bounded audit of failed client authentications (see
@@ -84,6 +90,45 @@ pub struct AuthFailures<'a> {
     pub audited: &'a RateLimiter,
     /// Failures not audited since the last one that was.
     pub unaudited: &'a std::sync::atomic::AtomicU64,
+}
+
+impl AuthFailures<'_> {
+    /// Records the security-relevant failure `event` (its `source_ip` is the
+    /// limiter's key): at most [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per
+    /// address and minute over every failure kind, so a flood cannot grow the
+    /// table without bound; the rest are counted, and the count goes into the
+    /// detail of the next row written.
+    pub async fn record(
+        self,
+        db: &Db,
+        mut event: crate::store::audit::AuditEvent,
+    ) -> Result<(), Error> {
+        use std::sync::atomic::Ordering;
+        let key = event
+            .source_ip
+            .clone()
+            .unwrap_or_else(|| "unknown".to_owned());
+        if !self
+            .audited
+            .check(&key, event.at.saturating_mul(1000))
+            .allowed
+        {
+            self.unaudited.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let skipped = self.unaudited.swap(0, Ordering::Relaxed);
+        if skipped > 0 {
+            let note = format!(
+                "{skipped} earlier failures over the per-address audit rate were not recorded"
+            );
+            event.detail = Some(match event.detail.take() {
+                Some(d) => format!("{d}; {note}"),
+                None => note,
+            });
+        }
+        crate::store::audit::record(&db.pool, &event).await?;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -110,6 +155,10 @@ impl AppState {
             csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
                 &kek.derive(b"gatehouse authorize csrf v1"),
+            )),
+            audit_name_key: Arc::new(aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &kek.derive(b"gatehouse audit username v1"),
             )),
             dpop_nonces: crate::domain::dpop::nonce_issuer(&kek).map(Arc::new),
             client_limiter: Arc::new(RateLimiter::per_minute(
@@ -182,6 +231,7 @@ impl AppState {
                 .dpop_nonces
                 .as_deref()
                 .filter(|_| self.config.dpop_nonce),
+            failures: self.auth_failures(),
         })
     }
 
@@ -195,6 +245,44 @@ impl AppState {
             metrics: Arc::clone(&self.metrics),
             clock: Arc::clone(&self.clock),
         }
+    }
+
+    /// The keyed hash of `username` written in failed-login audit rows
+    /// (`user=` + 16 bytes of HMAC-SHA256, base64url): the same name gives
+    /// the same value, and the name cannot be read back from the table.
+    #[must_use]
+    pub fn audit_username(&self, username: &str) -> String {
+        let tag = aws_lc_rs::hmac::sign(&self.audit_name_key, username.as_bytes());
+        let bytes = tag.as_ref();
+        gatehouse_common::b64::encode(bytes.get(..16).unwrap_or(bytes))
+    }
+
+    /// Audits a failed login at `/authorize` (bounded like every failure,
+    /// [`AuthFailures::record`]): the client, the caller's address and the
+    /// username's keyed hash ([`Self::audit_username`]), never the password.
+    pub async fn audit_login_failure(
+        &self,
+        username: &str,
+        client_id: &str,
+        ip: Option<std::net::IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let event = crate::store::audit::AuditEvent::new("login_failed", now)
+            .client(client_id)
+            .ip(ip)
+            .detail(format!("user={}", self.audit_username(username)));
+        self.auth_failures().record(&self.db, event).await
+    }
+
+    /// Audits a refused admin token (bounded like every failure,
+    /// [`AuthFailures::record`]): the caller's address, never what it sent.
+    pub async fn audit_admin_failure(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let event = crate::store::audit::AuditEvent::new("admin_auth_failed", now).ip(ip);
+        self.auth_failures().record(&self.db, event).await
     }
 
     /// The failed-authentication audit's limiter and counter.

@@ -4,7 +4,7 @@
 use crate::domain::clients::{self, Client};
 use crate::domain::error::Error;
 use crate::domain::state::{AuthFailures, TokenPath};
-use crate::store::audit::{self, AuditEvent};
+use crate::store::audit::AuditEvent;
 use crate::store::group_commit::Write;
 use crate::support::crypto::{timed_claims, SigningKey};
 use crate::support::secret::{random_id, ClientSecret};
@@ -101,9 +101,8 @@ pub async fn authenticate(
     }
 }
 
-/// Audits a failed authentication, at most
-/// [`crate::domain::tp::AUDITED_AUTH_FAILURES_PER_MINUTE`] per IP; the rest are
-/// counted and the count goes into the next row written.
+/// Audits a failed authentication through the bounded failure audit
+/// ([`AuthFailures::record`]).
 async fn audit_failure(
     tp: &TokenPath<'_>,
     failures: AuthFailures<'_>,
@@ -111,25 +110,11 @@ async fn audit_failure(
     ip: Option<IpAddr>,
     now: UnixTime,
 ) -> Result<(), Error> {
-    use std::sync::atomic::Ordering;
-    let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-    let now_ms = now.0.saturating_mul(1000);
-    if !failures.audited.check(&key, now_ms).allowed {
-        failures.unaudited.fetch_add(1, Ordering::Relaxed);
-        return Ok(());
-    }
     let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
     if client_id.len() <= 128 {
         e = e.client(client_id);
     }
-    let skipped = failures.unaudited.swap(0, Ordering::Relaxed);
-    if skipped > 0 {
-        e = e.detail(format!(
-            "{skipped} earlier failures over the per-address audit rate were not recorded"
-        ));
-    }
-    audit::record(&tp.db.pool, &e).await?;
-    Ok(())
+    failures.record(tp.db, e).await
 }
 
 /// The scopes to grant: the requested ones if all are allowed, else all the client's.

@@ -10,6 +10,7 @@ use crate::domain::revocation_push::PushStatus;
 use crate::domain::state::AppState;
 use crate::domain::users::{ProfileInput, User};
 use crate::http::form::ClientIp;
+use crate::store::audit::AuditFilter;
 use crate::store::revocation::Revocation;
 use crate::support::clock::Reading;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -88,6 +89,7 @@ async fn require_admin(
         }
         _ => {
             state.admin_failures.failed(&key, now_ms);
+            state.audit_admin_failure(ip, reading.secs()).await?;
             Err(Error::AdminUnauthorized)
         }
     }
@@ -616,6 +618,30 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
     /// Only this client's.
     pub client_id: Option<String>,
+    /// Only this kind (`login_failed`, `token_issued`, …).
+    pub kind: Option<String>,
+    /// Only this subject's.
+    pub subject: Option<String>,
+    /// Only at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only at or before this time (Unix seconds).
+    pub until: Option<i64>,
+    /// Only this request's (`X-Request-Id`).
+    pub request_id: Option<String>,
+}
+
+impl AuditQuery {
+    /// The domain filter.
+    fn filter(self) -> AuditFilter {
+        AuditFilter {
+            kind: self.kind,
+            client_id: self.client_id,
+            subject: self.subject,
+            since: self.since,
+            until: self.until,
+            request_id: self.request_id,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -623,6 +649,7 @@ pub struct AuditQuery {
     path = "/audit",
     tag = "admin",
     summary = "Audit events, newest first",
+    description = "Every filter given must match: kind, client, subject, time range (Unix seconds, inclusive) and request id.",
     params(AuditQuery),
     responses(
         (status = 200, description = "The events", body = schema::AuditList),
@@ -635,8 +662,8 @@ async fn list_audit(
     State(state): State<AppState>,
     AdminQuery(q): AdminQuery<AuditQuery>,
 ) -> Result<Json<admin::AuditList>, Error> {
-    let events =
-        admin::list_audit(&state.db, q.limit.unwrap_or(100), q.client_id.as_deref()).await?;
+    let limit = q.limit.unwrap_or(100);
+    let events = admin::list_audit(&state.db, limit, &q.filter()).await?;
     Ok(Json(events))
 }
 

@@ -670,18 +670,9 @@ pub async fn login(
     }
     let Some(user) = verified else {
         // Audited at a bounded rate per IP, like client authentication failures.
-        let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
-        if state
-            .auth_failure_audit
-            .check(&key, now.0.saturating_mul(1000))
-            .allowed
-        {
-            crate::store::audit::record(
-                &state.db.pool,
-                &crate::store::audit::AuditEvent::new("login_failed", now).ip(ip),
-            )
+        state
+            .audit_login_failure(username, &req.client.client_id, ip, now)
             .await?;
-        }
         let mut resp = with_csrf(&state, &headers, &req.redirect_uri, |csrf| {
             pages::login(
                 &query,

@@ -855,7 +855,9 @@ pub struct AuditEvent {
     pub id: i64,
     /// When.
     pub at: i64,
-    /// `token_issued`, `authentication_failed`, `key_rotated`, …
+    /// `token_issued`, `key_rotated`, … and the refusals: `authentication_failed`,
+    /// `login_failed`, `admin_auth_failed`, `token_exchange_refused`,
+    /// `code_replayed`, `refresh_reuse`.
     pub event: String,
     /// The client concerned.
     pub client_id: Option<String>,
@@ -867,6 +869,8 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// A short, non-secret note.
     pub detail: Option<String>,
+    /// The request the event came from (`X-Request-Id`), when known.
+    pub request_id: Option<String>,
 }
 
 /// Recent audit events (`domain::admin::AuditList`).

@@ -24,6 +24,8 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// A short, non-secret note.
     pub detail: Option<String>,
+    /// The request this row came from (`X-Request-Id`), when known.
+    pub request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -74,8 +76,8 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     sqlx::query(
-        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail, request_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(e.at)
     .bind(&e.event)
@@ -84,6 +86,7 @@ where
     .bind(e.jti.clone())
     .bind(e.source_ip.clone())
     .bind(e.detail.clone())
+    .bind(e.request_id.clone())
     .execute(exec)
     .await?;
     Ok(())
@@ -98,8 +101,8 @@ pub async fn record_many(
     events: &[&AuditEvent],
 ) -> Result<(), StoreError> {
     static INSERT: MultiRow = MultiRow::new(
-        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail) VALUES",
-        7,
+        "INSERT INTO audit_events (at, event, client_id, subject, jti, source_ip, detail, request_id) VALUES",
+        8,
         "",
     );
     for (chunk, sql) in INSERT.chunks(events) {
@@ -112,36 +115,84 @@ pub async fn record_many(
                 .bind(e.subject.clone())
                 .bind(e.jti.clone())
                 .bind(e.source_ip.clone())
-                .bind(e.detail.clone());
+                .bind(e.detail.clone())
+                .bind(e.request_id.clone());
         }
         query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// The newest `limit` events, newest first, optionally only after id `after`.
+/// Which audit rows to list: every set field must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The event kind (`login_failed`, `token_issued`, …).
+    pub kind: Option<String>,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The subject concerned.
+    pub subject: Option<String>,
+    /// At or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// At or before this time (Unix seconds).
+    pub until: Option<i64>,
+    /// The request the row came from.
+    pub request_id: Option<String>,
+}
+
+impl AuditFilter {
+    /// Only `client_id`'s events.
+    #[must_use]
+    pub fn client(client_id: &str) -> Self {
+        Self {
+            client_id: Some(client_id.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The newest `limit` events matching `filter`, newest first.
 pub async fn list(
     db: &Db,
     limit: i64,
-    client_id: Option<&str>,
+    filter: &AuditFilter,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let rows = match client_id {
-        Some(c) => sqlx::query(
-            "SELECT id, at, event, client_id, subject, jti, source_ip, detail FROM audit_events \
-                 WHERE client_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(c)
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await?,
-        None => sqlx::query(
-            "SELECT id, at, event, client_id, subject, jti, source_ip, detail FROM audit_events \
-                 ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&db.pool)
-        .await?,
-    };
+    let mut sql = String::from(
+        "SELECT id, at, event, client_id, subject, jti, source_ip, detail, request_id \
+         FROM audit_events WHERE 1 = 1",
+    );
+    let mut texts: Vec<String> = Vec::new();
+    let mut n = 0usize;
+    for (column, value) in [
+        ("event", &filter.kind),
+        ("client_id", &filter.client_id),
+        ("subject", &filter.subject),
+        ("request_id", &filter.request_id),
+    ] {
+        if let Some(v) = value {
+            n += 1;
+            sql.push_str(&format!(" AND {column} = ${n}"));
+            texts.push(v.clone());
+        }
+    }
+    let mut times: Vec<i64> = Vec::new();
+    for (op, value) in [(">=", filter.since), ("<=", filter.until)] {
+        if let Some(t) = value {
+            n += 1;
+            sql.push_str(&format!(" AND at {op} ${n}"));
+            times.push(t);
+        }
+    }
+    n += 1;
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${n}"));
+    let mut query = sqlx::query(&sql);
+    for t in texts {
+        query = query.bind(t);
+    }
+    for t in times {
+        query = query.bind(t);
+    }
+    let rows = query.bind(limit).fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
             Ok(AuditEvent {
@@ -153,6 +204,7 @@ pub async fn list(
                 jti: r.try_get("jti")?,
                 source_ip: r.try_get("source_ip")?,
                 detail: r.try_get("detail")?,
+                request_id: r.try_get("request_id")?,
             })
         })
         .collect()

@@ -128,7 +128,7 @@ async fn wrong_credentials_are_401_with_basic_challenge() {
     )
     .await;
     assert_eq!((s, b["error"].as_str()), (401, Some("invalid_client")));
-    let events = gatehouse_origin::store::audit::list(&state.db, 10, None)
+    let events = gatehouse_origin::store::audit::list(&state.db, 10, &Default::default())
         .await
         .unwrap();
     assert!(events.iter().any(|e| e.event == "authentication_failed"));

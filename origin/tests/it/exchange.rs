@@ -259,9 +259,13 @@ async fn exchange_is_refused_to_clients_that_are_not_an_audience_of_the_subject(
         "{b}"
     );
     // The refusal is audited (without the token).
-    let events = gatehouse_origin::store::audit::list(&state.db, 20, Some(&bystander.id))
-        .await
-        .unwrap();
+    let events = gatehouse_origin::store::audit::list(
+        &state.db,
+        20,
+        &gatehouse_origin::store::audit::AuditFilter::client(&bystander.id),
+    )
+    .await
+    .unwrap();
     let shown = serde_json::to_string(&events).unwrap();
     assert!(shown.contains("token_exchange_refused"), "{shown}");
     assert!(!shown.contains(&subject), "no token in the audit log");

@@ -17,6 +17,7 @@
 mod admin_parity;
 mod api;
 mod assertion;
+mod audit;
 mod client_rules;
 mod clock;
 mod cors;

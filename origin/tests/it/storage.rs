@@ -220,9 +220,17 @@ async fn revocations_outbox_and_audit() {
         )
         .await
         .unwrap();
-        assert_eq!(audit::list(&db, 10, Some("c")).await.unwrap().len(), 1);
         assert_eq!(
-            audit::list(&db, 10, None).await.unwrap()[0]
+            audit::list(&db, 10, &audit::AuditFilter::client("c"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            audit::list(&db, 10, &audit::AuditFilter::default())
+                .await
+                .unwrap()[0]
                 .client_id
                 .as_deref(),
             Some("d")

@@ -168,11 +168,13 @@ fn the_demo_page_signs_in_with_dpop_and_shows_the_identity_the_upstream_received
         .env_remove("GATEHOUSE_CONFIG")
         .output()
         .expect("run gatehouse-origin audit");
-    let audit: serde_json::Value =
-        serde_json::from_slice(&audit.stdout).expect("audit prints JSON");
-    let ended = audit["events"]
-        .as_array()
-        .expect("events")
+    // JSON lines: one event per line, newest first.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit prints JSON lines"))
+        .collect();
+    let audit = serde_json::Value::from(events.clone());
+    let ended = events
         .iter()
         .find(|e| e["event"] == "session_ended" && e["subject"] == sub.as_str())
         .unwrap_or_else(|| panic!("no session_ended event for {sub}:\n{audit}"));
