@@ -82,7 +82,7 @@ async fn code_for(state: &AppState, client_id: &str, user_id: &str) -> String {
             code_challenge: CHALLENGE.into(),
             dpop_jkt: None,
             session: grants::ApprovingSession {
-                sid: "session-1".into(),
+                sid: crate::support::live_session(&state.db, user_id).await,
                 auth_time: 1,
                 amr: "pwd".into(),
             },
