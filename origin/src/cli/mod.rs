@@ -84,9 +84,12 @@ pub enum Command {
         /// Only at or before this time (Unix seconds).
         #[arg(long)]
         until: Option<i64>,
-        /// Only this request's events (`X-Request-Id`).
+        /// Only this request's events (its `Gatehouse-Request-Id`).
         #[arg(long, allow_hyphen_values = true)]
         request_id: Option<String>,
+        /// Only this token id's events (the `jti` an edge log line names).
+        #[arg(long, allow_hyphen_values = true)]
+        jti: Option<String>,
     },
 }
 
@@ -409,6 +412,7 @@ async fn run(command: Command, config: Config) -> CliResult {
             since,
             until,
             request_id,
+            jti,
         } => {
             let db = Db::open(&config.database_url).await?;
             let filter = crate::store::audit::AuditFilter {
@@ -418,6 +422,7 @@ async fn run(command: Command, config: Config) -> CliResult {
                 since,
                 until,
                 request_id,
+                jti,
             };
             for event in admin::list_audit(&db, limit, &filter).await?.events {
                 print(&event)?;

@@ -421,6 +421,7 @@ pub async fn list_audit(
         ("client_id", &filter.client_id),
         ("subject", &filter.subject),
         ("request_id", &filter.request_id),
+        ("jti", &filter.jti),
     ] {
         if value
             .as_ref()

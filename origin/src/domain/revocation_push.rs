@@ -24,6 +24,7 @@ use crate::store::outbox;
 use crate::store::revocation::CoverSpan;
 use crate::support::clock::SharedClock;
 use crate::support::metrics::Metrics;
+use crate::support::request::{self, RequestIds};
 use gatehouse_common::revocation::{
     RevocationDocument, RevocationEntry, RevocationKind, MAX_ENTRIES, REVOCATIONS_TYP,
 };
@@ -208,8 +209,10 @@ impl PushClient {
         &self.target
     }
 
-    /// Sends `jws`; `Ok` only when the receiver acknowledged the write.
-    pub async fn send(&self, jws: &str) -> Result<(), PushError> {
+    /// Sends `jws`; `Ok` only when the receiver acknowledged the write. A
+    /// call to the edge carries `ids` (`traceparent`, `Gatehouse-Request-Id`),
+    /// so the edge's ingest log line can be found from the pusher's.
+    pub async fn send(&self, jws: &str, ids: &RequestIds) -> Result<(), PushError> {
         match &self.target {
             PushTarget::Off => Err(PushError::Off),
             PushTarget::Edge { url } => {
@@ -217,6 +220,8 @@ impl PushClient {
                     .http
                     .post(format!("{url}{EDGE_INGEST_PATH}"))
                     .header(reqwest::header::CONTENT_TYPE, "application/jwt")
+                    .header(request::TRACEPARENT_HEADER, ids.traceparent())
+                    .header(request::REQUEST_ID_HEADER, &ids.request_id)
                     .body(jws.to_owned())
                     .send()
                     .await
@@ -597,6 +602,17 @@ pub async fn republish_due(
     }))
 }
 
+/// The ids of the push of document `version`: a new trace, and the request
+/// id `push-<version>-<16 random hex>` (unique per attempt; the version
+/// says which document an edge log line is about).
+#[must_use]
+pub fn push_ids(version: u64) -> RequestIds {
+    RequestIds::outbound(format!(
+        "push-{version}-{}",
+        crate::support::request::random_hex::<8>()
+    ))
+}
+
 /// One push cycle: lock, claim, sign, send, mark delivered on acknowledgement.
 pub async fn push_pending(
     pusher: &Pusher,
@@ -650,7 +666,29 @@ pub async fn push_pending(
         );
     }
     let jws = sign(&ring, &claim.document, now)?;
-    client.send(&jws).await?;
+    let version = claim.document.version;
+    let ids = push_ids(version);
+    let sent = client.send(&jws, &ids).await;
+    match &sent {
+        Ok(()) => tracing::info!(
+            request_id = %ids.request_id,
+            trace_id = %ids.trace.trace_id,
+            version,
+            entries = carried,
+            target = client.target().mode(),
+            "revocation document pushed"
+        ),
+        Err(e) => tracing::warn!(
+            request_id = %ids.request_id,
+            trace_id = %ids.trace.trace_id,
+            version,
+            entries = carried,
+            target = client.target().mode(),
+            error = %e,
+            "revocation document push refused or failed"
+        ),
+    }
+    sent?;
     let by = Delivery {
         mode: client.target().mode(),
         kid: &signer_kid,

@@ -626,8 +626,10 @@ pub struct AuditQuery {
     pub since: Option<i64>,
     /// Only at or before this time (Unix seconds).
     pub until: Option<i64>,
-    /// Only this request's (`X-Request-Id`).
+    /// Only this request's (its `Gatehouse-Request-Id`).
     pub request_id: Option<String>,
+    /// Only this token id's (`jti`, as the edge's log line names it).
+    pub jti: Option<String>,
 }
 
 impl AuditQuery {
@@ -640,6 +642,7 @@ impl AuditQuery {
             since: self.since,
             until: self.until,
             request_id: self.request_id,
+            jti: self.jti,
         }
     }
 }
@@ -649,7 +652,7 @@ impl AuditQuery {
     path = "/audit",
     tag = "admin",
     summary = "Audit events, newest first",
-    description = "Every filter given must match: kind, client, subject, time range (Unix seconds, inclusive) and request id.",
+    description = "Every filter given must match: kind, client, subject, time range (Unix seconds, inclusive), request id and token id (`jti`).",
     params(AuditQuery),
     responses(
         (status = 200, description = "The events", body = schema::AuditList),

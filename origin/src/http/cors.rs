@@ -8,7 +8,8 @@
 //!   its preflight falls through to the router (405), so the browser refuses
 //!   the request.
 //! - `DPoP-Nonce` and `WWW-Authenticate` are exposed so a page can follow a
-//!   `use_dpop_nonce` refusal (RFC 9449 §8), and `Retry-After` for 429.
+//!   `use_dpop_nonce` refusal (RFC 9449 §8), `Retry-After` for 429, and
+//!   `Gatehouse-Request-Id` so a page can report which request failed.
 //! - `/authorize` is a top-level navigation and `/introspect` and `/admin`
 //!   are for servers: none of them gets CORS headers.
 
@@ -29,11 +30,13 @@ pub const CORS_ROUTES: [(&str, &str); 6] = [
 ];
 
 /// Request headers a page may send (`DPoP` proofs, `Authorization` for
-/// client authentication, `Content-Type` for the form body).
-pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
+/// client authentication, `Content-Type` for the form body, and the trace
+/// headers a page may name its requests with).
+pub const ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, DPoP, traceparent, Gatehouse-Request-Id";
 
 /// Response headers a page may read.
-pub const EXPOSE_HEADERS: &str = "DPoP-Nonce, WWW-Authenticate, Retry-After";
+pub const EXPOSE_HEADERS: &str = "DPoP-Nonce, WWW-Authenticate, Retry-After, Gatehouse-Request-Id";
 
 /// How long a browser may cache a preflight answer, seconds.
 pub const MAX_AGE_SECS: &str = "600";

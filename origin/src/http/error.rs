@@ -1,5 +1,6 @@
 //! The one HTTP rendering of the domain [`Error`]: OAuth errors use the
-//! RFC 6749 §5.2 body `{"error", "error_description"}` with the status the
+//! RFC 6749 §5.2 body `{"error", "error_description"}` (plus the
+//! `request_id` of the request, `support::request`) with the status the
 //! RFC calls for (RFC 7009 and RFC 9449 reuse it); `/authorize` refusals are
 //! an HTML page or a redirect. Internal errors are logged once, here, and
 //! reach the client only as `server_error` with a generic message.
@@ -70,7 +71,16 @@ impl IntoResponse for Error {
             }
             _ => {}
         }
-        let body = serde_json::json!({"error": code, "error_description": self.description()});
+        let mut body = serde_json::json!({"error": code, "error_description": self.description()});
+        // An extension member (RFC 6749 §5.2 names three members without
+        // forbidding others; §8.2): the id an operator searches the log and
+        // the audit rows by.
+        if let (Some(id), Some(m)) = (
+            crate::support::request::current_request_id(),
+            body.as_object_mut(),
+        ) {
+            m.insert("request_id".into(), id.into());
+        }
         let mut resp = (status, axum::Json(body)).into_response();
         let h = resp.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

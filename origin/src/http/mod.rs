@@ -20,6 +20,7 @@ use crate::domain::introspect;
 use crate::domain::state::AppState;
 use crate::domain::token::{self, RequestContext};
 use crate::http::error::ErrorKind;
+use crate::support::request::{self, RequestIds};
 use axum::extract::{Extension, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
@@ -83,9 +84,12 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(timeout_as_oauth_error))
         .layer(middleware::from_fn(limit_header_size))
-        // Outermost, so every answer of a CORS route (413, 431, 408 included)
-        // is readable by an allowed page.
+        // Outside the others, so every answer of a CORS route (413, 431, 408
+        // included) is readable by an allowed page.
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+        // Outermost: every answer, preflights and 431s included, carries
+        // its request id, and every request is logged once.
+        .layer(middleware::from_fn(trace_request))
         .with_state(state)
 }
 
@@ -179,6 +183,52 @@ async fn method_not_allowed() -> Response {
     responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
 async fn health() -> &'static str {
     "ok"
+}
+
+/// Names the request ([`RequestIds`]: the caller's valid `traceparent` and
+/// `Gatehouse-Request-Id`, or new ones), serves it within that name's
+/// scope (the audit rows and error bodies it writes carry the id), answers
+/// `Gatehouse-Request-Id`, and writes the request's one log line: ids,
+/// method, route template, status, error code, latency — never the path's
+/// values, the query, a header or a body.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let ids = {
+        let h = req.headers();
+        let all = |name: &str| -> Vec<&[u8]> {
+            h.get_all(name).iter().map(HeaderValue::as_bytes).collect()
+        };
+        RequestIds::inbound(
+            &all(request::TRACEPARENT_HEADER),
+            &all(request::REQUEST_ID_HEADER),
+        )
+    };
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
+    let started = std::time::Instant::now();
+    let mut resp = request::scope(ids.clone(), next.run(req)).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = resp.status().as_u16();
+    let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
+    tracing::info!(
+        request_id = %ids.request_id,
+        trace_id = %ids.trace.trace_id,
+        span_id = %ids.span_id,
+        method = %method,
+        route = %route,
+        status,
+        error,
+        latency_ms,
+        "request"
+    );
+    // Checked on the way in: 1-64 characters of [A-Za-z0-9._:-] or hex.
+    if let Ok(v) = HeaderValue::from_str(&ids.request_id) {
+        resp.headers_mut().insert(request::REQUEST_ID_HEADER, v);
+    }
+    resp
 }
 
 /// Records latency and error kinds per route.

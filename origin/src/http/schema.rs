@@ -147,6 +147,12 @@ pub struct OAuthError {
     pub error: String,
     /// A human-readable reason (never a secret).
     pub error_description: String,
+    /// The request's id, as in its `Gatehouse-Request-Id` response header:
+    /// what an operator searches the origin's log and audit rows by. An
+    /// extension member: RFC 6749 §5.2 names `error`, `error_description`
+    /// and `error_uri` without forbidding others, and §8.2 lets extensions
+    /// add response parameters; a client ignores a member it does not know.
+    pub request_id: String,
 }
 
 /// RFC 7800 confirmation.
@@ -869,7 +875,7 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// A short, non-secret note.
     pub detail: Option<String>,
-    /// The request the event came from (`X-Request-Id`), when known.
+    /// The request the event came from (its `Gatehouse-Request-Id`), when known.
     pub request_id: Option<String>,
 }
 

@@ -24,17 +24,19 @@ pub struct AuditEvent {
     pub source_ip: Option<String>,
     /// A short, non-secret note.
     pub detail: Option<String>,
-    /// The request this row came from (`X-Request-Id`), when known.
+    /// The request this row came from (`Gatehouse-Request-Id`), when known.
     pub request_id: Option<String>,
 }
 
 impl AuditEvent {
-    /// A new event of `kind` at `now`.
+    /// A new event of `kind` at `now`, of the request this task serves
+    /// (`support::request::current_request_id`), if any.
     #[must_use]
     pub fn new(kind: &str, now: UnixTime) -> Self {
         Self {
             event: kind.to_owned(),
             at: now.0,
+            request_id: crate::support::request::current_request_id(),
             ..Self::default()
         }
     }
@@ -138,6 +140,8 @@ pub struct AuditFilter {
     pub until: Option<i64>,
     /// The request the row came from.
     pub request_id: Option<String>,
+    /// The token id concerned (the `jti` an edge log line names).
+    pub jti: Option<String>,
 }
 
 impl AuditFilter {
@@ -168,6 +172,7 @@ pub async fn list(
         ("client_id", &filter.client_id),
         ("subject", &filter.subject),
         ("request_id", &filter.request_id),
+        ("jti", &filter.jti),
     ] {
         if let Some(v) = value {
             n += 1;

@@ -106,7 +106,7 @@ fn redeem_body(code: &str) -> String {
 async fn audit_failed_client_authentication_names_client_and_address() {
     let state = sqlite_state().await;
     let c = register(&state, "read", false).await;
-    let (s, _, _) = from(
+    let (s, _, body) = from(
         &state,
         "203.0.113.7",
         token_post(
@@ -120,7 +120,9 @@ async fn audit_failed_client_authentication_names_client_and_address() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].client_id.as_deref(), Some(c.id.as_str()));
     assert_eq!(r[0].source_ip.as_deref(), Some("203.0.113.7"));
-    assert_eq!(r[0].request_id, None, "request ids are not filled yet");
+    // The request's (new) id, as its error body names it (request_id.rs).
+    assert!(r[0].request_id.is_some());
+    assert_eq!(r[0].request_id.as_deref(), body["request_id"].as_str());
     assert!(!serde_json::to_string(&r).unwrap().contains("wrong-secret"));
 }
 
@@ -499,7 +501,8 @@ async fn audit_filters_combine_on_every_database() {
                 .subject("u1"),
             AuditEvent::new("token_issued", t(30))
                 .client("c2")
-                .subject("u1"),
+                .subject("u1")
+                .jti("j3"),
         ] {
             audit::record(&db.pool, &e).await.unwrap();
         }
@@ -525,6 +528,19 @@ async fn audit_filters_combine_on_every_database() {
         assert_eq!(r.len(), 1, "{}", tdb.name);
         assert_eq!(r[0].request_id.as_deref(), Some("r1"));
         assert_eq!(count(AuditFilter::client("c2")).await, 1, "{}", tdb.name);
+        let by_jti = AuditFilter {
+            jti: Some("j3".into()),
+            ..f()
+        };
+        let r = audit::list(&db, 100, &by_jti).await.unwrap();
+        assert_eq!(r.len(), 1, "{}", tdb.name);
+        assert_eq!(r[0].client_id.as_deref(), Some("c2"));
+        let none = AuditFilter {
+            jti: Some("j3".into()),
+            client_id: Some("c1".into()),
+            ..f()
+        };
+        assert_eq!(count(none).await, 0, "{}", tdb.name);
     }
 }
 

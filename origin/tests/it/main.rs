@@ -34,6 +34,7 @@ mod par;
 mod process;
 mod push;
 mod ready;
+mod request_id;
 mod review;
 mod review18;
 mod review19;

@@ -36,6 +36,8 @@ struct Edge {
     accepted: Vec<u64>,
     refused: usize,
     content_types: Vec<String>,
+    /// Each call's (`traceparent`, `Gatehouse-Request-Id`).
+    trace_headers: Vec<(String, String)>,
     last_raw: String,
 }
 
@@ -50,6 +52,13 @@ async fn ingest(State(edge): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             .unwrap_or_default()
             .to_owned(),
     );
+    let header = |name: &str| {
+        let all: Vec<_> = headers.get_all(name).iter().collect();
+        assert_eq!(all.len(), 1, "one {name}");
+        all[0].to_str().unwrap().to_owned()
+    };
+    let trace = (header("traceparent"), header("gatehouse-request-id"));
+    e.trace_headers.push(trace);
     if e.fail_next > 0 {
         e.fail_next -= 1;
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -240,6 +249,22 @@ async fn outbox_is_delivered_only_after_the_edge_acknowledges() {
             assert!(e.content_types.iter().all(|c| c == "application/jwt"));
             let held = e.held.as_ref().unwrap();
             assert_eq!(held.len(), 2);
+            // Each attempt carried a fresh trace and a request id naming
+            // its document's version (what the pusher's log line names).
+            assert_eq!(e.trace_headers.len(), 4);
+            let floor = fourth - 3;
+            for (i, (tp, rid)) in e.trace_headers.iter().enumerate() {
+                let parsed = gatehouse_origin::support::request::TraceParent::parse(tp.as_bytes());
+                assert!(parsed.is_some(), "{tp}");
+                let prefix = format!("push-{}-", floor + i as u64);
+                assert!(rid.starts_with(&prefix), "{rid} / {prefix}");
+                assert!(gatehouse_origin::support::request::valid_request_id(
+                    rid.as_bytes()
+                ));
+            }
+            let mut traces: Vec<_> = e.trace_headers.iter().map(|(t, _)| &t[3..35]).collect();
+            traces.dedup();
+            assert_eq!(traces.len(), 4, "a new trace per push");
         }
         // Nothing new: nothing sent.
         assert_eq!(
