@@ -571,3 +571,97 @@ fn every_request_writes_one_data_point() {
         );
     }
 }
+
+/// The value of the OpenMetrics sample `name{labels}` in `text` (0 when absent).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .trim()
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+fn origin_metrics(origin: &Origin) -> String {
+    http()
+        .get(format!("{}/metrics", origin.url))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text")
+}
+
+/// Issue 22, "done when": one refused request followed from the edge's log
+/// line (by its request id) to the origin's audit row and metrics. An
+/// operator revokes a token through the admin API with request id R1; the
+/// edge then refuses the token; the edge's refusal line names the reason
+/// and the token's jti J; the origin's audit row of R1 has the same J; the
+/// origin's revocation counter moved.
+#[test]
+fn one_refused_request_is_followed_from_edge_to_origin() {
+    let stack = Stack::start_linked(&[], &[]);
+    let client = stack.client("read");
+    let token = stack.origin.client_credentials(&client, &[])["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jti = crate::harness::jwt_claims(&token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let series = "gatehouse_revocations_total{kind=\"jti\"}";
+    let before = sample(&origin_metrics(&stack.origin), series);
+    let admin_id = crate::harness::unique("R1");
+    revoke_jti(&stack.origin, &jti, &admin_id);
+
+    // The edge refuses the token once the pusher delivered the revocation.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    let refused_id = loop {
+        n += 1;
+        let id = format!("F-{n}");
+        let (status, body) = call(&stack.edge, &token, &id);
+        if status == 401 {
+            assert_eq!(body["request_id"], id.as_str(), "{body}");
+            break id;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "the edge never refused the revoked token"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+
+    // The edge's line, found by the request id the user quotes.
+    let line = logged(&stack.edge, &refused_id);
+    assert_eq!(line["outcome"], "refused", "{line}");
+    assert_eq!(
+        line["reason"], "the access token has been revoked",
+        "{line}"
+    );
+    assert_eq!(line["jti"], jti.as_str(), "{line}");
+    assert_eq!(line["client_id"], client.id.as_str(), "{line}");
+
+    // The origin's audit row of the admin call, by its request id: the same jti.
+    let out = stack.origin.cli(&["audit", "--request-id", &admin_id]);
+    let rows: Vec<Value> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("audit prints JSON lines"))
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r["request_id"] == admin_id.as_str() && r["jti"] == jti.as_str()),
+        "no audit row of {admin_id} with jti {jti}: {out}; the jti's rows: {}",
+        stack.origin.cli(&["audit", "--jti", &jti])
+    );
+
+    // And the origin counted the revocation.
+    let after = sample(&origin_metrics(&stack.origin), series);
+    assert!(after >= before + 1.0, "{series}: {before} -> {after}");
+}
