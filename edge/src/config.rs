@@ -173,6 +173,10 @@ pub struct EdgeConfig {
     pub identity_assertion: Option<AssertionSigner>,
     /// Which requests get a log line.
     pub request_log: RequestLog,
+    /// The Workers Analytics Engine binding each request's data point is
+    /// written to (`METRICS_BINDING`, default `METRICS`; `off`: none). A
+    /// name with no binding behind it writes nothing.
+    pub metrics_binding: Option<String>,
     /// Binds shared JWKS cache entries to this deployment
     /// (`JWKS_CACHE_SECRET`); `None`: the shared cache is not used.
     pub jwks_cache_seal: Option<CacheSeal>,
@@ -484,6 +488,24 @@ impl EdgeConfig {
             Some(_) => return Err(err("REQUEST_LOG", "must be all, refused or off")),
         };
 
+        let metrics_binding = match get("METRICS_BINDING").as_deref().map(str::trim) {
+            None => Some("METRICS".to_owned()),
+            Some("off") => None,
+            Some(name)
+                if name.len() <= 64
+                    && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Some(name.to_owned())
+            }
+            Some(_) => {
+                return Err(err(
+                    "METRICS_BINDING",
+                    "must be a binding name ([A-Za-z_][A-Za-z0-9_]*) or off",
+                ))
+            }
+        };
+
         let revocation_fail = match get("REVOCATION_FAIL").as_deref().map(str::trim) {
             None | Some("closed") => RevocationFail::Closed,
             Some("open") => RevocationFail::Open,
@@ -536,6 +558,7 @@ impl EdgeConfig {
             rate_limit_fail,
             rate_limit_lease_max,
             request_log,
+            metrics_binding,
             revocation_fail,
             revocation_ttl_secs: secs("REVOCATION_TTL_SECS", 5)?,
             revocation_replicas: crate::replica_rules::parse_regions(
@@ -739,6 +762,8 @@ mod tests {
             (&[("RATE_LIMIT_FAIL", "maybe")], "RATE_LIMIT_FAIL"),
             (&[("RATE_LIMIT_LEASE_MAX", "0")], "RATE_LIMIT_LEASE_MAX"),
             (&[("REQUEST_LOG", "verbose")], "REQUEST_LOG"),
+            (&[("METRICS_BINDING", "env.X; y")], "METRICS_BINDING"),
+            (&[("METRICS_BINDING", "1ABC")], "METRICS_BINDING"),
             (&[("RATE_LIMIT_LEASE_MAX", "many")], "RATE_LIMIT_LEASE_MAX"),
             (&[("REVOCATION_FAIL", "sometimes")], "REVOCATION_FAIL"),
             (

@@ -12,7 +12,7 @@ use crate::jwks_cache::{self, Action, CachePolicy, CacheSeal, JwksState, SharedE
 use futures_util::future::{select, Either};
 use gatehouse_common::jwk::JwkSet;
 use gatehouse_common::UnixTime;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::pin::pin;
 use std::rc::Rc;
@@ -46,6 +46,27 @@ struct Issuer {
 thread_local! {
     /// Per issuer (by `iss`).
     static STATE: RefCell<HashMap<String, Issuer>> = RefCell::new(HashMap::new());
+    /// Key fetches of the isolate (succeeded, failed) not yet reported in a
+    /// request's data point ([`take_fetch_counts`]).
+    static FETCHES: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// The isolate's key fetches (refreshes, failures) since the last call:
+/// each is reported once, in the data point of the request that finishes
+/// next (so sums over data points are exact).
+pub fn take_fetch_counts() -> (u32, u32) {
+    FETCHES.with(|f| f.replace((0, 0)))
+}
+
+fn count_fetch(ok: bool) {
+    FETCHES.with(|f| {
+        let (good, bad) = f.get();
+        f.set(if ok {
+            (good.saturating_add(1), bad)
+        } else {
+            (good, bad.saturating_add(1))
+        });
+    });
 }
 
 /// The cache rules of `cfg` (keys and discovery documents alike).
@@ -195,11 +216,13 @@ async fn fetch_keys(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, bypa
     // An issuer configured by discovery: its metadata document names the
     // JWKS URL (cached by the same rules; a failure fails this fetch).
     let Some(jwks_url) = crate::discovery::jwks_url(cfg, issuer, now).await else {
+        count_fetch(false);
         with_issuer(iss, |i| i.state.failed(now));
         return;
     };
     let result =
         fetch_with_deadline(jwks_url, cfg.jwks_cache_seal.clone(), bypass_shared, p, now).await;
+    count_fetch(result.is_some());
     with_issuer(iss, |i| match result {
         Some(Got::Issuer(set, max_age)) => i.state.fetched(set, max_age, now, &p),
         Some(Got::Shared(set, entry)) => i.state.fetched_shared(set, entry, now),

@@ -15,8 +15,10 @@ pub mod jwks_cache;
 pub mod rate_lease;
 pub mod replay_window;
 pub mod replica_rules;
+pub mod request_record;
 pub mod revocation_rules;
 pub mod route_limits;
+pub mod trace;
 
 // The worker's entry points (`#[event]` exports) and Durable Object classes
 // are left out under `browser-test`: a headless browser cannot instantiate a
@@ -27,6 +29,8 @@ mod body;
 mod discovery;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod jwks;
+#[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
+mod metrics;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]
 mod proxy;
 #[cfg(all(target_arch = "wasm32", not(feature = "browser-test")))]

@@ -19,6 +19,7 @@
 use crate::assertion;
 use crate::config::EdgeConfig;
 use crate::forward_headers::{is_identity_header, merge_list};
+use crate::trace::{RequestIds, REQUEST_ID_HEADER, TRACEPARENT, TRACESTATE};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::UnixTime;
@@ -89,6 +90,7 @@ pub async fn forward(
     path: &CanonicalPath,
     cfg: &EdgeConfig,
     token: Option<&AccessToken>,
+    ids: &RequestIds,
     now: UnixTime,
 ) -> Result<web_sys::Response> {
     let url = &req.url;
@@ -108,10 +110,16 @@ pub async fn forward(
         let lower = name.to_ascii_lowercase();
         if is_identity_header(&lower)
             || (cfg.strip_credentials && (lower == "authorization" || lower == "dpop"))
+            || (lower == TRACESTATE && !ids.continued)
         {
             headers.delete(&name)?;
         }
     }
+    // The trace continues through the edge's own span; the caller's
+    // `traceparent` (replaced here) and `Gatehouse-Request-Id` (removed with
+    // the identity headers) never pass through as sent.
+    headers.set(TRACEPARENT, &ids.traceparent())?;
+    headers.set(REQUEST_ID_HEADER, &ids.request_id)?;
     if let Some(token) = token {
         headers.set("gatehouse-sub", &token.sub)?;
         headers.set("gatehouse-client-id", &token.client_id)?;
@@ -163,18 +171,20 @@ pub async fn forward(
     Ok(resp.unchecked_into())
 }
 
-/// `resp` with the CORS answer for an allowed `origin` (`allow` is the
-/// `Access-Control-Allow-Origin` value) merged into the upstream's: `Vary`
+/// The CORS answer for an allowed `origin` (`allow` is the
+/// `Access-Control-Allow-Origin` value) merged into `inner`'s headers: `Vary`
 /// gains `Origin` (its other members kept), the expose list gains the
 /// edge's headers, and an upstream's own `Access-Control-Allow-Origin` is
-/// kept (the upstream decided).
-pub fn with_cors(inner: web_sys::Response, allow: &str) -> Result<web_sys::Response> {
-    const EXPOSE: [&str; 5] = [
+/// kept (the upstream decided). Returned as headers to add with
+/// [`with_headers`] (together with any other, in one rebuild).
+pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, String)> {
+    const EXPOSE: [&str; 6] = [
         "WWW-Authenticate",
         "DPoP-Nonce",
         "Retry-After",
         "RateLimit",
         "RateLimit-Policy",
+        REQUEST_ID_HEADER,
     ];
     let h = inner.headers();
     let get = |name: &str| h.get(name).ok().flatten();
@@ -192,7 +202,7 @@ pub fn with_cors(inner: web_sys::Response, allow: &str) -> Result<web_sys::Respo
     }) {
         extra.push(("vary".into(), merge_list(vary, &["Origin"])));
     }
-    with_headers(inner, &extra)
+    extra
 }
 
 /// `resp` with `extra` headers added. Upstream responses have immutable

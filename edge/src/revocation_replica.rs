@@ -64,6 +64,13 @@ pub fn note_location(raw: &web_sys::Request) {
     NATURAL.with(|n| n.set(replica_rules::settle(n.get(), seen)));
 }
 
+/// The isolate's own region as seen in `request.cf` (`None` until known,
+/// and under `wrangler dev`): the location of its data points.
+#[must_use]
+pub fn natural_region() -> Option<&'static str> {
+    NATURAL.with(Cell::get)
+}
+
 /// The replica this isolate reads, among the configured ones (`None`: the
 /// fast path is off).
 #[must_use]

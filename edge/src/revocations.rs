@@ -110,6 +110,16 @@ pub fn held_version(iss: &str) -> Option<u64> {
     })
 }
 
+/// The version and `iat` of the list an isolate holds for `iss` (for the
+/// request's data point: the list's version and age).
+pub fn held_info(iss: &str) -> Option<(u64, i64)> {
+    HELD.with(|h| {
+        h.borrow()
+            .get(iss)
+            .and_then(|x| x.list.as_ref().map(|(l, _)| (l.version(), l.issued_at())))
+    })
+}
+
 /// The last verified list an isolate holds for `iss` (for `REVOCATION_FAIL=open`).
 pub fn held(iss: &str) -> Option<Rc<RevocationList>> {
     HELD.with(|h| {

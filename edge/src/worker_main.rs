@@ -11,8 +11,10 @@ use crate::proxy::Incoming;
 use crate::rate_lease::{address_key, client_key, subject_key};
 use crate::ratelimit::Limit;
 use crate::replay_window::Verdict;
+use crate::request_record::{Completion, RequestRecord};
 use crate::revocations::IngestError;
-use crate::{jwks, proxy, ratelimit, replay, revocations, webcrypto};
+use crate::trace::{self, RequestIds};
+use crate::{jwks, metrics, proxy, ratelimit, replay, revocations, webcrypto};
 use gatehouse_common::access_token::{AccessToken, AccessTokenError, UntrustedAccessToken};
 use gatehouse_common::dpop::{
     self, BoundAccessToken, DpopError, DpopProof, DpopRequest, UntrustedDpopProof,
@@ -36,6 +38,8 @@ const INGEST_PATH: &str = "/.gatehouse/revocations";
 const REVOCATIONS_UNAVAILABLE: &str = "the revocation list is unavailable";
 /// The refusal when the DPoP replay guard cannot be asked.
 const REPLAY_GUARD_UNAVAILABLE: &str = "the replay guard is unavailable";
+/// The refusal of a replayed DPoP proof (a replay hit in the data point).
+const REPLAYED_PROOF: &str = "the DPoP proof was already used";
 
 fn config(env: &Env) -> std::result::Result<Rc<EdgeConfig>, ConfigError> {
     CONFIG.with(|c| {
@@ -61,83 +65,118 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// What one request came to, for the log line.
-#[derive(Default)]
-struct LogLine {
-    outcome: &'static str,
-    reason: Option<String>,
-    error: Option<&'static str>,
-    client_id: Option<String>,
-    iss: Option<String>,
-}
-
-impl LogLine {
-    fn refused(&mut self, r: &Rejection) {
-        self.outcome = "refused";
-        self.error = r.code.map(|c| c.as_str());
-        self.reason = Some(r.description.to_string());
-    }
-}
+/// What one request came to: the log line's and the data point's record.
+type LogLine = RequestRecord;
 
 /// The JS `Response` handed back to the runtime (see `proxy`: forwarded
 /// responses are never re-wrapped by worker-rs).
 type RawResponse = web_sys::Response;
 
+/// The request's ids from its `traceparent` and `Gatehouse-Request-Id`
+/// (one `getRandomValues` call for the new trace and span ids).
+fn request_ids(req: &Incoming) -> Result<RequestIds> {
+    let random = webcrypto::random_bytes::<{ trace::RANDOM_BYTES }>()
+        .map_err(|_| worker::Error::RustError("no random bytes for the request id".into()))?;
+    Ok(RequestIds::new(
+        req.header(trace::TRACEPARENT).as_deref(),
+        req.header(trace::REQUEST_ID_HEADER).as_deref(),
+        &random,
+    ))
+}
+
 #[event(fetch)]
-async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResponse> {
+async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<RawResponse> {
     let started = Date::now().as_millis();
+    crate::revocation_replica::note_location(&raw);
+    let req = Incoming::new(raw)?;
+    let ids = request_ids(&req)?;
     let cfg = match config(&env) {
         Ok(cfg) => cfg,
         Err(e) => {
             console_error!(
-                r#"{{"event":"config_error","error":{}}}"#,
-                json_str(&e.to_string())
+                r#"{{"event":"config_error","error":{},"request_id":{}}}"#,
+                json_str(&e.to_string()),
+                json_str(&ids.request_id)
             );
             let r = Rejection::new(
                 ErrorCode::ServerError,
                 Scheme::Bearer,
                 "the edge is misconfigured",
             );
-            return render(&r, None).map(Into::into);
+            let resp: RawResponse = render(&r, None, &ids.request_id)?.into();
+            let header = [(trace::REQUEST_ID_HEADER.to_owned(), ids.request_id)];
+            return proxy::with_headers(resp, &header);
         }
     };
     let now = now_secs();
-    crate::revocation_replica::note_location(&raw);
-    let req = Incoming::new(raw)?;
     let method = req.method.clone();
     let path = req.path().to_owned();
     let cors = req.header("origin").and_then(|o| cfg.cors.allow(&o));
-    let mut log = LogLine::default();
+    let mut log = LogLine {
+        address: address_key(&req.client_ip()),
+        ids: Some(ids),
+        ..LogLine::default()
+    };
     let response = if method.as_str() == "OPTIONS"
         && cors.is_some()
         && req.has_header("access-control-request-method")
     {
         log.outcome = "preflight";
+        log.route = Some("preflight".into());
         preflight().map(Into::into)
     } else if path == HEALTH_PATH && method == "GET" {
         log.outcome = "health";
+        log.route = Some("health".into());
         let details = cfg
             .health_token
             .as_ref()
             .is_some_and(|t| t.admits(req.header("authorization").as_deref()));
         health(&cfg, now, details).map(Into::into)
     } else if path == INGEST_PATH && method == "POST" {
-        let ip = address_key(&req.client_ip());
+        log.route = Some("ingest".into());
+        let ip = log.address.clone();
         ingest(req.into_worker_request(), &ip, &cfg, &env, now, &mut log)
             .await
             .map(Into::into)
     } else {
         handle(req, &cfg, &env, now, &mut log).await
     };
-    let response = match (response, cors) {
-        (Ok(resp), Some(allow)) => proxy::with_cors(resp, &allow),
-        (other, _) => other,
-    };
+    // One rebuild of the response adds what it still needs: the request
+    // id, the limiter's and nonce headers, the CORS answer.
+    let response = response.and_then(|resp| {
+        let mut extra = std::mem::take(&mut log.response_headers);
+        extra.push((
+            trace::REQUEST_ID_HEADER.to_owned(),
+            log.request_id().to_owned(),
+        ));
+        if let Some(allow) = &cors {
+            extra.extend(proxy::cors_headers(&resp, allow));
+        }
+        proxy::with_headers(resp, &extra)
+    });
     let status = response.as_ref().map(RawResponse::status).unwrap_or(502);
     if let Err(e) = &response {
         log.outcome = "error";
         log.reason = Some(e.to_string());
     }
+    record(&log, &cfg, &env, &ctx, &method, &path, status, started, now);
+    response
+}
+
+/// The request's log line (as `REQUEST_LOG` says) and data point (when
+/// the metrics binding exists).
+#[allow(clippy::too_many_arguments)]
+fn record(
+    log: &LogLine,
+    cfg: &EdgeConfig,
+    env: &Env,
+    ctx: &Context,
+    method: &str,
+    path: &str,
+    status: u16,
+    started: u64,
+    now: UnixTime,
+) {
     let logged = match cfg.request_log {
         RequestLog::All => true,
         RequestLog::Refused => {
@@ -145,10 +184,31 @@ async fn fetch(raw: web_sys::Request, env: Env, _ctx: Context) -> Result<RawResp
         }
         RequestLog::Off => false,
     };
-    if logged {
-        log_request(&log, &method, &path, status, started);
+    if !logged && cfg.metrics_binding.is_none() {
+        return;
     }
-    response
+    // The list held for the token's (or pushed document's) issuer, else
+    // the first configured one: every point says how old the list is here.
+    let iss = log
+        .iss
+        .as_deref()
+        .or_else(|| cfg.issuers.first().map(|i| i.policy.issuer.as_str()));
+    let completion = Completion {
+        method,
+        path,
+        status,
+        latency_ms: Date::now().as_millis().saturating_sub(started),
+        revocations: iss.and_then(revocations::held_info),
+        now: now.0,
+        jwks: jwks::take_fetch_counts(),
+        location: crate::revocation_replica::natural_region(),
+    };
+    if logged {
+        console_log!("{}", log.log_line(&completion));
+    }
+    if let Some(binding) = &cfg.metrics_binding {
+        metrics::write(env, ctx, binding, || log.data_point(&completion));
+    }
 }
 
 fn preflight() -> Result<Response> {
@@ -160,7 +220,7 @@ fn preflight() -> Result<Response> {
     )?;
     h.set(
         "access-control-allow-headers",
-        "Authorization, DPoP, Content-Type",
+        "Authorization, DPoP, Content-Type, Gatehouse-Request-Id, traceparent, tracestate",
     )?;
     h.set("access-control-max-age", "600")?;
     Ok(resp)
@@ -168,17 +228,6 @@ fn preflight() -> Result<Response> {
 
 fn json_str(s: &str) -> String {
     serde_json::Value::from(s).to_string()
-}
-
-fn log_request(log: &LogLine, method: &str, path: &str, status: u16, started: u64) {
-    let latency_ms = Date::now().as_millis().saturating_sub(started);
-    let line = serde_json::json!({
-        "event": "request", "method": method, "path": path, "status": status,
-        "outcome": if log.outcome.is_empty() { "unknown" } else { log.outcome },
-        "error": log.error, "reason": log.reason,
-        "client_id": log.client_id, "iss": log.iss, "latency_ms": latency_ms,
-    });
-    console_log!("{}", line);
 }
 
 /// A caller whose access token (and DPoP proof) verified. The revocation
@@ -229,13 +278,15 @@ async fn handle(
         Err(e) => {
             let r = Rejection::new(ErrorCode::InvalidRequest, Scheme::Bearer, e.description());
             log.refused(&r);
-            return render(&r, None).map(Into::into);
+            log.route = Some("invalid_path".into());
+            return render(&r, None, log.request_id()).map(Into::into);
         }
     };
     let route = cfg.routes.route(&path);
+    log.route = Some(route_name(&route).to_owned());
     if !route.needs_token() {
         log.outcome = "public";
-        return proxy::forward(req, &path, cfg, None, now).await;
+        return forward(req, &path, cfg, None, now, log).await;
     }
     let verified = match verify(&req, cfg, env, &route, now).await {
         Ok(v) => v,
@@ -244,8 +295,7 @@ async fn handle(
             return charge_address(&req, env, cfg, &rejection, now, log).await;
         }
         Err(Refused::Nonce(rejection, token)) => {
-            log.client_id = Some(token.client_id.clone());
-            log.iss = Some(token.iss.clone());
+            log.verified(&token);
             if let Err(refused) = check_revocations(cfg, env, &token, Scheme::DPoP, now).await {
                 return refused_before_limit(refused, &req, env, cfg, now, log).await;
             }
@@ -253,7 +303,7 @@ async fn handle(
                 Err(limited) => limited,
                 Ok(_) => {
                     log.refused(&rejection);
-                    render(&rejection, Some(cfg))?
+                    render(&rejection, Some(cfg), log.request_id())?
                 }
             };
             return Ok(resp.into());
@@ -265,8 +315,7 @@ async fn handle(
         proof,
         replay: replay_verdict,
     } = verified;
-    log.client_id = Some(token.client_id.clone());
-    log.iss = Some(token.iss.clone());
+    log.verified(&token);
 
     // A revoked token is a failed attempt, charged to the address that
     // presents it: charging its subject would let whoever holds a leaked,
@@ -287,7 +336,7 @@ async fn handle(
     };
     if let Err(r) = route.authorize(&token, scheme) {
         log.refused(&r);
-        return render(&r, Some(cfg)).map(Into::into);
+        return render(&r, Some(cfg), log.request_id()).map(Into::into);
     }
     // The route's own limits (per client, subject, address or a mix).
     if let Err(limited) = charge_route(env, cfg, &route, &token, &req, now, log).await? {
@@ -299,6 +348,8 @@ async fn handle(
             None => check_replay(env, cfg, proof).await,
         };
         if let Err(refused) = verdict {
+            log.replay_hit =
+                matches!(&refused, Refused::Attempt(r) if r.description == REPLAYED_PROOF);
             return refused_after_limit(refused, cfg, log);
         }
         if let Some(n) = cfg.nonces.as_ref() {
@@ -309,8 +360,39 @@ async fn handle(
         }
     }
     log.outcome = "forwarded";
-    let resp = proxy::forward(req, &path, cfg, Some(&token), now).await?;
-    proxy::with_headers(resp, &extra)
+    log.response_headers.extend(extra);
+    forward(req, &path, cfg, Some(&token), now, log).await
+}
+
+/// Forwards upstream with the request's ids.
+async fn forward(
+    req: Incoming,
+    path: &CanonicalPath,
+    cfg: &EdgeConfig,
+    token: Option<&AccessToken>,
+    now: UnixTime,
+    log: &LogLine,
+) -> Result<RawResponse> {
+    match &log.ids {
+        Some(ids) => proxy::forward(req, path, cfg, token, ids, now).await,
+        None => Err(worker::Error::RustError("the request has no ids".into())),
+    }
+}
+
+/// The route's name in the data point: the matching rule's prefix (bounded
+/// by the configuration, never the request's path), `default` or `deny`.
+fn route_name<'a>(route: &gatehouse_common::policy::Route<'a>) -> &'a str {
+    use gatehouse_common::policy::Route;
+    match route {
+        Route::Rule(rule) => &rule.prefix,
+        Route::DefaultAllow => "default",
+        Route::Deny => "deny",
+        Route::Both(rules) => rules
+            .iter()
+            .flatten()
+            .next()
+            .map_or("default", |r| r.prefix.as_str()),
+    }
 }
 
 /// A failed attempt (not the edge's outage): charged to the caller's
@@ -331,7 +413,7 @@ async fn charge_address(
         Limit::FailedClosed => unavailable(log),
         _ => {
             log.refused(rejection);
-            render(rejection, Some(cfg))
+            render(rejection, Some(cfg), log.request_id())
         }
     };
     resp.map(Into::into)
@@ -366,7 +448,7 @@ fn refused_after_limit(
         Refused::Outage(r) => outage(&r, cfg, log).map(Into::into),
         Refused::Attempt(r) | Refused::Nonce(r, _) => {
             log.refused(&r);
-            render(&r, Some(cfg)).map(Into::into)
+            render(&r, Some(cfg), log.request_id()).map(Into::into)
         }
     }
 }
@@ -375,7 +457,8 @@ fn refused_after_limit(
 /// rejection's status (500) otherwise; charged to no one.
 fn outage(r: &Rejection, cfg: &EdgeConfig, log: &mut LogLine) -> Result<Response> {
     log.refused(r);
-    let resp = render(r, Some(cfg))?;
+    log.outcome = "outage";
+    let resp = render(r, Some(cfg), log.request_id())?;
     Ok(if r.description == REVOCATIONS_UNAVAILABLE {
         resp.with_status(503)
     } else {
@@ -459,7 +542,7 @@ fn too_many(
     r.dpop_nonce = nonce;
     log.refused(&r);
     log.outcome = "rate_limited";
-    let mut resp = render(&r, None)?;
+    let mut resp = render(&r, None, log.request_id())?;
     let h = resp.headers_mut();
     for (k, v) in d.headers(quota) {
         h.set(k, &v)?;
@@ -474,7 +557,8 @@ fn unavailable(log: &mut LogLine) -> Result<Response> {
         "the rate limiter is unavailable",
     );
     log.refused(&r);
-    Ok(render(&r, None)?.with_status(503))
+    log.outcome = "outage";
+    Ok(render(&r, None, log.request_id())?.with_status(503))
 }
 
 fn server_error(scheme: Scheme, what: &'static str) -> Rejection {
@@ -724,7 +808,7 @@ async fn check_replay(
         Ok(Verdict::Replayed) => Err(Refused::Attempt(Rejection::new(
             ErrorCode::InvalidDpopProof,
             Scheme::DPoP,
-            "the DPoP proof was already used",
+            REPLAYED_PROOF,
         ))),
         Ok(Verdict::StaleClock) => {
             console_error!(r#"{{"event":"replay_guard_stale_clock"}}"#);
@@ -793,14 +877,14 @@ async fn take_document(
         log.outcome = "ingest_refused";
         return (
             true,
-            plain_error(413, "invalid_request", "the document is too large"),
+            plain_error(413, "invalid_request", "the document is too large", log),
         );
     };
     let Ok(body) = String::from_utf8(body) else {
         log.outcome = "ingest_refused";
         return (
             true,
-            plain_error(400, "invalid_request", "the document is not UTF-8"),
+            plain_error(400, "invalid_request", "the document is not UTF-8", log),
         );
     };
     match revocations::ingest(body.trim(), cfg, env, now).await {
@@ -808,12 +892,16 @@ async fn take_document(
             log.outcome = "ingested";
             log.iss = Some(iss);
             log.reason = Some(format!("version {version}"));
+            log.ingested_version = Some(version);
             (false, Response::empty().map(|r| r.with_status(204)))
         }
         Err(IngestError::Invalid(e)) => {
             log.outcome = "ingest_refused";
             log.reason = Some(e.to_string());
-            (true, plain_error(400, "invalid_request", &e.to_string()))
+            (
+                true,
+                plain_error(400, "invalid_request", &e.to_string(), log),
+            )
         }
         Err(IngestError::Rollback) => {
             log.outcome = "ingest_refused";
@@ -824,13 +912,14 @@ async fn take_document(
                     409,
                     "conflict",
                     "the document is not newer than the one already held",
+                    log,
                 ),
             )
         }
         Err(IngestError::Unavailable(why)) => {
             log.outcome = "ingest_failed";
             log.reason = Some(why.into());
-            (false, plain_error(503, "temporarily_unavailable", why))
+            (false, plain_error(503, "temporarily_unavailable", why, log))
         }
         // Still 503 (the pusher retries after a rotation), but charged: a
         // key the issuer never published is what the caller sent.
@@ -839,27 +928,42 @@ async fn take_document(
             log.reason = Some(revocations::UNKNOWN_KEY.into());
             (
                 true,
-                plain_error(503, "temporarily_unavailable", revocations::UNKNOWN_KEY),
+                plain_error(
+                    503,
+                    "temporarily_unavailable",
+                    revocations::UNKNOWN_KEY,
+                    log,
+                ),
             )
         }
     }
 }
 
-fn plain_error(status: u16, error: &str, description: &str) -> Result<Response> {
-    let body = serde_json::json!({"error": error, "error_description": description});
+fn plain_error(
+    status: u16,
+    error: &'static str,
+    description: &str,
+    log: &mut LogLine,
+) -> Result<Response> {
+    log.error = Some(error);
+    let body = serde_json::json!({
+        "error": error, "error_description": description, "request_id": log.request_id(),
+    });
     let mut resp = Response::ok(body.to_string())?.with_status(status);
     resp.headers_mut().set("content-type", "application/json")?;
     resp.headers_mut().set("cache-control", "no-store")?;
     Ok(resp)
 }
 
-fn render(r: &Rejection, cfg: Option<&EdgeConfig>) -> Result<Response> {
+/// A refusal: its status, challenges and JSON body (with the request id).
+fn render(r: &Rejection, cfg: Option<&EdgeConfig>, request_id: &str) -> Result<Response> {
     let offer = Challenge {
         realm: None,
         bearer: true,
         dpop_algs: cfg.map(|c| c.dpop.algorithms.as_slice()).unwrap_or(&[]),
     };
-    let mut resp = Response::ok(r.body())?.with_status(r.status());
+    let body = trace::body_with_request_id(&r.body(), request_id);
+    let mut resp = Response::ok(body)?.with_status(r.status());
     let h = resp.headers_mut();
     h.set("content-type", "application/json")?;
     let mut headers = r.headers(&offer);

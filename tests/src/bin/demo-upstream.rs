@@ -102,7 +102,10 @@ async fn echo(
 ) -> Response {
     let identity: Map<String, Value> = headers
         .iter()
-        .filter(|(name, _)| name.as_str().starts_with("gatehouse-"))
+        // The request id is the edge's tracing header, not an identity.
+        .filter(|(name, _)| {
+            name.as_str().starts_with("gatehouse-") && name.as_str() != "gatehouse-request-id"
+        })
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),

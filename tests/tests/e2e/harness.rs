@@ -431,6 +431,9 @@ impl Upstream {
     }
 }
 
+/// The worker name of the Analytics Engine stand-in ([`Edge::start_with_metrics_stub`]).
+const METRICS_STUB: &str = "gatehouse-metrics-stub";
+
 /// `wrangler dev` running the prebuilt edge with a generated config.
 pub struct Edge {
     pub url: String,
@@ -516,6 +519,66 @@ impl Edge {
         vars: &[(&str, &str)],
         edit: &dyn Fn(&mut toml::Table),
     ) -> Self {
+        Self::start_full(port, origin, upstream, vars, edit, false)
+    }
+
+    /// Like [`Edge::start`], with the Analytics Engine stand-in
+    /// (tests/fixtures/metrics-stub) run beside the edge in the same
+    /// `wrangler dev` and bound as `METRICS` instead of the dataset (which
+    /// drops writes locally): every data point the edge writes is a
+    /// `{"event":"analytics_engine_point",...}` line of the edge's log
+    /// ([`Edge::data_points`]).
+    pub fn start_with_metrics_stub(
+        port: u16,
+        origin: &Origin,
+        upstream: &Upstream,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        let edit = |cfg: &mut toml::Table| {
+            cfg.remove("analytics_engine_datasets");
+            let mut binding = toml::Table::new();
+            binding.insert("binding".into(), "METRICS".into());
+            binding.insert("service".into(), METRICS_STUB.into());
+            binding.insert("entrypoint".into(), "Dataset".into());
+            cfg.insert(
+                "services".into(),
+                toml::Value::Array(vec![toml::Value::Table(binding)]),
+            );
+        };
+        Self::start_full(port, origin, upstream, vars, &edit, true)
+    }
+
+    /// The data points the edge wrote to the stub so far, oldest first.
+    pub fn data_points(&self) -> Vec<Value> {
+        self.proc
+            .log()
+            .lines()
+            .filter_map(|l| {
+                let start = l.find("{\"event\":\"analytics_engine_point\"")?;
+                serde_json::from_str::<Value>(&l[start..]).ok()
+            })
+            .map(|v| v["point"].clone())
+            .collect()
+    }
+
+    /// The edge's `request` log lines so far, oldest first.
+    pub fn request_lines(&self) -> Vec<Value> {
+        self.proc
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
+            .filter(|v| v["event"] == "request")
+            .collect()
+    }
+
+    fn start_full(
+        port: u16,
+        origin: &Origin,
+        upstream: &Upstream,
+        vars: &[(&str, &str)],
+        edit: &dyn Fn(&mut toml::Table),
+        metrics_stub: bool,
+    ) -> Self {
         let root = repo_root();
         let shim = root.join("edge/build/worker/shim.mjs");
         assert!(
@@ -552,6 +615,24 @@ impl Edge {
         let config_path = dir.path().join("wrangler.toml");
         std::fs::write(&config_path, toml::to_string(&cfg).expect("serialize"))
             .expect("write config");
+        let stub_config = dir.path().join("metrics-stub.toml");
+        if metrics_stub {
+            let mut stub = toml::Table::new();
+            stub.insert("name".into(), METRICS_STUB.into());
+            stub.insert(
+                "main".into(),
+                root.join("tests/fixtures/metrics-stub/worker.mjs")
+                    .display()
+                    .to_string()
+                    .into(),
+            );
+            stub.insert(
+                "compatibility_date".into(),
+                cfg["compatibility_date"].clone(),
+            );
+            std::fs::write(&stub_config, toml::to_string(&stub).expect("serialize"))
+                .expect("write stub config");
+        }
         let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
         cmd.current_dir(&root)
             .args([
@@ -562,20 +643,25 @@ impl Edge {
                 "--show-interactive-dev-session=false",
             ])
             .arg("--config")
-            .arg(&config_path)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &free_port().to_string(),
-            ])
-            .arg("--persist-to")
-            .arg(dir.path().join("state"))
-            .env("CI", "true")
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-            .env("WRANGLER_LOG_PATH", dir.path().join("wrangler-logs"));
+            .arg(&config_path);
+        if metrics_stub {
+            // The first config is the edge (served on --port); the stub runs
+            // beside it, reachable only through the service binding.
+            cmd.arg("--config").arg(&stub_config);
+        }
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--inspector-port",
+            &free_port().to_string(),
+        ])
+        .arg("--persist-to")
+        .arg(dir.path().join("state"))
+        .env("CI", "true")
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("WRANGLER_LOG_PATH", dir.path().join("wrangler-logs"));
         let mut proc = Proc::spawn("wrangler dev", cmd, dir.path().join("wrangler.log"));
         wait_until_up(
             &format!("{url}/.gatehouse/health"),

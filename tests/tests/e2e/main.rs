@@ -24,6 +24,7 @@ mod hostile;
 mod idp;
 mod kv_unreadable;
 mod logout;
+mod observability;
 mod oidc;
 mod par;
 mod ratelimit_accuracy;
