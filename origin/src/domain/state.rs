@@ -93,21 +93,19 @@ pub struct AuthFailures<'a> {
 }
 
 impl AuthFailures<'_> {
-    /// Records the security-relevant failure `event` (its `source_ip` is the
-    /// limiter's key): at most [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per
-    /// address and minute over every failure kind, so a flood cannot grow the
-    /// table without bound; the rest are counted, and the count goes into the
-    /// detail of the next row written.
+    /// Records the security-relevant failure `event`: at most
+    /// [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per address (an IPv6 /64)
+    /// and minute over every failure kind, and as many again for code
+    /// replays and refresh reuse ([`audit_budget`]), so a flood cannot grow
+    /// the table without bound; the rest are counted, and the count goes
+    /// into the detail of the next row written.
     pub async fn record(
         self,
         db: &Db,
         mut event: crate::store::audit::AuditEvent,
     ) -> Result<(), Error> {
         use std::sync::atomic::Ordering;
-        let key = event
-            .source_ip
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned());
+        let key = audit_budget(&event);
         if !self
             .audited
             .check(&key, event.at.saturating_mul(1000))
@@ -119,7 +117,7 @@ impl AuthFailures<'_> {
         let skipped = self.unaudited.swap(0, Ordering::Relaxed);
         if skipped > 0 {
             let note = format!(
-                "{skipped} earlier failures over the per-address audit rate were not recorded"
+                "{skipped} earlier failures (from any address) over the per-address audit rate were not recorded"
             );
             event.detail = Some(match event.detail.take() {
                 Some(d) => format!("{d}; {note}"),
@@ -128,6 +126,35 @@ impl AuthFailures<'_> {
         }
         crate::store::audit::record(&db.pool, &event).await?;
         Ok(())
+    }
+}
+
+/// The refusal kinds that need a credential once valid (a used code, a
+/// rotated refresh token): they have their own budget per address, so
+/// refusals that cost nothing (an unknown client id, a wrong admin token)
+/// cannot spend it first and hide a stolen token's replay.
+const GRANT_REPLAY_KINDS: [&str; 2] = ["code_replayed", "refresh_reuse"];
+
+/// The audit budget `event` is charged to: its source address, an IPv6
+/// address by its /64 (one subscriber's usual allocation: 2^64 addresses
+/// are one budget, not 2^64), and [`GRANT_REPLAY_KINDS`] apart.
+fn audit_budget(event: &crate::store::audit::AuditEvent) -> String {
+    use std::net::IpAddr;
+    let address = match event.source_ip.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+        Some(Ok(IpAddr::V4(v4))) => v4.to_string(),
+        Some(Err(_)) | None => "unknown".to_owned(),
+    };
+    if GRANT_REPLAY_KINDS.contains(&event.event.as_str()) {
+        format!("replay {address}")
+    } else {
+        address
     }
 }
 
