@@ -136,19 +136,15 @@ impl AuthFailures<'_> {
 const GRANT_REPLAY_KINDS: [&str; 2] = ["code_replayed", "refresh_reuse"];
 
 /// The audit budget `event` is charged to: its source address, an IPv6
-/// address by its /64 (one subscriber's usual allocation: 2^64 addresses
-/// are one budget, not 2^64), and [`GRANT_REPLAY_KINDS`] apart.
+/// address by its /64 ([`crate::domain::ratelimit::address_key`]), and
+/// [`GRANT_REPLAY_KINDS`] apart.
 fn audit_budget(event: &crate::store::audit::AuditEvent) -> String {
-    use std::net::IpAddr;
-    let address = match event.source_ip.as_deref().map(str::parse::<IpAddr>) {
-        Some(Ok(IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                format!("{}/64", std::net::Ipv6Addr::from(prefix))
-            }
-        },
-        Some(Ok(IpAddr::V4(v4))) => v4.to_string(),
+    let address = match event
+        .source_ip
+        .as_deref()
+        .map(str::parse::<std::net::IpAddr>)
+    {
+        Some(Ok(ip)) => crate::domain::ratelimit::address_key(ip),
         Some(Err(_)) | None => "unknown".to_owned(),
     };
     if GRANT_REPLAY_KINDS.contains(&event.event.as_str()) {

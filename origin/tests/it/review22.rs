@@ -246,3 +246,25 @@ async fn review22_refusals_of_the_outer_layers_are_counted_by_route_and_status()
         );
     }
 }
+
+#[tokio::test]
+async fn review22_rotating_ipv6_addresses_does_not_escape_the_admin_token_backoff() {
+    // A standing clock: the backoff cannot expire between attempts.
+    let (state, _clock) = sqlite_state_on_settable_clock(|_| {}).await;
+    let mut statuses = Vec::new();
+    for i in 1..=12u32 {
+        let (s, _) = from(
+            &state,
+            &format!("2001:db8:5:6::{i:x}"),
+            Request::get("/admin/clients")
+                .header("authorization", "Bearer guess-0123456789abcdef")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        statuses.push(s);
+    }
+    // A few free failures, then the /64 waits: every address in it.
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+}
