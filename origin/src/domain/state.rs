@@ -95,8 +95,8 @@ pub struct AuthFailures<'a> {
 impl AuthFailures<'_> {
     /// Records the security-relevant failure `event`: at most
     /// [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per address (an IPv6 /64)
-    /// and minute over every failure kind, and as many again for code
-    /// replays and refresh reuse ([`audit_budget`]), so a flood cannot grow
+    /// and minute over the refusals anyone can cause, and as many again for
+    /// each kind that needs a credential ([`audit_budget`]), so a flood cannot grow
     /// the table without bound; the rest are counted, and the count goes
     /// into the detail of the next row written.
     pub async fn record(
@@ -129,15 +129,21 @@ impl AuthFailures<'_> {
     }
 }
 
-/// The refusal kinds that need a credential once valid (a used code, a
-/// rotated refresh token): they have their own budget per address, so
+/// The refusal kinds only a caller holding a credential reaches (a used
+/// code, a rotated refresh token, an authenticated client's exchange, a
+/// live token of another client): each has its own budget per address, so
 /// refusals that cost nothing (an unknown client id, a wrong admin token)
-/// cannot spend it first and hide a stolen token's replay.
-const GRANT_REPLAY_KINDS: [&str; 2] = ["code_replayed", "refresh_reuse"];
+/// cannot spend it first and hide a stolen token's use.
+const CREDENTIAL_KINDS: [&str; 4] = [
+    "code_replayed",
+    "refresh_reuse",
+    "token_exchange_refused",
+    "revocation_refused",
+];
 
 /// The audit budget `event` is charged to: its source address, an IPv6
 /// address by its /64 ([`crate::domain::ratelimit::address_key`]), and
-/// [`GRANT_REPLAY_KINDS`] apart.
+/// each of [`CREDENTIAL_KINDS`] apart.
 fn audit_budget(event: &crate::store::audit::AuditEvent) -> String {
     let address = match event
         .source_ip
@@ -147,8 +153,8 @@ fn audit_budget(event: &crate::store::audit::AuditEvent) -> String {
         Some(Ok(ip)) => crate::domain::ratelimit::address_key(ip),
         Some(Err(_)) | None => "unknown".to_owned(),
     };
-    if GRANT_REPLAY_KINDS.contains(&event.event.as_str()) {
-        format!("replay {address}")
+    if CREDENTIAL_KINDS.contains(&event.event.as_str()) {
+        format!("{} {address}", event.event)
     } else {
         address
     }

@@ -268,3 +268,42 @@ async fn review22_rotating_ipv6_addresses_does_not_escape_the_admin_token_backof
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn review22_cheap_refusals_do_not_spend_the_budget_that_audits_a_refused_revocation() {
+    let (state, _clock) = sqlite_state_on_settable_clock(|_| {}).await;
+    let owner = register(&state, "read", false).await;
+    let other = register(&state, "read", false).await;
+    let (s, _, t) = token(&state, &owner, "grant_type=client_credentials").await;
+    assert_eq!(s, 200, "{t}");
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    let caller = "198.51.100.88";
+    for _ in 0..AUDITED_AUTH_FAILURES_PER_MINUTE {
+        let (s, _) = from(
+            &state,
+            caller,
+            token_post(
+                &basic("no-such-client", "x"),
+                "grant_type=client_credentials".into(),
+            ),
+        )
+        .await;
+        assert_eq!(s, 401);
+    }
+    let (s, _) = from(
+        &state,
+        caller,
+        form_post("/revoke", Some(&basic(&other.id, &other.secret)), "")
+            .body(Body::from(format!("token={at}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let refused: Vec<AuditEvent> = all_rows(&state)
+        .await
+        .into_iter()
+        .filter(|e| e.event == "revocation_refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "the refused revocation left no audit row");
+    assert_eq!(refused[0].source_ip.as_deref(), Some(caller));
+}
