@@ -307,3 +307,30 @@ async fn review22_cheap_refusals_do_not_spend_the_budget_that_audits_a_refused_r
     assert_eq!(refused.len(), 1, "the refused revocation left no audit row");
     assert_eq!(refused[0].source_ip.as_deref(), Some(caller));
 }
+
+#[test]
+fn review22_the_audit_command_on_a_missing_sqlite_file_fails_instead_of_listing_nothing() {
+    // The default URL is `./data/gatehouse.db` from the working directory:
+    // run elsewhere, `audit` created an empty database, printed nothing and
+    // exited 0 ("no failures").
+    let dir = std::env::temp_dir().join(format!(
+        "gatehouse-review22-{}",
+        gatehouse_origin::support::secret::random_id().unwrap()
+    ));
+    let file = dir.join("gatehouse.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse-origin"))
+        .args(["audit"])
+        .env_remove("GATEHOUSE_CONFIG")
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            format!("sqlite://{}", file.display()),
+        )
+        .env("GATEHOUSE_ISSUER", "http://issuer.test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(!file.exists(), "a read created the database");
+}
