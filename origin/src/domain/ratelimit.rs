@@ -232,6 +232,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ipv6_address_is_keyed_by_its_64_and_ipv4_by_itself() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
+
+    #[test]
     fn failures_back_off_exponentially_and_success_resets() {
         let b = FailureBackoff::default();
         let t = 1_000_000;
