@@ -313,6 +313,10 @@ pub enum CliError {
     /// `revoke` needs exactly one identifier.
     #[error("give exactly one of --jti, --sid, --sub, --client")]
     RevokeWhat,
+    /// A reading command named a SQLite file that does not exist (it
+    /// would have created an empty database and found nothing).
+    #[error("no database at {0} (set GATEHOUSE_DATABASE_URL to the server's)")]
+    NoDatabase(String),
     /// The operation was refused or failed.
     #[error(transparent)]
     Domain(#[from] Error),
@@ -414,6 +418,13 @@ async fn run(command: Command, config: Config) -> CliResult {
             request_id,
             jti,
         } => {
+            // Run from another directory, the default `./data/…` names no
+            // file: say so rather than create one and list nothing.
+            if let Some(file) = crate::store::db::sqlite_file(&config.database_url) {
+                if !file.exists() {
+                    return Err(CliError::NoDatabase(file.display().to_string()));
+                }
+            }
             let db = Db::open(&config.database_url).await?;
             let filter = crate::store::audit::AuditFilter {
                 kind,

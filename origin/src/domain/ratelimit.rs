@@ -7,6 +7,25 @@ use gatehouse_common::ratelimit::{check, Decision, GcraState, Quota};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// The key a client address is limited (and its refusals audited) by: an
+/// IPv4 address itself, an IPv6 address by its /64 (one subscriber's usual
+/// allocation: its 2^64 addresses are one key, not 2^64), an IPv4-mapped
+/// IPv6 address as IPv4.
+#[must_use]
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// Entries kept before stale ones are swept.
 const SWEEP_AT: usize = 100_000;
 
@@ -211,6 +230,17 @@ impl KnownKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_address_is_keyed_by_its_64_and_ipv4_by_itself() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(key("192.0.2.1"), "192.0.2.1");
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+    }
 
     #[test]
     fn failures_back_off_exponentially_and_success_resets() {

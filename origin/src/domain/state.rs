@@ -93,21 +93,19 @@ pub struct AuthFailures<'a> {
 }
 
 impl AuthFailures<'_> {
-    /// Records the security-relevant failure `event` (its `source_ip` is the
-    /// limiter's key): at most [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per
-    /// address and minute over every failure kind, so a flood cannot grow the
-    /// table without bound; the rest are counted, and the count goes into the
-    /// detail of the next row written.
+    /// Records the security-relevant failure `event`: at most
+    /// [`AUDITED_AUTH_FAILURES_PER_MINUTE`] rows per address (an IPv6 /64)
+    /// and minute over the refusals anyone can cause, and as many again for
+    /// each kind that needs a credential ([`audit_budget`]), so a flood cannot grow
+    /// the table without bound; the rest are counted, and the count goes
+    /// into the detail of the next row written.
     pub async fn record(
         self,
         db: &Db,
         mut event: crate::store::audit::AuditEvent,
     ) -> Result<(), Error> {
         use std::sync::atomic::Ordering;
-        let key = event
-            .source_ip
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned());
+        let key = audit_budget(&event);
         if !self
             .audited
             .check(&key, event.at.saturating_mul(1000))
@@ -119,7 +117,7 @@ impl AuthFailures<'_> {
         let skipped = self.unaudited.swap(0, Ordering::Relaxed);
         if skipped > 0 {
             let note = format!(
-                "{skipped} earlier failures over the per-address audit rate were not recorded"
+                "{skipped} earlier failures (from any address) over the per-address audit rate were not recorded"
             );
             event.detail = Some(match event.detail.take() {
                 Some(d) => format!("{d}; {note}"),
@@ -128,6 +126,37 @@ impl AuthFailures<'_> {
         }
         crate::store::audit::record(&db.pool, &event).await?;
         Ok(())
+    }
+}
+
+/// The refusal kinds only a caller holding a credential reaches (a used
+/// code, a rotated refresh token, an authenticated client's exchange, a
+/// live token of another client): each has its own budget per address, so
+/// refusals that cost nothing (an unknown client id, a wrong admin token)
+/// cannot spend it first and hide a stolen token's use.
+const CREDENTIAL_KINDS: [&str; 4] = [
+    "code_replayed",
+    "refresh_reuse",
+    "token_exchange_refused",
+    "revocation_refused",
+];
+
+/// The audit budget `event` is charged to: its source address, an IPv6
+/// address by its /64 ([`crate::domain::ratelimit::address_key`]), and
+/// each of [`CREDENTIAL_KINDS`] apart.
+fn audit_budget(event: &crate::store::audit::AuditEvent) -> String {
+    let address = match event
+        .source_ip
+        .as_deref()
+        .map(str::parse::<std::net::IpAddr>)
+    {
+        Some(Ok(ip)) => crate::domain::ratelimit::address_key(ip),
+        Some(Err(_)) | None => "unknown".to_owned(),
+    };
+    if CREDENTIAL_KINDS.contains(&event.event.as_str()) {
+        format!("{} {address}", event.event)
+    } else {
+        address
     }
 }
 

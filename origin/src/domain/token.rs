@@ -58,7 +58,13 @@ pub async fn authenticate(
     ip: Option<IpAddr>,
     now: UnixTime,
 ) -> Result<Client, Error> {
-    let client = clients::get(tp.db, presented.client_id()).await?;
+    // No client id holds a control character; an assertion's unverified
+    // `sub` may (a NUL fails PostgreSQL's lookup): such a caller is unknown.
+    let client = if has_control(presented.client_id()) {
+        None
+    } else {
+        clients::get(tp.db, presented.client_id()).await?
+    };
     let ok = match (&client, presented) {
         (Some(c), PresentedClient::Secret { secret, .. }) => {
             !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
@@ -111,10 +117,16 @@ async fn audit_failure(
     now: UnixTime,
 ) -> Result<(), Error> {
     let mut e = AuditEvent::new("authentication_failed", now).ip(ip);
-    if client_id.len() <= 128 {
+    // The presented id is the caller's text: kept only when it could name a
+    // client (no control character reaches the log or an operator's terminal).
+    if client_id.len() <= 128 && !has_control(client_id) {
         e = e.client(client_id);
     }
     failures.record(tp.db, e).await
+}
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
 }
 
 /// The scopes to grant: the requested ones if all are allowed, else all the client's.

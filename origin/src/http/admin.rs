@@ -58,7 +58,12 @@ async fn require_admin(
     let Some(expected) = &state.config.admin_token else {
         return Err(Error::NotFound);
     };
-    let key = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+    // An IPv6 caller backs off by its /64: rotating addresses within it
+    // does not buy fresh guesses.
+    let key = ip.map_or_else(
+        || "unknown".to_owned(),
+        crate::domain::ratelimit::address_key,
+    );
     // The request's one clock reading: the backoff's milliseconds here, the
     // handler's seconds through [`AdminNow`].
     let reading = state.clock.now();

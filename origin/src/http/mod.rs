@@ -73,7 +73,6 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
         ))
@@ -84,8 +83,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(timeout_as_oauth_error))
         .layer(middleware::from_fn(limit_header_size))
-        // Outside the others, so every answer of a CORS route (413, 431, 408
-        // included) is readable by an allowed page.
+        // Around the limits, so their 413, 408 and 431 are counted too.
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost, so every answer of a CORS route (413, 431, 408 included)
+        // is readable by an allowed page.
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         // Outermost: every answer, preflights and 431s included, carries
         // its request id, and every request is logged once.

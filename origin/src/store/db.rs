@@ -68,15 +68,8 @@ impl Db {
         let mut url = url.to_owned();
         let mut max = 10;
         if backend == Backend::Sqlite {
-            let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            let path = rest.split('?').next().unwrap_or_default().to_owned();
-            if path.is_empty() || path == ":memory:" {
-                max = 1;
-            } else {
-                if let Some(dir) = Path::new(&path)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                {
+            if let Some(path) = sqlite_file(&url) {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
                         path: dir.display().to_string(),
                         source,
@@ -86,6 +79,8 @@ impl Db {
                     url.push(if url.contains('?') { '&' } else { '?' });
                     url.push_str("mode=rwc");
                 }
+            } else {
+                max = 1;
             }
         }
         if let (Backend::Postgres, Some(schema)) = (backend, schema) {
@@ -153,6 +148,14 @@ impl Db {
         db.migrate().await?;
         Ok(db)
     }
+}
+
+/// The file a `sqlite:` URL names (`None`: not SQLite, or in memory).
+#[must_use]
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| Path::new(path).to_path_buf())
 }
 
 /// A multi-row statement (the group commit's batches) in a few shapes:

@@ -40,6 +40,7 @@ mod review18;
 mod review19;
 mod review19b;
 mod review19c;
+mod review22;
 mod storage;
 mod support;
 mod userinfo;
