@@ -802,13 +802,15 @@ async function coldOnly({ upstream, es, ed, esClient, tokens, edgePort }) {
     jose: [jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), { ISSUERS: issuers, AUDIENCE: AUD, UPSTREAM_URL: upstream.url }), "/"],
     webcrypto: [jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), { JWKS_URLS: JSON.stringify([jwks(es), jwks(ed)]), UPSTREAM_URL: upstream.url }), "/"],
   };
-  // BENCH_COLD_ALT=<an edge build directory>: the same two rows for that
-  // build too, interleaved in the same rounds (to compare two builds).
-  const alt = process.env.BENCH_COLD_ALT;
+  // BENCH_COLD_ALT=<an edge build directory> (or `same`) and/or
+  // BENCH_COLD_ALT_VARS=<JSON object of [vars]>: the same two rows for that
+  // build or those settings too, interleaved in the same rounds.
+  const altVars = JSON.parse(process.env.BENCH_COLD_ALT_VARS || "{}");
+  const alt = process.env.BENCH_COLD_ALT || (process.env.BENCH_COLD_ALT_VARS ? "same" : "");
   if (alt) {
-    const altMain = path.join(path.resolve(alt), "worker/shim.mjs");
-    specs.alt = [edgeToml(altMain, edgeVars), "/.gatehouse/health", edgePort];
-    specs.alt_doc = [edgeToml(altMain, edgeVars), "/.gatehouse/health", edgePort];
+    const altMain = alt === "same" ? release : path.join(path.resolve(alt), "worker/shim.mjs");
+    specs.alt = [edgeToml(altMain, { ...edgeVars, ...altVars }), "/.gatehouse/health", edgePort];
+    specs.alt_doc = [edgeToml(altMain, { ...edgeVars, ...altVars }), "/.gatehouse/health", edgePort];
   }
   const stopped = async (w) => {
     const exited = new Promise((r) => w.child.once("exit", r));
@@ -865,7 +867,7 @@ async function coldOnly({ upstream, es, ed, esClient, tokens, edgePort }) {
     gatehouse: "Gatehouse edge, no revocation document (as §5)",
     gatehouse_doc: "Gatehouse edge, a revocation document in KV and the replicas",
     jose: "jose", webcrypto: "bare WebCrypto",
-    ...(alt ? { alt: `BENCH_COLD_ALT build, no revocation document`, alt_doc: `BENCH_COLD_ALT build, a revocation document` } : {}),
+    ...(alt ? { alt: `BENCH_COLD_ALT ${alt} ${JSON.stringify(altVars)}, no revocation document`, alt_doc: `BENCH_COLD_ALT ${alt} ${JSON.stringify(altVars)}, a revocation document` } : {}),
   };
   const mm = (xs) => `${f1(median(xs))} [${f1(Math.min(...xs))}–${f1(Math.max(...xs))}]`;
   for (const [k, label] of Object.entries(labels)) {
