@@ -29,6 +29,10 @@ const ISSUE_SECS = Number(process.env.BENCH_ISSUE_SECS || 8);
 const REVOCATIONS = Number(process.env.BENCH_REVOCATIONS || 60);
 const PG_BASE = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
 const EDGE_ONLY = process.env.BENCH_EDGE_ONLY === "1";
+// BENCH_COLD_ONLY=1: only the cold path (§5), BENCH_COLD_ROUNDS times per
+// worker, each a fresh `wrangler dev`; prints the table, BENCHMARKS.md untouched.
+const COLD_ONLY = process.env.BENCH_COLD_ONLY === "1";
+const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS || 3);
 const AUD = "https://api.bench.example";
 const ADMIN = randomBytes(24).toString("hex"); // per run, never stored
 const started = new Date();
@@ -41,7 +45,7 @@ fs.mkdirSync(RUN, { recursive: true });
 // ---------- processes ----------
 const children = [];
 function spawnBg(name, cmd, args, opts = {}) {
-  const out = fs.openSync(path.join(RUN, `${name}.log`), "w");
+  const out = fs.openSync(path.join(RUN, `${name}.log`), "a"); // appended: a worker restarted (BENCH_COLD_ONLY) keeps one log
   const child = spawn(cmd, args, {
     cwd: opts.cwd || ROOT,
     env: opts.env || process.env,
@@ -484,6 +488,8 @@ async function main() {
     results.notes.push(`token ${k}: alg ${alg}, ${t.length} bytes`);
   }
 
+  if (COLD_ONLY) return coldOnly({ upstream, es, ed, esClient, tokens, edgePort });
+
   // Workers.
   const jwks = (o) => `${o.url}/.well-known/jwks.json`;
   const release = path.join(WORK, "edge-release/worker/shim.mjs");
@@ -773,9 +779,118 @@ async function main() {
   results.loadEnd = os.loadavg();
 }
 
+// ---------- BENCH_COLD_ONLY=1: the cold path alone ----------
+// Each worker started BENCH_COLD_ROUNDS times (interleaved), each start a new
+// `wrangler dev` and so a new isolate: the first ES256 Bearer request after
+// readiness against the median of the 30 that follow, as §5 measures it.
+// Our edge twice: on a fresh state directory (no revocation document, as §5
+// of a full run), and on one where the origin's pushed document is in KV and
+// in the replicas (what a production isolate meets: its first request reads
+// and verifies the list).
+async function coldOnly({ upstream, es, ed, esClient, tokens, edgePort }) {
+  const jwks = (o) => `${o.url}/.well-known/jwks.json`;
+  const release = path.join(WORK, "edge-release/worker/shim.mjs");
+  const edgeVars = {
+    ISSUER: es.url, AUDIENCE: AUD, JWKS_URL: jwks(es), UPSTREAM_URL: upstream.url,
+    TRUSTED_ISSUERS: JSON.stringify([{ issuer: ed.url, jwks_url: jwks(ed), audiences: [AUD], algorithms: ["EdDSA"] }]),
+    RATE_LIMIT_CLIENT: "4000000000/60", RATE_LIMIT_IP: "4000000000/60", DPOP_MAX_AGE_SECS: "300", REQUEST_LOG: "refused",
+  };
+  const issuers = JSON.stringify([{ iss: es.url, jwks_url: jwks(es), algs: ["ES256"] }, { iss: ed.url, jwks_url: jwks(ed), algs: ["EdDSA"] }]);
+  const specs = {
+    gatehouse: [edgeToml(release, edgeVars), "/.gatehouse/health", edgePort],
+    gatehouse_doc: [edgeToml(release, edgeVars), "/.gatehouse/health", edgePort],
+    jose: [jsToml("bench-jose", path.join(ROOT, "bench/jose-worker/index.mjs"), { ISSUERS: issuers, AUDIENCE: AUD, UPSTREAM_URL: upstream.url }), "/"],
+    webcrypto: [jsToml("bench-webcrypto", path.join(ROOT, "bench/webcrypto-worker/index.mjs"), { JWKS_URLS: JSON.stringify([jwks(es), jwks(ed)]), UPSTREAM_URL: upstream.url }), "/"],
+  };
+  // BENCH_COLD_ALT=<an edge build directory> (or `same`) and/or
+  // BENCH_COLD_ALT_VARS=<JSON object of [vars]>: the same two rows for that
+  // build or those settings too, interleaved in the same rounds.
+  const altVars = JSON.parse(process.env.BENCH_COLD_ALT_VARS || "{}");
+  const alt = process.env.BENCH_COLD_ALT || (process.env.BENCH_COLD_ALT_VARS ? "same" : "");
+  if (alt) {
+    const altMain = alt === "same" ? release : path.join(path.resolve(alt), "worker/shim.mjs");
+    specs.alt = [edgeToml(altMain, { ...edgeVars, ...altVars }), "/.gatehouse/health", edgePort];
+    specs.alt_doc = [edgeToml(altMain, { ...edgeVars, ...altVars }), "/.gatehouse/health", edgePort];
+  }
+  const stopped = async (w) => {
+    const exited = new Promise((r) => w.child.once("exit", r));
+    stop(w.child);
+    await Promise.race([exited, sleep(10000)]);
+    try {
+      process.kill(-w.child.pid, "SIGKILL");
+    } catch {}
+  };
+  // A revocation document for gatehouse_doc's state: revoke a token, wait
+  // until the edge refuses it (the origin pushes to edgePort).
+  {
+    const w = await startWorker("gatehouse_doc", ...specs.gatehouse_doc);
+    const t = await getToken(es, esClient);
+    const r = await fetch(`${es.url}/revoke`, {
+      method: "POST",
+      headers: { authorization: basic(esClient), "content-type": "application/x-www-form-urlencoded" },
+      body: `token=${encodeURIComponent(t)}&token_type_hint=access_token`,
+    });
+    await r.arrayBuffer();
+    const t0 = Date.now();
+    while ((await timed(`${w.url}/orders/1`, { authorization: `Bearer ${t}` })).status !== 401) {
+      if (Date.now() - t0 > 60000) throw new Error("the revocation document did not reach the edge in 60 s");
+      await sleep(200);
+    }
+    await stopped(w);
+    // The alternative build starts from the same state (document included).
+    if (alt) fs.cpSync(path.join(RUN, "gatehouse_doc", "state"), path.join(RUN, "alt_doc", "state"), { recursive: true });
+  }
+  const cold = {};
+  for (let round = 1; round <= COLD_ROUNDS; round++) {
+    log(`cold round ${round}/${COLD_ROUNDS}, load ${os.loadavg()[0].toFixed(2)}`);
+    for (const [name, [toml, ready, port]] of Object.entries(specs)) {
+      if (name === "gatehouse" || name === "alt") fs.rmSync(path.join(RUN, name), { recursive: true, force: true });
+      const w = await startWorker(name, toml, ready, port);
+      const url = `${w.url}/orders/1`;
+      const h = { authorization: `Bearer ${tokens.es256}` };
+      const first = await timed(url, h);
+      const warm = [];
+      for (let i = 0; i < 30; i++) warm.push((await timed(url, h)).ms);
+      await stopped(w);
+      if (first.status !== 200) throw new Error(`${name}: first request answered ${first.status}`);
+      (cold[name] ||= []).push({ startupMs: w.startupMs, firstMs: first.ms, warmP50Ms: median(warm), load: os.loadavg()[0] });
+    }
+  }
+  results.coldRounds = cold;
+  const f1 = (x) => x.toFixed(1);
+  const L = [];
+  L.push(`Cold path (BENCH_COLD_ONLY=1), ${COLD_ROUNDS} rounds, each a new wrangler dev (release build of the edge); median [min–max]; load average (1 min) ${cold.jose.map((c) => c.load.toFixed(2)).join(", ")}`);
+  L.push("");
+  L.push("| worker | first request ms | warm p50 ms | first − warm ms | per round first − warm |");
+  L.push("|---|---:|---:|---:|---|");
+  const labels = {
+    gatehouse: "Gatehouse edge, no revocation document (as §5)",
+    gatehouse_doc: "Gatehouse edge, a revocation document in KV and the replicas",
+    jose: "jose", webcrypto: "bare WebCrypto",
+    ...(alt ? { alt: `BENCH_COLD_ALT ${alt} ${JSON.stringify(altVars)}, no revocation document`, alt_doc: `BENCH_COLD_ALT ${alt} ${JSON.stringify(altVars)}, a revocation document` } : {}),
+  };
+  const mm = (xs) => `${f1(median(xs))} [${f1(Math.min(...xs))}–${f1(Math.max(...xs))}]`;
+  for (const [k, label] of Object.entries(labels)) {
+    const c = cold[k];
+    const d = c.map((x) => x.firstMs - x.warmP50Ms);
+    L.push(`| ${label} | ${mm(c.map((x) => x.firstMs))} | ${mm(c.map((x) => x.warmP50Ms))} | ${mm(d)} | ${d.map(f1).join(", ")} |`);
+  }
+  const ratio = (k) => cold[k].map((x, i) => (x.firstMs - x.warmP50Ms) / (cold.jose[i].firstMs - cold.jose[i].warmP50Ms));
+  L.push("");
+  L.push(`first − warm, ours / jose per round: no document ${ratio("gatehouse").map((x) => x.toFixed(2)).join(", ")}; with a document ${ratio("gatehouse_doc").map((x) => x.toFixed(2)).join(", ")}`);
+  if (alt) L.push(`BENCH_COLD_ALT (${alt}) / jose per round: no document ${ratio("alt").map((x) => x.toFixed(2)).join(", ")}; with a document ${ratio("alt_doc").map((x) => x.toFixed(2)).join(", ")}`);
+  results.coldTable = L.join("\n");
+}
+
 import { report } from "./report.mjs";
 try {
   await main();
+  if (COLD_ONLY) {
+    fs.writeFileSync(path.join(WORK, "results-cold.json"), JSON.stringify(results, null, 2));
+    console.log(results.coldTable);
+    await cleanup();
+    process.exit(0);
+  }
   results.started = started.toISOString();
   results.loadStart = loadStart;
   results.config = { SECS, ROUNDS, CONC, ISSUE_SECS, C1_SECS };

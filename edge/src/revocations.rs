@@ -60,6 +60,15 @@ struct IssuerState {
     failed: bool,
     /// The fast path's reads of this issuer from the isolate's replica.
     replica: ReplicaReads,
+    /// What [`beside`] read from KV (the instant it read, and the text or
+    /// the failure) for the next [`current`] to verify and take as its KV
+    /// read; used only while that read is within the TTL.
+    kv_prefetched: Option<(UnixTime, Result<Option<String>, Unavailable>)>,
+    /// [`beside`] is reading KV for this issuer.
+    kv_prefetching: bool,
+    /// A document [`beside`] received from the replica, for the next
+    /// [`current`] to verify (and take only if newer than the list held).
+    replica_prefetched: Option<String>,
 }
 
 /// What an isolate did with its replica for one issuer.
@@ -98,7 +107,14 @@ fn policy(issuer: &IssuerConfig) -> RevocationPolicy {
 }
 
 fn with_state<R>(iss: &str, f: impl FnOnce(&mut IssuerState) -> R) -> R {
-    HELD.with(|h| f(h.borrow_mut().entry(iss.to_owned()).or_default()))
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        // No key copied per request once the issuer is known.
+        if let Some(s) = h.get_mut(iss) {
+            return f(s);
+        }
+        f(h.entry(iss.to_owned()).or_default())
+    })
 }
 
 /// The version an isolate holds for `iss`, if any.
@@ -567,7 +583,7 @@ pub async fn current(
 ) -> Result<Option<Rc<RevocationList>>, Unavailable> {
     let iss = issuer.policy.issuer.as_str();
     let (_, from_kv) = futures_util::future::join(
-        from_replica(cfg, issuer, env, now),
+        from_replica(cfg, issuer, env, now, Then::Verify),
         from_kv(cfg, issuer, env, now),
     )
     .await;
@@ -575,12 +591,105 @@ pub async fn current(
     from_kv.map(|_| held(iss))
 }
 
-/// Clears a replica read's in-flight mark when it ends or is dropped.
-struct ReadInFlight<'a>(&'a str);
+/// What a replica or KV read does with the document it got.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Verifies it now (and takes it by the usual rules).
+    Verify,
+    /// Keeps it in the issuer's state for the next [`current`] to verify:
+    /// [`beside`], before the issuer's keys are held.
+    Keep,
+}
+
+/// Runs `work` (a request's key fetch) beside the I/O of the next
+/// [`current`] call (issue 21.5: on a cold isolate the JWKS fetch, the KV
+/// read and the replica's first contact were awaited one after the other).
+/// Reads KV when the TTL says [`current`] will, and the replica when a read
+/// is due, and keeps what they return, unverified, in isolate memory;
+/// nothing is decided here: [`current`] verifies a kept document exactly as
+/// a fresh one (signature against the issuer's keys, no rollback) and takes
+/// a kept KV read as its own only within the TTL of the instant it was
+/// made, so the outcome (and `REVOCATION_FAIL`) is the one a sequential
+/// read gives. Costs no await when nothing is due (a warm isolate within
+/// its TTL). At most one KV read per isolate and issuer runs here at a
+/// time, and none while a kept one is waiting.
+///
+/// When this request reads KV (the authority, fail-closed), it does not
+/// wait for a replica read beyond `work` and KV: a read still running then
+/// is dropped and made due again, so the next request starts it anew and
+/// waits for it (at most [`revocation_replica::READ_DEADLINE`], as every
+/// replica read). A cold isolate's first request thus decides on KV's list,
+/// as every request of an isolate without replicas does, and is not held
+/// by the replica's first contact; the fast path starts one request later.
+pub async fn beside<T>(
+    work: impl std::future::Future<Output = T>,
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    env: &Env,
+    now: UnixTime,
+) -> T {
+    use futures_util::future::{join, select, Either};
+    let main = std::pin::pin!(join(work, prefetch_kv(cfg, issuer, env, now)));
+    let replica = std::pin::pin!(from_replica(cfg, issuer, env, now, Then::Keep));
+    match select(main, replica).await {
+        Either::Left(((out, read_kv), replica)) => {
+            if !read_kv {
+                replica.await;
+            }
+            out
+        }
+        Either::Right(((), main)) => main.await.0,
+    }
+}
+
+/// Reads KV for the next [`current`] when due; whether it did.
+async fn prefetch_kv(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: UnixTime) -> bool {
+    let iss = issuer.policy.issuer.as_str();
+    let ttl = cfg.revocation_ttl_secs;
+    let due = with_state(iss, |s| {
+        let kept_fresh = s
+            .kv_prefetched
+            .as_ref()
+            .is_some_and(|(at, _)| !needs_reread(at.0, ttl, now.0));
+        let reread = s.checked_at.is_none_or(|at| needs_reread(at.0, ttl, now.0));
+        let due = ttl > 0 && reread && !kept_fresh && !s.kv_prefetching;
+        if due {
+            s.kv_prefetching = true;
+        }
+        due
+    });
+    if !due {
+        return false;
+    }
+    /// Clears the mark when the read ends or is dropped.
+    struct Reading<'a>(&'a str);
+    impl Drop for Reading<'_> {
+        fn drop(&mut self) {
+            with_state(self.0, |s| s.kv_prefetching = false);
+        }
+    }
+    let _reading = Reading(iss);
+    let read = read_kv(env, iss).await;
+    with_state(iss, |s| s.kv_prefetched = Some((now, read)));
+    true
+}
+
+/// Clears a replica read's in-flight mark when it ends or is dropped; a
+/// read dropped before the replica answered ([`beside`]) is due again.
+struct ReadInFlight<'a> {
+    iss: &'a str,
+    answered: bool,
+}
 
 impl Drop for ReadInFlight<'_> {
     fn drop(&mut self) {
-        with_state(self.0, |s| s.replica.in_flight = false);
+        with_state(self.iss, |s| {
+            s.replica.in_flight = false;
+            if !self.answered {
+                s.replica.started_ms = None;
+                s.replica.reads = s.replica.reads.saturating_sub(1);
+            }
+        });
     }
 }
 
@@ -589,11 +698,23 @@ impl Drop for ReadInFlight<'_> {
 /// [`revocation_replica::READ_DEADLINE`] for the answer, the others do not
 /// wait). A document is verified as KV's is and taken only when newer than
 /// the list held; anything else is counted, logged, and changes nothing.
-async fn from_replica(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: UnixTime) {
+async fn from_replica(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    env: &Env,
+    now: UnixTime,
+    then: Then,
+) {
     let Some(region) = revocation_replica::region(&cfg.revocation_replicas) else {
         return;
     };
     let iss = issuer.policy.issuer.as_str();
+    if then == Then::Verify {
+        // A document a read beside the key fetch received (counted already).
+        if let Some(raw) = with_state(iss, |s| s.replica_prefetched.take()) {
+            take_from_replica(cfg, issuer, now, raw).await;
+        }
+    }
     #[allow(clippy::cast_precision_loss)] // milliseconds since the epoch, below 2^52
     let now_ms = worker::Date::now().as_millis() as f64;
     let have = with_state(iss, |s| {
@@ -614,8 +735,13 @@ async fn from_replica(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: U
     let Some(have) = have else {
         return;
     };
-    let _in_flight = ReadInFlight(iss);
-    let raw = match revocation_replica::read(env, region, iss, have).await {
+    let mut in_flight = ReadInFlight {
+        iss,
+        answered: false,
+    };
+    let read = revocation_replica::read(env, region, iss, have).await;
+    in_flight.answered = true;
+    let raw = match read {
         Ok(revocation_replica::Answer::Document(raw)) => raw,
         Ok(_) => return,
         Err(()) => {
@@ -624,6 +750,16 @@ async fn from_replica(cfg: &EdgeConfig, issuer: &IssuerConfig, env: &Env, now: U
             return;
         }
     };
+    match then {
+        Then::Verify => take_from_replica(cfg, issuer, now, raw).await,
+        Then::Keep => with_state(iss, |s| s.replica_prefetched = Some(raw)),
+    }
+}
+
+/// Verifies a replica's document as KV's is and takes it only when newer
+/// than the list held; anything else is counted, logged, and changes nothing.
+async fn take_from_replica(cfg: &EdgeConfig, issuer: &IssuerConfig, now: UnixTime, raw: String) {
+    let iss = issuer.policy.issuer.as_str();
     let fp = fingerprint(&raw);
     if with_state(iss, |s| s.list.as_ref().is_some_and(|(_, f)| *f == fp)) {
         with_state(iss, |s| {
@@ -682,9 +818,9 @@ async fn from_kv(
     if let Some(answer) = cached {
         return answer;
     }
-    let outcome = reload(cfg, issuer, env, now).await;
+    let (read_at, outcome) = reload(cfg, issuer, env, now).await;
     with_state(iss, |s| {
-        s.checked_at = Some(now);
+        s.checked_at = Some(read_at);
         s.failed = outcome.is_err();
     });
     outcome
@@ -707,14 +843,8 @@ fn warn(event: &str, reason: &str) {
     );
 }
 
-/// Re-reads KV; on success the state's list is the one to use.
-async fn reload(
-    cfg: &EdgeConfig,
-    issuer: &IssuerConfig,
-    env: &Env,
-    now: UnixTime,
-) -> Result<(), Unavailable> {
-    let iss = issuer.policy.issuer.as_str();
+/// The issuer's document in KV (`None`: none there).
+async fn read_kv(env: &Env, iss: &str) -> Result<Option<String>, Unavailable> {
     let store = kv(env).map_err(|_| {
         warn(
             "revocations_read_failed",
@@ -722,11 +852,39 @@ async fn reload(
         );
         Unavailable
     })?;
-    let Some(raw) = store.get(&kv_key(iss)).text().await.map_err(|_| {
+    store.get(&kv_key(iss)).text().await.map_err(|_| {
         warn("revocations_read_failed", "KV could not be read");
         Unavailable
-    })?
-    else {
+    })
+}
+
+/// Re-reads KV (or takes the read a [`beside`] kept, while it is within
+/// the TTL); on success the state's list is the one to use. Returns the
+/// instant of the read beside the outcome.
+async fn reload(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    env: &Env,
+    now: UnixTime,
+) -> (UnixTime, Result<(), Unavailable>) {
+    let iss = issuer.policy.issuer.as_str();
+    let kept = with_state(iss, |s| s.kv_prefetched.take())
+        .filter(|(at, _)| !needs_reread(at.0, cfg.revocation_ttl_secs, now.0));
+    let (read_at, read) = match kept {
+        Some(kept) => kept,
+        None => (now, read_kv(env, iss).await),
+    };
+    (read_at, take_from_kv(cfg, issuer, now, read).await)
+}
+
+async fn take_from_kv(
+    cfg: &EdgeConfig,
+    issuer: &IssuerConfig,
+    now: UnixTime,
+    read: Result<Option<String>, Unavailable>,
+) -> Result<(), Unavailable> {
+    let iss = issuer.policy.issuer.as_str();
+    let Some(raw) = read? else {
         // Nothing pushed for this issuer: nothing revoked (a list already
         // held stays: versions never go backwards).
         return Ok(());

@@ -596,7 +596,9 @@ async fn verify(
     // The issuer's key (refetched once on an unknown kid), then WebCrypto.
     // Keys being unavailable is the edge's outage, not a failed attempt.
     let unavailable = |_| Refused::Outage(server_error(scheme, "signing keys are unavailable"));
-    let mut keys = jwks::keys(cfg, issuer, now).await.map_err(unavailable)?;
+    // The revocation list's reads run beside the key fetch (issue 21.5).
+    let keys = revocations::beside(jwks::keys(cfg, issuer, now), cfg, issuer, env, now).await;
+    let mut keys = keys.map_err(unavailable)?;
     if matches!(
         keys.select(untrusted.kid(), untrusted.header_alg()),
         Err(KeyError::UnknownKid)
