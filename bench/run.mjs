@@ -33,6 +33,11 @@ const EDGE_ONLY = process.env.BENCH_EDGE_ONLY === "1";
 // worker, each a fresh `wrangler dev`; prints the table, BENCHMARKS.md untouched.
 const COLD_ONLY = process.env.BENCH_COLD_ONLY === "1";
 const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS || 3);
+// BENCH_ORIGIN_ONLY=1: only the origin issuance (SQLite, and PostgreSQL unless
+// BENCH_PG_URL is empty); prints its table, leaves BENCHMARKS.md alone.
+// BENCH_ORIGIN_GRANTS (cc,dpop,refresh) picks the rows.
+const ORIGIN_ONLY = process.env.BENCH_ORIGIN_ONLY === "1";
+const ORIGIN_GRANTS = (process.env.BENCH_ORIGIN_GRANTS || "cc,dpop,refresh").split(",");
 const AUD = "https://api.bench.example";
 const ADMIN = randomBytes(24).toString("hex"); // per run, never stored
 const started = new Date();
@@ -436,11 +441,87 @@ async function timed(url, headers) {
   return { ms: performance.now() - t0, status: r.status };
 }
 
+// Origin issuance on one origin: client_credentials without and with DPoP,
+// then refresh with rotation. Each row also carries the origin process's own
+// CPU time (utime + stime) per token, which other load on the machine
+// disturbs much less than tokens/s.
+function procTicks(pid) {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+function wrkOrigin(o, opts) {
+  const a = procTicks(o.child.pid);
+  const r = wrk(opts);
+  const b = procTicks(o.child.pid);
+  return { ...r, origin_cpu_us: (((b - a) / CLK_TCK) * 1e6) / Math.max(1, r.requests) };
+}
+async function issuance(label, o, client, dpopKey) {
+  for (const dpop of [false, true]) {
+    if (!ORIGIN_GRANTS.includes(dpop ? "dpop" : "cc")) continue;
+    let proofs;
+    if (dpop) {
+      proofs = path.join(RUN, `proofs-token-${o.name}.txt`);
+      const n = Math.min(400000, Math.ceil((results.issuance.at(-1)?.rps || 3000) * ISSUE_SECS * 2) + 2000);
+      writeProofs(dpopKey, "POST", `${o.url}/token`, n, proofs);
+    }
+    const r = wrkOrigin(o, {
+      url: `${o.url}/token`, method: "POST", auth: basic(client), body: "grant_type=client_credentials",
+      ct: "application/x-www-form-urlencoded", proofs, secs: ISSUE_SECS,
+    });
+    results.issuance.push({ db: label, grant: dpop ? "client_credentials + DPoP" : "client_credentials", ...r });
+    log(`issuance ${label} ${dpop ? "DPoP" : "plain"}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
+  }
+  if (!ORIGIN_GRANTS.includes("refresh")) return;
+  // Refresh with rotation: CONC chains, each presenting the token the last rotation returned.
+  const file = path.join(RUN, `refresh-${o.name}.txt`);
+  // One token more than connections: wrk calls request() once before the
+  // load to check the script, which takes a token that is never sent.
+  const web = await refreshTokens(o, CONC + 1, file);
+  const r = wrkOrigin(o, {
+    url: `${o.url}/token`, method: "POST", auth: basic(web), ct: "application/x-www-form-urlencoded",
+    refreshTokens: file, secs: ISSUE_SECS,
+  });
+  results.issuance.push({ db: label, grant: "refresh_token (rotation)", ...r });
+  log(`refresh ${label}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
+}
+
+async function issuancePg(dpopKey) {
+  if (PG_BASE) {
+    const dbName = "gatehouse_bench";
+    try {
+      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `DROP DATABASE IF EXISTS ${dbName}`], { stdio: "pipe" });
+      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `CREATE DATABASE ${dbName}`], { stdio: "pipe" });
+      const pg = await startOrigin("origin-pg", { db: `${PG_BASE}/${dbName}` });
+      const pgClient = createClient(pg);
+      await getToken(pg, pgClient);
+      log("issuance on PostgreSQL");
+      await issuance("PostgreSQL", pg, pgClient, dpopKey);
+      stop(pg.child);
+    } catch (e) {
+      results.notes.push(`PostgreSQL issuance not measured: ${e.message.split("\n")[0]}`);
+      log("PostgreSQL skipped:", e.message.split("\n")[0]);
+    }
+  }
+}
+
 const results = { validation: {}, floors: {}, cold: {}, issuance: [], revocation: null, sizes: {}, notes: [] };
 if (process.env.BENCH_BIN)
   results.notes.push(`The origins (token and JWKS source) and the demo upstream ran from \`${path.relative(ROOT, BIN) || BIN}\` (BENCH_BIN), not the release build.`);
 
 async function main() {
+  if (ORIGIN_ONLY) {
+    const dpopKey = keygen();
+    const es = await startOrigin("origin-sqlite");
+    const esClient = createClient(es);
+    await getToken(es, esClient);
+    log("issuance on SQLite");
+    await issuance("SQLite", es, esClient, dpopKey);
+    stop(es.child);
+    await issuancePg(dpopKey);
+    results.loadEnd = os.loadavg();
+    return;
+  }
   // Sizes of the two builds scripts/bench made (copied beside the run).
   for (const prof of ["noopt", "release"]) {
     const d = path.join(WORK, `edge-${prof}`);
@@ -691,57 +772,14 @@ async function main() {
     return;
   }
 
-  // Origin issuance: SQLite (the ES256 origin) and PostgreSQL.
-  const issuance = async (label, o, client) => {
-    for (const dpop of [false, true]) {
-      let proofs;
-      if (dpop) {
-        proofs = path.join(RUN, `proofs-token-${o.name}.txt`);
-        const n = Math.min(400000, Math.ceil((results.issuance.at(-1)?.rps || 3000) * ISSUE_SECS * 2) + 2000);
-        writeProofs(dpopKey, "POST", `${o.url}/token`, n, proofs);
-      }
-      const r = wrk({
-        url: `${o.url}/token`, method: "POST", auth: basic(client), body: "grant_type=client_credentials",
-        ct: "application/x-www-form-urlencoded", proofs, secs: ISSUE_SECS,
-      });
-      results.issuance.push({ db: label, grant: dpop ? "client_credentials + DPoP" : "client_credentials", ...r });
-      log(`issuance ${label} ${dpop ? "DPoP" : "plain"}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
-    }
-    // Refresh with rotation: CONC chains, each presenting the token the last rotation returned.
-    const file = path.join(RUN, `refresh-${o.name}.txt`);
-    // One token more than connections: wrk calls request() once before the
-    // load to check the script, which takes a token that is never sent.
-    const web = await refreshTokens(o, CONC + 1, file);
-    const r = wrk({
-      url: `${o.url}/token`, method: "POST", auth: basic(web), ct: "application/x-www-form-urlencoded",
-      refreshTokens: file, secs: ISSUE_SECS,
-    });
-    results.issuance.push({ db: label, grant: "refresh_token (rotation)", ...r });
-    log(`refresh ${label}: ${r.rps.toFixed(0)}/s p99 ${(r.p99_us / 1000).toFixed(1)} ms, errors ${r.non2xx}`);
-  };
   // Stop the workers we no longer need first (less background noise).
   for (const n of ["jose", "jose_replay", "webcrypto", "passthrough", "gatehouse_logall", "gatehouse_nolease"]) stop(workers[n].child);
   for (const d of Object.values(direct)) stop(d.child);
   stop(ed.child);
   await sleep(1000);
   log("issuance on SQLite");
-  await issuance("SQLite", es, esClient);
-  if (PG_BASE) {
-    const dbName = "gatehouse_bench";
-    try {
-      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `DROP DATABASE IF EXISTS ${dbName}`], { stdio: "pipe" });
-      execFileSync("psql", [`${PG_BASE}/postgres`, "-qc", `CREATE DATABASE ${dbName}`], { stdio: "pipe" });
-      const pg = await startOrigin("origin-pg", { db: `${PG_BASE}/${dbName}` });
-      const pgClient = createClient(pg);
-      await getToken(pg, pgClient);
-      log("issuance on PostgreSQL");
-      await issuance("PostgreSQL", pg, pgClient);
-      stop(pg.child);
-    } catch (e) {
-      results.notes.push(`PostgreSQL issuance not measured: ${e.message.split("\n")[0]}`);
-      log("PostgreSQL skipped:", e.message.split("\n")[0]);
-    }
-  }
+  await issuance("SQLite", es, esClient, dpopKey);
+  await issuancePg(dpopKey);
 
   // Revocation: revoke (RFC 7009) returns → our edge refuses, polled every 5 ms.
   log(`revocation propagation x${REVOCATIONS}`);
@@ -894,6 +932,16 @@ try {
   results.started = started.toISOString();
   results.loadStart = loadStart;
   results.config = { SECS, ROUNDS, CONC, ISSUE_SECS, C1_SECS };
+  if (ORIGIN_ONLY) {
+    fs.writeFileSync(path.join(WORK, "results-origin.json"), JSON.stringify(results, null, 2));
+    const t = [`load average ${loadStart.map((x) => x.toFixed(2)).join(" ")} → ${results.loadEnd.map((x) => x.toFixed(2)).join(" ")}; binary ${BIN}`, "",
+      "| store | grant | tokens/s | p50 ms | p99 ms | origin CPU µs/token | non-2xx/errors |", "|---|---|---:|---:|---:|---:|---:|"];
+    for (const x of results.issuance)
+      t.push(`| ${x.db} | ${x.grant} | ${x.rps.toFixed(0)} | ${(x.p50_us / 1000).toFixed(2)} | ${(x.p99_us / 1000).toFixed(2)} | ${x.origin_cpu_us.toFixed(0)} | ${x.non2xx + x.connect_err + x.read_err + x.timeout} |`);
+    console.log(t.join("\n"));
+    await cleanup();
+    process.exit(0);
+  }
   fs.writeFileSync(path.join(WORK, EDGE_ONLY ? "results-edge.json" : "results.json"), JSON.stringify(results, null, 2));
   const md = report(results, ROOT);
   if (!EDGE_ONLY || process.env.BENCH_REPORT === "1") fs.writeFileSync(path.join(ROOT, "BENCHMARKS.md"), md);

@@ -614,13 +614,11 @@ enum Then {
 /// its TTL). At most one KV read per isolate and issuer runs here at a
 /// time, and none while a kept one is waiting.
 ///
-/// When this request reads KV (the authority, fail-closed), it does not
-/// wait for a replica read beyond `work` and KV: a read still running then
-/// is dropped and made due again, so the next request starts it anew and
-/// waits for it (at most [`revocation_replica::READ_DEADLINE`], as every
-/// replica read). A cold isolate's first request thus decides on KV's list,
-/// as every request of an isolate without replicas does, and is not held
-/// by the replica's first contact; the fast path starts one request later.
+/// The request waits for all three: the replica read is bounded by
+/// [`revocation_replica::READ_DEADLINE`] like every replica read, so a new
+/// isolate's first request is decided on the newest list either copy holds
+/// (a revocation the replicas carry before KV does is refused on an
+/// isolate's very first request too).
 pub async fn beside<T>(
     work: impl std::future::Future<Output = T>,
     cfg: &EdgeConfig,
@@ -628,18 +626,13 @@ pub async fn beside<T>(
     env: &Env,
     now: UnixTime,
 ) -> T {
-    use futures_util::future::{join, select, Either};
-    let main = std::pin::pin!(join(work, prefetch_kv(cfg, issuer, env, now)));
-    let replica = std::pin::pin!(from_replica(cfg, issuer, env, now, Then::Keep));
-    match select(main, replica).await {
-        Either::Left(((out, read_kv), replica)) => {
-            if !read_kv {
-                replica.await;
-            }
-            out
-        }
-        Either::Right(((), main)) => main.await.0,
-    }
+    let (out, _read_kv, ()) = futures_util::future::join3(
+        work,
+        prefetch_kv(cfg, issuer, env, now),
+        from_replica(cfg, issuer, env, now, Then::Keep),
+    )
+    .await;
+    out
 }
 
 /// Reads KV for the next [`current`] when due; whether it did.

@@ -18,9 +18,22 @@ use std::sync::{Arc, RwLock};
 /// without bound.
 pub const AUDITED_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 
-/// Everything handlers need. `Debug` names no secret (config redacts its own).
+/// Everything handlers need, behind one `Arc`: axum hands every request
+/// (and every middleware layer) its own clone of the state, which is then
+/// one reference count instead of one per field. `Debug` names no secret
+/// (config redacts its own).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct AppStateInner {
     /// Validated configuration.
     pub config: Arc<Config>,
     /// Storage.
@@ -179,7 +192,7 @@ impl AppState {
         clock: SharedClock,
     ) -> Result<Self, KeyStoreError> {
         let now = clock.now().secs();
-        let state = Self {
+        let state = Self(Arc::new(AppStateInner {
             clock,
             csrf_key: Arc::new(aws_lc_rs::hmac::Key::new(
                 aws_lc_rs::hmac::HMAC_SHA256,
@@ -211,7 +224,7 @@ impl AppState {
             db,
             kek: Arc::new(kek),
             keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
-        };
+        }));
         // Persist this TTL before any token is issued under it.
         crate::store::revocation::record_token_ttl(&state.db, state.config.access_token_ttl)
             .await?;

@@ -109,12 +109,13 @@ pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
 
 /// The row of `client_id`.
 pub async fn get(db: &Db, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
-    ))
-    .bind(client_id)
-    .fetch_optional(&db.pool)
-    .await?;
+    // Built once: every token request reads its client.
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1"));
+    let row = sqlx::query(SQL.as_str())
+        .bind(client_id)
+        .fetch_optional(&db.pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 

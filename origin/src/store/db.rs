@@ -96,6 +96,11 @@ impl Db {
         let set_path = schema.map(|s| format!("SET search_path TO \"{s}\""));
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            // A SQLite connection is a file handle in this process: it does not
+            // go stale, so the liveness ping sqlx sends on every acquire (a
+            // round trip to the connection's worker thread, about a third of
+            // the token endpoint's thread hops) buys nothing there.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 let set_path = set_path.clone();
                 Box::pin(async move {
