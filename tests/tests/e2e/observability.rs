@@ -3,7 +3,11 @@
 //! forwarded upstream and echoed on every answer (header, refusal body, log
 //! line); and one Workers Analytics Engine data point per request, read
 //! back from a stand-in dataset bound beside the edge
-//! (tests/fixtures/metrics-stub).
+//! (tests/fixtures/metrics-stub). Then issue 22's "done when": a refused
+//! request followed from the edge's log line to the origin's audit row and
+//! metrics, and a revocation followed from the admin call through the
+//! pusher's metrics and log to the edge's ingest line and data points
+//! (docs/operations.md §7.5 walks the same signals).
 
 use crate::harness::{free_port, http, Edge, Origin, Stack, Upstream, ADMIN_TOKEN};
 use serde_json::Value;
@@ -664,4 +668,167 @@ fn one_refused_request_is_followed_from_edge_to_origin() {
     // And the origin counted the revocation.
     let after = sample(&origin_metrics(&stack.origin), series);
     assert!(after >= before + 1.0, "{series}: {before} -> {after}");
+}
+
+/// The origin's log lines (JSON, one object a line) so far, oldest first.
+fn origin_lines(origin: &Origin) -> Vec<Value> {
+    origin
+        .proc
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
+        .collect()
+}
+
+/// Issue 22, "done when": one revocation followed from the admin call
+/// through the pusher's metrics to the edge's metrics, by the signals
+/// docs/operations.md §7.5 names. An operator revokes a token's jti J with
+/// request id R2; the origin's audit row of R2 names J and the revocation;
+/// the revocation counter moves; the pusher's gauges show the new document
+/// version V acknowledged with nothing pending; the pusher's log line for V
+/// names its request id P (`push-V-…`); the edge's ingest log line and its
+/// Analytics Engine data point carry P and V; the edge then refuses the
+/// token, its point holding a list of version ≥ V.
+#[test]
+fn one_revocation_is_followed_from_admin_call_to_edge_metrics() {
+    let port = free_port();
+    let edge_url = format!("http://127.0.0.1:{port}");
+    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_EDGE_URL", edge_url.as_str())]);
+    let upstream = Upstream::start();
+    let edge = Edge::start_with_metrics_stub(port, &origin, &upstream, &[]);
+    let client = origin.create_client("e2e", "read", &edge.url, &[]);
+    let token = origin.client_credentials(&client, &[])["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jti = crate::harness::jwt_claims(&token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = call(&edge, &token, "V-before");
+    assert_eq!(status, 200, "{body}");
+
+    let revoked = "gatehouse_revocations_total{kind=\"jti\"}";
+    let acked = "gatehouse_revocation_pusher_acked_version";
+    let pending = "gatehouse_revocation_pusher_pending";
+    let metrics = origin_metrics(&origin);
+    let revoked_before = sample(&metrics, revoked);
+    let acked_before = sample(&metrics, acked);
+
+    // The admin call.
+    let admin_id = crate::harness::unique("R2");
+    revoke_jti(&origin, &jti, &admin_id);
+
+    // Its audit row, by its request id: the revocation of J.
+    let out = origin.cli(&["audit", "--request-id", &admin_id]);
+    let rows: Vec<Value> = out
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("audit prints JSON lines"))
+        .collect();
+    assert!(
+        rows.iter().any(|r| r["request_id"] == admin_id.as_str()
+            && r["event"] == "token_revoked"
+            && r["jti"] == jti.as_str()
+            && r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("jti={jti}")))),
+        "no token_revoked row of {admin_id} with jti {jti}: {out}"
+    );
+    let metrics = origin_metrics(&origin);
+    let revoked_after = sample(&metrics, revoked);
+    assert!(
+        revoked_after >= revoked_before + 1.0,
+        "{revoked}: {revoked_before} -> {revoked_after}"
+    );
+
+    // The pusher's gauges: a newer document acknowledged, nothing pending.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let version = loop {
+        let metrics = origin_metrics(&origin);
+        let v = sample(&metrics, acked);
+        if v > acked_before && sample(&metrics, pending) == 0.0 {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pusher never acknowledged a document after the revocation: {metrics}\n{}",
+            origin.proc.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let version = version as u64;
+    assert!(version >= 1);
+
+    // The pusher's log line for document V, and its push request id P.
+    let pushed: Vec<Value> = origin_lines(&origin)
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["message"] == "revocation document pushed"
+                && l["fields"]["version"] == version
+        })
+        .collect();
+    assert_eq!(pushed.len(), 1, "pushes of version {version}: {pushed:?}");
+    let push_id = pushed[0]["fields"]["request_id"]
+        .as_str()
+        .expect("the push line names its request id")
+        .to_owned();
+    assert!(
+        push_id.starts_with(&format!("push-{version}-")) && well_formed(&push_id),
+        "{push_id}"
+    );
+
+    // The edge's ingest line, found by P: the same version.
+    let line = logged(&edge, &push_id);
+    assert_eq!(line["outcome"], "ingested", "{line}");
+    assert_eq!(line["ingested_version"], version, "{line}");
+    assert_eq!(line["status"], 204, "{line}");
+    // And its data point.
+    let p = point(&edge, &push_id);
+    assert_eq!(p["blobs"][0], "ingested", "{p}");
+    assert_eq!(p["blobs"][3], "ingest", "{p}");
+    assert_eq!(p["blobs"][4], origin.url.as_str(), "{p}");
+    #[allow(clippy::cast_precision_loss)]
+    let v = version as f64;
+    assert_eq!(p["doubles"][8], v, "{p}");
+    assert_eq!(p["doubles"][2], 204.0, "{p}");
+
+    // The revoked token is refused; its point holds a list of version ≥ V.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    let refused_id = loop {
+        n += 1;
+        let id = format!("V-after-{n}");
+        let (status, body) = call(&edge, &token, &id);
+        if status == 401 {
+            assert_eq!(body["request_id"], id.as_str(), "{body}");
+            assert_eq!(
+                body["error_description"], "the access token has been revoked",
+                "{body}"
+            );
+            break id;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the edge never refused the revoked token"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let p = point(&edge, &refused_id);
+    assert_eq!(p["blobs"][0], "refused", "{p}");
+    assert_eq!(p["blobs"][7], jti.as_str(), "{p}");
+    assert!(p["doubles"][3].as_f64().unwrap() >= v, "{p}");
+    let line = logged(&edge, &refused_id);
+    assert_eq!(line["jti"], jti.as_str(), "{line}");
+    assert!(line["revocation_version"].as_f64().unwrap() >= v, "{line}");
+    // The edge's health details say the same.
+    let held = edge.health().expect("health details")["issuers"][0]["revocations"]["version"]
+        .as_f64()
+        .unwrap_or(-1.0);
+    assert!(
+        held >= v,
+        "the edge's health holds version {held}, not {version}"
+    );
 }
