@@ -226,6 +226,13 @@ pub fn with_headers(
     init.set_status(inner.status());
     init.set_status_text(&inner.status_text());
     init.set_headers(&headers);
+    // A WebSocket the upstream accepted (101) moves into the new response
+    // with the socket: workerd builds a 101 only with its `webSocket` (else
+    // a RangeError, and the upgrade the upstream accepted becomes a 500).
+    let socket = js_sys::Reflect::get(&inner, &JsValue::from_str("webSocket"))?;
+    if !socket.is_null() && !socket.is_undefined() {
+        js_sys::Reflect::set(&init, &JsValue::from_str("webSocket"), &socket)?;
+    }
     let body = inner.body();
     Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
         body.as_ref(),
