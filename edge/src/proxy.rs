@@ -224,7 +224,17 @@ pub fn with_headers(
     }
     let init = web_sys::ResponseInit::new();
     init.set_status(inner.status());
-    init.set_status_text(&inner.status_text());
+    // The upstream's reason phrase is kept only when plainly printable
+    // (RFC 9110 §15: HTAB, SP, VCHAR): workerd refuses others ("Invalid
+    // statusText"), which turned the upstream's answer into a 500. A phrase
+    // carries no meaning (HTTP/2 has none), so an odd one is dropped.
+    let text = inner.status_text();
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        init.set_status_text(&text);
+    }
     init.set_headers(&headers);
     // A WebSocket the upstream accepted (101) moves into the new response
     // with the socket: workerd builds a 101 only with its `webSocket` (else

@@ -70,6 +70,9 @@ fn answer(stream: TcpStream) {
                 r.extend_from_slice(&GZIP_HELLO);
                 r
             }
+            "/pub/phrase-utf8" => b"HTTP/1.1 200 \xc3\x9cbersicht\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            "/pub/phrase" => b"HTTP/1.1 200 Fine \x80\xff\x01 \"odd\"\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            "/pub/own-id" => b"HTTP/1.1 200 OK\r\ngatehouse-request-id: upstream-says\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             "/pub/head" if method == "HEAD" => b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec(),
             "/pub/ws" => {
                 let mut sha = Sha1::new();
@@ -199,6 +202,16 @@ fn upstream_answers_survive_the_request_id_rebuild() {
     let (status, h, _) = get("/pub/head", "HEAD", "");
     assert_eq!(status, 200, "{h:?}");
     assert_eq!(values(&h, "gatehouse-request-id").len(), 1, "{h:?}");
+
+    // An odd reason phrase from the upstream does not break the rebuild.
+    for path in ["/pub/phrase", "/pub/phrase-utf8"] {
+        let (status, h, body) = get(path, "GET", "");
+        assert_eq!((status, body.as_slice()), (200, &b"ok"[..]), "{path} {h:?}");
+    }
+    // The upstream's own request id is replaced by the edge's, never doubled.
+    let (status, h, _) = get("/pub/own-id", "GET", "gatehouse-request-id: caller-1\r\n");
+    assert_eq!(status, 200, "{h:?}");
+    assert_eq!(values(&h, "gatehouse-request-id"), ["caller-1"], "{h:?}");
 
     // A compressed body arrives as the upstream sent it, or decoded without
     // its `content-encoding`: never decoded bytes labelled gzip.
