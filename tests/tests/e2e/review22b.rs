@@ -238,3 +238,48 @@ fn upstream_answers_survive_the_request_id_rebuild() {
     );
     assert_eq!(values(&h, "gatehouse-request-id").len(), 1, "{h:?}");
 }
+
+/// A metrics binding whose `writeDataPoint` throws (here `METRICS_BINDING`
+/// names a plain variable, as a misconfiguration would; a real dataset
+/// throws on an oversize point the same way, synchronously) costs the
+/// point, never the answer: public, refused and health answers are as
+/// without metrics, each with its id, and the failure is logged.
+#[test]
+fn a_throwing_metrics_binding_never_breaks_the_answer() {
+    let origin = Origin::start();
+    let upstream = Upstream::start();
+    let edge = Edge::start(
+        &origin,
+        &upstream,
+        &[("ROUTES", ROUTES), ("METRICS_BINDING", "UPSTREAM_URL")],
+    );
+    let get = |path: &str, extra: &str| {
+        raw_head(
+            &edge.url,
+            &format!("GET {path} HTTP/1.1\r\nhost: {{HOST}}\r\nconnection: close\r\n{extra}\r\n"),
+        )
+    };
+    let (status, h, _) = get("/pub/x", "gatehouse-request-id: m-1\r\n");
+    assert_eq!(status, 200, "{h:?}");
+    assert_eq!(values(&h, "gatehouse-request-id"), ["m-1"], "{h:?}");
+    let (status, h, body) = get("/private", "gatehouse-request-id: m-2\r\n");
+    assert_eq!(status, 401, "{h:?}");
+    assert_eq!(values(&h, "gatehouse-request-id"), ["m-2"], "{h:?}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["request_id"], "m-2", "{body}");
+    let log = edge.proc.log();
+    assert!(log.contains("metrics_write_failed"), "{log}");
+    // The value the binding names (here a URL; it could be a secret) is
+    // not in the failure's line.
+    let failed = log
+        .lines()
+        .find(|l| l.contains("metrics_write_failed"))
+        .unwrap_or_default();
+    assert!(!failed.contains(&upstream.url), "{failed}");
+    assert!(
+        edge.request_lines()
+            .iter()
+            .any(|l| l["request_id"] == "m-2"),
+        "{log}"
+    );
+}
