@@ -206,7 +206,8 @@ pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, Stri
 }
 
 /// `resp` with `extra` headers added. Upstream responses have immutable
-/// headers, so the status, headers and (streamed) body move into a new response.
+/// headers, so the status, headers, (streamed) body and WebSocket move into
+/// a new response (the reason phrase too, when printable ASCII).
 pub fn with_headers(
     inner: web_sys::Response,
     extra: &[(String, String)],
