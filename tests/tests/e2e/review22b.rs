@@ -17,6 +17,9 @@ const GZIP_HELLO: [u8; 30] = [
     0x48, 0xaf, 0xca, 0x2c, 0x00, 0x00, 0x19, 0x6a, 0xd2, 0xdf, 0x0a, 0x00, 0x00, 0x00,
 ];
 
+/// The large body's length (streamed through the rebuild).
+const BIG: usize = 3 * 1024 * 1024 + 7;
+
 const ROUTES: &str = r#"[{"prefix":"/pub","public":true}]"#;
 
 /// A raw upstream answering each request by its path with a canned answer
@@ -68,6 +71,12 @@ fn answer(stream: TcpStream) {
             "/pub/gzip" => {
                 let mut r = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-type: text/plain\r\ncontent-length: 30\r\n\r\n".to_vec();
                 r.extend_from_slice(&GZIP_HELLO);
+                r
+            }
+            "/pub/moved" => b"HTTP/1.1 302 Found\r\nlocation: /pub/elsewhere\r\ncontent-length: 0\r\n\r\n".to_vec(),
+            "/pub/large" => {
+                let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {BIG}\r\n\r\n").into_bytes();
+                r.extend((0..BIG).map(|i| (i % 251) as u8));
                 r
             }
             "/pub/phrase-utf8" => b"HTTP/1.1 200 \xc3\x9cbersicht\r\ncontent-length: 2\r\n\r\nok".to_vec(),
@@ -202,6 +211,19 @@ fn upstream_answers_survive_the_request_id_rebuild() {
     let (status, h, _) = get("/pub/head", "HEAD", "");
     assert_eq!(status, 200, "{h:?}");
     assert_eq!(values(&h, "gatehouse-request-id").len(), 1, "{h:?}");
+
+    // A redirect is passed as the upstream's (never followed), a large body
+    // arrives whole and in order.
+    let (status, h, _) = get("/pub/moved", "GET", "");
+    assert_eq!(status, 302, "{h:?}");
+    assert_eq!(values(&h, "location"), ["/pub/elsewhere"], "{h:?}");
+    let (status, h, body) = get("/pub/large", "GET", "");
+    assert_eq!(status, 200, "{h:?}");
+    assert_eq!(body.len(), BIG, "{h:?}");
+    assert!(
+        body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8),
+        "the large body changed"
+    );
 
     // An odd reason phrase from the upstream does not break the rebuild.
     for path in ["/pub/phrase", "/pub/phrase-utf8"] {
