@@ -206,7 +206,8 @@ pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, Stri
 }
 
 /// `resp` with `extra` headers added. Upstream responses have immutable
-/// headers, so the status, headers and (streamed) body move into a new response.
+/// headers, so the status, headers, (streamed) body and WebSocket move into
+/// a new response (the reason phrase too, when printable ASCII).
 pub fn with_headers(
     inner: web_sys::Response,
     extra: &[(String, String)],
@@ -224,8 +225,25 @@ pub fn with_headers(
     }
     let init = web_sys::ResponseInit::new();
     init.set_status(inner.status());
-    init.set_status_text(&inner.status_text());
+    // The upstream's reason phrase is kept only when plainly printable
+    // (RFC 9110 §15: HTAB, SP, VCHAR): workerd refuses others ("Invalid
+    // statusText"), which turned the upstream's answer into a 500. A phrase
+    // carries no meaning (HTTP/2 has none), so an odd one is dropped.
+    let text = inner.status_text();
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        init.set_status_text(&text);
+    }
     init.set_headers(&headers);
+    // A WebSocket the upstream accepted (101) moves into the new response
+    // with the socket: workerd builds a 101 only with its `webSocket` (else
+    // a RangeError, and the upgrade the upstream accepted becomes a 500).
+    let socket = js_sys::Reflect::get(&inner, &JsValue::from_str("webSocket"))?;
+    if !socket.is_null() && !socket.is_undefined() {
+        js_sys::Reflect::set(&init, &JsValue::from_str("webSocket"), &socket)?;
+    }
     let body = inner.body();
     Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
         body.as_ref(),

@@ -32,6 +32,7 @@ mod replicas;
 mod review19;
 mod review19c;
 mod review21r;
+mod review22b;
 mod revocation;
 mod revocation_attacks;
 mod skeleton;
