@@ -40,6 +40,7 @@ pub mod rejection;
 pub mod revocation;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod trace;
 pub mod uri;
 
 pub use rejection::Rejection;

@@ -184,7 +184,7 @@ pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, Stri
         "Retry-After",
         "RateLimit",
         "RateLimit-Policy",
-        REQUEST_ID_HEADER,
+        "Gatehouse-Request-Id", // REQUEST_ID_HEADER, as browsers document it
     ];
     let h = inner.headers();
     let get = |name: &str| h.get(name).ok().flatten();

@@ -220,7 +220,7 @@ mod tests {
             iss: Some("https://issuer".into()),
             sub: Some("alice".into()),
             jti: Some("J1".into()),
-            ids: Some(RequestIds::new(None, Some("R1"), &[7; 24])),
+            ids: Some(crate::trace::request_ids(None, Some("R1"), &[7; 24])),
             address: "203.0.113.9".into(),
             replay_hit: false,
             ingested_version: None,

@@ -77,7 +77,7 @@ type RawResponse = web_sys::Response;
 fn request_ids(req: &Incoming) -> Result<RequestIds> {
     let random = webcrypto::random_bytes::<{ trace::RANDOM_BYTES }>()
         .map_err(|_| worker::Error::RustError("no random bytes for the request id".into()))?;
-    Ok(RequestIds::new(
+    Ok(trace::request_ids(
         req.header(trace::TRACEPARENT).as_deref(),
         req.header(trace::REQUEST_ID_HEADER).as_deref(),
         &random,

@@ -607,7 +607,7 @@ pub async fn republish_due(
 /// says which document an edge log line is about).
 #[must_use]
 pub fn push_ids(version: u64) -> RequestIds {
-    RequestIds::outbound(format!(
+    request::outbound(format!(
         "push-{version}-{}",
         crate::support::request::random_hex::<8>()
     ))
@@ -672,7 +672,7 @@ pub async fn push_pending(
     match &sent {
         Ok(()) => tracing::info!(
             request_id = %ids.request_id,
-            trace_id = %ids.trace.trace_id,
+            trace_id = %ids.trace_id,
             version,
             entries = carried,
             target = client.target().mode(),
@@ -680,7 +680,7 @@ pub async fn push_pending(
         ),
         Err(e) => tracing::warn!(
             request_id = %ids.request_id,
-            trace_id = %ids.trace.trace_id,
+            trace_id = %ids.trace_id,
             version,
             entries = carried,
             target = client.target().mode(),

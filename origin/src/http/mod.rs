@@ -20,7 +20,7 @@ use crate::domain::introspect;
 use crate::domain::state::AppState;
 use crate::domain::token::{self, RequestContext};
 use crate::http::error::ErrorKind;
-use crate::support::request::{self, RequestIds};
+use crate::support::request;
 use axum::extract::{Extension, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
@@ -198,7 +198,7 @@ async fn trace_request(req: Request, next: Next) -> Response {
         let all = |name: &str| -> Vec<&[u8]> {
             h.get_all(name).iter().map(HeaderValue::as_bytes).collect()
         };
-        RequestIds::inbound(
+        request::inbound(
             &all(request::TRACEPARENT_HEADER),
             &all(request::REQUEST_ID_HEADER),
         )
@@ -216,7 +216,7 @@ async fn trace_request(req: Request, next: Next) -> Response {
     let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
     tracing::info!(
         request_id = %ids.request_id,
-        trace_id = %ids.trace.trace_id,
+        trace_id = %ids.trace_id,
         span_id = %ids.span_id,
         method = %method,
         route = %route,
