@@ -402,6 +402,30 @@ fn request_ids_are_accepted_created_and_forwarded() {
     }
 }
 
+/// An origin pushing its revocations to an edge that writes its data
+/// points to the stub dataset, and the upstream behind the edge.
+fn observed(edge_vars: &[(&str, &str)]) -> (Origin, Upstream, Edge) {
+    let port = free_port();
+    let edge_url = format!("http://127.0.0.1:{port}");
+    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_EDGE_URL", edge_url.as_str())]);
+    let upstream = Upstream::start();
+    let edge = Edge::start_with_metrics_stub(port, &origin, &upstream, edge_vars);
+    (origin, upstream, edge)
+}
+
+/// A client_credentials access token for `client`, and its jti.
+fn token_and_jti(origin: &Origin, client: &crate::harness::ClientCreds) -> (String, String) {
+    let token = origin.client_credentials(client, &[])["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jti = crate::harness::jwt_claims(&token)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (token, jti)
+}
+
 /// An admin revocation of the token with `jti`.
 fn revoke_jti(origin: &Origin, jti: &str, request_id: &str) {
     let resp = http()
@@ -436,25 +460,10 @@ fn call(edge: &Edge, token: &str, request_id: &str) -> (u16, Value) {
 /// version and age and the JWKS refresh ride along.
 #[test]
 fn every_request_writes_one_data_point() {
-    let port = free_port();
-    let edge_url = format!("http://127.0.0.1:{port}");
-    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_EDGE_URL", edge_url.as_str())]);
-    let upstream = Upstream::start();
-    let edge = Edge::start_with_metrics_stub(
-        port,
-        &origin,
-        &upstream,
-        &[("RATE_LIMIT_IP", "4/60"), ("RATE_LIMIT_LEASE_MAX", "1")],
-    );
+    let (origin, _upstream, edge) =
+        observed(&[("RATE_LIMIT_IP", "4/60"), ("RATE_LIMIT_LEASE_MAX", "1")]);
     let client = origin.create_client("e2e", "read", &edge.url, &[]);
-    let token = origin.client_credentials(&client, &[])["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let jti = crate::harness::jwt_claims(&token)["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (token, jti) = token_and_jti(&origin, &client);
 
     // Forwarded.
     let (status, _) = call(&edge, &token, "P-fwd");
@@ -609,14 +618,7 @@ fn origin_metrics(origin: &Origin) -> String {
 fn one_refused_request_is_followed_from_edge_to_origin() {
     let stack = Stack::start_linked(&[], &[]);
     let client = stack.client("read");
-    let token = stack.origin.client_credentials(&client, &[])["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let jti = crate::harness::jwt_claims(&token)["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (token, jti) = token_and_jti(&stack.origin, &client);
     let series = "gatehouse_revocations_total{kind=\"jti\"}";
     let before = sample(&origin_metrics(&stack.origin), series);
     let admin_id = crate::harness::unique("R1");
@@ -691,20 +693,9 @@ fn origin_lines(origin: &Origin) -> Vec<Value> {
 /// token, its point holding a list of version ≥ V.
 #[test]
 fn one_revocation_is_followed_from_admin_call_to_edge_metrics() {
-    let port = free_port();
-    let edge_url = format!("http://127.0.0.1:{port}");
-    let origin = Origin::start_on_suite_database(&[("GATEHOUSE_EDGE_URL", edge_url.as_str())]);
-    let upstream = Upstream::start();
-    let edge = Edge::start_with_metrics_stub(port, &origin, &upstream, &[]);
+    let (origin, _upstream, edge) = observed(&[]);
     let client = origin.create_client("e2e", "read", &edge.url, &[]);
-    let token = origin.client_credentials(&client, &[])["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let jti = crate::harness::jwt_claims(&token)["jti"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (token, jti) = token_and_jti(&origin, &client);
     let (status, body) = call(&edge, &token, "V-before");
     assert_eq!(status, 200, "{body}");
 
