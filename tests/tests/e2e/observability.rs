@@ -426,6 +426,33 @@ fn token_and_jti(origin: &Origin, client: &crate::harness::ClientCreds) -> (Stri
     (token, jti)
 }
 
+/// Calls the edge with `token` under request ids `<prefix>1`, `<prefix>2`,
+/// … (answered 200 until the revocation arrives) until it refuses it as
+/// revoked; the refused request's id, echoed in the refusal's body.
+fn until_refused_as_revoked(edge: &Edge, token: &str, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let id = format!("{prefix}{n}");
+        let (status, body) = call(edge, token, &id);
+        if status == 401 {
+            assert_eq!(body["request_id"], id.as_str(), "{body}");
+            assert_eq!(
+                body["error_description"], "the access token has been revoked",
+                "{body}"
+            );
+            return id;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            Instant::now() < deadline,
+            "the edge never refused the revoked token"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An admin revocation of the token with `jti`.
 fn revoke_jti(origin: &Origin, jti: &str, request_id: &str) {
     let resp = http()
@@ -497,27 +524,7 @@ fn every_request_writes_one_data_point() {
 
     // Revoked: refused, with the reason and the jti; charged to the address.
     revoke_jti(&origin, &jti, "R-admin-1");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    let refused_id = loop {
-        n += 1;
-        let id = format!("P-rev-{n}");
-        let (status, body) = call(&edge, &token, &id);
-        if status == 401 {
-            assert_eq!(body["request_id"], id.as_str(), "{body}");
-            assert_eq!(
-                body["error_description"],
-                "the access token has been revoked"
-            );
-            break id;
-        }
-        assert_eq!(status, 200);
-        assert!(
-            Instant::now() < deadline,
-            "the edge never refused the revoked token"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let refused_id = until_refused_as_revoked(&edge, &token, "P-rev-");
     let p = point(&edge, &refused_id);
     assert_eq!(p["indexes"], serde_json::json!([client.id]), "{p}");
     assert_eq!(p["blobs"][0], "refused", "{p}");
@@ -625,23 +632,7 @@ fn one_refused_request_is_followed_from_edge_to_origin() {
     revoke_jti(&stack.origin, &jti, &admin_id);
 
     // The edge refuses the token once the pusher delivered the revocation.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    let refused_id = loop {
-        n += 1;
-        let id = format!("F-{n}");
-        let (status, body) = call(&stack.edge, &token, &id);
-        if status == 401 {
-            assert_eq!(body["request_id"], id.as_str(), "{body}");
-            break id;
-        }
-        assert_eq!(status, 200);
-        assert!(
-            Instant::now() < deadline,
-            "the edge never refused the revoked token"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let refused_id = until_refused_as_revoked(&stack.edge, &token, "F-");
 
     // The edge's line, found by the request id the user quotes.
     let line = logged(&stack.edge, &refused_id);
@@ -786,27 +777,7 @@ fn one_revocation_is_followed_from_admin_call_to_edge_metrics() {
     assert_eq!(p["doubles"][2], 204.0, "{p}");
 
     // The revoked token is refused; its point holds a list of version ≥ V.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut n = 0;
-    let refused_id = loop {
-        n += 1;
-        let id = format!("V-after-{n}");
-        let (status, body) = call(&edge, &token, &id);
-        if status == 401 {
-            assert_eq!(body["request_id"], id.as_str(), "{body}");
-            assert_eq!(
-                body["error_description"], "the access token has been revoked",
-                "{body}"
-            );
-            break id;
-        }
-        assert_eq!(status, 200, "{body}");
-        assert!(
-            Instant::now() < deadline,
-            "the edge never refused the revoked token"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let refused_id = until_refused_as_revoked(&edge, &token, "V-after-");
     let p = point(&edge, &refused_id);
     assert_eq!(p["blobs"][0], "refused", "{p}");
     assert_eq!(p["blobs"][7], jti.as_str(), "{p}");
