@@ -145,45 +145,43 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The request line the edge logged for `request_id` (polled: the log is
-/// written while the answer is sent).
-fn logged(edge: &Edge, request_id: &str) -> Value {
+/// Polls `find` until it has an answer (the edge writes its log line and
+/// data point while the answer is sent); fails naming `what`.
+fn poll(edge: &Edge, what: &str, find: impl Fn() -> Option<Value>) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Some(line) = edge
-            .request_lines()
-            .into_iter()
-            .find(|l| l["request_id"] == request_id)
-        {
-            return line;
+        if let Some(found) = find() {
+            return found;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no request line with request_id {request_id}:\n{}",
-            edge.proc.log()
-        );
+        assert!(Instant::now() < deadline, "no {what}:\n{}", edge.proc.log());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// The data point written for `request_id` (blob6), polled likewise.
+/// The request line the edge logged for `request_id`.
+fn logged(edge: &Edge, request_id: &str) -> Value {
+    poll(
+        edge,
+        &format!("request line with request_id {request_id}"),
+        || {
+            edge.request_lines()
+                .into_iter()
+                .find(|l| l["request_id"] == request_id)
+        },
+    )
+}
+
+/// The data point written for `request_id` (blob6).
 fn point(edge: &Edge, request_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(p) = edge
-            .data_points()
-            .into_iter()
-            .find(|p| p["blobs"][5] == request_id)
-        {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no data point for request {request_id}:\n{}",
-            edge.proc.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll(
+        edge,
+        &format!("data point for request {request_id}"),
+        || {
+            edge.data_points()
+                .into_iter()
+                .find(|p| p["blobs"][5] == request_id)
+        },
+    )
 }
 
 /// Attack tests of the header parsing first: odd, huge, duplicate and
