@@ -3,7 +3,7 @@
 //! apart from the I/O so their shape is tested natively (issue 22 item 2).
 //!
 //! The data point's field order is a contract with the operator's SQL
-//! (docs/operations.md §6); append new fields, never reorder:
+//! (docs/operations.md §7.3); append new fields, never reorder:
 //!
 //! - `index1`: the client id of a verified token, else `ip:<address>` (the
 //!   caller's address, IPv6 by /64): the sampling key, at most 96 bytes.

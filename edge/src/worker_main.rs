@@ -103,9 +103,10 @@ async fn fetch(raw: web_sys::Request, env: Env, ctx: Context) -> Result<RawRespo
                 Scheme::Bearer,
                 "the edge is misconfigured",
             );
-            let resp: RawResponse = render(&r, None, &ids.request_id)?.into();
-            let header = [(trace::REQUEST_ID_HEADER.to_owned(), ids.request_id)];
-            return proxy::with_headers(resp, &header);
+            let mut resp = render(&r, None, &ids.request_id)?;
+            resp.headers_mut()
+                .set(trace::REQUEST_ID_HEADER, &ids.request_id)?;
+            return Ok(resp.into());
         }
     };
     let now = now_secs();
