@@ -41,7 +41,9 @@ const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS || 3);
 // BENCH_PG_URL is empty); prints its table, leaves BENCHMARKS.md alone.
 // BENCH_ORIGIN_GRANTS (cc,dpop,refresh) picks the rows.
 const ORIGIN_ONLY = process.env.BENCH_ORIGIN_ONLY === "1";
-const ORIGIN_GRANTS = (process.env.BENCH_ORIGIN_GRANTS || "cc,dpop,refresh").split(",");
+// (the grants' own names are taken too: client_credentials, refresh_token).
+const GRANT_ALIASES = { client_credentials: "cc", "client_credentials+dpop": "dpop", refresh_token: "refresh" };
+const ORIGIN_GRANTS = (process.env.BENCH_ORIGIN_GRANTS || "cc,dpop,refresh").split(",").map((g) => GRANT_ALIASES[g.trim()] || g.trim());
 const AUD = "https://api.bench.example";
 const ADMIN = randomBytes(24).toString("hex"); // per run, never stored
 const started = new Date();
