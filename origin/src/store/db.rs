@@ -128,7 +128,11 @@ impl Db {
         }
         let client_generation = Arc::default();
         Ok(Self {
-            group: GroupCommit::start(pool.clone(), Arc::clone(&client_generation)),
+            group: GroupCommit::start(
+                pool.clone(),
+                Arc::clone(&client_generation),
+                backend == Backend::Sqlite,
+            ),
             client_generation,
             pool,
             backend,

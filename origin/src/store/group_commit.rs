@@ -65,13 +65,41 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the committing task on the current tokio runtime. It ends when
-    /// the last handle is dropped. The `client_generation` values its
-    /// transactions read are noted in `seen`.
+    /// Starts the committing task. It ends when the last handle is dropped.
+    /// The `client_generation` values its transactions read are noted in
+    /// `seen`.
+    ///
+    /// With `own_thread` (SQLite), on a thread of its own with a
+    /// single-threaded runtime: each statement is a hop to the connection's
+    /// worker thread and back, and the wake-up from that thread would
+    /// otherwise wait in the request runtime's global queue behind the
+    /// requests being served — the commit every waiting request needs would
+    /// be the last to run. Otherwise (PostgreSQL, whose sockets belong to
+    /// the request runtime's I/O driver) on the current runtime.
     #[must_use]
-    pub fn start(pool: AnyPool, seen: Arc<Seen>) -> Self {
+    pub fn start(pool: AnyPool, seen: Arc<Seen>, own_thread: bool) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, seen, rx));
+        if own_thread {
+            let thread = std::thread::Builder::new()
+                .name("group-commit".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run(pool, seen, rx)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "group commit runtime failed to start")
+                        }
+                    }
+                });
+            if let Err(e) = thread {
+                // Writes then fail with `WriterStopped` (the queue's receiver is gone).
+                tracing::error!(error = %e, "group commit thread failed to start");
+            }
+        } else {
+            tokio::spawn(run(pool, seen, rx));
+        }
         Self { queue }
     }
 
