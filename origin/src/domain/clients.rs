@@ -483,6 +483,18 @@ pub async fn get(db: &Db, client_id: &str) -> Result<Option<Client>, StoreError>
         .transpose()
 }
 
+/// Looks a client up with the `client_generation` its record is current at
+/// (see [`crate::domain::client_cache`]).
+pub async fn get_with_generation(
+    db: &Db,
+    client_id: &str,
+) -> Result<Option<(Client, i64)>, StoreError> {
+    rows::get_with_generation(db, client_id)
+        .await?
+        .map(|(row, generation)| Ok((Client::try_from(row)?, generation)))
+        .transpose()
+}
+
 /// Every client, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<Client>, StoreError> {
     rows::list(db)

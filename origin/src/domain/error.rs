@@ -97,6 +97,13 @@ pub enum Error {
         /// The `error_description`.
         description: Cow<'static, str>,
     },
+    /// A token issued on a cached client record was not written because a
+    /// client registration changed since the record was read
+    /// ([`crate::domain::client_cache`]): the token endpoint authenticates
+    /// the client again from the database and retries once, so callers do
+    /// not see it; were it to escape, 503 `temporarily_unavailable`.
+    #[error("a client registration changed during the request")]
+    ClientChanged,
     /// 500: logged, never shown.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -129,7 +136,7 @@ impl Error {
             Self::UseDpopNonce { .. } => "use_dpop_nonce",
             // RFC 6749 §4.1.2.1's registered code for a temporary refusal
             // (`slow_down` is the device flow's polling error).
-            Self::RateLimited { .. } => "temporarily_unavailable",
+            Self::RateLimited { .. } | Self::ClientChanged => "temporarily_unavailable",
             Self::AdminUnauthorized => "invalid_token",
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
@@ -161,6 +168,7 @@ impl Error {
             Self::HeadersTooLarge => "the request headers are too large".into(),
             Self::RequestTimeout => "the request did not arrive in time".into(),
             Self::RateLimited { .. } => "rate limit exceeded".into(),
+            Self::ClientChanged => "the client's registration changed; try again".into(),
             Self::AdminUnauthorized => "a valid admin token is required".into(),
             Self::NotFound => "not found".into(),
             Self::Internal(_) => "the server could not complete the request".into(),
@@ -171,10 +179,15 @@ impl Error {
 /// A storage failure reaching a request is the server's (500, logged once,
 /// a generic `server_error` for the client): the domain turns the store's
 /// expected outcomes (no such row, a taken name, a lost race) into its own
-/// variants where it asks for them, so whatever arrives here is unexpected.
+/// variants where it asks for them, so whatever arrives here is unexpected
+/// — but for a write refused because a client changed, which the token
+/// endpoint answers by authenticating again ([`Error::ClientChanged`]).
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            crate::store::StoreError::ClientChanged => Self::ClientChanged,
+            e => Self::internal(e),
+        }
     }
 }
 impl From<crate::domain::keys::KeyStoreError> for Error {

@@ -540,19 +540,23 @@ pub async fn refresh(
     );
     // Rotation: exactly one request consumes this token (conditional UPDATE),
     // committed together with other requests' rotations (group commit).
+    // Made as of the cached client record, if the request used one.
     let won = tp
         .db
         .group
-        .write(Write::Rotate(Box::new(Rotation {
-            presented_hash: hash.clone(),
-            successor,
-            audit: AuditEvent::new("token_refreshed", now)
-                .client(&client.client_id)
-                .subject(user_id)
-                .jti(&resp.jti)
-                .ip(ctx.ip)
-                .detail(format!("sid={family_id}")),
-        })))
+        .write_as_of(
+            Write::Rotate(Box::new(Rotation {
+                presented_hash: hash.clone(),
+                successor,
+                audit: AuditEvent::new("token_refreshed", now)
+                    .client(&client.client_id)
+                    .subject(user_id)
+                    .jti(&resp.jti)
+                    .ip(ctx.ip)
+                    .detail(format!("sid={family_id}")),
+            })),
+            ctx.client_as_of,
+        )
         .await?;
     if !won {
         return Err(reuse(tp, client, family_id, user_id, ctx).await?);

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod client_assertion;
+pub mod client_cache;
 pub mod clients;
 pub mod dpop;
 pub mod error;

@@ -2,6 +2,7 @@
 //! built once and passed to the router (no globals).
 
 use crate::config::Config;
+use crate::domain::client_cache::ClientCache;
 use crate::domain::error::Error;
 use crate::domain::keys::{self, KeyRing, KeyStoreError, Maintenance};
 use crate::domain::ratelimit::{FailureBackoff, KnownKeys, RateLimiter};
@@ -49,6 +50,9 @@ pub struct AppStateInner {
     pub audit_name_key: Arc<aws_lc_rs::hmac::Key>,
     /// DPoP nonce issuer (keyed from the KEK; used when `dpop_nonce` is on).
     pub dpop_nonces: Option<Arc<NonceIssuer>>,
+    /// Client registrations for the token endpoint, kept exact by the
+    /// database's `client_generation` ([`crate::domain::client_cache`]).
+    pub client_cache: ClientCache,
     /// Token endpoint limit per client.
     pub client_limiter: Arc<RateLimiter>,
     /// Token endpoint limit per IP.
@@ -86,6 +90,8 @@ pub struct TokenPath<'a> {
     pub db: &'a Db,
     /// Validated configuration.
     pub config: &'a Config,
+    /// The client cache ([`crate::domain::token::ClientSource::Cache`]).
+    pub clients: &'a ClientCache,
     /// The key ring, read once for the request.
     pub keys: Arc<KeyRing>,
     /// The DPoP nonce issuer, when `dpop_nonce` is on.
@@ -203,6 +209,7 @@ impl AppState {
                 &kek.derive(b"gatehouse audit username v1"),
             )),
             dpop_nonces: crate::domain::dpop::nonce_issuer(&kek).map(Arc::new),
+            client_cache: ClientCache::default(),
             client_limiter: Arc::new(RateLimiter::per_minute(
                 "client",
                 config.token_rate_per_minute,
@@ -268,6 +275,7 @@ impl AppState {
         Ok(TokenPath {
             db: &self.db,
             config: &self.config,
+            clients: &self.client_cache,
             keys: self.key_ring()?,
             dpop_nonces: self
                 .dpop_nonces

@@ -49,6 +49,39 @@ impl PresentedClient {
     }
 }
 
+/// Where [`authenticate`] reads the client's registration from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientSource {
+    /// The database, on every request.
+    Database,
+    /// The client cache ([`crate::domain::client_cache`]) when it holds a
+    /// record not known stale, else the database (then cached). For the
+    /// grants whose issuing write is made as of [`Authenticated::as_of`]:
+    /// client_credentials and refresh_token.
+    Cache,
+}
+
+/// An authenticated client. `as_of` is the `client_generation` of a cached
+/// record: the write that issues the token must be made as of it
+/// ([`crate::store::group_commit::GroupCommit::write_as_of`]), which fails
+/// with [`Error::ClientChanged`] when the client may have changed since.
+/// `None` for a record just read from the database (as exact as a read at
+/// the start of the request).
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// The client.
+    pub client: std::sync::Arc<Client>,
+    /// The generation a cached record was read at.
+    pub as_of: Option<i64>,
+}
+
+impl std::ops::Deref for Authenticated {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 /// Authenticates the client at the token, introspection or revocation endpoint.
 /// Failures are audited and answered with `invalid_client` (401).
 pub async fn authenticate(
@@ -57,18 +90,36 @@ pub async fn authenticate(
     presented: &PresentedClient,
     ip: Option<IpAddr>,
     now: UnixTime,
-) -> Result<Client, Error> {
+    source: ClientSource,
+) -> Result<Authenticated, Error> {
     // No client id holds a control character; an assertion's unverified
     // `sub` may (a NUL fails PostgreSQL's lookup): such a caller is unknown.
-    let client = if has_control(presented.client_id()) {
-        None
-    } else {
-        clients::get(tp.db, presented.client_id()).await?
-    };
-    let ok = match (&client, presented) {
-        (Some(c), PresentedClient::Secret { secret, .. }) => {
-            !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
+    let named = !has_control(presented.client_id());
+    // A secret or a public client's id is checked against the cached
+    // record; a refusal is decided again from the database (the record may
+    // predate a rotation made elsewhere). An assertion's `jti` is recorded
+    // as it is verified, so it is verified once, on the stored record.
+    let cacheable = source == ClientSource::Cache
+        && named
+        && !matches!(presented, PresentedClient::Assertion { .. });
+    if cacheable {
+        let seen = tp.db.client_generation.get();
+        if let Some(hit) = tp.clients.get(presented.client_id(), seen) {
+            if secret_or_public_ok(&hit.client, presented, now) {
+                return Ok(Authenticated {
+                    client: hit.client,
+                    as_of: Some(hit.generation),
+                });
+            }
         }
+    }
+    let found = if named {
+        clients::get_with_generation(tp.db, presented.client_id()).await?
+    } else {
+        None
+    };
+    let client = found.as_ref().map(|(c, _)| c);
+    let ok = match (client, presented) {
         (Some(c), PresentedClient::Assertion { assertion, .. }) => {
             use crate::domain::client_assertion::{verify, VerifyError};
             let verdict = verify(
@@ -89,21 +140,41 @@ pub async fn authenticate(
                 Err(VerifyError::Store(e)) => return Err(e.into()),
             }
         }
-        (None, PresentedClient::Assertion { .. }) => false,
-        (Some(c), PresentedClient::Public { .. }) => c.public,
+        (Some(c), _) => secret_or_public_ok(c, presented, now),
         (None, PresentedClient::Secret { secret, .. }) => {
             // Same work as for a known client, so timing does not reveal which ids exist.
             let _ = crate::support::secret::ct_eq(&secret.hash(), &[0u8; 32]);
             false
         }
-        (None, PresentedClient::Public { .. }) => false,
+        (None, _) => false,
     };
-    match client {
-        Some(c) if ok => Ok(c),
+    match found {
+        Some((c, generation)) if ok => {
+            let client = std::sync::Arc::new(c);
+            if cacheable {
+                tp.clients.put(std::sync::Arc::clone(&client), generation);
+            }
+            Ok(Authenticated {
+                client,
+                as_of: None,
+            })
+        }
         _ => {
             audit_failure(tp, failures, presented.client_id(), ip, now).await?;
             Err(Error::InvalidClient)
         }
+    }
+}
+
+/// A secret (`client_secret_basic`/`_post`) or a public client's id
+/// (`none`) checked against `c`; an assertion is never accepted here.
+fn secret_or_public_ok(c: &Client, presented: &PresentedClient, now: UnixTime) -> bool {
+    match presented {
+        PresentedClient::Secret { secret, .. } => {
+            !c.public && c.jwks.is_none() && c.secret_matches(secret, now)
+        }
+        PresentedClient::Public { .. } => c.public,
+        PresentedClient::Assertion { .. } => false,
     }
 }
 
@@ -336,6 +407,10 @@ pub struct RequestContext {
     pub ip: Option<IpAddr>,
     /// The request's time, read once.
     pub now: UnixTime,
+    /// The `client_generation` of the cached client record the request was
+    /// authenticated with ([`Authenticated::as_of`]); the issuing write is
+    /// made as of it. `None` for a record read from the database.
+    pub client_as_of: Option<i64>,
 }
 
 /// The client_credentials grant (RFC 6749 §4.4) for an authenticated client.
@@ -351,7 +426,11 @@ pub async fn client_credentials(
         resource,
         jkt,
     } = req;
-    let RequestContext { ip, now } = ctx;
+    let RequestContext {
+        ip,
+        now,
+        client_as_of,
+    } = ctx;
     if !client
         .grant_types
         .contains(&crate::domain::grant_type::GrantType::ClientCredentials)
@@ -389,18 +468,21 @@ pub async fn client_credentials(
     )?;
     tp.db
         .group
-        .write(Write::Audit(
-            AuditEvent::new("token_issued", now)
-                .client(&client.client_id)
-                .subject(&client.client_id)
-                .jti(&resp.jti)
-                .ip(ip)
-                .detail(format!(
-                    "grant=client_credentials alg={} token_type={}",
-                    signer.alg(),
-                    resp.token_type
-                )),
-        ))
+        .write_as_of(
+            Write::Audit(
+                AuditEvent::new("token_issued", now)
+                    .client(&client.client_id)
+                    .subject(&client.client_id)
+                    .jti(&resp.jti)
+                    .ip(ip)
+                    .detail(format!(
+                        "grant=client_credentials alg={} token_type={}",
+                        signer.alg(),
+                        resp.token_type
+                    )),
+            ),
+            client_as_of,
+        )
         .await?;
     Ok(resp)
 }

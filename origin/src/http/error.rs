@@ -33,6 +33,7 @@ pub fn status_and_code(e: &Error) -> (StatusCode, &'static str) {
         Error::NotFound => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::AuthorizeRedirect { .. } => StatusCode::SEE_OTHER,
+        Error::ClientChanged => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.code())

@@ -14,11 +14,12 @@ pub mod probe;
 pub mod schema;
 pub mod userinfo;
 
+use crate::domain::clients::Client;
 use crate::domain::error::Error;
 use crate::domain::grant_type::GrantType;
 use crate::domain::introspect;
 use crate::domain::state::AppState;
-use crate::domain::token::{self, RequestContext};
+use crate::domain::token::{self, Authenticated, ClientSource, RequestContext};
 use crate::http::error::ErrorKind;
 use crate::support::request;
 use axum::extract::{Extension, MatchedPath, Request, State};
@@ -284,7 +285,15 @@ async fn token_endpoint(
         .filter(|g| GRANT_TYPES.contains(g))
         .ok_or(Error::UnsupportedGrantType)?;
     let tp = state.token_path()?;
-    let client = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
+    // client_credentials and refresh_token issue through a write made as of
+    // the client record (the group commit re-checks the record's
+    // generation), so they may take it from the cache.
+    let source = match grant_type {
+        GrantType::ClientCredentials | GrantType::RefreshToken => ClientSource::Cache,
+        GrantType::AuthorizationCode | GrantType::TokenExchange => ClientSource::Database,
+    };
+    let presented = presented_client(&headers, &form)?;
+    let client = authenticated_client(&state, &tp, ip, &presented, now, now_ms, source).await?;
     if client.public {
         limit_public_grant(&state, &client, grant_type, &form, now_ms).await?;
     }
@@ -297,48 +306,33 @@ async fn token_endpoint(
         crate::domain::dpop::token_endpoint_proof(&tp, &dpop, "/token", now).await?
     };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
-    let ctx = RequestContext { ip, now };
-    let issued = match grant_type {
-        GrantType::AuthorizationCode => {
-            let req = crate::domain::grants::CodeRedemption {
-                code: form.require("code")?,
-                redirect_uri: form.get("redirect_uri"),
-                code_verifier: form.get("code_verifier"),
-                jkt,
+    let ctx = RequestContext {
+        ip,
+        now,
+        client_as_of: client.as_of,
+    };
+    let (client, issued) = match issue(&tp, &client, grant_type, &form, jkt, ctx).await {
+        // The cached record was older than a client change committed before
+        // the token's write: nothing was written. Authenticate again from
+        // the database (the proof stays spent and bound) and issue once more.
+        Err(Error::ClientChanged) => {
+            let fresh = token::authenticate(
+                &tp,
+                state.auth_failures(),
+                &presented,
+                ip,
+                now,
+                ClientSource::Database,
+            )
+            .await?;
+            let ctx = RequestContext {
+                client_as_of: None,
+                ..ctx
             };
-            crate::domain::grants::redeem_code(&tp, &client, req, ctx).await?
+            let issued = issue(&tp, &fresh, grant_type, &form, jkt, ctx).await?;
+            (fresh, issued)
         }
-        GrantType::TokenExchange => {
-            let req = crate::domain::exchange::ExchangeRequest {
-                subject_token: form.require("subject_token")?,
-                subject_token_type: form.get("subject_token_type"),
-                actor_token: form.get("actor_token"),
-                actor_token_type: form.get("actor_token_type"),
-                requested_token_type: form.get("requested_token_type"),
-                audience: form.get("audience"),
-                resource: form.get("resource"),
-                scope: form.get("scope"),
-                jkt,
-            };
-            crate::domain::exchange::exchange(&tp, &client, req, ctx).await?
-        }
-        GrantType::RefreshToken => {
-            let req = crate::domain::grants::Refresh {
-                refresh_token: form.require("refresh_token")?,
-                scope: form.get("scope"),
-                jkt,
-            };
-            crate::domain::grants::refresh(&tp, &client, req, ctx).await?
-        }
-        GrantType::ClientCredentials => {
-            let req = token::ClientCredentialsRequest {
-                scope: form.get("scope"),
-                audience: form.get("audience"),
-                resource: form.get("resource"),
-                jkt,
-            };
-            token::client_credentials(&tp, &client, req, ctx).await?
-        }
+        other => (client, other?),
     };
     state.metrics.token_issued(
         grant_type.as_str(),
@@ -358,6 +352,60 @@ async fn token_endpoint(
     Ok(resp)
 }
 
+/// The token endpoint's dispatch: `grant_type`'s flow for the
+/// authenticated `client`.
+async fn issue(
+    tp: &crate::domain::state::TokenPath<'_>,
+    client: &Client,
+    grant_type: GrantType,
+    form: &OAuthForm,
+    jkt: Option<&str>,
+    ctx: RequestContext,
+) -> Result<crate::domain::token::TokenResponse, Error> {
+    Ok(match grant_type {
+        GrantType::AuthorizationCode => {
+            let req = crate::domain::grants::CodeRedemption {
+                code: form.require("code")?,
+                redirect_uri: form.get("redirect_uri"),
+                code_verifier: form.get("code_verifier"),
+                jkt,
+            };
+            crate::domain::grants::redeem_code(tp, client, req, ctx).await?
+        }
+        GrantType::TokenExchange => {
+            let req = crate::domain::exchange::ExchangeRequest {
+                subject_token: form.require("subject_token")?,
+                subject_token_type: form.get("subject_token_type"),
+                actor_token: form.get("actor_token"),
+                actor_token_type: form.get("actor_token_type"),
+                requested_token_type: form.get("requested_token_type"),
+                audience: form.get("audience"),
+                resource: form.get("resource"),
+                scope: form.get("scope"),
+                jkt,
+            };
+            crate::domain::exchange::exchange(tp, client, req, ctx).await?
+        }
+        GrantType::RefreshToken => {
+            let req = crate::domain::grants::Refresh {
+                refresh_token: form.require("refresh_token")?,
+                scope: form.get("scope"),
+                jkt,
+            };
+            crate::domain::grants::refresh(tp, client, req, ctx).await?
+        }
+        GrantType::ClientCredentials => {
+            let req = token::ClientCredentialsRequest {
+                scope: form.get("scope"),
+                audience: form.get("audience"),
+                resource: form.get("resource"),
+                jkt,
+            };
+            token::client_credentials(tp, client, req, ctx).await?
+        }
+    })
+}
+
 /// Authenticates the calling client (RFC 6749 §2.3) and applies its rate
 /// limit; the per-IP limit comes first, in each endpoint. A public client
 /// is named, not authenticated: anyone may send its `client_id`, so its
@@ -367,13 +415,12 @@ pub(crate) async fn authenticated_client(
     state: &AppState,
     tp: &crate::domain::state::TokenPath<'_>,
     ip: Option<std::net::IpAddr>,
-    headers: &HeaderMap,
-    form: &OAuthForm,
+    presented: &token::PresentedClient,
     now: gatehouse_common::UnixTime,
     now_ms: i64,
-) -> Result<crate::domain::clients::Client, Error> {
-    let presented = presented_client(headers, form)?;
-    let client = token::authenticate(tp, state.auth_failures(), &presented, ip, now).await?;
+    source: ClientSource,
+) -> Result<Authenticated, Error> {
+    let client = token::authenticate(tp, state.auth_failures(), presented, ip, now, source).await?;
     if !client.public {
         limit_client(state, &client.client_id, now_ms)?;
     }
@@ -435,7 +482,17 @@ async fn introspect_endpoint(
     let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let tp = state.token_path()?;
-    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
+    let presented = presented_client(&headers, &form)?;
+    let caller = authenticated_client(
+        &state,
+        &tp,
+        ip,
+        &presented,
+        now,
+        now_ms,
+        ClientSource::Database,
+    )
+    .await?;
     let raw = form.require("token")?;
     let answer = introspect::introspect(&tp, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
@@ -468,9 +525,24 @@ async fn revoke_endpoint(
     let (now, now_ms) = (reading.secs(), reading.millis());
     limit_ip(&state, ip, now_ms)?;
     let tp = state.token_path()?;
-    let caller = authenticated_client(&state, &tp, ip, &headers, &form, now, now_ms).await?;
+    let presented = presented_client(&headers, &form)?;
+    let caller = authenticated_client(
+        &state,
+        &tp,
+        ip,
+        &presented,
+        now,
+        now_ms,
+        ClientSource::Database,
+    )
+    .await?;
     let raw = form.require("token")?;
-    introspect::revoke_token(&tp, &caller, raw, RequestContext { ip, now }).await?;
+    let ctx = RequestContext {
+        ip,
+        now,
+        client_as_of: None,
+    };
+    introspect::revoke_token(&tp, &caller, raw, ctx).await?;
     Ok(no_store(()))
 }
 

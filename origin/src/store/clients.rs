@@ -109,7 +109,6 @@ pub async fn insert(db: &Db, client: &ClientRow) -> Result<(), StoreError> {
 
 /// The row of `client_id`.
 pub async fn get(db: &Db, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
-    // Built once: every token request reads its client.
     static SQL: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1"));
     let row = sqlx::query(SQL.as_str())
@@ -117,6 +116,32 @@ pub async fn get(db: &Db, client_id: &str) -> Result<Option<ClientRow>, StoreErr
         .fetch_optional(&db.pool)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// The row of `client_id` with the `client_generation` it is current at,
+/// read in one statement (one snapshot), for the client cache; the
+/// generation is noted in [`Db::client_generation`].
+pub async fn get_with_generation(
+    db: &Db,
+    client_id: &str,
+) -> Result<Option<(ClientRow, i64)>, StoreError> {
+    // Built once: every token request that misses the cache reads its client.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS}, (SELECT n FROM client_generation WHERE id = 1) AS generation \
+             FROM clients WHERE client_id = $1"
+        )
+    });
+    let row = sqlx::query(SQL.as_str())
+        .bind(client_id)
+        .fetch_optional(&db.pool)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let generation: i64 = row.try_get("generation")?;
+    db.client_generation.observe(generation);
+    Ok(Some((from_row(&row)?, generation)))
 }
 
 /// Every row, oldest first.

@@ -42,6 +42,9 @@ pub struct Db {
     /// The process's metrics: writes that count (revocations, logins,
     /// refresh reuse) count where they are made; `AppState` shares it.
     pub metrics: Arc<crate::support::metrics::Metrics>,
+    /// The highest `client_generation` read by this process (the group
+    /// commit and client reads note it; the client cache compares to it).
+    pub client_generation: Arc<crate::store::client_generation::Seen>,
 }
 
 impl Db {
@@ -123,8 +126,14 @@ impl Db {
         if backend == Backend::Sqlite && max > 1 {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
+        let client_generation = Arc::default();
         Ok(Self {
-            group: GroupCommit::start(pool.clone()),
+            group: GroupCommit::start(
+                pool.clone(),
+                Arc::clone(&client_generation),
+                backend == Backend::Sqlite,
+            ),
+            client_generation,
             pool,
             backend,
             outbox_notify: Arc::new(Notify::new()),

@@ -19,6 +19,11 @@ pub enum StoreError {
     /// The group-commit task is gone (its runtime shut down).
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A write made on a client record read at an earlier
+    /// `client_generation` was refused (nothing written): some client's
+    /// registration changed since (see [`crate::store::client_generation`]).
+    #[error("a client registration changed since the record was read")]
+    ClientChanged,
     /// A stored value could not be decoded.
     #[error("corrupt stored value in {column}")]
     Corrupt {

@@ -21,10 +21,12 @@
 //! row cannot fail the others and each caller gets its own answer.
 
 use crate::store::audit::{self, AuditEvent};
+use crate::store::client_generation::{self, Seen};
 use crate::store::db::{MultiRow, StoreError};
 use crate::store::refresh_tokens::{self, Rotation};
 use sqlx::{AnyPool, Row as _};
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most writes committed together.
@@ -52,19 +54,52 @@ pub enum Write {
 
 type Reply = oneshot::Sender<Result<bool, StoreError>>;
 
+/// A queued write: the write, the `client_generation` it is made as of
+/// (`None`: unconditional), and where its answer goes.
+type Queued = (Write, Option<i64>, Reply);
+
 /// The handle requests write through; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
-    queue: mpsc::Sender<(Write, Reply)>,
+    queue: mpsc::Sender<Queued>,
 }
 
 impl GroupCommit {
-    /// Starts the committing task on the current tokio runtime. It ends when
-    /// the last handle is dropped.
+    /// Starts the committing task. It ends when the last handle is dropped.
+    /// The `client_generation` values its transactions read are noted in
+    /// `seen`.
+    ///
+    /// With `own_thread` (SQLite), on a thread of its own with a
+    /// single-threaded runtime: each statement is a hop to the connection's
+    /// worker thread and back, and the wake-up from that thread would
+    /// otherwise wait in the request runtime's global queue behind the
+    /// requests being served — the commit every waiting request needs would
+    /// be the last to run. Otherwise (PostgreSQL, whose sockets belong to
+    /// the request runtime's I/O driver) on the current runtime.
     #[must_use]
-    pub fn start(pool: AnyPool) -> Self {
+    pub fn start(pool: AnyPool, seen: Arc<Seen>, own_thread: bool) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
+        if own_thread {
+            let thread = std::thread::Builder::new()
+                .name("group-commit".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(run(pool, seen, rx)),
+                        Err(e) => {
+                            tracing::error!(error = %e, "group commit runtime failed to start")
+                        }
+                    }
+                });
+            if let Err(e) = thread {
+                // Writes then fail with `WriterStopped` (the queue's receiver is gone).
+                tracing::error!(error = %e, "group commit thread failed to start");
+            }
+        } else {
+            tokio::spawn(run(pool, seen, rx));
+        }
         Self { queue }
     }
 
@@ -75,76 +110,158 @@ impl GroupCommit {
     /// The database's error for this write, or [`StoreError::WriterStopped`]
     /// when the committing task is gone (its runtime shut down).
     pub async fn write(&self, write: Write) -> Result<bool, StoreError> {
+        self.write_as_of(write, None).await
+    }
+
+    /// [`Self::write`], made on a client record read at `client_generation`
+    /// (`None`: unconditional): the transaction that would commit it reads
+    /// the counter after its writes (on SQLite, under the write lock it then
+    /// holds, so the value stands until the commit) and, when it moved,
+    /// rolls back and commits the batch without this write, which fails
+    /// with [`StoreError::ClientChanged`] having written nothing.
+    ///
+    /// # Errors
+    /// As [`Self::write`], and [`StoreError::ClientChanged`].
+    pub async fn write_as_of(
+        &self,
+        write: Write,
+        client_generation: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send((write, reply))
+            .send((write, client_generation, reply))
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<(Write, Reply)>) {
+async fn run(pool: AnyPool, seen: Arc<Seen>, mut rx: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&pool, &batch).await {
-            Ok(inserted) => {
-                for ((_, reply), inserted) in batch.drain(..).zip(inserted) {
-                    let _ = reply.send(Ok(inserted));
+        match commit(&pool, &seen, &batch).await {
+            Ok(done) => {
+                for ((_, _, reply), done) in batch.drain(..).zip(done) {
+                    let _ = reply.send(done);
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, rows = batch.len(), "group commit failed; writing the rows one by one");
-                for (write, reply) in batch.drain(..) {
-                    let _ = reply.send(alone(&pool, &write).await);
+                for (write, as_of, reply) in batch.drain(..) {
+                    let _ = reply.send(alone(&pool, &seen, &write, as_of).await);
                 }
             }
         }
     }
 }
 
-async fn commit(pool: &AnyPool, batch: &[(Write, Reply)]) -> Result<Vec<bool>, StoreError> {
-    let mut tx = pool.begin().await?;
+/// Commits `batch` in one transaction; one answer per write, in order. A
+/// write made as of a `client_generation` that is no longer current is
+/// answered [`StoreError::ClientChanged`]: the transaction is rolled back
+/// and the batch applied again without it (rare: a client changed).
+async fn commit(
+    pool: &AnyPool,
+    seen: &Seen,
+    batch: &[Queued],
+) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+    let mut changed = vec![false; batch.len()];
+    loop {
+        let live: Vec<&Write> = batch
+            .iter()
+            .zip(&changed)
+            .filter(|(_, c)| !**c)
+            .map(|((w, _, _), _)| w)
+            .collect();
+        if live.is_empty() {
+            return Ok(batch
+                .iter()
+                .map(|_| Err(StoreError::ClientChanged))
+                .collect());
+        }
+        let mut tx = pool.begin().await?;
+        let mut inserted = apply_all(&mut tx, &live).await?.into_iter();
+        let expected = || {
+            batch
+                .iter()
+                .zip(&changed)
+                .filter(|(_, c)| !**c)
+                .filter_map(|((_, as_of, _), _)| *as_of)
+        };
+        if expected().next().is_some() {
+            // After the writes: on SQLite the write lock is held from the
+            // first one until the commit, so no client changes in between.
+            let current = client_generation::read(&mut tx).await?;
+            seen.observe(current);
+            let mut stale = false;
+            for ((_, as_of, _), c) in batch.iter().zip(changed.iter_mut()) {
+                if !*c && as_of.is_some_and(|g| g != current) {
+                    *c = true;
+                    stale = true;
+                }
+            }
+            if stale {
+                tx.rollback().await?;
+                continue;
+            }
+        }
+        tx.commit().await?;
+        return Ok(changed
+            .iter()
+            .map(|c| {
+                if *c {
+                    Err(StoreError::ClientChanged)
+                } else {
+                    Ok(inserted.next().unwrap_or(false))
+                }
+            })
+            .collect());
+    }
+}
+
+/// Applies `batch` on `conn` (inside a transaction): one `bool` per write.
+async fn apply_all(
+    conn: &mut sqlx::AnyConnection,
+    batch: &[&Write],
+) -> Result<Vec<bool>, StoreError> {
     // The audit rows first, in a few multi-row INSERTs (each statement is a
     // round trip); nothing else in a batch depends on them.
     let audits: Vec<&AuditEvent> = batch
         .iter()
-        .filter_map(|(w, _)| match w {
+        .filter_map(|w| match w {
             Write::Audit(e) => Some(e),
             _ => None,
         })
         .collect();
-    audit::record_many(&mut tx, &audits).await?;
+    audit::record_many(&mut *conn, &audits).await?;
     // The proof keys likewise; a key is new for the first write naming it
     // that the database inserted (a repeat in the same batch is a replay).
     let keys: Vec<(&str, i64)> = batch
         .iter()
-        .filter_map(|(w, _)| match w {
+        .filter_map(|w| match w {
             Write::ProofJti { key, until } => Some((key.as_str(), *until)),
             _ => None,
         })
         .collect();
-    let mut new_keys = record_proof_keys(&mut tx, &keys).await?;
+    let mut new_keys = record_proof_keys(&mut *conn, &keys).await?;
     // Refresh rotations, together (first in the batch wins, as one by one).
     let rotations: Vec<&Rotation> = batch
         .iter()
-        .filter_map(|(w, _)| match w {
+        .filter_map(|w| match w {
             Write::Rotate(r) => Some(&**r),
             _ => None,
         })
         .collect();
-    let mut won = refresh_tokens::apply_rotations(&mut tx, &rotations)
+    let mut won = refresh_tokens::apply_rotations(&mut *conn, &rotations)
         .await?
         .into_iter();
     let mut inserted = Vec::with_capacity(batch.len());
-    for (write, _) in batch {
+    for write in batch {
         inserted.push(match write {
             Write::Audit(_) => true,
             Write::ProofJti { key, .. } => new_keys.remove(key.as_str()),
             Write::Rotate(_) => won.next().unwrap_or(false),
         });
     }
-    tx.commit().await?;
     Ok(inserted)
 }
 
@@ -172,10 +289,24 @@ async fn record_proof_keys(
     Ok(inserted)
 }
 
-/// One write in a transaction of its own (after a batch failed).
-async fn alone(pool: &AnyPool, write: &Write) -> Result<bool, StoreError> {
+/// One write in a transaction of its own (after a batch failed), checked
+/// against the `client_generation` like a batch.
+async fn alone(
+    pool: &AnyPool,
+    seen: &Seen,
+    write: &Write,
+    as_of: Option<i64>,
+) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
     let done = apply(&mut tx, write).await?;
+    if let Some(expected) = as_of {
+        let current = client_generation::read(&mut tx).await?;
+        seen.observe(current);
+        if current != expected {
+            tx.rollback().await?;
+            return Err(StoreError::ClientChanged);
+        }
+    }
     tx.commit().await?;
     Ok(done)
 }
@@ -350,7 +481,7 @@ mod tests {
             key: k.into(),
             until: 10,
         };
-        let batch: Vec<(Write, Reply)> = [
+        let batch: Vec<Queued> = [
             key("a"),
             key("old"),
             key("a"),
@@ -358,9 +489,9 @@ mod tests {
             key("b"),
         ]
         .into_iter()
-        .map(|w| (w, oneshot::channel().0))
+        .map(unconditional)
         .collect();
-        let inserted = commit(&db.pool, &batch).await.expect("commit");
+        let inserted = commit_all(db, &batch).await;
         assert_eq!(inserted, [true, false, false, true, true]);
     }
 
@@ -382,7 +513,7 @@ mod tests {
                 audit: AuditEvent::new("refresh_rotated", UnixTime(at)).jti(successor),
             }))
         };
-        let batch: Vec<(Write, Reply)> = [
+        let batch: Vec<Queued> = [
             rotate("p1", "s1", 201),
             rotate("p2", "s2", 202),
             rotate("p1", "s3", 203),   // the same token again: loses
@@ -391,9 +522,9 @@ mod tests {
             Write::Audit(AuditEvent::new("token_issued", UnixTime(1))),
         ]
         .into_iter()
-        .map(|w| (w, oneshot::channel().0))
+        .map(unconditional)
         .collect();
-        let won = commit(&db.pool, &batch).await.expect("commit");
+        let won = commit_all(db, &batch).await;
         assert_eq!(won, [true, true, false, false, false, true]);
         let rows =
             sqlx::query("SELECT token_hash, rotated_at FROM refresh_tokens ORDER BY token_hash")
@@ -447,16 +578,21 @@ mod tests {
                 audit: AuditEvent::new("refresh_rotated", UnixTime(at)).jti(successor),
             }))
         };
-        let batch: Vec<(Write, Reply)> = vec![(rotate("s1", 201), oneshot::channel().0)];
-        assert_eq!(commit(&db.pool, &batch).await.expect("commit"), [true]);
+        let batch: Vec<Queued> = vec![unconditional(rotate("s1", 201))];
+        assert_eq!(commit_all(db, &batch).await, [true]);
         // The fallback, as after `tx.commit()` failed.
-        let retried = alone(&db.pool, &rotate("s1", 201)).await.expect("alone");
+        let seen = Seen::default();
+        let retried = alone(&db.pool, &seen, &rotate("s1", 201), None)
+            .await
+            .expect("alone");
         assert!(
             retried,
             "the fallback took its own committed rotation for a reuse (which revokes the family)"
         );
         // Another presentation of the rotated token is still a loss.
-        let other = alone(&db.pool, &rotate("s2", 202)).await.expect("alone");
+        let other = alone(&db.pool, &seen, &rotate("s2", 202), None)
+            .await
+            .expect("alone");
         assert!(!other, "a second presentation still loses");
         let live = count(
             db,
@@ -481,6 +617,21 @@ mod tests {
         }
     }
 
+    /// A write made unconditionally, its answer dropped.
+    fn unconditional(w: Write) -> Queued {
+        (w, None, oneshot::channel().0)
+    }
+
+    /// Commits `batch`, every write of which must succeed; their answers.
+    async fn commit_all(db: &Db, batch: &[Queued]) -> Vec<bool> {
+        commit(&db.pool, &Seen::default(), batch)
+            .await
+            .expect("commit")
+            .into_iter()
+            .map(|r| r.expect("written"))
+            .collect()
+    }
+
     /// `SELECT COUNT(*) AS n …`'s answer.
     async fn count(db: &Db, sql: &str) -> i64 {
         sqlx::query(sql)
@@ -494,6 +645,110 @@ mod tests {
     #[tokio::test]
     async fn rotations_in_one_batch_first_presentation_wins_and_losers_write_nothing() {
         on_each_database(rotations_in_one_batch).await;
+    }
+
+    /// The counter as the pool sees it now.
+    async fn generation(db: &Db) -> i64 {
+        let mut conn = db.pool.acquire().await.expect("conn");
+        client_generation::read(&mut conn)
+            .await
+            .expect("generation")
+    }
+
+    /// Writes made as of a generation that has moved are refused and leave
+    /// nothing behind, in a batch and alone; the others in the batch commit.
+    async fn writes_as_of_a_moved_generation(db: &Db) {
+        let before = generation(db).await;
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, is_public, redirect_uris, grant_types, \
+             scopes, audiences, dpop_required, created_at, updated_at) \
+             VALUES ('c1', 'c', 0, '[]', '[]', '[]', '[]', 0, 1, 1)",
+        )
+        .execute(&db.pool)
+        .await
+        .expect("insert client");
+        let after = generation(db).await;
+        assert!(after > before, "an INSERT moves the counter");
+        let audit = |jti: &str| Write::Audit(AuditEvent::new("token_issued", UnixTime(1)).jti(jti));
+        let batch: Vec<Queued> = vec![
+            (audit("stale"), Some(before), oneshot::channel().0),
+            (audit("current"), Some(after), oneshot::channel().0),
+            (audit("unconditional"), None, oneshot::channel().0),
+            (
+                Write::ProofJti {
+                    key: "k".into(),
+                    until: 10,
+                },
+                Some(before),
+                oneshot::channel().0,
+            ),
+        ];
+        let seen = Seen::default();
+        let done = commit(&db.pool, &seen, &batch).await.expect("commit");
+        let shape: Vec<Option<bool>> = done
+            .iter()
+            .map(|r| match r {
+                Ok(b) => Some(*b),
+                Err(StoreError::ClientChanged) => None,
+                Err(e) => panic!("unexpected {e}"),
+            })
+            .collect();
+        assert_eq!(shape, [None, Some(true), Some(true), None]);
+        assert_eq!(seen.get(), after, "the batch noted the generation it read");
+        let audited = count(
+            db,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE jti IN ('current', 'unconditional')",
+        )
+        .await;
+        let all = count(db, "SELECT COUNT(*) AS n FROM audit_events").await;
+        assert_eq!(
+            (audited, all),
+            (2, 2),
+            "the stale audit row was rolled back"
+        );
+        assert_eq!(count(db, "SELECT COUNT(*) AS n FROM dpop_jtis").await, 0);
+        // Alone (the fallback after a failed batch), likewise.
+        let alone_stale = alone(&db.pool, &seen, &audit("alone-stale"), Some(before)).await;
+        assert!(matches!(alone_stale, Err(StoreError::ClientChanged)));
+        assert!(alone(&db.pool, &seen, &audit("alone-current"), Some(after))
+            .await
+            .expect("alone"));
+        let alone_rows = count(
+            db,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE jti LIKE 'alone-%'",
+        )
+        .await;
+        assert_eq!(alone_rows, 1);
+        // An UPDATE and a DELETE move it too; a batch of only stale writes
+        // writes nothing.
+        sqlx::query("UPDATE clients SET scopes = '[\"x\"]' WHERE client_id = 'c1'")
+            .execute(&db.pool)
+            .await
+            .expect("update");
+        let updated = generation(db).await;
+        assert!(updated > after, "an UPDATE moves the counter");
+        sqlx::query("DELETE FROM clients WHERE client_id = 'c1'")
+            .execute(&db.pool)
+            .await
+            .expect("delete");
+        let deleted = generation(db).await;
+        assert!(deleted > updated, "a DELETE moves the counter");
+        let batch: Vec<Queued> = vec![(audit("late"), Some(updated), oneshot::channel().0)];
+        let done = commit(&db.pool, &seen, &batch).await.expect("commit");
+        assert!(matches!(done.as_slice(), [Err(StoreError::ClientChanged)]));
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM audit_events WHERE jti = 'late'"
+            )
+            .await,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_as_of_a_moved_client_generation_is_refused_and_writes_nothing() {
+        on_each_database(writes_as_of_a_moved_generation).await;
     }
 
     #[tokio::test]
@@ -517,12 +772,16 @@ mod tests {
         let (tx2, rx2) = oneshot::channel();
         let (queue, rx) = mpsc::channel(8);
         queue
-            .send((Write::Audit(AuditEvent::new("probe", UnixTime(1))), tx1))
+            .send((
+                Write::Audit(AuditEvent::new("probe", UnixTime(1))),
+                None,
+                tx1,
+            ))
             .await
             .expect("send");
-        queue.send((good, tx2)).await.expect("send");
+        queue.send((good, None, tx2)).await.expect("send");
         drop(queue);
-        run(db.pool.clone(), rx).await;
+        run(db.pool.clone(), Arc::default(), rx).await;
         assert!(
             rx1.await
                 .expect("answered")

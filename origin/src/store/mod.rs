@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth_codes;
+pub mod client_generation;
 pub mod clients;
 pub mod db;
 pub mod error;

@@ -322,6 +322,7 @@ async fn refresh(
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
             now: crate::support::now(),
+            client_as_of: None,
         },
     )
     .await
@@ -345,6 +346,7 @@ async fn redeem(
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
             now: crate::support::now(),
+            client_as_of: None,
         },
     )
     .await

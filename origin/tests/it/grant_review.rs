@@ -97,6 +97,7 @@ async fn a_code_issued_before_a_revocation_but_committed_after_it_cannot_be_rede
                 RequestContext {
                     ip: None,
                     now: UnixTime(T0.0 + 1),
+                    client_as_of: None,
                 },
             )
             .await;
@@ -173,6 +174,7 @@ async fn a_rotated_dpop_bound_refresh_token_without_its_key_does_not_revoke_the_
         let ctx = RequestContext {
             ip: None,
             now: UnixTime(T0.0 + 5),
+            client_as_of: None,
         };
         let stolen = grants::refresh(
             &state.token_path().unwrap(),

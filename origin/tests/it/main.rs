@@ -18,6 +18,7 @@ mod admin_parity;
 mod api;
 mod assertion;
 mod audit;
+mod client_cache;
 mod client_rules;
 mod clock;
 mod cors;

@@ -310,6 +310,7 @@ async fn no_signer_is_a_structured_error() {
         gatehouse_origin::domain::token::RequestContext {
             ip: None,
             now: now(),
+            client_as_of: None,
         },
     )
     .await
