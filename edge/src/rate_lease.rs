@@ -3,6 +3,8 @@
 //! answer, and the leases an isolate spends locally (see
 //! `crate::ratelimit` for how they are used and why).
 
+use gatehouse_common::jws::{self, Limits};
+use gatehouse_common::profile::TokenProfile;
 use gatehouse_common::ratelimit::{Decision, Quota};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv6Addr};
@@ -43,6 +45,23 @@ pub fn subject_key(iss: &str, client_id: &str, sub: &str) -> String {
 #[must_use]
 pub fn client_key(iss: &str, client_id: &str) -> String {
     format!("client:{}", serde_json::json!([iss, client_id]))
+}
+
+/// The per-caller key (`subject_key`) the access token `raw` names, read
+/// before its signature is checked, for warming up the caller's limiter
+/// while the issuer's keys are fetched. Never an authorization: whoever
+/// sends a token can name any caller, so the warm-up it drives charges
+/// nothing. The parts are read as `accept` reads them (`iss`, `sub`, the
+/// client id where `profile` says), so a genuine token names the key its
+/// charge will use; `None` when one is missing or not a string.
+#[must_use]
+pub fn unverified_caller(raw: &str, profile: &TokenProfile) -> Option<(String, String, String)> {
+    let token = jws::parse(raw, &Limits::ACCESS_TOKEN).ok()?;
+    let c = &token.claims;
+    let iss = gatehouse_common::claims::string(c, "iss").ok()?;
+    let client_id = profile.client_id(c).ok()?;
+    let sub = gatehouse_common::claims::string(c, "sub").ok()?;
+    Some((iss, client_id, sub))
 }
 
 /// How long an isolate may spend a lease, milliseconds.
@@ -320,6 +339,42 @@ mod tests {
             subject_key("i", "a", "b\",\"c")
         );
         assert_ne!(client_key("i", "app"), subject_key("i", "app", ""));
+    }
+
+    /// The warm-up is keyed as the charge will be: by the claims `accept`
+    /// reads, under the issuer's profile; nothing without them.
+    #[test]
+    fn the_unverified_caller_is_read_as_accept_reads_it() {
+        use gatehouse_common::testkit::signer::TestKey;
+        let key = TestKey::es256("warm");
+        let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "k"});
+        let claims = serde_json::json!({"iss": "https://i", "sub": "alice", "client_id": "app", "azp": "other"});
+        let token = key.sign(&header, &claims);
+        let rfc = TokenProfile::rfc9068();
+        assert_eq!(
+            unverified_caller(&token, &rfc),
+            Some(("https://i".into(), "app".into(), "alice".into()))
+        );
+        let azp = TokenProfile {
+            client_id_claims: vec!["azp".into()],
+            ..TokenProfile::rfc9068()
+        };
+        assert_eq!(
+            unverified_caller(&token, &azp).map(|c| c.1),
+            Some("other".into()),
+            "the profile's client id claim"
+        );
+        let no_sub = key.sign(
+            &header,
+            &serde_json::json!({"iss": "https://i", "client_id": "app"}),
+        );
+        assert_eq!(unverified_caller(&no_sub, &rfc), None);
+        let numeric = key.sign(
+            &header,
+            &serde_json::json!({"iss": "https://i", "client_id": "app", "sub": 7}),
+        );
+        assert_eq!(unverified_caller(&numeric, &rfc), None);
+        assert_eq!(unverified_caller("not.a.token", &rfc), None);
     }
 
     #[test]

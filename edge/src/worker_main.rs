@@ -597,29 +597,34 @@ async fn verify(
     // The issuer's key (refetched once on an unknown kid), then WebCrypto.
     // Keys being unavailable is the edge's outage, not a failed attempt.
     let unavailable = |_| Refused::Outage(server_error(scheme, "signing keys are unavailable"));
-    // The revocation list's reads run beside the key fetch (issue 21.5).
-    let keys = revocations::beside(jwks::keys(cfg, issuer, now), cfg, issuer, env, now).await;
-    let mut keys = keys.map_err(unavailable)?;
-    if matches!(
-        keys.select(untrusted.kid(), untrusted.header_alg()),
-        Err(KeyError::UnknownKid)
-    ) {
-        keys = jwks::keys_after_unknown_kid(cfg, issuer, now)
-            .await
-            .map_err(unavailable)?;
-    }
-    let key = keys
-        .select(untrusted.kid(), untrusted.header_alg())
-        .map_err(|e| reject(AccessTokenError::Key(e)))?;
-    let valid = webcrypto::verify(
-        key.jwk,
-        key.alg,
-        untrusted.signing_input(),
-        untrusted.signature(),
-    )
-    .await;
+    let signature_valid = async {
+        // The revocation list's reads run beside the key fetch (issue 21.5).
+        let keys = revocations::beside(jwks::keys(cfg, issuer, now), cfg, issuer, env, now).await;
+        let mut keys = keys.map_err(unavailable)?;
+        if matches!(
+            keys.select(untrusted.kid(), untrusted.header_alg()),
+            Err(KeyError::UnknownKid)
+        ) {
+            keys = jwks::keys_after_unknown_kid(cfg, issuer, now)
+                .await
+                .map_err(unavailable)?;
+        }
+        let key = keys
+            .select(untrusted.kid(), untrusted.header_alg())
+            .map_err(|e| reject(AccessTokenError::Key(e)))?;
+        Ok(webcrypto::verify(
+            key.jwk,
+            key.alg,
+            untrusted.signing_input(),
+            untrusted.signature(),
+        )
+        .await)
+    };
+    // The caller's limiter objects are started meanwhile (issue 21.5).
+    let warm_up = warm_up_limits(req, cfg, env, creds.token, &issuer.policy.profile);
+    let (valid, ()) = futures_util::future::join(signature_valid, warm_up).await;
     let token = untrusted
-        .accept(valid, &issuer.policy, now)
+        .accept(valid?, &issuer.policy, now)
         .map_err(reject)?;
 
     // RFC 9449 §7.2: no Bearer downgrade of a bound token; DPoP needs a bound token.
@@ -700,6 +705,50 @@ async fn verify(
             Err(Refused::Nonce(e.rejection(nonces, now), Box::new(token)))
         }
         Err(e) => Err(dpop_reject(e)),
+    }
+}
+
+/// Starts the limiter objects the caller named by an access token will be
+/// charged to (its own and, if configured, its client's), without charging
+/// them, while the token is verified: a new isolate otherwise met each
+/// object for the first time after the signature check, on the critical
+/// path (issue 21.5, BENCHMARKS.md §5). The token is not verified yet, so
+/// whoever sends one can name any caller: the warm-up writes nothing and
+/// charges no one (a forged token naming a victim costs the victim nothing),
+/// and it is bounded — only for a token that parses and names a configured
+/// issuer, only for keys this isolate has never asked about (a known key's
+/// object was met already), never for an address whose failed attempts are
+/// being refused, and nothing is recorded, so it cannot fill the lease
+/// table. A forged token thus costs at most one uncharged object request
+/// per key beside the failed attempt's charge to its address, until that
+/// address is over its budget (docs/security.md). Route limits are keyed
+/// by the verified token and left to the charge.
+async fn warm_up_limits(
+    req: &Incoming,
+    cfg: &EdgeConfig,
+    env: &Env,
+    raw: &str,
+    profile: &gatehouse_common::profile::TokenProfile,
+) {
+    let address = format!("ip:{}", address_key(&req.client_ip()));
+    if ratelimit::refused_locally(&address, &cfg.ip_quota) {
+        return;
+    }
+    let Some((iss, client_id, sub)) = crate::rate_lease::unverified_caller(raw, profile) else {
+        return;
+    };
+    let subject = (subject_key(&iss, &client_id, &sub), &cfg.client_quota);
+    let total = cfg
+        .client_total_quota
+        .as_ref()
+        .map(|q| (client_key(&iss, &client_id), q));
+    let keys: Vec<String> = std::iter::once(subject)
+        .chain(total)
+        .filter(|(key, quota)| !ratelimit::tracked(key, quota))
+        .map(|(key, _)| key)
+        .collect();
+    if !keys.is_empty() {
+        ratelimit::warm_up(env, &keys).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! slow-to-link binary).
 
 mod clients;
+mod cold_ratelimit;
 mod crash;
 mod database;
 mod demo;
