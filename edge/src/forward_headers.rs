@@ -1,6 +1,66 @@
 //! Header rules for forwarding, kept apart from the I/O so they are tested
 //! natively: which incoming headers could pose as the edge's identity
-//! headers, and how the edge's CORS list values merge into the upstream's.
+//! headers, how the edge's CORS list values merge into the upstream's, and
+//! the NUL-separated text in which the request's headers and the headers to
+//! set cross between wasm and JS in one call each (see `proxy`).
+
+/// The request as read in one call: `method`, `url` and its headers
+/// (`(name, value)`, names lower-case).
+pub struct RequestFields<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The URL.
+    pub url: &'a str,
+    /// Every header, in the runtime's order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads `count NUL method NUL url (NUL name NUL value)*` (what the JS side
+/// writes). `None` unless exactly `count` pairs follow: a NUL inside a
+/// value would shift every later name and value (a forged
+/// `CF-Connecting-IP`, the rate limits' key), so such a request is refused
+/// whole rather than read.
+#[must_use]
+pub fn parse_request_fields(all: &str) -> Option<RequestFields<'_>> {
+    let mut parts = all.split('\0');
+    let count: usize = parts.next()?.parse().ok()?;
+    let method = parts.next()?;
+    let url = parts.next()?;
+    let fields: Vec<&str> = parts.collect();
+    if Some(fields.len()) != count.checked_mul(2) {
+        return None;
+    }
+    let headers = fields
+        .chunks_exact(2)
+        .filter_map(|nv| match nv {
+            [name, value] => Some((name.to_ascii_lowercase(), (*value).to_owned())),
+            _ => None,
+        })
+        .collect();
+    Some(RequestFields {
+        method,
+        url,
+        headers,
+    })
+}
+
+/// `items` joined by NUL for the JS side; `None` if one holds a NUL (it
+/// would split into other names and values there: the runtime refuses such
+/// a header value anyway, so refusing here changes nothing else).
+#[must_use]
+pub fn joined<'a>(items: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut out = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if item.contains('\0') {
+            return None;
+        }
+        if i > 0 {
+            out.push('\0');
+        }
+        out.push_str(item);
+    }
+    Some(out)
+}
 
 /// The prefix of every identity header the edge sets (and strips).
 pub const IDENTITY_PREFIX: &str = "gatehouse-";
@@ -92,6 +152,37 @@ mod tests {
         ] {
             assert!(!is_identity_header(name), "{name}");
         }
+    }
+
+    #[test]
+    fn request_fields_are_read_and_a_shifted_list_is_refused() {
+        let r =
+            parse_request_fields("2\0GET\0https://e/x\0authorization\0Bearer t\0X-A\0").unwrap();
+        assert_eq!((r.method, r.url), ("GET", "https://e/x"));
+        assert_eq!(
+            r.headers,
+            [
+                ("authorization".to_owned(), "Bearer t".to_owned()),
+                ("x-a".to_owned(), String::new())
+            ]
+        );
+        assert!(parse_request_fields("0\0GET\0https://e/")
+            .unwrap()
+            .headers
+            .is_empty());
+        // A NUL in a value: one more field than the count says.
+        let forged = "1\0GET\0https://e/\0x\0a\0cf-connecting-ip\0\x31.2.3.4";
+        assert!(parse_request_fields(forged).is_none());
+        assert!(parse_request_fields("1\0GET\0https://e/\0x\0a\0b").is_none());
+        assert!(parse_request_fields("1\0GET\0https://e/").is_none());
+        assert!(parse_request_fields("GET\0https://e/").is_none());
+    }
+
+    #[test]
+    fn joined_refuses_a_nul() {
+        assert_eq!(joined(["a", "b", ""]).as_deref(), Some("a\0b\0"));
+        assert_eq!(joined([]).as_deref(), Some(""));
+        assert!(joined(["a", "sub\0gatehouse-scope"]).is_none());
     }
 
     #[test]

@@ -18,22 +18,90 @@
 
 use crate::assertion;
 use crate::config::EdgeConfig;
-use crate::forward_headers::{is_identity_header, merge_list};
+use crate::forward_headers::{is_identity_header, joined, merge_list, parse_request_fields};
 use crate::trace::{RequestIds, REQUEST_ID_HEADER, TRACEPARENT, TRACESTATE};
 use gatehouse_common::access_token::AccessToken;
 use gatehouse_common::policy::CanonicalPath;
 use gatehouse_common::UnixTime;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
 use worker::{Result, Url};
 
-/// The incoming request as the handler reads it: the runtime's JS object,
-/// its headers, method and parsed URL, each read once. (worker-rs's
+// Each call between wasm and JS costs a string copy each way and glue on
+// both sides; made per header (a `get`, a `set`, a `delete`, an iterator
+// step) they were part of the edge's CPU above a JS worker's (issue 21).
+// So the request is read in one call, the upstream request built and sent
+// in one, and the response rebuilt in one: the strings cross joined by NUL,
+// which no header name or value, method or URL can hold (the runtime
+// refuses it in a header value; the edge refuses to send one and checks
+// the count of what it reads, see `forward_headers`). What is stripped,
+// set and kept is decided here in Rust; the JS only applies the lists.
+#[wasm_bindgen(inline_js = r#"
+export function ghRead(request) {
+  let s = "", n = 0;
+  for (const [k, v] of request.headers) (s += "\0" + k + "\0" + v), n++;
+  return n + "\0" + request.method + "\0" + request.url + s;
+}
+export function ghForward(request, target, method, remove, set) {
+  const h = new Headers(request.headers);
+  if (remove) for (const n of remove.split("\0")) h.delete(n);
+  const kv = set.split("\0");
+  for (let i = 0; i + 1 < kv.length; i += 2) h.set(kv[i], kv[i + 1]);
+  return fetch(target, { method, headers: h, body: request.body, redirect: "manual" });
+}
+export function ghWithHeaders(inner, set, append) {
+  const h = new Headers(inner.headers);
+  let kv = set ? set.split("\0") : [];
+  for (let i = 0; i + 1 < kv.length; i += 2) h.set(kv[i], kv[i + 1]);
+  kv = append ? append.split("\0") : [];
+  for (let i = 0; i + 1 < kv.length; i += 2) h.append(kv[i], kv[i + 1]);
+  const init = { status: inner.status, headers: h };
+  const text = inner.statusText;
+  if (/^[\t\x20-\x7e]*$/.test(text)) init.statusText = text;
+  const ws = inner.webSocket;
+  if (ws !== null && ws !== undefined) init.webSocket = ws;
+  return new Response(inner.body, init);
+}
+"#)]
+extern "C" {
+    /// The number of headers, the method, the URL and every header (`name`,
+    /// `value`, names lower-case as the runtime iterates them), NUL-separated.
+    #[wasm_bindgen(js_name = ghRead)]
+    fn read_request(request: &web_sys::Request) -> String;
+
+    /// `fetch(target, {method, headers, body, redirect: "manual"})` with
+    /// `request`'s headers less the NUL-separated names in `remove`, then
+    /// the NUL-separated name/value pairs in `set` set, and its body
+    /// (streamed).
+    #[wasm_bindgen(catch, js_name = ghForward)]
+    fn fetch_upstream(
+        request: &web_sys::Request,
+        target: &str,
+        method: &str,
+        remove: &str,
+        set: &str,
+    ) -> std::result::Result<js_sys::Promise, JsValue>;
+
+    /// A new response with `inner`'s status, headers (plus the pairs in
+    /// `set` set and those in `append` appended), body and WebSocket, and
+    /// its reason phrase when plainly printable.
+    #[wasm_bindgen(catch, js_name = ghWithHeaders)]
+    fn rebuild_response(
+        inner: &web_sys::Response,
+        set: &str,
+        append: &str,
+    ) -> std::result::Result<web_sys::Response, JsValue>;
+}
+
+/// The incoming request as the handler reads it: the runtime's JS object
+/// and its method, URL and headers, read in one call. (worker-rs's
 /// `Request` wrapper also reads `request.cf` on every request, a JSON
 /// object workerd builds on access: 3 % of the isolate's CPU in a profile.)
 pub struct Incoming {
     raw: web_sys::Request,
-    headers: web_sys::Headers,
+    /// `(name, value)`, names lower-case, in the runtime's order.
+    headers: Vec<(String, String)>,
     /// The request method, as sent (never mapped onto a known one: an
     /// unknown method is checked against a proof's `htm` and forwarded as is).
     pub method: String,
@@ -42,13 +110,18 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Reads `raw`'s method, headers and URL.
+    /// Reads `raw`'s method, URL and headers.
     pub fn new(raw: web_sys::Request) -> Result<Self> {
-        let url = Url::parse(&raw.url())
+        let all = read_request(&raw);
+        let fields = parse_request_fields(&all)
+            .ok_or_else(|| worker::Error::RustError("the request headers are unreadable".into()))?;
+        let url = Url::parse(fields.url)
             .map_err(|_| worker::Error::RustError("the request URL is unreadable".into()))?;
+        let method = fields.method.to_owned();
+        let headers = fields.headers;
         Ok(Self {
-            headers: raw.headers(),
-            method: raw.method(),
+            headers,
+            method,
             url,
             raw,
         })
@@ -61,12 +134,24 @@ impl Incoming {
 
     /// A header's value (several values joined by `, `, as `Headers.get` does).
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).ok().flatten()
+        let mut values = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        let first = values.next()?;
+        Some(values.fold(first.to_owned(), |mut all, v| {
+            all.push_str(", ");
+            all.push_str(v);
+            all
+        }))
     }
 
     /// Whether the header is present.
     pub fn has_header(&self, name: &str) -> bool {
-        self.headers.has(name).unwrap_or(false)
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// The caller's address (`CF-Connecting-IP`; "local" under `wrangler dev`
@@ -80,6 +165,11 @@ impl Incoming {
     pub fn into_worker_request(self) -> worker::Request {
         worker::Request::from(self.raw)
     }
+}
+
+/// [`joined`], or the error a header value holding a NUL is.
+fn joined_or_err<'a>(items: impl IntoIterator<Item = &'a str>) -> Result<String> {
+    joined(items).ok_or_else(|| worker::Error::RustError("a header value holds a NUL byte".into()))
 }
 
 /// Forwards `req` to the upstream at `path` (the canonical form of its
@@ -99,45 +189,41 @@ pub async fn forward(
         target.push('?');
         target.push_str(q);
     }
-    let headers = web_sys::Headers::new_with_headers(&req.headers)?;
-    let mut names = Vec::new();
-    for name in req.headers.keys() {
-        if let Some(name) = name?.as_string() {
-            names.push(name);
-        }
-    }
-    for name in names {
-        let lower = name.to_ascii_lowercase();
-        if is_identity_header(&lower)
-            || (cfg.strip_credentials && (lower == "authorization" || lower == "dpop"))
-            || (lower == TRACESTATE && !ids.continued)
-        {
-            headers.delete(&name)?;
-        }
-    }
+    let remove = joined_or_err(
+        req.headers
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| {
+                is_identity_header(name)
+                    || (cfg.strip_credentials && (*name == "authorization" || *name == "dpop"))
+                    || (*name == TRACESTATE && !ids.continued)
+            }),
+    )?;
     // The trace continues through the edge's own span; the caller's
     // `traceparent` (replaced here) and `Gatehouse-Request-Id` (removed with
     // the identity headers) never pass through as sent.
-    headers.set(TRACEPARENT, &ids.traceparent())?;
-    headers.set(REQUEST_ID_HEADER, &ids.request_id)?;
+    let mut set: Vec<(&str, String)> = vec![
+        (TRACEPARENT, ids.traceparent()),
+        (REQUEST_ID_HEADER, ids.request_id.clone()),
+    ];
     if let Some(token) = token {
-        headers.set("gatehouse-sub", &token.sub)?;
-        headers.set("gatehouse-client-id", &token.client_id)?;
-        headers.set("gatehouse-scope", &token.scope.join(" "))?;
+        set.push(("gatehouse-sub", token.sub.clone()));
+        set.push(("gatehouse-client-id", token.client_id.clone()));
+        set.push(("gatehouse-scope", token.scope.join(" ")));
         // Empty when the issuer's profile does not require `jti` and the
         // token has none (Auth0's default profile, Entra ID): not sent then.
         if !token.jti.is_empty() {
-            headers.set("gatehouse-token-id", &token.jti)?;
+            set.push(("gatehouse-token-id", token.jti.clone()));
         }
-        headers.set("gatehouse-issuer", &token.iss)?;
+        set.push(("gatehouse-issuer", token.iss.clone()));
         if !token.roles.is_empty() {
-            headers.set(
+            set.push((
                 "gatehouse-roles",
-                &crate::forward_headers::roles_value(&token.roles),
-            )?;
+                crate::forward_headers::roles_value(&token.roles),
+            ));
         }
         if let Some(jkt) = &token.cnf_jkt {
-            headers.set("gatehouse-jkt", jkt)?;
+            set.push(("gatehouse-jkt", jkt.clone()));
         }
         // RFC 8693 §4.1: the outermost `act` is the current actor (for
         // exchanged tokens); the upstream learns who acts for `sub`.
@@ -147,7 +233,7 @@ pub async fn forward(
             .and_then(|act| act.get("sub"))
             .and_then(|sub| sub.as_str())
         {
-            headers.set("gatehouse-act", actor)?;
+            set.push(("gatehouse-act", actor.to_owned()));
         }
     }
     if let Some(signer) = &cfg.identity_assertion {
@@ -156,19 +242,13 @@ pub async fn forward(
             .map_err(|_| {
                 worker::Error::RustError("the identity assertion could not be signed".into())
             })?;
-        headers.set(assertion::HEADER, &jws)?;
+        set.push((assertion::HEADER, jws));
     }
-    let init = web_sys::RequestInit::new();
-    init.set_method(&req.method);
-    init.set_headers(&headers);
-    if let Some(body) = req.raw.body() {
-        init.set_body(&JsValue::from(body));
-    }
-    init.set_redirect(web_sys::RequestRedirect::Manual);
+    let set = joined_or_err(set.iter().flat_map(|(k, v)| [*k, v.as_str()]))?;
     // fetch(url, init) directly, as a JS worker would: no Request object.
-    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let resp = JsFuture::from(scope.fetch_with_str_and_init(&target, &init)).await?;
-    Ok(resp.unchecked_into())
+    let promise = fetch_upstream(&req.raw, &target, &req.method, &remove, &set)?;
+    let resp = JsFuture::from(promise).await?;
+    Ok(resp.into())
 }
 
 /// The CORS answer for an allowed `origin` (`allow` is the
@@ -205,9 +285,18 @@ pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, Stri
     extra
 }
 
-/// `resp` with `extra` headers added. Upstream responses have immutable
-/// headers, so the status, headers, (streamed) body and WebSocket move into
-/// a new response (the reason phrase too, when printable ASCII).
+/// `resp` with `extra` headers added (`WWW-Authenticate` appended, the
+/// others set). Upstream responses have immutable headers, so the status,
+/// headers, (streamed) body and WebSocket move into a new response, built in
+/// one call into JS.
+///
+/// The upstream's reason phrase is kept only when plainly printable
+/// (RFC 9110 §15: HTAB, SP, VCHAR): workerd refuses others ("Invalid
+/// statusText"), which turned the upstream's answer into a 500. A phrase
+/// carries no meaning (HTTP/2 has none), so an odd one is dropped. A
+/// WebSocket the upstream accepted (101) moves into the new response with
+/// the socket: workerd builds a 101 only with its `webSocket` (else a
+/// RangeError, and the upgrade the upstream accepted becomes a 500).
 pub fn with_headers(
     inner: web_sys::Response,
     extra: &[(String, String)],
@@ -215,38 +304,10 @@ pub fn with_headers(
     if extra.is_empty() {
         return Ok(inner);
     }
-    let headers = web_sys::Headers::new_with_headers(&inner.headers())?;
-    for (k, v) in extra {
-        if k.eq_ignore_ascii_case("www-authenticate") {
-            headers.append(k, v)?;
-        } else {
-            headers.set(k, v)?;
-        }
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(inner.status());
-    // The upstream's reason phrase is kept only when plainly printable
-    // (RFC 9110 §15: HTAB, SP, VCHAR): workerd refuses others ("Invalid
-    // statusText"), which turned the upstream's answer into a 500. A phrase
-    // carries no meaning (HTTP/2 has none), so an odd one is dropped.
-    let text = inner.status_text();
-    if text
-        .bytes()
-        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
-    {
-        init.set_status_text(&text);
-    }
-    init.set_headers(&headers);
-    // A WebSocket the upstream accepted (101) moves into the new response
-    // with the socket: workerd builds a 101 only with its `webSocket` (else
-    // a RangeError, and the upgrade the upstream accepted becomes a 500).
-    let socket = js_sys::Reflect::get(&inner, &JsValue::from_str("webSocket"))?;
-    if !socket.is_null() && !socket.is_undefined() {
-        js_sys::Reflect::set(&init, &JsValue::from_str("webSocket"), &socket)?;
-    }
-    let body = inner.body();
-    Ok(web_sys::Response::new_with_opt_readable_stream_and_init(
-        body.as_ref(),
-        &init,
-    )?)
+    let (append, set): (Vec<_>, Vec<_>) = extra
+        .iter()
+        .partition(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"));
+    let set = joined_or_err(set.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
+    let append = joined_or_err(append.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
+    Ok(rebuild_response(&inner, &set, &append)?)
 }

@@ -182,10 +182,23 @@ pub async fn sign(private_jwk: &str, alg: Algorithm, data: &[u8]) -> Result<Vec<
     Ok(js_sys::Uint8Array::new(&sig).to_vec())
 }
 
+thread_local! {
+    /// `crypto`, looked up once per isolate (a request asks it for the
+    /// trace's random bytes: three calls into JS saved each time).
+    static CRYPTO: RefCell<Option<web_sys::Crypto>> = const { RefCell::new(None) };
+}
+
 /// `N` bytes from the runtime's CSPRNG (`crypto.getRandomValues`).
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], JsValue> {
-    let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?
-        .dyn_into::<web_sys::Crypto>()?;
+    let crypto = match CRYPTO.with(|c| c.borrow().clone()) {
+        Some(c) => c,
+        None => {
+            let c = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?
+                .dyn_into::<web_sys::Crypto>()?;
+            CRYPTO.with(|slot| *slot.borrow_mut() = Some(c.clone()));
+            c
+        }
+    };
     let mut out = [0u8; N];
     crypto.get_random_values_with_u8_array(&mut out)?;
     Ok(out)
