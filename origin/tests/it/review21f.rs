@@ -188,3 +188,48 @@ async fn a_rotated_out_secret_cannot_end_a_grant_through_reuse_on_a_replica_that
         assert_eq!(s, 200, "{db}: the grant lives on: {t}");
     }
 }
+
+/// The PostgreSQL trigger bumps the counter of the schema whose `clients`
+/// changed, not whichever `client_generation` the writer's `search_path`
+/// finds first: before the fix an operator's schema-qualified UPDATE, run
+/// from a session on the default path, moved another installation's
+/// counter (here the one in `public`) and left the changed schema's
+/// replicas issuing on the record they had cached.
+#[tokio::test]
+async fn an_operators_schema_qualified_sql_moves_the_counter_of_that_schema() {
+    let Some(url) = tokio::task::spawn_blocking(|| fresh_pg_database("rv21f"))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    // One installation in the default schema, one in `tenant`.
+    let public = gatehouse_origin::store::db::Db::connect(&url)
+        .await
+        .unwrap();
+    public.migrate().await.unwrap();
+    let tenant = TestDb {
+        name: "postgres",
+        url: url.clone(),
+        schema: Some("tenant".into()),
+    };
+    let state = state_with(Config::for_tests(&url), tenant.open().await).await;
+    let c = register(&state, "read", false).await;
+    for _ in 0..2 {
+        assert_eq!(cc(&state, &c, "").await.0, 200);
+    }
+    // The operator's session: default search_path, qualified table.
+    sqlx::query(
+        "UPDATE tenant.clients SET grant_types = '[\"refresh_token\"]' WHERE client_id = $1",
+    )
+    .bind(&c.id)
+    .execute(&public.pool)
+    .await
+    .unwrap();
+    let (s, body) = cc(&state, &c, "").await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("unauthorized_client")),
+        "a token was issued on the record cached before the grant was removed"
+    );
+}
