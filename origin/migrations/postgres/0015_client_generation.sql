@@ -5,8 +5,10 @@
 -- served from the cache reads the counter in its own transaction and
 -- commits only if it is the generation the cached record was read at
 -- (docs/security.md, "Client cache"). One bump per statement: the counter
--- only has to change, not count rows. The function names the table
--- unqualified, so it follows the connection's search_path like every query.
+-- only has to change, not count rows. The counter bumped is the one in
+-- the schema of the `clients` that changed (TG_TABLE_SCHEMA), not the first
+-- the writer's search_path finds: an operator's `UPDATE other.clients`
+-- from a session on another path must move `other`'s counter.
 CREATE TABLE client_generation (
     id BIGINT PRIMARY KEY NOT NULL CHECK (id = 1),
     n  BIGINT NOT NULL
@@ -15,7 +17,7 @@ INSERT INTO client_generation (id, n) VALUES (1, 0);
 
 CREATE FUNCTION bump_client_generation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE client_generation SET n = n + 1 WHERE id = 1;
+    EXECUTE format('UPDATE %I.client_generation SET n = n + 1 WHERE id = 1', TG_TABLE_SCHEMA);
     RETURN NULL;
 END
 $$;

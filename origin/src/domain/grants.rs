@@ -572,6 +572,10 @@ async fn reuse(
     user_id: &str,
     ctx: RequestContext,
 ) -> Result<Error, Error> {
+    // The revocation is this request's only write: made on a cached client
+    // record only if it is still current (a secret rotated out elsewhere
+    // must not end grants on a replica that cached it).
+    crate::domain::token::confirm_cached(tp, ctx.client_as_of).await?;
     revoke_family(
         tp.db,
         tp.config,

@@ -166,6 +166,24 @@ pub async fn authenticate(
     }
 }
 
+/// Whether a client record cached at `as_of` is still the database's
+/// (`None`: read from the database for this request, nothing to check):
+/// [`Error::ClientChanged`] when a client changed since, so that the
+/// token endpoint decides again from the database. For decisions made on
+/// the record that no issuing write re-checks — a refusal (a grant or
+/// scope added elsewhere must not stay refused on a replica that read
+/// nothing newer), and a refresh reuse, which revokes a grant.
+pub async fn confirm_cached(tp: &TokenPath<'_>, as_of: Option<i64>) -> Result<(), Error> {
+    let Some(as_of) = as_of else {
+        return Ok(());
+    };
+    if crate::store::client_generation::current(tp.db).await? == as_of {
+        Ok(())
+    } else {
+        Err(Error::ClientChanged)
+    }
+}
+
 /// A secret (`client_secret_basic`/`_post`) or a public client's id
 /// (`none`) checked against `c`; an assertion is never accepted here.
 fn secret_or_public_ok(c: &Client, presented: &PresentedClient, now: UnixTime) -> bool {

@@ -311,7 +311,21 @@ async fn token_endpoint(
         now,
         client_as_of: client.as_of,
     };
-    let (client, issued) = match issue(&tp, &client, grant_type, &form, jkt, ctx).await {
+    let first = match issue(&tp, &client, grant_type, &form, jkt, ctx).await {
+        // A refusal decided on a cached record (nothing written) stands only
+        // if the record is still current; else it is decided again below.
+        Err(
+            e @ (Error::UnauthorizedClient(_)
+            | Error::InvalidScope(_)
+            | Error::InvalidTarget(_)
+            | Error::InvalidDpopProof(_)),
+        ) => match token::confirm_cached(&tp, client.as_of).await {
+            Ok(()) => Err(e),
+            Err(changed) => Err(changed),
+        },
+        other => other,
+    };
+    let (client, issued) = match first {
         // The cached record was older than a client change committed before
         // the token's write: nothing was written. Authenticate again from
         // the database (the proof stays spent and bound) and issue once more.

@@ -39,3 +39,12 @@ pub async fn read(conn: &mut sqlx::AnyConnection) -> Result<i64, StoreError> {
         .await?;
     Ok(row.try_get("n")?)
 }
+
+/// The counter's last committed value, read on `db`'s pool and noted in
+/// [`crate::store::db::Db::client_generation`].
+pub async fn current(db: &crate::store::db::Db) -> Result<i64, StoreError> {
+    let mut conn = db.pool.acquire().await?;
+    let n = read(&mut conn).await?;
+    db.client_generation.observe(n);
+    Ok(n)
+}

@@ -41,6 +41,7 @@ mod review18;
 mod review19;
 mod review19b;
 mod review19c;
+mod review21f;
 mod review22;
 mod storage;
 mod support;
