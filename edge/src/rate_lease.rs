@@ -7,6 +7,7 @@ use gatehouse_common::jws::{self, Limits};
 use gatehouse_common::profile::TokenProfile;
 use gatehouse_common::ratelimit::{Decision, Quota};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The part of a caller's address its per-address limits are keyed by: an
@@ -62,6 +63,28 @@ pub fn unverified_caller(raw: &str, profile: &TokenProfile) -> Option<(String, S
     let client_id = profile.client_id(c).ok()?;
     let sub = gatehouse_common::claims::string(c, "sub").ok()?;
     Some((iss, client_id, sub))
+}
+
+/// Keys an isolate warms up in its life (`crate::ratelimit::warm_up`). The
+/// warm-up is driven by unverified tokens, so without a bound every forged
+/// token naming new callers started up to two limiter objects (Durable
+/// Object requests and storage reads billed to the deployment, for names
+/// the forger chose; review 21e). A new isolate needs a few; a busy one has
+/// met its callers by the charge.
+pub const MAX_WARM_UPS: u32 = 16;
+
+thread_local! {
+    /// Keys this isolate has warmed up so far (at most [`MAX_WARM_UPS`]).
+    static WARM_UPS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Spends one of the isolate's [`MAX_WARM_UPS`]; false once they are spent.
+pub fn take_warm_up() -> bool {
+    WARM_UPS.with(|w| {
+        let spent = w.get();
+        w.set(spent.saturating_add(1).min(MAX_WARM_UPS));
+        spent < MAX_WARM_UPS
+    })
 }
 
 /// How long an isolate may spend a lease, milliseconds.
@@ -375,6 +398,16 @@ mod tests {
         );
         assert_eq!(unverified_caller(&numeric, &rfc), None);
         assert_eq!(unverified_caller("not.a.token", &rfc), None);
+    }
+
+    /// Review 21e: forged tokens drive warm-ups, so an isolate (a thread
+    /// here) warms at most `MAX_WARM_UPS` keys in its life, however many
+    /// tokens name new callers.
+    #[test]
+    fn an_isolate_warms_at_most_max_warm_ups_keys() {
+        let granted = (0..3 * MAX_WARM_UPS).filter(|_| take_warm_up()).count();
+        assert_eq!(granted, MAX_WARM_UPS as usize);
+        assert!(!take_warm_up(), "and none after");
     }
 
     #[test]

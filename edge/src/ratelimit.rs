@@ -23,7 +23,8 @@
 
 use crate::config::{EdgeConfig, FailMode};
 use crate::rate_lease::{
-    granted, is_refused, lease_cap, local, next_size, would_admit, Lease, RateCheck, RateVerdict,
+    granted, is_refused, lease_cap, local, next_size, take_warm_up, would_admit, Lease, RateCheck,
+    RateVerdict,
 };
 use gatehouse_common::ratelimit::{check_many, Decision, GcraState, Quota};
 use std::cell::RefCell;
@@ -133,11 +134,17 @@ pub fn tracked(key: &str, quota: &Quota) -> bool {
 /// the key fetch instead of following the signature check. Errors are
 /// ignored: the charge decides, under `RATE_LIMIT_FAIL`, as without it.
 /// Nothing is recorded in the lease table, so warm-ups cannot fill it.
+/// At most [`crate::rate_lease::MAX_WARM_UPS`] keys are ever warmed per
+/// isolate: the rest are left to the charge (review 21e).
 pub async fn warm_up(env: &Env, keys: &[String]) {
+    let keys: Vec<&String> = keys.iter().filter(|_| take_warm_up()).collect();
+    if keys.is_empty() {
+        return;
+    }
     let Ok(ns) = env.durable_object(BINDING) else {
         return;
     };
-    let touches = keys.iter().map(|key| {
+    let touches = keys.into_iter().map(|key| {
         let ns = &ns;
         async move {
             let stub = ns.id_from_name(key)?.get_stub()?;

@@ -6,7 +6,7 @@
 //! included) to the caller's address, refusals of a verified caller to its
 //! own limit, which is asked before any Durable Object write.
 
-use crate::config::{ConfigError, EdgeConfig, RequestLog, RevocationFail};
+use crate::config::{ConfigError, EdgeConfig, IssuerConfig, RequestLog, RevocationFail};
 use crate::proxy::Incoming;
 use crate::rate_lease::{address_key, client_key, subject_key};
 use crate::ratelimit::Limit;
@@ -597,6 +597,9 @@ async fn verify(
     // The issuer's key (refetched once on an unknown kid), then WebCrypto.
     // Keys being unavailable is the edge's outage, not a failed attempt.
     let unavailable = |_| Refused::Outage(server_error(scheme, "signing keys are unavailable"));
+    // Decided before the key fetch starts: only while this isolate has never
+    // held the issuer's keys (see `warm_up_limits`).
+    let warm_keys = warm_up_limits(req, cfg, issuer, creds.token, now);
     let signature_valid = async {
         // The revocation list's reads run beside the key fetch (issue 21.5).
         let keys = revocations::beside(jwks::keys(cfg, issuer, now), cfg, issuer, env, now).await;
@@ -621,7 +624,7 @@ async fn verify(
         .await)
     };
     // The caller's limiter objects are started meanwhile (issue 21.5).
-    let warm_up = warm_up_limits(req, cfg, env, creds.token, &issuer.policy.profile);
+    let warm_up = ratelimit::warm_up(env, &warm_keys);
     let (valid, ()) = futures_util::future::join(signature_valid, warm_up).await;
     let token = untrusted
         .accept(valid?, &issuer.policy, now)
@@ -708,48 +711,53 @@ async fn verify(
     }
 }
 
-/// Starts the limiter objects the caller named by an access token will be
-/// charged to (its own and, if configured, its client's), without charging
-/// them, while the token is verified: a new isolate otherwise met each
+/// The limiter objects to start, without charging them, while an access
+/// token is verified: those the caller it names will be charged to (its own
+/// and, if configured, its client's). A new isolate otherwise met each
 /// object for the first time after the signature check, on the critical
 /// path (issue 21.5, BENCHMARKS.md §5). The token is not verified yet, so
 /// whoever sends one can name any caller: the warm-up writes nothing and
 /// charges no one (a forged token naming a victim costs the victim nothing),
 /// and it is bounded — only for a token that parses and names a configured
-/// issuer, only for keys this isolate has never asked about (a known key's
-/// object was met already), never for an address whose failed attempts are
-/// being refused, and nothing is recorded, so it cannot fill the lease
-/// table. A forged token thus costs at most one uncharged object request
-/// per key beside the failed attempt's charge to its address, until that
-/// address is over its budget (docs/security.md). Route limits are keyed
-/// by the verified token and left to the charge.
-async fn warm_up_limits(
+/// issuer, only while this isolate has never held that issuer's keys (the
+/// new isolate the warm-up is for: the key fetch it overlaps is then on the
+/// critical path anyway; once keys are held a forged token would start
+/// objects for names it chose, for nothing, and its answer's latency would
+/// tell whether they were running — review 21e), only for keys this isolate
+/// has never asked about, never for an address whose failed attempts are
+/// being refused, and at most `rate_lease::MAX_WARM_UPS` keys in the
+/// isolate's life (an issuer whose keys cannot be fetched leaves the first
+/// rule open). Nothing is recorded, so it cannot fill the lease table.
+/// Route limits are keyed by the verified token and left to the charge.
+fn warm_up_limits(
     req: &Incoming,
     cfg: &EdgeConfig,
-    env: &Env,
+    issuer: &IssuerConfig,
     raw: &str,
-    profile: &gatehouse_common::profile::TokenProfile,
-) {
+    now: UnixTime,
+) -> Vec<String> {
+    if jwks::summary(&issuer.policy.issuer, now).0.is_some() {
+        return Vec::new();
+    }
     let address = format!("ip:{}", address_key(&req.client_ip()));
     if ratelimit::refused_locally(&address, &cfg.ip_quota) {
-        return;
+        return Vec::new();
     }
-    let Some((iss, client_id, sub)) = crate::rate_lease::unverified_caller(raw, profile) else {
-        return;
+    let Some((iss, client_id, sub)) =
+        crate::rate_lease::unverified_caller(raw, &issuer.policy.profile)
+    else {
+        return Vec::new();
     };
     let subject = (subject_key(&iss, &client_id, &sub), &cfg.client_quota);
     let total = cfg
         .client_total_quota
         .as_ref()
         .map(|q| (client_key(&iss, &client_id), q));
-    let keys: Vec<String> = std::iter::once(subject)
+    std::iter::once(subject)
         .chain(total)
         .filter(|(key, quota)| !ratelimit::tracked(key, quota))
         .map(|(key, _)| key)
-        .collect();
-    if !keys.is_empty() {
-        ratelimit::warm_up(env, &keys).await;
-    }
+        .collect()
 }
 
 /// Whether the replay guard may be asked before the caller's limit is

@@ -32,6 +32,7 @@ mod ratelimit_accuracy;
 mod replicas;
 mod review19;
 mod review19c;
+mod review21e;
 mod review21r;
 mod review22b;
 mod revocation;
