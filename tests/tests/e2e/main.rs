@@ -31,6 +31,7 @@ mod ratelimit_accuracy;
 mod replicas;
 mod review19;
 mod review19c;
+mod review21g;
 mod review21r;
 mod review22b;
 mod revocation;
