@@ -178,6 +178,23 @@ mod tests {
         assert!(parse_request_fields("GET\0https://e/").is_none());
     }
 
+    /// A NUL anywhere a caller's byte could sit (in the method, the URL, a
+    /// name or a value, at either end of one) always adds a field, so no
+    /// placement lines the text up again with its count: each is refused,
+    /// never read as other names and values.
+    #[test]
+    fn no_extra_nul_anywhere_is_read_as_other_fields() {
+        let text = "2\0GET\0https://e/x\0x-a\0v\0cf-connecting-ip\x001.2.3.4";
+        assert!(parse_request_fields(text).is_some());
+        let count_len = text.find('\0').unwrap();
+        for at in count_len + 1..=text.len() {
+            for extra in ["\0", "\0\0", "\0gatehouse-sub\0evil"] {
+                let shifted = format!("{}{extra}{}", &text[..at], &text[at..]);
+                assert!(parse_request_fields(&shifted).is_none(), "{shifted:?}");
+            }
+        }
+    }
+
     #[test]
     fn joined_refuses_a_nul() {
         assert_eq!(joined(["a", "b", ""]).as_deref(), Some("a\0b\0"));

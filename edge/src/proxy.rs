@@ -58,7 +58,7 @@ export function ghWithHeaders(inner, set, append) {
   for (let i = 0; i + 1 < kv.length; i += 2) h.append(kv[i], kv[i + 1]);
   const init = { status: inner.status, headers: h };
   const text = inner.statusText;
-  if (/^[\t\x20-\x7e]*$/.test(text)) init.statusText = text;
+  if (/^[\x20-\x7e]*$/.test(text)) init.statusText = text;
   const ws = inner.webSocket;
   if (ws !== null && ws !== undefined) init.webSocket = ws;
   return new Response(inner.body, init);
@@ -290,10 +290,11 @@ pub fn cors_headers(inner: &web_sys::Response, allow: &str) -> Vec<(String, Stri
 /// headers, (streamed) body and WebSocket move into a new response, built in
 /// one call into JS.
 ///
-/// The upstream's reason phrase is kept only when plainly printable
-/// (RFC 9110 §15: HTAB, SP, VCHAR): workerd refuses others ("Invalid
-/// statusText"), which turned the upstream's answer into a 500. A phrase
-/// carries no meaning (HTTP/2 has none), so an odd one is dropped. A
+/// The upstream's reason phrase is kept only when plainly printable (SP
+/// and VCHAR): workerd refuses others ("Invalid statusText"), HTAB too
+/// although RFC 9110 §15 allows it, which turned the upstream's answer
+/// into a 500. A phrase carries no meaning (HTTP/2 has none), so an odd one
+/// is dropped. A
 /// WebSocket the upstream accepted (101) moves into the new response with
 /// the socket: workerd builds a 101 only with its `webSocket` (else a
 /// RangeError, and the upgrade the upstream accepted becomes a 500).

@@ -33,6 +33,7 @@ mod replicas;
 mod review19;
 mod review19c;
 mod review21e;
+mod review21g;
 mod review21r;
 mod review22b;
 mod revocation;
