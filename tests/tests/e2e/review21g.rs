@@ -220,7 +220,13 @@ fn the_one_call_read_and_forward_keep_the_callers_bytes_in_place() {
     assert!(!tps[0].starts_with(b"00-4bf92f35"), "{saw:?}");
     let ids = values(&saw, "gatehouse-request-id");
     assert_eq!(ids.len(), 1, "{saw:?}");
-    assert!(!ids[0].starts_with(b"c"), "{saw:?}");
+    // The edge's own id (a fresh trace-id: 32 hex digits), never the
+    // caller's `c1`/`c2` (a random id starts with `c` one time in 16).
+    assert!(ids[0] != &b"c1"[..] && ids[0] != &b"c2"[..], "{saw:?}");
+    assert!(
+        ids[0].len() == 32 && ids[0].iter().all(u8::is_ascii_hexdigit),
+        "{saw:?}"
+    );
 
     // Thousands of headers (of them thousands posing as identity): all
     // the others pass, none of those.
