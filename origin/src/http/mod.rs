@@ -420,6 +420,33 @@ async fn issue(
     })
 }
 
+/// The caller of `/introspect`, `/revoke` and `/par`: the address limit,
+/// then the client authenticated from the database (these endpoints never
+/// use the token endpoint's client cache), with the token path it used.
+pub(crate) async fn client_from_database<'s>(
+    state: &'s AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+    now: gatehouse_common::UnixTime,
+    now_ms: i64,
+) -> Result<(crate::domain::state::TokenPath<'s>, Authenticated), Error> {
+    limit_ip(state, ip, now_ms)?;
+    let tp = state.token_path()?;
+    let presented = presented_client(headers, form)?;
+    let caller = authenticated_client(
+        state,
+        &tp,
+        ip,
+        &presented,
+        now,
+        now_ms,
+        ClientSource::Database,
+    )
+    .await?;
+    Ok((tp, caller))
+}
+
 /// Authenticates the calling client (RFC 6749 §2.3) and applies its rate
 /// limit; the per-IP limit comes first, in each endpoint. A public client
 /// is named, not authenticated: anyone may send its `client_id`, so its
@@ -494,19 +521,7 @@ async fn introspect_endpoint(
 ) -> Result<Response, Error> {
     let reading = state.clock.now();
     let (now, now_ms) = (reading.secs(), reading.millis());
-    limit_ip(&state, ip, now_ms)?;
-    let tp = state.token_path()?;
-    let presented = presented_client(&headers, &form)?;
-    let caller = authenticated_client(
-        &state,
-        &tp,
-        ip,
-        &presented,
-        now,
-        now_ms,
-        ClientSource::Database,
-    )
-    .await?;
+    let (tp, caller) = client_from_database(&state, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
     let answer = introspect::introspect(&tp, &caller, raw, now).await?;
     Ok(no_store(Json(answer)))
@@ -537,19 +552,7 @@ async fn revoke_endpoint(
 ) -> Result<Response, Error> {
     let reading = state.clock.now();
     let (now, now_ms) = (reading.secs(), reading.millis());
-    limit_ip(&state, ip, now_ms)?;
-    let tp = state.token_path()?;
-    let presented = presented_client(&headers, &form)?;
-    let caller = authenticated_client(
-        &state,
-        &tp,
-        ip,
-        &presented,
-        now,
-        now_ms,
-        ClientSource::Database,
-    )
-    .await?;
+    let (tp, caller) = client_from_database(&state, ip, &headers, &form, now, now_ms).await?;
     let raw = form.require("token")?;
     let ctx = RequestContext {
         ip,

@@ -129,19 +129,8 @@ pub async fn pushed_authorization_request(
 ) -> Result<Response, Error> {
     let reading = state.clock.now();
     let (now, now_ms) = (reading.secs(), reading.millis());
-    super::limit_ip(&state, ip, now_ms)?;
-    let tp = state.token_path()?;
-    let presented = super::presented_client(&headers, &form)?;
-    let client = super::authenticated_client(
-        &state,
-        &tp,
-        ip,
-        &presented,
-        now,
-        now_ms,
-        crate::domain::token::ClientSource::Database,
-    )
-    .await?;
+    let (tp, client) =
+        super::client_from_database(&state, ip, &headers, &form, now, now_ms).await?;
     // RFC 9126 §2.1: a pushed request cannot point at another one.
     if form.get("request_uri").is_some() {
         return Err(Error::InvalidRequest(
