@@ -15,24 +15,35 @@ use serde_json::{json, Value};
 const KID: &str = "cold-k1";
 
 /// An issuer run by the test (its JWKS served by a thread) and an edge
-/// trusting it, with `vars` added and `edit` applied to `wrangler.toml`.
-struct Setup {
-    issuer: String,
-    key: TestKey,
-    edge: Edge,
+/// trusting it, with `vars` added and `edit` applied to `wrangler.toml`
+/// (also used by `review21e`).
+pub(crate) struct Setup {
+    pub(crate) issuer: String,
+    pub(crate) key: TestKey,
+    pub(crate) edge: Edge,
     _upstream: Upstream,
     _origin: Origin,
 }
 
 impl Setup {
-    fn start(vars: &[(&str, &str)], edit: &dyn Fn(&mut toml::Table)) -> Self {
+    pub(crate) fn start(vars: &[(&str, &str)], edit: &dyn Fn(&mut toml::Table)) -> Self {
+        Self::start_with_jwks(vars, None, edit)
+    }
+
+    /// Like [`Setup::start`], the issuer's keys at `jwks_url` if given.
+    pub(crate) fn start_with_jwks(
+        vars: &[(&str, &str)],
+        jwks_url: Option<String>,
+        edit: &dyn Fn(&mut toml::Table),
+    ) -> Self {
         let key = TestKey::es256(&unique("cold-issuer"));
         let mut jwk = key.public_jwk_json();
         jwk["kid"] = KID.into();
         let issuer = serve_jwks(json!({ "keys": [jwk] }).to_string());
+        let jwks_url = jwks_url.unwrap_or_else(|| format!("{issuer}/jwks.json"));
         let trusted = json!([{
             "issuer": issuer,
-            "jwks_url": format!("{issuer}/jwks.json"),
+            "jwks_url": jwks_url,
             "audiences": ["{EDGE}"],
             "algorithms": ["ES256"],
         }])
@@ -53,7 +64,7 @@ impl Setup {
 
     /// A token for `sub` of `client_id`, signed by `key` (the issuer's own
     /// key, or another one for a forgery naming the same caller).
-    fn token(&self, key: &TestKey, sub: &str, client_id: &str) -> String {
+    pub(crate) fn token(&self, key: &TestKey, sub: &str, client_id: &str) -> String {
         let t = now();
         let claims = json!({
             "iss": self.issuer, "aud": self.edge.url, "sub": sub, "client_id": client_id,
@@ -66,7 +77,7 @@ impl Setup {
     }
 
     /// `GET /cold` with `Bearer token`: status and body.
-    fn call(&self, token: &str) -> (u16, Value) {
+    pub(crate) fn call(&self, token: &str) -> (u16, Value) {
         let resp = http()
             .get(format!("{}/cold", self.edge.url))
             .header("authorization", format!("Bearer {token}"))
@@ -81,7 +92,7 @@ impl Setup {
     }
 }
 
-fn unchanged(_: &mut toml::Table) {}
+pub(crate) fn unchanged(_: &mut toml::Table) {}
 
 /// Without the `RATE_LIMITER` binding the limiter is unreachable (for the
 /// warm-up and the charge alike).

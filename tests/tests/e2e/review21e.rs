@@ -5,76 +5,12 @@
 //! storage read) charged to the deployment, started for a name the attacker
 //! chose, and its latency is visible in the forged request's answer.
 
-use crate::harness::{http, now, serve_jwks, unique, Edge, Origin, Upstream};
+use crate::cold_ratelimit::{unchanged, Setup};
+use crate::harness::unique;
 use gatehouse_common::testkit::signer::TestKey;
-use serde_json::json;
 use std::path::Path;
 
-const KID: &str = "rv21e-k1";
-
-struct Setup {
-    issuer: String,
-    key: TestKey,
-    edge: Edge,
-    _upstream: Upstream,
-    _origin: Origin,
-}
-
 impl Setup {
-    fn start(vars: &[(&str, &str)]) -> Self {
-        Self::start_with_jwks(vars, None)
-    }
-
-    /// Like [`Setup::start`], the issuer's keys at `jwks_url` if given.
-    fn start_with_jwks(vars: &[(&str, &str)], jwks_url: Option<String>) -> Self {
-        let key = TestKey::es256(&unique("rv21e-issuer"));
-        let mut jwk = key.public_jwk_json();
-        jwk["kid"] = KID.into();
-        let issuer = serve_jwks(json!({ "keys": [jwk] }).to_string());
-        let jwks_url = jwks_url.unwrap_or_else(|| format!("{issuer}/jwks.json"));
-        let trusted = json!([{
-            "issuer": issuer,
-            "jwks_url": jwks_url,
-            "audiences": ["{EDGE}"],
-            "algorithms": ["ES256"],
-        }])
-        .to_string();
-        let origin = Origin::start();
-        let upstream = Upstream::start();
-        let mut all: Vec<(&str, &str)> = vec![("TRUSTED_ISSUERS", trusted.as_str())];
-        all.extend_from_slice(vars);
-        let edge = Edge::start(&origin, &upstream, &all);
-        Self {
-            issuer,
-            key,
-            edge,
-            _upstream: upstream,
-            _origin: origin,
-        }
-    }
-
-    fn token(&self, key: &TestKey, sub: &str, client_id: &str) -> String {
-        let t = now();
-        let claims = json!({
-            "iss": self.issuer, "aud": self.edge.url, "sub": sub, "client_id": client_id,
-            "jti": unique("jti"), "iat": t, "nbf": t, "exp": t + 600, "scope": "read",
-        });
-        key.sign(
-            &json!({"alg": "ES256", "typ": "at+jwt", "kid": KID}),
-            &claims,
-        )
-    }
-
-    fn call(&self, token: &str) -> u16 {
-        http()
-            .get(format!("{}/rv21e", self.edge.url))
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .expect("the edge answers")
-            .status()
-            .as_u16()
-    }
-
     /// The `RateLimiter` objects `wrangler dev` has started and kept so far
     /// (one SQLite file each in the persisted state, named by the object's
     /// id; a read-only object keeps one too).
@@ -108,18 +44,21 @@ impl Setup {
 /// address their failures are charged to is ever met.
 #[test]
 fn forged_tokens_naming_new_callers_start_no_limiter_objects() {
-    let s = Setup::start(&[
-        ("RATE_LIMIT_CLIENT", "100/60"),
-        ("RATE_LIMIT_CLIENT_TOTAL", "1000/60"),
-        ("RATE_LIMIT_IP", "1000/60"),
-    ]);
-    assert_eq!(s.call(&s.token(&s.key, "alice", "app")), 200);
+    let s = Setup::start(
+        &[
+            ("RATE_LIMIT_CLIENT", "100/60"),
+            ("RATE_LIMIT_CLIENT_TOTAL", "1000/60"),
+            ("RATE_LIMIT_IP", "1000/60"),
+        ],
+        &unchanged,
+    );
+    assert_eq!(s.call(&s.token(&s.key, "alice", "app")).0, 200);
     let forger = TestKey::es256(&unique("forger"));
-    assert_eq!(s.call(&s.token(&forger, "first", "app")), 401);
+    assert_eq!(s.call(&s.token(&forger, "first", "app")).0, 401);
     let before = s.limiter_objects();
     for i in 0..10 {
         let forged = s.token(&forger, &format!("victim-{i}"), &format!("app-{i}"));
-        assert_eq!(s.call(&forged), 401, "forged token {i}");
+        assert_eq!(s.call(&forged).0, 401, "forged token {i}");
     }
     let after = s.limiter_objects();
     assert_eq!(
@@ -145,9 +84,13 @@ fn warm_ups_are_bounded_per_isolate_while_keys_are_unreachable() {
             ("RATE_LIMIT_IP", "1000/60"),
         ],
         Some(closed),
+        &unchanged,
     );
     let statuses: Vec<u16> = (0..20)
-        .map(|i| s.call(&s.token(&s.key, &format!("caller-{i}"), &format!("app-{i}"))))
+        .map(|i| {
+            s.call(&s.token(&s.key, &format!("caller-{i}"), &format!("app-{i}")))
+                .0
+        })
         .collect();
     assert!(
         statuses.iter().all(|&st| st >= 500),
@@ -165,13 +108,16 @@ fn warm_ups_are_bounded_per_isolate_while_keys_are_unreachable() {
 /// and its client's, besides the address a failure is charged to.
 #[test]
 fn a_new_isolate_still_warms_the_named_callers_objects() {
-    let s = Setup::start(&[
-        ("RATE_LIMIT_CLIENT", "100/60"),
-        ("RATE_LIMIT_CLIENT_TOTAL", "1000/60"),
-        ("RATE_LIMIT_IP", "1000/60"),
-    ]);
+    let s = Setup::start(
+        &[
+            ("RATE_LIMIT_CLIENT", "100/60"),
+            ("RATE_LIMIT_CLIENT_TOTAL", "1000/60"),
+            ("RATE_LIMIT_IP", "1000/60"),
+        ],
+        &unchanged,
+    );
     let forger = TestKey::es256(&unique("forger"));
-    assert_eq!(s.call(&s.token(&forger, "carol", "carol-app")), 401);
+    assert_eq!(s.call(&s.token(&forger, "carol", "carol-app")).0, 401);
     assert_eq!(
         s.limiter_objects(),
         3,
