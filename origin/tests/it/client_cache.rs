@@ -15,8 +15,8 @@ use gatehouse_origin::domain::state::AppState;
 use serde_json::{json, Value};
 use sqlx::Row as _;
 
-/// Two replicas on `tdb`.
-async fn two_replicas(tdb: &TestDb) -> (AppState, AppState) {
+/// Two replicas on `tdb` (also used by `review21f`).
+pub(crate) async fn two_replicas(tdb: &TestDb) -> (AppState, AppState) {
     let a = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
     let b = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
     (a, b)
@@ -57,7 +57,7 @@ async fn cc(state: &AppState, id: &str, secret: &str, extra: &str) -> (u16, Valu
 }
 
 /// `token_issued` audit rows of `client_id`.
-async fn issued(state: &AppState, client_id: &str) -> i64 {
+pub(crate) async fn issued(state: &AppState, client_id: &str) -> i64 {
     sqlx::query(
         "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'token_issued' AND client_id = $1",
     )
@@ -67,6 +67,34 @@ async fn issued(state: &AppState, client_id: &str) -> i64 {
     .unwrap()
     .try_get("n")
     .unwrap()
+}
+
+/// A live refresh token `raw` (family `family`, scope `read`, a day left) of
+/// `client_id` for `user_id`, written straight into the store (also used by
+/// `review21f`).
+pub(crate) async fn seed_refresh_token(
+    state: &AppState,
+    raw: &str,
+    family: &str,
+    client_id: &str,
+    user_id: &str,
+) {
+    let hash = gatehouse_origin::support::secret::RefreshToken::new(raw.to_owned()).hash_b64();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
+         dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
+         VALUES ($1, $2, $3, $4, 'read', $5, NULL, $6, $7, $7, NULL, NULL)",
+    )
+    .bind(hash)
+    .bind(family)
+    .bind(client_id)
+    .bind(user_id)
+    .bind(AUD)
+    .bind(now().0 - 1)
+    .bind(now().0 + 86_400)
+    .execute(&state.db.pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -217,21 +245,7 @@ async fn a_refresh_with_a_rotated_out_secret_is_refused_and_spends_nothing() {
         let c = Registered::new(client, secret);
         let user = create_user(&a.db, "alice", now()).await;
         let raw = "refresh-token-presented-first";
-        let hash = gatehouse_origin::support::secret::RefreshToken::new(raw.to_owned()).hash_b64();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-             dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-             VALUES ($1, 'fam', $2, $3, 'read', $4, NULL, $5, $6, $6, NULL, NULL)",
-        )
-        .bind(hash)
-        .bind(&c.id)
-        .bind(&user.user_id)
-        .bind(AUD)
-        .bind(now().0 - 1)
-        .bind(now().0 + 86_400)
-        .execute(&a.db.pool)
-        .await
-        .unwrap();
+        seed_refresh_token(&a, raw, "fam", &c.id, &user.user_id).await;
         let refresh = |state: &AppState, secret: String, rt: String| {
             let state = state.clone();
             let id = c.id.clone();

@@ -3,17 +3,12 @@
 //! cache)"). "Two replicas" are two states on one database, each with its
 //! own pool, cache and group commit, as two origin processes would be.
 
+use crate::client_cache::{issued, seed_refresh_token, two_replicas};
 use crate::support::*;
 use gatehouse_origin::config::Config;
 use gatehouse_origin::domain::state::AppState;
 use serde_json::Value;
 use sqlx::Row as _;
-
-async fn two_replicas(tdb: &TestDb) -> (AppState, AppState) {
-    let a = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
-    let b = state_with(Config::for_tests(&tdb.url), tdb.open().await).await;
-    (a, b)
-}
 
 async fn cc(state: &AppState, c: &Registered, extra: &str) -> (u16, Value) {
     let (s, _, b) = token(state, c, &format!("grant_type=client_credentials{extra}")).await;
@@ -26,18 +21,6 @@ async fn sql(state: &AppState, q: &str, id: &str) {
         .execute(&state.db.pool)
         .await
         .unwrap();
-}
-
-async fn issued(state: &AppState, client_id: &str) -> i64 {
-    sqlx::query(
-        "SELECT COUNT(*) AS n FROM audit_events WHERE event = 'token_issued' AND client_id = $1",
-    )
-    .bind(client_id)
-    .fetch_one(&state.db.pool)
-    .await
-    .unwrap()
-    .try_get("n")
-    .unwrap()
 }
 
 /// A refusal decided on a cached record (a grant, a scope the record does
@@ -139,22 +122,7 @@ async fn a_rotated_out_secret_cannot_end_a_grant_through_reuse_on_a_replica_that
         let c = Registered::new(client, secret);
         let user = create_user(&a.db, "alice", now()).await;
         let first = "refresh-token-review21f";
-        let hash =
-            gatehouse_origin::support::secret::RefreshToken::new(first.to_owned()).hash_b64();
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, \
-             dpop_jkt, created_at, expires_at, family_expires_at, rotated_at, revoked_at) \
-             VALUES ($1, 'fam21f', $2, $3, 'read', $4, NULL, $5, $6, $6, NULL, NULL)",
-        )
-        .bind(hash)
-        .bind(&c.id)
-        .bind(&user.user_id)
-        .bind(AUD)
-        .bind(now().0 - 1)
-        .bind(now().0 + 86_400)
-        .execute(&a.db.pool)
-        .await
-        .unwrap();
+        seed_refresh_token(&a, first, "fam21f", &c.id, &user.user_id).await;
         // Two rotations on `b`: the second authenticates from its cache.
         let (s, t) = refresh(&b, &c.id, &c.secret, first).await;
         assert_eq!(s, 200, "{db}: {t}");
