@@ -110,6 +110,20 @@ fn upstream_saw(body: &[u8]) -> Lines {
         .collect()
 }
 
+/// An edge whose routes forward to [`echo_upstream`] (the origin and the
+/// demo upstream it is started with are kept alive beside it).
+fn echo_edge() -> (Edge, Origin, Upstream) {
+    let origin = Origin::start();
+    let upstream = Upstream::start();
+    let echo = echo_upstream();
+    let edge = Edge::start(
+        &origin,
+        &upstream,
+        &[("ROUTES", ROUTES), ("UPSTREAM_URL", &echo)],
+    );
+    (edge, origin, upstream)
+}
+
 fn values<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Vec<&'a [u8]> {
     headers
         .iter()
@@ -125,14 +139,7 @@ fn values<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Vec<&'a [u8]> {
 /// JS, not re-encoded from the text).
 #[test]
 fn the_one_call_read_and_forward_keep_the_callers_bytes_in_place() {
-    let origin = Origin::start();
-    let upstream = Upstream::start();
-    let echo = echo_upstream();
-    let edge = Edge::start(
-        &origin,
-        &upstream,
-        &[("ROUTES", ROUTES), ("UPSTREAM_URL", &echo)],
-    );
+    let (edge, origin, _upstream) = echo_edge();
     let client = origin.create_client("e2e", "read", &edge.url, &[]);
     let token = origin.client_credentials(&client, &[("scope", "read")])["access_token"]
         .as_str()
@@ -251,14 +258,7 @@ fn the_one_call_read_and_forward_keep_the_callers_bytes_in_place() {
 /// turning the upstream's answer into a 500.
 #[test]
 fn a_tab_in_the_upstreams_reason_phrase_does_not_break_the_answer() {
-    let origin = Origin::start();
-    let upstream = Upstream::start();
-    let echo = echo_upstream();
-    let edge = Edge::start(
-        &origin,
-        &upstream,
-        &[("ROUTES", ROUTES), ("UPSTREAM_URL", &echo)],
-    );
+    let (edge, _origin, _upstream) = echo_edge();
     let (status, headers, body) = send(&edge.url, b"GET /pub/tab HTTP/1.1\r\n");
     assert_eq!(
         (status, body.as_slice()),
